@@ -1,0 +1,223 @@
+//! `strata-bench` (also reachable as `strata bench`): benchmarks that run the
+//! plugin path and its baseline in one process and report both and their ratio.
+//!
+//! - `sql-get`: a point `get` by primary key, random ids over a 100K-row
+//!   table, through host + loaded SQLite plugin vs rusqlite called directly.
+
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use clap::{Parser, Subcommand};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use serde::Deserialize;
+use strata_host::{Strata, loader::library_file_name};
+
+#[derive(Parser, Debug)]
+#[command(name = "strata-bench", about = "strata benchmarks (plugin path vs baseline)")]
+struct Cli {
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(Subcommand, Debug)]
+enum Bench {
+    /// Point read by primary key: host + SQLite plugin vs direct rusqlite.
+    SqlGet {
+        /// Rows in the table.
+        #[arg(long, default_value_t = 100_000)]
+        rows: u64,
+        /// Reads per round and per side.
+        #[arg(long, default_value_t = 100_000)]
+        reads: usize,
+        /// Rounds (sides alternate; the median round is reported).
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Directory holding libstrata_sqlite.so (default: next to this binary).
+        #[arg(long)]
+        plugin_dir: Option<PathBuf>,
+        /// Append the result table to this Markdown file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+struct Memory {
+    id: i64,
+    agent: String,
+    content: String,
+    importance: f64,
+}
+
+const QUERY_DIRECT: &str = "SELECT id, agent, content, importance FROM memories WHERE id = ?1";
+const QUERY_HOST: &str = "SELECT id, agent, content, importance FROM memories WHERE id = ?";
+
+fn main() {
+    let cli = Cli::parse();
+    match cli.bench {
+        Bench::SqlGet {
+            rows,
+            reads,
+            rounds,
+            plugin_dir,
+            out,
+        } => sql_get(rows, reads, rounds, plugin_dir, out),
+    }
+}
+
+fn exe_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|p| p.to_path_buf()))
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+struct Stats {
+    mean: Duration,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn stats(mut samples: Vec<Duration>, total: Duration) -> Stats {
+    samples.sort_unstable();
+    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    Stats {
+        mean: total / samples.len() as u32,
+        p50: at(0.5),
+        p99: at(0.99),
+    }
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1e6)
+}
+
+fn sql_get(rows: u64, reads: usize, rounds: usize, plugin_dir: Option<PathBuf>, out: Option<PathBuf>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("bench.sqlite");
+    // Load the table directly (setup is not what is measured).
+    {
+        let mut c = rusqlite::Connection::open(&db).expect("open");
+        c.execute_batch(
+            "PRAGMA journal_mode=WAL; CREATE TABLE memories (id INTEGER PRIMARY KEY, agent TEXT NOT NULL, content TEXT NOT NULL, importance REAL NOT NULL);",
+        )
+        .expect("schema");
+        let tx = c.transaction().expect("tx");
+        {
+            let mut ins = tx
+                .prepare("INSERT INTO memories (id, agent, content, importance) VALUES (?1, ?2, ?3, ?4)")
+                .expect("prepare");
+            for id in 1..=rows as i64 {
+                ins.execute(rusqlite::params![
+                    id,
+                    format!("agent-{}", id % 16),
+                    format!("memory {id}: the user mentioned something worth keeping, with a little more text"),
+                    (id % 100) as f64 / 100.0
+                ])
+                .expect("insert");
+            }
+        }
+        tx.commit().expect("commit");
+    }
+    let mut rng = StdRng::seed_from_u64(42);
+    let ids: Vec<i64> = (0..reads).map(|_| rng.random_range(1..=rows as i64)).collect();
+
+    // Baseline: rusqlite in-process, same pragmas as the plugin's readers.
+    let direct = rusqlite::Connection::open_with_flags(
+        &db,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .expect("open direct");
+    let run_direct = |ids: &[i64]| {
+        let mut samples = Vec::with_capacity(ids.len());
+        let start = Instant::now();
+        for &id in ids {
+            let t = Instant::now();
+            let m = direct
+                .prepare_cached(QUERY_DIRECT)
+                .expect("prepare")
+                .query_row([id], |r| {
+                    Ok(Memory {
+                        id: r.get(0)?,
+                        agent: r.get(1)?,
+                        content: r.get(2)?,
+                        importance: r.get(3)?,
+                    })
+                })
+                .expect("row");
+            std::hint::black_box(m);
+            samples.push(t.elapsed());
+        }
+        stats(samples, start.elapsed())
+    };
+
+    // Plugin path: host front end -> loaded libstrata_sqlite.so.
+    let plugin_dir = plugin_dir.unwrap_or_else(exe_dir);
+    let lib = plugin_dir.join(library_file_name("sqlite"));
+    let config = dir.path().join("plugins.toml");
+    std::fs::write(
+        &config,
+        format!("[backends.local]\nlibrary = {:?}\nconfig = {{ path = {:?} }}\n", lib, db),
+    )
+    .expect("config");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let strata = Strata::load(&config).expect("load config");
+    let sql = rt.block_on(strata.sql()).expect("open plugin");
+    let run_plugin = |ids: &[i64], typed: bool| {
+        rt.block_on(async {
+            let mut samples = Vec::with_capacity(ids.len());
+            let start = Instant::now();
+            for &id in ids {
+                let t = Instant::now();
+                let row = sql.get(QUERY_HOST, [id]).await.expect("get").expect("row");
+                if typed {
+                    let m: Memory = row.deserialize().expect("deserialize");
+                    std::hint::black_box(m);
+                } else {
+                    std::hint::black_box(row);
+                }
+                samples.push(t.elapsed());
+            }
+            stats(samples, start.elapsed())
+        })
+    };
+
+    // Warm up both sides (page cache, statement caches).
+    run_direct(&ids[..reads.min(10_000)]);
+    run_plugin(&ids[..reads.min(10_000)], true);
+    let mut results: Vec<(Stats, Stats, Stats)> = Vec::new();
+    for _ in 0..rounds {
+        let d = run_direct(&ids);
+        let p = run_plugin(&ids, false);
+        let t = run_plugin(&ids, true);
+        results.push((d, p, t));
+    }
+    results.sort_by_key(|(d, _, t)| t.mean.as_nanos() * 1000 / d.mean.as_nanos().max(1));
+    let (d, p, t) = &results[results.len() / 2];
+    let ratio = |x: &Stats| x.mean.as_secs_f64() / d.mean.as_secs_f64();
+    let table = format!(
+        "| path | mean µs | p50 µs | p99 µs | ratio vs direct |\n|---|---|---|---|---|\n\
+         | rusqlite direct (prepare_cached + query_row into struct) | {} | {} | {} | 1.00 |\n\
+         | strata host + libstrata_sqlite.so, `get` → Row | {} | {} | {} | {:.2} |\n\
+         | strata host + libstrata_sqlite.so, `get` → Row → serde struct | {} | {} | {} | {:.2} |\n",
+        us(d.mean), us(d.p50), us(d.p99),
+        us(p.mean), us(p.p50), us(p.p99), ratio(p),
+        us(t.mean), us(t.p50), us(t.p99), ratio(t),
+    );
+    println!("sql-get: {rows} rows, {reads} random point reads per side per round, {rounds} rounds (median round shown)\n");
+    println!("{table}");
+    if let Some(out) = out {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&out).expect("open output");
+        writeln!(
+            f,
+            "\n### sql-get ({rows} rows, {reads} reads × {rounds} rounds)\n\n{table}"
+        )
+        .expect("write output");
+        println!("appended to {}", out.display());
+    }
+    rt.block_on(strata.close()).expect("close");
+}

@@ -1,0 +1,320 @@
+//! Running cases and reporting them.
+
+use std::{
+    future::Future,
+    path::{Path, PathBuf},
+    pin::Pin,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use strata_host::{Backend, Error, ErrorKind, Plugin, Sql};
+
+/// A contract suite.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Suite {
+    /// The SQL contract.
+    Sql,
+    /// The vector-store contract.
+    Vector,
+    /// The blob-store contract.
+    Blob,
+}
+
+impl Suite {
+    /// `sql`, `vector` or `blob`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Suite::Sql => "sql",
+            Suite::Vector => "vector",
+            Suite::Blob => "blob",
+        }
+    }
+
+    fn contract_bit(self) -> u32 {
+        match self {
+            Suite::Sql => strata_plugin_api::contracts::SQL,
+            Suite::Vector => strata_plugin_api::contracts::VECTOR,
+            Suite::Blob => strata_plugin_api::contracts::BLOB,
+        }
+    }
+}
+
+/// Why a case failed.
+#[derive(Debug, Clone)]
+pub struct Failure(pub String);
+
+impl Failure {
+    /// A failure with a message.
+    pub fn new(message: impl Into<String>) -> Failure {
+        Failure(message.into())
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        Failure(format!("unexpected error: {e}"))
+    }
+}
+
+/// What a case returns.
+pub type CaseResult = Result<(), Failure>;
+
+type CaseFn = fn(Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + Send>>;
+
+/// One conformance case.
+#[derive(Clone)]
+pub struct Case {
+    /// The suite it belongs to.
+    pub suite: Suite,
+    /// A stable snake_case name.
+    pub name: &'static str,
+    /// Capabilities the plugin must list for the case to run.
+    pub requires: &'static [&'static str],
+    /// The case body.
+    pub run: CaseFn,
+}
+
+/// The plugin under test and how to open it.
+pub struct Target {
+    plugin: Arc<Plugin>,
+    config: serde_json::Value,
+    config_file: PathBuf,
+}
+
+impl Target {
+    /// Loads the plugin library and remembers its config (checked against
+    /// the plugin's schema on every open).
+    pub fn load(plugin: impl AsRef<Path>, config: serde_json::Value, config_file: impl Into<PathBuf>) -> Result<Target, Error> {
+        Ok(Target {
+            plugin: Plugin::load(plugin)?,
+            config,
+            config_file: config_file.into(),
+        })
+    }
+
+    /// The loaded plugin.
+    pub fn plugin(&self) -> &Arc<Plugin> {
+        &self.plugin
+    }
+
+    /// Opens a fresh, independent backend.
+    pub async fn open(&self) -> Result<Backend, Error> {
+        Backend::open("conformance", self.plugin.clone(), &self.config_file, &self.config).await
+    }
+}
+
+/// What a case gets: the target, a unique name prefix and its cleanup list.
+#[derive(Clone)]
+pub struct Ctx {
+    target: Arc<Target>,
+    prefix: String,
+    tables: Arc<Mutex<Vec<String>>>,
+    backends: Arc<Mutex<Vec<Arc<Backend>>>>,
+}
+
+impl Ctx {
+    /// The target.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// A table name unique to this case run (and remembered for cleanup).
+    pub fn table(&self, name: &str) -> String {
+        let t = format!("{}_{name}", self.prefix);
+        self.tables.lock().unwrap().push(t.clone());
+        t
+    }
+
+    /// Opens a fresh backend, closed after the case.
+    pub async fn backend(&self) -> Result<Arc<Backend>, Failure> {
+        let b = Arc::new(self.target.open().await?);
+        self.backends.lock().unwrap().push(b.clone());
+        Ok(b)
+    }
+
+    /// The SQL front end of a fresh backend.
+    pub async fn sql(&self) -> Result<Sql, Failure> {
+        Ok(self.backend().await?.sql()?)
+    }
+
+    /// Whether the plugin lists `capability`.
+    pub fn has(&self, capability: &str) -> bool {
+        self.target.plugin.info().has_capability(capability)
+    }
+
+    async fn cleanup(&self) {
+        let tables = std::mem::take(&mut *self.tables.lock().unwrap());
+        if !tables.is_empty() && self.target.plugin.info().contracts & strata_plugin_api::contracts::SQL != 0 {
+            if let Ok(backend) = self.target.open().await {
+                if let Ok(sql) = backend.sql() {
+                    for t in tables.iter().rev() {
+                        let _ = sql.exec(&format!("DROP TABLE IF EXISTS {t}")).await;
+                    }
+                }
+                let _ = backend.close().await;
+            }
+        }
+        let backends = std::mem::take(&mut *self.backends.lock().unwrap());
+        for b in backends {
+            let _ = b.close().await;
+        }
+    }
+}
+
+/// Expects `result` to be an error of `kind`.
+pub fn expect_kind<T: std::fmt::Debug>(result: Result<T, Error>, kind: ErrorKind, what: &str) -> CaseResult {
+    match result {
+        Err(e) if e.kind() == kind => Ok(()),
+        Err(e) => Err(Failure::new(format!("{what}: expected a `{kind}` error, got `{}`: {e}", e.kind()))),
+        Ok(v) => Err(Failure::new(format!("{what}: expected a `{kind}` error, got Ok({v:?})"))),
+    }
+}
+
+/// How one case ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// It passed.
+    Passed,
+    /// It failed, with the reason.
+    Failed(String),
+    /// It did not run: the plugin lacks this capability or contract.
+    Skipped(String),
+}
+
+/// One case's result.
+#[derive(Clone, Debug)]
+pub struct CaseOutcome {
+    /// `suite::name`.
+    pub id: String,
+    /// The outcome.
+    pub outcome: Outcome,
+    /// How long it ran.
+    pub duration: Duration,
+}
+
+/// All results of a run.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// Results in run order.
+    pub cases: Vec<CaseOutcome>,
+}
+
+impl Report {
+    /// Number passed.
+    pub fn passed(&self) -> usize {
+        self.cases.iter().filter(|c| c.outcome == Outcome::Passed).count()
+    }
+    /// Number failed.
+    pub fn failed(&self) -> usize {
+        self.cases.iter().filter(|c| matches!(c.outcome, Outcome::Failed(_))).count()
+    }
+    /// Number skipped.
+    pub fn skipped(&self) -> usize {
+        self.cases.iter().filter(|c| matches!(c.outcome, Outcome::Skipped(_))).count()
+    }
+    /// The closing line: `N passed, N failed, N skipped`.
+    pub fn summary(&self) -> String {
+        format!("{} passed, {} failed, {} skipped", self.passed(), self.failed(), self.skipped())
+    }
+
+    /// JUnit XML for CI systems.
+    pub fn junit(&self, suite_name: &str) -> String {
+        let esc = |s: &str| {
+            s.replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+                .replace('"', "&quot;")
+        };
+        let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        out.push_str(&format!(
+            "<testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\">\n",
+            esc(suite_name),
+            self.cases.len(),
+            self.failed(),
+            self.skipped()
+        ));
+        for c in &self.cases {
+            let (class, name) = c.id.split_once("::").unwrap_or(("", &c.id));
+            out.push_str(&format!(
+                "  <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\"",
+                esc(class),
+                esc(name),
+                c.duration.as_secs_f64()
+            ));
+            match &c.outcome {
+                Outcome::Passed => out.push_str("/>\n"),
+                Outcome::Failed(m) => out.push_str(&format!(
+                    "><failure message=\"{}\">{}</failure></testcase>\n",
+                    esc(m.lines().next().unwrap_or("")),
+                    esc(m)
+                )),
+                Outcome::Skipped(m) => out.push_str(&format!("><skipped message=\"{}\"/></testcase>\n", esc(m))),
+            }
+        }
+        out.push_str("</testsuite>\n");
+        out
+    }
+}
+
+/// Every case of `suites`, in order.
+pub fn cases(suites: &[Suite]) -> Vec<Case> {
+    let mut all = Vec::new();
+    for s in suites {
+        match s {
+            Suite::Sql => all.extend(crate::sql::cases()),
+            Suite::Vector | Suite::Blob => {}
+        }
+    }
+    all
+}
+
+/// Runs the cases of `suites` whose id contains `filter`, calling `on_case`
+/// after each (the binary prints a line there).
+pub async fn run(
+    target: Arc<Target>,
+    suites: &[Suite],
+    filter: Option<&str>,
+    case_timeout: Duration,
+    mut on_case: impl FnMut(&CaseOutcome),
+) -> Report {
+    let mut report = Report::default();
+    let info = target.plugin.info().clone();
+    for case in cases(suites) {
+        let id = format!("{}::{}", case.suite.name(), case.name);
+        if filter.is_some_and(|f| !id.contains(f)) {
+            continue;
+        }
+        let start = Instant::now();
+        let outcome = if info.contracts & case.suite.contract_bit() == 0 {
+            Outcome::Skipped(format!("plugin does not implement the {} contract", case.suite.name()))
+        } else if let Some(missing) = case.requires.iter().find(|c| !info.has_capability(c)) {
+            Outcome::Skipped(format!("missing capability {missing}"))
+        } else {
+            let ctx = Ctx {
+                target: target.clone(),
+                prefix: format!("strata_t{:08x}", rand::random::<u32>()),
+                tables: Default::default(),
+                backends: Default::default(),
+            };
+            let fut = (case.run)(ctx.clone());
+            let result = tokio::spawn(async move { tokio::time::timeout(case_timeout, fut).await }).await;
+            let outcome = match result {
+                Ok(Ok(Ok(()))) => Outcome::Passed,
+                Ok(Ok(Err(f))) => Outcome::Failed(f.0),
+                Ok(Err(_)) => Outcome::Failed(format!("timed out after {case_timeout:?}")),
+                Err(join) => Outcome::Failed(format!("the case panicked: {join}")),
+            };
+            ctx.cleanup().await;
+            outcome
+        };
+        let done = CaseOutcome {
+            id,
+            outcome,
+            duration: start.elapsed(),
+        };
+        on_case(&done);
+        report.cases.push(done);
+    }
+    report
+}

@@ -1,0 +1,41 @@
+//! The whole conformance suite against the SQLite plugin, loaded as a `.so`.
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use strata_conformance::{Outcome, Suite, Target, run};
+
+fn plugin_path(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let path = dir.join(strata_host::loader::library_file_name(name));
+    assert!(
+        path.is_file(),
+        "{} is missing: build the plugins first (`cargo build --release --workspace`)",
+        path.display()
+    );
+    path
+}
+
+async fn run_suite(config: serde_json::Value) {
+    let target = Arc::new(Target::load(plugin_path("sqlite"), config, "sqlite-test.toml").unwrap());
+    let report = run(target, &[Suite::Sql], None, Duration::from_secs(120), |c| {
+        if let Outcome::Failed(m) = &c.outcome {
+            eprintln!("FAIL {}: {m}", c.id);
+        }
+    })
+    .await;
+    eprintln!("{}", report.summary());
+    assert_eq!(report.failed(), 0, "{}", report.summary());
+    assert!(report.passed() >= 7, "{}", report.summary());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sql_suite_on_a_file_database() {
+    let dir = tempfile::tempdir().unwrap();
+    run_suite(serde_json::json!({ "path": dir.path().join("nested/dir/conformance.sqlite") })).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sql_suite_in_memory() {
+    run_suite(serde_json::json!({ "path": ":memory:" })).await;
+}

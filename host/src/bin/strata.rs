@@ -1,0 +1,323 @@
+//! The `strata` command line.
+
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+use clap::{Parser, Subcommand};
+use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use strata_host::{
+    Error, Params, Plugin, Result, Strata, Value,
+    config::PluginSource,
+    loader::{library_file_name, resolve, search_dirs},
+};
+
+/// strata: one storage API for agent memory, backends as plugins.
+#[derive(Parser, Debug)]
+#[command(name = "strata", version, about)]
+struct Cli {
+    /// The plugins.toml to use.
+    #[arg(long, global = true, default_value = "plugins.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// List the configured backends and their plugins (versions, contracts, capabilities).
+    Plugins {
+        #[command(subcommand)]
+        what: Option<PluginsCommand>,
+    },
+    /// Check the config, open every backend and run its health check.
+    Check,
+    /// Run one SQL statement (or a script with --exec) and print the result.
+    Sql {
+        /// The backend to use (default: the `sql` role).
+        #[arg(long)]
+        backend: Option<String>,
+        /// Print rows as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Run the text as a script of several statements (no parameters).
+        #[arg(long)]
+        exec: bool,
+        /// The SQL text.
+        sql: String,
+        /// Positional parameters: JSON literals (1, 2.5, null, "text") or bare text.
+        params: Vec<String>,
+    },
+    /// The main job: write and read agent memories through the loaded SQL plugin.
+    Quickstart,
+    /// Run a benchmark (runs the `strata-bench` binary next to this one).
+    Bench {
+        /// Arguments for strata-bench, e.g. `sql-get --rows 100000`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum PluginsCommand {
+    /// Print the JSON Schema of a plugin's config (by backend or plugin name).
+    Schema {
+        /// A backend name from plugins.toml, or a plugin name.
+        name: String,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("STRATA_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", e.to_string().replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<ExitCode> {
+    if let Command::Bench { args } = &cli.command {
+        return bench(args);
+    }
+    let strata = Strata::load(&cli.config)?;
+    let code = match cli.command {
+        Command::Plugins { what: None } => plugins(&strata)?,
+        Command::Plugins {
+            what: Some(PluginsCommand::Schema { name }),
+        } => schema(&strata, &name)?,
+        Command::Check => check(&strata).await?,
+        Command::Sql {
+            backend,
+            json,
+            exec,
+            sql,
+            params,
+        } => run_sql(&strata, backend.as_deref(), json, exec, &sql, &params).await?,
+        Command::Quickstart => {
+            let mut out = std::io::stdout();
+            strata_host::quickstart::run(&strata, &mut out).await?;
+            ExitCode::SUCCESS
+        }
+        Command::Bench { .. } => unreachable!("handled above"),
+    };
+    strata.close().await?;
+    Ok(code)
+}
+
+fn bench(args: &[String]) -> Result<ExitCode> {
+    let exe = std::env::current_exe().map_err(|e| Error::Io {
+        context: "locating the strata binary".into(),
+        source: e,
+    })?;
+    let bench = exe.with_file_name(format!("strata-bench{}", std::env::consts::EXE_SUFFIX));
+    let status = std::process::Command::new(&bench)
+        .args(args)
+        .status()
+        .map_err(|e| Error::Io {
+            context: format!("running {} (build it with `cargo build --release -p strata-bench`)", bench.display()),
+            source: e,
+        })?;
+    Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn table() -> Table {
+    let mut t = Table::new();
+    t.load_style(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
+    t
+}
+
+fn plugins(strata: &Strata) -> Result<ExitCode> {
+    let cfg = strata.config();
+    let mut t = table();
+    t.set_header(["backend", "plugin", "version", "plugin-api", "contracts", "capabilities", "library"]);
+    let mut failed = false;
+    for (name, b) in &cfg.backends {
+        match strata.plugin(name) {
+            Ok(p) => {
+                let i = p.info();
+                t.add_row([
+                    name.clone(),
+                    i.name.clone(),
+                    i.version.clone(),
+                    i.api_version.clone(),
+                    i.contract_names().join(", "),
+                    i.capabilities.join(", "),
+                    p.path().display().to_string(),
+                ]);
+            }
+            Err(e) => {
+                failed = true;
+                let plugin = match &b.source {
+                    PluginSource::Name(n) => n.clone(),
+                    PluginSource::Library(p) => p.display().to_string(),
+                };
+                t.add_row([name.clone(), plugin, "-".into(), "-".into(), "-".into(), "-".into(), format!("error: {e}")]);
+            }
+        }
+    }
+    println!("{t}");
+    let roles = &cfg.roles;
+    println!(
+        "roles: sql = {}, vectors = {}, backup = {}",
+        roles.sql.as_deref().unwrap_or("-"),
+        roles.vectors.as_deref().unwrap_or("-"),
+        roles.backup.as_deref().unwrap_or("-")
+    );
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn schema(strata: &Strata, name: &str) -> Result<ExitCode> {
+    let cfg = strata.config();
+    let plugin = if cfg.backends.contains_key(name) {
+        strata.plugin(name)?
+    } else {
+        let file = library_file_name(name);
+        let searched = search_dirs(cfg);
+        let path = searched.iter().map(|d| d.join(&file)).find(|p| p.is_file());
+        match path {
+            Some(p) => Plugin::load(p)?,
+            None => {
+                return Err(Error::PluginNotFound {
+                    name: name.to_string(),
+                    file,
+                    searched,
+                });
+            }
+        }
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&plugin.info().config_schema).unwrap_or_default()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn check(strata: &Strata) -> Result<ExitCode> {
+    let cfg = strata.config();
+    println!("{}: config ok, {} backend(s)", cfg.file.display(), cfg.backends.len());
+    let mut failed = 0;
+    for name in cfg.backends.keys() {
+        let result = async {
+            let path = resolve(cfg, cfg.backend(name)?)?;
+            let backend = strata.backend(name).await?;
+            let health = backend.health().await?;
+            Ok::<_, Error>(format!("{} ({})", health, short(&path)))
+        }
+        .await;
+        match result {
+            Ok(s) => println!("ok    {name}: {s}"),
+            Err(e) => {
+                failed += 1;
+                println!("FAIL  {name}: {e}");
+            }
+        }
+    }
+    if failed > 0 {
+        eprintln!("error: {failed} backend(s) failed the check");
+        Ok(ExitCode::FAILURE)
+    } else {
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+fn short(p: &Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| p.strip_prefix(cwd).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| p.to_path_buf())
+        .display()
+        .to_string()
+}
+
+fn parse_param(s: &str) -> Value {
+    match serde_json::from_str::<serde_json::Value>(s) {
+        Ok(serde_json::Value::Null) => Value::Null,
+        Ok(serde_json::Value::Bool(b)) => Value::from(b),
+        Ok(serde_json::Value::Number(n)) => n
+            .as_i64()
+            .map(Value::Integer)
+            .or_else(|| n.as_f64().map(Value::Real))
+            .unwrap_or_else(|| Value::from(s)),
+        Ok(serde_json::Value::String(t)) => Value::from(t),
+        _ => Value::from(s),
+    }
+}
+
+/// Whether the statement returns rows (so `all` is used rather than `run`).
+fn returns_rows(sql: &str) -> bool {
+    let lower = sql.trim_start().to_ascii_lowercase();
+    ["select", "with", "pragma", "values", "explain", "show", "table"]
+        .iter()
+        .any(|k| lower.starts_with(k))
+        || lower.contains(" returning ")
+}
+
+async fn run_sql(
+    strata: &Strata,
+    backend: Option<&str>,
+    json: bool,
+    exec: bool,
+    text: &str,
+    params: &[String],
+) -> Result<ExitCode> {
+    let sql = match backend {
+        Some(b) => strata.sql_backend(b).await?,
+        None => strata.sql().await?,
+    };
+    if exec {
+        if !params.is_empty() {
+            return Err(Error::Params("--exec scripts take no parameters".into()));
+        }
+        sql.exec(text).await?;
+        println!("ok");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let values = Params::Positional(params.iter().map(|p| parse_param(p)).collect());
+    let values = if params.is_empty() { Params::None } else { values };
+    if returns_rows(text) {
+        let rows = sql.all(text, values).await?;
+        if json {
+            let arr: Vec<_> = rows.iter().map(|r| r.to_json()).collect();
+            println!("{}", serde_json::to_string_pretty(&arr).unwrap_or_default());
+        } else {
+            let mut t = table();
+            if let Some(first) = rows.first() {
+                t.set_header(first.columns());
+            }
+            for r in &rows {
+                t.add_row(r.values().iter().map(|v| v.to_string()));
+            }
+            println!("{t}");
+            println!("({} row{})", rows.len(), if rows.len() == 1 { "" } else { "s" });
+        }
+    } else {
+        let r = sql.run(text, values).await?;
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"changes": r.changes, "last_insert_rowid": r.last_insert_rowid})
+            );
+        } else {
+            match r.last_insert_rowid {
+                Some(id) => println!("{} row(s) changed, last insert rowid {id}", r.changes),
+                None => println!("{} row(s) changed", r.changes),
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

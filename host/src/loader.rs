@@ -1,0 +1,399 @@
+//! Finding, loading and opening plugin libraries.
+//!
+//! Each library is loaded with
+//! `lib_header_from_path(path)?.init_root_module::<PluginModRef>()` — not
+//! `RootModule::load_from_file`, which caches one module per root-module type
+//! per process and would hand the first plugin back for every later one.
+//! abi_stable checks, in this order, the library's abi_stable header, the
+//! plugin-api version (semver: a `0.y` plugin loads only into a `0.y` host)
+//! and the layout of every type reachable from the root module; each failure
+//! becomes an [`Error`] naming the path and both sides' versions.
+//!
+//! Libraries are never unloaded (abi_stable leaks them on purpose: code of a
+//! plugin may still be referenced by a vtable). A library named by several
+//! backends is loaded once; every `open` returns an independent backend.
+
+use std::{
+    collections::HashMap,
+    panic::AssertUnwindSafe,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, OnceLock},
+};
+
+use abi_stable::{
+    library::{LibraryError, RootModule, lib_header_from_path},
+    std_types::{RString, RResult},
+};
+use futures_util::FutureExt as _;
+use strata_plugin_api::{
+    BackendBox, ErrorKind, Manifest, PluginError, PluginModRef, contracts,
+    error::panic_message, placeholders::Dialect, sql::PluginFuture,
+};
+
+use crate::{
+    config::{BackendConfig, Config, PluginSource},
+    error::{Error, Result},
+    sql::Sql,
+};
+
+/// What a loaded plugin says about itself.
+#[derive(Clone, Debug)]
+pub struct PluginInfo {
+    /// Short name (`sqlite`).
+    pub name: String,
+    /// The plugin's version.
+    pub version: String,
+    /// The plugin-api version it was built against.
+    pub api_version: String,
+    /// One-line description.
+    pub description: String,
+    /// Contract bit set ([`strata_plugin_api::contracts`]).
+    pub contracts: u32,
+    /// Capability flags.
+    pub capabilities: Vec<String>,
+    /// The SQL dialect name, empty without the SQL contract.
+    pub dialect: String,
+    /// The config JSON Schema.
+    pub config_schema: serde_json::Value,
+}
+
+impl PluginInfo {
+    fn from_manifest(m: &Manifest) -> PluginInfo {
+        PluginInfo {
+            name: m.name.to_string(),
+            version: m.version.to_string(),
+            api_version: m.api_version.to_string(),
+            description: m.description.to_string(),
+            contracts: m.contracts,
+            capabilities: m.capabilities.iter().map(|c| c.to_string()).collect(),
+            dialect: m.dialect.to_string(),
+            config_schema: serde_json::from_str(&m.config_schema).unwrap_or(serde_json::Value::Null),
+        }
+    }
+
+    /// The contract names (`sql`, `vector`, `blob`).
+    pub fn contract_names(&self) -> Vec<&'static str> {
+        contracts::names(self.contracts)
+    }
+
+    /// Whether the plugin lists `capability`.
+    pub fn has_capability(&self, capability: &str) -> bool {
+        self.capabilities.iter().any(|c| c == capability)
+    }
+}
+
+/// A loaded plugin library.
+pub struct Plugin {
+    path: PathBuf,
+    module: PluginModRef,
+    info: PluginInfo,
+    validator: OnceLock<std::result::Result<jsonschema::Validator, String>>,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("path", &self.path)
+            .field("info", &self.info)
+            .finish()
+    }
+}
+
+/// The file name of plugin `name` on this platform (`libstrata_sqlite.so`).
+pub fn library_file_name(name: &str) -> String {
+    format!(
+        "{}strata_{}{}",
+        std::env::consts::DLL_PREFIX,
+        name.replace('-', "_"),
+        std::env::consts::DLL_SUFFIX
+    )
+}
+
+/// The directories searched for plugins by name: the config's `plugin_dirs`,
+/// then `STRATA_PLUGIN_PATH` (colon-separated), then the directory of the
+/// running executable (and its parent when that is a cargo `deps` directory).
+pub fn search_dirs(config: &Config) -> Vec<PathBuf> {
+    let mut dirs = config.plugin_dirs.clone();
+    if let Some(paths) = std::env::var_os("STRATA_PLUGIN_PATH") {
+        dirs.extend(std::env::split_paths(&paths).filter(|p| !p.as_os_str().is_empty()));
+    }
+    if let Some(exe_dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
+        if exe_dir.ends_with("deps") {
+            if let Some(parent) = exe_dir.parent() {
+                dirs.push(parent.to_path_buf());
+            }
+        }
+        dirs.push(exe_dir);
+    }
+    let mut seen = std::collections::HashSet::new();
+    dirs.retain(|d| seen.insert(d.clone()));
+    dirs
+}
+
+/// The library path for a backend.
+pub fn resolve(config: &Config, backend: &BackendConfig) -> Result<PathBuf> {
+    match &backend.source {
+        PluginSource::Library(path) => Ok(path.clone()),
+        PluginSource::Name(name) => {
+            let file = library_file_name(name);
+            let searched = search_dirs(config);
+            searched
+                .iter()
+                .map(|d| d.join(&file))
+                .find(|p| p.is_file())
+                .ok_or(Error::PluginNotFound {
+                    name: name.clone(),
+                    file,
+                    searched,
+                })
+        }
+    }
+}
+
+fn registry() -> &'static Mutex<HashMap<PathBuf, Arc<Plugin>>> {
+    static LOADED: OnceLock<Mutex<HashMap<PathBuf, Arc<Plugin>>>> = OnceLock::new();
+    LOADED.get_or_init(Default::default)
+}
+
+impl Plugin {
+    /// Loads (once per process) the plugin library at `path`.
+    pub fn load(path: impl AsRef<Path>) -> Result<Arc<Plugin>> {
+        let path = path.as_ref();
+        if !path.is_file() {
+            return Err(Error::NotAPlugin {
+                path: path.to_path_buf(),
+                reason: "no such file".into(),
+            });
+        }
+        let canonical = path.canonicalize().map_err(|e| Error::Io {
+            context: format!("resolving {}", path.display()),
+            source: e,
+        })?;
+        let mut loaded = registry().lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = loaded.get(&canonical) {
+            return Ok(p.clone());
+        }
+        let header = lib_header_from_path(&canonical).map_err(|e| library_error(path, e, None))?;
+        let declared = header.version_strings().version.to_string();
+        let module = header
+            .init_root_module::<PluginModRef>()
+            .map_err(|e| library_error(path, e, Some(&declared)))?;
+        let manifest = (module.manifest())();
+        let plugin = Arc::new(Plugin {
+            path: path.to_path_buf(),
+            module,
+            info: PluginInfo::from_manifest(&manifest),
+            validator: OnceLock::new(),
+        });
+        loaded.insert(canonical, plugin.clone());
+        Ok(plugin)
+    }
+
+    /// The library path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The manifest.
+    pub fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+
+    /// The SQL dialect, for plugins with the SQL contract.
+    pub fn dialect(&self) -> Option<Dialect> {
+        Dialect::from_name(&self.info.dialect)
+    }
+
+    /// Checks a backend's config against the plugin's JSON Schema. Errors name
+    /// the file, the `[backends.NAME.config]` table and the key.
+    pub fn validate_config(&self, file: &Path, backend: &str, config: &serde_json::Value) -> Result<()> {
+        let table = format!("[backends.{backend}.config]");
+        let validator = self
+            .validator
+            .get_or_init(|| jsonschema::validator_for(&self.info.config_schema).map_err(|e| e.to_string()));
+        let validator = validator.as_ref().map_err(|e| Error::NotAPlugin {
+            path: self.path.clone(),
+            reason: format!("its config schema is invalid: {e}"),
+        })?;
+        let problems: Vec<String> = validator
+            .iter_errors(config)
+            .map(|e| describe_schema_error(&table, &e, &self.info.config_schema))
+            .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::config(file, problems.join("; ")))
+        }
+    }
+
+    /// Opens a backend with an already validated config.
+    pub async fn open_raw(&self, config: &serde_json::Value) -> Result<BackendBox> {
+        call((self.module.open())(RString::from(config.to_string()))).await
+    }
+}
+
+fn describe_schema_error(table: &str, e: &jsonschema::ValidationError<'_>, schema: &serde_json::Value) -> String {
+    use jsonschema::error::ValidationErrorKind as K;
+    let path = e.instance_path().to_string();
+    let key = path.trim_start_matches('/').replace('/', ".");
+    let allowed = || {
+        schema
+            .get("properties")
+            .and_then(|p| p.as_object())
+            .map(|p| p.keys().cloned().collect::<Vec<_>>().join(", "))
+            .unwrap_or_default()
+    };
+    match e.kind() {
+        K::AdditionalProperties { unexpected } => {
+            let keys = unexpected.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
+            let where_ = if key.is_empty() { table.to_string() } else { format!("{table} key `{key}`") };
+            format!("{where_}: unknown key {keys} (allowed: {})", allowed())
+        }
+        K::Required { property } => {
+            format!("{table}: missing required key `{}`", property.as_str().unwrap_or(&property.to_string()))
+        }
+        _ => format!("{table} key `{key}`: {e}"),
+    }
+}
+
+fn library_error(path: &Path, e: LibraryError, declared: Option<&str>) -> Error {
+    let path = path.to_path_buf();
+    match e {
+        LibraryError::OpenError { err, .. } => Error::NotAPlugin {
+            path,
+            reason: format!("cannot load it as a shared library: {err}"),
+        },
+        LibraryError::GetSymbolError { symbol, .. } => Error::NotAPlugin {
+            path,
+            reason: format!(
+                "it exports no strata root module (symbol `{}` is missing); is it built with #[export_root_module]?",
+                String::from_utf8_lossy(&symbol)
+            ),
+        },
+        LibraryError::IncompatibleVersionNumber {
+            expected_version,
+            actual_version,
+            ..
+        } => Error::IncompatibleApi {
+            path,
+            expected: expected_version.to_string(),
+            found: actual_version.to_string(),
+        },
+        LibraryError::ParseVersionError(v) => Error::NotAPlugin {
+            path,
+            reason: format!("its plugin-api version cannot be parsed: {v}"),
+        },
+        LibraryError::InvalidAbiHeader(h) => Error::IncompatibleApi {
+            path,
+            expected: format!("abi_stable {}", <PluginModRef as RootModule>::VERSION_STRINGS),
+            found: format!("an abi_stable header {h:?}"),
+        },
+        LibraryError::AbiInstability(detail) => Error::AbiMismatch {
+            path,
+            detail: format!(
+                "the plugin declares strata-plugin-api {}, this host is {}, and their types differ (rebuild the plugin against {}); abi_stable says: {}",
+                declared.unwrap_or("?"),
+                strata_plugin_api::API_VERSION,
+                strata_plugin_api::API_VERSION,
+                detail
+                    .to_string()
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .take(6)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+        },
+        other => Error::NotAPlugin {
+            path,
+            reason: other.to_string().trim().replace('\n', " "),
+        },
+    }
+}
+
+/// Awaits a plugin future, turning a panic re-raised by async-ffi (the
+/// plugin let one escape its own guard) into an `Internal` error.
+pub(crate) async fn call<T>(fut: PluginFuture<T>) -> Result<T> {
+    match AssertUnwindSafe(fut).catch_unwind().await {
+        Ok(RResult::ROk(v)) => Ok(v),
+        Ok(RResult::RErr(e)) => Err(Error::Plugin(e)),
+        Err(payload) => Err(Error::Plugin(PluginError::new(
+            ErrorKind::Internal,
+            format!("plugin panicked: {}", panic_message(payload.as_ref())),
+        ))),
+    }
+}
+
+/// An opened backend.
+pub struct Backend {
+    name: String,
+    plugin: Arc<Plugin>,
+    inner: BackendBox,
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backend")
+            .field("name", &self.name)
+            .field("plugin", &self.plugin.info.name)
+            .finish()
+    }
+}
+
+impl Backend {
+    /// Validates `config` against the plugin's schema and opens it.
+    pub async fn open(name: &str, plugin: Arc<Plugin>, config_file: &Path, config: &serde_json::Value) -> Result<Backend> {
+        plugin.validate_config(config_file, name, config)?;
+        let inner = plugin.open_raw(config).await.map_err(|e| match e {
+            Error::Plugin(pe) => Error::Plugin(PluginError::new(
+                pe.kind(),
+                format!("opening backend `{name}` ({}): {}", plugin.info.name, pe.message()),
+            )),
+            other => other,
+        })?;
+        Ok(Backend {
+            name: name.to_string(),
+            plugin,
+            inner,
+        })
+    }
+
+    /// The backend's name in the config.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The plugin it runs on.
+    pub fn plugin(&self) -> &Arc<Plugin> {
+        &self.plugin
+    }
+
+    /// The SQL front end, when the plugin implements the SQL contract.
+    pub fn sql(&self) -> Result<Sql> {
+        let no_contract = || Error::NoContract {
+            backend: self.name.clone(),
+            plugin: self.plugin.info.name.clone(),
+            contract: "sql",
+        };
+        if self.plugin.info.contracts & contracts::SQL == 0 {
+            return Err(no_contract());
+        }
+        let dialect = self.plugin.dialect().ok_or_else(|| Error::NotAPlugin {
+            path: self.plugin.path.clone(),
+            reason: format!("unknown SQL dialect {:?}", self.plugin.info.dialect),
+        })?;
+        let conn = self.inner.sql().into_option().ok_or_else(no_contract)?;
+        Ok(Sql::new(conn, dialect, self.name.clone()))
+    }
+
+    /// A liveness check; returns the plugin's description of what it checked.
+    pub async fn health(&self) -> Result<String> {
+        call(self.inner.health()).await.map(|s| s.to_string())
+    }
+
+    /// Closes every handle of the backend.
+    pub async fn close(&self) -> Result<()> {
+        call(self.inner.close()).await
+    }
+}

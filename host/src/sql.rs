@@ -1,0 +1,392 @@
+//! The StorageAdapter front end: what applications call for SQL.
+//!
+//! [`Sql`] wraps a plugin's SQL handle. Every call rewrites `?` / `?NNN` /
+//! `:name` / `@name` / `$name` placeholders for the plugin's dialect and
+//! checks the arguments against them before anything is sent, then awaits
+//! the plugin's future on the caller's executor.
+//!
+//! Transactions: [`Sql::transaction`] commits when the closure returns `Ok`
+//! and rolls back on `Err`, on panic (the transaction is dropped while
+//! unwinding) and when the future is dropped. [`Transaction::savepoint`]
+//! nests; a savepoint dropped without [`Transaction::commit`] is rolled back
+//! before the parent's next statement.
+
+use std::sync::{Arc, Mutex};
+
+use abi_stable::std_types::RString;
+use futures_util::future::BoxFuture;
+use strata_plugin_api::{
+    PluginError,
+    placeholders::{Dialect, rewrite},
+    sql::{RunResult, SqlConnectionBox, SqlCursorBox, SqlTransactionBox, Statement},
+};
+
+use crate::{
+    error::{Error, Result},
+    loader::call,
+    params::{IntoParams, bind},
+    row::{Columns, Row, split_rows},
+};
+
+/// What a write did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunOutcome {
+    /// Rows inserted, updated or deleted.
+    pub changes: u64,
+    /// The last inserted rowid, where the backend reports one.
+    pub last_insert_rowid: Option<i64>,
+}
+
+impl From<RunResult> for RunOutcome {
+    fn from(r: RunResult) -> Self {
+        RunOutcome {
+            changes: r.changes,
+            last_insert_rowid: r.last_insert_rowid.into_option(),
+        }
+    }
+}
+
+struct Inner {
+    conn: SqlConnectionBox,
+    dialect: Dialect,
+    backend: String,
+}
+
+/// A SQL backend, shared cheaply between tasks (`Clone` is an `Arc` clone).
+#[derive(Clone)]
+pub struct Sql {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Sql {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sql")
+            .field("backend", &self.inner.backend)
+            .field("dialect", &self.inner.dialect)
+            .finish()
+    }
+}
+
+fn prepare(dialect: Dialect, sql: &str, params: impl IntoParams) -> Result<Statement> {
+    let rewritten = rewrite(sql, dialect).map_err(|e| Error::Params(e.to_string()))?;
+    let values = bind(&rewritten, params.into_params())?;
+    Ok(Statement {
+        sql: RString::from(rewritten.sql),
+        params: values,
+    })
+}
+
+impl Sql {
+    pub(crate) fn new(conn: SqlConnectionBox, dialect: Dialect, backend: String) -> Sql {
+        Sql {
+            inner: Arc::new(Inner { conn, dialect, backend }),
+        }
+    }
+
+    /// The backend name this handle talks to.
+    pub fn backend(&self) -> &str {
+        &self.inner.backend
+    }
+
+    /// The plugin's SQL dialect.
+    pub fn dialect(&self) -> Dialect {
+        self.inner.dialect
+    }
+
+    /// Runs a script of statements, without parameters.
+    pub async fn exec(&self, script: &str) -> Result<()> {
+        call(self.inner.conn.exec(script.into())).await
+    }
+
+    /// Runs one statement: rows changed and the last insert id.
+    pub async fn run(&self, sql: &str, params: impl IntoParams) -> Result<RunOutcome> {
+        let stmt = prepare(self.inner.dialect, sql, params)?;
+        call(self.inner.conn.run(stmt)).await.map(Into::into)
+    }
+
+    /// The first row of a query, or `None`.
+    pub async fn get(&self, sql: &str, params: impl IntoParams) -> Result<Option<Row>> {
+        let stmt = prepare(self.inner.dialect, sql, params)?;
+        let rows = call(self.inner.conn.query(stmt, 1)).await?;
+        Ok(split_rows(rows, None).1.into_iter().next())
+    }
+
+    /// Every row of a query, in the order the backend returns them.
+    pub async fn all(&self, sql: &str, params: impl IntoParams) -> Result<Vec<Row>> {
+        let stmt = prepare(self.inner.dialect, sql, params)?;
+        let rows = call(self.inner.conn.query(stmt, 0)).await?;
+        Ok(split_rows(rows, None).1)
+    }
+
+    /// Every row deserialised into `T`.
+    pub async fn all_as<T: serde::de::DeserializeOwned>(&self, sql: &str, params: impl IntoParams) -> Result<Vec<T>> {
+        self.all(sql, params).await?.iter().map(Row::deserialize).collect()
+    }
+
+    /// A streaming read: rows arrive in batches, never all at once.
+    pub async fn stream(&self, sql: &str, params: impl IntoParams) -> Result<RowStream> {
+        let stmt = prepare(self.inner.dialect, sql, params)?;
+        let cursor = call(self.inner.conn.stream(stmt)).await?;
+        Ok(RowStream::new(cursor))
+    }
+
+    /// Starts a transaction; drop it or call [`Transaction::rollback`] to undo.
+    pub async fn begin(&self) -> Result<Transaction<'static>> {
+        let tx = call(self.inner.conn.begin()).await?;
+        Ok(Transaction {
+            shared: Arc::new(TxShared {
+                tx,
+                pending_rollback: Mutex::new(None),
+            }),
+            dialect: self.inner.dialect,
+            depth: 0,
+            finished: false,
+            _parent: std::marker::PhantomData,
+        })
+    }
+
+    /// Runs `f` in a transaction: commit on `Ok`, roll back on `Err`, panic or drop.
+    ///
+    /// ```ignore
+    /// let id = sql.transaction(|tx| Box::pin(async move {
+    ///     tx.run("insert into notes(body) values (?)", ["hi"]).await?;
+    ///     Ok::<_, strata_host::Error>(1)
+    /// })).await?;
+    /// ```
+    pub async fn transaction<T, E, F>(&self, f: F) -> std::result::Result<T, E>
+    where
+        F: for<'t> FnOnce(&'t mut Transaction<'static>) -> BoxFuture<'t, std::result::Result<T, E>>,
+        E: From<Error>,
+    {
+        let mut tx = self.begin().await?;
+        match f(&mut tx).await {
+            Ok(v) => {
+                tx.commit().await?;
+                Ok(v)
+            }
+            Err(e) => {
+                // Report the caller's error; a failed rollback is rolled back again on drop.
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Closes the backend's SQL handle; later calls fail with `Closed`.
+    pub async fn close(&self) -> Result<()> {
+        call(self.inner.conn.close()).await
+    }
+}
+
+struct TxShared {
+    tx: SqlTransactionBox,
+    /// The shallowest savepoint dropped without commit, rolled back before the next call.
+    pending_rollback: Mutex<Option<u32>>,
+}
+
+/// An open transaction (depth 0) or savepoint (depth ≥ 1).
+///
+/// Dropping it without [`commit`](Transaction::commit) rolls it back.
+pub struct Transaction<'p> {
+    shared: Arc<TxShared>,
+    dialect: Dialect,
+    depth: u32,
+    finished: bool,
+    _parent: std::marker::PhantomData<&'p mut ()>,
+}
+
+impl Transaction<'_> {
+    async fn flush(&self) -> Result<()> {
+        let pending = self
+            .shared
+            .pending_rollback
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(depth) = pending {
+            call(self.shared.tx.rollback_to(depth)).await?;
+        }
+        Ok(())
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.finished {
+            return Err(Error::Plugin(PluginError::closed("transaction")));
+        }
+        Ok(())
+    }
+
+    /// The nesting depth: 0 for the transaction, 1.. for savepoints.
+    pub fn depth(&self) -> u32 {
+        self.depth
+    }
+
+    /// As [`Sql::exec`], inside the transaction.
+    pub async fn exec(&self, script: &str) -> Result<()> {
+        self.check()?;
+        self.flush().await?;
+        call(self.shared.tx.exec(script.into())).await
+    }
+
+    /// As [`Sql::run`], inside the transaction.
+    pub async fn run(&self, sql: &str, params: impl IntoParams) -> Result<RunOutcome> {
+        self.check()?;
+        let stmt = prepare(self.dialect, sql, params)?;
+        self.flush().await?;
+        call(self.shared.tx.run(stmt)).await.map(Into::into)
+    }
+
+    /// As [`Sql::get`], inside the transaction.
+    pub async fn get(&self, sql: &str, params: impl IntoParams) -> Result<Option<Row>> {
+        self.check()?;
+        let stmt = prepare(self.dialect, sql, params)?;
+        self.flush().await?;
+        let rows = call(self.shared.tx.query(stmt, 1)).await?;
+        Ok(split_rows(rows, None).1.into_iter().next())
+    }
+
+    /// As [`Sql::all`], inside the transaction.
+    pub async fn all(&self, sql: &str, params: impl IntoParams) -> Result<Vec<Row>> {
+        self.check()?;
+        let stmt = prepare(self.dialect, sql, params)?;
+        self.flush().await?;
+        let rows = call(self.shared.tx.query(stmt, 0)).await?;
+        Ok(split_rows(rows, None).1)
+    }
+
+    /// Opens a nested savepoint; the parent is borrowed until it ends.
+    pub async fn savepoint(&mut self) -> Result<Transaction<'_>> {
+        self.check()?;
+        self.flush().await?;
+        let depth = call(self.shared.tx.savepoint()).await?;
+        Ok(Transaction {
+            shared: self.shared.clone(),
+            dialect: self.dialect,
+            depth,
+            finished: false,
+            _parent: std::marker::PhantomData,
+        })
+    }
+
+    /// Runs `f` in a savepoint: release on `Ok`, roll back to it on `Err`, panic or drop.
+    pub async fn nested<T, E, F>(&mut self, f: F) -> std::result::Result<T, E>
+    where
+        F: for<'t, 's> FnOnce(&'t mut Transaction<'s>) -> BoxFuture<'t, std::result::Result<T, E>>,
+        E: From<Error>,
+    {
+        let mut sp = self.savepoint().await?;
+        match f(&mut sp).await {
+            Ok(v) => {
+                sp.commit().await?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = sp.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Commits the transaction, or releases the savepoint into its parent.
+    pub async fn commit(mut self) -> Result<()> {
+        self.check()?;
+        self.flush().await?;
+        self.finished = true;
+        if self.depth == 0 {
+            call(self.shared.tx.commit()).await
+        } else {
+            call(self.shared.tx.release(self.depth)).await
+        }
+    }
+
+    /// Rolls back the transaction, or the work since the savepoint.
+    pub async fn rollback(mut self) -> Result<()> {
+        self.check()?;
+        self.finished = true;
+        if self.depth == 0 {
+            call(self.shared.tx.rollback()).await
+        } else {
+            self.flush().await?;
+            call(self.shared.tx.rollback_to(self.depth)).await
+        }
+    }
+}
+
+impl Drop for Transaction<'_> {
+    fn drop(&mut self) {
+        if self.finished || self.depth == 0 {
+            // Depth 0: dropping the plugin's transaction object rolls it back.
+            return;
+        }
+        let mut pending = self
+            .shared
+            .pending_rollback
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *pending = Some(pending.map_or(self.depth, |d| d.min(self.depth)));
+    }
+}
+
+/// Rows of a streaming read, fetched from the plugin in batches.
+pub struct RowStream {
+    cursor: SqlCursorBox,
+    columns: Columns,
+    buffer: std::collections::VecDeque<Row>,
+    batch: u32,
+    done: bool,
+}
+
+impl RowStream {
+    fn new(cursor: SqlCursorBox) -> RowStream {
+        let columns: Columns = cursor.columns().iter().map(|c| c.to_string()).collect::<Vec<_>>().into();
+        RowStream {
+            cursor,
+            columns,
+            buffer: Default::default(),
+            batch: 512,
+            done: false,
+        }
+    }
+
+    /// Rows fetched per plugin call (default 512).
+    pub fn with_batch_size(mut self, rows: u32) -> RowStream {
+        self.batch = rows.max(1);
+        self
+    }
+
+    /// The column names.
+    pub fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    /// The next batch of rows; empty at the end.
+    pub async fn next_batch(&mut self) -> Result<Vec<Row>> {
+        if !self.buffer.is_empty() {
+            return Ok(self.buffer.drain(..).collect());
+        }
+        if self.done {
+            return Ok(Vec::new());
+        }
+        let rows = call(self.cursor.next(self.batch)).await?;
+        if rows.row_count < u64::from(self.batch) {
+            self.done = true;
+        }
+        Ok(split_rows(rows, Some(&self.columns)).1)
+    }
+
+    /// The next row, or `None` at the end.
+    pub async fn next(&mut self) -> Result<Option<Row>> {
+        if self.buffer.is_empty() && !self.done {
+            let batch = self.next_batch().await?;
+            self.buffer.extend(batch);
+        }
+        Ok(self.buffer.pop_front())
+    }
+
+    /// As a `futures` stream of rows.
+    pub fn into_stream(self) -> impl futures_util::Stream<Item = Result<Row>> + Send {
+        futures_util::stream::try_unfold(self, |mut s| async move {
+            Ok(s.next().await?.map(|row| (row, s)))
+        })
+    }
+}

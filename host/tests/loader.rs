@@ -1,0 +1,237 @@
+//! Loading plugins: the bad inputs a host must refuse clearly, panics it must
+//! contain, and several plugins side by side. Uses the `.so` files built by
+//! `cargo build --release --workspace` next to this test binary.
+
+use std::path::{Path, PathBuf};
+
+use strata_host::{Error, ErrorKind, Plugin, Strata, loader::library_file_name, params};
+
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+fn plugin(name: &str) -> PathBuf {
+    let path = target_dir().join(library_file_name(name));
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo build --release --workspace` first",
+        path.display()
+    );
+    path
+}
+
+fn write_config(dir: &Path, body: &str) -> PathBuf {
+    let file = dir.join("plugins.toml");
+    std::fs::write(&file, format!("plugin_dirs = [{:?}]\n{body}", target_dir())).unwrap();
+    file
+}
+
+#[test]
+fn a_file_that_is_not_a_library_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("libstrata_fake.so");
+    std::fs::write(&fake, "this is not an ELF file").unwrap();
+    let err = Plugin::load(&fake).unwrap_err();
+    assert!(matches!(err, Error::NotAPlugin { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("libstrata_fake.so") && msg.contains("not a strata plugin"), "{msg}");
+}
+
+#[test]
+fn a_library_without_a_root_module_is_refused() {
+    // Any real shared library that is not a strata plugin: the SQLite plugin's
+    // neighbour, the C math library.
+    let libm = ["/lib/x86_64-linux-gnu/libm.so.6", "/usr/lib/x86_64-linux-gnu/libm.so.6", "/lib64/libm.so.6"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .expect("libm present");
+    let err = Plugin::load(&libm).unwrap_err();
+    assert!(matches!(err, Error::NotAPlugin { .. }), "{err:?}");
+    assert!(err.to_string().contains("root module"), "{err}");
+}
+
+#[test]
+fn a_plugin_built_against_another_api_is_refused_naming_both_versions() {
+    let err = Plugin::load(plugin("fixture_bad_abi")).unwrap_err();
+    match &err {
+        Error::IncompatibleApi { expected, found, .. } => {
+            assert_eq!(expected, strata_plugin_api::API_VERSION);
+            assert_eq!(found, "0.0.7");
+        }
+        other => panic!("expected IncompatibleApi, got {other:?}"),
+    }
+    let msg = err.to_string();
+    assert!(msg.contains("0.0.7") && msg.contains(strata_plugin_api::API_VERSION), "{msg}");
+    assert!(msg.contains("libstrata_fixture_bad_abi"), "{msg}");
+}
+
+#[tokio::test]
+async fn panics_inside_a_plugin_come_back_as_errors_and_the_host_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_config(
+        dir.path(),
+        "[backends.p]\nplugin = \"fixture_panicky\"\n[backends.boom]\nplugin = \"fixture_panicky\"\nconfig = { panic_on_open = true }\n",
+    );
+    let strata = Strata::load(&file).unwrap();
+    let sql = strata.sql_backend("p").await.unwrap();
+
+    // Caught by the plugin's own guard.
+    let err = sql.run("insert into t values (1)", ()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Internal);
+    assert!(err.to_string().contains("plugin panicked"), "{err}");
+    assert!(err.to_string().contains("index out of bounds"), "{err}");
+
+    // An unguarded future: async-ffi re-raises the panic on the host, the backstop catches it.
+    let err = sql.all("select 1", ()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Internal);
+    assert!(err.to_string().contains("plugin panicked"), "{err}");
+
+    // A panic while opening.
+    let err = strata.backend("boom").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Internal);
+    assert!(err.to_string().contains("open exploded"), "{err}");
+
+    // Still serving.
+    sql.exec("select 1").await.unwrap();
+    let err = sql.run("x", ()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Internal);
+}
+
+#[tokio::test]
+async fn two_plugins_side_by_side_and_one_library_opened_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.sqlite");
+    let b = dir.path().join("b.sqlite");
+    let file = write_config(
+        dir.path(),
+        &format!(
+            "[backends.a]\nplugin = \"sqlite\"\nconfig = {{ path = {a:?} }}\n\
+             [backends.b]\nplugin = \"sqlite\"\nconfig = {{ path = {b:?} }}\n\
+             [backends.p]\nplugin = \"fixture_panicky\"\n\
+             [roles]\nsql = \"a\"\n"
+        ),
+    );
+    let strata = Strata::load(&file).unwrap();
+    let pa = strata.plugin("a").unwrap();
+    let pb = strata.plugin("b").unwrap();
+    let pp = strata.plugin("p").unwrap();
+    assert!(std::sync::Arc::ptr_eq(&pa, &pb), "one library, loaded once");
+    assert_eq!(pa.info().name, "sqlite");
+    assert_eq!(pp.info().name, "panicky", "the second plugin is not the first one returned again");
+
+    let sa = strata.sql().await.unwrap();
+    let sb = strata.sql_backend("b").await.unwrap();
+    assert_eq!(sa.backend(), "a");
+    for s in [&sa, &sb] {
+        s.exec("create table t (x integer)").await.unwrap();
+    }
+    sa.run("insert into t values (?)", [1]).await.unwrap();
+    sa.run("insert into t values (?)", [2]).await.unwrap();
+    sb.run("insert into t values (?)", [3]).await.unwrap();
+    let count = |s: strata_host::Sql| async move {
+        s.get("select count(*) from t", ()).await.unwrap().unwrap().get_idx::<i64>(0).unwrap()
+    };
+    assert_eq!(count(sa.clone()).await, 2);
+    assert_eq!(count(sb.clone()).await, 1);
+    // The panicky plugin misbehaving does not disturb the SQLite backends.
+    let p = strata.sql_backend("p").await.unwrap();
+    assert!(p.all("select 1", ()).await.is_err());
+    assert_eq!(count(sa).await, 2);
+    strata.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_plugin_config_is_refused_before_open_naming_file_table_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("never-created.sqlite");
+    let file = write_config(
+        dir.path(),
+        &format!(
+            "[backends.typo]\nplugin = \"sqlite\"\nconfig = {{ pth = {db:?} }}\n\
+             [backends.wrongtype]\nplugin = \"sqlite\"\nconfig = {{ path = {db:?}, busy_timeout_ms = \"5s\" }}\n"
+        ),
+    );
+    let strata = Strata::load(&file).unwrap();
+    let err = strata.backend("typo").await.unwrap_err();
+    let msg = err.to_string();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+    assert!(msg.contains("plugins.toml"), "{msg}");
+    assert!(msg.contains("[backends.typo.config]"), "{msg}");
+    assert!(msg.contains("`pth`"), "{msg}");
+    assert!(msg.contains("missing required key `path`"), "{msg}");
+
+    let err = strata.backend("wrongtype").await.unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("[backends.wrongtype.config]") && msg.contains("`busy_timeout_ms`"), "{msg}");
+    assert!(!db.exists(), "nothing may be created by a refused config");
+}
+
+#[test]
+fn bad_plugins_toml_names_file_table_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_config(dir.path(), "[backends.local]\nplugin = \"sqlite\"\nconfg = { path = \"x\" }\n");
+    let err = Strata::load(&file).err().expect("refused");
+    let msg = err.to_string();
+    assert!(msg.contains(&file.display().to_string()) && msg.contains("[backends.local]") && msg.contains("`confg`"), "{msg}");
+
+    let file = write_config(dir.path(), "[backends.local]\nplugin = [\"sqlite\"]\n");
+    let msg = Strata::load(&file).err().expect("refused").to_string();
+    assert!(msg.contains("[backends.local]") && msg.contains("`plugin`") && msg.contains("array"), "{msg}");
+}
+
+#[tokio::test]
+async fn a_missing_plugin_lists_the_directories_searched() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_config(dir.path(), "[backends.x]\nplugin = \"nosuchdb\"\n");
+    let strata = Strata::load(&file).unwrap();
+    let err = strata.backend("x").await.unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::PluginNotFound { .. }), "{err:?}");
+    assert!(msg.contains("libstrata_nosuchdb.so"), "{msg}");
+    assert!(msg.contains(&target_dir().display().to_string()), "{msg}");
+}
+
+#[tokio::test]
+async fn params_macro_and_row_access_through_the_loaded_plugin() {
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct Note {
+        id: i64,
+        body: String,
+        score: Option<f64>,
+        done: bool,
+        tags: Vec<String>,
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_config(
+        dir.path(),
+        &format!("[backends.local]\nplugin = \"sqlite\"\nconfig = {{ path = {:?} }}\n", dir.path().join("n.sqlite")),
+    );
+    let strata = Strata::load(&file).unwrap();
+    let sql = strata.sql().await.unwrap();
+    sql.exec("create table notes (id integer primary key, body text, score real, done integer, tags text)")
+        .await
+        .unwrap();
+    sql.run(
+        "insert into notes (body, score, done, tags) values (?, ?, ?, ?)",
+        params!["hello", None::<f64>, true, r#"["a","b"]"#],
+    )
+    .await
+    .unwrap();
+    let notes: Vec<Note> = sql.all_as("select * from notes", ()).await.unwrap();
+    assert_eq!(
+        notes,
+        vec![Note {
+            id: 1,
+            body: "hello".into(),
+            score: None,
+            done: true,
+            tags: vec!["a".into(), "b".into()]
+        }]
+    );
+    let row = sql.get("select body, done from notes", ()).await.unwrap().unwrap();
+    let err = row.get::<i64>("body").unwrap_err();
+    assert!(err.to_string().contains("`body`") && err.to_string().contains("expected integer"), "{err}");
+    assert!(row.get::<String>("nope").unwrap_err().to_string().contains("no such column"));
+}

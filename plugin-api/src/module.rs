@@ -1,0 +1,55 @@
+//! The root module every plugin library exports, and the opened backend.
+
+use abi_stable::{
+    StableAbi, declare_root_module_statics,
+    library::RootModule,
+    package_version_strings, sabi_trait,
+    sabi_types::VersionStrings,
+    std_types::{RBox, ROption, RString},
+};
+
+use crate::{
+    manifest::Manifest,
+    sql::{PluginFuture, SqlConnectionBox},
+};
+
+/// The root module: the only symbol the host looks up in a plugin library.
+///
+/// It is an abi_stable *prefix type*: fields may be appended after the last
+/// prefix field in later minor versions, never removed or reordered. The
+/// host checks the plugin-api version (semver) and the layout of every type
+/// reachable from here when it loads the library.
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = PluginModRef)))]
+#[sabi(missing_field(panic))]
+pub struct PluginMod {
+    /// Describes the plugin: name, versions, contracts, capabilities, config schema.
+    pub manifest: extern "C" fn() -> Manifest,
+    /// Opens a backend from its config, given as JSON text that the host has
+    /// already validated against the manifest's schema.
+    #[sabi(last_prefix_field)]
+    pub open: extern "C" fn(config_json: RString) -> PluginFuture<BackendBox>,
+}
+
+impl RootModule for PluginModRef {
+    declare_root_module_statics! {PluginModRef}
+    const BASE_NAME: &'static str = "strata_plugin";
+    const NAME: &'static str = "strata_plugin";
+    const VERSION_STRINGS: VersionStrings = package_version_strings!();
+}
+
+/// An opened backend: hands out the contract handles it implements.
+#[sabi_trait]
+pub trait Backend: Send + Sync {
+    /// The SQL handle, when the plugin implements the SQL contract.
+    fn sql(&self) -> ROption<SqlConnectionBox>;
+    /// A cheap liveness check; the text describes what was checked.
+    fn health(&self) -> PluginFuture<RString>;
+    /// Closes every handle of this backend.
+    #[sabi(last_prefix_field)]
+    fn close(&self) -> PluginFuture<()>;
+}
+
+/// An opened backend as a boxed trait object.
+pub type BackendBox = Backend_TO<'static, RBox<()>>;

@@ -1,0 +1,132 @@
+//! The SQL contract.
+//!
+//! Every method takes its request by value and returns an
+//! [`FfiFuture`](async_ffi::FfiFuture) that is `'static`: it owns what it
+//! needs, so plugin state lives behind `Arc`s inside the implementing type.
+//! Methods must not panic before returning the future (abi_stable aborts on
+//! a panic in a trait-object method); wrap all work in [`crate::ffi::guard`].
+//!
+//! Placeholders arrive already rewritten by the host into the plugin's
+//! [`Dialect`](crate::placeholders::Dialect), with `params` in order.
+
+use abi_stable::{
+    StableAbi, sabi_trait,
+    std_types::{RBox, ROption, RResult, RString, RVec},
+};
+use async_ffi::FfiFuture;
+
+use crate::{PluginError, Value};
+
+/// One statement and its positional parameters.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq)]
+pub struct Statement {
+    /// The SQL text, placeholders in the plugin's dialect.
+    pub sql: RString,
+    /// Parameter values, first placeholder first.
+    pub params: RVec<Value>,
+}
+
+impl Statement {
+    /// A statement with parameters.
+    pub fn new(sql: impl Into<RString>, params: impl Into<RVec<Value>>) -> Self {
+        Statement {
+            sql: sql.into(),
+            params: params.into(),
+        }
+    }
+}
+
+/// What a write did.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunResult {
+    /// Rows inserted, updated or deleted by the statement.
+    pub changes: u64,
+    /// The rowid (or `RETURNING` id) of the last inserted row, where the backend has one.
+    pub last_insert_rowid: ROption<i64>,
+}
+
+/// A block of result rows: column names once, values row-major.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, Default, PartialEq)]
+pub struct Rows {
+    /// Column names in result order.
+    pub columns: RVec<RString>,
+    /// `row_count * columns.len()` values, row after row.
+    pub values: RVec<Value>,
+    /// Number of rows (kept explicitly so a zero-column result still counts rows).
+    pub row_count: u64,
+}
+
+/// A future crossing the boundary with a plugin result.
+pub type PluginFuture<T> = FfiFuture<RResult<T, PluginError>>;
+
+/// The SQL contract: one handle per opened backend, safe to share between tasks.
+#[sabi_trait]
+pub trait SqlConnection: Send + Sync {
+    /// Runs a script of one or more statements without parameters.
+    fn exec(&self, script: RString) -> PluginFuture<()>;
+
+    /// Runs one statement, reporting changed rows and the last insert id.
+    fn run(&self, stmt: Statement) -> PluginFuture<RunResult>;
+
+    /// Runs a query and returns at most `max_rows` rows (`0` = all).
+    fn query(&self, stmt: Statement, max_rows: u64) -> PluginFuture<Rows>;
+
+    /// Opens a cursor that yields the result in batches without loading it all.
+    fn stream(&self, stmt: Statement) -> PluginFuture<SqlCursorBox>;
+
+    /// Starts a write transaction (`BEGIN IMMEDIATE` on SQLite).
+    fn begin(&self) -> PluginFuture<SqlTransactionBox>;
+
+    /// Closes the handle; every later call returns [`ErrorKind::Closed`](crate::ErrorKind::Closed).
+    #[sabi(last_prefix_field)]
+    fn close(&self) -> PluginFuture<()>;
+}
+
+/// A handle to an opened SQL backend.
+pub type SqlConnectionBox = SqlConnection_TO<'static, RBox<()>>;
+
+/// A transaction pinned to one connection.
+///
+/// Dropping it without [`commit`](SqlTransaction::commit) rolls it back.
+/// Savepoints nest by depth: `savepoint` returns the new depth (1 for the
+/// first), `release(d)` keeps the work since savepoint `d`, `rollback_to(d)`
+/// undoes it; both end savepoint `d` and every deeper one.
+#[sabi_trait]
+pub trait SqlTransaction: Send + Sync {
+    /// As [`SqlConnection::exec`], inside the transaction.
+    fn exec(&self, script: RString) -> PluginFuture<()>;
+    /// As [`SqlConnection::run`], inside the transaction.
+    fn run(&self, stmt: Statement) -> PluginFuture<RunResult>;
+    /// As [`SqlConnection::query`], inside the transaction.
+    fn query(&self, stmt: Statement, max_rows: u64) -> PluginFuture<Rows>;
+    /// Opens a nested savepoint and returns its depth.
+    fn savepoint(&self) -> PluginFuture<u32>;
+    /// Releases savepoint `depth` (and deeper ones), keeping their work.
+    fn release(&self, depth: u32) -> PluginFuture<()>;
+    /// Rolls back to savepoint `depth` and ends it (and deeper ones).
+    fn rollback_to(&self, depth: u32) -> PluginFuture<()>;
+    /// Commits; later calls return `Closed`.
+    fn commit(&self) -> PluginFuture<()>;
+    /// Rolls back; later calls return `Closed`.
+    #[sabi(last_prefix_field)]
+    fn rollback(&self) -> PluginFuture<()>;
+}
+
+/// An open transaction.
+pub type SqlTransactionBox = SqlTransaction_TO<'static, RBox<()>>;
+
+/// A streaming result.
+#[sabi_trait]
+pub trait SqlCursor: Send + Sync {
+    /// The column names of the result.
+    fn columns(&self) -> RVec<RString>;
+    /// The next block of at most `max_rows` rows; an empty block means the end.
+    #[sabi(last_prefix_field)]
+    fn next(&self, max_rows: u32) -> PluginFuture<Rows>;
+}
+
+/// An open cursor; dropping it releases the connection it holds.
+pub type SqlCursorBox = SqlCursor_TO<'static, RBox<()>>;

@@ -1,0 +1,87 @@
+//! The SQLite plugin's configuration.
+
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+/// Configuration of one SQLite backend (`[backends.NAME.config]`).
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SqliteConfig {
+    /// The database file, created with its parent directories if missing, or
+    /// `:memory:` for a private in-memory database. A relative path is taken
+    /// from the working directory of the process.
+    pub path: String,
+    /// How long a statement waits for a lock held by another connection or
+    /// process before failing with `busy`, in milliseconds.
+    #[serde(default = "default_busy_timeout_ms")]
+    #[schemars(range(max = 600000))]
+    pub busy_timeout_ms: u32,
+    /// Open the database read-only: every write fails, nothing is created.
+    #[serde(default)]
+    pub read_only: bool,
+    /// Prepared statements kept per connection.
+    #[serde(default = "default_statement_cache")]
+    #[schemars(range(min = 0, max = 10000))]
+    pub statement_cache: u32,
+    /// Reader connections kept open for concurrent reads (WAL lets them run
+    /// beside the one writer).
+    #[serde(default = "default_max_readers")]
+    #[schemars(range(min = 1, max = 256))]
+    pub max_readers: u32,
+    /// `PRAGMA synchronous` for the writer: `off`, `normal` (default, safe with WAL) or `full`.
+    #[serde(default)]
+    pub synchronous: Synchronous,
+    /// Enforce foreign keys (`PRAGMA foreign_keys`).
+    #[serde(default = "yes")]
+    pub foreign_keys: bool,
+}
+
+/// `PRAGMA synchronous` levels.
+#[derive(Clone, Copy, Debug, Default, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// No fsync; fastest, a power cut may lose recent commits.
+    Off,
+    /// fsync at checkpoints; with WAL a power cut may lose the last commits but never corrupts.
+    #[default]
+    Normal,
+    /// fsync on every commit.
+    Full,
+}
+
+impl Synchronous {
+    pub(crate) fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Off => "OFF",
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Full => "FULL",
+        }
+    }
+}
+
+fn default_busy_timeout_ms() -> u32 {
+    5_000
+}
+fn default_statement_cache() -> u32 {
+    128
+}
+fn default_max_readers() -> u32 {
+    8
+}
+fn yes() -> bool {
+    true
+}
+
+impl SqliteConfig {
+    /// The file path, or `None` for an in-memory database.
+    pub fn file(&self) -> Option<PathBuf> {
+        (self.path != ":memory:").then(|| PathBuf::from(&self.path))
+    }
+}
+
+/// The JSON Schema of [`SqliteConfig`], as text.
+pub fn schema_json() -> String {
+    serde_json::to_string(&schemars::schema_for!(SqliteConfig)).expect("schema serialises")
+}

@@ -1,0 +1,615 @@
+//! The SQL contract on SQLite.
+//!
+//! # Connections
+//!
+//! One *writer* connection, behind an async mutex, runs every write and every
+//! transaction (`BEGIN IMMEDIATE`), so writers queue in the process instead of
+//! spinning on `SQLITE_BUSY`. Reads run on a small pool of *reader*
+//! connections, which WAL lets proceed beside the writer. A query whose
+//! prepared statement is not read-only (`INSERT … RETURNING`) is routed to the
+//! writer. An in-memory database has a single connection that does both.
+//!
+//! # No thread hop
+//!
+//! SQLite calls are short and synchronous, so each future does its work
+//! inline when the host first polls it — a point read costs a statement-cache
+//! lookup, a step and the row conversion, not a cross-thread handoff. Only a
+//! streaming cursor runs on a thread of its own, because it keeps a statement
+//! open across calls.
+
+use std::{
+    path::PathBuf,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+        mpsc,
+    },
+};
+
+use abi_stable::{
+    sabi_trait::TD_Opaque,
+    std_types::{ROption, RString, RVec},
+};
+use rusqlite::{
+    Connection, OpenFlags,
+    types::{ToSqlOutput, ValueRef},
+};
+use strata_plugin_api::{
+    ErrorKind, PluginError, PluginResult, Value,
+    ffi::guard,
+    sql::{
+        PluginFuture, Rows, RunResult, SqlConnection, SqlConnection_TO, SqlConnectionBox,
+        SqlCursor, SqlCursor_TO, SqlCursorBox, SqlTransaction, SqlTransaction_TO,
+        SqlTransactionBox, Statement,
+    },
+};
+use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
+
+use crate::{config::SqliteConfig, error::map};
+
+/// State shared by every handle of one opened database.
+pub(crate) struct Shared {
+    cfg: SqliteConfig,
+    file: Option<PathBuf>,
+    writer: Arc<AsyncMutex<Option<Connection>>>,
+    readers: Mutex<Vec<Connection>>,
+    closed: AtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn open(cfg: SqliteConfig) -> PluginResult<Arc<Shared>> {
+        let file = cfg.file();
+        if let Some(path) = &file {
+            if cfg.read_only {
+                if !path.exists() {
+                    return Err(PluginError::new(
+                        ErrorKind::NotFound,
+                        format!("database {} does not exist (read_only is set, so it is not created)", path.display()),
+                    ));
+                }
+            } else if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    PluginError::new(
+                        ErrorKind::Connection,
+                        format!("cannot create directory {}: {e}", dir.display()),
+                    )
+                })?;
+            }
+        }
+        let writer = open_connection(&cfg, file.as_ref(), true)?;
+        Ok(Arc::new(Shared {
+            cfg,
+            file,
+            writer: Arc::new(AsyncMutex::new(Some(writer))),
+            readers: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
+        }))
+    }
+
+    fn check_open(&self) -> PluginResult<()> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(PluginError::closed("sqlite connection"))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn take_reader(&self) -> PluginResult<Connection> {
+        let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match pooled {
+            Some(c) => Ok(c),
+            None => open_connection(&self.cfg, self.file.as_ref(), false),
+        }
+    }
+
+    fn return_reader(&self, conn: Connection) {
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < self.cfg.max_readers as usize {
+            pool.push(conn);
+        }
+    }
+
+    /// Runs `f` on the writer connection.
+    async fn with_writer<T>(&self, f: impl FnOnce(&Connection) -> PluginResult<T>) -> PluginResult<T> {
+        self.check_open()?;
+        let guard = self.writer.lock().await;
+        let conn = guard.as_ref().ok_or_else(|| PluginError::closed("sqlite connection"))?;
+        f(conn)
+    }
+
+    pub(crate) async fn health(&self) -> PluginResult<String> {
+        let file = self.file.clone();
+        self.with_writer(|c| {
+            let version: String = c.query_row("select sqlite_version()", [], |r| r.get(0)).map_err(map)?;
+            let mode: String = c.query_row("pragma journal_mode", [], |r| r.get(0)).map_err(map)?;
+            Ok(format!(
+                "sqlite {version}, {}, journal_mode={mode}",
+                file.map_or_else(|| "in memory".to_string(), |p| p.display().to_string())
+            ))
+        })
+        .await
+    }
+
+    pub(crate) async fn close(&self) -> PluginResult<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.readers.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        // Waits for an open transaction or cursor to finish with the writer.
+        let conn = self.writer.lock().await.take();
+        if let Some(conn) = conn {
+            conn.close().map_err(|(_, e)| map(e))?;
+        }
+        Ok(())
+    }
+}
+
+fn open_connection(cfg: &SqliteConfig, file: Option<&PathBuf>, writer: bool) -> PluginResult<Connection> {
+    let mut flags = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    if cfg.read_only || !writer {
+        flags |= OpenFlags::SQLITE_OPEN_READ_ONLY;
+    } else {
+        flags |= OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let conn = match file {
+        Some(path) => Connection::open_with_flags(path, flags),
+        None => Connection::open_in_memory_with_flags(flags),
+    }
+    .map_err(|e| {
+        let err = map(e);
+        PluginError::new(
+            err.kind(),
+            format!(
+                "cannot open {}: {}",
+                file.map_or_else(|| ":memory:".into(), |p| p.display().to_string()),
+                err.message()
+            ),
+        )
+    })?;
+    conn.set_prepared_statement_cache_capacity(cfg.statement_cache as usize);
+    conn.busy_timeout(std::time::Duration::from_millis(cfg.busy_timeout_ms.into()))
+        .map_err(map)?;
+    if writer && !cfg.read_only {
+        if file.is_some() {
+            conn.pragma_update(None, "journal_mode", "WAL").map_err(map)?;
+        }
+        conn.pragma_update(None, "synchronous", cfg.synchronous.pragma()).map_err(map)?;
+    }
+    conn.pragma_update(None, "foreign_keys", cfg.foreign_keys).map_err(map)?;
+    Ok(conn)
+}
+
+/// Binds a [`Value`] without copying it.
+struct Bind<'a>(&'a Value);
+
+impl rusqlite::ToSql for Bind<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self.0 {
+            Value::Null => ValueRef::Null,
+            Value::Integer(i) => ValueRef::Integer(*i),
+            Value::Real(r) => ValueRef::Real(*r),
+            Value::Text(s) => ValueRef::Text(s.as_bytes()),
+            Value::Blob(b) => ValueRef::Blob(b.as_slice()),
+        }))
+    }
+}
+
+fn read_value(v: ValueRef<'_>) -> PluginResult<Value> {
+    Ok(match v {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::Integer(i),
+        ValueRef::Real(r) => Value::Real(r),
+        ValueRef::Text(t) => Value::Text(
+            std::str::from_utf8(t)
+                .map_err(|e| PluginError::internal(format!("text column is not UTF-8: {e}")))?
+                .into(),
+        ),
+        ValueRef::Blob(b) => Value::Blob(b.to_vec().into()),
+    })
+}
+
+fn bind_all(stmt: &mut rusqlite::Statement<'_>, params: &[Value]) -> PluginResult<()> {
+    let expected = stmt.parameter_count();
+    if expected != params.len() {
+        return Err(PluginError::invalid_input(format!(
+            "statement takes {expected} parameters, {} given",
+            params.len()
+        )));
+    }
+    for (i, p) in params.iter().enumerate() {
+        stmt.raw_bind_parameter(i + 1, Bind(p)).map_err(map)?;
+    }
+    Ok(())
+}
+
+fn column_names(stmt: &rusqlite::Statement<'_>) -> RVec<RString> {
+    stmt.column_names().map(RString::from).collect()
+}
+
+/// Steps `rows` until `max_rows` rows (0 = all) have been appended to `out`.
+fn collect_rows(rows: &mut rusqlite::Rows<'_>, width: usize, max_rows: u64, out: &mut Rows) -> PluginResult<()> {
+    while max_rows == 0 || out.row_count < max_rows {
+        let Some(row) = rows.next().map_err(map)? else { break };
+        for i in 0..width {
+            out.values.push(read_value(row.get_ref(i).map_err(map)?)?);
+        }
+        out.row_count += 1;
+    }
+    Ok(())
+}
+
+fn query_on(conn: &Connection, stmt: &Statement, max_rows: u64) -> PluginResult<Rows> {
+    let mut prepared = conn.prepare_cached(&stmt.sql).map_err(map)?;
+    bind_all(&mut prepared, &stmt.params)?;
+    let mut out = Rows {
+        columns: column_names(&prepared),
+        ..Rows::default()
+    };
+    let width = out.columns.len();
+    let mut rows = prepared.raw_query();
+    collect_rows(&mut rows, width, max_rows, &mut out)?;
+    Ok(out)
+}
+
+fn run_on(conn: &Connection, stmt: &Statement) -> PluginResult<RunResult> {
+    let mut prepared = conn.prepare_cached(&stmt.sql).map_err(map)?;
+    bind_all(&mut prepared, &stmt.params)?;
+    let readonly = prepared.readonly();
+    // Step to completion, so `INSERT … RETURNING` and queries run through `run` too.
+    let mut rows = prepared.raw_query();
+    while rows.next().map_err(map)?.is_some() {}
+    drop(rows);
+    Ok(RunResult {
+        changes: if readonly { 0 } else { conn.changes() },
+        last_insert_rowid: ROption::RSome(conn.last_insert_rowid()),
+    })
+}
+
+fn is_readonly(conn: &Connection, sql: &str) -> PluginResult<bool> {
+    Ok(conn.prepare_cached(sql).map_err(map)?.readonly())
+}
+
+/// The SQL handle of one backend.
+#[derive(Clone)]
+pub(crate) struct SqliteSql {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl SqliteSql {
+    pub(crate) fn boxed(shared: Arc<Shared>) -> SqlConnectionBox {
+        SqlConnection_TO::from_value(SqliteSql { shared }, TD_Opaque)
+    }
+}
+
+impl SqlConnection for SqliteSql {
+    fn exec(&self, script: RString) -> PluginFuture<()> {
+        let shared = self.shared.clone();
+        guard(async move { shared.with_writer(|c| c.execute_batch(&script).map_err(map)).await })
+    }
+
+    fn run(&self, stmt: Statement) -> PluginFuture<RunResult> {
+        let shared = self.shared.clone();
+        guard(async move { shared.with_writer(|c| run_on(c, &stmt)).await })
+    }
+
+    fn query(&self, stmt: Statement, max_rows: u64) -> PluginFuture<Rows> {
+        let shared = self.shared.clone();
+        guard(async move {
+            shared.check_open()?;
+            if shared.file.is_none() {
+                return shared.with_writer(|c| query_on(c, &stmt, max_rows)).await;
+            }
+            let reader = shared.take_reader()?;
+            if !is_readonly(&reader, &stmt.sql)? {
+                shared.return_reader(reader);
+                return shared.with_writer(|c| query_on(c, &stmt, max_rows)).await;
+            }
+            let result = query_on(&reader, &stmt, max_rows);
+            shared.return_reader(reader);
+            result
+        })
+    }
+
+    fn stream(&self, stmt: Statement) -> PluginFuture<SqlCursorBox> {
+        let shared = self.shared.clone();
+        guard(async move { Cursor::start(shared, stmt).await })
+    }
+
+    fn begin(&self) -> PluginFuture<SqlTransactionBox> {
+        let shared = self.shared.clone();
+        guard(async move {
+            shared.check_open()?;
+            let guard = shared.writer.clone().lock_owned().await;
+            let conn = guard.as_ref().ok_or_else(|| PluginError::closed("sqlite connection"))?;
+            conn.execute_batch("BEGIN IMMEDIATE").map_err(map)?;
+            let tx = Tx {
+                state: Arc::new(Mutex::new(TxState {
+                    guard: Some(guard),
+                    depth: 0,
+                })),
+            };
+            Ok(SqlTransaction_TO::from_value(tx, TD_Opaque))
+        })
+    }
+
+    fn close(&self) -> PluginFuture<()> {
+        let shared = self.shared.clone();
+        guard(async move { shared.close().await })
+    }
+}
+
+struct TxState {
+    /// The writer, held for the transaction's lifetime; `None` once it ended.
+    guard: Option<OwnedMutexGuard<Option<Connection>>>,
+    depth: u32,
+}
+
+impl TxState {
+    fn conn(&self) -> PluginResult<&Connection> {
+        self.guard
+            .as_ref()
+            .and_then(|g| g.as_ref())
+            .ok_or_else(|| PluginError::closed("transaction"))
+    }
+}
+
+/// A write transaction; dropping it un-committed rolls back.
+struct Tx {
+    state: Arc<Mutex<TxState>>,
+}
+
+impl Tx {
+    fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut TxState) -> PluginResult<T> + Send + 'static,
+    ) -> PluginFuture<T> {
+        let state = self.state.clone();
+        guard(async move {
+            let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut st)
+        })
+    }
+}
+
+fn savepoint_name(depth: u32) -> String {
+    format!("strata_sp_{depth}")
+}
+
+fn check_depth(st: &TxState, depth: u32) -> PluginResult<()> {
+    if depth == 0 || depth > st.depth {
+        return Err(PluginError::invalid_input(format!(
+            "no savepoint at depth {depth} (current depth {})",
+            st.depth
+        )));
+    }
+    Ok(())
+}
+
+impl SqlTransaction for Tx {
+    fn exec(&self, script: RString) -> PluginFuture<()> {
+        self.with(move |st| st.conn()?.execute_batch(&script).map_err(map))
+    }
+
+    fn run(&self, stmt: Statement) -> PluginFuture<RunResult> {
+        self.with(move |st| run_on(st.conn()?, &stmt))
+    }
+
+    fn query(&self, stmt: Statement, max_rows: u64) -> PluginFuture<Rows> {
+        self.with(move |st| query_on(st.conn()?, &stmt, max_rows))
+    }
+
+    fn savepoint(&self) -> PluginFuture<u32> {
+        self.with(|st| {
+            let depth = st.depth + 1;
+            st.conn()?
+                .execute_batch(&format!("SAVEPOINT {}", savepoint_name(depth)))
+                .map_err(map)?;
+            st.depth = depth;
+            Ok(depth)
+        })
+    }
+
+    fn release(&self, depth: u32) -> PluginFuture<()> {
+        self.with(move |st| {
+            check_depth(st, depth)?;
+            st.conn()?
+                .execute_batch(&format!("RELEASE {}", savepoint_name(depth)))
+                .map_err(map)?;
+            st.depth = depth - 1;
+            Ok(())
+        })
+    }
+
+    fn rollback_to(&self, depth: u32) -> PluginFuture<()> {
+        self.with(move |st| {
+            check_depth(st, depth)?;
+            let name = savepoint_name(depth);
+            st.conn()?
+                .execute_batch(&format!("ROLLBACK TO {name}; RELEASE {name}"))
+                .map_err(map)?;
+            st.depth = depth - 1;
+            Ok(())
+        })
+    }
+
+    fn commit(&self) -> PluginFuture<()> {
+        self.with(|st| {
+            let result = st.conn()?.execute_batch("COMMIT").map_err(map);
+            if result.is_err() {
+                // A failed COMMIT (e.g. a deferred foreign key) leaves the
+                // transaction open: roll it back so the writer is clean.
+                if let Ok(c) = st.conn() {
+                    let _ = c.execute_batch("ROLLBACK");
+                }
+            }
+            st.guard = None;
+            result
+        })
+    }
+
+    fn rollback(&self) -> PluginFuture<()> {
+        self.with(|st| {
+            let result = st.conn()?.execute_batch("ROLLBACK").map_err(map);
+            st.guard = None;
+            result
+        })
+    }
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Ok(conn) = st.conn() {
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+        }
+        st.guard = None;
+    }
+}
+
+type BatchReply = tokio::sync::oneshot::Sender<PluginResult<Rows>>;
+
+/// A streaming cursor: a thread owns the connection and the open statement
+/// and hands out one batch per request, so memory stays bounded by the batch
+/// size whatever the result size.
+struct Cursor {
+    columns: RVec<RString>,
+    requests: Mutex<Option<mpsc::Sender<(u32, BatchReply)>>>,
+}
+
+enum Conn {
+    Reader(Connection),
+    Writer(OwnedMutexGuard<Option<Connection>>),
+}
+
+impl Cursor {
+    async fn start(shared: Arc<Shared>, stmt: Statement) -> PluginResult<SqlCursorBox> {
+        shared.check_open()?;
+        let conn = if shared.file.is_some() {
+            let reader = shared.take_reader()?;
+            if is_readonly(&reader, &stmt.sql)? {
+                Conn::Reader(reader)
+            } else {
+                shared.return_reader(reader);
+                Conn::Writer(shared.writer.clone().lock_owned().await)
+            }
+        } else {
+            Conn::Writer(shared.writer.clone().lock_owned().await)
+        };
+        let (req_tx, req_rx) = mpsc::channel::<(u32, BatchReply)>();
+        let (cols_tx, cols_rx) = tokio::sync::oneshot::channel::<PluginResult<RVec<RString>>>();
+        std::thread::Builder::new()
+            .name("strata-sqlite-cursor".into())
+            .spawn(move || cursor_thread(shared, conn, stmt, cols_tx, req_rx))
+            .map_err(|e| PluginError::internal(format!("cannot start cursor thread: {e}")))?;
+        let columns = cols_rx
+            .await
+            .map_err(|_| PluginError::internal("cursor thread ended before it started"))??;
+        Ok(SqlCursor_TO::from_value(
+            Cursor {
+                columns,
+                requests: Mutex::new(Some(req_tx)),
+            },
+            TD_Opaque,
+        ))
+    }
+}
+
+fn cursor_thread(
+    shared: Arc<Shared>,
+    conn: Conn,
+    stmt: Statement,
+    cols_tx: tokio::sync::oneshot::Sender<PluginResult<RVec<RString>>>,
+    requests: mpsc::Receiver<(u32, BatchReply)>,
+) {
+    match conn {
+        Conn::Reader(c) => {
+            serve_cursor(&c, &stmt, cols_tx, &requests);
+            shared.return_reader(c);
+        }
+        Conn::Writer(guard) => match guard.as_ref() {
+            Some(c) => serve_cursor(c, &stmt, cols_tx, &requests),
+            None => {
+                let _ = cols_tx.send(Err(PluginError::closed("sqlite connection")));
+            }
+        },
+    }
+}
+
+fn serve_cursor(
+    conn: &Connection,
+    stmt: &Statement,
+    cols_tx: tokio::sync::oneshot::Sender<PluginResult<RVec<RString>>>,
+    requests: &mpsc::Receiver<(u32, BatchReply)>,
+) {
+    let prepared = conn.prepare(&stmt.sql).map_err(map).and_then(|mut p| {
+        bind_all(&mut p, &stmt.params)?;
+        Ok(p)
+    });
+    let mut prepared = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = cols_tx.send(Err(e));
+            return;
+        }
+    };
+    let columns = column_names(&prepared);
+    let width = columns.len();
+    let _ = cols_tx.send(Ok(columns));
+    let mut rows = prepared.raw_query();
+    let mut done = false;
+    // Ends when the cursor is dropped (the request channel closes).
+    while let Ok((max, reply)) = requests.recv() {
+        let max = u64::from(max.max(1));
+        let mut out = Rows::default();
+        let result = if done {
+            Ok(out)
+        } else {
+            match collect_rows(&mut rows, width, max, &mut out) {
+                Ok(()) => {
+                    done = out.row_count < max;
+                    Ok(out)
+                }
+                Err(e) => {
+                    done = true;
+                    Err(e)
+                }
+            }
+        };
+        let _ = reply.send(result);
+        if done {
+            // Free the statement (and, in memory mode, the writer) as soon as
+            // the result is exhausted; later requests get empty batches.
+            break;
+        }
+    }
+}
+
+impl SqlCursor for Cursor {
+    fn columns(&self) -> RVec<RString> {
+        self.columns.clone()
+    }
+
+    fn next(&self, max_rows: u32) -> PluginFuture<Rows> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sent = self
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|s| s.send((max_rows, tx)).is_ok())
+            .unwrap_or(false);
+        guard(async move {
+            if !sent {
+                // The thread ends once the result is exhausted: the stream is over.
+                return Ok(Rows::default());
+            }
+            rx.await
+                .map_err(|_| PluginError::internal("cursor thread ended unexpectedly"))?
+        })
+    }
+}
