@@ -15,7 +15,10 @@ use serde::Deserialize;
 use strata_host::{Strata, loader::library_file_name};
 
 #[derive(Parser, Debug)]
-#[command(name = "strata-bench", about = "strata benchmarks (plugin path vs baseline)")]
+#[command(
+    name = "strata-bench",
+    about = "strata benchmarks (plugin path vs baseline)"
+)]
 struct Cli {
     #[command(subcommand)]
     bench: Bench,
@@ -95,7 +98,13 @@ fn us(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1e6)
 }
 
-fn sql_get(rows: u64, reads: usize, rounds: usize, plugin_dir: Option<PathBuf>, out: Option<PathBuf>) {
+fn sql_get(
+    rows: u64,
+    reads: usize,
+    rounds: usize,
+    plugin_dir: Option<PathBuf>,
+    out: Option<PathBuf>,
+) {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("bench.sqlite");
     // Load the table directly (setup is not what is measured).
@@ -108,7 +117,9 @@ fn sql_get(rows: u64, reads: usize, rounds: usize, plugin_dir: Option<PathBuf>, 
         let tx = c.transaction().expect("tx");
         {
             let mut ins = tx
-                .prepare("INSERT INTO memories (id, agent, content, importance) VALUES (?1, ?2, ?3, ?4)")
+                .prepare(
+                    "INSERT INTO memories (id, agent, content, importance) VALUES (?1, ?2, ?3, ?4)",
+                )
                 .expect("prepare");
             for id in 1..=rows as i64 {
                 ins.execute(rusqlite::params![
@@ -123,7 +134,9 @@ fn sql_get(rows: u64, reads: usize, rounds: usize, plugin_dir: Option<PathBuf>, 
         tx.commit().expect("commit");
     }
     let mut rng = StdRng::seed_from_u64(42);
-    let ids: Vec<i64> = (0..reads).map(|_| rng.random_range(1..=rows as i64)).collect();
+    let ids: Vec<i64> = (0..reads)
+        .map(|_| rng.random_range(1..=rows as i64))
+        .collect();
 
     // Baseline: rusqlite in-process, same pragmas as the plugin's readers.
     let direct = rusqlite::Connection::open_with_flags(
@@ -160,10 +173,16 @@ fn sql_get(rows: u64, reads: usize, rounds: usize, plugin_dir: Option<PathBuf>, 
     let config = dir.path().join("plugins.toml");
     std::fs::write(
         &config,
-        format!("[backends.local]\nlibrary = {:?}\nconfig = {{ path = {:?} }}\n", lib, db),
+        format!(
+            "[backends.local]\nlibrary = {:?}\nconfig = {{ path = {:?} }}\n",
+            lib, db
+        ),
     )
     .expect("config");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let strata = Strata::load(&config).expect("load config");
     let sql = rt.block_on(strata.sql()).expect("open plugin");
     let run_plugin = |ids: &[i64], typed: bool| {
@@ -203,15 +222,29 @@ fn sql_get(rows: u64, reads: usize, rounds: usize, plugin_dir: Option<PathBuf>, 
          | rusqlite direct (prepare_cached + query_row into struct) | {} | {} | {} | 1.00 |\n\
          | strata host + libstrata_sqlite.so, `get` → Row | {} | {} | {} | {:.2} |\n\
          | strata host + libstrata_sqlite.so, `get` → Row → serde struct | {} | {} | {} | {:.2} |\n",
-        us(d.mean), us(d.p50), us(d.p99),
-        us(p.mean), us(p.p50), us(p.p99), ratio(p),
-        us(t.mean), us(t.p50), us(t.p99), ratio(t),
+        us(d.mean),
+        us(d.p50),
+        us(d.p99),
+        us(p.mean),
+        us(p.p50),
+        us(p.p99),
+        ratio(p),
+        us(t.mean),
+        us(t.p50),
+        us(t.p99),
+        ratio(t),
     );
-    println!("sql-get: {rows} rows, {reads} random point reads per side per round, {rounds} rounds (median round shown)\n");
+    println!(
+        "sql-get: {rows} rows, {reads} random point reads per side per round, {rounds} rounds (median round shown)\n"
+    );
     println!("{table}");
     if let Some(out) = out {
         use std::io::Write;
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&out).expect("open output");
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&out)
+            .expect("open output");
         writeln!(
             f,
             "\n### sql-get ({rows} rows, {reads} reads × {rounds} rounds)\n\n{table}"

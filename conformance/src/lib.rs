@@ -15,6 +15,7 @@
 
 pub mod runner;
 pub mod sql;
+pub mod vector;
 
 pub use runner::{Case, CaseOutcome, Ctx, Failure, Outcome, Report, Suite, Target, run};
 
@@ -22,7 +23,8 @@ pub use runner::{Case, CaseOutcome, Ctx, Failure, Outcome, Report, Suite, Target
 #[macro_export]
 macro_rules! ensure {
     ($cond:expr, $($msg:tt)+) => {
-        if !$cond {
+        let holds: bool = $cond;
+        if !holds {
             return Err($crate::Failure::new(format!($($msg)+)));
         }
     };

@@ -85,7 +85,11 @@ pub struct Target {
 impl Target {
     /// Loads the plugin library and remembers its config (checked against
     /// the plugin's schema on every open).
-    pub fn load(plugin: impl AsRef<Path>, config: serde_json::Value, config_file: impl Into<PathBuf>) -> Result<Target, Error> {
+    pub fn load(
+        plugin: impl AsRef<Path>,
+        config: serde_json::Value,
+        config_file: impl Into<PathBuf>,
+    ) -> Result<Target, Error> {
         Ok(Target {
             plugin: Plugin::load(plugin)?,
             config,
@@ -100,7 +104,13 @@ impl Target {
 
     /// Opens a fresh, independent backend.
     pub async fn open(&self) -> Result<Backend, Error> {
-        Backend::open("conformance", self.plugin.clone(), &self.config_file, &self.config).await
+        Backend::open(
+            "conformance",
+            self.plugin.clone(),
+            &self.config_file,
+            &self.config,
+        )
+        .await
     }
 }
 
@@ -110,6 +120,7 @@ pub struct Ctx {
     target: Arc<Target>,
     prefix: String,
     tables: Arc<Mutex<Vec<String>>>,
+    collections: Arc<Mutex<Vec<String>>>,
     backends: Arc<Mutex<Vec<Arc<Backend>>>>,
 }
 
@@ -124,6 +135,18 @@ impl Ctx {
         let t = format!("{}_{name}", self.prefix);
         self.tables.lock().unwrap().push(t.clone());
         t
+    }
+
+    /// A collection name unique to this case run (dropped after the case).
+    pub fn collection(&self, name: &str) -> String {
+        let c = format!("{}_{name}", self.prefix);
+        self.collections.lock().unwrap().push(c.clone());
+        c
+    }
+
+    /// The VectorStore front end of a fresh backend.
+    pub async fn vectors(&self) -> Result<strata_host::Vectors, Failure> {
+        Ok(self.backend().await?.vectors()?)
     }
 
     /// Opens a fresh backend, closed after the case.
@@ -145,15 +168,21 @@ impl Ctx {
 
     async fn cleanup(&self) {
         let tables = std::mem::take(&mut *self.tables.lock().unwrap());
-        if !tables.is_empty() && self.target.plugin.info().contracts & strata_plugin_api::contracts::SQL != 0 {
-            if let Ok(backend) = self.target.open().await {
-                if let Ok(sql) = backend.sql() {
-                    for t in tables.iter().rev() {
-                        let _ = sql.exec(&format!("DROP TABLE IF EXISTS {t}")).await;
-                    }
+        let collections = std::mem::take(&mut *self.collections.lock().unwrap());
+        if (!tables.is_empty() || !collections.is_empty())
+            && let Ok(backend) = self.target.open().await
+        {
+            if let Ok(sql) = backend.sql() {
+                for t in tables.iter().rev() {
+                    let _ = sql.exec(&format!("DROP TABLE IF EXISTS {t}")).await;
                 }
-                let _ = backend.close().await;
             }
+            if let Ok(v) = backend.vectors() {
+                for c in &collections {
+                    let _ = v.drop_collection(c).await;
+                }
+            }
+            let _ = backend.close().await;
         }
         let backends = std::mem::take(&mut *self.backends.lock().unwrap());
         for b in backends {
@@ -163,11 +192,20 @@ impl Ctx {
 }
 
 /// Expects `result` to be an error of `kind`.
-pub fn expect_kind<T: std::fmt::Debug>(result: Result<T, Error>, kind: ErrorKind, what: &str) -> CaseResult {
+pub fn expect_kind<T: std::fmt::Debug>(
+    result: Result<T, Error>,
+    kind: ErrorKind,
+    what: &str,
+) -> CaseResult {
     match result {
         Err(e) if e.kind() == kind => Ok(()),
-        Err(e) => Err(Failure::new(format!("{what}: expected a `{kind}` error, got `{}`: {e}", e.kind()))),
-        Ok(v) => Err(Failure::new(format!("{what}: expected a `{kind}` error, got Ok({v:?})"))),
+        Err(e) => Err(Failure::new(format!(
+            "{what}: expected a `{kind}` error, got `{}`: {e}",
+            e.kind()
+        ))),
+        Ok(v) => Err(Failure::new(format!(
+            "{what}: expected a `{kind}` error, got Ok({v:?})"
+        ))),
     }
 }
 
@@ -203,19 +241,33 @@ pub struct Report {
 impl Report {
     /// Number passed.
     pub fn passed(&self) -> usize {
-        self.cases.iter().filter(|c| c.outcome == Outcome::Passed).count()
+        self.cases
+            .iter()
+            .filter(|c| c.outcome == Outcome::Passed)
+            .count()
     }
     /// Number failed.
     pub fn failed(&self) -> usize {
-        self.cases.iter().filter(|c| matches!(c.outcome, Outcome::Failed(_))).count()
+        self.cases
+            .iter()
+            .filter(|c| matches!(c.outcome, Outcome::Failed(_)))
+            .count()
     }
     /// Number skipped.
     pub fn skipped(&self) -> usize {
-        self.cases.iter().filter(|c| matches!(c.outcome, Outcome::Skipped(_))).count()
+        self.cases
+            .iter()
+            .filter(|c| matches!(c.outcome, Outcome::Skipped(_)))
+            .count()
     }
     /// The closing line: `N passed, N failed, N skipped`.
     pub fn summary(&self) -> String {
-        format!("{} passed, {} failed, {} skipped", self.passed(), self.failed(), self.skipped())
+        format!(
+            "{} passed, {} failed, {} skipped",
+            self.passed(),
+            self.failed(),
+            self.skipped()
+        )
     }
 
     /// JUnit XML for CI systems.
@@ -249,7 +301,9 @@ impl Report {
                     esc(m.lines().next().unwrap_or("")),
                     esc(m)
                 )),
-                Outcome::Skipped(m) => out.push_str(&format!("><skipped message=\"{}\"/></testcase>\n", esc(m))),
+                Outcome::Skipped(m) => {
+                    out.push_str(&format!("><skipped message=\"{}\"/></testcase>\n", esc(m)))
+                }
             }
         }
         out.push_str("</testsuite>\n");
@@ -263,7 +317,8 @@ pub fn cases(suites: &[Suite]) -> Vec<Case> {
     for s in suites {
         match s {
             Suite::Sql => all.extend(crate::sql::cases()),
-            Suite::Vector | Suite::Blob => {}
+            Suite::Vector => all.extend(crate::vector::cases()),
+            Suite::Blob => {}
         }
     }
     all
@@ -287,7 +342,10 @@ pub async fn run(
         }
         let start = Instant::now();
         let outcome = if info.contracts & case.suite.contract_bit() == 0 {
-            Outcome::Skipped(format!("plugin does not implement the {} contract", case.suite.name()))
+            Outcome::Skipped(format!(
+                "plugin does not implement the {} contract",
+                case.suite.name()
+            ))
         } else if let Some(missing) = case.requires.iter().find(|c| !info.has_capability(c)) {
             Outcome::Skipped(format!("missing capability {missing}"))
         } else {
@@ -295,10 +353,12 @@ pub async fn run(
                 target: target.clone(),
                 prefix: format!("strata_t{:08x}", rand::random::<u32>()),
                 tables: Default::default(),
+                collections: Default::default(),
                 backends: Default::default(),
             };
             let fut = (case.run)(ctx.clone());
-            let result = tokio::spawn(async move { tokio::time::timeout(case_timeout, fut).await }).await;
+            let result =
+                tokio::spawn(async move { tokio::time::timeout(case_timeout, fut).await }).await;
             let outcome = match result {
                 Ok(Ok(Ok(()))) => Outcome::Passed,
                 Ok(Ok(Err(f))) => Outcome::Failed(f.0),

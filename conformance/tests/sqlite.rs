@@ -18,21 +18,28 @@ fn plugin_path(name: &str) -> PathBuf {
 
 async fn run_suite(config: serde_json::Value) {
     let target = Arc::new(Target::load(plugin_path("sqlite"), config, "sqlite-test.toml").unwrap());
-    let report = run(target, &[Suite::Sql], None, Duration::from_secs(120), |c| {
-        if let Outcome::Failed(m) = &c.outcome {
-            eprintln!("FAIL {}: {m}", c.id);
-        }
-    })
+    let report = run(
+        target,
+        &[Suite::Sql, Suite::Vector],
+        None,
+        Duration::from_secs(120),
+        |c| {
+            if let Outcome::Failed(m) = &c.outcome {
+                eprintln!("FAIL {}: {m}", c.id);
+            }
+        },
+    )
     .await;
     eprintln!("{}", report.summary());
     assert_eq!(report.failed(), 0, "{}", report.summary());
-    assert!(report.passed() >= 7, "{}", report.summary());
+    assert!(report.passed() >= 25, "{}", report.summary());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sql_suite_on_a_file_database() {
     let dir = tempfile::tempdir().unwrap();
-    run_suite(serde_json::json!({ "path": dir.path().join("nested/dir/conformance.sqlite") })).await;
+    run_suite(serde_json::json!({ "path": dir.path().join("nested/dir/conformance.sqlite") }))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -93,7 +93,11 @@ impl Config {
     }
 
     /// Parses with a custom environment lookup (for tests and embedding).
-    pub fn parse_with_env(file: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
+    pub fn parse_with_env(
+        file: &Path,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config> {
         Parser { file, env }.parse(text)
     }
 
@@ -104,9 +108,9 @@ impl Config {
             file,
             env: &|name| std::env::var(name).ok(),
         };
-        let table: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| parser.err(format!("invalid TOML: {}", e.to_string().trim_end())))?;
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            parser.err(format!("invalid TOML: {}", e.to_string().trim_end()))
+        })?;
         parser.to_json(&toml::Value::Table(table), "[config]", "")
     }
 
@@ -126,7 +130,9 @@ impl Config {
         };
         match assigned {
             Some(name) => self.backend(name),
-            None if self.backends.len() == 1 => Ok(self.backends.values().next().expect("one backend")),
+            None if self.backends.len() == 1 => {
+                Ok(self.backends.values().next().expect("one backend"))
+            }
             None => Err(Error::config(
                 &self.file,
                 format!("[roles]: no `{role}` backend assigned (set `{role} = \"NAME\"`)"),
@@ -136,10 +142,12 @@ impl Config {
 
     /// The backend called `name`.
     pub fn backend(&self, name: &str) -> Result<&BackendConfig> {
-        self.backends.get(name).ok_or_else(|| Error::UnknownBackend {
-            name: name.to_string(),
-            known: self.backends.keys().cloned().collect(),
-        })
+        self.backends
+            .get(name)
+            .ok_or_else(|| Error::UnknownBackend {
+                name: name.to_string(),
+                known: self.backends.keys().cloned().collect(),
+            })
     }
 }
 
@@ -173,9 +181,9 @@ impl Parser<'_> {
     }
 
     fn parse(&self, text: &str) -> Result<Config> {
-        let root: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| self.err(format!("invalid TOML: {}", e.to_string().trim_end())))?;
+        let root: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            self.err(format!("invalid TOML: {}", e.to_string().trim_end()))
+        })?;
         let base = base_dir(self.file);
         let mut plugin_dirs = Vec::new();
         let mut backends = BTreeMap::new();
@@ -202,7 +210,9 @@ impl Parser<'_> {
                 }
                 "backends" => {
                     let toml::Value::Table(table) = value else {
-                        return Err(self.err("top level: `backends` must be a table of [backends.NAME] tables"));
+                        return Err(self.err(
+                            "top level: `backends` must be a table of [backends.NAME] tables",
+                        ));
                     };
                     for (name, b) in table {
                         backends.insert(name.clone(), self.backend(name, b, &base)?);
@@ -227,9 +237,10 @@ impl Parser<'_> {
             ("vectors", &cfg.roles.vectors),
             ("backup", &cfg.roles.backup),
         ] {
-            if let Some(name) = name {
-                if !cfg.backends.contains_key(name) {
-                    return Err(self.err(format!(
+            if let Some(name) = name
+                && !cfg.backends.contains_key(name)
+            {
+                return Err(self.err(format!(
                         "[roles]: key `{role}` names backend `{name}`, which is not defined (defined: {})",
                         if cfg.backends.is_empty() {
                             "none".to_string()
@@ -237,7 +248,6 @@ impl Parser<'_> {
                             cfg.backends.keys().cloned().collect::<Vec<_>>().join(", ")
                         }
                     )));
-                }
             }
         }
         Ok(cfg)
@@ -246,7 +256,10 @@ impl Parser<'_> {
     fn backend(&self, name: &str, value: &toml::Value, base: &Path) -> Result<BackendConfig> {
         let table_name = format!("[backends.{name}]");
         let toml::Value::Table(table) = value else {
-            return Err(self.err(format!("{table_name}: must be a table, found {}", type_name(value))));
+            return Err(self.err(format!(
+                "{table_name}: must be a table, found {}",
+                type_name(value)
+            )));
         };
         let mut plugin = None;
         let mut library = None;
@@ -262,7 +275,11 @@ impl Parser<'_> {
                     };
                     let s = self.interpolate(s, &table_name, key)?;
                     if key == "plugin" {
-                        if s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                        if s.is_empty()
+                            || !s
+                                .chars()
+                                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                        {
                             return Err(self.err(format!(
                                 "{table_name}: key `plugin` must be a plugin name like \"sqlite\" (letters, digits, `_`, `-`), found {s:?}; use `library` for a path"
                             )));
@@ -309,7 +326,10 @@ impl Parser<'_> {
 
     fn roles(&self, value: &toml::Value) -> Result<Roles> {
         let toml::Value::Table(table) = value else {
-            return Err(self.err(format!("[roles]: must be a table, found {}", type_name(value))));
+            return Err(self.err(format!(
+                "[roles]: must be a table, found {}",
+                type_name(value)
+            )));
         };
         let mut roles = Roles::default();
         for (key, v) in table {
@@ -351,7 +371,11 @@ impl Parser<'_> {
             toml::Value::Table(t) => {
                 let mut map = serde_json::Map::new();
                 for (k, v) in t {
-                    let sub_key = if key.is_empty() { k.clone() } else { format!("{key}.{k}") };
+                    let sub_key = if key.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{key}.{k}")
+                    };
                     map.insert(k.clone(), self.to_json(v, table, &sub_key)?);
                 }
                 serde_json::Value::Object(map)
@@ -411,10 +435,14 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Config> {
-        Config::parse_with_env(Path::new("/etc/strata/plugins.toml"), text, &|name| match name {
-            "DB_URL" => Some("postgres://u:p@h/db".into()),
-            _ => None,
-        })
+        Config::parse_with_env(
+            Path::new("/etc/strata/plugins.toml"),
+            text,
+            &|name| match name {
+                "DB_URL" => Some("postgres://u:p@h/db".into()),
+                _ => None,
+            },
+        )
     }
 
     fn message(text: &str) -> String {
@@ -438,9 +466,18 @@ vectors = "pg"
 "#,
         )
         .unwrap();
-        assert_eq!(cfg.plugin_dirs, vec![PathBuf::from("/etc/strata/plugins"), PathBuf::from("/abs")]);
-        assert_eq!(cfg.backends["local"].source, PluginSource::Name("sqlite".into()));
-        assert_eq!(cfg.backends["pg"].source, PluginSource::Library("/etc/strata/lib/libpg.so".into()));
+        assert_eq!(
+            cfg.plugin_dirs,
+            vec![PathBuf::from("/etc/strata/plugins"), PathBuf::from("/abs")]
+        );
+        assert_eq!(
+            cfg.backends["local"].source,
+            PluginSource::Name("sqlite".into())
+        );
+        assert_eq!(
+            cfg.backends["pg"].source,
+            PluginSource::Library("/etc/strata/lib/libpg.so".into())
+        );
         assert_eq!(cfg.backends["pg"].config["url"], "postgres://u:p@h/db");
         assert_eq!(cfg.backends["pg"].config["app"], "strata");
         assert_eq!(cfg.backends["pg"].config["lit"], "$5");
@@ -451,13 +488,27 @@ vectors = "pg"
     #[test]
     fn errors_name_file_table_and_key() {
         let m = message("[backends.local]\nplugin = \"sqlite\"\npth = 1\n");
-        assert!(m.contains("/etc/strata/plugins.toml") && m.contains("[backends.local]") && m.contains("`pth`"), "{m}");
+        assert!(
+            m.contains("/etc/strata/plugins.toml")
+                && m.contains("[backends.local]")
+                && m.contains("`pth`"),
+            "{m}"
+        );
         let m = message("plugins_dir = []\n");
-        assert!(m.contains("top level") && m.contains("`plugins_dir`"), "{m}");
+        assert!(
+            m.contains("top level") && m.contains("`plugins_dir`"),
+            "{m}"
+        );
         let m = message("[backends.local]\nplugin = 3\n");
-        assert!(m.contains("[backends.local]") && m.contains("`plugin`") && m.contains("integer"), "{m}");
+        assert!(
+            m.contains("[backends.local]") && m.contains("`plugin`") && m.contains("integer"),
+            "{m}"
+        );
         let m = message("[backends.pg]\nplugin = \"postgres\"\nconfig = { url = \"${NOPE}\" }\n");
-        assert!(m.contains("[backends.pg.config]") && m.contains("`url`") && m.contains("NOPE"), "{m}");
+        assert!(
+            m.contains("[backends.pg.config]") && m.contains("`url`") && m.contains("NOPE"),
+            "{m}"
+        );
         let m = message("[backends.a]\nplugin = \"sqlite\"\n[roles]\nsql = \"b\"\n");
         assert!(m.contains("[roles]") && m.contains("`b`"), "{m}");
         let m = message("[roles]\nsqll = \"a\"\n");
@@ -472,7 +523,13 @@ vectors = "pg"
     fn single_backend_serves_every_role() {
         let cfg = parse("[backends.only]\nplugin = \"sqlite\"\n").unwrap();
         assert_eq!(cfg.backend_for_role("sql").unwrap().name, "only");
-        let cfg = parse("[backends.a]\nplugin = \"sqlite\"\n[backends.b]\nplugin = \"sqlite\"\n").unwrap();
-        assert!(cfg.backend_for_role("sql").unwrap_err().to_string().contains("no `sql` backend"));
+        let cfg = parse("[backends.a]\nplugin = \"sqlite\"\n[backends.b]\nplugin = \"sqlite\"\n")
+            .unwrap();
+        assert!(
+            cfg.backend_for_role("sql")
+                .unwrap_err()
+                .to_string()
+                .contains("no `sql` backend")
+        );
     }
 }

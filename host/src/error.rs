@@ -17,7 +17,10 @@ pub enum Error {
         message: String,
     },
     /// No library for the plugin name in any plugin directory.
-    #[error("plugin `{name}` not found: looked for {file} in {}", fmt_dirs(searched))]
+    #[error(
+        "plugin `{name}` not found: looked for {file} in {}",
+        fmt_dirs(searched)
+    )]
     PluginNotFound {
         /// The plugin name.
         name: String,
@@ -113,9 +116,9 @@ impl Error {
         match self {
             Error::Config { .. } => ErrorKind::InvalidConfig,
             Error::PluginNotFound { .. } | Error::UnknownBackend { .. } => ErrorKind::NotFound,
-            Error::NotAPlugin { .. } | Error::IncompatibleApi { .. } | Error::AbiMismatch { .. } => {
-                ErrorKind::Unsupported
-            }
+            Error::NotAPlugin { .. }
+            | Error::IncompatibleApi { .. }
+            | Error::AbiMismatch { .. } => ErrorKind::Unsupported,
             Error::NoContract { .. } => ErrorKind::Unsupported,
             Error::Params(_) | Error::Decode { .. } => ErrorKind::InvalidInput,
             Error::Plugin(e) => e.kind(),

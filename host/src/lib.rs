@@ -39,6 +39,7 @@ pub mod quickstart;
 pub mod row;
 pub mod sql;
 pub mod strata;
+pub mod vector;
 
 pub use config::Config;
 pub use error::{Error, Result};
@@ -48,3 +49,4 @@ pub use row::{FromValue, Row};
 pub use sql::{RowStream, RunOutcome, Sql, Transaction};
 pub use strata::Strata;
 pub use strata_plugin_api::{ErrorKind, PluginError, Value, placeholders::Dialect};
+pub use vector::{CollectionStats, Hit, Hybrid, Include, Metric, Query, Record, Vectors};

@@ -22,12 +22,12 @@ use std::{
 
 use abi_stable::{
     library::{LibraryError, RootModule, lib_header_from_path},
-    std_types::{RString, RResult},
+    std_types::{RResult, RString},
 };
 use futures_util::FutureExt as _;
 use strata_plugin_api::{
-    BackendBox, ErrorKind, Manifest, PluginError, PluginModRef, contracts,
-    error::panic_message, placeholders::Dialect, sql::PluginFuture,
+    BackendBox, ErrorKind, Manifest, PluginError, PluginModRef, contracts, error::panic_message,
+    placeholders::Dialect, sql::PluginFuture,
 };
 
 use crate::{
@@ -67,7 +67,8 @@ impl PluginInfo {
             contracts: m.contracts,
             capabilities: m.capabilities.iter().map(|c| c.to_string()).collect(),
             dialect: m.dialect.to_string(),
-            config_schema: serde_json::from_str(&m.config_schema).unwrap_or(serde_json::Value::Null),
+            config_schema: serde_json::from_str(&m.config_schema)
+                .unwrap_or(serde_json::Value::Null),
         }
     }
 
@@ -117,11 +118,14 @@ pub fn search_dirs(config: &Config) -> Vec<PathBuf> {
     if let Some(paths) = std::env::var_os("STRATA_PLUGIN_PATH") {
         dirs.extend(std::env::split_paths(&paths).filter(|p| !p.as_os_str().is_empty()));
     }
-    if let Some(exe_dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
-        if exe_dir.ends_with("deps") {
-            if let Some(parent) = exe_dir.parent() {
-                dirs.push(parent.to_path_buf());
-            }
+    if let Some(exe_dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
+        if exe_dir.ends_with("deps")
+            && let Some(parent) = exe_dir.parent()
+        {
+            dirs.push(parent.to_path_buf());
         }
         dirs.push(exe_dir);
     }
@@ -206,11 +210,16 @@ impl Plugin {
 
     /// Checks a backend's config against the plugin's JSON Schema. Errors name
     /// the file, the `[backends.NAME.config]` table and the key.
-    pub fn validate_config(&self, file: &Path, backend: &str, config: &serde_json::Value) -> Result<()> {
+    pub fn validate_config(
+        &self,
+        file: &Path,
+        backend: &str,
+        config: &serde_json::Value,
+    ) -> Result<()> {
         let table = format!("[backends.{backend}.config]");
-        let validator = self
-            .validator
-            .get_or_init(|| jsonschema::validator_for(&self.info.config_schema).map_err(|e| e.to_string()));
+        let validator = self.validator.get_or_init(|| {
+            jsonschema::validator_for(&self.info.config_schema).map_err(|e| e.to_string())
+        });
         let validator = validator.as_ref().map_err(|e| Error::NotAPlugin {
             path: self.path.clone(),
             reason: format!("its config schema is invalid: {e}"),
@@ -232,7 +241,11 @@ impl Plugin {
     }
 }
 
-fn describe_schema_error(table: &str, e: &jsonschema::ValidationError<'_>, schema: &serde_json::Value) -> String {
+fn describe_schema_error(
+    table: &str,
+    e: &jsonschema::ValidationError<'_>,
+    schema: &serde_json::Value,
+) -> String {
     use jsonschema::error::ValidationErrorKind as K;
     let path = e.instance_path().to_string();
     let key = path.trim_start_matches('/').replace('/', ".");
@@ -245,12 +258,23 @@ fn describe_schema_error(table: &str, e: &jsonschema::ValidationError<'_>, schem
     };
     match e.kind() {
         K::AdditionalProperties { unexpected } => {
-            let keys = unexpected.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
-            let where_ = if key.is_empty() { table.to_string() } else { format!("{table} key `{key}`") };
+            let keys = unexpected
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let where_ = if key.is_empty() {
+                table.to_string()
+            } else {
+                format!("{table} key `{key}`")
+            };
             format!("{where_}: unknown key {keys} (allowed: {})", allowed())
         }
         K::Required { property } => {
-            format!("{table}: missing required key `{}`", property.as_str().unwrap_or(&property.to_string()))
+            format!(
+                "{table}: missing required key `{}`",
+                property.as_str().unwrap_or(&property.to_string())
+            )
         }
         _ => format!("{table} key `{key}`: {e}"),
     }
@@ -285,7 +309,10 @@ fn library_error(path: &Path, e: LibraryError, declared: Option<&str>) -> Error 
         },
         LibraryError::InvalidAbiHeader(h) => Error::IncompatibleApi {
             path,
-            expected: format!("abi_stable {}", <PluginModRef as RootModule>::VERSION_STRINGS),
+            expected: format!(
+                "abi_stable {}",
+                <PluginModRef as RootModule>::VERSION_STRINGS
+            ),
             found: format!("an abi_stable header {h:?}"),
         },
         LibraryError::AbiInstability(detail) => Error::AbiMismatch {
@@ -343,12 +370,21 @@ impl std::fmt::Debug for Backend {
 
 impl Backend {
     /// Validates `config` against the plugin's schema and opens it.
-    pub async fn open(name: &str, plugin: Arc<Plugin>, config_file: &Path, config: &serde_json::Value) -> Result<Backend> {
+    pub async fn open(
+        name: &str,
+        plugin: Arc<Plugin>,
+        config_file: &Path,
+        config: &serde_json::Value,
+    ) -> Result<Backend> {
         plugin.validate_config(config_file, name, config)?;
         let inner = plugin.open_raw(config).await.map_err(|e| match e {
             Error::Plugin(pe) => Error::Plugin(PluginError::new(
                 pe.kind(),
-                format!("opening backend `{name}` ({}): {}", plugin.info.name, pe.message()),
+                format!(
+                    "opening backend `{name}` ({}): {}",
+                    plugin.info.name,
+                    pe.message()
+                ),
             )),
             other => other,
         })?;
@@ -385,6 +421,20 @@ impl Backend {
         })?;
         let conn = self.inner.sql().into_option().ok_or_else(no_contract)?;
         Ok(Sql::new(conn, dialect, self.name.clone()))
+    }
+
+    /// The VectorStore front end, when the plugin implements the vector contract.
+    pub fn vectors(&self) -> Result<crate::vector::Vectors> {
+        let no_contract = || Error::NoContract {
+            backend: self.name.clone(),
+            plugin: self.plugin.info.name.clone(),
+            contract: "vector",
+        };
+        if self.plugin.info.contracts & contracts::VECTOR == 0 {
+            return Err(no_contract());
+        }
+        let store = self.inner.vectors().into_option().ok_or_else(no_contract)?;
+        Ok(crate::vector::Vectors::new(store, self.name.clone()))
     }
 
     /// A liveness check; returns the plugin's description of what it checked.

@@ -56,7 +56,11 @@ impl<T: Into<Value>, const N: usize> IntoParams for [T; N] {
 }
 impl<K: Into<String>, T: Into<Value>> IntoParams for Vec<(K, T)> {
     fn into_params(self) -> Params {
-        Params::Named(self.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+        Params::Named(
+            self.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
     }
 }
 
@@ -149,12 +153,17 @@ pub(crate) fn bind(rewritten: &Rewritten, params: Params) -> Result<RVec<Value>>
                 )));
             }
             if let Some(missing) = names.iter().find(|n| !given.iter().any(|(k, _)| k == *n)) {
-                return Err(Error::Params(format!("no value given for parameter `{missing}`")));
+                return Err(Error::Params(format!(
+                    "no value given for parameter `{missing}`"
+                )));
             }
             let mut out = RVec::with_capacity(rewritten.slots.len());
             for slot in &rewritten.slots {
                 let Slot::Name(name) = slot else { continue };
-                let entry = given.iter_mut().find(|(k, _)| k == name).expect("checked above");
+                let entry = given
+                    .iter_mut()
+                    .find(|(k, _)| k == name)
+                    .expect("checked above");
                 // Take on first use; a slot repeated (Question dialect) clones.
                 let v = match entry.1.take() {
                     Some(v) => {

@@ -15,14 +15,18 @@ pub type Columns = Arc<[String]>;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Row {
     columns: Columns,
-    values: Vec<Value>,
+    // Kept in the plugin's own vector: a one-row result moves in without a copy.
+    values: RVec<Value>,
 }
 
 impl Row {
     /// A row from parts (the lengths must match).
     pub fn new(columns: Columns, values: Vec<Value>) -> Row {
         debug_assert_eq!(columns.len(), values.len());
-        Row { columns, values }
+        Row {
+            columns,
+            values: values.into(),
+        }
     }
 
     /// Column names.
@@ -37,7 +41,7 @@ impl Row {
 
     /// Takes the values.
     pub fn into_values(self) -> Vec<Value> {
-        self.values
+        self.values.into_vec()
     }
 
     /// Number of columns.
@@ -52,7 +56,10 @@ impl Row {
 
     /// The value of column `name` (the first one, if names repeat).
     pub fn value(&self, name: &str) -> Option<&Value> {
-        self.columns.iter().position(|c| c == name).map(|i| &self.values[i])
+        self.columns
+            .iter()
+            .position(|c| c == name)
+            .map(|i| &self.values[i])
     }
 
     /// Column `name` converted to `T`.
@@ -100,29 +107,38 @@ impl Row {
     }
 }
 
-/// Splits a plugin result block into rows.
-pub(crate) fn split_rows(rows: Rows, columns: Option<&Columns>) -> (Columns, Vec<Row>) {
-    let columns: Columns = match columns {
-        Some(c) => c.clone(),
-        None => rows.columns.iter().map(|c| c.to_string()).collect::<Vec<_>>().into(),
-    };
+/// Column names of a result block, as the host's shared type.
+pub(crate) fn columns_of(rows: &Rows) -> Columns {
+    rows.columns
+        .iter()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .into()
+}
+
+/// Splits a plugin result block into rows sharing `columns`.
+pub(crate) fn split_rows(rows: Rows, columns: Columns) -> Vec<Row> {
     let width = columns.len();
     let n = rows.row_count as usize;
+    if n == 1 {
+        return vec![Row {
+            columns,
+            values: rows.values,
+        }];
+    }
     let mut out = Vec::with_capacity(n);
     if width == 0 {
         out.extend((0..n).map(|_| Row::new(columns.clone(), Vec::new())));
-        return (columns, out);
+        return out;
     }
-    let mut values: RVec<Value> = rows.values;
-    if n == 1 {
-        out.push(Row::new(columns.clone(), values.into_iter().collect()));
-        return (columns, out);
-    }
-    let mut iter = std::mem::take(&mut values).into_iter();
+    let mut iter = rows.values.into_iter();
     for _ in 0..n {
-        out.push(Row::new(columns.clone(), iter.by_ref().take(width).collect()));
+        out.push(Row {
+            columns: columns.clone(),
+            values: iter.by_ref().take(width).collect(),
+        });
     }
-    (columns, out)
+    out
 }
 
 /// Conversion from a [`Value`] to a Rust type, with a message on mismatch.
@@ -163,7 +179,9 @@ impl FromValue for f64 {
 }
 impl FromValue for f32 {
     fn from_value(v: &Value) -> std::result::Result<Self, String> {
-        v.as_f64().map(|f| f as f32).ok_or_else(|| mismatch("number", v))
+        v.as_f64()
+            .map(|f| f as f32)
+            .ok_or_else(|| mismatch("number", v))
     }
 }
 impl FromValue for bool {
@@ -179,18 +197,24 @@ impl FromValue for bool {
 }
 impl FromValue for String {
     fn from_value(v: &Value) -> std::result::Result<Self, String> {
-        v.as_str().map(str::to_string).ok_or_else(|| mismatch("text", v))
+        v.as_str()
+            .map(str::to_string)
+            .ok_or_else(|| mismatch("text", v))
     }
 }
 impl FromValue for Vec<u8> {
     fn from_value(v: &Value) -> std::result::Result<Self, String> {
-        v.as_blob().map(<[u8]>::to_vec).ok_or_else(|| mismatch("blob", v))
+        v.as_blob()
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| mismatch("blob", v))
     }
 }
 impl FromValue for serde_json::Value {
     fn from_value(v: &Value) -> std::result::Result<Self, String> {
         match v {
-            Value::Text(t) => serde_json::from_str(t).map_err(|e| format!("invalid JSON text: {e}")),
+            Value::Text(t) => {
+                serde_json::from_str(t).map_err(|e| format!("invalid JSON text: {e}"))
+            }
             Value::Null => Ok(serde_json::Value::Null),
             other => Ok(other.to_json()),
         }
@@ -232,21 +256,31 @@ struct RowDeserializer<'a>(&'a Row);
 impl<'de> de::Deserializer<'de> for RowDeserializer<'_> {
     type Error = DeError;
 
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> std::result::Result<V::Value, DeError> {
+    fn deserialize_any<V: Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> std::result::Result<V::Value, DeError> {
         visitor.visit_map(RowMap {
             row: self.0,
             index: 0,
         })
     }
 
-    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> std::result::Result<V::Value, DeError> {
+    fn deserialize_seq<V: Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> std::result::Result<V::Value, DeError> {
         visitor.visit_seq(RowSeq {
             row: self.0,
             index: 0,
         })
     }
 
-    fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, visitor: V) -> std::result::Result<V::Value, DeError> {
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> std::result::Result<V::Value, DeError> {
         self.deserialize_seq(visitor)
     }
 
@@ -274,7 +308,10 @@ struct RowMap<'a> {
 impl<'de> de::MapAccess<'de> for RowMap<'_> {
     type Error = DeError;
 
-    fn next_key_seed<K: de::DeserializeSeed<'de>>(&mut self, seed: K) -> std::result::Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> std::result::Result<Option<K::Value>, DeError> {
         if self.index >= self.row.columns.len() {
             return Ok(None);
         }
@@ -282,13 +319,17 @@ impl<'de> de::MapAccess<'de> for RowMap<'_> {
         seed.deserialize(name.into_deserializer()).map(Some)
     }
 
-    fn next_value_seed<V: de::DeserializeSeed<'de>>(&mut self, seed: V) -> std::result::Result<V::Value, DeError> {
+    fn next_value_seed<V: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> std::result::Result<V::Value, DeError> {
         let i = self.index;
         self.index += 1;
-        seed.deserialize(ValueDeserializer(&self.row.values[i])).map_err(|mut e| {
-            e.column.get_or_insert_with(|| self.row.columns[i].clone());
-            e
-        })
+        seed.deserialize(ValueDeserializer(&self.row.values[i]))
+            .map_err(|mut e| {
+                e.column.get_or_insert_with(|| self.row.columns[i].clone());
+                e
+            })
     }
 }
 
@@ -300,16 +341,21 @@ struct RowSeq<'a> {
 impl<'de> de::SeqAccess<'de> for RowSeq<'_> {
     type Error = DeError;
 
-    fn next_element_seed<T: de::DeserializeSeed<'de>>(&mut self, seed: T) -> std::result::Result<Option<T::Value>, DeError> {
+    fn next_element_seed<T: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> std::result::Result<Option<T::Value>, DeError> {
         let Some(v) = self.row.values.get(self.index) else {
             return Ok(None);
         };
         let i = self.index;
         self.index += 1;
-        seed.deserialize(ValueDeserializer(v)).map(Some).map_err(|mut e| {
-            e.column.get_or_insert_with(|| self.row.columns[i].clone());
-            e
-        })
+        seed.deserialize(ValueDeserializer(v))
+            .map(Some)
+            .map_err(|mut e| {
+                e.column.get_or_insert_with(|| self.row.columns[i].clone());
+                e
+            })
     }
 }
 
@@ -320,7 +366,10 @@ struct ValueDeserializer<'a>(&'a Value);
 impl<'de> de::Deserializer<'de> for ValueDeserializer<'_> {
     type Error = DeError;
 
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> std::result::Result<V::Value, DeError> {
+    fn deserialize_any<V: Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> std::result::Result<V::Value, DeError> {
         match self.0 {
             Value::Null => visitor.visit_unit(),
             Value::Integer(i) => visitor.visit_i64(*i),
@@ -330,39 +379,57 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer<'_> {
         }
     }
 
-    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> std::result::Result<V::Value, DeError> {
+    fn deserialize_bool<V: Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> std::result::Result<V::Value, DeError> {
         match bool::from_value(self.0) {
             Ok(b) => visitor.visit_bool(b),
             Err(m) => Err(de::Error::custom(m)),
         }
     }
 
-    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> std::result::Result<V::Value, DeError> {
+    fn deserialize_option<V: Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> std::result::Result<V::Value, DeError> {
         match self.0 {
             Value::Null => visitor.visit_none(),
             _ => visitor.visit_some(self),
         }
     }
 
-    fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> std::result::Result<V::Value, DeError> {
+    fn deserialize_f64<V: Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> std::result::Result<V::Value, DeError> {
         match self.0 {
             Value::Integer(i) => visitor.visit_f64(*i as f64),
             _ => self.deserialize_any(visitor),
         }
     }
 
-    fn deserialize_f32<V: Visitor<'de>>(self, visitor: V) -> std::result::Result<V::Value, DeError> {
+    fn deserialize_f32<V: Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> std::result::Result<V::Value, DeError> {
         self.deserialize_f64(visitor)
     }
 
-    fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> std::result::Result<V::Value, DeError> {
+    fn deserialize_byte_buf<V: Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> std::result::Result<V::Value, DeError> {
         match self.0 {
             Value::Blob(b) => visitor.visit_byte_buf(b.to_vec()),
             _ => self.deserialize_any(visitor),
         }
     }
 
-    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> std::result::Result<V::Value, DeError> {
+    fn deserialize_seq<V: Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> std::result::Result<V::Value, DeError> {
         match self.0 {
             Value::Text(t) => json_value(t)?.deserialize_seq(visitor).map_err(json_err),
             Value::Blob(b) => visitor.visit_seq(de::value::SeqDeserializer::new(b.iter().copied())),
@@ -370,7 +437,10 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer<'_> {
         }
     }
 
-    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> std::result::Result<V::Value, DeError> {
+    fn deserialize_map<V: Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> std::result::Result<V::Value, DeError> {
         match self.0 {
             Value::Text(t) => json_value(t)?.deserialize_map(visitor).map_err(json_err),
             _ => self.deserialize_any(visitor),
@@ -407,7 +477,10 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer<'_> {
     ) -> std::result::Result<V::Value, DeError> {
         match self.0 {
             Value::Text(t) => visitor.visit_enum(t.as_str().into_deserializer()),
-            other => Err(de::Error::custom(mismatch("text naming an enum variant", other))),
+            other => Err(de::Error::custom(mismatch(
+                "text naming an enum variant",
+                other,
+            ))),
         }
     }
 

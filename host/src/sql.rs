@@ -11,21 +11,24 @@
 //! nests; a savepoint dropped without [`Transaction::commit`] is rolled back
 //! before the parent's next statement.
 
-use std::sync::{Arc, Mutex};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
 
 use abi_stable::std_types::RString;
 use futures_util::future::BoxFuture;
 use strata_plugin_api::{
     PluginError,
-    placeholders::{Dialect, rewrite},
-    sql::{RunResult, SqlConnectionBox, SqlCursorBox, SqlTransactionBox, Statement},
+    placeholders::{Dialect, Rewritten, rewrite},
+    sql::{Rows, RunResult, SqlConnectionBox, SqlCursorBox, SqlTransactionBox, Statement},
 };
 
 use crate::{
     error::{Error, Result},
     loader::call,
     params::{IntoParams, bind},
-    row::{Columns, Row, split_rows},
+    row::{Columns, Row, columns_of, split_rows},
 };
 
 /// What a write did.
@@ -48,7 +51,7 @@ impl From<RunResult> for RunOutcome {
 
 struct Inner {
     conn: SqlConnectionBox,
-    dialect: Dialect,
+    statements: Arc<Statements>,
     backend: String,
 }
 
@@ -62,24 +65,104 @@ impl std::fmt::Debug for Sql {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sql")
             .field("backend", &self.inner.backend)
-            .field("dialect", &self.inner.dialect)
+            .field("dialect", &self.inner.statements.dialect)
             .finish()
     }
 }
 
-fn prepare(dialect: Dialect, sql: &str, params: impl IntoParams) -> Result<Statement> {
-    let rewritten = rewrite(sql, dialect).map_err(|e| Error::Params(e.to_string()))?;
-    let values = bind(&rewritten, params.into_params())?;
-    Ok(Statement {
-        sql: RString::from(rewritten.sql),
-        params: values,
-    })
+/// Rewritten statements by application SQL text, so a hot statement is
+/// lexed once. Bounded: when full it starts over.
+struct Statements {
+    dialect: Dialect,
+    map: Mutex<HashMap<Box<str>, Arc<Prepared>>>,
+}
+
+const STATEMENT_CACHE: usize = 512;
+
+/// One statement rewritten for the dialect, and the column names of its last result.
+struct Prepared {
+    wire_sql: RString,
+    rewritten: Rewritten,
+    columns: Mutex<Option<Columns>>,
+}
+
+impl Statements {
+    fn new(dialect: Dialect) -> Statements {
+        Statements {
+            dialect,
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn prepare(&self, sql: &str, params: impl IntoParams) -> Result<(Statement, Arc<Prepared>)> {
+        let cached = self
+            .map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(sql)
+            .cloned();
+        let prepared = match cached {
+            Some(p) => p,
+            None => {
+                let rewritten =
+                    rewrite(sql, self.dialect).map_err(|e| Error::Params(e.to_string()))?;
+                let p = Arc::new(Prepared {
+                    wire_sql: RString::from(rewritten.sql.as_str()),
+                    rewritten,
+                    columns: Mutex::new(None),
+                });
+                let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+                if map.len() >= STATEMENT_CACHE {
+                    map.clear();
+                }
+                map.insert(sql.into(), p.clone());
+                p
+            }
+        };
+        let values = bind(&prepared.rewritten, params.into_params())?;
+        Ok((
+            Statement {
+                sql: prepared.wire_sql.clone(),
+                params: values,
+            },
+            prepared,
+        ))
+    }
+}
+
+impl Prepared {
+    /// Splits a result into rows, reusing the column names of the previous
+    /// result of this statement when they are the same.
+    fn rows(&self, rows: Rows) -> Vec<Row> {
+        let mut cached = self.columns.lock().unwrap_or_else(|p| p.into_inner());
+        let columns = match &*cached {
+            Some(c)
+                if c.len() == rows.columns.len()
+                    && c.iter()
+                        .zip(rows.columns.iter())
+                        .all(|(a, b)| a == b.as_str()) =>
+            {
+                c.clone()
+            }
+            _ => {
+                let c = columns_of(&rows);
+                *cached = Some(c.clone());
+                c
+            }
+        };
+        drop(cached);
+        split_rows(rows, columns)
+    }
 }
 
 impl Sql {
     pub(crate) fn new(conn: SqlConnectionBox, dialect: Dialect, backend: String) -> Sql {
         Sql {
-            inner: Arc::new(Inner { conn, dialect, backend }),
+            inner: Arc::new(Inner {
+                conn,
+                statements: Arc::new(Statements::new(dialect)),
+                backend,
+            }),
         }
     }
 
@@ -90,7 +173,7 @@ impl Sql {
 
     /// The plugin's SQL dialect.
     pub fn dialect(&self) -> Dialect {
-        self.inner.dialect
+        self.inner.statements.dialect
     }
 
     /// Runs a script of statements, without parameters.
@@ -100,32 +183,40 @@ impl Sql {
 
     /// Runs one statement: rows changed and the last insert id.
     pub async fn run(&self, sql: &str, params: impl IntoParams) -> Result<RunOutcome> {
-        let stmt = prepare(self.inner.dialect, sql, params)?;
+        let (stmt, _) = self.inner.statements.prepare(sql, params)?;
         call(self.inner.conn.run(stmt)).await.map(Into::into)
     }
 
     /// The first row of a query, or `None`.
     pub async fn get(&self, sql: &str, params: impl IntoParams) -> Result<Option<Row>> {
-        let stmt = prepare(self.inner.dialect, sql, params)?;
+        let (stmt, prepared) = self.inner.statements.prepare(sql, params)?;
         let rows = call(self.inner.conn.query(stmt, 1)).await?;
-        Ok(split_rows(rows, None).1.into_iter().next())
+        Ok(prepared.rows(rows).into_iter().next())
     }
 
     /// Every row of a query, in the order the backend returns them.
     pub async fn all(&self, sql: &str, params: impl IntoParams) -> Result<Vec<Row>> {
-        let stmt = prepare(self.inner.dialect, sql, params)?;
+        let (stmt, prepared) = self.inner.statements.prepare(sql, params)?;
         let rows = call(self.inner.conn.query(stmt, 0)).await?;
-        Ok(split_rows(rows, None).1)
+        Ok(prepared.rows(rows))
     }
 
     /// Every row deserialised into `T`.
-    pub async fn all_as<T: serde::de::DeserializeOwned>(&self, sql: &str, params: impl IntoParams) -> Result<Vec<T>> {
-        self.all(sql, params).await?.iter().map(Row::deserialize).collect()
+    pub async fn all_as<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+        params: impl IntoParams,
+    ) -> Result<Vec<T>> {
+        self.all(sql, params)
+            .await?
+            .iter()
+            .map(Row::deserialize)
+            .collect()
     }
 
     /// A streaming read: rows arrive in batches, never all at once.
     pub async fn stream(&self, sql: &str, params: impl IntoParams) -> Result<RowStream> {
-        let stmt = prepare(self.inner.dialect, sql, params)?;
+        let (stmt, _) = self.inner.statements.prepare(sql, params)?;
         let cursor = call(self.inner.conn.stream(stmt)).await?;
         Ok(RowStream::new(cursor))
     }
@@ -138,7 +229,7 @@ impl Sql {
                 tx,
                 pending_rollback: Mutex::new(None),
             }),
-            dialect: self.inner.dialect,
+            statements: self.inner.statements.clone(),
             depth: 0,
             finished: false,
             _parent: std::marker::PhantomData,
@@ -189,7 +280,7 @@ struct TxShared {
 /// Dropping it without [`commit`](Transaction::commit) rolls it back.
 pub struct Transaction<'p> {
     shared: Arc<TxShared>,
-    dialect: Dialect,
+    statements: Arc<Statements>,
     depth: u32,
     finished: bool,
     _parent: std::marker::PhantomData<&'p mut ()>,
@@ -231,7 +322,7 @@ impl Transaction<'_> {
     /// As [`Sql::run`], inside the transaction.
     pub async fn run(&self, sql: &str, params: impl IntoParams) -> Result<RunOutcome> {
         self.check()?;
-        let stmt = prepare(self.dialect, sql, params)?;
+        let (stmt, _) = self.statements.prepare(sql, params)?;
         self.flush().await?;
         call(self.shared.tx.run(stmt)).await.map(Into::into)
     }
@@ -239,19 +330,19 @@ impl Transaction<'_> {
     /// As [`Sql::get`], inside the transaction.
     pub async fn get(&self, sql: &str, params: impl IntoParams) -> Result<Option<Row>> {
         self.check()?;
-        let stmt = prepare(self.dialect, sql, params)?;
+        let (stmt, prepared) = self.statements.prepare(sql, params)?;
         self.flush().await?;
         let rows = call(self.shared.tx.query(stmt, 1)).await?;
-        Ok(split_rows(rows, None).1.into_iter().next())
+        Ok(prepared.rows(rows).into_iter().next())
     }
 
     /// As [`Sql::all`], inside the transaction.
     pub async fn all(&self, sql: &str, params: impl IntoParams) -> Result<Vec<Row>> {
         self.check()?;
-        let stmt = prepare(self.dialect, sql, params)?;
+        let (stmt, prepared) = self.statements.prepare(sql, params)?;
         self.flush().await?;
         let rows = call(self.shared.tx.query(stmt, 0)).await?;
-        Ok(split_rows(rows, None).1)
+        Ok(prepared.rows(rows))
     }
 
     /// Opens a nested savepoint; the parent is borrowed until it ends.
@@ -261,7 +352,7 @@ impl Transaction<'_> {
         let depth = call(self.shared.tx.savepoint()).await?;
         Ok(Transaction {
             shared: self.shared.clone(),
-            dialect: self.dialect,
+            statements: self.statements.clone(),
             depth,
             finished: false,
             _parent: std::marker::PhantomData,
@@ -338,7 +429,12 @@ pub struct RowStream {
 
 impl RowStream {
     fn new(cursor: SqlCursorBox) -> RowStream {
-        let columns: Columns = cursor.columns().iter().map(|c| c.to_string()).collect::<Vec<_>>().into();
+        let columns: Columns = cursor
+            .columns()
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .into();
         RowStream {
             cursor,
             columns,
@@ -371,7 +467,7 @@ impl RowStream {
         if rows.row_count < u64::from(self.batch) {
             self.done = true;
         }
-        Ok(split_rows(rows, Some(&self.columns)).1)
+        Ok(split_rows(rows, self.columns.clone()))
     }
 
     /// The next row, or `None` at the end.

@@ -63,6 +63,17 @@ impl Strata {
         self.backend(&name).await?.sql()
     }
 
+    /// The VectorStore front end of the `vectors` role (or of the only backend).
+    pub async fn vectors(&self) -> Result<crate::vector::Vectors> {
+        let name = self.config.backend_for_role("vectors")?.name.clone();
+        self.backend(&name).await?.vectors()
+    }
+
+    /// The VectorStore front end of backend `name`.
+    pub async fn vectors_backend(&self, name: &str) -> Result<crate::vector::Vectors> {
+        self.backend(name).await?.vectors()
+    }
+
     /// The SQL front end of backend `name`.
     pub async fn sql_backend(&self, name: &str) -> Result<Sql> {
         self.backend(name).await?.sql()

@@ -35,18 +35,25 @@ fn a_file_that_is_not_a_library_is_refused() {
     let err = Plugin::load(&fake).unwrap_err();
     assert!(matches!(err, Error::NotAPlugin { .. }), "{err:?}");
     let msg = err.to_string();
-    assert!(msg.contains("libstrata_fake.so") && msg.contains("not a strata plugin"), "{msg}");
+    assert!(
+        msg.contains("libstrata_fake.so") && msg.contains("not a strata plugin"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn a_library_without_a_root_module_is_refused() {
     // Any real shared library that is not a strata plugin: the SQLite plugin's
     // neighbour, the C math library.
-    let libm = ["/lib/x86_64-linux-gnu/libm.so.6", "/usr/lib/x86_64-linux-gnu/libm.so.6", "/lib64/libm.so.6"]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
-        .expect("libm present");
+    let libm = [
+        "/lib/x86_64-linux-gnu/libm.so.6",
+        "/usr/lib/x86_64-linux-gnu/libm.so.6",
+        "/lib64/libm.so.6",
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .find(|p| p.is_file())
+    .expect("libm present");
     let err = Plugin::load(&libm).unwrap_err();
     assert!(matches!(err, Error::NotAPlugin { .. }), "{err:?}");
     assert!(err.to_string().contains("root module"), "{err}");
@@ -56,14 +63,19 @@ fn a_library_without_a_root_module_is_refused() {
 fn a_plugin_built_against_another_api_is_refused_naming_both_versions() {
     let err = Plugin::load(plugin("fixture_bad_abi")).unwrap_err();
     match &err {
-        Error::IncompatibleApi { expected, found, .. } => {
+        Error::IncompatibleApi {
+            expected, found, ..
+        } => {
             assert_eq!(expected, strata_plugin_api::API_VERSION);
             assert_eq!(found, "0.0.7");
         }
         other => panic!("expected IncompatibleApi, got {other:?}"),
     }
     let msg = err.to_string();
-    assert!(msg.contains("0.0.7") && msg.contains(strata_plugin_api::API_VERSION), "{msg}");
+    assert!(
+        msg.contains("0.0.7") && msg.contains(strata_plugin_api::API_VERSION),
+        "{msg}"
+    );
     assert!(msg.contains("libstrata_fixture_bad_abi"), "{msg}");
 }
 
@@ -119,7 +131,11 @@ async fn two_plugins_side_by_side_and_one_library_opened_twice() {
     let pp = strata.plugin("p").unwrap();
     assert!(std::sync::Arc::ptr_eq(&pa, &pb), "one library, loaded once");
     assert_eq!(pa.info().name, "sqlite");
-    assert_eq!(pp.info().name, "panicky", "the second plugin is not the first one returned again");
+    assert_eq!(
+        pp.info().name,
+        "panicky",
+        "the second plugin is not the first one returned again"
+    );
 
     let sa = strata.sql().await.unwrap();
     let sb = strata.sql_backend("b").await.unwrap();
@@ -131,7 +147,12 @@ async fn two_plugins_side_by_side_and_one_library_opened_twice() {
     sa.run("insert into t values (?)", [2]).await.unwrap();
     sb.run("insert into t values (?)", [3]).await.unwrap();
     let count = |s: strata_host::Sql| async move {
-        s.get("select count(*) from t", ()).await.unwrap().unwrap().get_idx::<i64>(0).unwrap()
+        s.get("select count(*) from t", ())
+            .await
+            .unwrap()
+            .unwrap()
+            .get_idx::<i64>(0)
+            .unwrap()
     };
     assert_eq!(count(sa.clone()).await, 2);
     assert_eq!(count(sb.clone()).await, 1);
@@ -164,21 +185,35 @@ async fn bad_plugin_config_is_refused_before_open_naming_file_table_and_key() {
 
     let err = strata.backend("wrongtype").await.unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("[backends.wrongtype.config]") && msg.contains("`busy_timeout_ms`"), "{msg}");
+    assert!(
+        msg.contains("[backends.wrongtype.config]") && msg.contains("`busy_timeout_ms`"),
+        "{msg}"
+    );
     assert!(!db.exists(), "nothing may be created by a refused config");
 }
 
 #[test]
 fn bad_plugins_toml_names_file_table_and_key() {
     let dir = tempfile::tempdir().unwrap();
-    let file = write_config(dir.path(), "[backends.local]\nplugin = \"sqlite\"\nconfg = { path = \"x\" }\n");
+    let file = write_config(
+        dir.path(),
+        "[backends.local]\nplugin = \"sqlite\"\nconfg = { path = \"x\" }\n",
+    );
     let err = Strata::load(&file).err().expect("refused");
     let msg = err.to_string();
-    assert!(msg.contains(&file.display().to_string()) && msg.contains("[backends.local]") && msg.contains("`confg`"), "{msg}");
+    assert!(
+        msg.contains(&file.display().to_string())
+            && msg.contains("[backends.local]")
+            && msg.contains("`confg`"),
+        "{msg}"
+    );
 
     let file = write_config(dir.path(), "[backends.local]\nplugin = [\"sqlite\"]\n");
     let msg = Strata::load(&file).err().expect("refused").to_string();
-    assert!(msg.contains("[backends.local]") && msg.contains("`plugin`") && msg.contains("array"), "{msg}");
+    assert!(
+        msg.contains("[backends.local]") && msg.contains("`plugin`") && msg.contains("array"),
+        "{msg}"
+    );
 }
 
 #[tokio::test]
@@ -206,7 +241,10 @@ async fn params_macro_and_row_access_through_the_loaded_plugin() {
     let dir = tempfile::tempdir().unwrap();
     let file = write_config(
         dir.path(),
-        &format!("[backends.local]\nplugin = \"sqlite\"\nconfig = {{ path = {:?} }}\n", dir.path().join("n.sqlite")),
+        &format!(
+            "[backends.local]\nplugin = \"sqlite\"\nconfig = {{ path = {:?} }}\n",
+            dir.path().join("n.sqlite")
+        ),
     );
     let strata = Strata::load(&file).unwrap();
     let sql = strata.sql().await.unwrap();
@@ -230,8 +268,20 @@ async fn params_macro_and_row_access_through_the_loaded_plugin() {
             tags: vec!["a".into(), "b".into()]
         }]
     );
-    let row = sql.get("select body, done from notes", ()).await.unwrap().unwrap();
+    let row = sql
+        .get("select body, done from notes", ())
+        .await
+        .unwrap()
+        .unwrap();
     let err = row.get::<i64>("body").unwrap_err();
-    assert!(err.to_string().contains("`body`") && err.to_string().contains("expected integer"), "{err}");
-    assert!(row.get::<String>("nope").unwrap_err().to_string().contains("no such column"));
+    assert!(
+        err.to_string().contains("`body`") && err.to_string().contains("expected integer"),
+        "{err}"
+    );
+    assert!(
+        row.get::<String>("nope")
+            .unwrap_err()
+            .to_string()
+            .contains("no such column")
+    );
 }

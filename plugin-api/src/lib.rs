@@ -53,11 +53,13 @@
 
 pub mod error;
 pub mod ffi;
+pub mod filter;
 pub mod manifest;
 pub mod module;
 pub mod placeholders;
 pub mod sql;
 pub mod value;
+pub mod vector;
 
 pub use abi_stable;
 pub use async_ffi;

@@ -11,7 +11,7 @@ use crate::placeholders::Dialect;
 pub mod contracts {
     /// The SQL contract ([`crate::sql::SqlConnection`]).
     pub const SQL: u32 = 1;
-    /// The vector-store contract (reserved; appended to the ABI by a later minor version).
+    /// The vector-store contract ([`crate::vector::VectorStore`]).
     pub const VECTOR: u32 = 1 << 1;
     /// The blob-store contract (reserved; appended to the ABI by a later minor version).
     pub const BLOB: u32 = 1 << 2;
@@ -42,6 +42,14 @@ pub mod capabilities {
     pub const SQL_CONCURRENT: &str = "sql.concurrent";
     /// The backend keeps what was written after the handle is closed and reopened.
     pub const SQL_DURABLE: &str = "sql.durable";
+    /// `hybrid_query` (dense + full-text, fused by RRF).
+    pub const VECTOR_HYBRID: &str = "vector.hybrid";
+    /// `scan` with cursors.
+    pub const VECTOR_SCAN: &str = "vector.scan";
+    /// An approximate index that must keep recall@10 ≥ 0.95 (the recall case runs).
+    pub const VECTOR_ANN: &str = "vector.ann";
+    /// The index survives closing and reopening the backend.
+    pub const VECTOR_PERSISTENT_INDEX: &str = "vector.persistent_index";
 }
 
 /// A plugin's description of itself.

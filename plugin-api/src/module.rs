@@ -11,6 +11,7 @@ use abi_stable::{
 use crate::{
     manifest::Manifest,
     sql::{PluginFuture, SqlConnectionBox},
+    vector::VectorStoreBox,
 };
 
 /// The root module: the only symbol the host looks up in a plugin library.
@@ -44,6 +45,8 @@ impl RootModule for PluginModRef {
 pub trait Backend: Send + Sync {
     /// The SQL handle, when the plugin implements the SQL contract.
     fn sql(&self) -> ROption<SqlConnectionBox>;
+    /// The vector store, when the plugin implements the vector contract.
+    fn vectors(&self) -> ROption<VectorStoreBox>;
     /// A cheap liveness check; the text describes what was checked.
     fn health(&self) -> PluginFuture<RString>;
     /// Closes every handle of this backend.

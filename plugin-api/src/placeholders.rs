@@ -193,7 +193,12 @@ pub fn rewrite(sql: &str, dialect: Dialect) -> Result<Rewritten, PlaceholderErro
                         continue;
                     }
                     b'?' | b'$' if bytes.get(i + 1).is_some_and(u8::is_ascii_digit) => {
-                        let end = i + 1 + bytes[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+                        let end = i
+                            + 1
+                            + bytes[i + 1..]
+                                .iter()
+                                .take_while(|c| c.is_ascii_digit())
+                                .count();
                         let n: usize = sql[i + 1..end].parse().unwrap_or(0);
                         if n == 0 || n > 65_535 {
                             return Err(PlaceholderError::BadNumber {
@@ -205,7 +210,12 @@ pub fn rewrite(sql: &str, dialect: Dialect) -> Result<Rewritten, PlaceholderErro
                     }
                     b'?' => (Param::Next, i + 1),
                     _ if bytes.get(i + 1).copied().is_some_and(is_ident_start) => {
-                        let end = i + 1 + bytes[i + 1..].iter().take_while(|&&c| is_ident_char(c)).count();
+                        let end = i
+                            + 1
+                            + bytes[i + 1..]
+                                .iter()
+                                .take_while(|&&c| is_ident_char(c))
+                                .count();
                         (Param::Named(&sql[i + 1..end]), end)
                     }
                     _ => {
@@ -351,7 +361,11 @@ fn dollar_tag_len(bytes: &[u8], i: usize) -> Option<usize> {
     if rest.first() == Some(&b'$') {
         return Some(2);
     }
-    if !rest.first().copied().is_some_and(|c| is_ident_start(c) && c != b'$') {
+    if !rest
+        .first()
+        .copied()
+        .is_some_and(|c| is_ident_start(c) && c != b'$')
+    {
         return None;
     }
     let n = rest.iter().take_while(|&&c| is_ident_char(c)).count();
@@ -389,7 +403,10 @@ mod tests {
         assert_eq!(r.expected, Expected::Positional(2));
         assert!(r.is_identity());
         assert_eq!(sqlite("a = ? and b = ?").sql, "a = ?1 and b = ?2");
-        assert_eq!(rewrite("a = ? and b = ?", Dialect::Question).unwrap().sql, "a = ? and b = ?");
+        assert_eq!(
+            rewrite("a = ? and b = ?", Dialect::Question).unwrap().sql,
+            "a = ? and b = ?"
+        );
     }
 
     #[test]
@@ -405,7 +422,9 @@ mod tests {
 
     #[test]
     fn postgres_specials() {
-        let r = pg("select $$ ? :x $$, $fn$ ? $fn$, E'\\' ?', x::text, a$b, arr[?] from t where j ?? 'k' /* a /* b ? */ ? */");
+        let r = pg(
+            "select $$ ? :x $$, $fn$ ? $fn$, E'\\' ?', x::text, a$b, arr[?] from t where j ?? 'k' /* a /* b ? */ ? */",
+        );
         assert_eq!(
             r.sql,
             "select $$ ? :x $$, $fn$ ? $fn$, E'\\' ?', x::text, a$b, arr[$1] from t where j ? 'k' /* a /* b ? */ ? */"
@@ -434,11 +453,18 @@ mod tests {
         );
         assert_eq!(
             r.slots,
-            vec![Slot::Name("id".into()), Slot::Name("name".into()), Slot::Name("other".into())]
+            vec![
+                Slot::Name("id".into()),
+                Slot::Name("name".into()),
+                Slot::Name("other".into())
+            ]
         );
         let q = rewrite("(:id, :id)", Dialect::Question).unwrap();
         assert_eq!(q.sql, "(?, ?)");
-        assert_eq!(q.slots, vec![Slot::Name("id".into()), Slot::Name("id".into())]);
+        assert_eq!(
+            q.slots,
+            vec![Slot::Name("id".into()), Slot::Name("id".into())]
+        );
     }
 
     #[test]

@@ -43,7 +43,10 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     runtime.block_on(async_main(args))
 }
 
@@ -51,7 +54,10 @@ async fn async_main(args: Args) -> ExitCode {
     let text = match std::fs::read_to_string(&args.config) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("error: {}: cannot read the config file: {e}", args.config.display());
+            eprintln!(
+                "error: {}: cannot read the config file: {e}",
+                args.config.display()
+            );
             return ExitCode::from(2);
         }
     };
@@ -91,16 +97,28 @@ async fn async_main(args: Args) -> ExitCode {
         Duration::from_secs(args.timeout),
         |c| match &c.outcome {
             Outcome::Passed => println!("PASS {} ({} ms)", c.id, c.duration.as_millis()),
-            Outcome::Failed(m) => println!("FAIL {} ({} ms): {}", c.id, c.duration.as_millis(), m.replace('\n', "\n    ")),
+            Outcome::Failed(m) => println!(
+                "FAIL {} ({} ms): {}",
+                c.id,
+                c.duration.as_millis(),
+                m.replace('\n', "\n    ")
+            ),
             Outcome::Skipped(m) => println!("SKIP {}: {m}", c.id),
         },
     )
     .await;
-    if let Some(path) = &args.junit {
-        if let Err(e) = std::fs::write(path, report.junit(&format!("strata-conformance {}", info.name))) {
-            eprintln!("error: cannot write {}: {e}", path.display());
-        }
+    if let Some(path) = &args.junit
+        && let Err(e) = std::fs::write(
+            path,
+            report.junit(&format!("strata-conformance {}", info.name)),
+        )
+    {
+        eprintln!("error: cannot write {}: {e}", path.display());
     }
     println!("{}", report.summary());
-    if report.failed() > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    if report.failed() > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }

@@ -17,8 +17,10 @@ struct Note {
 }
 
 async fn schema(sql: &Sql) -> Result<(), Error> {
-    sql.exec("CREATE TABLE IF NOT EXISTS agent_notes (id INTEGER PRIMARY KEY, content TEXT NOT NULL)")
-        .await
+    sql.exec(
+        "CREATE TABLE IF NOT EXISTS agent_notes (id INTEGER PRIMARY KEY, content TEXT NOT NULL)",
+    )
+    .await
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -32,14 +34,20 @@ async fn main() -> Result<(), Error> {
         Some("remember") => {
             let text = args[1..].join(" ");
             let r = sql
-                .run("INSERT INTO agent_notes (content) VALUES (:content)", named! {"content" => text})
+                .run(
+                    "INSERT INTO agent_notes (content) VALUES (:content)",
+                    named! {"content" => text},
+                )
                 .await?;
             println!("remembered #{}", r.last_insert_rowid.unwrap_or_default());
         }
         Some("recall") => {
             let pattern = format!("%{}%", args[1..].join(" "));
             let notes: Vec<Note> = sql
-                .all_as("SELECT id, content FROM agent_notes WHERE content LIKE ? ORDER BY id", [pattern])
+                .all_as(
+                    "SELECT id, content FROM agent_notes WHERE content LIKE ? ORDER BY id",
+                    [pattern],
+                )
                 .await?;
             for n in notes {
                 println!("#{} {}", n.id, n.content);

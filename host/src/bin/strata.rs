@@ -49,6 +49,17 @@ enum Command {
         /// Positional parameters: JSON literals (1, 2.5, null, "text") or bare text.
         params: Vec<String>,
     },
+    /// Vector collections: create, list, stats, upsert, query, drop.
+    Vectors {
+        /// The backend to use (default: the `vectors` role).
+        #[arg(long, global = true)]
+        backend: Option<String>,
+        /// Print JSON instead of tables.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        what: VectorsCommand,
+    },
     /// The main job: write and read agent memories through the loaded SQL plugin.
     Quickstart,
     /// Run a benchmark (runs the `strata-bench` binary next to this one).
@@ -56,6 +67,63 @@ enum Command {
         /// Arguments for strata-bench, e.g. `sql-get --rows 100000`.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum VectorsCommand {
+    /// List collections with their dimension, metric and size.
+    List,
+    /// Create a collection.
+    Create {
+        /// Collection name.
+        name: String,
+        /// Vector dimension.
+        #[arg(long)]
+        dim: u32,
+        /// cosine, dot or euclidean.
+        #[arg(long, default_value = "cosine")]
+        metric: String,
+    },
+    /// Show one collection's statistics.
+    Stats {
+        /// Collection name.
+        name: String,
+    },
+    /// Insert or overwrite records from JSON Lines: {"id", "vector", "metadata"?, "text"?} per line.
+    Upsert {
+        /// Collection name.
+        name: String,
+        /// The JSON Lines file (`-` for stdin).
+        file: PathBuf,
+        /// Records per batch.
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+    },
+    /// Nearest neighbours of a vector (a JSON array, from a file or stdin).
+    Query {
+        /// Collection name.
+        name: String,
+        /// File holding the query vector as a JSON array (`-` or absent: stdin).
+        #[arg(long)]
+        vector: Option<PathBuf>,
+        /// Results wanted.
+        #[arg(long, default_value_t = 10)]
+        top_k: u32,
+        /// A filter document (JSON).
+        #[arg(long)]
+        filter: Option<String>,
+        /// Also run full-text search with this text and fuse (hybrid query).
+        #[arg(long)]
+        text: Option<String>,
+        /// Include the stored vectors in the output.
+        #[arg(long)]
+        with_vectors: bool,
+    },
+    /// Drop a collection.
+    Drop {
+        /// Collection name.
+        name: String,
     },
 }
 
@@ -74,7 +142,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -108,6 +179,11 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             sql,
             params,
         } => run_sql(&strata, backend.as_deref(), json, exec, &sql, &params).await?,
+        Command::Vectors {
+            backend,
+            json,
+            what,
+        } => vectors(&strata, backend.as_deref(), json, what).await?,
         Command::Quickstart => {
             let mut out = std::io::stdout();
             strata_host::quickstart::run(&strata, &mut out).await?;
@@ -129,22 +205,235 @@ fn bench(args: &[String]) -> Result<ExitCode> {
         .args(args)
         .status()
         .map_err(|e| Error::Io {
-            context: format!("running {} (build it with `cargo build --release -p strata-bench`)", bench.display()),
+            context: format!(
+                "running {} (build it with `cargo build --release -p strata-bench`)",
+                bench.display()
+            ),
             source: e,
         })?;
-    Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn read_input(path: Option<&Path>) -> Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    match path {
+        Some(p) if p != Path::new("-") => {
+            text = std::fs::read_to_string(p).map_err(|e| Error::Io {
+                context: format!("reading {}", p.display()),
+                source: e,
+            })?;
+        }
+        _ => {
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| Error::Io {
+                    context: "reading stdin".into(),
+                    source: e,
+                })?;
+        }
+    }
+    Ok(text)
+}
+
+fn parse_json(text: &str, what: &str) -> Result<serde_json::Value> {
+    serde_json::from_str(text).map_err(|e| Error::Params(format!("{what} is not valid JSON: {e}")))
+}
+
+fn stats_row(s: &strata_host::CollectionStats) -> Vec<String> {
+    vec![
+        s.name.clone(),
+        s.dimension.to_string(),
+        s.metric.name().to_string(),
+        s.count.to_string(),
+        s.details.to_string(),
+    ]
+}
+
+async fn vectors(
+    strata: &Strata,
+    backend: Option<&str>,
+    json: bool,
+    what: VectorsCommand,
+) -> Result<ExitCode> {
+    use strata_host::{Hybrid, Include, Metric, Query, Record};
+    let v = match backend {
+        Some(b) => strata.vectors_backend(b).await?,
+        None => strata.vectors().await?,
+    };
+    match what {
+        VectorsCommand::List => {
+            let list = v.list().await?;
+            if json {
+                let arr: Vec<_> = list
+                    .iter()
+                    .map(|s| serde_json::json!({"name": s.name, "dimension": s.dimension, "metric": s.metric.name(), "count": s.count, "details": s.details}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&arr).unwrap_or_default());
+            } else {
+                let mut t = table();
+                t.set_header(["collection", "dim", "metric", "records", "details"]);
+                for s in &list {
+                    t.add_row(stats_row(s));
+                }
+                println!("{t}");
+            }
+        }
+        VectorsCommand::Create { name, dim, metric } => {
+            let m = Metric::from_name(&metric).ok_or_else(|| {
+                Error::Params(format!(
+                    "unknown metric {metric:?} (cosine, dot, euclidean)"
+                ))
+            })?;
+            v.create_collection(&name, dim, m).await?;
+            println!("collection {name} ready ({dim}-d, {})", m.name());
+        }
+        VectorsCommand::Stats { name } => {
+            let s = v.stats(&name).await?.ok_or_else(|| {
+                Error::Plugin(strata_host::PluginError::new(
+                    strata_host::ErrorKind::NotFound,
+                    format!("collection {name:?} does not exist"),
+                ))
+            })?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"name": s.name, "dimension": s.dimension, "metric": s.metric.name(), "count": s.count, "details": s.details})
+                );
+            } else {
+                let mut t = table();
+                t.set_header(["collection", "dim", "metric", "records", "details"]);
+                t.add_row(stats_row(&s));
+                println!("{t}");
+            }
+        }
+        VectorsCommand::Upsert { name, file, batch } => {
+            let text = read_input(Some(&file))?;
+            let mut pending = Vec::new();
+            let mut total = 0u64;
+            for (n, line) in text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+            {
+                let doc = parse_json(line, &format!("line {}", n + 1))?;
+                let id = doc["id"]
+                    .as_str()
+                    .ok_or_else(|| Error::Params(format!("line {}: missing string `id`", n + 1)))?;
+                let vector: Vec<f32> =
+                    serde_json::from_value(doc["vector"].clone()).map_err(|e| {
+                        Error::Params(format!(
+                            "line {}: `vector` must be an array of numbers: {e}",
+                            n + 1
+                        ))
+                    })?;
+                let mut r = Record::new(id, vector).metadata(doc["metadata"].clone());
+                if let Some(t) = doc["text"].as_str() {
+                    r = r.text(t);
+                }
+                pending.push(r);
+                if pending.len() >= batch.max(1) {
+                    total += v.upsert(&name, std::mem::take(&mut pending)).await?;
+                }
+            }
+            if !pending.is_empty() {
+                total += v.upsert(&name, pending).await?;
+            }
+            println!("upserted {total} records into {name}");
+        }
+        VectorsCommand::Query {
+            name,
+            vector,
+            top_k,
+            filter,
+            text,
+            with_vectors,
+        } => {
+            let input = read_input(vector.as_deref())?;
+            let q: Vec<f32> = serde_json::from_str(input.trim()).map_err(|e| {
+                Error::Params(format!(
+                    "the query vector must be a JSON array of numbers: {e}"
+                ))
+            })?;
+            let filter = filter
+                .as_deref()
+                .map(|f| parse_json(f, "--filter"))
+                .transpose()?;
+            let include = Include {
+                vector: with_vectors,
+                metadata: true,
+                text: true,
+            };
+            let hits = match text {
+                Some(t) => {
+                    let mut h = Hybrid::new(q, t).top_k(top_k).include(include);
+                    h.filter = filter;
+                    v.hybrid_query(&name, &h).await?
+                }
+                None => {
+                    let mut query = Query::new(q).top_k(top_k).include(include);
+                    query.filter = filter;
+                    v.query(&name, &query).await?
+                }
+            };
+            if json {
+                let arr: Vec<_> = hits
+                    .iter()
+                    .map(|h| serde_json::json!({"id": h.id, "score": h.score, "metadata": h.metadata, "text": h.text, "vector": h.vector}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&arr).unwrap_or_default());
+            } else {
+                let mut t = table();
+                t.set_header(["rank", "id", "score", "metadata", "text"]);
+                for (i, h) in hits.iter().enumerate() {
+                    t.add_row([
+                        (i + 1).to_string(),
+                        h.id.clone(),
+                        format!("{:.6}", h.score),
+                        h.metadata
+                            .as_ref()
+                            .map(|m| m.to_string())
+                            .unwrap_or_default(),
+                        h.text.clone().unwrap_or_default(),
+                    ]);
+                }
+                println!("{t}");
+            }
+        }
+        VectorsCommand::Drop { name } => {
+            if v.drop_collection(&name).await? {
+                println!("dropped {name}");
+            } else {
+                println!("{name} did not exist");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn table() -> Table {
     let mut t = Table::new();
-    t.load_style(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
+    t.load_style(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic);
     t
 }
 
 fn plugins(strata: &Strata) -> Result<ExitCode> {
     let cfg = strata.config();
     let mut t = table();
-    t.set_header(["backend", "plugin", "version", "plugin-api", "contracts", "capabilities", "library"]);
+    t.set_header([
+        "backend",
+        "plugin",
+        "version",
+        "plugin-api",
+        "contracts",
+        "capabilities",
+        "library",
+    ]);
     let mut failed = false;
     for (name, b) in &cfg.backends {
         match strata.plugin(name) {
@@ -166,7 +455,15 @@ fn plugins(strata: &Strata) -> Result<ExitCode> {
                     PluginSource::Name(n) => n.clone(),
                     PluginSource::Library(p) => p.display().to_string(),
                 };
-                t.add_row([name.clone(), plugin, "-".into(), "-".into(), "-".into(), "-".into(), format!("error: {e}")]);
+                t.add_row([
+                    name.clone(),
+                    plugin,
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    format!("error: {e}"),
+                ]);
             }
         }
     }
@@ -178,7 +475,11 @@ fn plugins(strata: &Strata) -> Result<ExitCode> {
         roles.vectors.as_deref().unwrap_or("-"),
         roles.backup.as_deref().unwrap_or("-")
     );
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn schema(strata: &Strata, name: &str) -> Result<ExitCode> {
@@ -209,7 +510,11 @@ fn schema(strata: &Strata, name: &str) -> Result<ExitCode> {
 
 async fn check(strata: &Strata) -> Result<ExitCode> {
     let cfg = strata.config();
-    println!("{}: config ok, {} backend(s)", cfg.file.display(), cfg.backends.len());
+    println!(
+        "{}: config ok, {} backend(s)",
+        cfg.file.display(),
+        cfg.backends.len()
+    );
     let mut failed = 0;
     for name in cfg.backends.keys() {
         let result = async {
@@ -261,9 +566,11 @@ fn parse_param(s: &str) -> Value {
 /// Whether the statement returns rows (so `all` is used rather than `run`).
 fn returns_rows(sql: &str) -> bool {
     let lower = sql.trim_start().to_ascii_lowercase();
-    ["select", "with", "pragma", "values", "explain", "show", "table"]
-        .iter()
-        .any(|k| lower.starts_with(k))
+    [
+        "select", "with", "pragma", "values", "explain", "show", "table",
+    ]
+    .iter()
+    .any(|k| lower.starts_with(k))
         || lower.contains(" returning ")
 }
 
@@ -288,7 +595,11 @@ async fn run_sql(
         return Ok(ExitCode::SUCCESS);
     }
     let values = Params::Positional(params.iter().map(|p| parse_param(p)).collect());
-    let values = if params.is_empty() { Params::None } else { values };
+    let values = if params.is_empty() {
+        Params::None
+    } else {
+        values
+    };
     if returns_rows(text) {
         let rows = sql.all(text, values).await?;
         if json {
@@ -303,7 +614,11 @@ async fn run_sql(
                 t.add_row(r.values().iter().map(|v| v.to_string()));
             }
             println!("{t}");
-            println!("({} row{})", rows.len(), if rows.len() == 1 { "" } else { "s" });
+            println!(
+                "({} row{})",
+                rows.len(),
+                if rows.len() == 1 { "" } else { "s" }
+            );
         }
     } else {
         let r = sql.run(text, values).await?;

@@ -17,9 +17,8 @@ pub(crate) fn map(err: rusqlite::Error) -> PluginError {
                 ffi::ErrorCode::CannotOpen => ErrorKind::Connection,
                 ffi::ErrorCode::TooBig => ErrorKind::InvalidInput,
                 ffi::ErrorCode::TypeMismatch => ErrorKind::Constraint,
-                ffi::ErrorCode::PermissionDenied | ffi::ErrorCode::AuthorizationForStatementDenied => {
-                    ErrorKind::Unsupported
-                }
+                ffi::ErrorCode::PermissionDenied
+                | ffi::ErrorCode::AuthorizationForStatementDenied => ErrorKind::Unsupported,
                 ffi::ErrorCode::OperationInterrupted => ErrorKind::Timeout,
                 ffi::ErrorCode::Unknown => classify_message(&message),
                 _ => ErrorKind::Internal,
@@ -44,7 +43,9 @@ pub(crate) fn map(err: rusqlite::Error) -> PluginError {
             ErrorKind::InvalidInput,
             "several statements given where one was expected; use exec for scripts",
         ),
-        E::NulError(e) => PluginError::new(ErrorKind::InvalidInput, format!("NUL byte in SQL: {e}")),
+        E::NulError(e) => {
+            PluginError::new(ErrorKind::InvalidInput, format!("NUL byte in SQL: {e}"))
+        }
         E::Utf8Error(col, e) => PluginError::new(
             ErrorKind::Internal,
             format!("column {col} holds text that is not UTF-8: {e}"),

@@ -16,7 +16,9 @@
 
 pub mod config;
 mod error;
+mod filter_sql;
 pub mod sql;
+pub mod vector;
 
 use std::sync::Arc;
 
@@ -47,13 +49,15 @@ pub extern "C" fn manifest() -> Manifest {
         version: env!("CARGO_PKG_VERSION").into(),
         api_version: API_VERSION.into(),
         description: "Embedded SQLite (bundled, WAL, FTS5): one file, zero configuration".into(),
-        contracts: contracts::SQL,
+        contracts: contracts::SQL | contracts::VECTOR,
         capabilities: [
             cap::SQL_TRANSACTIONS,
             cap::SQL_SAVEPOINTS,
             cap::SQL_STREAMING,
             cap::SQL_LAST_INSERT_ROWID,
             cap::SQL_CONCURRENT,
+            cap::VECTOR_HYBRID,
+            cap::VECTOR_SCAN,
         ]
         .into_iter()
         .map(RString::from)
@@ -83,6 +87,13 @@ struct SqliteBackend {
 impl Backend for SqliteBackend {
     fn sql(&self) -> ROption<SqlConnectionBox> {
         ROption::RSome(sql::SqliteSql::boxed(self.shared.clone()))
+    }
+
+    fn vectors(&self) -> ROption<strata_plugin_api::vector::VectorStoreBox> {
+        ROption::RSome(strata_plugin_api::vector::VectorStore_TO::from_value(
+            vector::SqliteVectors::new(self.shared.clone()),
+            TD_Opaque,
+        ))
     }
 
     fn health(&self) -> PluginFuture<RString> {

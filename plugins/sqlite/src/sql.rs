@@ -64,7 +64,10 @@ impl Shared {
                 if !path.exists() {
                     return Err(PluginError::new(
                         ErrorKind::NotFound,
-                        format!("database {} does not exist (read_only is set, so it is not created)", path.display()),
+                        format!(
+                            "database {} does not exist (read_only is set, so it is not created)",
+                            path.display()
+                        ),
                     ));
                 }
             } else if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -86,7 +89,7 @@ impl Shared {
         }))
     }
 
-    fn check_open(&self) -> PluginResult<()> {
+    pub(crate) fn check_open(&self) -> PluginResult<()> {
         if self.closed.load(Ordering::Acquire) {
             Err(PluginError::closed("sqlite connection"))
         } else {
@@ -94,7 +97,7 @@ impl Shared {
         }
     }
 
-    fn take_reader(&self) -> PluginResult<Connection> {
+    pub(crate) fn take_reader(&self) -> PluginResult<Connection> {
         let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
         match pooled {
             Some(c) => Ok(c),
@@ -102,7 +105,7 @@ impl Shared {
         }
     }
 
-    fn return_reader(&self, conn: Connection) {
+    pub(crate) fn return_reader(&self, conn: Connection) {
         if self.closed.load(Ordering::Acquire) {
             return;
         }
@@ -112,19 +115,60 @@ impl Shared {
         }
     }
 
+    /// Runs `f` on a reader connection (the only connection, in memory).
+    pub(crate) async fn with_reader<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> PluginResult<T>,
+    ) -> PluginResult<T> {
+        self.check_open()?;
+        if self.file.is_none() {
+            return self.with_writer(f).await;
+        }
+        let conn = self.take_reader()?;
+        let result = f(&conn);
+        self.return_reader(conn);
+        result
+    }
+
+    /// Runs `f` inside a `BEGIN IMMEDIATE` transaction on the writer;
+    /// commits when it returns `Ok`, rolls back otherwise.
+    pub(crate) async fn with_write_tx<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> PluginResult<T>,
+    ) -> PluginResult<T> {
+        self.with_writer(|c| {
+            let tx =
+                rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Immediate)
+                    .map_err(map)?;
+            let value = f(&tx)?;
+            tx.commit().map_err(map)?;
+            Ok(value)
+        })
+        .await
+    }
+
     /// Runs `f` on the writer connection.
-    async fn with_writer<T>(&self, f: impl FnOnce(&Connection) -> PluginResult<T>) -> PluginResult<T> {
+    pub(crate) async fn with_writer<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> PluginResult<T>,
+    ) -> PluginResult<T> {
         self.check_open()?;
         let guard = self.writer.lock().await;
-        let conn = guard.as_ref().ok_or_else(|| PluginError::closed("sqlite connection"))?;
+        let conn = guard
+            .as_ref()
+            .ok_or_else(|| PluginError::closed("sqlite connection"))?;
         f(conn)
     }
 
     pub(crate) async fn health(&self) -> PluginResult<String> {
         let file = self.file.clone();
         self.with_writer(|c| {
-            let version: String = c.query_row("select sqlite_version()", [], |r| r.get(0)).map_err(map)?;
-            let mode: String = c.query_row("pragma journal_mode", [], |r| r.get(0)).map_err(map)?;
+            let version: String = c
+                .query_row("select sqlite_version()", [], |r| r.get(0))
+                .map_err(map)?;
+            let mode: String = c
+                .query_row("pragma journal_mode", [], |r| r.get(0))
+                .map_err(map)?;
             Ok(format!(
                 "sqlite {version}, {}, journal_mode={mode}",
                 file.map_or_else(|| "in memory".to_string(), |p| p.display().to_string())
@@ -137,7 +181,10 @@ impl Shared {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        self.readers.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         // Waits for an open transaction or cursor to finish with the writer.
         let conn = self.writer.lock().await.take();
         if let Some(conn) = conn {
@@ -147,7 +194,11 @@ impl Shared {
     }
 }
 
-fn open_connection(cfg: &SqliteConfig, file: Option<&PathBuf>, writer: bool) -> PluginResult<Connection> {
+fn open_connection(
+    cfg: &SqliteConfig,
+    file: Option<&PathBuf>,
+    writer: bool,
+) -> PluginResult<Connection> {
     let mut flags = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
     if cfg.read_only || !writer {
         flags |= OpenFlags::SQLITE_OPEN_READ_ONLY;
@@ -174,16 +225,19 @@ fn open_connection(cfg: &SqliteConfig, file: Option<&PathBuf>, writer: bool) -> 
         .map_err(map)?;
     if writer && !cfg.read_only {
         if file.is_some() {
-            conn.pragma_update(None, "journal_mode", "WAL").map_err(map)?;
+            conn.pragma_update(None, "journal_mode", "WAL")
+                .map_err(map)?;
         }
-        conn.pragma_update(None, "synchronous", cfg.synchronous.pragma()).map_err(map)?;
+        conn.pragma_update(None, "synchronous", cfg.synchronous.pragma())
+            .map_err(map)?;
     }
-    conn.pragma_update(None, "foreign_keys", cfg.foreign_keys).map_err(map)?;
+    conn.pragma_update(None, "foreign_keys", cfg.foreign_keys)
+        .map_err(map)?;
     Ok(conn)
 }
 
 /// Binds a [`Value`] without copying it.
-struct Bind<'a>(&'a Value);
+pub(crate) struct Bind<'a>(pub(crate) &'a Value);
 
 impl rusqlite::ToSql for Bind<'_> {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
@@ -230,9 +284,16 @@ fn column_names(stmt: &rusqlite::Statement<'_>) -> RVec<RString> {
 }
 
 /// Steps `rows` until `max_rows` rows (0 = all) have been appended to `out`.
-fn collect_rows(rows: &mut rusqlite::Rows<'_>, width: usize, max_rows: u64, out: &mut Rows) -> PluginResult<()> {
+fn collect_rows(
+    rows: &mut rusqlite::Rows<'_>,
+    width: usize,
+    max_rows: u64,
+    out: &mut Rows,
+) -> PluginResult<()> {
     while max_rows == 0 || out.row_count < max_rows {
-        let Some(row) = rows.next().map_err(map)? else { break };
+        let Some(row) = rows.next().map_err(map)? else {
+            break;
+        };
         for i in 0..width {
             out.values.push(read_value(row.get_ref(i).map_err(map)?)?);
         }
@@ -242,8 +303,16 @@ fn collect_rows(rows: &mut rusqlite::Rows<'_>, width: usize, max_rows: u64, out:
 }
 
 fn query_on(conn: &Connection, stmt: &Statement, max_rows: u64) -> PluginResult<Rows> {
-    let mut prepared = conn.prepare_cached(&stmt.sql).map_err(map)?;
-    bind_all(&mut prepared, &stmt.params)?;
+    let prepared = conn.prepare_cached(&stmt.sql).map_err(map)?;
+    query_prepared(prepared, &stmt.params, max_rows)
+}
+
+fn query_prepared(
+    mut prepared: rusqlite::CachedStatement<'_>,
+    params: &[Value],
+    max_rows: u64,
+) -> PluginResult<Rows> {
+    bind_all(&mut prepared, params)?;
     let mut out = Rows {
         columns: column_names(&prepared),
         ..Rows::default()
@@ -287,7 +356,11 @@ impl SqliteSql {
 impl SqlConnection for SqliteSql {
     fn exec(&self, script: RString) -> PluginFuture<()> {
         let shared = self.shared.clone();
-        guard(async move { shared.with_writer(|c| c.execute_batch(&script).map_err(map)).await })
+        guard(async move {
+            shared
+                .with_writer(|c| c.execute_batch(&script).map_err(map))
+                .await
+        })
     }
 
     fn run(&self, stmt: Statement) -> PluginFuture<RunResult> {
@@ -303,13 +376,20 @@ impl SqlConnection for SqliteSql {
                 return shared.with_writer(|c| query_on(c, &stmt, max_rows)).await;
             }
             let reader = shared.take_reader()?;
-            if !is_readonly(&reader, &stmt.sql)? {
-                shared.return_reader(reader);
-                return shared.with_writer(|c| query_on(c, &stmt, max_rows)).await;
-            }
-            let result = query_on(&reader, &stmt, max_rows);
+            // One statement-cache lookup: prepare on the reader, and only if
+            // the statement writes (`INSERT … RETURNING`) hand it to the writer.
+            let outcome = (|| {
+                let prepared = reader.prepare_cached(&stmt.sql).map_err(map)?;
+                if !prepared.readonly() {
+                    return Ok(None);
+                }
+                query_prepared(prepared, &stmt.params, max_rows).map(Some)
+            })();
             shared.return_reader(reader);
-            result
+            match outcome? {
+                Some(rows) => Ok(rows),
+                None => shared.with_writer(|c| query_on(c, &stmt, max_rows)).await,
+            }
         })
     }
 
@@ -323,7 +403,9 @@ impl SqlConnection for SqliteSql {
         guard(async move {
             shared.check_open()?;
             let guard = shared.writer.clone().lock_owned().await;
-            let conn = guard.as_ref().ok_or_else(|| PluginError::closed("sqlite connection"))?;
+            let conn = guard
+                .as_ref()
+                .ok_or_else(|| PluginError::closed("sqlite connection"))?;
             conn.execute_batch("BEGIN IMMEDIATE").map_err(map)?;
             let tx = Tx {
                 state: Arc::new(Mutex::new(TxState {
@@ -462,10 +544,10 @@ impl SqlTransaction for Tx {
 impl Drop for Tx {
     fn drop(&mut self) {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if let Ok(conn) = st.conn() {
-            if !conn.is_autocommit() {
-                let _ = conn.execute_batch("ROLLBACK");
-            }
+        if let Ok(conn) = st.conn()
+            && !conn.is_autocommit()
+        {
+            let _ = conn.execute_batch("ROLLBACK");
         }
         st.guard = None;
     }

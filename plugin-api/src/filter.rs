@@ -1,0 +1,480 @@
+//! The metadata filter language, parsed once into a typed expression.
+//!
+//! One JSON dialect for every backend:
+//!
+//! ```json
+//! {"kind": "fact",                                  // bare value = $eq
+//!  "importance": {"$gte": 0.5, "$lt": 1},           // several operators = all of them
+//!  "$or": [{"tags": {"$in": ["rust", "sql"]}}, {"source.app": {"$exists": false}}],
+//!  "$not": {"status": {"$eq": "archived"}}}
+//! ```
+//!
+//! Operators: `$eq $ne $gt $gte $lt $lte $in $nin $exists` on fields, `$and
+//! $or $not` on filters. Paths are dotted (`source.app`). An array-valued
+//! field matches when any element matches (`$ne` / `$nin` are the negations
+//! of `$eq` / `$in`, so they match when no element does). A missing field
+//! matches `$ne`, `$nin`, `$exists: false` and `$eq: null`, and nothing else.
+//! Numbers compare as numbers (integers are exact up to 2^53), strings
+//! compare by UTF-8 bytes; comparing values of different types is false.
+//!
+//! [`Filter::parse`] rejects malformed filters with an
+//! [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) error pointing at
+//! the clause (`filter.$or[1].price: unknown operator $gtt`). Backends
+//! translate the [`Filter`] exactly, or answer `Unsupported` for an operator
+//! they cannot do exactly — never drop a clause. [`Filter::matches`] is the
+//! reference semantics, used by in-memory backends and the conformance suite.
+
+use std::cmp::Ordering;
+
+use serde_json::Value as Json;
+
+use crate::PluginError;
+
+/// A parsed filter.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Filter {
+    /// Matches everything (the empty filter `{}`).
+    All,
+    /// Every sub-filter matches.
+    And(Vec<Filter>),
+    /// At least one sub-filter matches.
+    Or(Vec<Filter>),
+    /// The sub-filter does not match.
+    Not(Box<Filter>),
+    /// A condition on one field.
+    Field {
+        /// Path segments (`source.app` → `["source", "app"]`).
+        path: Vec<String>,
+        /// The condition.
+        op: FieldOp,
+    },
+}
+
+/// A condition on one field.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FieldOp {
+    /// Equal (any element, for arrays).
+    Eq(Scalar),
+    /// Not equal (no element, for arrays; true when missing).
+    Ne(Scalar),
+    /// Greater than.
+    Gt(Scalar),
+    /// Greater than or equal.
+    Gte(Scalar),
+    /// Less than.
+    Lt(Scalar),
+    /// Less than or equal.
+    Lte(Scalar),
+    /// Equal to one of.
+    In(Vec<Scalar>),
+    /// Equal to none of (true when missing).
+    Nin(Vec<Scalar>),
+    /// Present (and not null) or absent.
+    Exists(bool),
+}
+
+/// A value in a filter.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Scalar {
+    /// JSON null.
+    Null,
+    /// true / false.
+    Bool(bool),
+    /// A number.
+    Number(f64),
+    /// A string.
+    String(String),
+}
+
+impl Scalar {
+    fn from_json(v: &Json) -> Option<Scalar> {
+        match v {
+            Json::Null => Some(Scalar::Null),
+            Json::Bool(b) => Some(Scalar::Bool(*b)),
+            Json::Number(n) => n.as_f64().map(Scalar::Number),
+            Json::String(s) => Some(Scalar::String(s.clone())),
+            _ => None,
+        }
+    }
+
+    /// The JSON form.
+    pub fn to_json(&self) -> Json {
+        match self {
+            Scalar::Null => Json::Null,
+            Scalar::Bool(b) => Json::Bool(*b),
+            Scalar::Number(n) => serde_json::Number::from_f64(*n).map_or(Json::Null, Json::Number),
+            Scalar::String(s) => Json::String(s.clone()),
+        }
+    }
+
+    /// Compares with a JSON value of the same type; `None` for different types.
+    fn compare(&self, v: &Json) -> Option<Ordering> {
+        match (self, v) {
+            (Scalar::Null, Json::Null) => Some(Ordering::Equal),
+            (Scalar::Bool(a), Json::Bool(b)) => Some(b.cmp(a)),
+            (Scalar::Number(a), Json::Number(b)) => b.as_f64()?.partial_cmp(a),
+            (Scalar::String(a), Json::String(b)) => Some(b.as_bytes().cmp(a.as_bytes())),
+            _ => None,
+        }
+    }
+}
+
+fn err(at: &str, msg: impl std::fmt::Display) -> PluginError {
+    PluginError::invalid_input(format!("{at}: {msg}"))
+}
+
+impl Filter {
+    /// Parses filter JSON text; empty text or `{}` / `null` is [`Filter::All`].
+    pub fn parse_str(text: &str) -> Result<Filter, PluginError> {
+        if text.trim().is_empty() {
+            return Ok(Filter::All);
+        }
+        let json: Json = serde_json::from_str(text)
+            .map_err(|e| PluginError::invalid_input(format!("filter is not valid JSON: {e}")))?;
+        Filter::parse(&json)
+    }
+
+    /// Parses a filter document.
+    pub fn parse(json: &Json) -> Result<Filter, PluginError> {
+        match json {
+            Json::Null => Ok(Filter::All),
+            other => parse_doc(other, "filter"),
+        }
+    }
+
+    /// Whether `metadata` (a JSON object) matches.
+    pub fn matches(&self, metadata: &Json) -> bool {
+        match self {
+            Filter::All => true,
+            Filter::And(fs) => fs.iter().all(|f| f.matches(metadata)),
+            Filter::Or(fs) => fs.iter().any(|f| f.matches(metadata)),
+            Filter::Not(f) => !f.matches(metadata),
+            Filter::Field { path, op } => {
+                let mut v = Some(metadata);
+                for seg in path {
+                    v = v.and_then(|x| x.get(seg.as_str()));
+                }
+                op.matches(v)
+            }
+        }
+    }
+
+    /// True for the match-everything filter.
+    pub fn is_all(&self) -> bool {
+        matches!(self, Filter::All)
+    }
+
+    /// The operator names used, for backends that support only some.
+    pub fn operators(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        self.visit_ops(&mut out);
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    fn visit_ops(&self, out: &mut Vec<&'static str>) {
+        match self {
+            Filter::All => {}
+            Filter::And(fs) => {
+                out.push("$and");
+                fs.iter().for_each(|f| f.visit_ops(out));
+            }
+            Filter::Or(fs) => {
+                out.push("$or");
+                fs.iter().for_each(|f| f.visit_ops(out));
+            }
+            Filter::Not(f) => {
+                out.push("$not");
+                f.visit_ops(out);
+            }
+            Filter::Field { op, .. } => out.push(op.name()),
+        }
+    }
+}
+
+impl FieldOp {
+    /// The operator's name (`$eq`, …).
+    pub fn name(&self) -> &'static str {
+        match self {
+            FieldOp::Eq(_) => "$eq",
+            FieldOp::Ne(_) => "$ne",
+            FieldOp::Gt(_) => "$gt",
+            FieldOp::Gte(_) => "$gte",
+            FieldOp::Lt(_) => "$lt",
+            FieldOp::Lte(_) => "$lte",
+            FieldOp::In(_) => "$in",
+            FieldOp::Nin(_) => "$nin",
+            FieldOp::Exists(_) => "$exists",
+        }
+    }
+
+    /// Whether the field value `v` (`None` = missing) matches.
+    pub fn matches(&self, v: Option<&Json>) -> bool {
+        let any = |pred: &dyn Fn(&Json) -> bool| match v {
+            None => false,
+            Some(Json::Array(items)) => items.iter().any(pred),
+            Some(x) => pred(x),
+        };
+        let eq = |s: &Scalar| {
+            if *s == Scalar::Null && matches!(v, None | Some(Json::Null)) {
+                return true;
+            }
+            any(&|x| s.compare(x) == Some(Ordering::Equal))
+        };
+        match self {
+            FieldOp::Eq(s) => eq(s),
+            FieldOp::Ne(s) => !eq(s),
+            FieldOp::Gt(s) => any(&|x| s.compare(x) == Some(Ordering::Greater)),
+            FieldOp::Gte(s) => {
+                any(&|x| matches!(s.compare(x), Some(Ordering::Greater | Ordering::Equal)))
+            }
+            FieldOp::Lt(s) => any(&|x| s.compare(x) == Some(Ordering::Less)),
+            FieldOp::Lte(s) => {
+                any(&|x| matches!(s.compare(x), Some(Ordering::Less | Ordering::Equal)))
+            }
+            FieldOp::In(list) => list.iter().any(eq),
+            FieldOp::Nin(list) => !list.iter().any(eq),
+            FieldOp::Exists(want) => matches!(v, Some(x) if !x.is_null()) == *want,
+        }
+    }
+}
+
+fn parse_doc(json: &Json, at: &str) -> Result<Filter, PluginError> {
+    let Json::Object(map) = json else {
+        return Err(err(
+            at,
+            format!("expected an object, found {}", type_name(json)),
+        ));
+    };
+    let mut parts = Vec::new();
+    for (key, value) in map {
+        let here = format!("{at}.{key}");
+        match key.as_str() {
+            "$and" | "$or" => {
+                let Json::Array(items) = value else {
+                    return Err(err(&here, "expects an array of filters"));
+                };
+                if items.is_empty() {
+                    return Err(err(&here, "expects at least one filter"));
+                }
+                let subs = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| parse_doc(f, &format!("{here}[{i}]")))
+                    .collect::<Result<Vec<_>, _>>()?;
+                parts.push(if key == "$and" {
+                    Filter::And(subs)
+                } else {
+                    Filter::Or(subs)
+                });
+            }
+            "$not" => parts.push(Filter::Not(Box::new(parse_doc(value, &here)?))),
+            k if k.starts_with('$') => {
+                return Err(err(
+                    &here,
+                    format!("unknown operator {k} (filters combine with $and, $or, $not)"),
+                ));
+            }
+            field => {
+                let path: Vec<String> = field.split('.').map(str::to_string).collect();
+                if path.iter().any(String::is_empty) {
+                    return Err(err(&here, "empty segment in a dotted path"));
+                }
+                for op in parse_ops(value, &here)? {
+                    parts.push(Filter::Field {
+                        path: path.clone(),
+                        op,
+                    });
+                }
+            }
+        }
+    }
+    Ok(match parts.len() {
+        0 => Filter::All,
+        1 => parts.pop().expect("one part"),
+        _ => Filter::And(parts),
+    })
+}
+
+fn parse_ops(value: &Json, at: &str) -> Result<Vec<FieldOp>, PluginError> {
+    let Json::Object(ops) = value else {
+        return match Scalar::from_json(value) {
+            Some(s) => Ok(vec![FieldOp::Eq(s)]),
+            None => Err(err(
+                at,
+                format!(
+                    "a bare {} is not a value; use $in for lists",
+                    type_name(value)
+                ),
+            )),
+        };
+    };
+    if ops.is_empty() {
+        return Err(err(at, "empty operator object"));
+    }
+    let mut out = Vec::new();
+    for (op, arg) in ops {
+        let here = format!("{at}.{op}");
+        let scalar = || {
+            Scalar::from_json(arg).ok_or_else(|| {
+                err(
+                    &here,
+                    format!(
+                        "expects a string, number, boolean or null, found {}",
+                        type_name(arg)
+                    ),
+                )
+            })
+        };
+        let ordered = || {
+            let s = scalar()?;
+            match s {
+                Scalar::Number(_) | Scalar::String(_) => Ok(s),
+                _ => Err(err(&here, "compares numbers or strings only")),
+            }
+        };
+        let list = || {
+            let Json::Array(items) = arg else {
+                return Err(err(
+                    &here,
+                    format!("expects an array, found {}", type_name(arg)),
+                ));
+            };
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, x)| {
+                    Scalar::from_json(x).ok_or_else(|| {
+                        err(
+                            &format!("{here}[{i}]"),
+                            "expects a string, number, boolean or null",
+                        )
+                    })
+                })
+                .collect()
+        };
+        out.push(match op.as_str() {
+            "$eq" => FieldOp::Eq(scalar()?),
+            "$ne" => FieldOp::Ne(scalar()?),
+            "$gt" => FieldOp::Gt(ordered()?),
+            "$gte" => FieldOp::Gte(ordered()?),
+            "$lt" => FieldOp::Lt(ordered()?),
+            "$lte" => FieldOp::Lte(ordered()?),
+            "$in" => FieldOp::In(list()?),
+            "$nin" => FieldOp::Nin(list()?),
+            "$exists" => match arg {
+                Json::Bool(b) => FieldOp::Exists(*b),
+                _ => return Err(err(&here, "expects true or false")),
+            },
+            other if other.starts_with('$') => {
+                return Err(err(&here, format!("unknown operator {other}")));
+            }
+            other => {
+                return Err(err(
+                    &here,
+                    format!("`{other}` is not an operator; nested objects are not values, use a dotted path (`a.{other}`)"),
+                ));
+            }
+        });
+    }
+    Ok(out)
+}
+
+fn type_name(v: &Json) -> &'static str {
+    match v {
+        Json::Null => "null",
+        Json::Bool(_) => "boolean",
+        Json::Number(_) => "number",
+        Json::String(_) => "string",
+        Json::Array(_) => "array",
+        Json::Object(_) => "object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn m(filter: Json, doc: Json) -> bool {
+        Filter::parse(&filter).unwrap().matches(&doc)
+    }
+
+    #[test]
+    fn operators() {
+        let doc = json!({"kind": "fact", "n": 5, "tags": ["a", "b"], "src": {"app": "cli"}, "z": null, "ok": true});
+        assert!(m(json!({"kind": "fact"}), doc.clone()));
+        assert!(!m(json!({"kind": "event"}), doc.clone()));
+        assert!(m(json!({"n": {"$gt": 4, "$lte": 5}}), doc.clone()));
+        assert!(!m(json!({"n": {"$gt": 5}}), doc.clone()));
+        assert!(m(json!({"n": {"$gte": 5.0}}), doc.clone()));
+        assert!(m(json!({"tags": "b"}), doc.clone()), "array any-element");
+        assert!(!m(json!({"tags": {"$ne": "b"}}), doc.clone()));
+        assert!(m(json!({"tags": {"$nin": ["c", "d"]}}), doc.clone()));
+        assert!(m(json!({"tags": {"$in": ["x", "a"]}}), doc.clone()));
+        assert!(m(json!({"src.app": "cli"}), doc.clone()), "dotted path");
+        assert!(m(json!({"src.nope": {"$exists": false}}), doc.clone()));
+        assert!(m(json!({"missing": {"$ne": 1}}), doc.clone()));
+        assert!(!m(json!({"missing": {"$gt": 1}}), doc.clone()));
+        assert!(m(json!({"missing": null}), doc.clone()));
+        assert!(m(json!({"z": null}), doc.clone()));
+        assert!(!m(json!({"z": {"$exists": true}}), doc.clone()));
+        assert!(m(json!({"ok": true}), doc.clone()));
+        assert!(!m(json!({"ok": 1}), doc.clone()), "no cross-type equality");
+        assert!(
+            !m(json!({"kind": {"$gt": 1}}), doc.clone()),
+            "different types compare false"
+        );
+        assert!(m(
+            json!({"kind": {"$gte": "fact", "$lt": "factz"}}),
+            doc.clone()
+        ));
+        assert!(m(
+            json!({"$or": [{"kind": "event"}, {"$and": [{"n": 5}, {"$not": {"tags": "z"}}]}]}),
+            doc.clone()
+        ));
+        assert!(m(json!({}), doc));
+    }
+
+    #[test]
+    fn errors_point_at_the_clause() {
+        let e = Filter::parse(&json!({"$or": [{"a": 1}, {"price": {"$gtt": 3}}]})).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidInput);
+        assert!(
+            e.message().contains("filter.$or[1].price.$gtt"),
+            "{}",
+            e.message()
+        );
+        let e = Filter::parse(&json!({"a": [1, 2]})).unwrap_err();
+        assert!(e.message().contains("use $in"), "{}", e.message());
+        let e = Filter::parse(&json!({"a": {"$in": 3}})).unwrap_err();
+        assert!(
+            e.message().contains("filter.a.$in") && e.message().contains("array"),
+            "{}",
+            e.message()
+        );
+        let e = Filter::parse(&json!({"a": {"$gt": true}})).unwrap_err();
+        assert!(
+            e.message().contains("numbers or strings"),
+            "{}",
+            e.message()
+        );
+        let e = Filter::parse(&json!({"a": {"b": 1}})).unwrap_err();
+        assert!(e.message().contains("dotted path"), "{}", e.message());
+        let e = Filter::parse(&json!({"$nor": []})).unwrap_err();
+        assert!(
+            e.message().contains("unknown operator $nor"),
+            "{}",
+            e.message()
+        );
+        let e = Filter::parse_str("{not json").unwrap_err();
+        assert!(e.message().contains("not valid JSON"), "{}", e.message());
+        let e = Filter::parse(&json!([1])).unwrap_err();
+        assert!(
+            e.message().contains("expected an object"),
+            "{}",
+            e.message()
+        );
+    }
+}

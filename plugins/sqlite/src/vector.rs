@@ -1,0 +1,1166 @@
+//! The vector contract on SQLite: tier 1 of the scaling path.
+//!
+//! # Storage
+//!
+//! The database is the source of truth. A catalog table
+//! `strata_collections(name, dimension, metric, options, generation)` lists
+//! collections; each collection is a table `strata_vec_<name>` (`pk` rowid
+//! with AUTOINCREMENT so a key is never reused, string `id` UNIQUE,
+//! `vector` as little-endian `f32` BLOB, `metadata` JSON text, `text`) and an
+//! external-content FTS5 table `strata_fts_<name>` kept in sync by triggers.
+//! An overwrite deletes the old row and inserts a new one, so every stored
+//! vector has its own `pk` forever (which keeps derived indexes simple).
+//!
+//! # Exact search
+//!
+//! Scanning BLOBs through SQLite for every query would be far from memory
+//! speed, so each collection's vectors are cached in one contiguous `f32`
+//! array (normalised for cosine) and scored with a tight loop the compiler
+//! vectorises (AVX2 + FMA when the CPU has them). Every write bumps the
+//! collection's `generation` (a random token) in the same transaction; a
+//! query whose cached generation differs — another process wrote — reloads.
+//! Writes through this plugin patch the cache in place.
+//!
+//! # Filters
+//!
+//! The shared filter language is translated to SQLite JSON SQL
+//! ([`crate::filter_sql`]); a filtered query first selects the matching
+//! rows in SQL, then scores exactly those.
+//!
+//! # Hybrid
+//!
+//! BM25 over FTS5 (query terms OR-ed, each quoted) and the dense ranking,
+//! each cut to `candidates`, fused by reciprocal rank fusion.
+
+use std::{
+    cmp::Ordering,
+    collections::{BinaryHeap, HashMap, HashSet},
+    sync::{Arc, Mutex, RwLock},
+};
+
+use abi_stable::std_types::{ROption, RString, RVec};
+use rusqlite::{Connection, OptionalExtension, params_from_iter};
+use strata_plugin_api::{
+    ErrorKind, PluginError, PluginResult, Value,
+    ffi::guard,
+    filter::Filter,
+    sql::PluginFuture,
+    vector::{
+        CollectionInfo, CollectionSpec, DeleteRequest, HybridRequest, Match, Metric, QueryRequest,
+        ScanPage, ScanRequest, VectorRecord, VectorStore, include, validate_collection_name,
+        validate_record, validate_vector,
+    },
+};
+
+use crate::{error::map, filter_sql, sql::Shared};
+
+const CATALOG: &str = "CREATE TABLE IF NOT EXISTS strata_collections (
+    name TEXT PRIMARY KEY,
+    dimension INTEGER NOT NULL,
+    metric TEXT NOT NULL,
+    options TEXT NOT NULL DEFAULT '{}',
+    generation INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
+)";
+
+fn vec_table(name: &str) -> String {
+    format!("\"strata_vec_{name}\"")
+}
+
+fn fts_table(name: &str) -> String {
+    format!("\"strata_fts_{name}\"")
+}
+
+/// A collection's catalog row.
+#[derive(Clone, Debug)]
+struct Meta {
+    name: String,
+    dimension: u32,
+    metric: Metric,
+    generation: i64,
+}
+
+/// The cached vectors of one collection.
+struct Loaded {
+    generation: i64,
+    dimension: usize,
+    metric: Metric,
+    pks: Vec<i64>,
+    ids: Vec<String>,
+    data: Vec<f32>,
+    pos: HashMap<i64, usize>,
+}
+
+impl Loaded {
+    fn len(&self) -> usize {
+        self.pks.len()
+    }
+
+    fn push(&mut self, pk: i64, id: String, vector: &[f32]) {
+        self.pos.insert(pk, self.pks.len());
+        self.pks.push(pk);
+        self.ids.push(id);
+        if self.metric == Metric::Cosine {
+            self.data.extend(normalized(vector));
+        } else {
+            self.data.extend_from_slice(vector);
+        }
+    }
+
+    fn remove(&mut self, pk: i64) {
+        let Some(i) = self.pos.remove(&pk) else {
+            return;
+        };
+        let last = self.pks.len() - 1;
+        let d = self.dimension;
+        if i != last {
+            self.pks.swap(i, last);
+            self.ids.swap(i, last);
+            let (head, tail) = self.data.split_at_mut(last * d);
+            head[i * d..(i + 1) * d].copy_from_slice(&tail[..d]);
+            self.pos.insert(self.pks[i], i);
+        }
+        self.pks.pop();
+        self.ids.pop();
+        self.data.truncate(last * d);
+    }
+
+    fn vector(&self, i: usize) -> &[f32] {
+        &self.data[i * self.dimension..(i + 1) * self.dimension]
+    }
+}
+
+fn normalized(v: &[f32]) -> Vec<f32> {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm == 0.0 {
+        v.to_vec()
+    } else {
+        v.iter().map(|x| x / norm).collect()
+    }
+}
+
+pub(crate) fn encode(v: &[f32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v.len() * 4);
+    for x in v {
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out
+}
+
+pub(crate) fn decode(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// Dot product with 16 independent accumulators so the loop vectorises.
+#[inline(always)]
+fn dot_generic(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..16 {
+            acc[i] = x[i].mul_add(y[i], acc[i]);
+        }
+    }
+    let mut tail = 0f32;
+    for (x, y) in ra.iter().zip(rb) {
+        tail += x * y;
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+#[inline(always)]
+fn l2_generic(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..16 {
+            let d = x[i] - y[i];
+            acc[i] = d.mul_add(d, acc[i]);
+        }
+    }
+    let mut tail = 0f32;
+    for (x, y) in ra.iter().zip(rb) {
+        tail += (x - y) * (x - y);
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    dot_generic(a, b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn l2_avx2(a: &[f32], b: &[f32]) -> f32 {
+    l2_generic(a, b)
+}
+
+/// The kernels for this CPU, chosen once.
+#[derive(Clone, Copy)]
+struct Kernels {
+    dot: fn(&[f32], &[f32]) -> f32,
+    l2: fn(&[f32], &[f32]) -> f32,
+}
+
+fn kernels() -> Kernels {
+    static K: std::sync::OnceLock<Kernels> = std::sync::OnceLock::new();
+    *K.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports the features these functions were compiled for.
+            return Kernels {
+                dot: |a, b| unsafe { dot_avx2(a, b) },
+                l2: |a, b| unsafe { l2_avx2(a, b) },
+            };
+        }
+        Kernels {
+            dot: dot_generic,
+            l2: l2_generic,
+        }
+    })
+}
+
+/// A scored candidate, ordered so a `BinaryHeap` keeps the worst on top.
+#[derive(Clone, Copy)]
+struct Scored {
+    score: f32,
+    index: usize,
+}
+impl PartialEq for Scored {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == Ordering::Equal
+    }
+}
+impl Eq for Scored {}
+impl PartialOrd for Scored {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Scored {
+    fn cmp(&self, o: &Self) -> Ordering {
+        // Reverse: the heap's top is the lowest score (ties: the larger index).
+        o.score
+            .total_cmp(&self.score)
+            .then(self.index.cmp(&o.index))
+    }
+}
+
+/// Exact top-k over the cache, optionally restricted to `allowed` pks.
+fn exact_top_k(
+    loaded: &Loaded,
+    query: &[f32],
+    k: usize,
+    allowed: Option<&HashSet<i64>>,
+) -> Vec<(usize, f32)> {
+    if k == 0 {
+        return Vec::new();
+    }
+    let kern = kernels();
+    let q = if loaded.metric == Metric::Cosine {
+        normalized(query)
+    } else {
+        query.to_vec()
+    };
+    let score = |i: usize| -> f32 {
+        let v = loaded.vector(i);
+        match loaded.metric {
+            Metric::Cosine | Metric::Dot => (kern.dot)(&q, v),
+            Metric::Euclidean => -(kern.l2)(&q, v).sqrt(),
+        }
+    };
+    let mut heap: BinaryHeap<Scored> = BinaryHeap::with_capacity(k + 1);
+    let mut offer = |index: usize, s: f32| {
+        if heap.len() < k {
+            heap.push(Scored { score: s, index });
+        } else if let Some(top) = heap.peek()
+            && s > top.score
+        {
+            heap.pop();
+            heap.push(Scored { score: s, index });
+        }
+    };
+    match allowed {
+        Some(set) if set.len() < loaded.len() / 4 => {
+            for pk in set {
+                if let Some(&i) = loaded.pos.get(pk) {
+                    offer(i, score(i));
+                }
+            }
+        }
+        Some(set) => {
+            for i in 0..loaded.len() {
+                if set.contains(&loaded.pks[i]) {
+                    offer(i, score(i));
+                }
+            }
+        }
+        None => {
+            for i in 0..loaded.len() {
+                offer(i, score(i));
+            }
+        }
+    }
+    let mut out: Vec<(usize, f32)> = heap.into_iter().map(|s| (s.index, s.score)).collect();
+    out.sort_by(|a, b| {
+        b.1.total_cmp(&a.1)
+            .then(loaded.pks[a.0].cmp(&loaded.pks[b.0]))
+    });
+    out
+}
+
+/// One collection's cache slot (`None` until loaded or after invalidation).
+type Slot = Arc<RwLock<Option<Loaded>>>;
+
+/// The vector store of one SQLite backend.
+pub(crate) struct SqliteVectors {
+    shared: Arc<Shared>,
+    cache: Arc<Mutex<HashMap<String, Slot>>>,
+}
+
+impl SqliteVectors {
+    pub(crate) fn new(shared: Arc<Shared>) -> SqliteVectors {
+        SqliteVectors {
+            shared,
+            cache: Default::default(),
+        }
+    }
+}
+
+fn metric_from_db(s: &str) -> PluginResult<Metric> {
+    Metric::from_name(s)
+        .ok_or_else(|| PluginError::internal(format!("catalog holds unknown metric {s:?}")))
+}
+
+fn catalog_exists(c: &Connection) -> PluginResult<bool> {
+    c.query_row(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'strata_collections'",
+        [],
+        |_| Ok(()),
+    )
+    .optional()
+    .map(|o| o.is_some())
+    .map_err(map)
+}
+
+fn read_meta(c: &Connection, name: &str) -> PluginResult<Option<Meta>> {
+    if !catalog_exists(c)? {
+        return Ok(None);
+    }
+    c.prepare_cached(
+        "SELECT name, dimension, metric, generation FROM strata_collections WHERE name = ?1",
+    )
+    .map_err(map)?
+    .query_row([name], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, u32>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, i64>(3)?,
+        ))
+    })
+    .optional()
+    .map_err(map)?
+    .map(|(name, dimension, metric, generation)| {
+        Ok(Meta {
+            name,
+            dimension,
+            metric: metric_from_db(&metric)?,
+            generation,
+        })
+    })
+    .transpose()
+}
+
+fn require_meta(c: &Connection, name: &str) -> PluginResult<Meta> {
+    read_meta(c, name)?.ok_or_else(|| {
+        PluginError::new(
+            ErrorKind::NotFound,
+            format!("collection {name:?} does not exist"),
+        )
+    })
+}
+
+/// Sets a new random generation token (SQLite's `random()`): equal tokens
+/// mean identical contents, even when several processes write.
+fn bump_generation(c: &Connection, name: &str) -> PluginResult<i64> {
+    c.prepare_cached("UPDATE strata_collections SET generation = abs(random()) WHERE name = ?1 RETURNING generation")
+        .map_err(map)?
+        .query_row([name], |r| r.get(0))
+        .map_err(map)
+}
+
+fn load(c: &Connection, meta: &Meta) -> PluginResult<Loaded> {
+    let count: i64 = c
+        .query_row(
+            &format!("SELECT count(*) FROM {}", vec_table(&meta.name)),
+            [],
+            |r| r.get(0),
+        )
+        .map_err(map)?;
+    let d = meta.dimension as usize;
+    let mut loaded = Loaded {
+        generation: meta.generation,
+        dimension: d,
+        metric: meta.metric,
+        pks: Vec::with_capacity(count as usize),
+        ids: Vec::with_capacity(count as usize),
+        data: Vec::with_capacity(count as usize * d),
+        pos: HashMap::with_capacity(count as usize),
+    };
+    let mut stmt = c
+        .prepare(&format!(
+            "SELECT pk, id, vector FROM {} ORDER BY pk",
+            vec_table(&meta.name)
+        ))
+        .map_err(map)?;
+    let mut rows = stmt.query([]).map_err(map)?;
+    while let Some(r) = rows.next().map_err(map)? {
+        let pk: i64 = r.get(0).map_err(map)?;
+        let id: String = r.get(1).map_err(map)?;
+        let blob = r
+            .get_ref(2)
+            .map_err(map)?
+            .as_blob()
+            .map_err(|e| PluginError::internal(e.to_string()))?;
+        if blob.len() != d * 4 {
+            return Err(PluginError::internal(format!(
+                "collection {:?}: stored vector of record {id:?} has {} bytes, expected {}",
+                meta.name,
+                blob.len(),
+                d * 4
+            )));
+        }
+        loaded.push(pk, id, &decode(blob));
+    }
+    Ok(loaded)
+}
+
+/// Selects the pks matching `filter` (None = no restriction).
+fn filtered_pks(
+    c: &Connection,
+    meta: &Meta,
+    filter: &Filter,
+) -> PluginResult<Option<HashSet<i64>>> {
+    if filter.is_all() {
+        return Ok(None);
+    }
+    let f = filter_sql::translate(filter, "metadata")?;
+    let mut stmt = c
+        .prepare_cached(&format!(
+            "SELECT pk FROM {} WHERE {}",
+            vec_table(&meta.name),
+            f.sql
+        ))
+        .map_err(map)?;
+    let pks = stmt
+        .query_map(
+            params_from_iter(f.params.iter().map(crate::sql::Bind)),
+            |r| r.get::<_, i64>(0),
+        )
+        .map_err(map)?
+        .collect::<Result<HashSet<i64>, _>>()
+        .map_err(map)?;
+    Ok(Some(pks))
+}
+
+struct Row {
+    id: String,
+    vector: Vec<f32>,
+    metadata: String,
+    text: Option<String>,
+}
+
+/// Reads full rows by pk.
+fn rows_by_pk(c: &Connection, meta: &Meta, pks: &[i64]) -> PluginResult<HashMap<i64, Row>> {
+    let mut out = HashMap::with_capacity(pks.len());
+    for chunk in pks.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let mut stmt = c
+            .prepare(&format!(
+                "SELECT pk, id, vector, metadata, text FROM {} WHERE pk IN ({marks})",
+                vec_table(&meta.name)
+            ))
+            .map_err(map)?;
+        let mut rows = stmt.query(params_from_iter(chunk.iter())).map_err(map)?;
+        while let Some(r) = rows.next().map_err(map)? {
+            let pk: i64 = r.get(0).map_err(map)?;
+            let blob = r
+                .get_ref(2)
+                .map_err(map)?
+                .as_blob()
+                .map_err(|e| PluginError::internal(e.to_string()))?;
+            out.insert(
+                pk,
+                Row {
+                    id: r.get(1).map_err(map)?,
+                    vector: decode(blob),
+                    metadata: r.get(3).map_err(map)?,
+                    text: r.get(4).map_err(map)?,
+                },
+            );
+        }
+    }
+    Ok(out)
+}
+
+fn to_match(row: &Row, score: f64, flags: u32) -> Match {
+    Match {
+        id: row.id.as_str().into(),
+        score,
+        vector: if flags & include::VECTOR != 0 {
+            ROption::RSome(row.vector.clone().into())
+        } else {
+            ROption::RNone
+        },
+        metadata_json: if flags & include::METADATA != 0 {
+            ROption::RSome(row.metadata.as_str().into())
+        } else {
+            ROption::RNone
+        },
+        text: match (&row.text, flags & include::TEXT != 0) {
+            (Some(t), true) => ROption::RSome(t.as_str().into()),
+            _ => ROption::RNone,
+        },
+    }
+}
+
+/// FTS5 query text: every word quoted, OR-ed (BM25 ranks by how well they match).
+fn fts_query(text: &str) -> Option<String> {
+    let words: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+        .collect();
+    (!words.is_empty()).then(|| words.join(" OR "))
+}
+
+impl SqliteVectors {
+    /// The cached vectors of `meta`'s collection, (re)loaded when stale.
+    async fn loaded(&self, meta: &Meta) -> PluginResult<Slot> {
+        let slot = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(meta.name.clone())
+            .or_default()
+            .clone();
+        let fresh = slot
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|l| {
+                l.generation == meta.generation && l.dimension == meta.dimension as usize
+            });
+        if !fresh {
+            let m = meta.clone();
+            let loaded = self.shared.with_reader(move |c| load(c, &m)).await?;
+            *slot.write().unwrap_or_else(|p| p.into_inner()) = Some(loaded);
+        }
+        Ok(slot)
+    }
+
+    async fn meta(&self, name: &str) -> PluginResult<Meta> {
+        validate_collection_name(name)?;
+        let name = name.to_string();
+        self.shared
+            .with_reader(move |c| require_meta(c, &name))
+            .await
+    }
+
+    /// Patches the cache after a committed write (under the writer lock).
+    fn patch_cache(
+        &self,
+        name: &str,
+        before: i64,
+        after: i64,
+        removed: &[i64],
+        added: &[(i64, String, Vec<f32>)],
+    ) {
+        let slot = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned();
+        let Some(slot) = slot else { return };
+        let mut guard = slot.write().unwrap_or_else(|p| p.into_inner());
+        match guard.as_mut() {
+            Some(l) if l.generation == before => {
+                for pk in removed {
+                    l.remove(*pk);
+                }
+                for (pk, id, v) in added {
+                    l.push(*pk, id.clone(), v);
+                }
+                l.generation = after;
+            }
+            _ => *guard = None,
+        }
+    }
+
+    async fn dense(
+        &self,
+        meta: &Meta,
+        vector: &[f32],
+        k: usize,
+        filter: &Filter,
+    ) -> PluginResult<Vec<(i64, f32)>> {
+        let allowed = if filter.is_all() {
+            None
+        } else {
+            let (m, f) = (meta.clone(), filter.clone());
+            self.shared
+                .with_reader(move |c| filtered_pks(c, &m, &f))
+                .await?
+        };
+        let slot = self.loaded(meta).await?;
+        let guard = slot.read().unwrap_or_else(|p| p.into_inner());
+        let loaded = guard
+            .as_ref()
+            .ok_or_else(|| PluginError::internal("vector cache vanished"))?;
+        Ok(exact_top_k(loaded, vector, k, allowed.as_ref())
+            .into_iter()
+            .map(|(i, s)| (loaded.pks[i], s))
+            .collect())
+    }
+
+    async fn materialise(
+        &self,
+        meta: &Meta,
+        scored: Vec<(i64, f64)>,
+        flags: u32,
+    ) -> PluginResult<RVec<Match>> {
+        let pks: Vec<i64> = scored.iter().map(|(pk, _)| *pk).collect();
+        let m = meta.clone();
+        let rows = self
+            .shared
+            .with_reader(move |c| rows_by_pk(c, &m, &pks))
+            .await?;
+        Ok(scored
+            .into_iter()
+            .filter_map(|(pk, s)| rows.get(&pk).map(|r| to_match(r, s, flags)))
+            .collect())
+    }
+}
+
+fn parse_filter(text: &str) -> PluginResult<Filter> {
+    Filter::parse_str(text)
+}
+
+impl VectorStore for SqliteVectors {
+    fn create_collection(&self, spec: CollectionSpec) -> PluginFuture<()> {
+        let shared = self.shared.clone();
+        guard(async move {
+            let name = spec.name.to_string();
+            validate_collection_name(&name)?;
+            if spec.dimension == 0 || spec.dimension > 65_536 {
+                return Err(PluginError::invalid_input(format!(
+                    "dimension {} is out of range (1..=65536)",
+                    spec.dimension
+                )));
+            }
+            if !spec.options_json.is_empty() {
+                let opts: serde_json::Value =
+                    serde_json::from_str(&spec.options_json).map_err(|e| {
+                        PluginError::invalid_input(format!("collection options are not JSON: {e}"))
+                    })?;
+                if opts.as_object().is_some_and(|o| !o.is_empty()) {
+                    return Err(PluginError::invalid_input(format!(
+                        "the sqlite backend takes no collection options (got {opts}); tune the index in the backend config"
+                    )));
+                }
+            }
+            shared
+                .with_write_tx(move |c| {
+                    c.execute_batch(CATALOG).map_err(map)?;
+                    if let Some(existing) = read_meta(c, &name)? {
+                        if existing.dimension == spec.dimension && existing.metric == spec.metric {
+                            return Ok(());
+                        }
+                        return Err(PluginError::new(
+                            ErrorKind::AlreadyExists,
+                            format!(
+                                "collection {name:?} exists with dimension {} and metric {} (asked: {} and {})",
+                                existing.dimension,
+                                existing.metric.name(),
+                                spec.dimension,
+                                spec.metric.name()
+                            ),
+                        ));
+                    }
+                    let (v, f) = (vec_table(&name), fts_table(&name));
+                    let trig = |s: &str| format!("\"strata_vec_{name}_{s}\"");
+                    c.execute_batch(&format!(
+                        "CREATE TABLE {v} (
+                            pk INTEGER PRIMARY KEY AUTOINCREMENT,
+                            id TEXT NOT NULL UNIQUE,
+                            vector BLOB NOT NULL,
+                            metadata TEXT NOT NULL DEFAULT '{{}}',
+                            text TEXT
+                        );
+                        CREATE VIRTUAL TABLE {f} USING fts5(text, content='strata_vec_{name}', content_rowid='pk', tokenize='unicode61 remove_diacritics 2');
+                        CREATE TRIGGER {ai} AFTER INSERT ON {v} BEGIN
+                            INSERT INTO {f}(rowid, text) VALUES (new.pk, new.text);
+                        END;
+                        CREATE TRIGGER {ad} AFTER DELETE ON {v} BEGIN
+                            INSERT INTO {f}({f}, rowid, text) VALUES ('delete', old.pk, old.text);
+                        END;",
+                        ai = trig("ai"),
+                        ad = trig("ad"),
+                    ))
+                    .map_err(map)?;
+                    c.execute(
+                        "INSERT INTO strata_collections (name, dimension, metric, generation) VALUES (?1, ?2, ?3, abs(random()))",
+                        rusqlite::params![name, spec.dimension, spec.metric.name()],
+                    )
+                    .map_err(map)?;
+                    Ok(())
+                })
+                .await
+        })
+    }
+
+    fn drop_collection(&self, name: RString) -> PluginFuture<bool> {
+        let shared = self.shared.clone();
+        let cache = self.cache.clone();
+        guard(async move {
+            let name = name.to_string();
+            validate_collection_name(&name)?;
+            let n = name.clone();
+            let existed = shared
+                .with_write_tx(move |c| {
+                    if read_meta(c, &n)?.is_none() {
+                        return Ok(false);
+                    }
+                    c.execute_batch(&format!(
+                        "DROP TABLE IF EXISTS {f}; DROP TABLE IF EXISTS {v};",
+                        f = fts_table(&n),
+                        v = vec_table(&n)
+                    ))
+                    .map_err(map)?;
+                    c.execute("DELETE FROM strata_collections WHERE name = ?1", [&n])
+                        .map_err(map)?;
+                    Ok(true)
+                })
+                .await?;
+            cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&name);
+            Ok(existed)
+        })
+    }
+
+    fn list_collections(&self) -> PluginFuture<RVec<CollectionInfo>> {
+        let shared = self.shared.clone();
+        guard(async move {
+            shared
+                .with_reader(|c| {
+                    if !catalog_exists(c)? {
+                        return Ok(RVec::new());
+                    }
+                    let names: Vec<String> = c
+                        .prepare("SELECT name FROM strata_collections ORDER BY name")
+                        .map_err(map)?
+                        .query_map([], |r| r.get(0))
+                        .map_err(map)?
+                        .collect::<Result<_, _>>()
+                        .map_err(map)?;
+                    names
+                        .iter()
+                        .map(|n| info(c, n))
+                        .collect::<PluginResult<RVec<_>>>()
+                })
+                .await
+        })
+    }
+
+    fn collection_info(&self, name: RString) -> PluginFuture<ROption<CollectionInfo>> {
+        let shared = self.shared.clone();
+        guard(async move {
+            validate_collection_name(&name)?;
+            shared
+                .with_reader(move |c| match read_meta(c, &name)? {
+                    Some(_) => info(c, &name).map(ROption::RSome),
+                    None => Ok(ROption::RNone),
+                })
+                .await
+        })
+    }
+
+    fn upsert(&self, collection: RString, records: RVec<VectorRecord>) -> PluginFuture<u64> {
+        let this = self.clone_handle();
+        guard(async move {
+            let name = collection.to_string();
+            let meta = this.meta(&name).await?;
+            for r in records.iter() {
+                validate_record(r, meta.dimension)?;
+            }
+            let mut seen = HashSet::with_capacity(records.len());
+            if let Some(dup) = records.iter().find(|r| !seen.insert(r.id.as_str())) {
+                return Err(PluginError::invalid_input(format!(
+                    "record id {:?} appears twice in one upsert",
+                    dup.id.as_str()
+                )));
+            }
+            let this2 = this.clone_handle();
+            this.shared
+                .with_writer(move |c| {
+                    let tx = rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Immediate).map_err(map)?;
+                    let before = require_meta(&tx, &name)?.generation;
+                    let v = vec_table(&name);
+                    let mut removed = Vec::new();
+                    let mut added = Vec::with_capacity(records.len());
+                    {
+                        let mut del = tx.prepare_cached(&format!("DELETE FROM {v} WHERE id = ?1 RETURNING pk")).map_err(map)?;
+                        let mut ins = tx
+                            .prepare_cached(&format!("INSERT INTO {v} (id, vector, metadata, text) VALUES (?1, ?2, ?3, ?4)"))
+                            .map_err(map)?;
+                        for r in records.iter() {
+                            if let Some(pk) = del.query_row([r.id.as_str()], |row| row.get::<_, i64>(0)).optional().map_err(map)? {
+                                removed.push(pk);
+                            }
+                            let metadata = if r.metadata_json.is_empty() { "{}" } else { r.metadata_json.as_str() };
+                            ins.execute(rusqlite::params![
+                                r.id.as_str(),
+                                encode(&r.vector),
+                                metadata,
+                                r.text.as_ref().map(|t| t.as_str()).into_option()
+                            ])
+                            .map_err(map)?;
+                            added.push((tx.last_insert_rowid(), r.id.to_string(), r.vector.to_vec()));
+                        }
+                    }
+                    let after = bump_generation(&tx, &name)?;
+                    tx.commit().map_err(map)?;
+                    this2.patch_cache(&name, before, after, &removed, &added);
+                    Ok(added.len() as u64)
+                })
+                .await
+        })
+    }
+
+    fn query(&self, request: QueryRequest) -> PluginFuture<RVec<Match>> {
+        let this = self.clone_handle();
+        guard(async move {
+            let meta = this.meta(&request.collection).await?;
+            validate_vector(&request.vector, meta.dimension, "query")?;
+            let filter = parse_filter(&request.filter_json)?;
+            if !request.options_json.is_empty() && request.options_json.as_str() != "{}" {
+                let _: serde_json::Value =
+                    serde_json::from_str(&request.options_json).map_err(|e| {
+                        PluginError::invalid_input(format!("query options are not JSON: {e}"))
+                    })?;
+            }
+            let top = this
+                .dense(&meta, &request.vector, request.top_k as usize, &filter)
+                .await?;
+            let scored: Vec<(i64, f64)> = top
+                .into_iter()
+                .map(|(pk, s)| (pk, f64::from(s)))
+                .filter(|(_, s)| request.min_score.into_option().is_none_or(|m| *s >= m))
+                .collect();
+            this.materialise(&meta, scored, request.include).await
+        })
+    }
+
+    fn hybrid_query(&self, request: HybridRequest) -> PluginFuture<RVec<Match>> {
+        let this = self.clone_handle();
+        guard(async move {
+            let meta = this.meta(&request.collection).await?;
+            validate_vector(&request.vector, meta.dimension, "hybrid query")?;
+            let filter = parse_filter(&request.filter_json)?;
+            let k = request.top_k as usize;
+            let candidates = if request.candidates == 0 {
+                (k * 4).max(50)
+            } else {
+                request.candidates as usize
+            }
+            .max(k);
+            let dense = this
+                .dense(&meta, &request.vector, candidates, &filter)
+                .await?;
+            let lexical = match fts_query(&request.text) {
+                None => Vec::new(),
+                Some(q) => {
+                    let (m, f) = (meta.clone(), filter.clone());
+                    this.shared
+                        .with_reader(move |c| {
+                            let mut params: Vec<Value> = vec![Value::Text(q.into())];
+                            let where_filter = if f.is_all() {
+                                String::new()
+                            } else {
+                                let sf = filter_sql::translate(&f, "v.metadata")?;
+                                params.extend(sf.params);
+                                format!(" AND {}", sf.sql)
+                            };
+                            params.push(Value::Integer(candidates as i64));
+                            let sql = format!(
+                                "SELECT v.pk FROM {fts} JOIN {vt} AS v ON v.pk = {fts}.rowid WHERE {fts} MATCH ?{where_filter} ORDER BY bm25({fts}) LIMIT ?",
+                                fts = fts_table(&m.name),
+                                vt = vec_table(&m.name)
+                            );
+                            let mut stmt = c.prepare_cached(&sql).map_err(map)?;
+                            let pks = stmt
+                                .query_map(params_from_iter(params.iter().map(crate::sql::Bind)), |r| r.get::<_, i64>(0))
+                                .map_err(map)?
+                                .collect::<Result<Vec<i64>, _>>()
+                                .map_err(map)?;
+                            Ok(pks)
+                        })
+                        .await?
+                }
+            };
+            let rrf_k = f64::from(request.rrf_k);
+            let mut fused: HashMap<i64, f64> = HashMap::new();
+            for (rank, (pk, _)) in dense.iter().enumerate() {
+                *fused.entry(*pk).or_default() +=
+                    request.dense_weight / (rrf_k + rank as f64 + 1.0);
+            }
+            for (rank, pk) in lexical.iter().enumerate() {
+                *fused.entry(*pk).or_default() +=
+                    request.lexical_weight / (rrf_k + rank as f64 + 1.0);
+            }
+            let mut ranked: Vec<(i64, f64)> = fused.into_iter().collect();
+            ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            ranked.truncate(k);
+            this.materialise(&meta, ranked, request.include).await
+        })
+    }
+
+    fn fetch(
+        &self,
+        collection: RString,
+        ids: RVec<RString>,
+        include_flags: u32,
+    ) -> PluginFuture<RVec<Match>> {
+        let this = self.clone_handle();
+        guard(async move {
+            let meta = this.meta(&collection).await?;
+            this.shared
+                .with_reader(move |c| {
+                    let mut found: HashMap<String, Row> = HashMap::new();
+                    for chunk in ids.chunks(500) {
+                        let marks = vec!["?"; chunk.len()].join(",");
+                        let mut stmt = c
+                            .prepare(&format!(
+                                "SELECT id, vector, metadata, text FROM {} WHERE id IN ({marks})",
+                                vec_table(&meta.name)
+                            ))
+                            .map_err(map)?;
+                        let mut rows = stmt
+                            .query(params_from_iter(chunk.iter().map(|s| s.as_str())))
+                            .map_err(map)?;
+                        while let Some(r) = rows.next().map_err(map)? {
+                            let blob = r
+                                .get_ref(1)
+                                .map_err(map)?
+                                .as_blob()
+                                .map_err(|e| PluginError::internal(e.to_string()))?;
+                            let row = Row {
+                                id: r.get(0).map_err(map)?,
+                                vector: decode(blob),
+                                metadata: r.get(2).map_err(map)?,
+                                text: r.get(3).map_err(map)?,
+                            };
+                            found.insert(row.id.clone(), row);
+                        }
+                    }
+                    Ok(ids
+                        .iter()
+                        .filter_map(|id| {
+                            found
+                                .get(id.as_str())
+                                .map(|r| to_match(r, 0.0, include_flags))
+                        })
+                        .collect())
+                })
+                .await
+        })
+    }
+
+    fn delete(&self, request: DeleteRequest) -> PluginFuture<u64> {
+        let this = self.clone_handle();
+        guard(async move {
+            let name = request.collection.to_string();
+            this.meta(&name).await?;
+            let filter = parse_filter(&request.filter_json)?;
+            let by_ids = !request.ids.is_empty();
+            let by_filter = !request.filter_json.trim().is_empty();
+            if [by_ids, by_filter, request.all]
+                .iter()
+                .filter(|b| **b)
+                .count()
+                != 1
+            {
+                return Err(PluginError::invalid_input(
+                    "delete takes exactly one of: ids, a filter, or all",
+                ));
+            }
+            let this2 = this.clone_handle();
+            this.shared
+                .with_writer(move |c| {
+                    let tx = rusqlite::Transaction::new_unchecked(
+                        c,
+                        rusqlite::TransactionBehavior::Immediate,
+                    )
+                    .map_err(map)?;
+                    let before = require_meta(&tx, &name)?.generation;
+                    let v = vec_table(&name);
+                    let mut removed: Vec<i64> = Vec::new();
+                    if by_ids {
+                        let mut del = tx
+                            .prepare_cached(&format!("DELETE FROM {v} WHERE id = ?1 RETURNING pk"))
+                            .map_err(map)?;
+                        for id in request.ids.iter() {
+                            if let Some(pk) = del
+                                .query_row([id.as_str()], |r| r.get::<_, i64>(0))
+                                .optional()
+                                .map_err(map)?
+                            {
+                                removed.push(pk);
+                            }
+                        }
+                    } else {
+                        let (cond, params) = if by_filter {
+                            let f = filter_sql::translate(&filter, "metadata")?;
+                            (f.sql, f.params)
+                        } else {
+                            ("1".to_string(), Vec::new())
+                        };
+                        let mut stmt = tx
+                            .prepare(&format!("DELETE FROM {v} WHERE {cond} RETURNING pk"))
+                            .map_err(map)?;
+                        removed = stmt
+                            .query_map(params_from_iter(params.iter().map(crate::sql::Bind)), |r| {
+                                r.get::<_, i64>(0)
+                            })
+                            .map_err(map)?
+                            .collect::<Result<_, _>>()
+                            .map_err(map)?;
+                    }
+                    let after = bump_generation(&tx, &name)?;
+                    tx.commit().map_err(map)?;
+                    this2.patch_cache(&name, before, after, &removed, &[]);
+                    Ok(removed.len() as u64)
+                })
+                .await
+        })
+    }
+
+    fn count(&self, collection: RString, filter_json: RString) -> PluginFuture<u64> {
+        let this = self.clone_handle();
+        guard(async move {
+            let meta = this.meta(&collection).await?;
+            let filter = parse_filter(&filter_json)?;
+            this.shared
+                .with_reader(move |c| {
+                    let f = filter_sql::translate(&filter, "metadata")?;
+                    let n: i64 = c
+                        .prepare_cached(&format!(
+                            "SELECT count(*) FROM {} WHERE {}",
+                            vec_table(&meta.name),
+                            f.sql
+                        ))
+                        .map_err(map)?
+                        .query_row(
+                            params_from_iter(f.params.iter().map(crate::sql::Bind)),
+                            |r| r.get(0),
+                        )
+                        .map_err(map)?;
+                    Ok(n as u64)
+                })
+                .await
+        })
+    }
+
+    fn scan(&self, request: ScanRequest) -> PluginFuture<ScanPage> {
+        let this = self.clone_handle();
+        guard(async move {
+            let meta = this.meta(&request.collection).await?;
+            let filter = parse_filter(&request.filter_json)?;
+            let after: i64 = match request.cursor.as_ref().into_option() {
+                None => 0,
+                Some(c) => c.parse().map_err(|_| {
+                    PluginError::invalid_input(format!(
+                        "scan cursor {:?} is not one this backend issued",
+                        c.as_str()
+                    ))
+                })?,
+            };
+            let limit = request.limit.clamp(1, 10_000);
+            this.shared
+                .with_reader(move |c| {
+                    let f = filter_sql::translate(&filter, "metadata")?;
+                    let mut params = vec![Value::Integer(after)];
+                    params.extend(f.params);
+                    params.push(Value::Integer(i64::from(limit)));
+                    let mut stmt = c
+                        .prepare_cached(&format!(
+                            "SELECT pk, id, vector, metadata, text FROM {} WHERE pk > ? AND {} ORDER BY pk LIMIT ?",
+                            vec_table(&meta.name),
+                            f.sql
+                        ))
+                        .map_err(map)?;
+                    let mut rows = stmt.query(params_from_iter(params.iter().map(crate::sql::Bind))).map_err(map)?;
+                    let mut records = RVec::new();
+                    let mut last = None;
+                    while let Some(r) = rows.next().map_err(map)? {
+                        let pk: i64 = r.get(0).map_err(map)?;
+                        let blob = r.get_ref(2).map_err(map)?.as_blob().map_err(|e| PluginError::internal(e.to_string()))?;
+                        let row = Row {
+                            id: r.get(1).map_err(map)?,
+                            vector: decode(blob),
+                            metadata: r.get(3).map_err(map)?,
+                            text: r.get(4).map_err(map)?,
+                        };
+                        records.push(to_match(&row, 0.0, request.include));
+                        last = Some(pk);
+                    }
+                    let next_cursor = match last {
+                        Some(pk) if records.len() == limit as usize => ROption::RSome(RString::from(pk.to_string())),
+                        _ => ROption::RNone,
+                    };
+                    Ok(ScanPage { records, next_cursor })
+                })
+                .await
+        })
+    }
+}
+
+impl SqliteVectors {
+    fn clone_handle(&self) -> SqliteVectors {
+        SqliteVectors {
+            shared: self.shared.clone(),
+            cache: self.cache.clone(),
+        }
+    }
+}
+
+fn info(c: &Connection, name: &str) -> PluginResult<CollectionInfo> {
+    let meta = require_meta(c, name)?;
+    let count: i64 = c
+        .query_row(
+            &format!("SELECT count(*) FROM {}", vec_table(name)),
+            [],
+            |r| r.get(0),
+        )
+        .map_err(map)?;
+    Ok(CollectionInfo {
+        name: name.into(),
+        dimension: meta.dimension,
+        metric: meta.metric,
+        count: count as u64,
+        details_json: serde_json::json!({ "index": "exact", "storage": "sqlite" })
+            .to_string()
+            .into(),
+    })
+}
