@@ -34,7 +34,7 @@ enum Bench {
         /// Reads per round and per side.
         #[arg(long, default_value_t = 100_000)]
         reads: usize,
-        /// Rounds (sides alternate; the median round is reported).
+        /// Rounds over the read list (after one warm-up round).
         #[arg(long, default_value_t = 5)]
         rounds: usize,
         /// Directory holding libstrata_sqlite.so (default: next to this binary).
@@ -144,27 +144,20 @@ fn sql_get(
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .expect("open direct");
-    let run_direct = |ids: &[i64]| {
-        let mut samples = Vec::with_capacity(ids.len());
-        let start = Instant::now();
-        for &id in ids {
-            let t = Instant::now();
-            let m = direct
-                .prepare_cached(QUERY_DIRECT)
-                .expect("prepare")
-                .query_row([id], |r| {
-                    Ok(Memory {
-                        id: r.get(0)?,
-                        agent: r.get(1)?,
-                        content: r.get(2)?,
-                        importance: r.get(3)?,
-                    })
+    let direct_once = |id: i64| {
+        let m = direct
+            .prepare_cached(QUERY_DIRECT)
+            .expect("prepare")
+            .query_row([id], |r| {
+                Ok(Memory {
+                    id: r.get(0)?,
+                    agent: r.get(1)?,
+                    content: r.get(2)?,
+                    importance: r.get(3)?,
                 })
-                .expect("row");
-            std::hint::black_box(m);
-            samples.push(t.elapsed());
-        }
-        stats(samples, start.elapsed())
+            })
+            .expect("row");
+        std::hint::black_box(m);
     };
 
     // Plugin path: host front end -> loaded libstrata_sqlite.so.
@@ -173,69 +166,66 @@ fn sql_get(
     let config = dir.path().join("plugins.toml");
     std::fs::write(
         &config,
-        format!(
-            "[backends.local]\nlibrary = {:?}\nconfig = {{ path = {:?} }}\n",
-            lib, db
-        ),
+        format!("[backends.local]\nlibrary = {:?}\nconfig = {{ path = {:?} }}\n", lib, db),
     )
     .expect("config");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let strata = Strata::load(&config).expect("load config");
     let sql = rt.block_on(strata.sql()).expect("open plugin");
-    let run_plugin = |ids: &[i64], typed: bool| {
-        rt.block_on(async {
-            let mut samples = Vec::with_capacity(ids.len());
-            let start = Instant::now();
-            for &id in ids {
-                let t = Instant::now();
-                let row = sql.get(QUERY_HOST, [id]).await.expect("get").expect("row");
-                if typed {
-                    let m: Memory = row.deserialize().expect("deserialize");
-                    std::hint::black_box(m);
-                } else {
-                    std::hint::black_box(row);
-                }
-                samples.push(t.elapsed());
-            }
-            stats(samples, start.elapsed())
-        })
-    };
 
-    // Warm up both sides (page cache, statement caches).
-    run_direct(&ids[..reads.min(10_000)]);
-    run_plugin(&ids[..reads.min(10_000)], true);
-    let mut results: Vec<(Stats, Stats, Stats)> = Vec::new();
-    for _ in 0..rounds {
-        let d = run_direct(&ids);
-        let p = run_plugin(&ids, false);
-        let t = run_plugin(&ids, true);
-        results.push((d, p, t));
+    // The three sides run interleaved in chunks of 500 reads, in rotating
+    // order, so machine noise and cache warmth fall on all of them alike.
+    let mut samples: [Vec<Duration>; 3] = Default::default();
+    let mut totals = [Duration::ZERO; 3];
+    let chunk = 500;
+    for warm in [true, false] {
+        for _ in 0..if warm { 1 } else { rounds } {
+            for (c, ids) in ids.chunks(chunk).enumerate() {
+                for side in 0..3 {
+                    let which = (c + side) % 3;
+                    let start = Instant::now();
+                    rt.block_on(async {
+                        for &id in ids {
+                            let t = Instant::now();
+                            match which {
+                                0 => direct_once(id),
+                                1 => {
+                                    let row = sql.get(QUERY_HOST, [id]).await.expect("get").expect("row");
+                                    std::hint::black_box(row);
+                                }
+                                _ => {
+                                    let row = sql.get(QUERY_HOST, [id]).await.expect("get").expect("row");
+                                    let m: Memory = row.deserialize().expect("deserialize");
+                                    std::hint::black_box(m);
+                                }
+                            }
+                            if !warm {
+                                samples[which].push(t.elapsed());
+                            }
+                        }
+                    });
+                    if !warm {
+                        totals[which] += start.elapsed();
+                    }
+                }
+            }
+        }
     }
-    results.sort_by_key(|(d, _, t)| t.mean.as_nanos() * 1000 / d.mean.as_nanos().max(1));
-    let (d, p, t) = &results[results.len() / 2];
+    let [sd, sp, st] = samples;
+    let (d, p, t) = (stats(sd, totals[0]), stats(sp, totals[1]), stats(st, totals[2]));
     let ratio = |x: &Stats| x.mean.as_secs_f64() / d.mean.as_secs_f64();
+    let ratio50 = |x: &Stats| x.p50.as_secs_f64() / d.p50.as_secs_f64();
     let table = format!(
-        "| path | mean µs | p50 µs | p99 µs | ratio vs direct |\n|---|---|---|---|---|\n\
-         | rusqlite direct (prepare_cached + query_row into struct) | {} | {} | {} | 1.00 |\n\
-         | strata host + libstrata_sqlite.so, `get` → Row | {} | {} | {} | {:.2} |\n\
-         | strata host + libstrata_sqlite.so, `get` → Row → serde struct | {} | {} | {} | {:.2} |\n",
-        us(d.mean),
-        us(d.p50),
-        us(d.p99),
-        us(p.mean),
-        us(p.p50),
-        us(p.p99),
-        ratio(p),
-        us(t.mean),
-        us(t.p50),
-        us(t.p99),
-        ratio(t),
+        "| path | mean µs | p50 µs | p99 µs | mean ratio | p50 ratio |\n|---|---|---|---|---|---|\n\
+         | rusqlite direct (prepare_cached + query_row into struct) | {} | {} | {} | 1.00 | 1.00 |\n\
+         | strata host + libstrata_sqlite.so, `get` → Row | {} | {} | {} | {:.2} | {:.2} |\n\
+         | strata host + libstrata_sqlite.so, `get` → Row → serde struct | {} | {} | {} | {:.2} | {:.2} |\n",
+        us(d.mean), us(d.p50), us(d.p99),
+        us(p.mean), us(p.p50), us(p.p99), ratio(&p), ratio50(&p),
+        us(t.mean), us(t.p50), us(t.p99), ratio(&t), ratio50(&t),
     );
     println!(
-        "sql-get: {rows} rows, {reads} random point reads per side per round, {rounds} rounds (median round shown)\n"
+        "sql-get: {rows} rows, {reads} random point reads per side per round, {rounds} rounds, sides interleaved in chunks of {chunk}\n"
     );
     println!("{table}");
     if let Some(out) = out {

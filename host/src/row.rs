@@ -29,6 +29,10 @@ impl Row {
         }
     }
 
+    pub(crate) fn from_parts(columns: Columns, values: RVec<Value>) -> Row {
+        Row { columns, values }
+    }
+
     /// Column names.
     pub fn columns(&self) -> &[String] {
         &self.columns

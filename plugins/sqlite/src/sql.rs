@@ -280,7 +280,9 @@ fn bind_all(stmt: &mut rusqlite::Statement<'_>, params: &[Value]) -> PluginResul
 }
 
 fn column_names(stmt: &rusqlite::Statement<'_>) -> RVec<RString> {
-    stmt.column_names().map(RString::from).collect()
+    let mut out = RVec::with_capacity(stmt.column_count());
+    out.extend(stmt.column_names().map(RString::from));
+    out
 }
 
 /// Steps `rows` until `max_rows` rows (0 = all) have been appended to `out`.
@@ -313,11 +315,15 @@ fn query_prepared(
     max_rows: u64,
 ) -> PluginResult<Rows> {
     bind_all(&mut prepared, params)?;
+    let columns = column_names(&prepared);
+    let width = columns.len();
+    // Sized for the common cases: a point read, or the first rows of a scan.
+    let expected_rows = if max_rows == 0 { 16 } else { max_rows.min(16) as usize };
     let mut out = Rows {
-        columns: column_names(&prepared),
-        ..Rows::default()
+        columns,
+        values: RVec::with_capacity(width * expected_rows),
+        row_count: 0,
     };
-    let width = out.columns.len();
     let mut rows = prepared.raw_query();
     collect_rows(&mut rows, width, max_rows, &mut out)?;
     Ok(out)
