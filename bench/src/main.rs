@@ -3,6 +3,12 @@
 //!
 //! - `sql-get`: a point `get` by primary key, random ids over a 100K-row
 //!   table, through host + loaded SQLite plugin vs rusqlite called directly.
+//! - `vectors`: top-10 cosine search over seeded clustered data: exact and
+//!   HNSW through the SQLite plugin vs `hnsw_rs` called in-process; recall,
+//!   QPS, latency, build time, index size, and a recall-vs-QPS plot.
+
+mod plot;
+mod vectors;
 
 use std::{
     path::PathBuf,
@@ -44,6 +50,11 @@ enum Bench {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Vector search: exact and HNSW through the SQLite plugin vs hnsw_rs in-process.
+    Vectors {
+        #[command(flatten)]
+        args: vectors::VectorsArgs,
+    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -68,6 +79,7 @@ fn main() {
             plugin_dir,
             out,
         } => sql_get(rows, reads, rounds, plugin_dir, out),
+        Bench::Vectors { args } => vectors::run(args),
     }
 }
 
@@ -166,10 +178,16 @@ fn sql_get(
     let config = dir.path().join("plugins.toml");
     std::fs::write(
         &config,
-        format!("[backends.local]\nlibrary = {:?}\nconfig = {{ path = {:?} }}\n", lib, db),
+        format!(
+            "[backends.local]\nlibrary = {:?}\nconfig = {{ path = {:?} }}\n",
+            lib, db
+        ),
     )
     .expect("config");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let strata = Strata::load(&config).expect("load config");
     let sql = rt.block_on(strata.sql()).expect("open plugin");
 
@@ -190,11 +208,13 @@ fn sql_get(
                             match which {
                                 0 => direct_once(id),
                                 1 => {
-                                    let row = sql.get(QUERY_HOST, [id]).await.expect("get").expect("row");
+                                    let row =
+                                        sql.get(QUERY_HOST, [id]).await.expect("get").expect("row");
                                     std::hint::black_box(row);
                                 }
                                 _ => {
-                                    let row = sql.get(QUERY_HOST, [id]).await.expect("get").expect("row");
+                                    let row =
+                                        sql.get(QUERY_HOST, [id]).await.expect("get").expect("row");
                                     let m: Memory = row.deserialize().expect("deserialize");
                                     std::hint::black_box(m);
                                 }
@@ -212,7 +232,11 @@ fn sql_get(
         }
     }
     let [sd, sp, st] = samples;
-    let (d, p, t) = (stats(sd, totals[0]), stats(sp, totals[1]), stats(st, totals[2]));
+    let (d, p, t) = (
+        stats(sd, totals[0]),
+        stats(sp, totals[1]),
+        stats(st, totals[2]),
+    );
     let ratio = |x: &Stats| x.mean.as_secs_f64() / d.mean.as_secs_f64();
     let ratio50 = |x: &Stats| x.p50.as_secs_f64() / d.p50.as_secs_f64();
     let table = format!(
@@ -220,9 +244,19 @@ fn sql_get(
          | rusqlite direct (prepare_cached + query_row into struct) | {} | {} | {} | 1.00 | 1.00 |\n\
          | strata host + libstrata_sqlite.so, `get` → Row | {} | {} | {} | {:.2} | {:.2} |\n\
          | strata host + libstrata_sqlite.so, `get` → Row → serde struct | {} | {} | {} | {:.2} | {:.2} |\n",
-        us(d.mean), us(d.p50), us(d.p99),
-        us(p.mean), us(p.p50), us(p.p99), ratio(&p), ratio50(&p),
-        us(t.mean), us(t.p50), us(t.p99), ratio(&t), ratio50(&t),
+        us(d.mean),
+        us(d.p50),
+        us(d.p99),
+        us(p.mean),
+        us(p.p50),
+        us(p.p99),
+        ratio(&p),
+        ratio50(&p),
+        us(t.mean),
+        us(t.p50),
+        us(t.p99),
+        ratio(&t),
+        ratio50(&t),
     );
     println!(
         "sql-get: {rows} rows, {reads} random point reads per side per round, {rounds} rounds, sides interleaved in chunks of {chunk}\n"

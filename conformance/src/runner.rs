@@ -40,20 +40,32 @@ impl Suite {
     }
 }
 
-/// Why a case failed.
+/// Why a case failed (or, with [`Failure::skip`], why it could not apply).
 #[derive(Debug, Clone)]
-pub struct Failure(pub String);
+pub struct Failure(pub String, bool);
 
 impl Failure {
     /// A failure with a message.
     pub fn new(message: impl Into<String>) -> Failure {
-        Failure(message.into())
+        Failure(message.into(), false)
+    }
+
+    /// Not a failure: the case found at run time that it does not apply to
+    /// this backend's configuration (e.g. persistence on an in-memory
+    /// database). Reported as a skip with the reason.
+    pub fn skip(reason: impl Into<String>) -> Failure {
+        Failure(reason.into(), true)
+    }
+
+    /// Whether this is a skip.
+    pub fn is_skip(&self) -> bool {
+        self.1
     }
 }
 
 impl From<Error> for Failure {
     fn from(e: Error) -> Failure {
-        Failure(format!("unexpected error: {e}"))
+        Failure::new(format!("unexpected error: {e}"))
     }
 }
 
@@ -361,6 +373,7 @@ pub async fn run(
                 tokio::spawn(async move { tokio::time::timeout(case_timeout, fut).await }).await;
             let outcome = match result {
                 Ok(Ok(Ok(()))) => Outcome::Passed,
+                Ok(Ok(Err(f))) if f.is_skip() => Outcome::Skipped(f.0),
                 Ok(Ok(Err(f))) => Outcome::Failed(f.0),
                 Ok(Err(_)) => Outcome::Failed(format!("timed out after {case_timeout:?}")),
                 Err(join) => Outcome::Failed(format!("the case panicked: {join}")),

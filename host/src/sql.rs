@@ -181,7 +181,9 @@ impl Prepared {
         match &*cached {
             Some(c)
                 if c.len() == rows.columns.len()
-                    && c.iter().zip(rows.columns.iter()).all(|(a, b)| a == b.as_str()) =>
+                    && c.iter()
+                        .zip(rows.columns.iter())
+                        .all(|(a, b)| a == b.as_str()) =>
             {
                 c.clone()
             }

@@ -36,6 +36,23 @@ pub struct SqliteConfig {
     /// Enforce foreign keys (`PRAGMA foreign_keys`).
     #[serde(default = "yes")]
     pub foreign_keys: bool,
+    /// Build an HNSW index for a vector collection once it holds this many
+    /// vectors (`0` = never: always exact search).
+    #[serde(default = "default_hnsw_threshold")]
+    pub hnsw_threshold: u32,
+    /// HNSW links per node (`M`); more links = better recall, bigger index.
+    #[serde(default = "default_hnsw_m")]
+    #[schemars(range(min = 4, max = 64))]
+    pub hnsw_m: u32,
+    /// Candidates considered while building (`ef_construction`).
+    #[serde(default = "default_hnsw_ef_construction")]
+    #[schemars(range(min = 16, max = 2000))]
+    pub hnsw_ef_construction: u32,
+    /// Candidates considered per query (`ef_search`; a query may override it
+    /// with the option `{"ef_search": N}`).
+    #[serde(default = "default_hnsw_ef_search")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub hnsw_ef_search: u32,
 }
 
 /// `PRAGMA synchronous` levels.
@@ -69,6 +86,18 @@ fn default_statement_cache() -> u32 {
 }
 fn default_max_readers() -> u32 {
     8
+}
+fn default_hnsw_threshold() -> u32 {
+    1_000
+}
+fn default_hnsw_m() -> u32 {
+    16
+}
+fn default_hnsw_ef_construction() -> u32 {
+    200
+}
+fn default_hnsw_ef_search() -> u32 {
+    64
 }
 fn yes() -> bool {
     true

@@ -17,6 +17,7 @@
 pub mod config;
 mod error;
 mod filter_sql;
+mod index;
 pub mod sql;
 pub mod vector;
 
@@ -58,6 +59,8 @@ pub extern "C" fn manifest() -> Manifest {
             cap::SQL_CONCURRENT,
             cap::VECTOR_HYBRID,
             cap::VECTOR_SCAN,
+            cap::VECTOR_ANN,
+            cap::VECTOR_PERSISTENT_INDEX,
         ]
         .into_iter()
         .map(RString::from)
@@ -76,12 +79,18 @@ pub extern "C" fn open(config_json: RString) -> PluginFuture<BackendBox> {
             })
         })?;
         let shared = Shared::open(cfg)?;
-        Ok(Backend_TO::from_value(SqliteBackend { shared }, TD_Opaque))
+        let vectors = Arc::new(vector::SqliteVectors::new(shared.clone()));
+        Ok(Backend_TO::from_value(
+            SqliteBackend { shared, vectors },
+            TD_Opaque,
+        ))
     })
 }
 
 struct SqliteBackend {
     shared: Arc<Shared>,
+    /// One vector store per backend, so every handle shares its caches and indexes.
+    vectors: Arc<vector::SqliteVectors>,
 }
 
 impl Backend for SqliteBackend {
@@ -91,7 +100,7 @@ impl Backend for SqliteBackend {
 
     fn vectors(&self) -> ROption<strata_plugin_api::vector::VectorStoreBox> {
         ROption::RSome(strata_plugin_api::vector::VectorStore_TO::from_value(
-            vector::SqliteVectors::new(self.shared.clone()),
+            self.vectors.clone_handle(),
             TD_Opaque,
         ))
     }
@@ -103,6 +112,10 @@ impl Backend for SqliteBackend {
 
     fn close(&self) -> PluginFuture<()> {
         let shared = self.shared.clone();
-        guard(async move { shared.close().await })
+        let vectors = self.vectors.clone();
+        guard(async move {
+            vectors.flush().await;
+            shared.close().await
+        })
     }
 }

@@ -115,6 +115,16 @@ impl Shared {
         }
     }
 
+    /// The database file, or `None` in memory.
+    pub(crate) fn file(&self) -> Option<&PathBuf> {
+        self.file.as_ref()
+    }
+
+    /// The configuration.
+    pub(crate) fn config(&self) -> &SqliteConfig {
+        &self.cfg
+    }
+
     /// Runs `f` on a reader connection (the only connection, in memory).
     pub(crate) async fn with_reader<T>(
         &self,
@@ -318,7 +328,11 @@ fn query_prepared(
     let columns = column_names(&prepared);
     let width = columns.len();
     // Sized for the common cases: a point read, or the first rows of a scan.
-    let expected_rows = if max_rows == 0 { 16 } else { max_rows.min(16) as usize };
+    let expected_rows = if max_rows == 0 {
+        16
+    } else {
+        max_rows.min(16) as usize
+    };
     let mut out = Rows {
         columns,
         values: RVec::with_capacity(width * expected_rows),

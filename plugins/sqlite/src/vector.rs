@@ -35,7 +35,8 @@
 use std::{
     cmp::Ordering,
     collections::{BinaryHeap, HashMap, HashSet},
-    sync::{Arc, Mutex, RwLock},
+    path::PathBuf,
+    sync::{Arc, Mutex},
 };
 
 use abi_stable::std_types::{ROption, RString, RVec};
@@ -52,7 +53,12 @@ use strata_plugin_api::{
     },
 };
 
-use crate::{error::map, filter_sql, sql::Shared};
+use crate::{
+    error::map,
+    filter_sql,
+    index::{AnnIndex, HnswParams, SAVE_EVERY},
+    sql::Shared,
+};
 
 const CATALOG: &str = "CREATE TABLE IF NOT EXISTS strata_collections (
     name TEXT PRIMARY KEY,
@@ -89,6 +95,8 @@ struct Loaded {
     ids: Vec<String>,
     data: Vec<f32>,
     pos: HashMap<i64, usize>,
+    /// The HNSW index, once the collection passed the threshold.
+    index: Option<AnnIndex>,
 }
 
 impl Loaded {
@@ -203,12 +211,12 @@ fn l2_avx2(a: &[f32], b: &[f32]) -> f32 {
 
 /// The kernels for this CPU, chosen once.
 #[derive(Clone, Copy)]
-struct Kernels {
-    dot: fn(&[f32], &[f32]) -> f32,
-    l2: fn(&[f32], &[f32]) -> f32,
+pub(crate) struct Kernels {
+    pub(crate) dot: fn(&[f32], &[f32]) -> f32,
+    pub(crate) l2: fn(&[f32], &[f32]) -> f32,
 }
 
-fn kernels() -> Kernels {
+pub(crate) fn kernels() -> Kernels {
     static K: std::sync::OnceLock<Kernels> = std::sync::OnceLock::new();
     *K.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
@@ -253,10 +261,38 @@ impl Ord for Scored {
     }
 }
 
+/// The query in the cached form (normalised for cosine).
+fn prepare_query(loaded: &Loaded, query: &[f32]) -> Vec<f32> {
+    if loaded.metric == Metric::Cosine {
+        normalized(query)
+    } else {
+        query.to_vec()
+    }
+}
+
+/// The exact score of cached vector `i` against a prepared query.
+fn score_at(loaded: &Loaded, kern: Kernels, q: &[f32], i: usize) -> f32 {
+    let v = loaded.vector(i);
+    match loaded.metric {
+        Metric::Cosine | Metric::Dot => (kern.dot)(q, v),
+        Metric::Euclidean => -(kern.l2)(q, v).sqrt(),
+    }
+}
+
+/// Sorts best first (ties: lower pk first) and keeps `k`.
+fn rank(loaded: &Loaded, mut scored: Vec<(usize, f32)>, k: usize) -> Vec<(usize, f32)> {
+    scored.sort_by(|a, b| {
+        b.1.total_cmp(&a.1)
+            .then(loaded.pks[a.0].cmp(&loaded.pks[b.0]))
+    });
+    scored.truncate(k);
+    scored
+}
+
 /// Exact top-k over the cache, optionally restricted to `allowed` pks.
 fn exact_top_k(
     loaded: &Loaded,
-    query: &[f32],
+    q: &[f32],
     k: usize,
     allowed: Option<&HashSet<i64>>,
 ) -> Vec<(usize, f32)> {
@@ -264,18 +300,7 @@ fn exact_top_k(
         return Vec::new();
     }
     let kern = kernels();
-    let q = if loaded.metric == Metric::Cosine {
-        normalized(query)
-    } else {
-        query.to_vec()
-    };
-    let score = |i: usize| -> f32 {
-        let v = loaded.vector(i);
-        match loaded.metric {
-            Metric::Cosine | Metric::Dot => (kern.dot)(&q, v),
-            Metric::Euclidean => -(kern.l2)(&q, v).sqrt(),
-        }
-    };
+    let score = |i: usize| score_at(loaded, kern, q, i);
     let mut heap: BinaryHeap<Scored> = BinaryHeap::with_capacity(k + 1);
     let mut offer = |index: usize, s: f32| {
         if heap.len() < k {
@@ -308,16 +333,77 @@ fn exact_top_k(
             }
         }
     }
-    let mut out: Vec<(usize, f32)> = heap.into_iter().map(|s| (s.index, s.score)).collect();
-    out.sort_by(|a, b| {
-        b.1.total_cmp(&a.1)
-            .then(loaded.pks[a.0].cmp(&loaded.pks[b.0]))
-    });
-    out
+    rank(
+        loaded,
+        heap.into_iter().map(|s| (s.index, s.score)).collect(),
+        k,
+    )
+}
+
+/// Top-k through the HNSW index, rescored exactly; `None` when exact search
+/// must answer instead: the filter is selective (exact over the few matching
+/// rows is cheaper and exact), or the graph search came back with fewer than
+/// `top_k` results although that many match.
+fn ann_top_k(
+    loaded: &Loaded,
+    index: &AnnIndex,
+    q: &[f32],
+    k: usize,
+    options: &QueryOptions,
+    allowed: Option<&HashSet<i64>>,
+) -> Option<Vec<(usize, f32)>> {
+    if k == 0 {
+        return Some(Vec::new());
+    }
+    let matching = allowed.map_or(loaded.len(), HashSet::len);
+    if allowed.is_some() && matching <= (loaded.len() / 20).max(2_000) {
+        return None;
+    }
+    let mut ef = options.ef_search.unwrap_or(index.params.ef_search).max(k);
+    if allowed.is_some() {
+        // Oversample when part of the graph is filtered away.
+        ef = ef.max(k * 4);
+    }
+    let kern = kernels();
+    let scored: Vec<(usize, f32)> = index
+        .search(q, k, ef, allowed)
+        .into_iter()
+        .filter_map(|pk| {
+            loaded
+                .pos
+                .get(&pk)
+                .map(|&i| (i, score_at(loaded, kern, q, i)))
+        })
+        .collect();
+    let ranked = rank(loaded, scored, k);
+    (ranked.len() >= k.min(matching)).then_some(ranked)
+}
+
+/// Per-query options (`QueryRequest::options_json`).
+#[derive(Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueryOptions {
+    /// Candidates explored by the HNSW search.
+    ef_search: Option<usize>,
+    /// Skip the index: exact search.
+    #[serde(default)]
+    exact: bool,
+}
+
+fn query_options(text: &str) -> PluginResult<QueryOptions> {
+    if text.trim().is_empty() {
+        return Ok(QueryOptions::default());
+    }
+    serde_json::from_str(text).map_err(|e| {
+        PluginError::invalid_input(format!(
+            "query options {text}: {e} (the sqlite backend takes ef_search and exact)"
+        ))
+    })
 }
 
 /// One collection's cache slot (`None` until loaded or after invalidation).
-type Slot = Arc<RwLock<Option<Loaded>>>;
+/// An async lock: reloading (and building an index) awaits the database.
+type Slot = Arc<tokio::sync::RwLock<Option<Loaded>>>;
 
 /// The vector store of one SQLite backend.
 pub(crate) struct SqliteVectors {
@@ -330,6 +416,145 @@ impl SqliteVectors {
         SqliteVectors {
             shared,
             cache: Default::default(),
+        }
+    }
+
+    fn params(&self) -> HnswParams {
+        let c = self.shared.config();
+        HnswParams {
+            m: c.hnsw_m as usize,
+            ef_construction: c.hnsw_ef_construction as usize,
+            ef_search: c.hnsw_ef_search as usize,
+        }
+    }
+
+    /// Where sidecar indexes live: `<db>.strata-index/` (none in memory).
+    fn index_dir(&self) -> Option<PathBuf> {
+        self.shared.file().map(|f| {
+            let mut name = f.as_os_str().to_owned();
+            name.push(".strata-index");
+            PathBuf::from(name)
+        })
+    }
+
+    fn save_index(&self, name: &str, index: &mut AnnIndex) {
+        if self.shared.config().read_only {
+            return;
+        }
+        if let Some(dir) = self.index_dir()
+            && let Err(e) = index.save(&dir, name)
+        {
+            // The index is derived data: a failed save costs a rebuild or a
+            // reconcile at the next open, never data.
+            eprintln!("strata-sqlite: could not save the index of {name:?}: {e}");
+        }
+    }
+
+    /// Brings `loaded`'s index in line with its rows: reuse `previous` (or
+    /// the sidecar), reconcile by pk, rebuild when missing, corrupt or mostly
+    /// tombstones; none below the threshold.
+    fn attach_index(&self, name: &str, loaded: &mut Loaded, previous: Option<AnnIndex>) {
+        let threshold = self.shared.config().hnsw_threshold as usize;
+        // Dot-product collections stay exact: HNSW needs a distance that is
+        // never negative, and the inner product is not one (reducing maximum
+        // inner product search to a metric is future work).
+        if threshold == 0 || loaded.len() < threshold || loaded.metric == Metric::Dot {
+            if let (Some(dir), Some(_)) = (self.index_dir(), previous.as_ref()) {
+                AnnIndex::delete_files(&dir, name);
+            }
+            return;
+        }
+        let params = self.params();
+        let mut index = previous.or_else(|| {
+            let dir = self.index_dir()?;
+            match AnnIndex::load(&dir, name, loaded.metric, loaded.dimension, params) {
+                Ok(found) => found,
+                Err(e) => {
+                    eprintln!("strata-sqlite: rebuilding the index of {name:?}: {e}");
+                    None
+                }
+            }
+        });
+        if let Some(ix) = index.as_mut()
+            && ix.generation != loaded.generation
+        {
+            let pairs = loaded
+                .pks
+                .iter()
+                .enumerate()
+                .map(|(i, pk)| (*pk, loaded.vector(i)));
+            ix.reconcile(pairs, loaded.len());
+            ix.generation = loaded.generation;
+            if ix.origin == "sidecar" {
+                ix.origin = "sidecar+reconciled";
+            }
+        }
+        if index.as_ref().is_some_and(AnnIndex::needs_rebuild) {
+            index = None;
+        }
+        let mut ix = match index {
+            Some(ix) => ix,
+            None => AnnIndex::build(
+                loaded.metric,
+                loaded.dimension,
+                params,
+                loaded.generation,
+                loaded
+                    .pks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, pk)| (*pk, loaded.vector(i))),
+            ),
+        };
+        ix.params.ef_search = params.ef_search;
+        if ix.unsaved > 0 {
+            self.save_index(name, &mut ix);
+        }
+        loaded.index = Some(ix);
+    }
+
+    /// The `details_json` of a collection: storage, index kind and state.
+    fn details(&self, loaded: Option<&Loaded>) -> serde_json::Value {
+        let threshold = self.shared.config().hnsw_threshold;
+        let mut d = serde_json::json!({
+            "storage": "sqlite",
+            "index": "exact",
+            "hnsw_threshold": threshold,
+        });
+        if let Some(ix) = loaded.and_then(|l| l.index.as_ref()) {
+            d["index"] = "hnsw".into();
+            d["hnsw"] = serde_json::json!({
+                "points": ix.points(),
+                "tombstones": ix.tombstones(),
+                "m": ix.params.m,
+                "ef_construction": ix.params.ef_construction,
+                "ef_search": ix.params.ef_search,
+                "origin": ix.origin,
+                "unsaved_changes": ix.unsaved.min(1 << 40),
+            });
+            if let Some(dir) = self.index_dir() {
+                d["hnsw"]["sidecar"] = dir.display().to_string().into();
+            }
+        }
+        d
+    }
+
+    /// Saves every index with unsaved changes (at close).
+    pub(crate) async fn flush(&self) {
+        let slots: Vec<(String, Slot)> = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (name, slot) in slots {
+            let mut guard = slot.write().await;
+            if let Some(ix) = guard.as_mut().and_then(|l| l.index.as_mut())
+                && ix.unsaved > 0
+            {
+                self.save_index(&name, ix);
+            }
         }
     }
 }
@@ -414,6 +639,7 @@ fn load(c: &Connection, meta: &Meta) -> PluginResult<Loaded> {
         ids: Vec::with_capacity(count as usize),
         data: Vec::with_capacity(count as usize * d),
         pos: HashMap::with_capacity(count as usize),
+        index: None,
     };
     let mut stmt = c
         .prepare(&format!(
@@ -552,18 +778,27 @@ impl SqliteVectors {
             .entry(meta.name.clone())
             .or_default()
             .clone();
-        let fresh = slot
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .is_some_and(|l| {
+        let is_fresh = |l: &Option<Loaded>| {
+            l.as_ref().is_some_and(|l| {
                 l.generation == meta.generation && l.dimension == meta.dimension as usize
-            });
-        if !fresh {
-            let m = meta.clone();
-            let loaded = self.shared.with_reader(move |c| load(c, &m)).await?;
-            *slot.write().unwrap_or_else(|p| p.into_inner()) = Some(loaded);
+            })
+        };
+        if is_fresh(&*slot.read().await) {
+            return Ok(slot);
         }
+        let mut guard = slot.write().await;
+        if !is_fresh(&guard) {
+            let previous = guard.take().and_then(|l| {
+                (l.dimension == meta.dimension as usize && l.metric == meta.metric)
+                    .then_some(l.index)
+                    .flatten()
+            });
+            let m = meta.clone();
+            let mut loaded = self.shared.with_reader(move |c| load(c, &m)).await?;
+            self.attach_index(&meta.name, &mut loaded, previous);
+            *guard = Some(loaded);
+        }
+        drop(guard);
         Ok(slot)
     }
 
@@ -575,7 +810,10 @@ impl SqliteVectors {
             .await
     }
 
-    /// Patches the cache after a committed write (under the writer lock).
+    /// Patches the cache (and index) after a committed write, under the
+    /// writer lock. If a query holds the slot right now, the patch is skipped:
+    /// the cache's generation then differs from the table's and the next
+    /// query reloads and reconciles.
     fn patch_cache(
         &self,
         name: &str,
@@ -591,18 +829,40 @@ impl SqliteVectors {
             .get(name)
             .cloned();
         let Some(slot) = slot else { return };
-        let mut guard = slot.write().unwrap_or_else(|p| p.into_inner());
-        match guard.as_mut() {
-            Some(l) if l.generation == before => {
-                for pk in removed {
-                    l.remove(*pk);
+        let Ok(mut guard) = slot.try_write() else {
+            return;
+        };
+        let Some(l) = guard.as_mut().filter(|l| l.generation == before) else {
+            *guard = None;
+            return;
+        };
+        for pk in removed {
+            l.remove(*pk);
+        }
+        let first_new = l.len();
+        for (pk, id, v) in added {
+            l.push(*pk, id.clone(), v);
+        }
+        l.generation = after;
+        let index = l.index.take();
+        match index {
+            Some(mut ix) => {
+                ix.remove(removed);
+                let fresh: Vec<(i64, &[f32])> = (first_new..l.len())
+                    .map(|i| (l.pks[i], l.vector(i)))
+                    .collect();
+                ix.insert(&fresh);
+                ix.generation = after;
+                if ix.needs_rebuild() {
+                    self.attach_index(name, l, None);
+                } else {
+                    if ix.unsaved >= SAVE_EVERY {
+                        self.save_index(name, &mut ix);
+                    }
+                    l.index = Some(ix);
                 }
-                for (pk, id, v) in added {
-                    l.push(*pk, id.clone(), v);
-                }
-                l.generation = after;
             }
-            _ => *guard = None,
+            None => self.attach_index(name, l, None),
         }
     }
 
@@ -612,6 +872,7 @@ impl SqliteVectors {
         vector: &[f32],
         k: usize,
         filter: &Filter,
+        options: &QueryOptions,
     ) -> PluginResult<Vec<(i64, f32)>> {
         let allowed = if filter.is_all() {
             None
@@ -622,14 +883,17 @@ impl SqliteVectors {
                 .await?
         };
         let slot = self.loaded(meta).await?;
-        let guard = slot.read().unwrap_or_else(|p| p.into_inner());
+        let guard = slot.read().await;
         let loaded = guard
             .as_ref()
             .ok_or_else(|| PluginError::internal("vector cache vanished"))?;
-        Ok(exact_top_k(loaded, vector, k, allowed.as_ref())
-            .into_iter()
-            .map(|(i, s)| (loaded.pks[i], s))
-            .collect())
+        let q = prepare_query(loaded, vector);
+        let found = match (&loaded.index, options.exact) {
+            (Some(ix), false) => ann_top_k(loaded, ix, &q, k, options, allowed.as_ref()),
+            _ => None,
+        };
+        let top = found.unwrap_or_else(|| exact_top_k(loaded, &q, k, allowed.as_ref()));
+        Ok(top.into_iter().map(|(i, s)| (loaded.pks[i], s)).collect())
     }
 
     async fn materialise(
@@ -731,6 +995,7 @@ impl VectorStore for SqliteVectors {
     fn drop_collection(&self, name: RString) -> PluginFuture<bool> {
         let shared = self.shared.clone();
         let cache = self.cache.clone();
+        let index_dir = self.index_dir();
         guard(async move {
             let name = name.to_string();
             validate_collection_name(&name)?;
@@ -755,15 +1020,19 @@ impl VectorStore for SqliteVectors {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&name);
+            if let Some(dir) = index_dir {
+                AnnIndex::delete_files(&dir, &name);
+            }
             Ok(existed)
         })
     }
 
     fn list_collections(&self) -> PluginFuture<RVec<CollectionInfo>> {
         let shared = self.shared.clone();
+        let threshold = shared.config().hnsw_threshold;
         guard(async move {
             shared
-                .with_reader(|c| {
+                .with_reader(move |c| {
                     if !catalog_exists(c)? {
                         return Ok(RVec::new());
                     }
@@ -776,7 +1045,7 @@ impl VectorStore for SqliteVectors {
                         .map_err(map)?;
                     names
                         .iter()
-                        .map(|n| info(c, n))
+                        .map(|n| info(c, n, threshold))
                         .collect::<PluginResult<RVec<_>>>()
                 })
                 .await
@@ -784,15 +1053,26 @@ impl VectorStore for SqliteVectors {
     }
 
     fn collection_info(&self, name: RString) -> PluginFuture<ROption<CollectionInfo>> {
-        let shared = self.shared.clone();
+        let this = self.clone_handle();
         guard(async move {
             validate_collection_name(&name)?;
-            shared
-                .with_reader(move |c| match read_meta(c, &name)? {
-                    Some(_) => info(c, &name).map(ROption::RSome),
-                    None => Ok(ROption::RNone),
-                })
-                .await
+            let n = name.to_string();
+            let meta = this.shared.with_reader(move |c| read_meta(c, &n)).await?;
+            let Some(meta) = meta else {
+                return Ok(ROption::RNone);
+            };
+            // Loading builds or loads the index, so the details are current.
+            let slot = this.loaded(&meta).await?;
+            let guard = slot.read().await;
+            let details = this.details(guard.as_ref());
+            let count = guard.as_ref().map_or(0, |l| l.len() as u64);
+            Ok(ROption::RSome(CollectionInfo {
+                name: meta.name.as_str().into(),
+                dimension: meta.dimension,
+                metric: meta.metric,
+                count,
+                details_json: details.to_string().into(),
+            }))
         })
     }
 
@@ -854,14 +1134,15 @@ impl VectorStore for SqliteVectors {
             let meta = this.meta(&request.collection).await?;
             validate_vector(&request.vector, meta.dimension, "query")?;
             let filter = parse_filter(&request.filter_json)?;
-            if !request.options_json.is_empty() && request.options_json.as_str() != "{}" {
-                let _: serde_json::Value =
-                    serde_json::from_str(&request.options_json).map_err(|e| {
-                        PluginError::invalid_input(format!("query options are not JSON: {e}"))
-                    })?;
-            }
+            let options = query_options(&request.options_json)?;
             let top = this
-                .dense(&meta, &request.vector, request.top_k as usize, &filter)
+                .dense(
+                    &meta,
+                    &request.vector,
+                    request.top_k as usize,
+                    &filter,
+                    &options,
+                )
                 .await?;
             let scored: Vec<(i64, f64)> = top
                 .into_iter()
@@ -886,7 +1167,13 @@ impl VectorStore for SqliteVectors {
             }
             .max(k);
             let dense = this
-                .dense(&meta, &request.vector, candidates, &filter)
+                .dense(
+                    &meta,
+                    &request.vector,
+                    candidates,
+                    &filter,
+                    &QueryOptions::default(),
+                )
                 .await?;
             let lexical = match fts_query(&request.text) {
                 None => Vec::new(),
@@ -1137,7 +1424,7 @@ impl VectorStore for SqliteVectors {
 }
 
 impl SqliteVectors {
-    fn clone_handle(&self) -> SqliteVectors {
+    pub(crate) fn clone_handle(&self) -> SqliteVectors {
         SqliteVectors {
             shared: self.shared.clone(),
             cache: self.cache.clone(),
@@ -1145,7 +1432,9 @@ impl SqliteVectors {
     }
 }
 
-fn info(c: &Connection, name: &str) -> PluginResult<CollectionInfo> {
+/// A collection's row for `list_collections` (index state as it will be on
+/// first use: HNSW at or past the threshold).
+fn info(c: &Connection, name: &str, threshold: u32) -> PluginResult<CollectionInfo> {
     let meta = require_meta(c, name)?;
     let count: i64 = c
         .query_row(
@@ -1159,8 +1448,12 @@ fn info(c: &Connection, name: &str) -> PluginResult<CollectionInfo> {
         dimension: meta.dimension,
         metric: meta.metric,
         count: count as u64,
-        details_json: serde_json::json!({ "index": "exact", "storage": "sqlite" })
-            .to_string()
-            .into(),
+        details_json: serde_json::json!({
+            "storage": "sqlite",
+            "index": if threshold > 0 && count >= i64::from(threshold) { "hnsw" } else { "exact" },
+            "hnsw_threshold": threshold,
+        })
+        .to_string()
+        .into(),
     })
 }

@@ -1,0 +1,957 @@
+//! `vectors`: nearest-neighbour search over seeded clustered data, three ways
+//! in one process, per collection size:
+//!
+//! 1. exact search through the host + SQLite plugin (`hnsw_threshold = 0`);
+//!    its results are the ground truth for recall, and a few of them are
+//!    checked against a brute-force computation here;
+//! 2. HNSW through the host + SQLite plugin (`hnsw_threshold`, `hnsw_m`,
+//!    `hnsw_ef_construction` in the backend config, `ef_search` per query);
+//! 3. `hnsw_rs` called directly in-process with the same M, ef_construction,
+//!    data, queries and ef list (the baseline).
+//!
+//! Queries run one after another on a current-thread runtime (plugin) or the
+//! calling thread (hnsw_rs); p50/p99 are per-query latencies. Writes a
+//! Markdown report and a recall-vs-QPS plot to `--out-dir`.
+
+use std::{
+    fmt::Write as _,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use hnsw_rs::prelude::*;
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use serde_json::{Value as Json, json};
+use strata_host::{
+    Strata,
+    loader::library_file_name,
+    vector::{Include, Metric, Query, Record, Vectors},
+};
+
+/// Results per query.
+const TOP_K: usize = 10;
+/// The collection every backend gets.
+const COLLECTION: &str = "bench";
+/// hnsw_rs's `DistDot` asserts `dot <= 1 (+ tiny slack)`; unit vectors scaled
+/// by this keep every dot product below 1 whatever the rounding, without
+/// changing any ranking (all dot products shrink by the same factor).
+const UNIT_SHRINK: f32 = 0.999_99;
+
+/// Arguments of `strata-bench vectors`.
+#[derive(clap::Args, Debug)]
+pub struct VectorsArgs {
+    /// Collection sizes (vectors), comma-separated; one table per size.
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+    sizes: Vec<usize>,
+    /// Vector dimension.
+    #[arg(long, default_value_t = 384)]
+    dim: usize,
+    /// Measured queries per method and ef (drawn from the data's distribution).
+    #[arg(long, default_value_t = 200)]
+    queries: usize,
+    /// ef_search values for both HNSW implementations, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "16,32,64,128,256")]
+    ef: Vec<usize>,
+    /// Cluster centres of the generated data.
+    #[arg(long, default_value_t = 100)]
+    clusters: usize,
+    /// Gaussian noise norm relative to the (unit) cluster centre norm.
+    #[arg(long, default_value_t = 0.5)]
+    spread: f64,
+    /// RNG seed for data and queries.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// HNSW M (max connections per node per layer), both implementations.
+    #[arg(long, default_value_t = 16)]
+    hnsw_m: usize,
+    /// HNSW ef_construction, both implementations.
+    #[arg(long, default_value_t = 200)]
+    ef_construction: usize,
+    /// The plugin's `hnsw_threshold` for the HNSW backend (the index builds
+    /// itself once a collection holds this many vectors).
+    #[arg(long, default_value_t = 1000)]
+    hnsw_threshold: usize,
+    /// Records per `upsert` call when loading the plugin backends.
+    #[arg(long, default_value_t = 5000)]
+    batch: usize,
+    /// Exact plugin results checked against brute force computed here.
+    #[arg(long, default_value_t = 5)]
+    verify: usize,
+    /// Untimed warm-up queries before each measured pass.
+    #[arg(long, default_value_t = 20)]
+    warmup: usize,
+    /// Directory holding libstrata_sqlite.so (default: next to this binary).
+    #[arg(long)]
+    plugin_dir: Option<PathBuf>,
+    /// Where vectors-sqlite.md and vectors-sqlite.png are written.
+    #[arg(long, default_value = "benchmarks")]
+    out_dir: PathBuf,
+}
+
+/// One row of a result table.
+#[derive(Clone, Debug)]
+struct Row {
+    method: Method,
+    ef: Option<usize>,
+    recall: f64,
+    qps: f64,
+    p50: Duration,
+    p99: Duration,
+    build_s: f64,
+    index_mb: Option<f64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Method {
+    Exact,
+    PluginHnsw,
+    Direct,
+}
+
+impl Method {
+    fn label(self) -> &'static str {
+        match self {
+            Method::Exact => "exact (plugin)",
+            Method::PluginHnsw => "HNSW plugin",
+            Method::Direct => "hnsw_rs direct",
+        }
+    }
+}
+
+/// Everything measured for one size.
+struct SizeReport {
+    n: usize,
+    rows: Vec<Row>,
+    notes: Vec<String>,
+    details: Option<Json>,
+    /// Set when plugin HNSW could not run.
+    hnsw_error: Option<String>,
+}
+
+/// Latencies of one measured pass.
+struct Pass {
+    results: Vec<Vec<usize>>,
+    qps: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn pass_from(results: Vec<Vec<usize>>, mut lat: Vec<Duration>, total: Duration) -> Pass {
+    lat.sort_unstable();
+    let at = |q: f64| lat[((lat.len() as f64 - 1.0) * q).round() as usize];
+    Pass {
+        qps: results.len() as f64 / total.as_secs_f64(),
+        p50: at(0.5),
+        p99: at(0.99),
+        results,
+    }
+}
+
+fn progress(msg: impl AsRef<str>) {
+    eprintln!("[vectors] {}", msg.as_ref());
+}
+
+/// A standard normal sample (Box–Muller).
+fn gauss(rng: &mut StdRng) -> f64 {
+    let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
+    let u2: f64 = rng.random();
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+/// `n` data vectors and `q` queries from the same distribution: a random
+/// unit-norm cluster centre plus isotropic gaussian noise of norm ≈ `spread`.
+fn generate(
+    n: usize,
+    q: usize,
+    dim: usize,
+    clusters: usize,
+    spread: f64,
+    seed: u64,
+) -> (Vec<f32>, Vec<Vec<f32>>) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let centre_sigma = 1.0 / (dim as f64).sqrt();
+    let noise_sigma = spread / (dim as f64).sqrt();
+    let centres: Vec<Vec<f64>> = (0..clusters.max(1))
+        .map(|_| (0..dim).map(|_| gauss(&mut rng) * centre_sigma).collect())
+        .collect();
+    let point = |rng: &mut StdRng, out: &mut Vec<f32>| {
+        let c = &centres[rng.random_range(0..centres.len())];
+        for x in c {
+            out.push((x + gauss(rng) * noise_sigma) as f32);
+        }
+    };
+    let mut data = Vec::with_capacity(n * dim);
+    for _ in 0..n {
+        point(&mut rng, &mut data);
+    }
+    let queries = (0..q)
+        .map(|_| {
+            let mut v = Vec::with_capacity(dim);
+            point(&mut rng, &mut v);
+            v
+        })
+        .collect();
+    (data, queries)
+}
+
+fn unit(v: &[f32], scale: f32) -> Vec<f32> {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm == 0.0 {
+        return v.to_vec();
+    }
+    v.iter().map(|x| x / norm * scale).collect()
+}
+
+fn cosine64(a: &[f32], b: &[f32]) -> f64 {
+    let (mut d, mut na, mut nb) = (0f64, 0f64, 0f64);
+    for (x, y) in a.iter().zip(b) {
+        let (x, y) = (f64::from(*x), f64::from(*y));
+        d += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        d / (na.sqrt() * nb.sqrt())
+    }
+}
+
+/// Checks the plugin's exact top-k against brute force (in f64); panics on a
+/// difference that is not a tie within f32 rounding.
+fn verify_exact(data: &[f32], dim: usize, query: &[f32], got: &[(usize, f64)], qi: usize) {
+    let mut all: Vec<(usize, f64)> = data
+        .chunks_exact(dim)
+        .enumerate()
+        .map(|(i, v)| (i, cosine64(query, v)))
+        .collect();
+    all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    all.truncate(TOP_K);
+    let fail = |why: String| -> ! {
+        panic!(
+            "EXACT SEARCH MISMATCH on query {qi}: {why}\n  plugin:      {got:?}\n  brute force: {all:?}"
+        )
+    };
+    if got.len() != all.len() {
+        fail(format!(
+            "plugin returned {} results, brute force {}",
+            got.len(),
+            all.len()
+        ));
+    }
+    const TIE: f64 = 1e-5;
+    for (pos, ((gid, gscore), (bid, bscore))) in got.iter().zip(&all).enumerate() {
+        let true_score = cosine64(query, &data[gid * dim..(gid + 1) * dim]);
+        if (true_score - gscore).abs() > 1e-4 {
+            fail(format!(
+                "position {pos}: plugin scored id {gid} {gscore}, its true cosine is {true_score}"
+            ));
+        }
+        if gid != bid && (true_score - bscore).abs() > TIE {
+            fail(format!(
+                "position {pos}: plugin has id {gid} (cosine {true_score}), brute force id {bid} (cosine {bscore})"
+            ));
+        }
+    }
+}
+
+fn recall(got: &[Vec<usize>], truth: &[Vec<usize>]) -> f64 {
+    let mut hit = 0usize;
+    let mut total = 0usize;
+    for (g, t) in got.iter().zip(truth) {
+        total += t.len();
+        hit += g.iter().filter(|id| t.contains(id)).count();
+    }
+    if total == 0 {
+        0.0
+    } else {
+        hit as f64 / total as f64
+    }
+}
+
+/// Total size of the files under `dir` (0 if it does not exist).
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// `<database path>.strata-index/`, where the plugin keeps its index files.
+fn sidecar(db: &Path) -> PathBuf {
+    let mut s = db.as_os_str().to_owned();
+    s.push(".strata-index");
+    PathBuf::from(s)
+}
+
+fn toml_value(v: &Json) -> String {
+    match v {
+        Json::String(s) => format!("{s:?}"),
+        other => other.to_string(),
+    }
+}
+
+/// Writes a one-backend `plugins.toml` and opens its vector store.
+async fn open_backend(
+    dir: &Path,
+    name: &str,
+    lib: &Path,
+    config: &Json,
+) -> Result<(Strata, Vectors), String> {
+    let inline: Vec<String> = config
+        .as_object()
+        .expect("config is an object")
+        .iter()
+        .map(|(k, v)| format!("{k} = {}", toml_value(v)))
+        .collect();
+    let file = dir.join(format!("plugins-{name}.toml"));
+    std::fs::write(
+        &file,
+        format!(
+            "[backends.{name}]\nlibrary = {:?}\nconfig = {{ {} }}\n",
+            lib,
+            inline.join(", ")
+        ),
+    )
+    .map_err(|e| format!("writing {}: {e}", file.display()))?;
+    let strata = Strata::load(&file).map_err(|e| e.to_string())?;
+    let vectors = strata
+        .vectors_backend(name)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((strata, vectors))
+}
+
+/// Creates the collection and upserts `data` in batches; returns the time taken.
+async fn load(v: &Vectors, data: &[f32], dim: usize, batch: usize) -> Result<Duration, String> {
+    v.create_collection(COLLECTION, dim as u32, Metric::Cosine)
+        .await
+        .map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    for (b, chunk) in data.chunks(batch.max(1) * dim).enumerate() {
+        let records: Vec<Record> = chunk
+            .chunks_exact(dim)
+            .enumerate()
+            .map(|(j, x)| Record::new((b * batch + j).to_string(), x.to_vec()))
+            .collect();
+        v.upsert(COLLECTION, records)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(start.elapsed())
+}
+
+fn plugin_query(q: &[f32], ef: Option<usize>) -> Query {
+    let query = Query::new(q.to_vec())
+        .top_k(TOP_K as u32)
+        .include(Include::default());
+    match ef {
+        Some(ef) => query.options(json!({ "ef_search": ef })),
+        None => query,
+    }
+}
+
+fn parse_hits(hits: Vec<strata_host::vector::Hit>) -> Result<Vec<(usize, f64)>, String> {
+    hits.into_iter()
+        .map(|h| {
+            h.id.parse::<usize>()
+                .map(|id| (id, h.score))
+                .map_err(|_| format!("unexpected record id {:?}", h.id))
+        })
+        .collect()
+}
+
+/// Warm-up, then one measured pass of every query through the plugin.
+async fn plugin_pass(
+    v: &Vectors,
+    queries: &[Vec<f32>],
+    ef: Option<usize>,
+    warmup: usize,
+) -> Result<(Pass, Vec<Vec<(usize, f64)>>), String> {
+    for q in queries.iter().cycle().take(warmup.min(queries.len())) {
+        v.query(COLLECTION, &plugin_query(q, ef))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let mut lat = Vec::with_capacity(queries.len());
+    let mut scored = Vec::with_capacity(queries.len());
+    let start = Instant::now();
+    for q in queries {
+        let t = Instant::now();
+        let hits = v
+            .query(COLLECTION, &plugin_query(q, ef))
+            .await
+            .map_err(|e| e.to_string())?;
+        lat.push(t.elapsed());
+        scored.push(hits);
+    }
+    let total = start.elapsed();
+    let scored: Vec<Vec<(usize, f64)>> = scored
+        .into_iter()
+        .map(parse_hits)
+        .collect::<Result<_, _>>()?;
+    let ids = scored
+        .iter()
+        .map(|r| r.iter().map(|(id, _)| *id).collect())
+        .collect();
+    Ok((pass_from(ids, lat, total), scored))
+}
+
+struct Ctx<'a> {
+    args: &'a VectorsArgs,
+    rt: &'a tokio::runtime::Runtime,
+    lib: PathBuf,
+    dir: PathBuf,
+}
+
+/// Phase 1: exact search through the plugin. Returns the row and the ground truth.
+fn run_exact(
+    ctx: &Ctx,
+    n: usize,
+    data: &[f32],
+    queries: &[Vec<f32>],
+    notes: &mut Vec<String>,
+) -> (Row, Vec<Vec<usize>>) {
+    let a = ctx.args;
+    let db = ctx.dir.join(format!("exact-{n}.sqlite"));
+    let schema_has_hnsw = strata_host::Plugin::load(&ctx.lib)
+        .map(|p| p.info().config_schema["properties"]["hnsw_threshold"].is_object())
+        .unwrap_or_else(|e| panic!("loading plugin {}: {e}", ctx.lib.display()));
+    let mut config = json!({ "path": db.to_string_lossy() });
+    if schema_has_hnsw {
+        config["hnsw_threshold"] = json!(0);
+    } else {
+        let note = "this libstrata_sqlite.so has no `hnsw_threshold` config key (no HNSW): the exact backend runs with its defaults, which are exact-only".to_string();
+        progress(&note);
+        notes.push(note);
+    }
+    progress(format!(
+        "n={n}: exact plugin backend: loading {n} vectors (batches of {})…",
+        a.batch
+    ));
+    let (strata, v) = ctx
+        .rt
+        .block_on(open_backend(&ctx.dir, "exact", &ctx.lib, &config))
+        .unwrap_or_else(|e| panic!("opening the exact backend: {e}"));
+    let load_time = ctx
+        .rt
+        .block_on(load(&v, data, a.dim, a.batch))
+        .unwrap_or_else(|e| panic!("loading the exact backend: {e}"));
+    progress(format!(
+        "n={n}: exact plugin backend: loaded in {:.2}s; querying {} queries…",
+        load_time.as_secs_f64(),
+        queries.len()
+    ));
+    let (pass, scored) = ctx
+        .rt
+        .block_on(plugin_pass(&v, queries, None, a.warmup))
+        .unwrap_or_else(|e| panic!("exact queries: {e}"));
+    let nv = a.verify.min(queries.len());
+    progress(format!(
+        "n={n}: verifying {nv} exact results against brute force…"
+    ));
+    for (qi, (q, got)) in queries.iter().zip(&scored).take(nv).enumerate() {
+        verify_exact(data, a.dim, q, got, qi);
+    }
+    if let Some(bad) = pass.results.iter().position(|r| r.len() != TOP_K.min(n)) {
+        panic!(
+            "exact query {bad} returned {} results, expected {}",
+            pass.results[bad].len(),
+            TOP_K.min(n)
+        );
+    }
+    ctx.rt
+        .block_on(strata.close())
+        .expect("close exact backend");
+    let row = Row {
+        method: Method::Exact,
+        ef: None,
+        recall: 1.0,
+        qps: pass.qps,
+        p50: pass.p50,
+        p99: pass.p99,
+        build_s: load_time.as_secs_f64(),
+        index_mb: None,
+    };
+    (row, pass.results)
+}
+
+/// Phase 2: HNSW through the plugin.
+fn run_plugin_hnsw(
+    ctx: &Ctx,
+    n: usize,
+    data: &[f32],
+    queries: &[Vec<f32>],
+    truth: &[Vec<usize>],
+    notes: &mut Vec<String>,
+) -> Result<(Vec<Row>, Option<Json>), String> {
+    let a = ctx.args;
+    let db = ctx.dir.join(format!("hnsw-{n}.sqlite"));
+    let config = json!({
+        "path": db.to_string_lossy(),
+        "hnsw_threshold": a.hnsw_threshold,
+        "hnsw_m": a.hnsw_m,
+        "hnsw_ef_construction": a.ef_construction,
+    });
+    progress(format!(
+        "n={n}: HNSW plugin backend: loading {n} vectors (batches of {}; the index builds past {} vectors)…",
+        a.batch, a.hnsw_threshold
+    ));
+    let (strata, v) = ctx
+        .rt
+        .block_on(open_backend(&ctx.dir, "hnsw", &ctx.lib, &config))?;
+    let result = (|| {
+        let load_time = ctx.rt.block_on(load(&v, data, a.dim, a.batch))?;
+        progress(format!(
+            "n={n}: HNSW plugin backend: upserts took {:.2}s; building/settling (first query)…",
+            load_time.as_secs_f64()
+        ));
+        // A first query, timed into load+build: an index that builds lazily
+        // or in the background is finished by the time it returns.
+        let settle = Instant::now();
+        let first_ef = a.ef.iter().copied().max();
+        ctx.rt
+            .block_on(v.query(COLLECTION, &plugin_query(&queries[0], first_ef)))
+            .map_err(|e| e.to_string())?;
+        let settle = settle.elapsed();
+        let build = load_time + settle;
+        let stats = ctx
+            .rt
+            .block_on(v.stats(COLLECTION))
+            .map_err(|e| e.to_string())?
+            .ok_or("collection vanished")?;
+        progress(format!(
+            "n={n}: HNSW plugin backend: load+build {:.2}s (upserts {:.2}s + first query {:.3}s); count {}; details {}",
+            build.as_secs_f64(),
+            load_time.as_secs_f64(),
+            settle.as_secs_f64(),
+            stats.count,
+            stats.details
+        ));
+        notes.push(format!(
+            "HNSW plugin load+build {:.2}s = upserts {:.2}s + first query {:.3}s",
+            build.as_secs_f64(),
+            load_time.as_secs_f64(),
+            settle.as_secs_f64()
+        ));
+        let mut rows = Vec::new();
+        for &ef in &a.ef {
+            progress(format!("n={n}: HNSW plugin: querying ef={ef}…"));
+            let (pass, _) = ctx
+                .rt
+                .block_on(plugin_pass(&v, queries, Some(ef), a.warmup))?;
+            rows.push(Row {
+                method: Method::PluginHnsw,
+                ef: Some(ef),
+                recall: recall(&pass.results, truth),
+                qps: pass.qps,
+                p50: pass.p50,
+                p99: pass.p99,
+                build_s: build.as_secs_f64(),
+                index_mb: None,
+            });
+        }
+        Ok::<_, String>((rows, stats.details))
+    })();
+    let open_size = dir_size(&sidecar(&db));
+    ctx.rt
+        .block_on(strata.close())
+        .map_err(|e| format!("closing the HNSW backend: {e}"))?;
+    let (mut rows, details) = result?;
+    let closed_size = dir_size(&sidecar(&db));
+    let size = closed_size.max(open_size);
+    if size == 0 {
+        let note = format!(
+            "no index files found in {} (open or after close)",
+            sidecar(&db).display()
+        );
+        progress(&note);
+        notes.push(note);
+    } else if closed_size != open_size {
+        notes.push(format!(
+            "sidecar index size: {:.2} MB while open, {:.2} MB after close (table shows the larger)",
+            open_size as f64 / 1e6,
+            closed_size as f64 / 1e6
+        ));
+    }
+    for r in &mut rows {
+        r.index_mb = (size > 0).then_some(size as f64 / 1e6);
+    }
+    Ok((rows, Some(details)))
+}
+
+/// Phase 3: hnsw_rs in-process.
+fn run_direct(
+    ctx: &Ctx,
+    n: usize,
+    data: &[f32],
+    queries: &[Vec<f32>],
+    truth: &[Vec<usize>],
+) -> Vec<Row> {
+    let a = ctx.args;
+    let dim = a.dim;
+    let normed: Vec<f32> = data
+        .chunks_exact(dim)
+        .flat_map(|v| unit(v, UNIT_SHRINK))
+        .collect();
+    let qs: Vec<Vec<f32>> = queries.iter().map(|q| unit(q, UNIT_SHRINK)).collect();
+    progress(format!(
+        "n={n}: hnsw_rs direct: building (M={}, ef_construction={}, parallel_insert_slice on {} threads)…",
+        a.hnsw_m,
+        a.ef_construction,
+        rayon_threads()
+    ));
+    let start = Instant::now();
+    let mut hnsw = Hnsw::<f32, DistDot>::new(a.hnsw_m, n, 16, a.ef_construction, DistDot {});
+    let refs: Vec<(&[f32], usize)> = normed
+        .chunks_exact(dim)
+        .enumerate()
+        .map(|(i, v)| (v, i))
+        .collect();
+    hnsw.parallel_insert_slice(&refs);
+    hnsw.set_searching_mode(true);
+    let build = start.elapsed();
+    progress(format!(
+        "n={n}: hnsw_rs direct: built {} points in {:.2}s",
+        hnsw.get_nb_point(),
+        build.as_secs_f64()
+    ));
+    let mut rows = Vec::new();
+    for &ef in &a.ef {
+        progress(format!("n={n}: hnsw_rs direct: querying ef={ef}…"));
+        for q in qs.iter().take(a.warmup.min(qs.len())) {
+            std::hint::black_box(hnsw.search(q, TOP_K, ef));
+        }
+        let mut lat = Vec::with_capacity(qs.len());
+        let mut results = Vec::with_capacity(qs.len());
+        let t0 = Instant::now();
+        for q in &qs {
+            let t = Instant::now();
+            let hits = hnsw.search(q, TOP_K, ef);
+            lat.push(t.elapsed());
+            results.push(hits.iter().map(|h| h.d_id).collect::<Vec<usize>>());
+        }
+        let pass = pass_from(results, lat, t0.elapsed());
+        rows.push(Row {
+            method: Method::Direct,
+            ef: Some(ef),
+            recall: recall(&pass.results, truth),
+            qps: pass.qps,
+            p50: pass.p50,
+            p99: pass.p99,
+            build_s: build.as_secs_f64(),
+            index_mb: None,
+        });
+    }
+    rows
+}
+
+fn rayon_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64() * 1e3)
+}
+
+fn table(r: &SizeReport, dim: usize) -> String {
+    let mut s = format!("### {} vectors × {dim} dims (cosine)\n\n", r.n);
+    s.push_str("| method | ef | recall@10 | QPS | p50 ms | p99 ms | build/load s | index MB |\n");
+    s.push_str("|---|---|---|---|---|---|---|---|\n");
+    for row in &r.rows {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.3} | {:.0} | {} | {} | {:.2} | {} |",
+            row.method.label(),
+            row.ef.map_or("–".to_string(), |e| e.to_string()),
+            row.recall,
+            row.qps,
+            ms(row.p50),
+            ms(row.p99),
+            row.build_s,
+            row.index_mb.map_or("–".to_string(), |m| format!("{m:.2}")),
+        );
+    }
+    if let Some(err) = &r.hnsw_error {
+        let _ = writeln!(s, "\nHNSW plugin: **not run**: {err}");
+    }
+    let ratios = ratios(r);
+    if !ratios.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nPlugin HNSW QPS / hnsw_rs direct QPS: {}",
+            ratios
+                .iter()
+                .map(|(ef, x)| format!("ef={ef}: {x:.2}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if let Some(d) = &r.details {
+        let _ = writeln!(s, "\nHNSW plugin `CollectionStats::details`: `{d}`");
+    }
+    for n in &r.notes {
+        let _ = writeln!(s, "\n{n}");
+    }
+    s
+}
+
+fn ratios(r: &SizeReport) -> Vec<(usize, f64)> {
+    r.rows
+        .iter()
+        .filter(|p| p.method == Method::PluginHnsw)
+        .filter_map(|p| {
+            r.rows
+                .iter()
+                .find(|d| d.method == Method::Direct && d.ef == p.ef)
+                .map(|d| (p.ef.unwrap_or(0), p.qps / d.qps))
+        })
+        .collect()
+}
+
+fn machine_note() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|r| r.trim_start_matches([' ', '\t', ':']).trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let flags = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("flags"))
+        .unwrap_or("");
+    let has = |f: &str| flags.split_whitespace().any(|x| x == f);
+    let simd = if has("avx512f") {
+        "AVX-512"
+    } else if has("avx2") && has("fma") {
+        "AVX2+FMA"
+    } else {
+        "no AVX2"
+    };
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .map_or(String::new(), |kb| {
+            format!(", {:.0} GiB", kb as f64 / 1024.0 / 1024.0)
+        });
+    format!(
+        "{model} ({simd}), nproc {}{mem}, {}",
+        rayon_threads(),
+        today()
+    )
+}
+
+/// Today's UTC date, `YYYY-MM-DD`.
+fn today() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
+    // Howard Hinnant's civil_from_days.
+    let z = secs.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Runs the benchmark.
+pub fn run(args: VectorsArgs) {
+    assert!(args.dim > 0, "--dim must be positive");
+    assert!(args.queries > 0, "--queries must be positive");
+    assert!(!args.sizes.is_empty(), "--sizes is empty");
+    assert!(
+        args.hnsw_m <= 256,
+        "--hnsw-m must be at most 256 (hnsw_rs exits the process otherwise)"
+    );
+    let command = std::iter::once("strata-bench".to_string())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let plugin_dir = args.plugin_dir.clone().unwrap_or_else(crate::exe_dir);
+    let lib = plugin_dir.join(library_file_name("sqlite"));
+    assert!(
+        lib.exists(),
+        "{} not found (build it with `cargo build --release -p strata-sqlite`, or pass --plugin-dir)",
+        lib.display()
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // A private copy, so a rebuild of target/release during the run cannot
+    // mix two plugin builds in one report.
+    let lib_copy = tmp.path().join(library_file_name("sqlite"));
+    std::fs::copy(&lib, &lib_copy).expect("copy the plugin library");
+    progress(format!("plugin: {} (copied for the run)", lib.display()));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let ctx = Ctx {
+        args: &args,
+        rt: &rt,
+        lib: lib_copy,
+        dir: tmp.path().to_path_buf(),
+    };
+    let mut reports = Vec::new();
+    for &n in &args.sizes {
+        progress(format!(
+            "n={n}: generating {n} × {} vectors ({} clusters, spread {}) and {} queries…",
+            args.dim, args.clusters, args.spread, args.queries
+        ));
+        let (data, queries) = generate(
+            n,
+            args.queries,
+            args.dim,
+            args.clusters,
+            args.spread,
+            args.seed ^ n as u64,
+        );
+        let mut notes = Vec::new();
+        let (exact, truth) = run_exact(&ctx, n, &data, &queries, &mut notes);
+        let mut rows = vec![exact];
+        let (hnsw_error, details) =
+            match run_plugin_hnsw(&ctx, n, &data, &queries, &truth, &mut notes) {
+                Ok((r, d)) => {
+                    rows.extend(r);
+                    (None, d)
+                }
+                Err(e) => {
+                    progress(format!("n={n}: HNSW plugin backend FAILED: {e}"));
+                    (Some(e), None)
+                }
+            };
+        rows.extend(run_direct(&ctx, n, &data, &queries, &truth));
+        let report = SizeReport {
+            n,
+            rows,
+            notes,
+            details,
+            hnsw_error,
+        };
+        println!("{}", table(&report, args.dim));
+        reports.push(report);
+        // Drop this size's plugin databases before the next size.
+        for entry in std::fs::read_dir(tmp.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let p = entry.path();
+            if p != ctx.lib && p.extension().is_none_or(|e| e != "toml") {
+                let _ = if p.is_dir() {
+                    std::fs::remove_dir_all(&p)
+                } else {
+                    std::fs::remove_file(&p)
+                };
+            }
+        }
+    }
+
+    std::fs::create_dir_all(&args.out_dir).expect("create --out-dir");
+    let png = args.out_dir.join("vectors-sqlite.png");
+    let font = crate::plot::load_font();
+    if let Err(e) = crate::plot::draw(&png, &reports_for_plot(&reports), font) {
+        progress(format!("plot failed: {e}"));
+    } else {
+        progress(format!("wrote {}", png.display()));
+    }
+    let md = markdown(&args, &command, &reports, font);
+    let md_path = args.out_dir.join("vectors-sqlite.md");
+    std::fs::write(&md_path, md).expect("write vectors-sqlite.md");
+    progress(format!("wrote {}", md_path.display()));
+    if reports.iter().any(|r| r.hnsw_error.is_some()) {
+        eprintln!(
+            "[vectors] plugin HNSW did not run for every size (see above); exiting with status 2"
+        );
+        std::process::exit(2);
+    }
+}
+
+fn reports_for_plot(reports: &[SizeReport]) -> Vec<crate::plot::Panel> {
+    reports
+        .iter()
+        .map(|r| {
+            let pick = |m: Method| -> Vec<(f64, f64, usize)> {
+                r.rows
+                    .iter()
+                    .filter(|x| x.method == m)
+                    .map(|x| (x.recall, x.qps, x.ef.unwrap_or(0)))
+                    .collect()
+            };
+            crate::plot::Panel {
+                title: format!("{} vectors", r.n),
+                plugin: pick(Method::PluginHnsw),
+                direct: pick(Method::Direct),
+                exact: pick(Method::Exact).first().map(|p| (p.0, p.1)),
+            }
+        })
+        .collect()
+}
+
+fn markdown(args: &VectorsArgs, command: &str, reports: &[SizeReport], font: bool) -> String {
+    let mut s =
+        String::from("# Vector search: SQLite plugin (exact, HNSW) vs hnsw_rs in-process\n\n");
+    let _ = writeln!(
+        s,
+        "Command (release build, from the repository root):\n\n```sh\n{command}\n```\n"
+    );
+    let _ = writeln!(s, "Machine: {}\n", machine_note());
+    let _ = writeln!(
+        s,
+        "Data: seeded (seed {} xor size) clustered vectors, {} random unit-norm centres in {} dims plus \
+         isotropic gaussian noise of norm ≈ {}; {} queries from the same distribution; cosine; top {TOP_K}. \
+         Exact = host + libstrata_sqlite.so with `hnsw_threshold = 0`, loaded by `upsert` in batches of {}; \
+         its results are the recall ground truth ({} of them checked against brute force in f64). \
+         HNSW plugin = a second database with `hnsw_threshold = {}, hnsw_m = {}, hnsw_ef_construction = {}`, \
+         `ef_search` per query in `Query::options`; build/load = upserts + first query; index MB = files in \
+         `<db>.strata-index/`. hnsw_rs direct = `Hnsw::<f32, DistDot>` (M {}, ef_construction {}, max_layer 16, \
+         `parallel_insert_slice` on {} threads, anndists `simdeez_f` SIMD distances) on L2-normalised vectors, \
+         in memory (no index file). Queries run one at a time on one thread (plugin: current-thread tokio runtime, \
+         results carry ids and scores only) after {} untimed warm-up queries; p50/p99 are per-query latencies.\n",
+        args.seed,
+        args.clusters,
+        args.dim,
+        args.spread,
+        args.queries,
+        args.batch,
+        args.verify.min(args.queries),
+        args.hnsw_threshold,
+        args.hnsw_m,
+        args.ef_construction,
+        args.hnsw_m,
+        args.ef_construction,
+        rayon_threads(),
+        args.warmup,
+    );
+    for r in reports {
+        s.push_str(&table(r, args.dim));
+        s.push('\n');
+    }
+    let _ = writeln!(
+        s,
+        "Plot: `vectors-sqlite.png` — recall@10 (x) vs QPS (y, log), one panel per size; red = HNSW plugin, \
+         blue = hnsw_rs direct (points labelled with ef), black diamond = exact (plugin).{}",
+        if font {
+            ""
+        } else {
+            " (Drawn without text: no font file was found.)"
+        }
+    );
+    s
+}
