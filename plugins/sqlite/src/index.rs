@@ -318,15 +318,24 @@ impl AnnIndex {
         // hnsw_rs ties a loaded graph's lifetime to its reader; the reader is
         // a few paths and counters, kept for the life of the process.
         let reader: &'static HnswIo = Box::leak(Box::new(HnswIo::new(dir, &meta.basename)));
-        let load_err = |e: anyhow::Error| {
-            PluginError::internal(format!("index graph in {}: {e:#}", dir.display()))
-        };
-        let graph = match metric {
-            Metric::Cosine => {
-                Graph::Cosine(reader.load_hnsw_with_dist(CosineDist).map_err(load_err)?)
-            }
-            Metric::Euclidean | Metric::Dot => {
-                Graph::L2(reader.load_hnsw_with_dist(L2Dist).map_err(load_err)?)
+        let load_err = |e: anyhow::Error| PluginError::internal(format!("index graph in {}: {e:#}", dir.display()));
+        // hnsw_rs unwraps on some malformed files instead of returning an
+        // error: contain that here, so a corrupt sidecar means a rebuild.
+        let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> PluginResult<Graph> {
+            Ok(match metric {
+                Metric::Cosine => Graph::Cosine(reader.load_hnsw_with_dist(CosineDist).map_err(load_err)?),
+                Metric::Euclidean | Metric::Dot => Graph::L2(reader.load_hnsw_with_dist(L2Dist).map_err(load_err)?),
+            })
+        }));
+        let graph = match loaded {
+            Ok(g) => g?,
+            Err(payload) => {
+                let msg = strata_plugin_api::error::panic_message(payload.as_ref());
+                return Err(PluginError::internal(format!(
+                    "index graph in {} is unreadable: {}",
+                    dir.display(),
+                    msg.lines().next().unwrap_or("")
+                )));
             }
         };
         let points = with_graph!(&graph, g => g.get_nb_point());
