@@ -315,6 +315,14 @@ async fn vectors(
             let text = read_input(Some(&file))?;
             let mut pending = Vec::new();
             let mut total = 0u64;
+            let lines = text.lines().filter(|l| !l.trim().is_empty()).count();
+            // Drawn only when stderr is a terminal.
+            let bar = indicatif::ProgressBar::new(lines as u64);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "upserting [{bar:30}] {pos}/{len} records ({per_sec}, eta {eta})",
+            ) {
+                bar.set_style(style.progress_chars("=> "));
+            }
             for (n, line) in text
                 .lines()
                 .enumerate()
@@ -337,12 +345,15 @@ async fn vectors(
                 }
                 pending.push(r);
                 if pending.len() >= batch.max(1) {
-                    total += v.upsert(&name, std::mem::take(&mut pending)).await?;
+                    let n = v.upsert(&name, std::mem::take(&mut pending)).await?;
+                    total += n;
+                    bar.inc(n);
                 }
             }
             if !pending.is_empty() {
                 total += v.upsert(&name, pending).await?;
             }
+            bar.finish_and_clear();
             println!("upserted {total} records into {name}");
         }
         VectorsCommand::Query {

@@ -130,9 +130,7 @@ impl AnnIndex {
         let graph = new_graph(metric, params, n);
         let items: Vec<(&[f32], usize)> = points.map(|(pk, v)| (v, pk as usize)).collect();
         let pks = items.iter().map(|(_, id)| *id as i64).collect();
-        with_graph!(&graph, g => {
-            g.parallel_insert_slice(&items);
-        });
+        insert_all(&graph, &items, "building HNSW index");
         AnnIndex {
             graph,
             metric,
@@ -171,13 +169,11 @@ impl AnnIndex {
         if items.is_empty() {
             return;
         }
-        with_graph!(&self.graph, g => {
-            if items.len() == 1 {
-                g.insert_slice(items[0]);
-            } else {
-                g.parallel_insert_slice(&items);
-            }
-        });
+        if items.len() == 1 {
+            with_graph!(&self.graph, g => g.insert_slice(items[0]));
+        } else {
+            insert_all(&self.graph, &items, "indexing vectors");
+        }
         self.pks.extend(items.iter().map(|(_, id)| *id as i64));
         self.unsaved += items.len();
     }
@@ -318,15 +314,22 @@ impl AnnIndex {
         // hnsw_rs ties a loaded graph's lifetime to its reader; the reader is
         // a few paths and counters, kept for the life of the process.
         let reader: &'static HnswIo = Box::leak(Box::new(HnswIo::new(dir, &meta.basename)));
-        let load_err = |e: anyhow::Error| PluginError::internal(format!("index graph in {}: {e:#}", dir.display()));
+        let load_err = |e: anyhow::Error| {
+            PluginError::internal(format!("index graph in {}: {e:#}", dir.display()))
+        };
         // hnsw_rs unwraps on some malformed files instead of returning an
         // error: contain that here, so a corrupt sidecar means a rebuild.
-        let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> PluginResult<Graph> {
-            Ok(match metric {
-                Metric::Cosine => Graph::Cosine(reader.load_hnsw_with_dist(CosineDist).map_err(load_err)?),
-                Metric::Euclidean | Metric::Dot => Graph::L2(reader.load_hnsw_with_dist(L2Dist).map_err(load_err)?),
-            })
-        }));
+        let loaded =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> PluginResult<Graph> {
+                Ok(match metric {
+                    Metric::Cosine => {
+                        Graph::Cosine(reader.load_hnsw_with_dist(CosineDist).map_err(load_err)?)
+                    }
+                    Metric::Euclidean | Metric::Dot => {
+                        Graph::L2(reader.load_hnsw_with_dist(L2Dist).map_err(load_err)?)
+                    }
+                })
+            }));
         let graph = match loaded {
             Ok(g) => g?,
             Err(payload) => {
@@ -374,6 +377,29 @@ impl AnnIndex {
             let _ = std::fs::remove_file(dir.join(format!("{collection}.{ext}")));
         }
     }
+}
+
+/// Inserts in parallel, in chunks, with a progress bar on stderr for big
+/// batches (indicatif draws only when stderr is a terminal). An interrupted
+/// build loses nothing: the index is derived from the table and rebuilt.
+fn insert_all(graph: &Graph, items: &[(&[f32], usize)], what: &str) {
+    let bar = if items.len() >= 20_000 {
+        let pb = indicatif::ProgressBar::new(items.len() as u64);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:30}] {pos}/{len} vectors ({per_sec}, eta {eta})",
+        ) {
+            pb.set_style(style.progress_chars("=> "));
+        }
+        pb.set_message(format!("strata-sqlite: {what}"));
+        pb
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    for chunk in items.chunks((items.len() / 50).max(1_000)) {
+        with_graph!(graph, g => g.parallel_insert_slice(&chunk.to_vec()));
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -9,8 +9,17 @@ use strata_host::{Include, Metric, Query, Record, Strata, Vectors, loader::libra
 
 fn plugin() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().unwrap().parent().unwrap().join(library_file_name("sqlite"));
-    assert!(path.is_file(), "{} missing: cargo build --release --workspace", path.display());
+    let path = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join(library_file_name("sqlite"));
+    assert!(
+        path.is_file(),
+        "{} missing: cargo build --release --workspace",
+        path.display()
+    );
     path
 }
 
@@ -31,11 +40,18 @@ fn open(dir: &Path) -> Strata {
 fn vector(i: usize) -> Vec<f32> {
     // Points on a spiral: distinct, with meaningful neighbours.
     let t = i as f32 * 0.05;
-    vec![t.cos(), t.sin(), (t * 0.3).sin(), 1.0 + (i % 7) as f32 * 0.01]
+    vec![
+        t.cos(),
+        t.sin(),
+        (t * 0.3).sin(),
+        1.0 + (i % 7) as f32 * 0.01,
+    ]
 }
 
 fn records(range: std::ops::Range<usize>) -> Vec<Record> {
-    range.map(|i| Record::new(format!("p{i}"), vector(i)).metadata(json!({"i": i}))).collect()
+    range
+        .map(|i| Record::new(format!("p{i}"), vector(i)).metadata(json!({"i": i})))
+        .collect()
 }
 
 async fn details(v: &Vectors) -> Value {
@@ -43,12 +59,15 @@ async fn details(v: &Vectors) -> Value {
 }
 
 async fn top(v: &Vectors, i: usize) -> Vec<String> {
-    v.query("mem", &Query::new(vector(i)).top_k(5).include(Include::default()))
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|h| h.id)
-        .collect()
+    v.query(
+        "mem",
+        &Query::new(vector(i)).top_k(5).include(Include::default()),
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|h| h.id)
+    .collect()
 }
 
 fn sidecar(dir: &Path) -> PathBuf {
@@ -76,7 +95,10 @@ async fn built_past_the_threshold_and_reused_after_reopen() {
     let s = open(dir.path());
     let v = s.vectors().await.unwrap();
     let d = details(&v).await;
-    assert_eq!(d["hnsw"]["origin"], "sidecar", "reopened without rebuilding: {d}");
+    assert_eq!(
+        d["hnsw"]["origin"], "sidecar",
+        "reopened without rebuilding: {d}"
+    );
     assert_eq!(top(&v, 123).await, before);
     s.close().await.unwrap();
 }
@@ -89,7 +111,11 @@ async fn writes_after_the_last_save_are_reconciled_on_open() {
         let v = s.vectors().await.unwrap();
         v.create_collection("mem", 4, Metric::Cosine).await.unwrap();
         v.upsert("mem", records(0..300)).await.unwrap();
-        assert_eq!(details(&v).await["hnsw"]["unsaved_changes"], 0, "built (on first use) and saved");
+        assert_eq!(
+            details(&v).await["hnsw"]["unsaved_changes"],
+            0,
+            "built (on first use) and saved"
+        );
         v.upsert("mem", records(300..360)).await.unwrap(); // in the index, not saved
         assert_eq!(details(&v).await["hnsw"]["points"], 360);
         v.delete_ids("mem", &["p5", "p6"]).await.unwrap();
@@ -102,9 +128,16 @@ async fn writes_after_the_last_save_are_reconciled_on_open() {
     assert_eq!(d["hnsw"]["origin"], "sidecar+reconciled", "{d}");
     assert_eq!(d["hnsw"]["points"], 360, "{d}");
     assert_eq!(d["hnsw"]["tombstones"], 2, "{d}");
-    assert_eq!(top(&v, 350).await[0], "p350", "a row written after the last save is found");
+    assert_eq!(
+        top(&v, 350).await[0],
+        "p350",
+        "a row written after the last save is found"
+    );
     let near5 = top(&v, 5).await;
-    assert!(!near5.contains(&"p5".to_string()) && !near5.contains(&"p6".to_string()), "{near5:?}");
+    assert!(
+        !near5.contains(&"p5".to_string()) && !near5.contains(&"p6".to_string()),
+        "{near5:?}"
+    );
     assert_eq!(v.count("mem", None).await.unwrap(), 358);
     s.close().await.unwrap();
 }
@@ -115,7 +148,9 @@ async fn a_corrupt_sidecar_is_rebuilt_from_the_table() {
     {
         let s = open(dir.path());
         let v = s.vectors().await.unwrap();
-        v.create_collection("mem", 4, Metric::Euclidean).await.unwrap();
+        v.create_collection("mem", 4, Metric::Euclidean)
+            .await
+            .unwrap();
         v.upsert("mem", records(0..300)).await.unwrap();
         assert_eq!(details(&v).await["index"], "hnsw");
         s.close().await.unwrap();
@@ -141,19 +176,32 @@ async fn overwrites_and_deletes_are_honoured_by_the_index() {
     v.upsert("mem", records(0..500)).await.unwrap();
     assert_eq!(details(&v).await["index"], "hnsw");
     // Move p10 onto p400's position: queries near p400 now find p10 too.
-    v.upsert("mem", [Record::new("p10", vector(400))]).await.unwrap();
+    v.upsert("mem", [Record::new("p10", vector(400))])
+        .await
+        .unwrap();
     let near = top(&v, 400).await;
     assert!(near[..2].contains(&"p10".to_string()), "{near:?}");
-    assert!(!top(&v, 10).await.contains(&"p10".to_string()), "the old vector of p10 is gone");
-    v.delete_where("mem", &json!({"i": {"$lt": 100}})).await.unwrap();
+    assert!(
+        !top(&v, 10).await.contains(&"p10".to_string()),
+        "the old vector of p10 is gone"
+    );
+    v.delete_where("mem", &json!({"i": {"$lt": 100}}))
+        .await
+        .unwrap();
     let near = top(&v, 50).await;
     assert!(
-        near.iter().all(|id| id.trim_start_matches('p').parse::<usize>().unwrap() >= 100 || id == "p10"),
+        near.iter()
+            .all(|id| id.trim_start_matches('p').parse::<usize>().unwrap() >= 100 || id == "p10"),
         "deleted rows returned: {near:?}"
     );
     // Exact and indexed search agree on the best match.
     let exact = v
-        .query("mem", &Query::new(vector(250)).top_k(1).options(json!({"exact": true})))
+        .query(
+            "mem",
+            &Query::new(vector(250))
+                .top_k(1)
+                .options(json!({"exact": true})),
+        )
         .await
         .unwrap();
     assert_eq!(exact[0].id, top(&v, 250).await[0]);
@@ -170,7 +218,11 @@ async fn dropping_a_collection_removes_its_sidecar() {
     details(&v).await;
     assert!(sidecar(dir.path()).join("mem.hnsw.data").exists());
     assert!(v.drop_collection("mem").await.unwrap());
-    let left: Vec<_> = std::fs::read_dir(sidecar(dir.path())).unwrap().flatten().map(|e| e.file_name()).collect();
+    let left: Vec<_> = std::fs::read_dir(sidecar(dir.path()))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     assert!(left.is_empty(), "sidecar files left: {left:?}");
     s.close().await.unwrap();
 }
