@@ -77,6 +77,10 @@ pub struct VectorsArgs {
     /// Exact plugin results checked against brute force computed here.
     #[arg(long, default_value_t = 5)]
     verify: usize,
+    /// Measured passes per method and ef (plugin HNSW and hnsw_rs passes
+    /// interleave, in alternating order); latencies pool over all rounds.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
     /// Untimed warm-up queries before each measured pass.
     #[arg(long, default_value_t = 20)]
     warmup: usize,
@@ -128,24 +132,35 @@ struct SizeReport {
     hnsw_error: Option<String>,
 }
 
-/// Latencies of one measured pass.
-struct Pass {
-    results: Vec<Vec<usize>>,
-    qps: f64,
-    p50: Duration,
-    p99: Duration,
+/// Measured passes of one method (and ef), accumulated over rounds.
+#[derive(Default)]
+struct Acc {
+    lat: Vec<Duration>,
+    total: Duration,
+    /// The first round's result ids per query (for recall).
+    results: Option<Vec<Vec<usize>>>,
 }
 
-fn pass_from(results: Vec<Vec<usize>>, mut lat: Vec<Duration>, total: Duration) -> Pass {
-    lat.sort_unstable();
-    let at = |q: f64| lat[((lat.len() as f64 - 1.0) * q).round() as usize];
-    Pass {
-        qps: results.len() as f64 / total.as_secs_f64(),
-        p50: at(0.5),
-        p99: at(0.99),
-        results,
+impl Acc {
+    fn add(&mut self, results: Vec<Vec<usize>>, lat: Vec<Duration>, total: Duration) {
+        self.lat.extend(lat);
+        self.total += total;
+        self.results.get_or_insert(results);
+    }
+
+    /// (results, QPS, p50, p99).
+    fn finish(mut self) -> (Vec<Vec<usize>>, f64, Duration, Duration) {
+        self.lat.sort_unstable();
+        let lat = &self.lat;
+        let at = |q: f64| lat[((lat.len() as f64 - 1.0) * q).round() as usize];
+        let qps = lat.len() as f64 / self.total.as_secs_f64();
+        let (p50, p99) = (at(0.5), at(0.99));
+        (self.results.unwrap_or_default(), qps, p50, p99)
     }
 }
+
+/// One pass: ids per query, per-query latencies, wall time of the loop.
+type PassOut = (Vec<Vec<usize>>, Vec<Duration>, Duration);
 
 fn progress(msg: impl AsRef<str>) {
     eprintln!("[vectors] {}", msg.as_ref());
@@ -368,20 +383,21 @@ fn parse_hits(hits: Vec<strata_host::vector::Hit>) -> Result<Vec<(usize, f64)>, 
         .collect()
 }
 
-/// Warm-up, then one measured pass of every query through the plugin.
+/// Warm-up, then one measured pass of every query through the plugin; also
+/// returns the scores (for the brute-force check).
 async fn plugin_pass(
     v: &Vectors,
     queries: &[Vec<f32>],
     ef: Option<usize>,
     warmup: usize,
-) -> Result<(Pass, Vec<Vec<(usize, f64)>>), String> {
-    for q in queries.iter().cycle().take(warmup.min(queries.len())) {
+) -> Result<(PassOut, Vec<Vec<(usize, f64)>>), String> {
+    for q in queries.iter().cycle().take(warmup) {
         v.query(COLLECTION, &plugin_query(q, ef))
             .await
             .map_err(|e| e.to_string())?;
     }
     let mut lat = Vec::with_capacity(queries.len());
-    let mut scored = Vec::with_capacity(queries.len());
+    let mut raw = Vec::with_capacity(queries.len());
     let start = Instant::now();
     for q in queries {
         let t = Instant::now();
@@ -390,18 +406,33 @@ async fn plugin_pass(
             .await
             .map_err(|e| e.to_string())?;
         lat.push(t.elapsed());
-        scored.push(hits);
+        raw.push(hits);
     }
     let total = start.elapsed();
-    let scored: Vec<Vec<(usize, f64)>> = scored
-        .into_iter()
-        .map(parse_hits)
-        .collect::<Result<_, _>>()?;
+    let scored: Vec<Vec<(usize, f64)>> =
+        raw.into_iter().map(parse_hits).collect::<Result<_, _>>()?;
     let ids = scored
         .iter()
         .map(|r| r.iter().map(|(id, _)| *id).collect())
         .collect();
-    Ok((pass_from(ids, lat, total), scored))
+    Ok(((ids, lat, total), scored))
+}
+
+/// Warm-up, then one measured pass of every query through hnsw_rs.
+fn direct_pass(hnsw: &Hnsw<f32, DistDot>, qs: &[Vec<f32>], ef: usize, warmup: usize) -> PassOut {
+    for q in qs.iter().cycle().take(warmup) {
+        std::hint::black_box(hnsw.search(q, TOP_K, ef));
+    }
+    let mut lat = Vec::with_capacity(qs.len());
+    let mut results = Vec::with_capacity(qs.len());
+    let start = Instant::now();
+    for q in qs {
+        let t = Instant::now();
+        let hits = hnsw.search(q, TOP_K, ef);
+        lat.push(t.elapsed());
+        results.push(hits.iter().map(|h| h.d_id).collect::<Vec<usize>>());
+    }
+    (results, lat, start.elapsed())
 }
 
 struct Ctx<'a> {
@@ -445,14 +476,27 @@ fn run_exact(
         .block_on(load(&v, data, a.dim, a.batch))
         .unwrap_or_else(|e| panic!("loading the exact backend: {e}"));
     progress(format!(
-        "n={n}: exact plugin backend: loaded in {:.2}s; querying {} queries…",
+        "n={n}: exact plugin backend: loaded in {:.2}s; querying {} queries × {} rounds…",
         load_time.as_secs_f64(),
-        queries.len()
+        queries.len(),
+        a.rounds
     ));
-    let (pass, scored) = ctx
-        .rt
-        .block_on(plugin_pass(&v, queries, None, a.warmup))
-        .unwrap_or_else(|e| panic!("exact queries: {e}"));
+    let mut acc = Acc::default();
+    let mut first_scored = None;
+    for _ in 0..a.rounds {
+        let ((ids, lat, total), scored) = ctx
+            .rt
+            .block_on(plugin_pass(&v, queries, None, a.warmup))
+            .unwrap_or_else(|e| panic!("exact queries: {e}"));
+        if let Some(truth) = &acc.results
+            && *truth != ids
+        {
+            panic!("exact search through the plugin gave different results in two rounds");
+        }
+        acc.add(ids, lat, total);
+        first_scored.get_or_insert(scored);
+    }
+    let scored = first_scored.unwrap_or_default();
     let nv = a.verify.min(queries.len());
     progress(format!(
         "n={n}: verifying {nv} exact results against brute force…"
@@ -460,38 +504,47 @@ fn run_exact(
     for (qi, (q, got)) in queries.iter().zip(&scored).take(nv).enumerate() {
         verify_exact(data, a.dim, q, got, qi);
     }
-    if let Some(bad) = pass.results.iter().position(|r| r.len() != TOP_K.min(n)) {
-        panic!(
-            "exact query {bad} returned {} results, expected {}",
-            pass.results[bad].len(),
-            TOP_K.min(n)
-        );
-    }
     ctx.rt
         .block_on(strata.close())
         .expect("close exact backend");
+    let (truth, qps, p50, p99) = acc.finish();
+    if let Some(bad) = truth.iter().position(|r| r.len() != TOP_K.min(n)) {
+        panic!(
+            "exact query {bad} returned {} results, expected {}",
+            truth[bad].len(),
+            TOP_K.min(n)
+        );
+    }
     let row = Row {
         method: Method::Exact,
         ef: None,
         recall: 1.0,
-        qps: pass.qps,
-        p50: pass.p50,
-        p99: pass.p99,
+        qps,
+        p50,
+        p99,
         build_s: load_time.as_secs_f64(),
         index_mb: None,
     };
-    (row, pass.results)
+    (row, truth)
 }
 
-/// Phase 2: HNSW through the plugin.
-fn run_plugin_hnsw(
+/// The open HNSW plugin backend, loaded and built.
+struct PluginHnsw {
+    strata: Strata,
+    v: Vectors,
+    db: PathBuf,
+    build: Duration,
+    details: Json,
+}
+
+/// Phase 2: HNSW through the plugin: load, build (first query), details.
+fn open_plugin_hnsw(
     ctx: &Ctx,
     n: usize,
     data: &[f32],
     queries: &[Vec<f32>],
-    truth: &[Vec<usize>],
     notes: &mut Vec<String>,
-) -> Result<(Vec<Row>, Option<Json>), String> {
+) -> Result<PluginHnsw, String> {
     let a = ctx.args;
     let db = ctx.dir.join(format!("hnsw-{n}.sqlite"));
     let config = json!({
@@ -507,18 +560,20 @@ fn run_plugin_hnsw(
     let (strata, v) = ctx
         .rt
         .block_on(open_backend(&ctx.dir, "hnsw", &ctx.lib, &config))?;
-    let result = (|| {
+    let built = (|| {
         let load_time = ctx.rt.block_on(load(&v, data, a.dim, a.batch))?;
         progress(format!(
-            "n={n}: HNSW plugin backend: upserts took {:.2}s; building/settling (first query)…",
+            "n={n}: HNSW plugin backend: upserts took {:.2}s; building (first query)…",
             load_time.as_secs_f64()
         ));
         // A first query, timed into load+build: an index that builds lazily
         // or in the background is finished by the time it returns.
         let settle = Instant::now();
-        let first_ef = a.ef.iter().copied().max();
         ctx.rt
-            .block_on(v.query(COLLECTION, &plugin_query(&queries[0], first_ef)))
+            .block_on(v.query(
+                COLLECTION,
+                &plugin_query(&queries[0], a.ef.first().copied()),
+            ))
             .map_err(|e| e.to_string())?;
         let settle = settle.elapsed();
         let build = load_time + settle;
@@ -536,65 +591,62 @@ fn run_plugin_hnsw(
             stats.details
         ));
         notes.push(format!(
-            "HNSW plugin load+build {:.2}s = upserts {:.2}s + first query {:.3}s",
+            "HNSW plugin load+build {:.2}s = upserts {:.2}s + first query {:.3}s (the index builds on the first query after the load).",
             build.as_secs_f64(),
             load_time.as_secs_f64(),
             settle.as_secs_f64()
         ));
-        let mut rows = Vec::new();
-        for &ef in &a.ef {
-            progress(format!("n={n}: HNSW plugin: querying ef={ef}…"));
-            let (pass, _) = ctx
-                .rt
-                .block_on(plugin_pass(&v, queries, Some(ef), a.warmup))?;
-            rows.push(Row {
-                method: Method::PluginHnsw,
-                ef: Some(ef),
-                recall: recall(&pass.results, truth),
-                qps: pass.qps,
-                p50: pass.p50,
-                p99: pass.p99,
-                build_s: build.as_secs_f64(),
-                index_mb: None,
-            });
-        }
-        Ok::<_, String>((rows, stats.details))
+        Ok::<_, String>((build, stats.details))
     })();
-    let open_size = dir_size(&sidecar(&db));
+    match built {
+        Ok((build, details)) => Ok(PluginHnsw {
+            strata,
+            v,
+            db,
+            build,
+            details,
+        }),
+        Err(e) => {
+            let _ = ctx.rt.block_on(strata.close());
+            Err(e)
+        }
+    }
+}
+
+/// Closes the HNSW plugin backend; the sidecar index size in bytes (the
+/// larger of while open and after close).
+fn close_plugin_hnsw(ctx: &Ctx, p: PluginHnsw, notes: &mut Vec<String>) -> Result<u64, String> {
+    let dir = sidecar(&p.db);
+    let open_size = dir_size(&dir);
     ctx.rt
-        .block_on(strata.close())
+        .block_on(p.strata.close())
         .map_err(|e| format!("closing the HNSW backend: {e}"))?;
-    let (mut rows, details) = result?;
-    let closed_size = dir_size(&sidecar(&db));
+    let closed_size = dir_size(&dir);
     let size = closed_size.max(open_size);
     if size == 0 {
         let note = format!(
             "no index files found in {} (open or after close)",
-            sidecar(&db).display()
+            dir.display()
         );
         progress(&note);
         notes.push(note);
     } else if closed_size != open_size {
         notes.push(format!(
-            "sidecar index size: {:.2} MB while open, {:.2} MB after close (table shows the larger)",
+            "Sidecar index size: {:.2} MB while open, {:.2} MB after close (the table shows the larger).",
             open_size as f64 / 1e6,
             closed_size as f64 / 1e6
         ));
     }
-    for r in &mut rows {
-        r.index_mb = (size > 0).then_some(size as f64 / 1e6);
-    }
-    Ok((rows, Some(details)))
+    Ok(size)
 }
 
-/// Phase 3: hnsw_rs in-process.
-fn run_direct(
+/// Phase 3: hnsw_rs in-process: the graph, the normalised queries, build time.
+fn build_direct(
     ctx: &Ctx,
     n: usize,
     data: &[f32],
     queries: &[Vec<f32>],
-    truth: &[Vec<usize>],
-) -> Vec<Row> {
+) -> (Hnsw<'static, f32, DistDot>, Vec<Vec<f32>>, Duration) {
     let a = ctx.args;
     let dim = a.dim;
     let normed: Vec<f32> = data
@@ -623,34 +675,92 @@ fn run_direct(
         hnsw.get_nb_point(),
         build.as_secs_f64()
     ));
-    let mut rows = Vec::new();
-    for &ef in &a.ef {
-        progress(format!("n={n}: hnsw_rs direct: querying ef={ef}…"));
-        for q in qs.iter().take(a.warmup.min(qs.len())) {
-            std::hint::black_box(hnsw.search(q, TOP_K, ef));
+    (hnsw, qs, build)
+}
+
+/// Phases 2 and 3 measured: for each round and ef, the plugin pass and the
+/// hnsw_rs pass back to back, in alternating order, so machine noise falls
+/// on both alike. A plugin query error ends the plugin side (returned).
+fn measure_ann(
+    ctx: &Ctx,
+    n: usize,
+    plugin: Option<&PluginHnsw>,
+    direct: (&Hnsw<f32, DistDot>, &[Vec<f32>]),
+    queries: &[Vec<f32>],
+) -> (Vec<Acc>, Vec<Acc>, Option<String>) {
+    let a = ctx.args;
+    let mut pacc: Vec<Acc> = a.ef.iter().map(|_| Acc::default()).collect();
+    let mut dacc: Vec<Acc> = a.ef.iter().map(|_| Acc::default()).collect();
+    let mut plugin = plugin;
+    let mut error = None;
+    for round in 0..a.rounds {
+        progress(format!(
+            "n={n}: round {}/{}: querying ef={} ({}hnsw_rs direct)…",
+            round + 1,
+            a.rounds,
+            a.ef.iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+            if plugin.is_some() {
+                "HNSW plugin and "
+            } else {
+                ""
+            }
+        ));
+        for (i, &ef) in a.ef.iter().enumerate() {
+            for side in 0..2 {
+                if (side + round + i) % 2 == 0 {
+                    let Some(p) = plugin else { continue };
+                    match ctx
+                        .rt
+                        .block_on(plugin_pass(&p.v, queries, Some(ef), a.warmup))
+                    {
+                        Ok(((ids, lat, total), _)) => pacc[i].add(ids, lat, total),
+                        Err(e) => {
+                            progress(format!("n={n}: HNSW plugin query FAILED: {e}"));
+                            error = Some(format!("query with ef_search={ef} failed: {e}"));
+                            plugin = None;
+                        }
+                    }
+                } else {
+                    let (ids, lat, total) = direct_pass(direct.0, direct.1, ef, a.warmup);
+                    dacc[i].add(ids, lat, total);
+                }
+            }
         }
-        let mut lat = Vec::with_capacity(qs.len());
-        let mut results = Vec::with_capacity(qs.len());
-        let t0 = Instant::now();
-        for q in &qs {
-            let t = Instant::now();
-            let hits = hnsw.search(q, TOP_K, ef);
-            lat.push(t.elapsed());
-            results.push(hits.iter().map(|h| h.d_id).collect::<Vec<usize>>());
-        }
-        let pass = pass_from(results, lat, t0.elapsed());
-        rows.push(Row {
-            method: Method::Direct,
-            ef: Some(ef),
-            recall: recall(&pass.results, truth),
-            qps: pass.qps,
-            p50: pass.p50,
-            p99: pass.p99,
-            build_s: build.as_secs_f64(),
-            index_mb: None,
-        });
     }
-    rows
+    if error.is_some() {
+        pacc.clear();
+    }
+    (pacc, dacc, error)
+}
+
+fn ann_rows(
+    method: Method,
+    efs: &[usize],
+    accs: Vec<Acc>,
+    truth: &[Vec<usize>],
+    build: Duration,
+    index_mb: Option<f64>,
+) -> Vec<Row> {
+    efs.iter()
+        .zip(accs)
+        .filter(|(_, acc)| !acc.lat.is_empty())
+        .map(|(&ef, acc)| {
+            let (results, qps, p50, p99) = acc.finish();
+            Row {
+                method,
+                ef: Some(ef),
+                recall: recall(&results, truth),
+                qps,
+                p50,
+                p99,
+                build_s: build.as_secs_f64(),
+                index_mb,
+            }
+        })
+        .collect()
 }
 
 fn rayon_threads() -> usize {
@@ -776,6 +886,7 @@ fn today() -> String {
 pub fn run(args: VectorsArgs) {
     assert!(args.dim > 0, "--dim must be positive");
     assert!(args.queries > 0, "--queries must be positive");
+    assert!(args.rounds > 0, "--rounds must be positive");
     assert!(!args.sizes.is_empty(), "--sizes is empty");
     assert!(
         args.hnsw_m <= 256,
@@ -825,18 +936,43 @@ pub fn run(args: VectorsArgs) {
         let mut notes = Vec::new();
         let (exact, truth) = run_exact(&ctx, n, &data, &queries, &mut notes);
         let mut rows = vec![exact];
-        let (hnsw_error, details) =
-            match run_plugin_hnsw(&ctx, n, &data, &queries, &truth, &mut notes) {
-                Ok((r, d)) => {
-                    rows.extend(r);
-                    (None, d)
-                }
-                Err(e) => {
-                    progress(format!("n={n}: HNSW plugin backend FAILED: {e}"));
-                    (Some(e), None)
-                }
-            };
-        rows.extend(run_direct(&ctx, n, &data, &queries, &truth));
+        let mut hnsw_error = None;
+        let plugin = open_plugin_hnsw(&ctx, n, &data, &queries, &mut notes)
+            .map_err(|e| {
+                progress(format!("n={n}: HNSW plugin backend FAILED: {e}"));
+                hnsw_error = Some(e);
+            })
+            .ok();
+        let details = plugin.as_ref().map(|p| p.details.clone());
+        let (hnsw, qs, direct_build) = build_direct(&ctx, n, &data, &queries);
+        let (pacc, dacc, query_error) =
+            measure_ann(&ctx, n, plugin.as_ref(), (&hnsw, &qs), &queries);
+        drop(hnsw);
+        if let Some(p) = plugin {
+            let build = p.build;
+            match close_plugin_hnsw(&ctx, p, &mut notes) {
+                Ok(size) => rows.extend(ann_rows(
+                    Method::PluginHnsw,
+                    &args.ef,
+                    pacc,
+                    &truth,
+                    build,
+                    (size > 0).then_some(size as f64 / 1e6),
+                )),
+                Err(e) => hnsw_error = Some(e),
+            }
+        }
+        if query_error.is_some() {
+            hnsw_error = query_error;
+        }
+        rows.extend(ann_rows(
+            Method::Direct,
+            &args.ef,
+            dacc,
+            &truth,
+            direct_build,
+            None,
+        ));
         let report = SizeReport {
             n,
             rows,
@@ -923,7 +1059,9 @@ fn markdown(args: &VectorsArgs, command: &str, reports: &[SizeReport], font: boo
          `<db>.strata-index/`. hnsw_rs direct = `Hnsw::<f32, DistDot>` (M {}, ef_construction {}, max_layer 16, \
          `parallel_insert_slice` on {} threads, anndists `simdeez_f` SIMD distances) on L2-normalised vectors, \
          in memory (no index file). Queries run one at a time on one thread (plugin: current-thread tokio runtime, \
-         results carry ids and scores only) after {} untimed warm-up queries; p50/p99 are per-query latencies.\n",
+         results carry ids and scores only): {} rounds of all queries per method and ef, the HNSW plugin and \
+         hnsw_rs passes of each ef back to back in alternating order, each pass after {} untimed warm-up queries; \
+         QPS = measured queries / their loop time, p50/p99 over all per-query latencies of all rounds.\n",
         args.seed,
         args.clusters,
         args.dim,
@@ -937,6 +1075,7 @@ fn markdown(args: &VectorsArgs, command: &str, reports: &[SizeReport], font: boo
         args.hnsw_m,
         args.ef_construction,
         rayon_threads(),
+        args.rounds,
         args.warmup,
     );
     for r in reports {

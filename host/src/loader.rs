@@ -378,14 +378,20 @@ impl Backend {
     ) -> Result<Backend> {
         plugin.validate_config(config_file, name, config)?;
         let inner = plugin.open_raw(config).await.map_err(|e| match e {
-            Error::Plugin(pe) => Error::Plugin(PluginError::new(
-                pe.kind(),
-                format!(
-                    "opening backend `{name}` ({}): {}",
-                    plugin.info.name,
-                    pe.message()
-                ),
-            )),
+            Error::Plugin(pe) => {
+                let mut e = PluginError::new(
+                    pe.kind(),
+                    format!(
+                        "opening backend `{name}` ({}): {}",
+                        plugin.info.name,
+                        pe.message()
+                    ),
+                );
+                if let Some(code) = pe.backend_code() {
+                    e = e.with_backend_code(code);
+                }
+                Error::Plugin(e)
+            }
             other => other,
         })?;
         Ok(Backend {

@@ -38,6 +38,9 @@ pub mod capabilities {
     pub const SQL_STREAMING: &str = "sql.streaming";
     /// `run` reports the rowid of the last insert without `RETURNING`.
     pub const SQL_LAST_INSERT_ROWID: &str = "sql.last_insert_rowid";
+    /// `run` reports the first column of the last row an `INSERT … RETURNING`
+    /// returned as `last_insert_rowid` (backends without implicit rowids).
+    pub const SQL_LAST_INSERT_ROWID_RETURNING: &str = "sql.last_insert_rowid.returning";
     /// Several tasks may read and write at once through one handle.
     pub const SQL_CONCURRENT: &str = "sql.concurrent";
     /// The backend keeps what was written after the handle is closed and reopened.

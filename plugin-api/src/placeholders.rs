@@ -132,6 +132,26 @@ enum Param<'a> {
 
 /// Rewrites `sql`'s placeholders for `dialect`.
 pub fn rewrite(sql: &str, dialect: Dialect) -> Result<Rewritten, PlaceholderError> {
+    rewrite_with(sql, dialect, None)
+}
+
+/// Rewrites every placeholder of `sql` with `render(wire_index)` (0-based),
+/// leaving literals, identifiers, comments and dollar-quoted bodies alone.
+/// Plugins use it to decorate parameters, e.g. Postgres adding a cast
+/// (`$3` → `($3::text)::timestamptz`).
+pub fn rewrite_params(
+    sql: &str,
+    dialect: Dialect,
+    mut render: impl FnMut(usize) -> String,
+) -> Result<String, PlaceholderError> {
+    rewrite_with(sql, dialect, Some(&mut render)).map(|r| r.sql)
+}
+
+fn rewrite_with(
+    sql: &str,
+    dialect: Dialect,
+    mut render: Option<&mut dyn FnMut(usize) -> String>,
+) -> Result<Rewritten, PlaceholderError> {
     let bytes = sql.as_bytes();
     let pg = dialect == Dialect::Postgres;
     let sqlite = dialect == Dialect::Sqlite;
@@ -270,16 +290,20 @@ pub fn rewrite(sql: &str, dialect: Dialect) -> Result<Rewritten, PlaceholderErro
                         }
                     }
                 };
-                match dialect {
-                    Dialect::Sqlite => {
-                        out.push('?');
-                        out.push_str(itoa(wire_index).as_str());
+                if let Some(render) = render.as_mut() {
+                    out.push_str(&render(wire_index - 1));
+                } else {
+                    match dialect {
+                        Dialect::Sqlite => {
+                            out.push('?');
+                            out.push_str(itoa(wire_index).as_str());
+                        }
+                        Dialect::Postgres => {
+                            out.push('$');
+                            out.push_str(itoa(wire_index).as_str());
+                        }
+                        Dialect::Question => out.push('?'),
                     }
-                    Dialect::Postgres => {
-                        out.push('$');
-                        out.push_str(itoa(wire_index).as_str());
-                    }
-                    Dialect::Question => out.push('?'),
                 }
                 i = end;
                 copied = end;
@@ -487,6 +511,19 @@ mod tests {
         // An unterminated literal swallows the rest; the database reports the syntax error.
         assert_eq!(sqlite("select 'abc ?").expected, Expected::Nothing);
         assert_eq!(sqlite("select ? -- trailing").sql, "select ?1 -- trailing");
+    }
+
+    #[test]
+    fn params_can_be_decorated() {
+        let out = rewrite_params("select '$1', $1, $2 -- $2", Dialect::Postgres, |i| {
+            if i == 1 {
+                "($2::text)::uuid".into()
+            } else {
+                format!("${}", i + 1)
+            }
+        })
+        .unwrap();
+        assert_eq!(out, "select '$1', $1, ($2::text)::uuid -- $2");
     }
 
     #[test]

@@ -395,7 +395,13 @@ fn insert_all(graph: &Graph, items: &[(&[f32], usize)], what: &str) {
     } else {
         indicatif::ProgressBar::hidden()
     };
-    for chunk in items.chunks((items.len() / 50).max(1_000)) {
+    // Chunks only when the bar is drawn: each chunk ends in a rayon barrier.
+    let chunk = if bar.is_hidden() {
+        items.len().max(1)
+    } else {
+        (items.len() / 20).max(5_000)
+    };
+    for chunk in items.chunks(chunk) {
         with_graph!(graph, g => g.parallel_insert_slice(&chunk.to_vec()));
         bar.inc(chunk.len() as u64);
     }

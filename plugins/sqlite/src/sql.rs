@@ -291,7 +291,7 @@ fn bind_all(stmt: &mut rusqlite::Statement<'_>, params: &[Value]) -> PluginResul
 
 fn column_names(stmt: &rusqlite::Statement<'_>) -> RVec<RString> {
     let mut out = RVec::with_capacity(stmt.column_count());
-    out.extend(stmt.column_names().map(RString::from));
+    out.extend(stmt.column_names().into_iter().map(RString::from));
     out
 }
 

@@ -873,7 +873,7 @@ impl SqliteVectors {
         k: usize,
         filter: &Filter,
         options: &QueryOptions,
-    ) -> PluginResult<Vec<(i64, f32)>> {
+    ) -> PluginResult<Vec<(i64, String, f32)>> {
         let allowed = if filter.is_all() {
             None
         } else {
@@ -893,7 +893,10 @@ impl SqliteVectors {
             _ => None,
         };
         let top = found.unwrap_or_else(|| exact_top_k(loaded, &q, k, allowed.as_ref()));
-        Ok(top.into_iter().map(|(i, s)| (loaded.pks[i], s)).collect())
+        Ok(top
+            .into_iter()
+            .map(|(i, s)| (loaded.pks[i], loaded.ids[i].clone(), s))
+            .collect())
     }
 
     async fn materialise(
@@ -1144,11 +1147,25 @@ impl VectorStore for SqliteVectors {
                     &options,
                 )
                 .await?;
-            let scored: Vec<(i64, f64)> = top
+            let top: Vec<(i64, String, f64)> = top
                 .into_iter()
-                .map(|(pk, s)| (pk, f64::from(s)))
-                .filter(|(_, s)| request.min_score.into_option().is_none_or(|m| *s >= m))
+                .map(|(pk, id, s)| (pk, id, f64::from(s)))
+                .filter(|(_, _, s)| request.min_score.into_option().is_none_or(|m| *s >= m))
                 .collect();
+            if request.include == 0 {
+                // Ids and scores come from the cache: no row reads.
+                return Ok(top
+                    .into_iter()
+                    .map(|(_, id, score)| Match {
+                        id: id.into(),
+                        score,
+                        vector: ROption::RNone,
+                        metadata_json: ROption::RNone,
+                        text: ROption::RNone,
+                    })
+                    .collect());
+            }
+            let scored = top.into_iter().map(|(pk, _, s)| (pk, s)).collect();
             this.materialise(&meta, scored, request.include).await
         })
     }
@@ -1208,7 +1225,7 @@ impl VectorStore for SqliteVectors {
             };
             let rrf_k = f64::from(request.rrf_k);
             let mut fused: HashMap<i64, f64> = HashMap::new();
-            for (rank, (pk, _)) in dense.iter().enumerate() {
+            for (rank, (pk, _, _)) in dense.iter().enumerate() {
                 *fused.entry(*pk).or_default() +=
                     request.dense_weight / (rrf_k + rank as f64 + 1.0);
             }

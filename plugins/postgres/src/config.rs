@@ -1,0 +1,85 @@
+//! The Postgres plugin's configuration.
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+/// Configuration of one Postgres backend (`[backends.NAME.config]`).
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// `postgres://user:password@host:port/database` (never printed).
+    pub url: String,
+    /// The schema this backend works in (one per agent or tenant), created on
+    /// demand; every connection's `search_path` is this schema, then `public`
+    /// (where extensions such as pgvector live).
+    #[serde(default)]
+    pub schema: Option<String>,
+    /// Connections in the pool.
+    #[serde(default = "default_pool_size")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub pool_size: u32,
+    /// How long to wait for a connection (also: to establish one), in milliseconds.
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// `statement_timeout` for every statement, in milliseconds (0 = none).
+    #[serde(default)]
+    pub statement_timeout_ms: u64,
+    /// Isolation level of strata transactions. `serializable` (default)
+    /// matches SQLite: a read-modify-write transaction either sees no
+    /// concurrent change or fails with `busy` (SQLSTATE 40001) and can be
+    /// retried; the weaker levels can lose updates silently.
+    #[serde(default)]
+    pub isolation: Isolation,
+    /// `application_name` reported to the server.
+    #[serde(default = "default_application_name")]
+    pub application_name: String,
+}
+
+/// Transaction isolation levels.
+#[derive(Clone, Copy, Debug, Default, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Isolation {
+    /// `SERIALIZABLE`.
+    #[default]
+    Serializable,
+    /// `REPEATABLE READ`.
+    RepeatableRead,
+    /// `READ COMMITTED` (PostgreSQL's own default).
+    ReadCommitted,
+}
+
+impl Isolation {
+    pub(crate) fn sql(self) -> &'static str {
+        match self {
+            Isolation::Serializable => "SERIALIZABLE",
+            Isolation::RepeatableRead => "REPEATABLE READ",
+            Isolation::ReadCommitted => "READ COMMITTED",
+        }
+    }
+}
+
+fn default_pool_size() -> u32 {
+    10
+}
+fn default_connect_timeout_ms() -> u64 {
+    10_000
+}
+fn default_application_name() -> String {
+    "strata".into()
+}
+
+/// The JSON Schema of [`PostgresConfig`], as text.
+pub fn schema_json() -> String {
+    serde_json::to_string(&schemars::schema_for!(PostgresConfig)).expect("schema serialises")
+}
+
+/// Checks a schema name: `[A-Za-z_][A-Za-z0-9_]{0,62}` (it is quoted, never spliced raw).
+pub(crate) fn valid_identifier(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}

@@ -1,0 +1,248 @@
+//! strata's PostgreSQL plugin (tier 2 of the scaling path), loaded as a `.so`.
+//!
+//! - sqlx with a runtime owned by the plugin: tokio's context is a
+//!   thread-local of each copy of tokio, so the host's runtime is invisible
+//!   here; every call is spawned on the plugin's runtime and the host awaits
+//!   the join handle ([`spawn`]).
+//! - One schema per agent or tenant (`schema` config key, validated and
+//!   quoted, created on demand); every connection's `search_path` is
+//!   `"<schema>", public`.
+//! - Type mapping and parameter encoding: see [`types`]. SQLSTATE is kept as
+//!   the backend code and mapped to strata's error kinds.
+//! - `last_insert_rowid` comes from `RETURNING` (the first column of the last
+//!   row returned) and is absent otherwise.
+
+#![warn(missing_docs, unreachable_pub)]
+#![allow(non_local_definitions)]
+
+pub mod config;
+mod error;
+mod sql;
+pub mod types;
+
+use std::{
+    future::Future,
+    str::FromStr,
+    sync::{Arc, OnceLock, atomic::AtomicBool},
+    time::Duration,
+};
+
+use abi_stable::{
+    export_root_module,
+    prefix_type::PrefixTypeTrait,
+    sabi_trait::TD_Opaque,
+    std_types::{ROption, RString},
+};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use strata_plugin_api::{
+    API_VERSION, Backend, Backend_TO, BackendBox, ErrorKind, Manifest, PluginError, PluginMod,
+    PluginModRef, PluginResult, capabilities as cap, contracts,
+    ffi::{catch, guard, ready},
+    sql::{PluginFuture, SqlConnectionBox},
+    vector::VectorStoreBox,
+};
+
+use crate::config::{PostgresConfig, valid_identifier};
+
+fn runtime() -> PluginResult<&'static tokio::runtime::Runtime> {
+    static RT: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("strata-postgres")
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+    })
+    .as_ref()
+    .map_err(|e| PluginError::internal(format!("cannot start the plugin's runtime: {e}")))
+}
+
+/// Runs `fut` on the plugin's runtime; the returned FFI future awaits it
+/// from any executor, and a panic in the task comes back as an error.
+pub(crate) fn spawn<T: Send + 'static>(
+    fut: impl Future<Output = PluginResult<T>> + Send + 'static,
+) -> PluginFuture<T> {
+    match runtime() {
+        Ok(rt) => {
+            let handle = rt.spawn(fut);
+            guard(async move {
+                handle.await.map_err(|e| {
+                    if e.is_panic() {
+                        PluginError::from_panic(e.into_panic().as_ref())
+                    } else {
+                        PluginError::internal(format!("task cancelled: {e}"))
+                    }
+                })?
+            })
+        }
+        Err(e) => ready(Err(e)),
+    }
+}
+
+/// Fire-and-forget on the plugin's runtime (used by `Drop` impls).
+pub(crate) fn runtime_spawn(fut: impl Future<Output = ()> + Send + 'static) {
+    if let Ok(rt) = runtime() {
+        rt.spawn(fut);
+    }
+}
+
+#[export_root_module]
+fn root_module() -> PluginModRef {
+    PluginMod { manifest, open }.leak_into_prefix()
+}
+
+/// The plugin's manifest.
+pub extern "C" fn manifest() -> Manifest {
+    Manifest {
+        name: "postgres".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        api_version: API_VERSION.into(),
+        description: "PostgreSQL through sqlx: pooled, one schema per tenant".into(),
+        contracts: contracts::SQL,
+        capabilities: [
+            cap::SQL_TRANSACTIONS,
+            cap::SQL_SAVEPOINTS,
+            cap::SQL_STREAMING,
+            cap::SQL_CONCURRENT,
+            cap::SQL_DURABLE,
+            cap::SQL_LAST_INSERT_ROWID_RETURNING,
+        ]
+        .into_iter()
+        .map(RString::from)
+        .collect(),
+        dialect: "postgres".into(),
+        config_schema: config::schema_json().into(),
+    }
+}
+
+/// Opens a backend from its JSON config.
+pub extern "C" fn open(config_json: RString) -> PluginFuture<BackendBox> {
+    spawn(async move {
+        let cfg: PostgresConfig = catch(|| {
+            serde_json::from_str(&config_json).map_err(|e| {
+                PluginError::new(ErrorKind::InvalidConfig, format!("postgres config: {e}"))
+            })
+        })?;
+        if let Some(s) = &cfg.schema
+            && !valid_identifier(s)
+        {
+            return Err(PluginError::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "schema {s:?} is not a valid name: use letters, digits and `_`, starting with a letter or `_`, at most 63"
+                ),
+            ));
+        }
+        let mut opts = PgConnectOptions::from_str(&cfg.url).map_err(|e| {
+            PluginError::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "url is not a valid postgres URL: {}",
+                    redact(&e.to_string(), &cfg.url)
+                ),
+            )
+        })?;
+        opts = opts.application_name(&cfg.application_name);
+        let mut params: Vec<(&str, String)> = Vec::new();
+        if let Some(s) = &cfg.schema {
+            params.push(("search_path", format!("\"{s}\",public")));
+        }
+        if cfg.statement_timeout_ms > 0 {
+            params.push(("statement_timeout", cfg.statement_timeout_ms.to_string()));
+        }
+        if !params.is_empty() {
+            opts = opts.options(params);
+        }
+        let timeout = Duration::from_millis(cfg.connect_timeout_ms);
+        let pool = tokio::time::timeout(
+            timeout,
+            PgPoolOptions::new()
+                .max_connections(cfg.pool_size)
+                .acquire_timeout(timeout)
+                .connect_with(opts),
+        )
+        .await
+        .map_err(|_| {
+            PluginError::new(
+                ErrorKind::Timeout,
+                format!("could not connect within {} ms", cfg.connect_timeout_ms),
+            )
+        })?
+        .map_err(|e| {
+            let err = error::map(e);
+            PluginError::new(
+                err.kind(),
+                format!("cannot connect: {}", redact(err.message(), &cfg.url)),
+            )
+            .with_backend_code(err.backend_code().unwrap_or_default())
+        })?;
+        if let Some(s) = &cfg.schema {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "CREATE SCHEMA IF NOT EXISTS \"{s}\""
+            )))
+            .execute(&pool)
+            .await
+            .map_err(error::map)?;
+        }
+        Ok(Backend_TO::from_value(
+            PgBackend {
+                sql: sql::PgSql {
+                    shared: sql::Shared::new(pool, cfg.isolation.sql()),
+                    closed: Arc::new(AtomicBool::new(false)),
+                },
+            },
+            TD_Opaque,
+        ))
+    })
+}
+
+/// Removes the password of `url` from a message.
+fn redact(message: &str, url: &str) -> String {
+    let password = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .and_then(|(userinfo, _)| userinfo.split_once(':'))
+        .map(|(_, p)| p)
+        .filter(|p| !p.is_empty());
+    match password {
+        Some(p) => message.replace(p, "***"),
+        None => message.to_string(),
+    }
+}
+
+struct PgBackend {
+    sql: sql::PgSql,
+}
+
+impl Backend for PgBackend {
+    fn sql(&self) -> ROption<SqlConnectionBox> {
+        ROption::RSome(self.sql.clone().boxed())
+    }
+
+    fn vectors(&self) -> ROption<VectorStoreBox> {
+        ROption::RNone
+    }
+
+    fn health(&self) -> PluginFuture<RString> {
+        let pool = self.sql.shared.pool.clone();
+        spawn(async move {
+            let (v, schema): (String, String) =
+                sqlx::query_as("SELECT version(), current_schema()")
+                    .fetch_one(&pool)
+                    .await
+                    .map_err(error::map)?;
+            Ok(format!("{v}; schema {schema}").into())
+        })
+    }
+
+    fn close(&self) -> PluginFuture<()> {
+        let pool = self.sql.shared.pool.clone();
+        let closed = self.sql.closed.clone();
+        spawn(async move {
+            closed.store(true, std::sync::atomic::Ordering::Release);
+            pool.close().await;
+            Ok(())
+        })
+    }
+}
