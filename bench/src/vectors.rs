@@ -1085,7 +1085,7 @@ fn markdown(args: &VectorsArgs, command: &str, reports: &[SizeReport], font: boo
     let _ = writeln!(
         s,
         "Plot: `vectors-sqlite.png` — recall@10 (x) vs QPS (y, log), one panel per size; red = HNSW plugin, \
-         blue = hnsw_rs direct (points labelled with ef), black diamond = exact (plugin).{}",
+         blue = hnsw_rs direct (points labelled with ef), black triangle = exact (plugin).{}",
         if font {
             ""
         } else {
