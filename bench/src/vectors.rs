@@ -64,8 +64,8 @@ pub struct VectorsArgs {
     /// HNSW M (max connections per node per layer), both implementations.
     #[arg(long, default_value_t = 16)]
     hnsw_m: usize,
-    /// HNSW ef_construction, both implementations.
-    #[arg(long, default_value_t = 200)]
+    /// HNSW ef_construction, both implementations (the plugin's default).
+    #[arg(long, default_value_t = 100)]
     ef_construction: usize,
     /// The plugin's `hnsw_threshold` for the HNSW backend (the index builds
     /// itself once a collection holds this many vectors).
