@@ -576,14 +576,17 @@ fn catalog_exists(c: &Connection) -> PluginResult<bool> {
 }
 
 fn read_meta(c: &Connection, name: &str) -> PluginResult<Option<Meta>> {
-    if !catalog_exists(c)? {
-        return Ok(None);
-    }
-    c.prepare_cached(
+    // One statement on the hot path: a missing catalog shows up as a
+    // prepare error ("no such table"), checked only then.
+    let mut stmt = match c.prepare_cached(
         "SELECT name, dimension, metric, generation FROM strata_collections WHERE name = ?1",
-    )
-    .map_err(map)?
-    .query_row([name], |r| {
+    ) {
+        Ok(stmt) => stmt,
+        Err(e) => {
+            return if catalog_exists(c)? { Err(map(e)) } else { Ok(None) };
+        }
+    };
+    stmt.query_row([name], |r| {
         Ok((
             r.get::<_, String>(0)?,
             r.get::<_, u32>(1)?,
