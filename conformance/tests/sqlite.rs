@@ -5,15 +5,7 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 use strata_conformance::{Outcome, Suite, Target, run};
 
 fn plugin_path(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let path = dir.join(strata_host::loader::library_file_name(name));
-    assert!(
-        path.is_file(),
-        "{} is missing: build the plugins first (`cargo build --release --workspace`)",
-        path.display()
-    );
-    path
+    strata_host::loader::built_plugin(name).expect("run `cargo build --release --workspace` first")
 }
 
 async fn run_suite(config: serde_json::Value) {

@@ -118,6 +118,16 @@ pub fn search_dirs(config: &Config) -> Vec<PathBuf> {
     if let Some(paths) = std::env::var_os("STRATA_PLUGIN_PATH") {
         dirs.extend(std::env::split_paths(&paths).filter(|p| !p.as_os_str().is_empty()));
     }
+    dirs.extend(exe_dirs());
+    let mut seen = std::collections::HashSet::new();
+    dirs.retain(|d| seen.insert(d.clone()));
+    dirs
+}
+
+/// The running executable's directory, and its parent when that is a cargo
+/// `deps` directory (test binaries), where `cargo build` puts plugin libraries.
+fn exe_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
     if let Some(exe_dir) = std::env::current_exe()
         .ok()
         .and_then(|e| e.parent().map(Path::to_path_buf))
@@ -129,9 +139,23 @@ pub fn search_dirs(config: &Config) -> Vec<PathBuf> {
         }
         dirs.push(exe_dir);
     }
-    let mut seen = std::collections::HashSet::new();
-    dirs.retain(|d| seen.insert(d.clone()));
     dirs
+}
+
+/// The plugin library `name` built next to the running executable (for tests
+/// and benchmarks run from the cargo target directory).
+pub fn built_plugin(name: &str) -> Result<PathBuf> {
+    let file = library_file_name(name);
+    let searched = exe_dirs();
+    searched
+        .iter()
+        .map(|d| d.join(&file))
+        .find(|p| p.is_file())
+        .ok_or(Error::PluginNotFound {
+            name: name.to_string(),
+            file,
+            searched,
+        })
 }
 
 /// The library path for a backend.

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use strata_host::{Error, ErrorKind, Plugin, Strata, loader::library_file_name, params};
+use strata_host::{Error, ErrorKind, Plugin, Strata, params};
 
 fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
@@ -12,13 +12,7 @@ fn target_dir() -> PathBuf {
 }
 
 fn plugin(name: &str) -> PathBuf {
-    let path = target_dir().join(library_file_name(name));
-    assert!(
-        path.is_file(),
-        "{} is missing: run `cargo build --release --workspace` first",
-        path.display()
-    );
-    path
+    strata_host::loader::built_plugin(name).expect("run `cargo build --release --workspace` first")
 }
 
 fn write_config(dir: &Path, body: &str) -> PathBuf {

@@ -130,3 +130,14 @@ pub trait SqlCursor: Send + Sync {
 
 /// An open cursor; dropping it releases the connection it holds.
 pub type SqlCursorBox = SqlCursor_TO<'static, RBox<()>>;
+
+/// Checks that savepoint `depth` exists when `current` savepoints are open
+/// (for [`SqlTransaction::release`] and [`SqlTransaction::rollback_to`]).
+pub fn check_savepoint(current: u32, depth: u32) -> Result<(), PluginError> {
+    if depth == 0 || depth > current {
+        return Err(PluginError::invalid_input(format!(
+            "no savepoint at depth {depth} (current depth {current})"
+        )));
+    }
+    Ok(())
+}

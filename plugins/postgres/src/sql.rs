@@ -498,13 +498,7 @@ impl SqlTransaction for Tx {
 }
 
 fn check_depth(st: &TxState, depth: u32) -> PluginResult<()> {
-    if depth == 0 || depth > st.depth {
-        return Err(PluginError::invalid_input(format!(
-            "no savepoint at depth {depth} (current depth {})",
-            st.depth
-        )));
-    }
-    Ok(())
+    strata_plugin_api::sql::check_savepoint(st.depth, depth)
 }
 
 impl Drop for Tx {

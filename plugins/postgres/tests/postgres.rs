@@ -7,22 +7,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use strata_host::{ErrorKind, Strata, loader::library_file_name};
+use strata_host::{ErrorKind, Strata};
 
 fn plugin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join(library_file_name("postgres"));
-    assert!(
-        path.is_file(),
-        "{} missing: cargo build --release --workspace",
-        path.display()
-    );
-    path
+    strata_host::loader::built_plugin("postgres")
+        .expect("run `cargo build --release --workspace` first")
 }
 
 fn url() -> String {

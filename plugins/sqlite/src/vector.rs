@@ -583,7 +583,11 @@ fn read_meta(c: &Connection, name: &str) -> PluginResult<Option<Meta>> {
     ) {
         Ok(stmt) => stmt,
         Err(e) => {
-            return if catalog_exists(c)? { Err(map(e)) } else { Ok(None) };
+            return if catalog_exists(c)? {
+                Err(map(e))
+            } else {
+                Ok(None)
+            };
         }
     };
     stmt.query_row([name], |r| {

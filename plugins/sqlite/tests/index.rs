@@ -5,22 +5,11 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
-use strata_host::{Include, Metric, Query, Record, Strata, Vectors, loader::library_file_name};
+use strata_host::{Include, Metric, Query, Record, Strata, Vectors};
 
 fn plugin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join(library_file_name("sqlite"));
-    assert!(
-        path.is_file(),
-        "{} missing: cargo build --release --workspace",
-        path.display()
-    );
-    path
+    strata_host::loader::built_plugin("sqlite")
+        .expect("run `cargo build --release --workspace` first")
 }
 
 fn open(dir: &Path) -> Strata {
