@@ -13,6 +13,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod blob;
 pub mod runner;
 pub mod sql;
 pub mod vector;

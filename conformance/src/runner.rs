@@ -133,6 +133,7 @@ pub struct Ctx {
     prefix: String,
     tables: Arc<Mutex<Vec<String>>>,
     collections: Arc<Mutex<Vec<String>>>,
+    key_prefixes: Arc<Mutex<Vec<String>>>,
     backends: Arc<Mutex<Vec<Arc<Backend>>>>,
 }
 
@@ -154,6 +155,19 @@ impl Ctx {
         let c = format!("{}_{name}", self.prefix);
         self.collections.lock().unwrap().push(c.clone());
         c
+    }
+
+    /// A blob key prefix unique to this case run (`strata_t…/`); every
+    /// object under it is deleted after the case.
+    pub fn key_prefix(&self) -> String {
+        let p = format!("{}/", self.prefix);
+        self.key_prefixes.lock().unwrap().push(p.clone());
+        p
+    }
+
+    /// The blob-store front end of a fresh backend.
+    pub async fn blobs(&self) -> Result<strata_host::Blobs, Failure> {
+        Ok(self.backend().await?.blobs()?)
     }
 
     /// The VectorStore front end of a fresh backend.
@@ -192,6 +206,21 @@ impl Ctx {
             if let Ok(v) = backend.vectors() {
                 for c in &collections {
                     let _ = v.drop_collection(c).await;
+                }
+            }
+            let _ = backend.close().await;
+        }
+        let key_prefixes = std::mem::take(&mut *self.key_prefixes.lock().unwrap());
+        if !key_prefixes.is_empty()
+            && let Ok(backend) = self.target.open().await
+        {
+            if let Ok(blobs) = backend.blobs() {
+                for p in &key_prefixes {
+                    if let Ok(objects) = blobs.list(p).await {
+                        for o in objects {
+                            let _ = blobs.delete(&o.key).await;
+                        }
+                    }
                 }
             }
             let _ = backend.close().await;
@@ -330,7 +359,7 @@ pub fn cases(suites: &[Suite]) -> Vec<Case> {
         match s {
             Suite::Sql => all.extend(crate::sql::cases()),
             Suite::Vector => all.extend(crate::vector::cases()),
-            Suite::Blob => {}
+            Suite::Blob => all.extend(crate::blob::cases()),
         }
     }
     all
@@ -366,6 +395,7 @@ pub async fn run(
                 prefix: format!("strata_t{:08x}", rand::random::<u32>()),
                 tables: Default::default(),
                 collections: Default::default(),
+                key_prefixes: Default::default(),
                 backends: Default::default(),
             };
             let fut = (case.run)(ctx.clone());

@@ -31,6 +31,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod blob;
 pub mod config;
 pub mod error;
 pub mod loader;
@@ -41,6 +42,7 @@ pub mod sql;
 pub mod strata;
 pub mod vector;
 
+pub use blob::{BlobMeta, BlobWriter, Blobs};
 pub use config::Config;
 pub use error::{Error, Result};
 pub use loader::{Backend, Plugin, PluginInfo};

@@ -467,6 +467,24 @@ impl Backend {
         Ok(crate::vector::Vectors::new(store, self.name.clone()))
     }
 
+    /// The blob-store front end, when the plugin implements the blob contract.
+    ///
+    /// `Backend::blobs` was appended to the ABI after the first release, so
+    /// it is called only when the manifest lists the blob contract: an older
+    /// plugin's vtable has no such entry.
+    pub fn blobs(&self) -> Result<crate::blob::Blobs> {
+        let no_contract = || Error::NoContract {
+            backend: self.name.clone(),
+            plugin: self.plugin.info.name.clone(),
+            contract: "blob",
+        };
+        if self.plugin.info.contracts & contracts::BLOB == 0 {
+            return Err(no_contract());
+        }
+        let store = self.inner.blobs().into_option().ok_or_else(no_contract)?;
+        Ok(crate::blob::Blobs::new(store, self.name.clone()))
+    }
+
     /// A liveness check; returns the plugin's description of what it checked.
     pub async fn health(&self) -> Result<String> {
         call(self.inner.health()).await.map(|s| s.to_string())

@@ -74,6 +74,17 @@ impl Strata {
         self.backend(name).await?.vectors()
     }
 
+    /// The blob-store front end of the `backup` role (or of the only backend).
+    pub async fn blobs(&self) -> Result<crate::blob::Blobs> {
+        let name = self.config.backend_for_role("backup")?.name.clone();
+        self.backend(&name).await?.blobs()
+    }
+
+    /// The blob-store front end of backend `name`.
+    pub async fn blobs_backend(&self, name: &str) -> Result<crate::blob::Blobs> {
+        self.backend(name).await?.blobs()
+    }
+
     /// The SQL front end of backend `name`.
     pub async fn sql_backend(&self, name: &str) -> Result<Sql> {
         self.backend(name).await?.sql()

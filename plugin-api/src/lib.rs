@@ -51,6 +51,7 @@
 // abi_stable's `#[sabi_trait]` expands impls inside a const item.
 #![allow(non_local_definitions)]
 
+pub mod blob;
 pub mod error;
 pub mod ffi;
 pub mod filter;

@@ -13,7 +13,7 @@ pub mod contracts {
     pub const SQL: u32 = 1;
     /// The vector-store contract ([`crate::vector::VectorStore`]).
     pub const VECTOR: u32 = 1 << 1;
-    /// The blob-store contract (reserved; appended to the ABI by a later minor version).
+    /// The blob-store contract ([`crate::blob::BlobStore`], through `Backend::blobs`).
     pub const BLOB: u32 = 1 << 2;
 
     /// The names of the contracts set in `bits`, in a fixed order.

@@ -9,6 +9,7 @@ use abi_stable::{
 };
 
 use crate::{
+    blob::BlobStoreBox,
     manifest::Manifest,
     sql::{PluginFuture, SqlConnectionBox},
     vector::VectorStoreBox,
@@ -52,6 +53,15 @@ pub trait Backend: Send + Sync {
     /// Closes every handle of this backend.
     #[sabi(last_prefix_field)]
     fn close(&self) -> PluginFuture<()>;
+    /// The blob store, when the plugin implements the blob contract.
+    ///
+    /// Appended after the last prefix field (plugin-api 0.1 minor
+    /// evolution): a plugin built before it has no such vtable entry, so
+    /// the host calls it only when the manifest lists
+    /// [`contracts::BLOB`](crate::contracts::BLOB).
+    fn blobs(&self) -> ROption<BlobStoreBox> {
+        ROption::RNone
+    }
 }
 
 /// An opened backend as a boxed trait object.

@@ -5,7 +5,8 @@
 #   start   pip install moto (first time) into .servers/venv, start
 #           `moto_server -H 127.0.0.1 -p ${STRATA_S3_PORT:-15900}` in the
 #           background, wait until it answers, then prove S3 works with boto3
-#           (create bucket, put, get, delete). Idempotent.
+#           (create bucket, put, get, delete), then create the bucket
+#           ${STRATA_S3_BUCKET:-strata-test} the tests use. Idempotent.
 #   stop    stop it (no-op when not running)
 #   status  exit 0 if running, 3 if not
 #   env     print exports:  eval "$(scripts/servers/moto.sh env)"
@@ -21,6 +22,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 S3_PORT=${STRATA_S3_PORT:-15900}
+S3_BUCKET=${STRATA_S3_BUCKET:-strata-test}
 MOTO_DIR=$STRATA_SERVERS_DIR/moto
 MOTO_PID=$MOTO_DIR/moto.pid
 MOTO_LOG=$MOTO_DIR/moto.log
@@ -72,7 +74,25 @@ start() {
     cat "$MOTO_DIR/check.log" >&2; tail -n 20 "$MOTO_LOG" >&2 || true
     die "S3 round trip against moto_server failed"
   fi
-  log "ready: moto $("$VENV/bin/python" -c 'import moto; print(moto.__version__)') S3 on http://127.0.0.1:$S3_PORT (bucket create/put/get/delete ok)"
+  if ! make_bucket "$S3_BUCKET" >"$MOTO_DIR/bucket.log" 2>&1; then
+    cat "$MOTO_DIR/bucket.log" >&2
+    die "cannot create bucket $S3_BUCKET on moto_server"
+  fi
+  log "ready: moto $("$VENV/bin/python" -c 'import moto; print(moto.__version__)') S3 on http://127.0.0.1:$S3_PORT (bucket create/put/get/delete ok; bucket $S3_BUCKET exists)"
+}
+
+# Creates bucket $1 unless it exists (the S3 plugin never creates buckets).
+make_bucket() {
+  "$VENV/bin/python" - "$S3_PORT" "$1" <<'EOF'
+import sys, boto3
+from botocore.config import Config
+s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{sys.argv[1]}",
+                  aws_access_key_id="test", aws_secret_access_key="test",
+                  region_name="us-east-1",
+                  config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+if sys.argv[2] not in [b["Name"] for b in s3.list_buckets().get("Buckets", [])]:
+    s3.create_bucket(Bucket=sys.argv[2])
+EOF
 }
 
 stop() { stop_pidfile "$MOTO_PID" moto_server; }
@@ -83,7 +103,7 @@ status() {
 
 print_env() {
   echo "export STRATA_S3_PORT=$S3_PORT"
-  echo "export S3_ENDPOINT=http://127.0.0.1:$S3_PORT AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1"
+  echo "export S3_ENDPOINT=http://127.0.0.1:$S3_PORT S3_BUCKET=$S3_BUCKET AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1"
 }
 
 case "${1:-}" in
