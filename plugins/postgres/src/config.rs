@@ -33,6 +33,23 @@ pub struct PostgresConfig {
     /// `application_name` reported to the server.
     #[serde(default = "default_application_name")]
     pub application_name: String,
+    /// HNSW `m` of new collections (links per node; pgvector: 2..=100).
+    #[serde(default = "default_hnsw_m")]
+    #[schemars(range(min = 2, max = 100))]
+    pub hnsw_m: u32,
+    /// HNSW `ef_construction` of new collections (pgvector: 4..=1000, at least 2 × m).
+    #[serde(default = "default_hnsw_ef_construction")]
+    #[schemars(range(min = 4, max = 1000))]
+    pub hnsw_ef_construction: u32,
+    /// `hnsw.ef_search` of every connection (candidates explored per
+    /// query; a query may ask for another with the `ef_search` option).
+    #[serde(default = "default_hnsw_ef_search")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub hnsw_ef_search: u32,
+    /// The text search configuration of new collections' `tsvector`
+    /// (`simple`: no stemming, any language; or `english`, `french`, …).
+    #[serde(default = "default_text_search_config")]
+    pub text_search_config: String,
 }
 
 /// Transaction isolation levels.
@@ -66,6 +83,18 @@ fn default_connect_timeout_ms() -> u64 {
 }
 fn default_application_name() -> String {
     "strata".into()
+}
+fn default_hnsw_m() -> u32 {
+    16
+}
+fn default_hnsw_ef_construction() -> u32 {
+    64
+}
+fn default_hnsw_ef_search() -> u32 {
+    100
+}
+fn default_text_search_config() -> String {
+    "simple".into()
 }
 
 /// The JSON Schema of [`PostgresConfig`], as text.

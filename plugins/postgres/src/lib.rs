@@ -17,8 +17,10 @@
 
 pub mod config;
 mod error;
+mod filter_sql;
 mod sql;
 pub mod types;
+mod vector;
 
 use std::{
     future::Future,
@@ -99,7 +101,7 @@ pub extern "C" fn manifest() -> Manifest {
         version: env!("CARGO_PKG_VERSION").into(),
         api_version: API_VERSION.into(),
         description: "PostgreSQL through sqlx: pooled, one schema per tenant".into(),
-        contracts: contracts::SQL,
+        contracts: contracts::SQL | contracts::VECTOR,
         capabilities: [
             cap::SQL_TRANSACTIONS,
             cap::SQL_SAVEPOINTS,
@@ -107,6 +109,10 @@ pub extern "C" fn manifest() -> Manifest {
             cap::SQL_CONCURRENT,
             cap::SQL_DURABLE,
             cap::SQL_LAST_INSERT_ROWID_RETURNING,
+            cap::VECTOR_HYBRID,
+            cap::VECTOR_SCAN,
+            cap::VECTOR_ANN,
+            cap::VECTOR_PERSISTENT_INDEX,
         ]
         .into_iter()
         .map(RString::from)
@@ -148,12 +154,16 @@ pub extern "C" fn open(config_json: RString) -> PluginFuture<BackendBox> {
         if let Some(s) = &cfg.schema {
             params.push(("search_path", format!("\"{s}\",public")));
         }
+        // pgvector reads these when its library loads in the session (they
+        // are placeholders until then): the default ef_search, and iterative
+        // index scans so a filtered query keeps walking the graph until
+        // top_k rows pass the filter, in exact distance order.
+        params.push(("hnsw.ef_search", cfg.hnsw_ef_search.to_string()));
+        params.push(("hnsw.iterative_scan", "strict_order".to_string()));
         if cfg.statement_timeout_ms > 0 {
             params.push(("statement_timeout", cfg.statement_timeout_ms.to_string()));
         }
-        if !params.is_empty() {
-            opts = opts.options(params);
-        }
+        opts = opts.options(params);
         let timeout = Duration::from_millis(cfg.connect_timeout_ms);
         let pool = tokio::time::timeout(
             timeout,
@@ -187,6 +197,15 @@ pub extern "C" fn open(config_json: RString) -> PluginFuture<BackendBox> {
         }
         Ok(Backend_TO::from_value(
             PgBackend {
+                vectors: vector::PgVectors::new(
+                    pool.clone(),
+                    vector::Defaults {
+                        m: cfg.hnsw_m,
+                        ef_construction: cfg.hnsw_ef_construction,
+                        ef_search: cfg.hnsw_ef_search,
+                        language: cfg.text_search_config.clone(),
+                    },
+                ),
                 sql: sql::PgSql {
                     shared: sql::Shared::new(pool, cfg.isolation.sql()),
                     closed: Arc::new(AtomicBool::new(false)),
@@ -213,6 +232,7 @@ fn redact(message: &str, url: &str) -> String {
 
 struct PgBackend {
     sql: sql::PgSql,
+    vectors: vector::PgVectors,
 }
 
 impl Backend for PgBackend {
@@ -221,7 +241,10 @@ impl Backend for PgBackend {
     }
 
     fn vectors(&self) -> ROption<VectorStoreBox> {
-        ROption::RNone
+        ROption::RSome(strata_plugin_api::vector::VectorStore_TO::from_value(
+            self.vectors.clone(),
+            TD_Opaque,
+        ))
     }
 
     fn health(&self) -> PluginFuture<RString> {

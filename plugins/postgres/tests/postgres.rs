@@ -168,3 +168,228 @@ async fn wrong_password_and_missing_database_are_clear_errors() {
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     assert!(err.to_string().contains("no_such_database"), "{err}");
 }
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    )
+}
+
+#[tokio::test]
+async fn two_agents_in_two_schemas_have_separate_collections() {
+    use strata_host::{Metric, Query, Record};
+    let dir = tempfile::tempdir().unwrap();
+    let url = url();
+    let s = strata(
+        dir.path(),
+        &[
+            (
+                "a",
+                format!("{{ url = {url:?}, schema = \"agent_a_vec\" }}"),
+            ),
+            (
+                "b",
+                format!("{{ url = {url:?}, schema = \"agent_b_vec\" }}"),
+            ),
+        ],
+    );
+    let (a, b) = (
+        s.vectors_backend("a").await.unwrap(),
+        s.vectors_backend("b").await.unwrap(),
+    );
+    for v in [&a, &b] {
+        v.drop_collection("memories").await.unwrap();
+    }
+    a.create_collection("memories", 3, Metric::Cosine)
+        .await
+        .unwrap();
+    // Same name, other dimension: a different collection in the other schema.
+    b.create_collection("memories", 2, Metric::Euclidean)
+        .await
+        .unwrap();
+    a.upsert("memories", [Record::new("secret", vec![1.0, 0.0, 0.0])])
+        .await
+        .unwrap();
+    b.upsert(
+        "memories",
+        [
+            Record::new("note1", vec![1.0, 0.0]),
+            Record::new("note2", vec![0.0, 1.0]),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(a.count("memories", None).await.unwrap(), 1);
+    assert_eq!(b.count("memories", None).await.unwrap(), 2);
+    let hits = b
+        .query("memories", &Query::new(vec![1.0, 0.0]).top_k(10))
+        .await
+        .unwrap();
+    let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+    assert_eq!(ids, ["note1", "note2"]);
+    assert!(
+        b.fetch("memories", &["secret"], Default::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let listed: Vec<(String, u32)> = a
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.name, c.dimension))
+        .collect();
+    assert_eq!(listed, [("memories".to_string(), 3)]);
+    for v in [&a, &b] {
+        assert!(v.drop_collection("memories").await.unwrap());
+    }
+    s.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn queries_use_the_hnsw_index_and_ef_search_per_query() {
+    use strata_host::{Metric, Query, Record};
+    let dir = tempfile::tempdir().unwrap();
+    let url = url();
+    let schema = unique("hnsw_plan");
+    let s = strata(
+        dir.path(),
+        &[("pg", format!("{{ url = {url:?}, schema = {schema:?} }}"))],
+    );
+    let v = s.vectors_backend("pg").await.unwrap();
+    let sql = s.sql_backend("pg").await.unwrap();
+    v.create_collection("plan", 4, Metric::Dot).await.unwrap();
+    let records: Vec<Record> = (0..2_000)
+        .map(|i| {
+            let x = i as f32;
+            Record::new(
+                format!("r{i}"),
+                vec![x.sin(), x.cos(), (x * 0.3).sin(), 1.0],
+            )
+        })
+        .collect();
+    v.upsert("plan", records).await.unwrap();
+    let stats = v.stats("plan").await.unwrap().unwrap();
+    assert_eq!(stats.details["index"], "hnsw", "{:?}", stats.details);
+    assert!(stats.details["index_bytes"].as_i64().unwrap() > 0);
+    sql.exec("ANALYZE strata_vec_plan").await.unwrap();
+    // The statement the plugin issues, planned by the server: an index scan
+    // on the HNSW index with the inner-product operator class.
+    let plan: Vec<String> = sql
+        .all(
+            "EXPLAIN SELECT id FROM strata_vec_plan ORDER BY embedding <#> '[1,0,0,1]'::vector LIMIT 10",
+            (),
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.get_idx::<String>(0).unwrap())
+        .collect();
+    assert!(
+        plan.iter().any(|l| l.contains("strata_vec_plan_hnsw")),
+        "{plan:#?}"
+    );
+    let opclass = sql
+        .get(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND indexname = 'strata_vec_plan_hnsw'",
+            (),
+        )
+        .await
+        .unwrap()
+        .unwrap()
+        .get_idx::<String>(0)
+        .unwrap();
+    assert!(opclass.contains("vector_ip_ops"), "{opclass}");
+    // ef_search per query: accepted in range, refused outside it.
+    let q = Query::new(vec![1.0, 0.0, 0.0, 1.0]).top_k(5);
+    let hits = v
+        .query(
+            "plan",
+            &q.clone().options(serde_json::json!({"ef_search": 400})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 5);
+    let exact = v
+        .query(
+            "plan",
+            &q.clone().options(serde_json::json!({"exact": true})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        hits.iter().map(|h| &h.id).collect::<Vec<_>>(),
+        exact.iter().map(|h| &h.id).collect::<Vec<_>>()
+    );
+    let err = v
+        .query("plan", &q.options(serde_json::json!({"ef_search": 0})))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("ef_search"), "{err}");
+    sql.exec(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .await
+        .unwrap();
+    s.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_database_without_pgvector_is_a_clear_error() {
+    use strata_host::Metric;
+    let dir = tempfile::tempdir().unwrap();
+    let url = url();
+    // A role that may not install extensions, owning a database that has none.
+    let (role, db) = (unique("plain_role"), unique("novector_db"));
+    let s = strata(dir.path(), &[("admin", format!("{{ url = {url:?} }}"))]);
+    let admin = s.sql_backend("admin").await.unwrap();
+    admin
+        .exec(&format!(
+            "CREATE ROLE {role} LOGIN PASSWORD 'plain' NOSUPERUSER"
+        ))
+        .await
+        .unwrap();
+    admin
+        .exec(&format!("CREATE DATABASE {db} OWNER {role}"))
+        .await
+        .unwrap();
+    let base =
+        url.rsplit_once('/')
+            .unwrap()
+            .0
+            .replacen("strata:strata@", &format!("{role}:plain@"), 1);
+    let plain = strata(
+        dir.path(),
+        &[("plain", format!("{{ url = {:?} }}", format!("{base}/{db}")))],
+    );
+    let v = plain.vectors_backend("plain").await.unwrap();
+    let err = v
+        .create_collection("c", 3, Metric::Cosine)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+    assert!(err.to_string().contains("pgvector"), "{err}");
+    // The SQL contract keeps working on that server.
+    let sql = plain.sql_backend("plain").await.unwrap();
+    assert_eq!(
+        sql.get("SELECT 1 + 1", ())
+            .await
+            .unwrap()
+            .unwrap()
+            .get_idx::<i64>(0)
+            .unwrap(),
+        2
+    );
+    plain.close().await.unwrap();
+    admin
+        .exec(&format!("DROP DATABASE {db} WITH (FORCE)"))
+        .await
+        .unwrap();
+    admin.exec(&format!("DROP ROLE {role}")).await.unwrap();
+    s.close().await.unwrap();
+}
