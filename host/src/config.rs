@@ -41,6 +41,126 @@ pub struct Config {
     pub backends: BTreeMap<String, BackendConfig>,
     /// Role assignments.
     pub roles: Roles,
+    /// The `[backup]` table (defaults when absent).
+    pub backup: BackupSettings,
+}
+
+/// Backup compression.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Compression {
+    /// zstd (level 3): fast, good ratio. The default.
+    #[default]
+    Zstd,
+    /// gzip (level 6), for tools that only read gzip.
+    Gzip,
+}
+
+impl Compression {
+    /// `zstd` or `gzip`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::Zstd => "zstd",
+            Compression::Gzip => "gzip",
+        }
+    }
+
+    /// The file extension after `.sqlite` (`zst`, `gz`).
+    pub fn extension(self) -> &'static str {
+        match self {
+            Compression::Zstd => "zst",
+            Compression::Gzip => "gz",
+        }
+    }
+
+    /// Parses `zstd` / `gzip`.
+    pub fn from_name(s: &str) -> Option<Compression> {
+        match s {
+            "zstd" => Some(Compression::Zstd),
+            "gzip" => Some(Compression::Gzip),
+            _ => None,
+        }
+    }
+}
+
+/// `[backup]`: how backups are taken and kept.
+///
+/// ```toml
+/// [backup]
+/// interval = "6h"          # scheduled runs; the first runs at start
+/// keep = 28                # newest backups kept by prune
+/// compression = "zstd"     # or "gzip"
+/// prefix = "backups/"      # key prefix in the backup store
+/// source = "local"         # backend to back up (default: the `sql` role)
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackupSettings {
+    /// Time between scheduled backups (default 24 h).
+    pub interval: std::time::Duration,
+    /// How many backups prune keeps (default 7, at least 1).
+    pub keep: usize,
+    /// Compression (default zstd).
+    pub compression: Compression,
+    /// Key prefix (default `backups/`); keys are `{prefix}{backend}/{timestamp}.sqlite.{ext}`.
+    pub prefix: String,
+    /// The backend backed up (default: the `sql` role).
+    pub source: Option<String>,
+}
+
+impl Default for BackupSettings {
+    fn default() -> Self {
+        BackupSettings {
+            interval: std::time::Duration::from_secs(24 * 3600),
+            keep: 7,
+            compression: Compression::Zstd,
+            prefix: "backups/".into(),
+            source: None,
+        }
+    }
+}
+
+/// Parses a duration like `90s`, `15m`, `6h`, `1d`, `1h30m`, `500ms`, or a
+/// bare number of seconds.
+pub fn parse_duration(text: &str) -> std::result::Result<std::time::Duration, String> {
+    let t = text.trim();
+    if let Ok(secs) = t.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(secs));
+    }
+    let mut total = std::time::Duration::ZERO;
+    let mut rest = t;
+    if rest.is_empty() {
+        return Err("empty duration".into());
+    }
+    while !rest.is_empty() {
+        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(format!(
+                "{text:?} is not a duration like 90s, 15m, 6h, 1d or 1h30m"
+            ));
+        }
+        let n: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("{text:?}: number too large"))?;
+        rest = &rest[digits..];
+        let unit = rest
+            .chars()
+            .take_while(char::is_ascii_alphabetic)
+            .collect::<String>();
+        rest = &rest[unit.len()..];
+        let unit_ms: u64 = match unit.as_str() {
+            "ms" => 1,
+            "s" => 1000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            _ => {
+                return Err(format!(
+                    "{text:?}: unknown unit {unit:?} (use ms, s, m, h or d)"
+                ));
+            }
+        };
+        total += std::time::Duration::from_millis(n.saturating_mul(unit_ms));
+    }
+    Ok(total)
 }
 
 /// One `[backends.NAME]` table.
@@ -188,6 +308,7 @@ impl Parser<'_> {
         let mut plugin_dirs = Vec::new();
         let mut backends = BTreeMap::new();
         let mut roles = Roles::default();
+        let mut backup = BackupSettings::default();
         for (key, value) in &root {
             match key.as_str() {
                 "plugin_dirs" => {
@@ -219,9 +340,10 @@ impl Parser<'_> {
                     }
                 }
                 "roles" => roles = self.roles(value)?,
+                "backup" => backup = self.backup(value)?,
                 other => {
                     return Err(self.err(format!(
-                        "top level: unknown key `{other}` (expected plugin_dirs, backends, roles)"
+                        "top level: unknown key `{other}` (expected plugin_dirs, backends, roles, backup)"
                     )));
                 }
             }
@@ -231,11 +353,13 @@ impl Parser<'_> {
             plugin_dirs,
             backends,
             roles,
+            backup,
         };
         for (role, name) in [
             ("sql", &cfg.roles.sql),
             ("vectors", &cfg.roles.vectors),
             ("backup", &cfg.roles.backup),
+            ("source", &cfg.backup.source),
         ] {
             if let Some(name) = name
                 && !cfg.backends.contains_key(name)
@@ -322,6 +446,80 @@ impl Parser<'_> {
             source,
             config,
         })
+    }
+
+    fn backup(&self, value: &toml::Value) -> Result<BackupSettings> {
+        const T: &str = "[backup]";
+        let toml::Value::Table(table) = value else {
+            return Err(self.err(format!("{T}: must be a table, found {}", type_name(value))));
+        };
+        let mut b = BackupSettings::default();
+        for (key, v) in table {
+            let string = |v: &toml::Value| match v {
+                toml::Value::String(s) => self.interpolate(s, T, key),
+                other => Err(self.err(format!(
+                    "{T}: key `{key}` must be a string, found {}",
+                    type_name(other)
+                ))),
+            };
+            match key.as_str() {
+                "interval" => {
+                    let d = match v {
+                        toml::Value::Integer(i) if *i > 0 => {
+                            std::time::Duration::from_secs(*i as u64)
+                        }
+                        toml::Value::String(_) => parse_duration(&string(v)?)
+                            .map_err(|e| self.err(format!("{T}: key `interval`: {e}")))?,
+                        other => {
+                            return Err(self.err(format!(
+                                "{T}: key `interval` must be a duration like \"6h\" or a positive number of seconds, found {}",
+                                type_name(other)
+                            )));
+                        }
+                    };
+                    if d.is_zero() {
+                        return Err(self.err(format!("{T}: key `interval` must be more than zero")));
+                    }
+                    b.interval = d;
+                }
+                "keep" => match v {
+                    toml::Value::Integer(i) if *i >= 1 => b.keep = *i as usize,
+                    other => {
+                        return Err(self.err(format!(
+                            "{T}: key `keep` must be an integer of at least 1, found {}",
+                            match other {
+                                toml::Value::Integer(i) => i.to_string(),
+                                o => type_name(o).to_string(),
+                            }
+                        )));
+                    }
+                },
+                "compression" => {
+                    let s = string(v)?;
+                    b.compression = Compression::from_name(&s).ok_or_else(|| {
+                        self.err(format!(
+                            "{T}: key `compression` must be \"zstd\" or \"gzip\", found {s:?}"
+                        ))
+                    })?;
+                }
+                "prefix" => {
+                    let s = string(v)?;
+                    if s.starts_with('/') || s.contains("//") {
+                        return Err(self.err(format!(
+                            "{T}: key `prefix` must not start with `/` or contain `//`, found {s:?}"
+                        )));
+                    }
+                    b.prefix = s;
+                }
+                "source" => b.source = Some(string(v)?),
+                other => {
+                    return Err(self.err(format!(
+                        "{T}: unknown key `{other}` (expected interval, keep, compression, prefix, source)"
+                    )));
+                }
+            }
+        }
+        Ok(b)
     }
 
     fn roles(&self, value: &toml::Value) -> Result<Roles> {
@@ -517,6 +715,35 @@ vectors = "pg"
         assert!(m.contains("missing key `plugin`"), "{m}");
         let m = message("not toml ===");
         assert!(m.contains("invalid TOML"), "{m}");
+    }
+
+    #[test]
+    fn backup_table() {
+        let cfg = parse(
+            "[backends.a]\nplugin = \"sqlite\"\n[backends.s3]\nplugin = \"s3\"\n[roles]\nsql = \"a\"\nbackup = \"s3\"\n[backup]\ninterval = \"1h30m\"\nkeep = 3\ncompression = \"gzip\"\nprefix = \"bk/\"\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.backup.interval, std::time::Duration::from_secs(5400));
+        assert_eq!(cfg.backup.keep, 3);
+        assert_eq!(cfg.backup.compression, Compression::Gzip);
+        assert_eq!(cfg.backup.prefix, "bk/");
+        assert_eq!(cfg.backend_for_role("backup").unwrap().name, "s3");
+        let d = parse("[backends.a]\nplugin = \"sqlite\"\n").unwrap().backup;
+        assert_eq!(d, BackupSettings::default());
+        for (text, want) in [
+            ("[backup]\nkeep = 0\n", "`keep`"),
+            ("[backup]\ncompression = \"lz4\"\n", "`compression`"),
+            ("[backup]\ninterval = \"5 parsecs\"\n", "`interval`"),
+            ("[backup]\nintervall = \"1h\"\n", "`intervall`"),
+            ("[backup]\nsource = \"nope\"\n", "`nope`"),
+        ] {
+            let m = message(text);
+            assert!(m.contains("[backup]") || m.contains("source"), "{m}");
+            assert!(m.contains(want), "{text}: {m}");
+        }
+        assert_eq!(parse_duration("500ms").unwrap().as_millis(), 500);
+        assert_eq!(parse_duration("2d").unwrap().as_secs(), 172_800);
+        assert_eq!(parse_duration("45").unwrap().as_secs(), 45);
     }
 
     #[test]

@@ -31,6 +31,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod backup;
 pub mod blob;
 pub mod config;
 pub mod error;

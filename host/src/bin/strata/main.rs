@@ -1,5 +1,7 @@
 //! The `strata` command line.
 
+mod backup;
+
 use std::{
     path::{Path, PathBuf},
     process::ExitCode,
@@ -62,6 +64,8 @@ enum Command {
     },
     /// The main job: write and read agent memories through the loaded SQL plugin.
     Quickstart,
+    /// Backups to the `backup` role's blob store: now, list, verify, restore, prune, schedule.
+    Backup(backup::BackupArgs),
     /// Run a benchmark (runs the `strata-bench` binary next to this one).
     Bench {
         /// Arguments for strata-bench, e.g. `sql-get --rows 100000`.
@@ -184,6 +188,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             json,
             what,
         } => vectors(&strata, backend.as_deref(), json, what).await?,
+        Command::Backup(args) => backup::run(&strata, args).await?,
         Command::Quickstart => {
             let mut out = std::io::stdout();
             strata_host::quickstart::run(&strata, &mut out).await?;

@@ -1,0 +1,1212 @@
+//! Backups of the SQLite tier to a blob store (S3, R2, any S3-compatible
+//! server), with retention, verification and restore.
+//!
+//! # How a backup is taken
+//!
+//! 1. **Snapshot.** `VACUUM INTO ?` is sent through the source backend's own
+//!    SQL contract — the host links no SQLite. `VACUUM INTO` reads the
+//!    database inside one read transaction, so the copy is a consistent
+//!    snapshot of one moment (every transaction committed before it, none
+//!    after), and in WAL mode writers keep committing while it runs. It is
+//!    run on a second, `read_only = true` backend opened on the same file
+//!    (when the plugin's schema has that key): the SQLite plugin routes
+//!    non-`SELECT` statements to its single writer connection, and a
+//!    snapshot there would queue every write behind it. A file copy is not
+//!    consistent (it can tear a page being checkpointed) and the online
+//!    backup API restarts whenever a writer commits on another connection,
+//!    so neither fits "while writers keep writing". `VACUUM INTO` also
+//!    writes a compact file, which makes the compressed object smaller.
+//!    Only backends with the SQLite dialect can be snapshotted this way;
+//!    others are refused with `unsupported` naming the backend.
+//! 2. **Compress + hash + upload, streamed.** A thread reads the snapshot,
+//!    compresses it (zstd level 3 by default, or gzip level 6), hashes the
+//!    snapshot and the compressed stream (SHA-256) and hands 8 MiB chunks
+//!    to the multipart writer of the blob store; nothing holds the whole
+//!    object in memory.
+//! 3. **Manifest last.** `{prefix}{backend}/{timestamp}.manifest.json`
+//!    records timestamp, source backend and plugin, strata version,
+//!    compression, both sizes and both SHA-256s, and its own SHA-256 (over
+//!    its compact JSON with that field empty). A backup exists once its
+//!    manifest does; an object without one is a failed upload that
+//!    [`BackupManager::verify`] reports and [`BackupManager::prune`] removes.
+//!
+//! Keys are `{prefix}{backend}/{timestamp}.sqlite.{zst|gz}` with UTC
+//! timestamps in ISO 8601 basic format and milliseconds
+//! (`20261128T073000.123Z`), so key order is time order.
+//!
+//! # Restore
+//!
+//! Download (ranged, several requests in flight) → check the object's
+//! SHA-256 against the manifest → decompress into a temporary file *in the
+//! target's directory* (so the final rename is atomic) → check the
+//! snapshot's size and SHA-256 → `fsync` → open the file through the SQLite
+//! plugin read-only and require `PRAGMA integrity_check` = `ok` → remove a
+//! stale `-wal`/`-shm` of the old target → rename into place → `fsync` the
+//! directory. Any failure before the rename leaves the target untouched
+//! (the temporary file is deleted); an existing target is replaced only
+//! with `force`.
+
+use std::{
+    io::{Read, Write},
+    path::{Path, PathBuf},
+    sync::mpsc,
+    time::{Duration, Instant, SystemTime},
+};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use strata_plugin_api::ErrorKind;
+
+use crate::{
+    Strata, Value,
+    blob::{BlobMeta, Blobs},
+    config::{BackupSettings, Compression},
+    error::{Error, Result},
+    loader::Backend,
+};
+
+/// Version of the manifest format.
+pub const MANIFEST_FORMAT: u32 = 1;
+const CHUNK: usize = crate::blob::DEFAULT_CHUNK;
+const ZSTD_LEVEL: i32 = 3;
+
+/// What can go wrong with backups, beyond plugin and I/O errors.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// A stored backup is damaged; `what` says how.
+    #[error("backup {timestamp} is corrupt: {what}")]
+    Corrupt {
+        /// The backup's timestamp.
+        timestamp: String,
+        /// What does not match.
+        what: String,
+    },
+    /// No backup matches the request.
+    #[error("no backup {wanted} for backend `{backend}` ({available})")]
+    NotFound {
+        /// What was asked for.
+        wanted: String,
+        /// The source backend.
+        backend: String,
+        /// The backups there are.
+        available: String,
+    },
+    /// The restore target exists and `force` was not given.
+    #[error("{} exists; refusing to replace it without --force", path.display())]
+    TargetExists {
+        /// The target.
+        path: PathBuf,
+    },
+    /// The source backend cannot be backed up this way.
+    #[error("backend `{backend}` cannot be backed up: {reason}")]
+    Unsupported {
+        /// The backend.
+        backend: String,
+        /// Why.
+        reason: String,
+    },
+    /// The restored file failed SQLite's integrity check.
+    #[error("backup {timestamp}: the restored database fails PRAGMA integrity_check: {result}")]
+    IntegrityCheck {
+        /// The backup's timestamp.
+        timestamp: String,
+        /// What the check said.
+        result: String,
+    },
+}
+
+impl BackupError {
+    /// The error kind a caller can match on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            BackupError::Corrupt { .. } | BackupError::IntegrityCheck { .. } => {
+                ErrorKind::InvalidInput
+            }
+            BackupError::NotFound { .. } => ErrorKind::NotFound,
+            BackupError::TargetExists { .. } => ErrorKind::AlreadyExists,
+            BackupError::Unsupported { .. } => ErrorKind::Unsupported,
+        }
+    }
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let context = context.into();
+    move |source| Error::Io { context, source }
+}
+
+/// The manifest stored beside each backup object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// [`MANIFEST_FORMAT`].
+    pub format: u32,
+    /// UTC timestamp (`20261128T073000.123Z`), also in the keys.
+    pub timestamp: String,
+    /// The source backend's name in `plugins.toml`.
+    pub backend: String,
+    /// The source backend's plugin and version (`sqlite 0.1.0`).
+    pub plugin: String,
+    /// The strata version that wrote the backup.
+    pub strata_version: String,
+    /// `zstd` or `gzip`.
+    pub compression: String,
+    /// The backup object's key.
+    pub object_key: String,
+    /// The backup object's size (compressed).
+    pub object_size: u64,
+    /// SHA-256 of the backup object, hex.
+    pub object_sha256: String,
+    /// Size of the snapshot (the restored database file).
+    pub snapshot_size: u64,
+    /// SHA-256 of the snapshot, hex.
+    pub snapshot_sha256: String,
+    /// Milliseconds the backup took.
+    pub duration_ms: u64,
+    /// SHA-256 of this manifest's compact JSON with this field empty, hex.
+    pub manifest_sha256: String,
+}
+
+impl Manifest {
+    fn self_checksum(&self) -> String {
+        let mut unsigned = self.clone();
+        unsigned.manifest_sha256.clear();
+        hex::encode(Sha256::digest(
+            serde_json::to_vec(&unsigned).unwrap_or_default(),
+        ))
+    }
+
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut signed = self.clone();
+        signed.manifest_sha256 = self.self_checksum();
+        let mut out = serde_json::to_vec_pretty(&signed).unwrap_or_default();
+        out.push(b'\n');
+        out
+    }
+
+    /// Parses a stored manifest and checks its own checksum.
+    pub fn parse(timestamp: &str, bytes: &[u8]) -> std::result::Result<Manifest, BackupError> {
+        let corrupt = |what: String| BackupError::Corrupt {
+            timestamp: timestamp.to_string(),
+            what,
+        };
+        let m: Manifest = serde_json::from_slice(bytes)
+            .map_err(|e| corrupt(format!("the manifest is not valid: {e}")))?;
+        let want = m.self_checksum();
+        if m.manifest_sha256 != want {
+            return Err(corrupt(format!(
+                "the manifest's checksum does not match its content (stored {}, computed {want})",
+                m.manifest_sha256
+            )));
+        }
+        if m.timestamp != timestamp {
+            return Err(corrupt(format!(
+                "the manifest names timestamp {} but is stored as {timestamp}",
+                m.timestamp
+            )));
+        }
+        Ok(m)
+    }
+}
+
+/// One stored backup, as listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredBackup {
+    /// Its timestamp.
+    pub timestamp: String,
+    /// The manifest's key, when there is one.
+    pub manifest_key: Option<String>,
+    /// The object, when there is one.
+    pub object: Option<BlobMeta>,
+}
+
+/// What a backup did.
+#[derive(Clone, Debug)]
+pub struct BackupReport {
+    /// The manifest written.
+    pub manifest: Manifest,
+    /// Seconds spent taking the snapshot.
+    pub snapshot_secs: f64,
+    /// Seconds spent compressing and uploading.
+    pub upload_secs: f64,
+    /// Timestamps pruned afterwards (retention).
+    pub pruned: Vec<String>,
+}
+
+/// What a restore did.
+#[derive(Clone, Debug)]
+pub struct RestoreReport {
+    /// The backup restored.
+    pub manifest: Manifest,
+    /// Where it went.
+    pub path: PathBuf,
+    /// Whether an existing file was replaced.
+    pub replaced: bool,
+    /// Seconds spent downloading, checking and decompressing.
+    pub download_secs: f64,
+    /// Seconds spent in `PRAGMA integrity_check`.
+    pub check_secs: f64,
+}
+
+/// One stored backup's verification result.
+#[derive(Clone, Debug)]
+pub struct Verified {
+    /// The timestamp.
+    pub timestamp: String,
+    /// Empty when the backup is good; otherwise what is wrong.
+    pub problems: Vec<String>,
+}
+
+/// Which backup to restore.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Which {
+    /// The newest.
+    Latest,
+    /// An exact timestamp, or a prefix of exactly one (`20261128T07`).
+    Timestamp(String),
+}
+
+impl Which {
+    /// `latest` or a timestamp.
+    pub fn parse(s: &str) -> Which {
+        if s == "latest" {
+            Which::Latest
+        } else {
+            Which::Timestamp(s.to_string())
+        }
+    }
+}
+
+/// Backups of one source backend into the `backup` role's blob store.
+pub struct BackupManager<'a> {
+    strata: &'a Strata,
+    settings: BackupSettings,
+    source: String,
+    progress: bool,
+}
+
+impl<'a> BackupManager<'a> {
+    /// A manager using the config's `[backup]` table; the source is
+    /// `[backup] source`, else the `sql` role.
+    pub fn new(strata: &'a Strata) -> Result<BackupManager<'a>> {
+        let settings = strata.config().backup.clone();
+        let source = match &settings.source {
+            Some(s) => s.clone(),
+            None => strata.config().backend_for_role("sql")?.name.clone(),
+        };
+        Ok(BackupManager {
+            strata,
+            settings,
+            source,
+            progress: false,
+        })
+    }
+
+    /// Replaces the settings (e.g. `keep` in tests and benchmarks).
+    pub fn with_settings(mut self, settings: BackupSettings) -> Self {
+        if let Some(s) = &settings.source {
+            self.source = s.clone();
+        }
+        self.settings = settings;
+        self
+    }
+
+    /// Draws progress bars on stderr (when it is a terminal).
+    pub fn with_progress(mut self, on: bool) -> Self {
+        self.progress = on;
+        self
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &BackupSettings {
+        &self.settings
+    }
+
+    /// The source backend's name.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    fn dir(&self) -> String {
+        format!("{}{}/", self.settings.prefix, self.source)
+    }
+
+    fn manifest_key(&self, ts: &str) -> String {
+        format!("{}{ts}.manifest.json", self.dir())
+    }
+
+    async fn blobs(&self) -> Result<Blobs> {
+        self.strata.blobs().await
+    }
+
+    fn bar(&self, len: u64, what: &str) -> indicatif::ProgressBar {
+        if !self.progress {
+            return indicatif::ProgressBar::hidden();
+        }
+        let bar = indicatif::ProgressBar::new(len);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
+            "{what} [{{bar:30}}] {{bytes}}/{{total_bytes}} ({{bytes_per_sec}}, eta {{eta}})"
+        )) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar
+    }
+
+    /// Every stored backup of the source, oldest first (objects without a
+    /// manifest included, marked by `manifest_key: None`).
+    pub async fn list(&self) -> Result<Vec<StoredBackup>> {
+        let blobs = self.blobs().await?;
+        list_in(&blobs, &self.dir()).await
+    }
+
+    /// Takes a backup now, then prunes beyond `keep`.
+    pub async fn backup_now(&self) -> Result<BackupReport> {
+        let started = Instant::now();
+        let blobs = self.blobs().await?;
+        let backend = self.strata.backend(&self.source).await?;
+        let info = backend.plugin().info().clone();
+        if info.dialect != "sqlite" {
+            return Err(BackupError::Unsupported {
+                backend: self.source.clone(),
+                reason: format!(
+                    "plugin `{}` is not a SQLite-dialect backend (snapshots use VACUUM INTO); export it with `strata export` instead",
+                    info.name
+                ),
+            }
+            .into());
+        }
+        // A timestamp no other backup of this source has.
+        let mut ts = timestamp(SystemTime::now());
+        while blobs.exists(&self.manifest_key(&ts)).await? {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            ts = timestamp(SystemTime::now());
+        }
+        let compression = self.settings.compression;
+        let object_key = format!("{}{ts}.sqlite.{}", self.dir(), compression.extension());
+
+        // 1. Snapshot.
+        let tmp = tempfile::Builder::new()
+            .prefix(".strata-backup-")
+            .tempdir()
+            .map_err(io("creating a directory for the snapshot"))?;
+        let snap = tmp.path().join("snapshot.sqlite");
+        let t0 = Instant::now();
+        self.snapshot(&backend, &snap).await?;
+        let snapshot_secs = t0.elapsed().as_secs_f64();
+
+        // 2. Compress, hash and upload.
+        let t1 = Instant::now();
+        let size = std::fs::metadata(&snap)
+            .map_err(io(format!("reading {}", snap.display())))?
+            .len();
+        let bar = self.bar(size, "uploading");
+        let summary = upload_compressed(&blobs, &object_key, &snap, compression, bar.clone()).await;
+        bar.finish_and_clear();
+        let summary = summary?;
+        let upload_secs = t1.elapsed().as_secs_f64();
+
+        // 3. Manifest.
+        let manifest = Manifest {
+            format: MANIFEST_FORMAT,
+            timestamp: ts.clone(),
+            backend: self.source.clone(),
+            plugin: format!("{} {}", info.name, info.version),
+            strata_version: env!("CARGO_PKG_VERSION").to_string(),
+            compression: compression.name().to_string(),
+            object_key,
+            object_size: summary.object_size,
+            object_sha256: summary.object_sha256,
+            snapshot_size: summary.snapshot_size,
+            snapshot_sha256: summary.snapshot_sha256,
+            duration_ms: started.elapsed().as_millis() as u64,
+            manifest_sha256: String::new(),
+        };
+        let mut manifest = manifest;
+        manifest.manifest_sha256 = manifest.self_checksum();
+        blobs
+            .put(&self.manifest_key(&ts), manifest.to_bytes())
+            .await?;
+        drop(tmp);
+        let pruned = self.prune().await?;
+        Ok(BackupReport {
+            manifest,
+            snapshot_secs,
+            upload_secs,
+            pruned,
+        })
+    }
+
+    /// `VACUUM INTO` the snapshot file, on a read-only twin of the backend
+    /// when the plugin can open one (see the module docs).
+    async fn snapshot(&self, backend: &Backend, to: &Path) -> Result<()> {
+        let cfg = self.strata.config().backend(&self.source)?;
+        let path = cfg.config.get("path").and_then(|p| p.as_str());
+        let has_read_only = backend
+            .plugin()
+            .info()
+            .config_schema
+            .pointer("/properties/read_only")
+            .is_some();
+        let target = Value::from(to.display().to_string());
+        match path {
+            Some(p) if p != ":memory:" && has_read_only => {
+                let mut twin_cfg = cfg.config.clone();
+                twin_cfg["read_only"] = serde_json::Value::Bool(true);
+                let twin = Backend::open(
+                    &format!("{}-snapshot", self.source),
+                    backend.plugin().clone(),
+                    &self.strata.config().file,
+                    &twin_cfg,
+                )
+                .await?;
+                let r = twin.sql()?.run("VACUUM INTO ?", [target]).await;
+                let _ = twin.close().await;
+                r.map(|_| ())
+            }
+            _ => backend
+                .sql()?
+                .run("VACUUM INTO ?", [target])
+                .await
+                .map(|_| ()),
+        }
+    }
+
+    /// Deletes the oldest backups beyond `keep`, and objects left without a
+    /// manifest by failed uploads that are older than the oldest kept
+    /// backup. Returns the timestamps deleted.
+    pub async fn prune(&self) -> Result<Vec<String>> {
+        let blobs = self.blobs().await?;
+        let all = list_in(&blobs, &self.dir()).await?;
+        let complete: Vec<&StoredBackup> =
+            all.iter().filter(|b| b.manifest_key.is_some()).collect();
+        let excess = complete.len().saturating_sub(self.settings.keep);
+        let oldest_kept = complete.get(excess).map(|b| b.timestamp.clone());
+        let mut deleted = Vec::new();
+        for b in &all {
+            let doomed = match (&b.manifest_key, &oldest_kept) {
+                (Some(_), Some(kept)) => b.timestamp < *kept,
+                (None, Some(kept)) => b.timestamp < *kept,
+                (_, None) => false,
+            };
+            if !doomed {
+                continue;
+            }
+            // The manifest first: the backup disappears from listings at once.
+            if let Some(k) = &b.manifest_key {
+                blobs.delete(k).await?;
+            }
+            if let Some(o) = &b.object {
+                blobs.delete(&o.key).await?;
+            }
+            deleted.push(b.timestamp.clone());
+        }
+        Ok(deleted)
+    }
+
+    /// Checks every stored backup: manifest present and intact (its own
+    /// checksum), object present, object size and SHA-256 as recorded.
+    pub async fn verify(&self) -> Result<Vec<Verified>> {
+        let blobs = self.blobs().await?;
+        let mut out = Vec::new();
+        for b in list_in(&blobs, &self.dir()).await? {
+            let mut problems = Vec::new();
+            match &b.manifest_key {
+                None => problems.push("manifest missing (an interrupted upload?)".to_string()),
+                Some(k) => match load_manifest(&blobs, k, &b.timestamp).await {
+                    Err(Error::Backup(e)) => problems.push(e.to_string()),
+                    Err(e) => return Err(e),
+                    Ok(m) => match &b.object {
+                        None => problems.push(format!("object {} missing", m.object_key)),
+                        Some(o) if o.key != m.object_key => problems.push(format!(
+                            "the manifest names object {} but {} is stored",
+                            m.object_key, o.key
+                        )),
+                        Some(o) if o.size != m.object_size => problems.push(format!(
+                            "object size {} differs from the manifest's {}",
+                            o.size, m.object_size
+                        )),
+                        Some(o) => {
+                            let mut h = Sha256::new();
+                            blobs
+                                .download(&o.key, |c| {
+                                    h.update(c);
+                                    Ok(())
+                                })
+                                .await?;
+                            let got = hex::encode(h.finalize());
+                            if got != m.object_sha256 {
+                                problems.push(format!(
+                                    "object sha256 {got} differs from the manifest's {}",
+                                    m.object_sha256
+                                ));
+                            }
+                        }
+                    },
+                },
+            }
+            out.push(Verified {
+                timestamp: b.timestamp,
+                problems,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The manifest of backup `which`.
+    pub async fn find(&self, which: &Which) -> Result<Manifest> {
+        let blobs = self.blobs().await?;
+        let all: Vec<StoredBackup> = list_in(&blobs, &self.dir())
+            .await?
+            .into_iter()
+            .filter(|b| b.manifest_key.is_some())
+            .collect();
+        let available = || match (all.first(), all.last()) {
+            (Some(a), Some(z)) => {
+                format!("{} backups, {} … {}", all.len(), a.timestamp, z.timestamp)
+            }
+            _ => "there are none".to_string(),
+        };
+        let not_found = |wanted: String| BackupError::NotFound {
+            wanted,
+            backend: self.source.clone(),
+            available: available(),
+        };
+        let chosen = match which {
+            Which::Latest => all.last().ok_or_else(|| not_found("latest".into()))?,
+            Which::Timestamp(t) => {
+                let exact: Vec<&StoredBackup> = all.iter().filter(|b| b.timestamp == *t).collect();
+                let matching: Vec<&StoredBackup> = if exact.is_empty() {
+                    all.iter()
+                        .filter(|b| b.timestamp.starts_with(t.as_str()))
+                        .collect()
+                } else {
+                    exact
+                };
+                match matching.as_slice() {
+                    [one] => *one,
+                    [] => return Err(not_found(t.clone()).into()),
+                    many => {
+                        return Err(not_found(format!(
+                            "{t} (ambiguous: {} backups match, {} … {})",
+                            many.len(),
+                            many[0].timestamp,
+                            many[many.len() - 1].timestamp
+                        ))
+                        .into());
+                    }
+                }
+            }
+        };
+        let key = chosen.manifest_key.clone().unwrap_or_default();
+        load_manifest(&blobs, &key, &chosen.timestamp).await
+    }
+
+    /// The database file of the source backend (its config's `path`).
+    pub fn source_path(&self) -> Result<PathBuf> {
+        let cfg = self.strata.config().backend(&self.source)?;
+        match cfg.config.get("path").and_then(|p| p.as_str()) {
+            Some(p) if p != ":memory:" => Ok(PathBuf::from(p)),
+            _ => Err(BackupError::Unsupported {
+                backend: self.source.clone(),
+                reason: "it has no database file to restore into; pass a target path".into(),
+            }
+            .into()),
+        }
+    }
+
+    /// Restores backup `which` to `to` (default: the source's database
+    /// file). An existing file is replaced only with `force`; on any error
+    /// the target is left as it was.
+    pub async fn restore(
+        &self,
+        which: &Which,
+        to: Option<&Path>,
+        force: bool,
+    ) -> Result<RestoreReport> {
+        let target = match to {
+            Some(p) => p.to_path_buf(),
+            None => self.source_path()?,
+        };
+        let exists = target.exists();
+        if exists && !force {
+            return Err(BackupError::TargetExists { path: target }.into());
+        }
+        let manifest = self.find(which).await?;
+        let compression =
+            Compression::from_name(&manifest.compression).ok_or_else(|| BackupError::Corrupt {
+                timestamp: manifest.timestamp.clone(),
+                what: format!("unknown compression {:?}", manifest.compression),
+            })?;
+        let dir = match target.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "database".into());
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{name}.restore-"))
+            .tempfile_in(&dir)
+            .map_err(io(format!(
+                "creating a temporary file in {}",
+                dir.display()
+            )))?;
+
+        // Download, check and decompress into the temporary file.
+        let t0 = Instant::now();
+        let blobs = self.blobs().await?;
+        let bar = self.bar(manifest.object_size, "downloading");
+        let file = tmp
+            .as_file()
+            .try_clone()
+            .map_err(io("opening the temporary file"))?;
+        let result = download_decompressed(&blobs, &manifest, compression, file, bar.clone()).await;
+        bar.finish_and_clear();
+        result?;
+        tmp.as_file()
+            .sync_all()
+            .map_err(io(format!("fsync of {}", tmp.path().display())))?;
+        let download_secs = t0.elapsed().as_secs_f64();
+
+        // PRAGMA integrity_check through the source's plugin, read-only.
+        let t1 = Instant::now();
+        self.integrity_check(tmp.path(), &manifest.timestamp)
+            .await?;
+        let check_secs = t1.elapsed().as_secs_f64();
+
+        // Into place.
+        if exists {
+            for suffix in ["-wal", "-shm"] {
+                let mut p = target.clone().into_os_string();
+                p.push(suffix);
+                match std::fs::remove_file(&p) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(io(format!("removing {}", Path::new(&p).display()))(e));
+                    }
+                }
+            }
+        }
+        tmp.persist(&target).map_err(|e| {
+            io(format!(
+                "renaming the restored file to {}",
+                target.display()
+            ))(e.error)
+        })?;
+        std::fs::File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(format!("fsync of directory {}", dir.display())))?;
+        Ok(RestoreReport {
+            manifest,
+            path: target,
+            replaced: exists,
+            download_secs,
+            check_secs,
+        })
+    }
+
+    async fn integrity_check(&self, file: &Path, timestamp: &str) -> Result<()> {
+        let plugin = self.strata.plugin(&self.source)?;
+        let mut cfg = serde_json::json!({ "path": file.display().to_string() });
+        if plugin
+            .info()
+            .config_schema
+            .pointer("/properties/read_only")
+            .is_some()
+        {
+            cfg["read_only"] = serde_json::Value::Bool(true);
+        }
+        let check = Backend::open(
+            &format!("{}-restore-check", self.source),
+            plugin,
+            &self.strata.config().file,
+            &cfg,
+        )
+        .await?;
+        let result = async {
+            let rows = check.sql()?.all("PRAGMA integrity_check", ()).await?;
+            let lines: Vec<String> = rows
+                .iter()
+                .map(|r| {
+                    r.values()
+                        .first()
+                        .map(|v| v.to_string())
+                        .unwrap_or_default()
+                })
+                .collect();
+            Ok::<_, Error>(lines)
+        }
+        .await;
+        let _ = check.close().await;
+        // A file that is not a database at all fails to run the pragma.
+        let lines = result.map_err(|e| BackupError::IntegrityCheck {
+            timestamp: timestamp.to_string(),
+            result: e.to_string(),
+        })?;
+        if lines != ["ok"] {
+            return Err(BackupError::IntegrityCheck {
+                timestamp: timestamp.to_string(),
+                result: lines.join("; "),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Backs up every `interval` (the first run at once) and prunes, until
+    /// `runs` backups were attempted (`None` = forever). A failed run is
+    /// reported to `on_run` and the schedule goes on.
+    pub async fn run_schedule(
+        &self,
+        runs: Option<usize>,
+        mut on_run: impl FnMut(&Result<BackupReport>),
+    ) {
+        let mut ticker = tokio::time::interval(self.settings.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut done = 0;
+        while runs.is_none_or(|n| done < n) {
+            ticker.tick().await;
+            let r = self.backup_now().await;
+            on_run(&r);
+            done += 1;
+        }
+    }
+}
+
+async fn load_manifest(blobs: &Blobs, key: &str, timestamp: &str) -> Result<Manifest> {
+    let bytes = blobs.get(key).await?;
+    Ok(Manifest::parse(timestamp, &bytes)?)
+}
+
+async fn list_in(blobs: &Blobs, dir: &str) -> Result<Vec<StoredBackup>> {
+    let mut by_ts: std::collections::BTreeMap<String, StoredBackup> = Default::default();
+    for o in blobs.list(dir).await? {
+        let Some(name) = o.key.strip_prefix(dir) else {
+            continue;
+        };
+        let (ts, is_manifest) = if let Some(ts) = name.strip_suffix(".manifest.json") {
+            (ts, true)
+        } else if let Some((ts, _)) = name.split_once(".sqlite.") {
+            (ts, false)
+        } else {
+            continue;
+        };
+        if ts.contains('/') {
+            continue;
+        }
+        let entry = by_ts.entry(ts.to_string()).or_insert_with(|| StoredBackup {
+            timestamp: ts.to_string(),
+            manifest_key: None,
+            object: None,
+        });
+        if is_manifest {
+            entry.manifest_key = Some(o.key.clone());
+        } else {
+            entry.object = Some(o);
+        }
+    }
+    Ok(by_ts.into_values().collect())
+}
+
+/// Sizes and hashes of an upload.
+pub(crate) struct UploadSummary {
+    snapshot_size: u64,
+    snapshot_sha256: String,
+    object_size: u64,
+    object_sha256: String,
+}
+
+/// Collects compressed output into chunks for the uploader, hashing it.
+struct ChunkSink {
+    buf: Vec<u8>,
+    tx: tokio::sync::mpsc::Sender<Vec<u8>>,
+    hash: Sha256,
+    size: u64,
+}
+
+impl Write for ChunkSink {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.hash.update(data);
+        self.size += data.len() as u64;
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            let full = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK + 64 * 1024));
+            self.tx
+                .blocking_send(full)
+                .map_err(|_| std::io::Error::other("the upload stopped"))?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl ChunkSink {
+    fn finish(mut self) -> std::io::Result<(u64, String)> {
+        if !self.buf.is_empty() {
+            let rest = std::mem::take(&mut self.buf);
+            self.tx
+                .blocking_send(rest)
+                .map_err(|_| std::io::Error::other("the upload stopped"))?;
+        }
+        Ok((self.size, hex::encode(self.hash.finalize())))
+    }
+}
+
+/// Streams `file` through `compression` into a multipart upload of `key`.
+/// Used by backups and by the benchmark's baseline (same code path, so the
+/// baseline differs only in how the file was made).
+pub async fn upload_file_compressed(
+    blobs: &Blobs,
+    key: &str,
+    file: &Path,
+    compression: Compression,
+) -> Result<(u64, u64)> {
+    let s = upload_compressed(
+        blobs,
+        key,
+        file,
+        compression,
+        indicatif::ProgressBar::hidden(),
+    )
+    .await?;
+    Ok((s.snapshot_size, s.object_size))
+}
+
+async fn upload_compressed(
+    blobs: &Blobs,
+    key: &str,
+    file: &Path,
+    compression: Compression,
+    bar: indicatif::ProgressBar,
+) -> Result<UploadSummary> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(3);
+    let path = file.to_path_buf();
+    let worker = std::thread::spawn(move || -> Result<UploadSummary> {
+        let mut input =
+            std::fs::File::open(&path).map_err(io(format!("opening {}", path.display())))?;
+        let sink = ChunkSink {
+            buf: Vec::with_capacity(CHUNK + 64 * 1024),
+            tx,
+            hash: Sha256::new(),
+            size: 0,
+        };
+        let mut raw_hash = Sha256::new();
+        let mut raw_size = 0u64;
+        let mut buf = vec![0u8; 1 << 20];
+        let compress_err = io(format!("compressing {}", path.display()));
+        let sink = match compression {
+            Compression::Zstd => {
+                let mut enc = zstd::stream::write::Encoder::new(sink, ZSTD_LEVEL)
+                    .map_err(io("starting zstd"))?;
+                pump(
+                    &mut input,
+                    &mut enc,
+                    &mut buf,
+                    &mut raw_hash,
+                    &mut raw_size,
+                    &bar,
+                )?;
+                enc.finish().map_err(compress_err)?
+            }
+            Compression::Gzip => {
+                let mut enc = flate2::write::GzEncoder::new(sink, flate2::Compression::new(6));
+                pump(
+                    &mut input,
+                    &mut enc,
+                    &mut buf,
+                    &mut raw_hash,
+                    &mut raw_size,
+                    &bar,
+                )?;
+                enc.finish().map_err(compress_err)?
+            }
+        };
+        let (object_size, object_sha256) = sink.finish().map_err(io("finishing the upload"))?;
+        Ok(UploadSummary {
+            snapshot_size: raw_size,
+            snapshot_sha256: hex::encode(raw_hash.finalize()),
+            object_size,
+            object_sha256,
+        })
+    });
+    let mut writer = blobs.writer(key).await?;
+    let mut failed = None;
+    while let Some(chunk) = rx.recv().await {
+        if let Err(e) = writer.write(chunk).await {
+            failed = Some(e);
+            break;
+        }
+    }
+    drop(rx);
+    let summary = worker.join().unwrap_or_else(|_| {
+        Err(Error::Plugin(crate::PluginError::internal(
+            "the compression thread panicked",
+        )))
+    });
+    match (failed, summary) {
+        (None, Ok(s)) => {
+            writer.complete().await?;
+            Ok(s)
+        }
+        (Some(e), _) | (None, Err(e)) => {
+            let _ = writer.abort().await;
+            Err(e)
+        }
+    }
+}
+
+fn pump(
+    input: &mut std::fs::File,
+    out: &mut impl Write,
+    buf: &mut [u8],
+    hash: &mut Sha256,
+    size: &mut u64,
+    bar: &indicatif::ProgressBar,
+) -> Result<()> {
+    loop {
+        let n = input.read(buf).map_err(io("reading the snapshot"))?;
+        if n == 0 {
+            return Ok(());
+        }
+        hash.update(&buf[..n]);
+        *size += n as u64;
+        out.write_all(&buf[..n])
+            .map_err(io("compressing the snapshot"))?;
+        bar.inc(n as u64);
+    }
+}
+
+/// Counts and hashes what passes through to the file.
+struct HashingFile {
+    file: std::io::BufWriter<std::fs::File>,
+    hash: Sha256,
+    size: u64,
+}
+
+impl Write for HashingFile {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(data)?;
+        self.hash.update(&data[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// Downloads `key`, decompressing into `file`; returns
+/// `(object_size, object_sha256, raw_size, raw_sha256)`. Used by restores
+/// and by the benchmark's baseline.
+pub async fn download_file_decompressed(
+    blobs: &Blobs,
+    key: &str,
+    compression: Compression,
+    file: std::fs::File,
+) -> Result<(u64, String, u64, String)> {
+    download_raw(
+        blobs,
+        key,
+        compression,
+        file,
+        indicatif::ProgressBar::hidden(),
+    )
+    .await
+}
+
+async fn download_raw(
+    blobs: &Blobs,
+    key: &str,
+    compression: Compression,
+    file: std::fs::File,
+    bar: indicatif::ProgressBar,
+) -> Result<(u64, String, u64, String)> {
+    let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(4);
+    let worker = std::thread::spawn(move || -> std::io::Result<(u64, String, u64, String)> {
+        let out = HashingFile {
+            file: std::io::BufWriter::with_capacity(1 << 20, file),
+            hash: Sha256::new(),
+            size: 0,
+        };
+        let mut comp_hash = Sha256::new();
+        let mut comp_size = 0u64;
+        let out = match compression {
+            Compression::Zstd => {
+                let mut dec = zstd::stream::write::Decoder::new(out)?;
+                for chunk in rx {
+                    comp_hash.update(&chunk);
+                    comp_size += chunk.len() as u64;
+                    dec.write_all(&chunk)?;
+                }
+                dec.flush()?;
+                dec.into_inner()
+            }
+            Compression::Gzip => {
+                let mut dec = flate2::write::GzDecoder::new(out);
+                for chunk in rx {
+                    comp_hash.update(&chunk);
+                    comp_size += chunk.len() as u64;
+                    dec.write_all(&chunk)?;
+                }
+                dec.finish()?
+            }
+        };
+        let HashingFile {
+            mut file,
+            hash,
+            size,
+        } = out;
+        file.flush()?;
+        Ok((
+            comp_size,
+            hex::encode(comp_hash.finalize()),
+            size,
+            hex::encode(hash.finalize()),
+        ))
+    });
+    let downloaded = blobs
+        .download(key, |chunk| {
+            bar.inc(chunk.len() as u64);
+            tx.send(chunk.to_vec()).map_err(|_| {
+                Error::Plugin(crate::PluginError::internal(
+                    "the decompression thread stopped",
+                ))
+            })
+        })
+        .await;
+    drop(tx);
+    // A decompression error stops the download too (its channel closes):
+    // report the cause, not the symptom.
+    match worker.join() {
+        Ok(Ok(r)) => downloaded.map(|_| r),
+        Ok(Err(e)) => Err(Error::Io {
+            context: format!("decompressing {key}"),
+            source: e,
+        }),
+        Err(_) => Err(Error::Plugin(crate::PluginError::internal(
+            "the decompression thread panicked",
+        ))),
+    }
+}
+
+async fn download_decompressed(
+    blobs: &Blobs,
+    m: &Manifest,
+    compression: Compression,
+    file: std::fs::File,
+    bar: indicatif::ProgressBar,
+) -> Result<()> {
+    let corrupt = |what: String| -> Error {
+        BackupError::Corrupt {
+            timestamp: m.timestamp.clone(),
+            what,
+        }
+        .into()
+    };
+    let (comp_size, comp_sha, raw_size, raw_sha) =
+        match download_raw(blobs, &m.object_key, compression, file, bar).await {
+            Ok(r) => r,
+            // A damaged stream usually fails to decompress before its hash can be compared.
+            Err(Error::Io { source, .. }) => {
+                return Err(corrupt(format!("the object does not decompress: {source}")));
+            }
+            Err(e) => return Err(e),
+        };
+    if comp_size != m.object_size {
+        return Err(corrupt(format!(
+            "object size {comp_size} differs from the manifest's {}",
+            m.object_size
+        )));
+    }
+    if comp_sha != m.object_sha256 {
+        return Err(corrupt(format!(
+            "object sha256 {comp_sha} differs from the manifest's {}",
+            m.object_sha256
+        )));
+    }
+    if raw_size != m.snapshot_size || raw_sha != m.snapshot_sha256 {
+        return Err(corrupt(format!(
+            "the decompressed snapshot ({raw_size} bytes, sha256 {raw_sha}) differs from the manifest's ({} bytes, {})",
+            m.snapshot_size, m.snapshot_sha256
+        )));
+    }
+    Ok(())
+}
+
+/// `20261128T073000.123Z` for `t` (UTC).
+pub fn timestamp(t: SystemTime) -> String {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, day) = civil_from_days(days as i64);
+    format!(
+        "{y:04}{m:02}{day:02}T{:02}{:02}{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+/// Howard Hinnant's days-to-civil conversion.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_sort_as_time() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_851_000_123);
+        assert_eq!(timestamp(t), "20261128T073000.123Z");
+        assert_eq!(timestamp(SystemTime::UNIX_EPOCH), "19700101T000000.000Z");
+        let a = timestamp(SystemTime::UNIX_EPOCH + Duration::from_millis(951_782_400_000));
+        assert_eq!(a, "20000229T000000.000Z");
+        let later = timestamp(t + Duration::from_millis(1));
+        assert!(later > timestamp(t));
+    }
+
+    #[test]
+    fn manifest_checksum_catches_any_change() {
+        let mut m = Manifest {
+            format: 1,
+            timestamp: "20261128T073000.123Z".into(),
+            backend: "local".into(),
+            plugin: "sqlite 0.1.0".into(),
+            strata_version: "0.1.0".into(),
+            compression: "zstd".into(),
+            object_key: "b/local/20261128T073000.123Z.sqlite.zst".into(),
+            object_size: 10,
+            object_sha256: "ab".into(),
+            snapshot_size: 20,
+            snapshot_sha256: "cd".into(),
+            duration_ms: 5,
+            manifest_sha256: String::new(),
+        };
+        m.manifest_sha256 = m.self_checksum();
+        let bytes = m.to_bytes();
+        assert_eq!(Manifest::parse(&m.timestamp, &bytes).unwrap(), m);
+        let text = String::from_utf8(bytes).unwrap();
+        let tampered = text.replace("\"object_size\": 10", "\"object_size\": 11");
+        assert_ne!(tampered, text);
+        let e = Manifest::parse(&m.timestamp, tampered.as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("checksum"), "{e}");
+    }
+}

@@ -1,0 +1,180 @@
+//! `strata backup now | list | verify | restore (TIMESTAMP|latest) [--to PATH] [--force] | prune | schedule`
+//!
+//! Backups of the SQLite source (`[backup] source`, else the `sql` role)
+//! into the blob store of the `backup` role, configured by `[backup]` in
+//! `plugins.toml`. See `strata_host::backup` for how they are taken.
+
+use std::{io::IsTerminal as _, path::PathBuf, process::ExitCode};
+
+use clap::{Args, Subcommand};
+use strata_host::{
+    Result, Strata,
+    backup::{BackupManager, BackupReport, Which},
+};
+
+/// `strata backup …`
+#[derive(Args, Debug)]
+pub(crate) struct BackupArgs {
+    /// Back up this backend instead of `[backup] source` / the `sql` role.
+    #[arg(long, global = true)]
+    source: Option<String>,
+    #[command(subcommand)]
+    what: BackupCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum BackupCommand {
+    /// Take a backup now (then prune beyond `keep`).
+    Now,
+    /// List stored backups, oldest first.
+    List,
+    /// Check every stored backup (manifest, size, sha256); exits 1 naming each bad one.
+    Verify,
+    /// Restore a backup (a timestamp, a unique prefix of one, or `latest`).
+    Restore {
+        /// `latest`, or a timestamp as listed (e.g. 20261128T073000.123Z).
+        which: String,
+        /// Where to write the database (default: the source backend's `path`).
+        #[arg(long)]
+        to: Option<PathBuf>,
+        /// Replace an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Delete the oldest backups beyond `keep`.
+    Prune,
+    /// Back up every `interval` (the first at once) until interrupted.
+    Schedule,
+}
+
+fn mb(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+fn describe(r: &BackupReport) -> String {
+    let m = &r.manifest;
+    let mut s = format!(
+        "backup {} of `{}`: {} snapshot -> {} {} object {} (sha256 {}), snapshot {:.2} s, upload {:.2} s",
+        m.timestamp,
+        m.backend,
+        mb(m.snapshot_size),
+        mb(m.object_size),
+        m.compression,
+        m.object_key,
+        &m.object_sha256[..m.object_sha256.len().min(16)],
+        r.snapshot_secs,
+        r.upload_secs
+    );
+    if !r.pruned.is_empty() {
+        s.push_str(&format!("; pruned {}", r.pruned.join(", ")));
+    }
+    s
+}
+
+/// Runs `strata backup …`.
+pub(crate) async fn run(strata: &Strata, args: BackupArgs) -> Result<ExitCode> {
+    let mut manager = BackupManager::new(strata)?.with_progress(std::io::stderr().is_terminal());
+    if let Some(source) = args.source {
+        let mut settings = manager.settings().clone();
+        settings.source = Some(source);
+        manager = manager.with_settings(settings);
+    }
+    match args.what {
+        BackupCommand::Now => {
+            let r = manager.backup_now().await?;
+            println!("{}", describe(&r));
+        }
+        BackupCommand::List => {
+            let list = manager.list().await?;
+            let mut t = comfy_table::Table::new();
+            t.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
+            t.set_header(["timestamp", "object", "size", "manifest"]);
+            for b in &list {
+                t.add_row([
+                    b.timestamp.clone(),
+                    b.object
+                        .as_ref()
+                        .map_or("(missing)".to_string(), |o| o.key.clone()),
+                    b.object.as_ref().map_or("-".to_string(), |o| mb(o.size)),
+                    if b.manifest_key.is_some() {
+                        "yes".to_string()
+                    } else {
+                        "MISSING".to_string()
+                    },
+                ]);
+            }
+            println!("{t}");
+            println!(
+                "{} backup(s) of `{}` under {}{}/",
+                list.len(),
+                manager.source(),
+                manager.settings().prefix,
+                manager.source()
+            );
+        }
+        BackupCommand::Verify => {
+            let results = manager.verify().await?;
+            let mut bad = 0;
+            for v in &results {
+                if v.problems.is_empty() {
+                    println!("ok    {}", v.timestamp);
+                } else {
+                    bad += 1;
+                    println!("BAD   {}: {}", v.timestamp, v.problems.join("; "));
+                }
+            }
+            println!("{} ok, {bad} bad", results.len() - bad);
+            if bad > 0 {
+                let names: Vec<&str> = results
+                    .iter()
+                    .filter(|v| !v.problems.is_empty())
+                    .map(|v| v.timestamp.as_str())
+                    .collect();
+                eprintln!("error: {bad} bad backup(s): {}", names.join(", "));
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        BackupCommand::Restore { which, to, force } => {
+            let r = manager
+                .restore(&Which::parse(&which), to.as_deref(), force)
+                .await?;
+            println!(
+                "restored backup {} ({}) to {}{}: integrity_check ok, download {:.2} s, check {:.2} s",
+                r.manifest.timestamp,
+                mb(r.manifest.snapshot_size),
+                r.path.display(),
+                if r.replaced {
+                    " (replaced the existing file)"
+                } else {
+                    ""
+                },
+                r.download_secs,
+                r.check_secs
+            );
+        }
+        BackupCommand::Prune => {
+            let pruned = manager.prune().await?;
+            if pruned.is_empty() {
+                println!("nothing to prune (keep = {})", manager.settings().keep);
+            } else {
+                println!("pruned {} backup(s): {}", pruned.len(), pruned.join(", "));
+            }
+        }
+        BackupCommand::Schedule => {
+            println!(
+                "backing up `{}` every {:?} (keep {}); Ctrl-C stops",
+                manager.source(),
+                manager.settings().interval,
+                manager.settings().keep
+            );
+            // Runs until the process is interrupted (SIGINT's default action).
+            manager
+                .run_schedule(None, |r| match r {
+                    Ok(r) => println!("{}", describe(r)),
+                    Err(e) => eprintln!("error: backup failed: {e}"),
+                })
+                .await;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
