@@ -6,7 +6,10 @@
 //! - `vectors`: top-10 cosine search over seeded clustered data: exact and
 //!   HNSW through the SQLite plugin vs `hnsw_rs` called in-process; recall,
 //!   QPS, latency, build time, index size, and a recall-vs-QPS plot.
+//! - `backup`: backup and restore MB/s of a SQLite database to S3 through
+//!   the backup manager vs plain file copy + the same compression.
 
+mod backup;
 mod plot;
 mod vectors;
 
@@ -55,6 +58,11 @@ enum Bench {
         #[command(flatten)]
         args: vectors::VectorsArgs,
     },
+    /// Backup and restore MB/s of a SQLite database to S3 vs file copy + the same compression.
+    Backup {
+        #[command(flatten)]
+        args: backup::BackupArgs,
+    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -80,6 +88,7 @@ fn main() {
             out,
         } => sql_get(rows, reads, rounds, plugin_dir, out),
         Bench::Vectors { args } => vectors::run(args),
+        Bench::Backup { args } => backup::run(args),
     }
 }
 
