@@ -21,6 +21,8 @@ pub struct Panel {
     pub direct: Vec<(f64, f64, usize)>,
     /// Exact through the plugin: (recall, QPS).
     pub exact: Option<(f64, f64)>,
+    /// Legend names of the plugin and direct series.
+    pub labels: (&'static str, &'static str),
 }
 
 const FONT: &str = "sans-serif";
@@ -118,8 +120,8 @@ fn panel(area: &Area, p: &Panel, font: bool) -> Result<(), String> {
 
     // ef labels: plugin's to the left of its points, hnsw_rs's to the right.
     for (series, color, name, dx) in [
-        (&p.plugin, PLUGIN, "HNSW plugin", -30),
-        (&p.direct, DIRECT, "hnsw_rs direct", 6),
+        (&p.plugin, PLUGIN, p.labels.0, -30),
+        (&p.direct, DIRECT, p.labels.1, 6),
     ] {
         if series.is_empty() {
             continue;

@@ -19,6 +19,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod pg;
+
 use hnsw_rs::prelude::*;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde_json::{Value as Json, json};
@@ -87,9 +89,19 @@ pub struct VectorsArgs {
     /// Directory holding libstrata_sqlite.so (default: next to this binary).
     #[arg(long)]
     plugin_dir: Option<PathBuf>,
-    /// Where vectors-sqlite.md and vectors-sqlite.png are written.
+    /// Where the report (vectors-<backend>.md) and plot (.png) are written.
     #[arg(long, default_value = "benchmarks")]
     out_dir: PathBuf,
+    /// The backend measured: `sqlite` (exact + HNSW sidecar vs hnsw_rs) or
+    /// `pg` (pgvector through the Postgres plugin vs the same SQL sent with sqlx).
+    #[arg(long, default_value = "sqlite", value_parser = ["sqlite", "pg"])]
+    backend: String,
+    /// PostgreSQL URL for `--backend pg` (default: $DATABASE_URL).
+    #[arg(long)]
+    database_url: Option<String>,
+    /// The schema `--backend pg` works in (dropped and recreated).
+    #[arg(long, default_value = "strata_bench")]
+    schema: String,
 }
 
 /// One row of a result table.
@@ -884,6 +896,9 @@ fn today() -> String {
 
 /// Runs the benchmark.
 pub fn run(args: VectorsArgs) {
+    if args.backend == "pg" {
+        return pg::run(args);
+    }
     assert!(args.dim > 0, "--dim must be positive");
     assert!(args.queries > 0, "--queries must be positive");
     assert!(args.rounds > 0, "--rounds must be positive");
@@ -1035,6 +1050,7 @@ fn reports_for_plot(reports: &[SizeReport]) -> Vec<crate::plot::Panel> {
                 plugin: pick(Method::PluginHnsw),
                 direct: pick(Method::Direct),
                 exact: pick(Method::Exact).first().map(|p| (p.0, p.1)),
+                labels: ("HNSW plugin", "hnsw_rs direct"),
             }
         })
         .collect()

@@ -2,8 +2,8 @@
 //!
 //! - sqlx with a runtime owned by the plugin: tokio's context is a
 //!   thread-local of each copy of tokio, so the host's runtime is invisible
-//!   here; every call is spawned on the plugin's runtime and the host awaits
-//!   the join handle ([`spawn`]).
+//!   here; every call's future enters the plugin's runtime whenever the host
+//!   polls or drops it ([`spawn`]).
 //! - One schema per agent or tenant (`schema` config key, validated and
 //!   quoted, created on demand); every connection's `search_path` is
 //!   `"<schema>", public`.
@@ -60,25 +60,62 @@ fn runtime() -> PluginResult<&'static tokio::runtime::Runtime> {
     .map_err(|e| PluginError::internal(format!("cannot start the plugin's runtime: {e}")))
 }
 
-/// Runs `fut` on the plugin's runtime; the returned FFI future awaits it
-/// from any executor, and a panic in the task comes back as an error.
+/// Runs `fut` for the host: polled on the caller's thread, inside the
+/// plugin's runtime context ([`InRuntime`]), and guarded so a panic comes
+/// back as an error.
+///
+/// Polling in place instead of spawning a task saves two thread wake-ups
+/// per call (tens of microseconds, a tenth of an HNSW query). sqlx's
+/// sockets and timers register with the plugin's runtime, whose worker
+/// threads drive the I/O and wake the host's task directly.
 pub(crate) fn spawn<T: Send + 'static>(
     fut: impl Future<Output = PluginResult<T>> + Send + 'static,
 ) -> PluginFuture<T> {
     match runtime() {
-        Ok(rt) => {
-            let handle = rt.spawn(fut);
-            guard(async move {
-                handle.await.map_err(|e| {
-                    if e.is_panic() {
-                        PluginError::from_panic(e.into_panic().as_ref())
-                    } else {
-                        PluginError::internal(format!("task cancelled: {e}"))
-                    }
-                })?
-            })
-        }
+        Ok(rt) => guard(InRuntime::new(rt.handle().clone(), fut)),
         Err(e) => ready(Err(e)),
+    }
+}
+
+/// A future that enters the plugin's tokio runtime for every poll and for
+/// its drop: sqlx spawns tasks (returning a connection to the pool, closing
+/// one) from both, and tokio needs a runtime context for that. The host
+/// dropping the future cancels the work, as dropping any sqlx future does.
+struct InRuntime<F> {
+    handle: tokio::runtime::Handle,
+    fut: std::mem::ManuallyDrop<F>,
+}
+
+impl<F> InRuntime<F> {
+    fn new(handle: tokio::runtime::Handle, fut: F) -> Self {
+        InRuntime {
+            handle,
+            fut: std::mem::ManuallyDrop::new(fut),
+        }
+    }
+}
+
+impl<F: Future> Future for InRuntime<F> {
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        // SAFETY: `fut` is structurally pinned: it is never moved out of
+        // `self` (only dropped in place, in `Drop`), and `InRuntime` has no
+        // `Unpin` impl that would let it move.
+        let this = unsafe { self.get_unchecked_mut() };
+        let _entered = this.handle.enter();
+        unsafe { std::pin::Pin::new_unchecked(&mut *this.fut) }.poll(cx)
+    }
+}
+
+impl<F> Drop for InRuntime<F> {
+    fn drop(&mut self) {
+        let _entered = self.handle.enter();
+        // SAFETY: dropped once, here, in place (see `poll`).
+        unsafe { std::mem::ManuallyDrop::drop(&mut self.fut) };
     }
 }
 

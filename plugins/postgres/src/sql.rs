@@ -1,7 +1,7 @@
 //! The SQL contract on PostgreSQL.
 //!
-//! Work runs on the plugin's own tokio runtime ([`crate::spawn`]); the host
-//! awaits the join handle from whatever executor it runs. Parameter types
+//! Work runs in the plugin's own tokio runtime context ([`crate::spawn`]),
+//! polled by whatever executor the host runs. Parameter types
 //! are described by the server once per statement text (then cached): each
 //! strata value is encoded as the type the server expects, and types without
 //! a native encoding are sent as text with an explicit cast added to the SQL.

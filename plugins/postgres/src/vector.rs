@@ -28,7 +28,7 @@
 //! `hnsw.iterative_scan = strict_order`, so a filtered query keeps scanning
 //! the graph until `k` rows pass the filter (results stay in exact distance
 //! order). A query asking for another `ef_search` runs in a transaction with
-//! `SET LOCAL hnsw.ef_search`. If a filtered index scan still returns fewer
+//! `SET LOCAL hnsw.ef_search` (two round trips instead of one). If a filtered index scan still returns fewer
 //! than `k` rows (pgvector stops after `hnsw.max_scan_tuples`), the query
 //! is rerun exactly (ordering by the score, which no index provides), so a
 //! filtered query never returns fewer than `k` matches when `k` exist.
@@ -601,8 +601,11 @@ impl Shared {
         })
     }
 
-    /// Runs a ranked query: in a transaction with `SET LOCAL hnsw.ef_search`
-    /// when `ef_search` is given, otherwise as one statement.
+    /// Runs a ranked query: as one statement, or when `ef_search` is given
+    /// in a transaction begun with `BEGIN; SET LOCAL hnsw.ef_search = …` (one
+    /// round trip) and then dropped: sqlx queues the `ROLLBACK` (the same as
+    /// a commit for a read) and sends it ahead of the connection's next
+    /// statement, so the override costs one round trip, not three.
     async fn ranked(
         &self,
         sql: String,
@@ -613,13 +616,15 @@ impl Shared {
         match ef_search {
             None => q.fetch_all(&self.pool).await.map_err(map),
             Some(ef) => {
-                let mut tx = self.pool.begin().await.map_err(map)?;
-                sqlx::raw_sql(AssertSqlSafe(format!("SET LOCAL hnsw.ef_search = {ef}")))
-                    .execute(&mut *tx)
+                let mut tx = self
+                    .pool
+                    .begin_with(AssertSqlSafe(format!(
+                        "BEGIN; SET LOCAL hnsw.ef_search = {ef}"
+                    )))
                     .await
                     .map_err(map)?;
                 let rows = q.fetch_all(&mut *tx).await.map_err(map)?;
-                tx.commit().await.map_err(map)?;
+                drop(tx);
                 Ok(rows)
             }
         }
