@@ -662,6 +662,19 @@ impl<'a> BackupManager<'a> {
                 dir.display()
             )))?;
 
+        // The restored file gets the permissions of the file it replaces,
+        // else the usual 0644 (a temporary file is created 0600).
+        let perms = match std::fs::metadata(&target) {
+            Ok(m) => Some(m.permissions()),
+            Err(_) => default_permissions(),
+        };
+        if let Some(perms) = perms {
+            std::fs::set_permissions(tmp.path(), perms).map_err(io(format!(
+                "setting permissions of {}",
+                tmp.path().display()
+            )))?;
+        }
+
         // Download, check and decompress into the temporary file.
         let t0 = Instant::now();
         let blobs = self.blobs().await?;
@@ -782,6 +795,17 @@ impl<'a> BackupManager<'a> {
             done += 1;
         }
     }
+}
+
+#[cfg(unix)]
+fn default_permissions() -> Option<std::fs::Permissions> {
+    use std::os::unix::fs::PermissionsExt as _;
+    Some(std::fs::Permissions::from_mode(0o644))
+}
+
+#[cfg(not(unix))]
+fn default_permissions() -> Option<std::fs::Permissions> {
+    None
 }
 
 async fn load_manifest(blobs: &Blobs, key: &str, timestamp: &str) -> Result<Manifest> {
