@@ -36,6 +36,7 @@ pub mod blob;
 pub mod config;
 pub mod error;
 pub mod loader;
+pub mod migrate;
 pub mod params;
 pub mod quickstart;
 pub mod row;

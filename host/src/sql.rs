@@ -21,10 +21,13 @@ use futures_util::future::BoxFuture;
 use strata_plugin_api::{
     PluginError,
     placeholders::{Dialect, Rewritten, rewrite},
-    sql::{Rows, RunResult, SqlConnectionBox, SqlCursorBox, SqlTransactionBox, Statement},
+    sql::{
+        BulkWrite, Rows, RunResult, SqlConnectionBox, SqlCursorBox, SqlTransactionBox, Statement,
+    },
 };
 
 use crate::{
+    Params, Value,
     error::{Error, Result},
     loader::call,
     params::{IntoParams, bind},
@@ -309,6 +312,39 @@ impl Sql {
                 Err(e)
             }
         }
+    }
+
+    /// Writes `values` (row-major, `columns.len()` per row) into `table` in
+    /// one transaction through the plugin's bulk path (binary `COPY` on
+    /// Postgres), as an upsert on `key_columns` when given, then runs `then`
+    /// in the same transaction. Returns the rows inserted or changed. Fails
+    /// with [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) when the plugin
+    /// has no bulk path (or not for these column types): use `INSERT`s then.
+    pub async fn bulk_write(
+        &self,
+        table: &str,
+        columns: &[String],
+        key_columns: &[String],
+        values: Vec<Value>,
+        then: Option<(&str, Params)>,
+    ) -> Result<u64> {
+        let width = columns.len().max(1);
+        let then = match then {
+            Some((sql, params)) => Some(self.inner.statements.prepare(sql, params)?.0),
+            None => None,
+        };
+        let request = BulkWrite {
+            table: table.into(),
+            columns: columns.iter().map(|c| RString::from(c.as_str())).collect(),
+            key_columns: key_columns
+                .iter()
+                .map(|c| RString::from(c.as_str()))
+                .collect(),
+            row_count: (values.len() / width) as u64,
+            values: values.into(),
+            then: then.into(),
+        };
+        call(self.inner.conn.bulk_write(request)).await
     }
 
     /// Closes the backend's SQL handle; later calls fail with `Closed`.

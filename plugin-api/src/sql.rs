@@ -83,6 +83,46 @@ pub trait SqlConnection: Send + Sync {
     /// Closes the handle; every later call returns [`ErrorKind::Closed`](crate::ErrorKind::Closed).
     #[sabi(last_prefix_field)]
     fn close(&self) -> PluginFuture<()>;
+
+    /// Writes many rows in one transaction, the fast path of migrations and
+    /// imports (Postgres: binary `COPY`; SQLite: one prepared statement).
+    /// Returns the rows inserted or changed. Appended after `close`: a plugin
+    /// built before it, or one that does not override it, answers
+    /// [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) and the
+    /// host falls back to multi-row `INSERT`s; so may a plugin for a column
+    /// type its bulk path cannot encode.
+    fn bulk_write(&self, request: BulkWrite) -> PluginFuture<u64> {
+        drop(request);
+        crate::ffi::ready(Err(PluginError::new(
+            crate::ErrorKind::Unsupported,
+            "this plugin has no bulk write",
+        )))
+    }
+}
+
+/// Rows for [`SqlConnection::bulk_write`].
+///
+/// With `key_columns` the write is an upsert: a row whose key exists
+/// replaces the other columns, and counts as written only when a value
+/// differs (so writing the same rows twice reports 0 the second time).
+/// Values use the plugin's own mapping for the column's type (see
+/// [`Value`]); vector columns also accept little-endian `f32` blobs.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq)]
+pub struct BulkWrite {
+    /// The table, unquoted (the plugin quotes it).
+    pub table: RString,
+    /// Column names, in value order.
+    pub columns: RVec<RString>,
+    /// The conflict target (the primary key); empty = plain insert.
+    pub key_columns: RVec<RString>,
+    /// `row_count * columns.len()` values, row after row.
+    pub values: RVec<Value>,
+    /// Number of rows.
+    pub row_count: u64,
+    /// A statement run in the same transaction after the rows (a
+    /// checkpoint), in the plugin's dialect; its result is discarded.
+    pub then: ROption<Statement>,
 }
 
 /// A handle to an opened SQL backend.

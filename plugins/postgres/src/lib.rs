@@ -15,6 +15,7 @@
 #![warn(missing_docs, unreachable_pub)]
 #![allow(non_local_definitions)]
 
+mod bulk;
 pub mod config;
 mod error;
 mod filter_sql;

@@ -349,6 +349,14 @@ impl SqlConnection for PgSql {
             Ok(())
         })
     }
+
+    fn bulk_write(&self, request: strata_plugin_api::sql::BulkWrite) -> PluginFuture<u64> {
+        let this = self.clone();
+        spawn(async move {
+            this.check()?;
+            crate::bulk::write(&this.shared.pool, request).await
+        })
+    }
 }
 
 static CURSORS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

@@ -38,8 +38,8 @@ use strata_plugin_api::{
     ErrorKind, PluginError, PluginResult, Value,
     ffi::guard,
     sql::{
-        PluginFuture, Rows, RunResult, SqlConnection, SqlConnection_TO, SqlConnectionBox,
-        SqlCursor, SqlCursor_TO, SqlCursorBox, SqlTransaction, SqlTransaction_TO,
+        BulkWrite, PluginFuture, Rows, RunResult, SqlConnection, SqlConnection_TO,
+        SqlConnectionBox, SqlCursor, SqlCursor_TO, SqlCursorBox, SqlTransaction, SqlTransaction_TO,
         SqlTransactionBox, Statement,
     },
 };
@@ -440,6 +440,91 @@ impl SqlConnection for SqliteSql {
     fn close(&self) -> PluginFuture<()> {
         let shared = self.shared.clone();
         guard(async move { shared.close().await })
+    }
+
+    fn bulk_write(&self, request: BulkWrite) -> PluginFuture<u64> {
+        let shared = self.shared.clone();
+        guard(async move { shared.with_writer(|c| bulk_on(c, &request)).await })
+    }
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// [`SqlConnection::bulk_write`] on SQLite: one `BEGIN IMMEDIATE`
+/// transaction, one cached `INSERT … ON CONFLICT DO UPDATE … WHERE <row
+/// differs>` statement stepped per row (SQLite has no faster load path),
+/// then the `then` statement.
+fn bulk_on(conn: &Connection, req: &BulkWrite) -> PluginResult<u64> {
+    let width = req.columns.len();
+    if width == 0 || req.values.len() as u64 != req.row_count * width as u64 {
+        return Err(PluginError::invalid_input(format!(
+            "bulk write to {}: {} values for {} rows of {} columns",
+            req.table,
+            req.values.len(),
+            req.row_count,
+            width
+        )));
+    }
+    let table = quote_ident(&req.table);
+    let cols: Vec<String> = req.columns.iter().map(|c| quote_ident(c)).collect();
+    let mut sql = format!(
+        "INSERT INTO {table} ({}) VALUES ({})",
+        cols.join(", "),
+        vec!["?"; width].join(", ")
+    );
+    if !req.key_columns.is_empty() {
+        let keys: Vec<String> = req.key_columns.iter().map(|c| quote_ident(c)).collect();
+        let rest: Vec<&String> = req
+            .columns
+            .iter()
+            .zip(&cols)
+            .filter(|(c, _)| !req.key_columns.contains(c))
+            .map(|(_, q)| q)
+            .collect();
+        if rest.is_empty() {
+            sql.push_str(&format!(" ON CONFLICT ({}) DO NOTHING", keys.join(", ")));
+        } else {
+            sql.push_str(&format!(
+                " ON CONFLICT ({}) DO UPDATE SET {} WHERE {}",
+                keys.join(", "),
+                rest.iter()
+                    .map(|c| format!("{c} = excluded.{c}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                rest.iter()
+                    .map(|c| format!("{table}.{c} IS NOT excluded.{c}"))
+                    .collect::<Vec<_>>()
+                    .join(" OR ")
+            ));
+        }
+    }
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(map)?;
+    let result = (|| {
+        let mut stmt = conn.prepare_cached(&sql).map_err(map)?;
+        let mut written = 0u64;
+        for row in req.values.chunks(width) {
+            for (i, v) in row.iter().enumerate() {
+                stmt.raw_bind_parameter(i + 1, Bind(v)).map_err(map)?;
+            }
+            written += stmt.raw_execute().map_err(map)? as u64;
+        }
+        drop(stmt);
+        if let ROption::RSome(then) = &req.then {
+            run_on(conn, then)?;
+        }
+        Ok(written)
+    })();
+    match result {
+        Ok(n) => {
+            conn.execute_batch("COMMIT").map_err(map)?;
+            Ok(n)
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The `strata` command line.
 
 mod backup;
+mod migrate;
 
 use std::{
     path::{Path, PathBuf},
@@ -64,6 +65,12 @@ enum Command {
     },
     /// The main job: write and read agent memories through the loaded SQL plugin.
     Quickstart,
+    /// Copy tables and vector collections between backends: streaming, resumable, verified.
+    Migrate(migrate::MigrateArgs),
+    /// Export a backend's tables and collections to a JSON Lines file.
+    Export(migrate::ExportArgs),
+    /// Import a JSON Lines export into a backend (one transaction per table).
+    Import(migrate::ImportArgs),
     /// Backups to the `backup` role's blob store: now, list, verify, restore, prune, schedule.
     Backup(backup::BackupArgs),
     /// Run a benchmark (runs the `strata-bench` binary next to this one).
@@ -188,6 +195,9 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             json,
             what,
         } => vectors(&strata, backend.as_deref(), json, what).await?,
+        Command::Migrate(args) => migrate::run_migrate(&strata, args).await?,
+        Command::Export(args) => migrate::run_export(&strata, args).await?,
+        Command::Import(args) => migrate::run_import(&strata, args).await?,
         Command::Backup(args) => backup::run(&strata, args).await?,
         Command::Quickstart => {
             let mut out = std::io::stdout();

@@ -1,0 +1,671 @@
+//! Export to and import from JSON Lines, streamed (one page in memory).
+//!
+//! The format, one JSON document per line:
+//!
+//! ```text
+//! {"strata_export":1,"source":"local","dialect":"sqlite"}
+//! {"table":{"name":"notes","columns":[{"name":"id","kind":"integer","not_null":true},…],
+//!           "primary_key":["id"],"auto_key":true,"indexes":[{"name":"…","unique":false,"columns":["…"]}]}}
+//! {"row":[1,"hello",{"b64":"AAEC"},2.5,null]}
+//! {"end":{"table":"notes","rows":1}}
+//! {"collection":{"name":"memories","dimension":3,"metric":"cosine"}}
+//! {"record":{"id":"m1","vector":[0.1,0.2,0.3],"metadata":{"kind":"fact"},"text":"…"}}
+//! {"end":{"collection":"memories","rows":1}}
+//! ```
+//!
+//! Row values are in column order: integers as JSON integers, reals as JSON
+//! numbers (always with a fraction or exponent, so `1.0` stays real;
+//! non-finite reals as `{"f":"NaN"}`), text as strings, blobs as
+//! `{"b64":"…"}` (standard base64 with padding), NULL as `null`. Vector
+//! columns are exported as blobs of little-endian `f32`s whatever the source
+//! stores. Import creates each table (types translated for the target as in
+//! [`super::schema`]) and loads it in **one transaction**, committed at the
+//! table's `end` line after checking its row count: a failure rolls the
+//! whole table back, leaving the target clean. Collections are upserted in
+//! batches (the vector contract has no transactions).
+
+use std::{
+    io::{BufRead, Write},
+    time::Instant,
+};
+
+use serde_json::{Value as Json, json};
+
+use crate::{Include, Params, Record, Sql, Value, Vectors, loader::Backend};
+
+use super::{
+    ItemKind, ItemReport, MigrateError, MigrateOptions, Phase, Progress, Report,
+    schema::{self, Column, Index, Kind, TableSchema, VectorStorage},
+    table::{Pager, Upserts, max_params},
+    values,
+};
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 with padding.
+pub fn base64_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for c in bytes.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        out.push(B64[(n >> 18) as usize & 63] as char);
+        out.push(B64[(n >> 12) as usize & 63] as char);
+        out.push(if c.len() > 1 {
+            B64[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        out.push(if c.len() > 2 {
+            B64[n as usize & 63] as char
+        } else {
+            '='
+        });
+    }
+    out
+}
+
+/// Decodes [`base64_encode`]; `None` on malformed input.
+pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim_end_matches('=');
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for ch in s.bytes() {
+        let v = match ch {
+            b'A'..=b'Z' => ch - b'A',
+            b'a'..=b'z' => ch - b'a' + 26,
+            b'0'..=b'9' => ch - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+fn value_json(v: &Value) -> Json {
+    match v {
+        Value::Null => Json::Null,
+        Value::Integer(i) => (*i).into(),
+        Value::Real(r) => match serde_json::Number::from_f64(*r) {
+            Some(n) => Json::Number(n),
+            None => json!({ "f": r.to_string() }),
+        },
+        Value::Text(t) => Json::String(t.to_string()),
+        Value::Blob(b) => json!({ "b64": base64_encode(b) }),
+    }
+}
+
+fn json_value(j: &Json) -> Option<Value> {
+    Some(match j {
+        Json::Null => Value::Null,
+        Json::Number(n) => match n.as_i64() {
+            Some(i) if !n.is_f64() => Value::Integer(i),
+            _ => Value::Real(n.as_f64()?),
+        },
+        Json::String(s) => Value::from(s.as_str()),
+        Json::Object(m) => {
+            if let Some(b) = m.get("b64") {
+                Value::Blob(base64_decode(b.as_str()?)?.into())
+            } else {
+                Value::Real(m.get("f")?.as_str()?.parse().ok()?)
+            }
+        }
+        _ => return None,
+    })
+}
+
+fn schema_json(t: &TableSchema) -> Json {
+    json!({
+        "name": t.name,
+        "columns": t.columns.iter().map(|c| json!({
+            "name": c.name, "kind": c.kind.name(), "not_null": c.not_null,
+        })).collect::<Vec<_>>(),
+        "primary_key": t.primary_key,
+        "auto_key": t.auto_key,
+        "indexes": t.indexes.iter().map(|i| json!({
+            "name": i.name, "unique": i.unique, "columns": i.columns,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn schema_from_json(j: &Json) -> Option<TableSchema> {
+    let strings = |v: &Json| -> Option<Vec<String>> {
+        v.as_array()?
+            .iter()
+            .map(|s| s.as_str().map(str::to_string))
+            .collect()
+    };
+    Some(TableSchema {
+        name: j.get("name")?.as_str()?.to_string(),
+        columns: j
+            .get("columns")?
+            .as_array()?
+            .iter()
+            .map(|c| {
+                let kind = c.get("kind")?.as_str()?;
+                Some(Column {
+                    name: c.get("name")?.as_str()?.to_string(),
+                    kind: Kind::from_name(kind)?,
+                    not_null: c.get("not_null")?.as_bool()?,
+                    declared: kind.to_string(),
+                })
+            })
+            .collect::<Option<_>>()?,
+        primary_key: strings(j.get("primary_key")?)?,
+        auto_key: j.get("auto_key")?.as_bool()?,
+        indexes: j
+            .get("indexes")?
+            .as_array()?
+            .iter()
+            .map(|i| {
+                Some(Index {
+                    name: i.get("name")?.as_str()?.to_string(),
+                    unique: i.get("unique")?.as_bool()?,
+                    columns: strings(i.get("columns")?)?,
+                })
+            })
+            .collect::<Option<_>>()?,
+    })
+}
+
+fn io_err(file: &str) -> impl Fn(std::io::Error) -> MigrateError {
+    let file = file.to_string();
+    move |e| MigrateError::File {
+        file: file.clone(),
+        message: e.to_string(),
+    }
+}
+
+fn line(out: &mut dyn Write, file: &str, doc: &Json) -> Result<(), MigrateError> {
+    serde_json::to_writer(&mut *out, doc).map_err(|e| MigrateError::File {
+        file: file.to_string(),
+        message: e.to_string(),
+    })?;
+    out.write_all(b"\n").map_err(io_err(file))
+}
+
+/// Writes every selected table and collection of `backend` to `out`
+/// (`file` names it in errors). Uses `tables`, `collections`,
+/// `batch_size`, `detect_vectors` and `progress` of `options`.
+pub async fn export(
+    backend: &Backend,
+    out: &mut dyn Write,
+    file: &str,
+    options: &MigrateOptions,
+) -> Result<Report, MigrateError> {
+    let started = Instant::now();
+    let mut report = Report::default();
+    let sql = backend.sql().ok();
+    line(
+        out,
+        file,
+        &json!({
+            "strata_export": 1,
+            "source": backend.name(),
+            "dialect": sql.as_ref().map(|s| s.dialect().name()),
+        }),
+    )?;
+    if let Some(sql) = &sql {
+        let names = match &options.tables {
+            Some(l) => l.clone(),
+            None => schema::list_tables(sql, &mut report.warnings).await?,
+        };
+        for name in &names {
+            let t0 = Instant::now();
+            let t =
+                schema::read_table(sql, name, options.detect_vectors, &mut report.warnings).await?;
+            line(out, file, &json!({ "table": schema_json(&t) }))?;
+            let pager = Pager::new(&t, options.batch_size);
+            let mut rep = ItemReport::new(ItemKind::Table, name);
+            let mut after = None;
+            loop {
+                let rows =
+                    pager
+                        .page(sql, after.take())
+                        .await
+                        .map_err(|source| MigrateError::Table {
+                            table: name.clone(),
+                            backend: backend.name().into(),
+                            source: Box::new(source),
+                        })?;
+                let Some(last) = rows.last() else { break };
+                after = Some(pager.key(last));
+                for row in &rows {
+                    let vals: Vec<Json> = row
+                        .values()
+                        .iter()
+                        .zip(&t.columns)
+                        .map(|(v, c)| match c.kind {
+                            Kind::Vector(_) => match values::vector_of(v) {
+                                Some(f) => value_json(&Value::from(values::f32_to_blob(&f))),
+                                None => value_json(v),
+                            },
+                            _ => value_json(v),
+                        })
+                        .collect();
+                    line(out, file, &json!({ "row": vals }))?;
+                }
+                rep.read += rows.len() as u64;
+                progress(options, ItemKind::Table, name, rep.read);
+            }
+            line(
+                out,
+                file,
+                &json!({ "end": { "table": name, "rows": rep.read } }),
+            )?;
+            rep.written = rep.read;
+            rep.duration = t0.elapsed();
+            report.tables.push(rep);
+        }
+    }
+    let wants = options.collections.as_ref().is_none_or(|c| !c.is_empty());
+    if let (true, Ok(v)) = (wants, backend.vectors()) {
+        let names = match &options.collections {
+            Some(l) => l.clone(),
+            None => v
+                .list()
+                .await
+                .map_err(|e| coll_err(&v, "*", e))?
+                .into_iter()
+                .map(|c| c.name)
+                .collect(),
+        };
+        for name in &names {
+            let t0 = Instant::now();
+            let stats = v
+                .stats(name)
+                .await
+                .map_err(|e| coll_err(&v, name, e))?
+                .ok_or_else(|| MigrateError::Backend {
+                    backend: backend.name().into(),
+                    message: format!("no collection named `{name}`"),
+                })?;
+            line(
+                out,
+                file,
+                &json!({ "collection": {
+                    "name": name, "dimension": stats.dimension, "metric": stats.metric.name(),
+                }}),
+            )?;
+            let mut rep = ItemReport::new(ItemKind::Collection, name);
+            let mut cursor: Option<String> = None;
+            loop {
+                let page = v
+                    .scan(
+                        name,
+                        cursor.as_deref(),
+                        options.batch_size as u32,
+                        None,
+                        Include::ALL,
+                    )
+                    .await
+                    .map_err(|e| coll_err(&v, name, e))?;
+                for h in &page.records {
+                    line(
+                        out,
+                        file,
+                        &json!({ "record": {
+                            "id": h.id, "vector": h.vector, "metadata": h.metadata, "text": h.text,
+                        }}),
+                    )?;
+                }
+                rep.read += page.records.len() as u64;
+                progress(options, ItemKind::Collection, name, rep.read);
+                match page.next_cursor {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+            line(
+                out,
+                file,
+                &json!({ "end": { "collection": name, "rows": rep.read } }),
+            )?;
+            rep.written = rep.read;
+            rep.duration = t0.elapsed();
+            report.collections.push(rep);
+        }
+    }
+    out.flush().map_err(io_err(file))?;
+    report.duration = started.elapsed();
+    Ok(report)
+}
+
+fn progress(options: &MigrateOptions, kind: ItemKind, name: &str, done: u64) {
+    options.report(Progress {
+        kind,
+        name: name.to_string(),
+        phase: Phase::Copy,
+        done,
+        total: None,
+    });
+}
+
+fn coll_err(v: &Vectors, name: &str, source: crate::Error) -> MigrateError {
+    MigrateError::Collection {
+        collection: name.to_string(),
+        backend: v.backend().to_string(),
+        source: Box::new(source),
+    }
+}
+
+/// Loads an export into `backend`: each table in one transaction, each
+/// collection by batched upserts. `file` names the input in errors; uses
+/// `batch_size` and `progress` of `options`.
+pub async fn import(
+    backend: &Backend,
+    input: &mut dyn BufRead,
+    file: &str,
+    options: &MigrateOptions,
+) -> Result<Report, MigrateError> {
+    let started = Instant::now();
+    let mut report = Report::default();
+    let bad = |n: usize, message: String| MigrateError::File {
+        file: format!("{file}:{n}"),
+        message,
+    };
+    let mut lines = input.lines().enumerate().map(|(i, l)| (i + 1, l));
+    let Some((_, first)) = lines.next() else {
+        return Err(bad(1, "empty file".into()));
+    };
+    let first: Json =
+        serde_json::from_str(&first.map_err(io_err(file))?).map_err(|e| bad(1, e.to_string()))?;
+    if first.get("strata_export").and_then(Json::as_i64) != Some(1) {
+        return Err(bad(
+            1,
+            "not a strata export (expected a {\"strata_export\":1,…} header)".into(),
+        ));
+    }
+    let mut vectors_storage = None;
+    while let Some((n, l)) = lines.next() {
+        let l = l.map_err(io_err(file))?;
+        if l.trim().is_empty() {
+            continue;
+        }
+        let doc: Json = serde_json::from_str(&l).map_err(|e| bad(n, e.to_string()))?;
+        if let Some(t) = doc.get("table") {
+            let t = schema_from_json(t).ok_or_else(|| bad(n, "malformed table header".into()))?;
+            let sql = backend.sql().map_err(|e| MigrateError::Backend {
+                backend: backend.name().into(),
+                message: e.to_string(),
+            })?;
+            let storage = match vectors_storage {
+                Some(s) => s,
+                None => {
+                    let s = if sql.dialect() == crate::Dialect::Postgres
+                        && schema::pg_vector_available(&sql).await?
+                    {
+                        VectorStorage::PgVector
+                    } else {
+                        VectorStorage::Blob
+                    };
+                    vectors_storage = Some(s);
+                    s
+                }
+            };
+            let rep = import_table(&sql, &t, storage, &mut lines, file, options).await?;
+            report.tables.push(rep);
+        } else if let Some(c) = doc.get("collection") {
+            let v = backend.vectors().map_err(|e| MigrateError::Backend {
+                backend: backend.name().into(),
+                message: e.to_string(),
+            })?;
+            let rep = import_collection(&v, c, n, &mut lines, file, options).await?;
+            report.collections.push(rep);
+        } else {
+            return Err(bad(n, "expected a table or collection header".into()));
+        }
+    }
+    report.duration = started.elapsed();
+    Ok(report)
+}
+
+type Lines<'a> = dyn Iterator<Item = (usize, std::io::Result<String>)> + 'a;
+
+async fn import_table(
+    sql: &Sql,
+    t: &TableSchema,
+    storage: VectorStorage,
+    lines: &mut Lines<'_>,
+    file: &str,
+    options: &MigrateOptions,
+) -> Result<ItemReport, MigrateError> {
+    let t0 = Instant::now();
+    let mut rep = ItemReport::new(ItemKind::Table, &t.name);
+    let on = |source| MigrateError::Table {
+        table: t.name.clone(),
+        backend: sql.backend().into(),
+        source: Box::new(source),
+    };
+    // The table is created first, committed: the Postgres plugin describes
+    // statement parameters on a pooled connection, which cannot see a table
+    // created inside a still-open transaction. A failed load drops it again
+    // when this import created it.
+    let existed = schema::table_exists(sql, &t.name).await?;
+    sql.exec(&schema::create_table_sql(t, sql.dialect(), storage))
+        .await
+        .map_err(on)?;
+    let result = load_table(sql, t, storage, lines, file, options, &mut rep).await;
+    if let Err(e) = result {
+        if !existed {
+            let _ = sql
+                .exec(&format!("DROP TABLE IF EXISTS {}", schema::quote(&t.name)))
+                .await;
+        }
+        return Err(e);
+    }
+    rep.skipped = rep.read - rep.written.min(rep.read);
+    rep.duration = t0.elapsed();
+    Ok(rep)
+}
+
+/// Loads the rows of one table in one transaction (rolled back on any error).
+async fn load_table(
+    sql: &Sql,
+    t: &TableSchema,
+    storage: VectorStorage,
+    lines: &mut Lines<'_>,
+    file: &str,
+    options: &MigrateOptions,
+    rep: &mut ItemReport,
+) -> Result<(), MigrateError> {
+    let on = |source| MigrateError::Table {
+        table: t.name.clone(),
+        backend: sql.backend().into(),
+        source: Box::new(source),
+    };
+    let bad = |n: usize, message: String| MigrateError::File {
+        file: format!("{file}:{n}"),
+        message: format!("table `{}`: {message}", t.name),
+    };
+    let kinds: Vec<Kind> = t.columns.iter().map(|c| c.kind).collect();
+    let width = kinds.len();
+    let mut upserts = Upserts::new(t, sql.dialect());
+    let per_stmt = (max_params(sql.dialect()) / width.max(1)).clamp(1, options.batch_size);
+    let tx = sql.begin().await.map_err(on)?;
+    let mut pending: Vec<Value> = Vec::new();
+    let flush = |pending: Vec<Value>, upserts: &mut Upserts| {
+        let sql_text = upserts.sql(pending.len() / width).to_string();
+        let tx = &tx;
+        async move { tx.run(&sql_text, Params::Positional(pending)).await }
+    };
+    let expected = loop {
+        let Some((n, l)) = lines.next() else {
+            return Err(bad(0, "the file ends before the table's end line".into()));
+        };
+        let l = l.map_err(io_err(file))?;
+        let doc: Json = serde_json::from_str(&l).map_err(|e| bad(n, e.to_string()))?;
+        if let Some(row) = doc.get("row").and_then(Json::as_array) {
+            if row.len() != width {
+                return Err(bad(
+                    n,
+                    format!("row has {} values, the table {} columns", row.len(), width),
+                ));
+            }
+            for (i, v) in row.iter().enumerate() {
+                let v = json_value(v).ok_or_else(|| bad(n, format!("unreadable value {v}")))?;
+                let v = values::to_target(v, kinds[i], storage)
+                    .map_err(|m| bad(n, format!("column `{}`: {m}", t.columns[i].name)))?;
+                pending.push(v);
+            }
+            rep.read += 1;
+            if pending.len() >= per_stmt * width {
+                let out = flush(std::mem::take(&mut pending), &mut upserts)
+                    .await
+                    .map_err(on)?;
+                rep.written += out.changes;
+                progress(options, ItemKind::Table, &t.name, rep.read);
+            }
+        } else if let Some(end) = doc.get("end") {
+            break end.get("rows").and_then(Json::as_u64).unwrap_or(u64::MAX);
+        } else {
+            return Err(bad(n, "expected a row or the table's end line".into()));
+        }
+    };
+    if !pending.is_empty() {
+        let out = flush(std::mem::take(&mut pending), &mut upserts)
+            .await
+            .map_err(on)?;
+        rep.written += out.changes;
+    }
+    if expected != rep.read {
+        return Err(bad(
+            0,
+            format!("the end line says {expected} rows, {} were read", rep.read),
+        ));
+    }
+    if t.auto_key && sql.dialect() == crate::Dialect::Postgres {
+        let key = schema::quote(&t.primary_key[0]);
+        tx.get(
+            &format!(
+                "SELECT setval(pg_get_serial_sequence(?, ?), coalesce((SELECT max({key}) FROM {}), 0) + 1, false) AS v",
+                schema::quote(&t.name)
+            ),
+            [schema::quote(&t.name), t.primary_key[0].clone()],
+        )
+        .await
+        .map_err(on)?;
+    }
+    for stmt in schema::create_index_sql(t) {
+        tx.exec(&stmt).await.map_err(on)?;
+    }
+    tx.commit().await.map_err(on)?;
+    Ok(())
+}
+
+async fn import_collection(
+    v: &Vectors,
+    header: &Json,
+    header_line: usize,
+    lines: &mut Lines<'_>,
+    file: &str,
+    options: &MigrateOptions,
+) -> Result<ItemReport, MigrateError> {
+    let t0 = Instant::now();
+    let bad = |n: usize, message: String| MigrateError::File {
+        file: format!("{file}:{n}"),
+        message,
+    };
+    let (name, dim, metric) = (|| {
+        Some((
+            header.get("name")?.as_str()?.to_string(),
+            u32::try_from(header.get("dimension")?.as_u64()?).ok()?,
+            crate::Metric::from_name(header.get("metric")?.as_str()?)?,
+        ))
+    })()
+    .ok_or_else(|| bad(header_line, "malformed collection header".into()))?;
+    v.create_collection(&name, dim, metric)
+        .await
+        .map_err(|e| coll_err(v, &name, e))?;
+    let mut rep = ItemReport::new(ItemKind::Collection, &name);
+    let mut batch = Vec::new();
+    loop {
+        let Some((n, l)) = lines.next() else {
+            return Err(bad(
+                0,
+                format!("collection `{name}`: the file ends before its end line"),
+            ));
+        };
+        let doc: Json =
+            serde_json::from_str(&l.map_err(io_err(file))?).map_err(|e| bad(n, e.to_string()))?;
+        if let Some(r) = doc.get("record") {
+            let rec = (|| {
+                Some(Record {
+                    id: r.get("id")?.as_str()?.to_string(),
+                    vector: r
+                        .get("vector")?
+                        .as_array()?
+                        .iter()
+                        .map(|x| x.as_f64().map(|f| f as f32))
+                        .collect::<Option<_>>()?,
+                    metadata: r.get("metadata").cloned().unwrap_or(Json::Null),
+                    text: r.get("text").and_then(Json::as_str).map(str::to_string),
+                })
+            })()
+            .ok_or_else(|| bad(n, "malformed record".into()))?;
+            batch.push(rec);
+            rep.read += 1;
+            if batch.len() >= options.batch_size {
+                rep.written += v
+                    .upsert(&name, std::mem::take(&mut batch))
+                    .await
+                    .map_err(|e| coll_err(v, &name, e))?;
+                progress(options, ItemKind::Collection, &name, rep.read);
+            }
+        } else if doc.get("end").is_some() {
+            break;
+        } else {
+            return Err(bad(
+                n,
+                "expected a record or the collection's end line".into(),
+            ));
+        }
+    }
+    if !batch.is_empty() {
+        rep.written += v
+            .upsert(&name, batch)
+            .await
+            .map_err(|e| coll_err(v, &name, e))?;
+    }
+    rep.duration = t0.elapsed();
+    Ok(rep)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_round_trips() {
+        for n in 0..20u8 {
+            let b: Vec<u8> = (0..n).map(|i| i.wrapping_mul(37)).collect();
+            assert_eq!(base64_decode(&base64_encode(&b)).unwrap(), b);
+        }
+        assert_eq!(base64_encode(b"foob"), "Zm9vYg==");
+    }
+
+    #[test]
+    fn values_round_trip() {
+        for v in [
+            Value::Null,
+            Value::Integer(-7),
+            Value::Real(1.0),
+            Value::Real(f64::NAN),
+            Value::from("x"),
+            Value::from(vec![1u8, 2]),
+        ] {
+            let back = json_value(&value_json(&v)).unwrap();
+            match (&v, &back) {
+                (Value::Real(a), Value::Real(b)) if a.is_nan() => assert!(b.is_nan()),
+                _ => assert_eq!(back, v),
+            }
+        }
+    }
+}

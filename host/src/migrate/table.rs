@@ -1,0 +1,549 @@
+//! One table: create on the target, keyset-paged copy with upserts and
+//! checkpoints, identity and index fix-ups, verification.
+
+use std::{collections::HashMap, fmt::Write as _, time::Instant};
+
+use crate::{Dialect, Params, Sql, Value, row::Row};
+
+use super::{
+    CHECKPOINT_DDL, CHECKPOINT_UPSERT, ItemKind, ItemReport, MigrateError, MigrateOptions, Phase,
+    Progress, Verification, load_checkpoint,
+    schema::{self, Kind, TableSchema, VectorStorage, quote},
+    values::{self, Checksum, Hasher128},
+};
+
+/// Most parameters one statement may carry: PostgreSQL's wire limit
+/// (65,535) and SQLite's `SQLITE_MAX_VARIABLE_NUMBER` (32,766).
+pub(crate) fn max_params(d: Dialect) -> usize {
+    match d {
+        Dialect::Postgres => 65_535,
+        _ => 32_766,
+    }
+}
+
+/// What every table of one migration shares.
+pub(crate) struct Context<'a> {
+    pub(crate) src: &'a Sql,
+    pub(crate) dst: &'a Sql,
+    pub(crate) source_id: &'a str,
+    pub(crate) options: &'a MigrateOptions,
+    /// How the target stores vector columns.
+    pub(crate) vectors: VectorStorage,
+}
+
+impl<'a> Context<'a> {
+    pub(crate) async fn new(
+        src: &'a Sql,
+        dst: &'a Sql,
+        source_id: &'a str,
+        options: &'a MigrateOptions,
+    ) -> Result<Context<'a>, MigrateError> {
+        let vectors = if dst.dialect() == Dialect::Postgres && !options.dry_run {
+            if schema::pg_vector_available(dst).await? {
+                VectorStorage::PgVector
+            } else {
+                VectorStorage::Blob
+            }
+        } else {
+            VectorStorage::Blob
+        };
+        if !options.dry_run {
+            dst.exec(CHECKPOINT_DDL)
+                .await
+                .map_err(|source| MigrateError::Table {
+                    table: super::CHECKPOINTS.into(),
+                    backend: dst.backend().into(),
+                    source: Box::new(source),
+                })?;
+        }
+        Ok(Context {
+            src,
+            dst,
+            source_id,
+            options,
+            vectors,
+        })
+    }
+}
+
+fn on(sql: &Sql, table: &str) -> impl Fn(crate::Error) -> MigrateError {
+    let backend = sql.backend().to_string();
+    let table = table.to_string();
+    move |source| MigrateError::Table {
+        table: table.clone(),
+        backend: backend.clone(),
+        source: Box::new(source),
+    }
+}
+
+/// Keyset-paged reads of one table in primary-key order.
+pub(crate) struct Pager {
+    first: String,
+    next: String,
+    keys: Vec<usize>,
+}
+
+impl Pager {
+    pub(crate) fn new(t: &TableSchema, page: usize) -> Pager {
+        let key_list = t
+            .primary_key
+            .iter()
+            .map(|k| quote(k))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let base = format!("SELECT {} FROM {}", t.column_list(), quote(&t.name));
+        let tail = format!(" ORDER BY {key_list} LIMIT {page}");
+        let cond = if t.primary_key.len() == 1 {
+            format!("{key_list} > ?")
+        } else {
+            let marks = vec!["?"; t.primary_key.len()].join(", ");
+            format!("({key_list}) > ({marks})")
+        };
+        Pager {
+            first: format!("{base}{tail}"),
+            next: format!("{base} WHERE {cond}{tail}"),
+            keys: t.key_positions(),
+        }
+    }
+
+    /// The page after `after` (the first page for `None`).
+    pub(crate) async fn page(
+        &self,
+        sql: &Sql,
+        after: Option<Vec<Value>>,
+    ) -> crate::Result<Vec<Row>> {
+        match after {
+            None => sql.all(&self.first, ()).await,
+            Some(k) => sql.all(&self.next, Params::Positional(k)).await,
+        }
+    }
+
+    /// The key of a row.
+    pub(crate) fn key(&self, row: &Row) -> Vec<Value> {
+        self.keys.iter().map(|&i| row.values()[i].clone()).collect()
+    }
+}
+
+/// Builds the multi-row upsert statements for a table.
+pub(crate) struct Upserts {
+    head: String,
+    tail: String,
+    row: String,
+    cache: HashMap<usize, String>,
+}
+
+impl Upserts {
+    pub(crate) fn new(t: &TableSchema, dialect: Dialect) -> Upserts {
+        let table = quote(&t.name);
+        let head = format!("INSERT INTO {table} ({}) VALUES ", t.column_list());
+        let row = format!("({})", vec!["?"; t.columns.len()].join(", "));
+        let keys = t
+            .primary_key
+            .iter()
+            .map(|k| quote(k))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rest: Vec<String> = t
+            .columns
+            .iter()
+            .filter(|c| !t.primary_key.contains(&c.name))
+            .map(|c| quote(&c.name))
+            .collect();
+        let tail = if rest.is_empty() {
+            format!(" ON CONFLICT ({keys}) DO NOTHING")
+        } else {
+            let set = rest
+                .iter()
+                .map(|c| format!("{c} = excluded.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            // Skip rows that are already identical: a re-run writes nothing.
+            let differs = match dialect {
+                Dialect::Postgres => format!(
+                    "({}) IS DISTINCT FROM ({})",
+                    rest.iter()
+                        .map(|c| format!("{table}.{c}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    rest.iter()
+                        .map(|c| format!("excluded.{c}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                _ => rest
+                    .iter()
+                    .map(|c| format!("{table}.{c} IS NOT excluded.{c}"))
+                    .collect::<Vec<_>>()
+                    .join(" OR "),
+            };
+            // A single-column row value is just the value on Postgres.
+            let differs = if rest.len() == 1 && dialect == Dialect::Postgres {
+                format!("{table}.{0} IS DISTINCT FROM excluded.{0}", rest[0])
+            } else {
+                differs
+            };
+            format!(" ON CONFLICT ({keys}) DO UPDATE SET {set} WHERE {differs}")
+        };
+        Upserts {
+            head,
+            tail,
+            row,
+            cache: HashMap::new(),
+        }
+    }
+
+    pub(crate) fn sql(&mut self, rows: usize) -> &str {
+        self.cache.entry(rows).or_insert_with(|| {
+            let mut s = String::with_capacity(
+                self.head.len() + rows * (self.row.len() + 2) + self.tail.len(),
+            );
+            s.push_str(&self.head);
+            for i in 0..rows {
+                if i > 0 {
+                    s.push_str(", ");
+                }
+                s.push_str(&self.row);
+            }
+            let _ = write!(s, "{}", self.tail);
+            s
+        })
+    }
+}
+
+async fn count(sql: &Sql, table: &str) -> Result<u64, MigrateError> {
+    let row = sql
+        .get(&format!("SELECT count(*) AS n FROM {}", quote(table)), ())
+        .await
+        .map_err(on(sql, table))?;
+    Ok(row.and_then(|r| r.get::<i64>("n").ok()).unwrap_or(0).max(0) as u64)
+}
+
+/// Migrates one table.
+pub(crate) async fn migrate_table(
+    ctx: &Context<'_>,
+    name: &str,
+    warnings: &mut Vec<String>,
+) -> Result<ItemReport, MigrateError> {
+    let started = Instant::now();
+    let opts = ctx.options;
+    let t = schema::read_table(ctx.src, name, opts.detect_vectors, warnings).await?;
+    let mut rep = ItemReport::new(ItemKind::Table, name);
+    let total = count(ctx.src, name).await?;
+    let progress = |phase, done| {
+        opts.report(Progress {
+            kind: ItemKind::Table,
+            name: name.to_string(),
+            phase,
+            done,
+            total: Some(total),
+        })
+    };
+    progress(Phase::Start, 0);
+    if opts.dry_run {
+        rep.read = total;
+        rep.duration = started.elapsed();
+        progress(Phase::Done, total);
+        return Ok(rep);
+    }
+    let item = format!("table:{name}");
+    let dst_err = on(ctx.dst, name);
+    let checkpoint = if opts.resume {
+        load_checkpoint(ctx.dst, ctx.source_id, &item)
+            .await
+            .map_err(&dst_err)?
+    } else {
+        None
+    };
+    if let Some(cp) = checkpoint.as_ref().filter(|c| c.done) {
+        rep.already_done = true;
+        rep.resumed = cp.rows;
+    } else {
+        ctx.dst
+            .exec(&schema::create_table_sql(
+                &t,
+                ctx.dst.dialect(),
+                ctx.vectors,
+            ))
+            .await
+            .map_err(&dst_err)?;
+        let after = match checkpoint.as_ref().and_then(|c| c.last_key.as_deref()) {
+            Some(k) => Some(values::decode_key(k).ok_or_else(|| MigrateError::Schema {
+                table: name.to_string(),
+                backend: ctx.dst.backend().to_string(),
+                message: format!("unreadable checkpoint key {k:?} in {}", super::CHECKPOINTS),
+            })?),
+            None => None,
+        };
+        rep.resumed = checkpoint.as_ref().map_or(0, |c| c.rows);
+        copy(ctx, &t, &item, after, &mut rep, &progress).await?;
+        finish(ctx, &t).await?;
+        ctx.dst
+            .run(
+                CHECKPOINT_UPSERT,
+                crate::params![
+                    ctx.source_id,
+                    item.as_str(),
+                    None::<String>,
+                    (rep.resumed + rep.read) as i64,
+                    "done"
+                ],
+            )
+            .await
+            .map_err(&dst_err)?;
+    }
+    if opts.verify {
+        progress(Phase::Verify, 0);
+        rep.verification = verify(ctx, &t).await?;
+    }
+    rep.duration = started.elapsed();
+    progress(Phase::Done, rep.resumed + rep.read);
+    Ok(rep)
+}
+
+async fn copy(
+    ctx: &Context<'_>,
+    t: &TableSchema,
+    item: &str,
+    mut after: Option<Vec<Value>>,
+    rep: &mut ItemReport,
+    progress: &impl Fn(Phase, u64),
+) -> Result<(), MigrateError> {
+    let batch = ctx.options.batch_size;
+    let pager = Pager::new(t, batch);
+    let kinds: Vec<Kind> = t.columns.iter().map(|c| c.kind).collect();
+    let names: Vec<String> = t.columns.iter().map(|c| c.name.clone()).collect();
+    let src_err = on(ctx.src, &t.name);
+    let writer = tokio::sync::Mutex::new(Writer {
+        upserts: Upserts::new(t, ctx.dst.dialect()),
+        per_stmt: (max_params(ctx.dst.dialect()) / t.columns.len().max(1)).clamp(1, batch),
+        bulk: None,
+    });
+    let mut page = pager.page(ctx.src, after.take()).await.map_err(&src_err)?;
+    while !page.is_empty() {
+        let last = pager.key(page.last().expect("non-empty"));
+        let n = page.len() as u64;
+        // Vectors stay little-endian bytes for the bulk path; the INSERT
+        // path converts them for the target if bulk is unavailable.
+        let mut values = Vec::with_capacity(page.len() * kinds.len());
+        for row in page {
+            for (i, v) in row.into_values().into_iter().enumerate() {
+                values.push(
+                    values::to_target(v, kinds[i], VectorStorage::Blob)
+                        .map_err(|message| value_err(t, i, message))?,
+                );
+            }
+        }
+        let done = rep.resumed + rep.read + n;
+        let checkpoint = crate::params![
+            ctx.source_id,
+            item,
+            values::encode_key(&last),
+            done as i64,
+            "running"
+        ];
+        // Write this page while the next one is read.
+        let write = async {
+            let mut w = writer.lock().await;
+            w.write(ctx, t, &names, &kinds, values, checkpoint).await
+        };
+        let (written, next) =
+            futures_util::future::join(write, pager.page(ctx.src, Some(last))).await;
+        let written = written?;
+        rep.read += n;
+        rep.written += written;
+        rep.skipped += n - written.min(n);
+        progress(Phase::Copy, done);
+        page = next.map_err(&src_err)?;
+    }
+    Ok(())
+}
+
+fn value_err(t: &TableSchema, i: usize, message: String) -> MigrateError {
+    MigrateError::Value {
+        table: t.name.clone(),
+        column: t.columns[i].name.clone(),
+        message,
+    }
+}
+
+/// Writes pages: the plugin's bulk path when it has one, multi-row upserts otherwise.
+struct Writer {
+    upserts: Upserts,
+    per_stmt: usize,
+    /// `None` until the first page tells whether the plugin's bulk path works.
+    bulk: Option<bool>,
+}
+
+impl Writer {
+    async fn write(
+        &mut self,
+        ctx: &Context<'_>,
+        t: &TableSchema,
+        names: &[String],
+        kinds: &[Kind],
+        values: Vec<Value>,
+        checkpoint: Params,
+    ) -> Result<u64, MigrateError> {
+        let dst_err = on(ctx.dst, &t.name);
+        if self.bulk != Some(false) {
+            let keep = if self.bulk.is_none() {
+                Some(values.clone())
+            } else {
+                None
+            };
+            match ctx
+                .dst
+                .bulk_write(
+                    &t.name,
+                    names,
+                    &t.primary_key,
+                    values,
+                    Some((CHECKPOINT_UPSERT, checkpoint.clone())),
+                )
+                .await
+            {
+                Ok(n) => {
+                    self.bulk = Some(true);
+                    return Ok(n);
+                }
+                Err(e) if self.bulk.is_none() && e.kind() == crate::ErrorKind::Unsupported => {
+                    tracing::debug!(table = %t.name, "bulk write unavailable, using INSERTs: {e}");
+                    self.bulk = Some(false);
+                    let values = keep.expect("kept for the first page");
+                    return self.insert(ctx, t, kinds, values, checkpoint).await;
+                }
+                Err(e) => return Err(dst_err(e)),
+            }
+        }
+        self.insert(ctx, t, kinds, values, checkpoint).await
+    }
+
+    async fn insert(
+        &mut self,
+        ctx: &Context<'_>,
+        t: &TableSchema,
+        kinds: &[Kind],
+        values: Vec<Value>,
+        checkpoint: Params,
+    ) -> Result<u64, MigrateError> {
+        let width = kinds.len();
+        let mut converted = Vec::with_capacity(values.len());
+        for (i, v) in values.into_iter().enumerate() {
+            let c = i % width;
+            converted
+                .push(values::to_target(v, kinds[c], ctx.vectors).map_err(|m| value_err(t, c, m))?);
+        }
+        let mut statements = Vec::new();
+        let mut rest = converted;
+        while !rest.is_empty() {
+            let take = (self.per_stmt * width).min(rest.len());
+            let tail = rest.split_off(take);
+            statements.push((self.upserts.sql(take / width).to_string(), rest));
+            rest = tail;
+        }
+        let run = async {
+            let tx = ctx.dst.begin().await?;
+            let mut written = 0;
+            for (sql, params) in statements {
+                written += tx.run(&sql, Params::Positional(params)).await?.changes;
+            }
+            tx.run(CHECKPOINT_UPSERT, checkpoint).await?;
+            tx.commit().await?;
+            Ok::<u64, crate::Error>(written)
+        };
+        run.await.map_err(on(ctx.dst, &t.name))
+    }
+}
+
+/// After the rows: identity sequences past the copied keys, then indexes.
+async fn finish(ctx: &Context<'_>, t: &TableSchema) -> Result<(), MigrateError> {
+    let err = on(ctx.dst, &t.name);
+    if t.auto_key && ctx.dst.dialect() == Dialect::Postgres {
+        let key = quote(&t.primary_key[0]);
+        ctx.dst
+            .get(
+                &format!(
+                    "SELECT setval(pg_get_serial_sequence(?, ?), \
+                     coalesce((SELECT max({key}) FROM {}), 0) + 1, false) AS v",
+                    quote(&t.name)
+                ),
+                [quote(&t.name), t.primary_key[0].clone()],
+            )
+            .await
+            .map_err(&err)?;
+    }
+    for stmt in schema::create_index_sql(t) {
+        ctx.dst.exec(&stmt).await.map_err(&err)?;
+    }
+    Ok(())
+}
+
+/// The checksum of every row of `t` on `sql`, hashing the source's columns
+/// normalised by the source's kinds; also one checksum per column, to name
+/// the columns that differ when the rows do.
+pub(crate) async fn checksum(
+    sql: &Sql,
+    t: &TableSchema,
+    page: usize,
+) -> crate::Result<(Checksum, Vec<Checksum>)> {
+    let pager = Pager::new(t, page);
+    let kinds: Vec<Kind> = t.columns.iter().map(|c| c.kind).collect();
+    let mut sum = Checksum::default();
+    let mut per_column = vec![Checksum::default(); kinds.len()];
+    let mut after = None;
+    loop {
+        let rows = pager.page(sql, after.take()).await?;
+        let Some(last) = rows.last() else { break };
+        after = Some(pager.key(last));
+        for row in &rows {
+            let mut h = Hasher128::default();
+            for (i, (k, v)) in kinds.iter().zip(row.values()).enumerate() {
+                values::hash_value(&mut h, *k, v);
+                let mut c = Hasher128::default();
+                values::hash_value(&mut c, *k, v);
+                per_column[i].add(c.finish());
+            }
+            sum.add(h.finish());
+        }
+    }
+    Ok((sum, per_column))
+}
+
+async fn verify(ctx: &Context<'_>, t: &TableSchema) -> Result<Verification, MigrateError> {
+    let page = ctx.options.batch_size.max(1000);
+    let (a, b) =
+        futures_util::future::join(checksum(ctx.src, t, page), checksum(ctx.dst, t, page)).await;
+    let (a, ca) = a.map_err(on(ctx.src, &t.name))?;
+    let (b, cb) = b.map_err(on(ctx.dst, &t.name))?;
+    if a != b {
+        let differing: Vec<&str> = t
+            .columns
+            .iter()
+            .zip(ca.iter().zip(&cb))
+            .filter(|(_, (x, y))| x != y)
+            .map(|(c, _)| c.name.as_str())
+            .collect();
+        return Err(MigrateError::Verify {
+            kind: ItemKind::Table,
+            name: t.name.clone(),
+            detail: format!(
+                "`{}` has {} rows (checksum {}), `{}` has {} rows (checksum {}); columns that differ: {}",
+                ctx.src.backend(),
+                a.rows,
+                a.hex(),
+                ctx.dst.backend(),
+                b.rows,
+                b.hex(),
+                if differing.is_empty() {
+                    "none (rows differ as wholes)".to_string()
+                } else {
+                    differing.join(", ")
+                }
+            ),
+        });
+    }
+    Ok(Verification::Passed {
+        rows: a.rows,
+        checksum: a.hex(),
+    })
+}

@@ -1,0 +1,747 @@
+//! The migration engine on real backends: the SQLite plugin and the
+//! PostgreSQL server `scripts/servers/postgres.sh` starts (`DATABASE_URL`).
+//! Every test works in its own Postgres schema, so they run in parallel.
+//! Uses the `.so` files and the `strata` binary built by
+//! `cargo build --release --workspace`.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    sync::atomic::{AtomicU32, Ordering},
+    time::{Duration, Instant},
+};
+
+use serde_json::json;
+use strata_host::{
+    Include, Metric, Record, Sql, Strata, Value,
+    migrate::{
+        ItemKind, MigrateError, MigrateOptions, Verification, collection_checksum, jsonl, migrate,
+        table_checksum,
+    },
+    params,
+};
+
+fn database_url() -> String {
+    std::env::var("DATABASE_URL").expect(
+        "DATABASE_URL is not set: these tests need the PostgreSQL server; run them through \
+         scripts/test, or `scripts/servers/postgres.sh start && eval \"$(scripts/servers/postgres.sh env)\"`",
+    )
+}
+
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A unique Postgres schema name for one test.
+fn pg_schema(test: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "mig_{test}_{}_{}_{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed),
+        nanos % 100_000
+    )
+}
+
+/// plugins.toml with SQLite backends `src` and `back` (files in `dir`) and
+/// Postgres backend `pg` in `schema`.
+fn config(dir: &Path, schema: &str) -> PathBuf {
+    let _ = database_url();
+    let file = dir.join("plugins.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "plugin_dirs = [{:?}]\n\
+             [backends.src]\nplugin = \"sqlite\"\nconfig = {{ path = {:?} }}\n\
+             [backends.back]\nplugin = \"sqlite\"\nconfig = {{ path = {:?} }}\n\
+             [backends.pg]\nplugin = \"postgres\"\nconfig = {{ url = \"${{DATABASE_URL}}\", schema = {:?} }}\n",
+            target_dir(),
+            dir.join("src.sqlite"),
+            dir.join("back.sqlite"),
+            schema
+        ),
+    )
+    .unwrap();
+    file
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn embedding(i: i64, dim: usize) -> Vec<f32> {
+    (0..dim)
+        .map(|j| ((i * 31 + j as i64 * 7) % 997) as f32 / 997.0 - 0.5)
+        .collect()
+}
+
+fn blob(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// A table with every value kind, including NULLs and edge values.
+async fn make_kinds(sql: &Sql) {
+    sql.exec(
+        "CREATE TABLE kinds (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            i INTEGER, r REAL, t TEXT NOT NULL, b BLOB, doc JSON, flag BOOLEAN,
+            embedding BLOB, price DECIMAL, at TIMESTAMPTZ);
+         CREATE INDEX kinds_t ON kinds (t);
+         CREATE UNIQUE INDEX kinds_i_r ON kinds (i, r);",
+    )
+    .await
+    .unwrap();
+    type KindsRow<'a> = (Value, Value, &'a str, Value, Value, Value, Value, Value);
+    let rows: Vec<KindsRow> = vec![
+        (
+            Value::Integer(i64::MAX),
+            Value::Real(1.5),
+            "plain",
+            Value::from(vec![0u8, 1, 2, 255]),
+            Value::from(r#"{"b": 1, "a": [1, 2.5, "x"], "n": null}"#),
+            Value::Integer(1),
+            Value::from("12.50"),
+            Value::from("2024-01-02 03:04:05.5+00:00"),
+        ),
+        (
+            Value::Integer(i64::MIN),
+            Value::Real(-1e-300),
+            "ünïcødé ✓ 'quotes' \"dq\"",
+            Value::from(Vec::<u8>::new()),
+            Value::from("[1, {\"z\": true}]"),
+            Value::Integer(0),
+            Value::from("-0.001"),
+            Value::from("1999-12-31 23:59:59+00:00"),
+        ),
+        (
+            Value::Null,
+            Value::Null,
+            "",
+            Value::Null,
+            Value::Null,
+            Value::Null,
+            Value::Null,
+            Value::Null,
+        ),
+        (
+            Value::Integer(0),
+            Value::Real(std::f64::consts::PI),
+            "line\nbreak\ttab",
+            Value::from(vec![7u8; 1000]),
+            Value::from(r#""just a string""#),
+            Value::Integer(1),
+            Value::from("100000000000000000000.000000001"),
+            Value::from("2030-06-30 12:00:00+00:00"),
+        ),
+    ];
+    for (n, (i, r, t, b, doc, flag, price, at)) in rows.into_iter().enumerate() {
+        let e = if n == 2 {
+            Value::Null
+        } else {
+            Value::from(blob(&embedding(n as i64, 8)))
+        };
+        sql.run(
+            "INSERT INTO kinds (i, r, t, b, doc, flag, embedding, price, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            params![i, r, t, b, doc, flag, e, price, at],
+        )
+        .await
+        .unwrap();
+    }
+}
+
+/// `memories` with `n` rows (integer key, text, real, JSON, 16-d embedding)
+/// and `pairs` with a composite text/integer key.
+async fn make_bulk(sql: &Sql, n: i64) {
+    sql.exec(
+        "CREATE TABLE memories (id INTEGER PRIMARY KEY, agent TEXT NOT NULL, content TEXT NOT NULL,
+            importance REAL NOT NULL, meta JSON, embedding BLOB);
+         CREATE INDEX memories_agent ON memories (agent);
+         CREATE TABLE pairs (a TEXT NOT NULL, b INTEGER NOT NULL, v TEXT, PRIMARY KEY (a, b)) WITHOUT ROWID;",
+    )
+    .await
+    .unwrap();
+    let mut i = 1;
+    while i <= n {
+        let tx = sql.begin().await.unwrap();
+        let end = (i + 5000).min(n + 1);
+        for id in i..end {
+            tx.run(
+                "INSERT INTO memories VALUES (?, ?, ?, ?, ?, ?)",
+                params![
+                    id,
+                    format!("agent-{}", id % 7),
+                    format!("memory number {id}"),
+                    (id % 100) as f64 / 100.0,
+                    json!({"n": id, "tags": ["x", id % 3]}).to_string(),
+                    blob(&embedding(id, 16))
+                ],
+            )
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+        i = end;
+    }
+    for a in ["x", "y", "z"] {
+        for b in 0..50 {
+            sql.run(
+                "INSERT INTO pairs VALUES (?, ?, ?)",
+                params![a, b, format!("{a}{b}")],
+            )
+            .await
+            .unwrap();
+        }
+    }
+}
+
+async fn make_collections(strata: &Strata, backend: &str) {
+    let v = strata.vectors_backend(backend).await.unwrap();
+    v.create_collection("notes", 8, Metric::Cosine)
+        .await
+        .unwrap();
+    let recs: Vec<Record> = (0..300)
+        .map(|i| {
+            let mut r = Record::new(format!("n{i}"), embedding(i, 8))
+                .metadata(json!({"kind": if i % 2 == 0 { "fact" } else { "event" }, "i": i, "nested": {"b": 1, "a": [i]}}));
+            if i % 3 != 0 {
+                r = r.text(format!("note {i} about tea"));
+            }
+            r
+        })
+        .collect();
+    v.upsert("notes", recs).await.unwrap();
+    v.create_collection("points", 4, Metric::Euclidean)
+        .await
+        .unwrap();
+    v.upsert(
+        "points",
+        (0..50).map(|i| Record::new(format!("p{i}"), embedding(i + 1000, 4))),
+    )
+    .await
+    .unwrap();
+}
+
+async fn checksums(strata: &Strata, backend: &str, tables: &[&str]) -> Vec<(u64, String)> {
+    let sql = strata.sql_backend(backend).await.unwrap();
+    let mut out = Vec::new();
+    for t in tables {
+        let c = table_checksum(&sql, t).await.unwrap();
+        out.push((c.rows, c.hex()));
+    }
+    out
+}
+
+async fn drop_schema(strata: &Strata, schema: &str) {
+    let pg = strata.sql_backend("pg").await.unwrap();
+    pg.exec(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .await
+        .unwrap();
+}
+
+const TABLES: [&str; 3] = ["kinds", "memories", "pairs"];
+
+#[test]
+fn round_trip_sqlite_postgres_sqlite_keeps_every_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = pg_schema("round");
+    let strata = Strata::load(config(dir.path(), &schema)).unwrap();
+    rt().block_on(async {
+        let src = strata.sql_backend("src").await.unwrap();
+        make_kinds(&src).await;
+        make_bulk(&src, 100_000).await;
+        make_collections(&strata, "src").await;
+        let before = checksums(&strata, "src", &TABLES).await;
+        assert_eq!(before[1].0, 100_000);
+
+        let (s, p, b) = (
+            strata.backend("src").await.unwrap(),
+            strata.backend("pg").await.unwrap(),
+            strata.backend("back").await.unwrap(),
+        );
+        // Tables through Postgres and back.
+        let to_pg = migrate(&s, &p, &MigrateOptions::new().collections(Vec::<String>::new()))
+            .await
+            .unwrap();
+        assert_eq!(to_pg.tables.len(), 3, "{to_pg:?}");
+        for t in &to_pg.tables {
+            assert!(matches!(t.verification, Verification::Passed { .. }), "{t:?}");
+            assert_eq!(t.read, t.written, "{t:?}");
+        }
+        assert_eq!(to_pg.tables.iter().find(|t| t.name == "memories").unwrap().written, 100_000);
+
+        // The Postgres side has the translated types.
+        let pg = strata.sql_backend("pg").await.unwrap();
+        let types: Vec<(String, String)> = pg
+            .all(
+                "SELECT column_name::text AS c, data_type::text AS t FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name = 'kinds' ORDER BY ordinal_position",
+                (),
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get("c").unwrap(), r.get("t").unwrap()))
+            .collect();
+        let ty = |c: &str| types.iter().find(|(n, _)| n == c).unwrap().1.clone();
+        assert_eq!(ty("id"), "bigint");
+        assert_eq!(ty("b"), "bytea");
+        assert_eq!(ty("doc"), "jsonb");
+        assert_eq!(ty("flag"), "boolean");
+        assert_eq!(ty("embedding"), "USER-DEFINED", "{types:?}"); // pgvector's vector(8)
+        assert_eq!(ty("price"), "numeric");
+        let identity: String = pg
+            .get(
+                "SELECT is_identity::text AS x FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name = 'kinds' AND column_name = 'id'",
+                (),
+            )
+            .await
+            .unwrap()
+            .unwrap()
+            .get("x")
+            .unwrap();
+        assert_eq!(identity, "YES");
+        let indexes: i64 = pg
+            .get(
+                "SELECT count(*) AS n FROM pg_indexes WHERE schemaname = current_schema() \
+                 AND indexname IN ('kinds_t', 'kinds_i_r', 'memories_agent')",
+                (),
+            )
+            .await
+            .unwrap()
+            .unwrap()
+            .get("n")
+            .unwrap();
+        assert_eq!(indexes, 3);
+        // The identity continues after the copied keys.
+        let next = pg
+            .run("INSERT INTO kinds (t) VALUES ('new') RETURNING id", ())
+            .await
+            .unwrap();
+        assert_eq!(next.last_insert_rowid, Some(5));
+        pg.run("DELETE FROM kinds WHERE id = 5", ()).await.unwrap();
+
+        let back = migrate(&p, &b, &MigrateOptions::new()).await.unwrap();
+        assert_eq!(back.tables.len(), 3);
+        for t in &back.tables {
+            assert!(matches!(t.verification, Verification::Passed { .. }), "{t:?}");
+        }
+
+        // Collections SQLite → SQLite (the Postgres plugin has no vector contract yet).
+        let coll = migrate(&s, &b, &MigrateOptions::new().tables(Vec::<String>::new()))
+            .await
+            .unwrap();
+        assert_eq!(coll.collections.len(), 2);
+        for c in &coll.collections {
+            assert!(matches!(c.verification, Verification::Passed { .. }), "{c:?}");
+        }
+
+        // Identical checksums on all three sides.
+        let on_pg = checksums(&strata, "pg", &TABLES).await;
+        let after = checksums(&strata, "back", &TABLES).await;
+        assert_eq!(before, on_pg);
+        assert_eq!(before, after);
+        let (sv, bv) = (
+            strata.vectors_backend("src").await.unwrap(),
+            strata.vectors_backend("back").await.unwrap(),
+        );
+        for name in ["notes", "points"] {
+            let (a, z) = (
+                collection_checksum(&sv, name).await.unwrap(),
+                collection_checksum(&bv, name).await.unwrap(),
+            );
+            assert_eq!(a, z, "{name}");
+            let st = bv.stats(name).await.unwrap().unwrap();
+            let ss = sv.stats(name).await.unwrap().unwrap();
+            assert_eq!((st.dimension, st.metric, st.count), (ss.dimension, ss.metric, ss.count));
+        }
+        let hit = bv.fetch("notes", &["n4"], Include::ALL).await.unwrap();
+        assert_eq!(hit[0].vector.as_deref(), Some(&embedding(4, 8)[..]));
+        assert_eq!(hit[0].text.as_deref(), Some("note 4 about tea"));
+        assert_eq!(hit[0].metadata.as_ref().unwrap()["nested"]["a"][0], 4);
+
+        // Value by value, the round trip returns what went in (JSON compared as documents).
+        let bsql = strata.sql_backend("back").await.unwrap();
+        let q = "SELECT id, i, r, t, b, doc, flag, embedding, price, at FROM kinds ORDER BY id";
+        let (orig, end) = (src.all(q, ()).await.unwrap(), bsql.all(q, ()).await.unwrap());
+        assert_eq!(orig.len(), end.len());
+        for (o, e) in orig.iter().zip(&end) {
+            for c in ["id", "i", "r", "t", "b", "flag", "embedding"] {
+                assert_eq!(o.value(c), e.value(c), "column {c}");
+            }
+            let (od, ed): (Option<serde_json::Value>, Option<serde_json::Value>) =
+                (o.get("doc").unwrap(), e.get("doc").unwrap());
+            assert_eq!(od, ed);
+        }
+        // Timestamps come back in Postgres' spelling (checksums compare them normalised).
+        assert_eq!(end[0].get::<String>("at").unwrap(), "2024-01-02 03:04:05.500000+00:00");
+        assert_eq!(end[0].get::<String>("price").unwrap(), "12.5");
+        // The embedding column came back declared as a vector.
+        let decl: String = bsql
+            .get("SELECT type FROM pragma_table_info('kinds') WHERE name = 'embedding'", ())
+            .await
+            .unwrap()
+            .unwrap()
+            .get("type")
+            .unwrap();
+        assert_eq!(decl, "F32_BLOB(8)");
+        drop_schema(&strata, &schema).await;
+    });
+}
+
+#[test]
+fn rerun_writes_nothing_and_resume_skips_finished_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = pg_schema("rerun");
+    let strata = Strata::load(config(dir.path(), &schema)).unwrap();
+    rt().block_on(async {
+        let src = strata.sql_backend("src").await.unwrap();
+        make_kinds(&src).await;
+        make_bulk(&src, 5_000).await;
+        make_collections(&strata, "src").await;
+        let (s, p, b) = (
+            strata.backend("src").await.unwrap(),
+            strata.backend("pg").await.unwrap(),
+            strata.backend("back").await.unwrap(),
+        );
+        let no_coll = MigrateOptions::new().collections(Vec::<String>::new());
+        let first = migrate(&s, &p, &no_coll).await.unwrap();
+        assert_eq!(first.written(), 5_000 + 150 + 4);
+
+        // Again, from scratch: every row read, none written.
+        let again = migrate(&s, &p, &no_coll).await.unwrap();
+        for t in &again.tables {
+            assert_eq!(t.written, 0, "{t:?}");
+            assert_eq!(t.skipped, t.read, "{t:?}");
+            assert!(t.read > 0);
+        }
+        // With --resume: finished tables are not even read.
+        let resumed = migrate(&s, &p, &no_coll.clone().resume(true))
+            .await
+            .unwrap();
+        for t in &resumed.tables {
+            assert!(t.already_done, "{t:?}");
+            assert_eq!((t.read, t.written), (0, 0), "{t:?}");
+            assert!(matches!(t.verification, Verification::Passed { .. }));
+        }
+        // One changed source row is the one row written.
+        src.run("UPDATE memories SET content = 'changed' WHERE id = 42", ())
+            .await
+            .unwrap();
+        let one = migrate(&s, &p, &no_coll.clone().tables(["memories"]))
+            .await
+            .unwrap();
+        assert_eq!(one.tables[0].written, 1);
+        let pg = strata.sql_backend("pg").await.unwrap();
+        let row = pg
+            .get("SELECT content FROM memories WHERE id = 42", ())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.get::<String>("content").unwrap(), "changed");
+
+        // Collections: a re-run writes nothing either.
+        let only_coll = MigrateOptions::new().tables(Vec::<String>::new());
+        let c1 = migrate(&s, &b, &only_coll).await.unwrap();
+        assert_eq!(c1.written(), 350);
+        let c2 = migrate(&s, &b, &only_coll).await.unwrap();
+        assert_eq!(c2.written(), 0);
+        assert_eq!(c2.collections.iter().map(|c| c.skipped).sum::<u64>(), 350);
+        let c3 = migrate(&s, &b, &only_coll.clone().resume(true))
+            .await
+            .unwrap();
+        assert!(c3.collections.iter().all(|c| c.already_done && c.read == 0));
+
+        // A target changed behind the migration's back fails verification, naming the table.
+        pg.run("DELETE FROM pairs WHERE a = 'y' AND b = 3", ())
+            .await
+            .unwrap();
+        let err = migrate(&s, &p, &no_coll.clone().resume(true))
+            .await
+            .unwrap_err();
+        match &err {
+            MigrateError::Verify { kind, name, detail } => {
+                assert_eq!((*kind, name.as_str()), (ItemKind::Table, "pairs"));
+                assert!(
+                    detail.contains("150 rows") && detail.contains("149 rows"),
+                    "{detail}"
+                );
+            }
+            other => panic!("expected a verification failure, got {other}"),
+        }
+        drop_schema(&strata, &schema).await;
+    });
+}
+
+#[test]
+fn dry_run_counts_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = pg_schema("dry");
+    let strata = Strata::load(config(dir.path(), &schema)).unwrap();
+    rt().block_on(async {
+        let src = strata.sql_backend("src").await.unwrap();
+        make_kinds(&src).await;
+        make_bulk(&src, 1_000).await;
+        make_collections(&strata, "src").await;
+        let (s, p, b) = (
+            strata.backend("src").await.unwrap(),
+            strata.backend("pg").await.unwrap(),
+            strata.backend("back").await.unwrap(),
+        );
+        let r = migrate(&s, &p, &MigrateOptions::new().dry_run(true).collections(Vec::<String>::new()))
+            .await
+            .unwrap();
+        assert!(r.dry_run);
+        let counts: Vec<(String, u64, u64)> =
+            r.tables.iter().map(|t| (t.name.clone(), t.read, t.written)).collect();
+        assert_eq!(
+            counts,
+            vec![("kinds".into(), 4, 0), ("memories".into(), 1_000, 0), ("pairs".into(), 150, 0)]
+        );
+        let pg = strata.sql_backend("pg").await.unwrap();
+        let n: i64 = pg
+            .get(
+                "SELECT count(*) AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = current_schema()",
+                (),
+            )
+            .await
+            .unwrap()
+            .unwrap()
+            .get("n")
+            .unwrap();
+        assert_eq!(n, 0, "a dry run created something in the target schema");
+        let r = migrate(&s, &b, &MigrateOptions::new().dry_run(true)).await.unwrap();
+        assert_eq!(r.collections.iter().map(|c| c.read).sum::<u64>(), 350);
+        let back = strata.sql_backend("back").await.unwrap();
+        let n: i64 = back
+            .get("SELECT count(*) AS n FROM sqlite_master", ())
+            .await
+            .unwrap()
+            .unwrap()
+            .get("n")
+            .unwrap();
+        assert_eq!(n, 0, "a dry run created something in the SQLite target");
+        drop_schema(&strata, &schema).await;
+    });
+}
+
+#[test]
+fn a_table_without_a_primary_key_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = pg_schema("nopk");
+    let strata = Strata::load(config(dir.path(), &schema)).unwrap();
+    rt().block_on(async {
+        let src = strata.sql_backend("src").await.unwrap();
+        src.exec("CREATE TABLE loose (x TEXT); INSERT INTO loose VALUES ('a');")
+            .await
+            .unwrap();
+        let (s, p) = (
+            strata.backend("src").await.unwrap(),
+            strata.backend("pg").await.unwrap(),
+        );
+        let err = migrate(&s, &p, &MigrateOptions::new()).await.unwrap_err();
+        assert!(matches!(err, MigrateError::Schema { .. }), "{err:?}");
+        assert_eq!(err.item(), Some("loose"));
+        assert!(err.to_string().contains("no primary key"), "{err}");
+        drop_schema(&strata, &schema).await;
+    });
+}
+
+fn count_pg(strata: &Strata, rt: &tokio::runtime::Runtime, sql: &str) -> Option<i64> {
+    rt.block_on(async {
+        let pg = strata.sql_backend("pg").await.ok()?;
+        let r = pg.get(sql, ()).await.ok()??;
+        r.get::<i64>("n").ok()
+    })
+}
+
+#[test]
+fn a_killed_migration_resumes_without_losing_or_duplicating_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = pg_schema("kill");
+    let cfg = config(dir.path(), &schema);
+    let strata = Strata::load(&cfg).unwrap();
+    let rt = rt();
+    const ROWS: i64 = 200_000;
+    rt.block_on(async {
+        let src = strata.sql_backend("src").await.unwrap();
+        make_bulk(&src, ROWS).await;
+        src.exec("DROP TABLE pairs").await.unwrap();
+        // Open the target here first: it creates the schema, which two
+        // processes opening at once could race on.
+        strata.sql_backend("pg").await.unwrap();
+    });
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["--config"])
+        .arg(&cfg)
+        .args([
+            "migrate",
+            "--from",
+            "src",
+            "--to",
+            "pg",
+            "--batch-size",
+            "500",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until some pages are committed, then kill -9.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let at_kill = loop {
+        let copied = count_pg(
+            &strata,
+            &rt,
+            "SELECT rows_copied AS n FROM strata_migrations WHERE item = 'table:memories' AND status = 'running'",
+        );
+        if copied.is_some_and(|n| n >= 5_000) {
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+            break copied.unwrap();
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            use std::io::Read;
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!("the migration ended ({status}) before it could be killed: {err}");
+        }
+        assert!(Instant::now() < deadline, "no progress within 120 s");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let on_target = count_pg(&strata, &rt, "SELECT count(*) AS n FROM memories").unwrap();
+    assert!(
+        on_target < ROWS,
+        "killed after {at_kill} rows, yet the target holds all {on_target}"
+    );
+    let checkpoint = count_pg(
+        &strata,
+        &rt,
+        "SELECT rows_copied AS n FROM strata_migrations WHERE item = 'table:memories'",
+    )
+    .unwrap();
+    // The checkpoint commits with its page: the target holds exactly the rows it names.
+    assert_eq!(on_target, checkpoint);
+
+    rt.block_on(async {
+        let (s, p) = (strata.backend("src").await.unwrap(), strata.backend("pg").await.unwrap());
+        let r = migrate(&s, &p, &MigrateOptions::new().resume(true)).await.unwrap();
+        let t = &r.tables[0];
+        assert_eq!(t.name, "memories");
+        assert_eq!(t.resumed as i64, checkpoint, "{t:?}");
+        assert_eq!(t.read as i64, ROWS - checkpoint, "resume re-read copied rows: {t:?}");
+        assert_eq!(t.written, t.read);
+        assert!(matches!(t.verification, Verification::Passed { rows, .. } if rows == ROWS as u64));
+        let pg = strata.sql_backend("pg").await.unwrap();
+        let r = pg
+            .get("SELECT count(*) AS n, count(DISTINCT id) AS d, min(id) AS lo, max(id) AS hi FROM memories", ())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (r.get::<i64>("n").unwrap(), r.get::<i64>("d").unwrap(), r.get::<i64>("lo").unwrap(), r.get::<i64>("hi").unwrap()),
+            (ROWS, ROWS, 1, ROWS)
+        );
+        assert_eq!(
+            table_checksum(&strata.sql_backend("src").await.unwrap(), "memories").await.unwrap(),
+            table_checksum(&pg, "memories").await.unwrap()
+        );
+        drop_schema(&strata, &schema).await;
+    });
+}
+
+#[test]
+fn export_import_round_trip_and_a_failed_import_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = pg_schema("jsonl");
+    let strata = Strata::load(config(dir.path(), &schema)).unwrap();
+    rt().block_on(async {
+        let src = strata.sql_backend("src").await.unwrap();
+        make_kinds(&src).await;
+        make_bulk(&src, 3_000).await;
+        make_collections(&strata, "src").await;
+        let (s, p, b) = (
+            strata.backend("src").await.unwrap(),
+            strata.backend("pg").await.unwrap(),
+            strata.backend("back").await.unwrap(),
+        );
+        let file = dir.path().join("export.jsonl");
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+        let r = jsonl::export(&s, &mut out, "export.jsonl", &MigrateOptions::new().batch_size(700))
+            .await
+            .unwrap();
+        drop(out);
+        assert_eq!(r.tables.len(), 3);
+        assert_eq!(r.collections.len(), 2);
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(text.lines().next().unwrap().contains("\"strata_export\":1"));
+        assert!(text.contains("{\"b64\":\"AAEC/w==\"}"), "blobs are base64");
+
+        // Tables into Postgres (no vector contract there yet: tables only), everything into SQLite.
+        let tables_only: String = text
+            .lines()
+            .take_while(|l| !l.starts_with("{\"collection\""))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let r = jsonl::import(&p, &mut tables_only.as_bytes(), "tables", &MigrateOptions::new())
+            .await
+            .unwrap();
+        assert_eq!(r.tables.iter().map(|t| t.written).sum::<u64>(), 4 + 3_000 + 150);
+        let mut input = std::io::BufReader::new(std::fs::File::open(&file).unwrap());
+        jsonl::import(&b, &mut input, "export.jsonl", &MigrateOptions::new()).await.unwrap();
+        let before = checksums(&strata, "src", &TABLES).await;
+        assert_eq!(before, checksums(&strata, "pg", &TABLES).await);
+        assert_eq!(before, checksums(&strata, "back", &TABLES).await);
+        let (sv, bv) = (
+            strata.vectors_backend("src").await.unwrap(),
+            strata.vectors_backend("back").await.unwrap(),
+        );
+        for name in ["notes", "points"] {
+            assert_eq!(
+                collection_checksum(&sv, name).await.unwrap(),
+                collection_checksum(&bv, name).await.unwrap()
+            );
+        }
+
+        // A file cut in the middle of a table: that table is not created at all.
+        let cut: String = text
+            .lines()
+            .skip_while(|l| !l.contains("\"name\":\"memories\""))
+            .take(100)
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let cut = format!("{}\n{cut}", text.lines().next().unwrap());
+        let fresh = pg_schema("jsonl2");
+        let dir2 = tempfile::tempdir().unwrap();
+        let strata2 = Strata::load(config(dir2.path(), &fresh)).unwrap();
+        let p2 = strata2.backend("pg").await.unwrap();
+        let err = jsonl::import(&p2, &mut cut.as_bytes(), "cut.jsonl", &MigrateOptions::new().batch_size(10))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("memories"), "{err}");
+        let pg2 = strata2.sql_backend("pg").await.unwrap();
+        let exists = pg2
+            .get("SELECT 1 AS x FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relname = 'memories'", ())
+            .await
+            .unwrap();
+        assert!(exists.is_none(), "a failed import left the table behind");
+        drop_schema(&strata2, &fresh).await;
+        drop_schema(&strata, &schema).await;
+    });
+}

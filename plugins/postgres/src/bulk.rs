@@ -1,0 +1,482 @@
+//! Bulk writes ([`SqlConnection::bulk_write`](strata_plugin_api::sql::SqlConnection::bulk_write)):
+//! binary `COPY`, the fastest way into PostgreSQL.
+//!
+//! One transaction per call:
+//!
+//! 1. The target's column types are read from the catalogue (`to_regclass`
+//!    on the quoted name, so the backend's `search_path` applies) and each
+//!    value is encoded in the type's binary `COPY` form: bool, int2/4/8,
+//!    float4/8, text-like, bytea, json/jsonb, uuid, date, timestamp(tz) and
+//!    pgvector's `vector` (from little-endian `f32` blobs or `[1,2,3]`
+//!    text). Any other column type (numeric, arrays, …) answers
+//!    `unsupported` before anything is sent, and the host falls back to
+//!    multi-row `INSERT`s.
+//! 2. Without key columns the rows are `COPY`ed into the table. With key
+//!    columns (an upsert) they are first `COPY`ed straight into the table
+//!    inside a savepoint — the common case of a fresh copy, one pass. If a
+//!    key already exists (SQLSTATE 23505) the savepoint is rolled back and
+//!    the rows go through a temporary table:
+//!    `INSERT … SELECT … ON CONFLICT (keys) DO UPDATE … WHERE <row differs>`,
+//!    which counts only the rows inserted or changed.
+//! 3. The optional `then` statement (the host's checkpoint) runs in the
+//!    same transaction; its parameters are bound by value kind (Integer as
+//!    int8, Real as float8, Text as text, Blob as bytea, Null as text).
+
+use sqlx::{Arguments, AssertSqlSafe, PgPool, Postgres, Row, postgres::PgArguments};
+use strata_plugin_api::{ErrorKind, PluginError, PluginResult, Value, sql::BulkWrite};
+
+use crate::error::map;
+
+/// The binary encoding of one column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Enc {
+    Bool,
+    Int2,
+    Int4,
+    Int8,
+    Float4,
+    Float8,
+    Text,
+    Bytea,
+    Json,
+    Jsonb,
+    Uuid,
+    Date,
+    Timestamp,
+    TimestampTz,
+    Vector,
+}
+
+fn enc_for(base: &str) -> Option<Enc> {
+    Some(match base {
+        "bool" => Enc::Bool,
+        "int2" => Enc::Int2,
+        "int4" => Enc::Int4,
+        "int8" => Enc::Int8,
+        "float4" => Enc::Float4,
+        "float8" => Enc::Float8,
+        "text" | "varchar" | "bpchar" | "name" => Enc::Text,
+        "bytea" => Enc::Bytea,
+        "json" => Enc::Json,
+        "jsonb" => Enc::Jsonb,
+        "uuid" => Enc::Uuid,
+        "date" => Enc::Date,
+        "timestamp" => Enc::Timestamp,
+        "timestamptz" => Enc::TimestampTz,
+        "vector" => Enc::Vector,
+        _ => return None,
+    })
+}
+
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Writes `req` (see the module docs); returns rows inserted or changed.
+pub(crate) async fn write(pool: &PgPool, req: BulkWrite) -> PluginResult<u64> {
+    let width = req.columns.len();
+    if width == 0 || req.values.len() as u64 != req.row_count * width as u64 {
+        return Err(PluginError::invalid_input(format!(
+            "bulk write to {}: {} values for {} rows of {} columns",
+            req.table,
+            req.values.len(),
+            req.row_count,
+            width
+        )));
+    }
+    let table = quote(&req.table);
+    let mut tx = pool.begin().await.map_err(map)?;
+    let types = sqlx::query(
+        "SELECT a.attname::text, t.typname::text FROM pg_attribute a \
+         JOIN pg_type t ON t.oid = a.atttypid \
+         WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped",
+    )
+    .bind(&table)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(map)?;
+    if types.is_empty() {
+        return Err(PluginError::new(
+            ErrorKind::NotFound,
+            format!("bulk write: no table {}", req.table),
+        ));
+    }
+    let mut encs = Vec::with_capacity(width);
+    for c in &req.columns {
+        let base = types
+            .iter()
+            .find(|r| r.get::<String, _>(0) == c.as_str())
+            .map(|r| r.get::<String, _>(1))
+            .ok_or_else(|| {
+                PluginError::new(
+                    ErrorKind::NotFound,
+                    format!("bulk write: table {} has no column {c}", req.table),
+                )
+            })?;
+        encs.push(enc_for(&base).ok_or_else(|| {
+            PluginError::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "bulk write: column {c} of {} has type {base}, which binary COPY here does not encode",
+                    req.table
+                ),
+            )
+        })?);
+    }
+    let data = encode(&req, &encs)?;
+    let cols = req
+        .columns
+        .iter()
+        .map(|c| quote(c))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let copy_into = |target: &str| format!("COPY {target} ({cols}) FROM STDIN (FORMAT binary)");
+    let written = if req.key_columns.is_empty() {
+        copy(&mut tx, &copy_into(&table), &data).await?
+    } else {
+        sqlx::raw_sql("SAVEPOINT strata_bulk")
+            .execute(&mut *tx)
+            .await
+            .map_err(map)?;
+        match copy(&mut tx, &copy_into(&table), &data).await {
+            Ok(n) => {
+                sqlx::raw_sql("RELEASE SAVEPOINT strata_bulk")
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map)?;
+                n
+            }
+            Err(e) if e.backend_code() == Some("23505") => {
+                sqlx::raw_sql("ROLLBACK TO SAVEPOINT strata_bulk; RELEASE SAVEPOINT strata_bulk")
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map)?;
+                sqlx::raw_sql(AssertSqlSafe(format!(
+                    "DROP TABLE IF EXISTS pg_temp.strata_bulk; \
+                     CREATE TEMP TABLE strata_bulk ON COMMIT DROP AS SELECT {cols} FROM {table} WITH NO DATA"
+                )))
+                .execute(&mut *tx)
+                .await
+                .map_err(map)?;
+                copy(&mut tx, &copy_into("pg_temp.strata_bulk"), &data).await?;
+                let keys = req
+                    .key_columns
+                    .iter()
+                    .map(|c| quote(c))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let rest: Vec<String> = req
+                    .columns
+                    .iter()
+                    .filter(|c| !req.key_columns.contains(c))
+                    .map(|c| quote(c))
+                    .collect();
+                let action = if rest.is_empty() {
+                    "DO NOTHING".to_string()
+                } else {
+                    format!(
+                        "DO UPDATE SET {} WHERE ({}) IS DISTINCT FROM ({})",
+                        rest.iter()
+                            .map(|c| format!("{c} = excluded.{c}"))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        rest.iter()
+                            .map(|c| format!("{table}.{c}"))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        rest.iter()
+                            .map(|c| format!("excluded.{c}"))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    )
+                };
+                let done = sqlx::raw_sql(AssertSqlSafe(format!(
+                    "INSERT INTO {table} ({cols}) SELECT {cols} FROM pg_temp.strata_bulk \
+                     ON CONFLICT ({keys}) {action}"
+                )))
+                .execute(&mut *tx)
+                .await
+                .map_err(map)?;
+                done.rows_affected()
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    if let Some(stmt) = req.then.into_option() {
+        let mut args = PgArguments::default();
+        for v in stmt.params.iter() {
+            match v {
+                Value::Null => args.add(None::<String>),
+                Value::Integer(i) => args.add(*i),
+                Value::Real(r) => args.add(*r),
+                Value::Text(t) => args.add(t.as_str()),
+                Value::Blob(b) => args.add(b.as_slice()),
+            }
+            .map_err(|e| PluginError::invalid_input(e.to_string()))?;
+        }
+        sqlx::query_with::<Postgres, _>(AssertSqlSafe(stmt.sql.into_string()), args)
+            .execute(&mut *tx)
+            .await
+            .map_err(map)?;
+    }
+    tx.commit().await.map_err(map)?;
+    Ok(written)
+}
+
+async fn copy(
+    tx: &mut sqlx::Transaction<'static, Postgres>,
+    statement: &str,
+    data: &[u8],
+) -> PluginResult<u64> {
+    let mut c = tx.copy_in_raw(statement).await.map_err(map)?;
+    if let Err(e) = c.send(data).await {
+        let _ = c.abort("send failed").await;
+        return Err(map(e));
+    }
+    c.finish().await.map_err(map)
+}
+
+fn bad(req: &BulkWrite, col: usize, row: u64, msg: impl std::fmt::Display) -> PluginError {
+    PluginError::invalid_input(format!(
+        "bulk write to {}, row {row}, column {}: {msg}",
+        req.table, req.columns[col]
+    ))
+}
+
+/// The binary `COPY` stream of all rows.
+fn encode(req: &BulkWrite, encs: &[Enc]) -> PluginResult<Vec<u8>> {
+    let width = encs.len();
+    let mut out = Vec::with_capacity(19 + req.values.len() * 16);
+    out.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+    out.extend_from_slice(&0i32.to_be_bytes());
+    out.extend_from_slice(&0i32.to_be_bytes());
+    for (r, row) in req.values.chunks(width).enumerate() {
+        out.extend_from_slice(&(width as i16).to_be_bytes());
+        for (c, v) in row.iter().enumerate() {
+            if v.is_null() {
+                out.extend_from_slice(&(-1i32).to_be_bytes());
+                continue;
+            }
+            let at = out.len();
+            out.extend_from_slice(&0i32.to_be_bytes());
+            field(&mut out, encs[c], v).map_err(|m| bad(req, c, r as u64, m))?;
+            let len = (out.len() - at - 4) as i32;
+            out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&(-1i16).to_be_bytes());
+    Ok(out)
+}
+
+fn int(v: &Value) -> Result<i64, String> {
+    match v {
+        Value::Integer(i) => Ok(*i),
+        Value::Real(r) if r.fract() == 0.0 && r.abs() < 9.2e18 => Ok(*r as i64),
+        Value::Text(t) => t
+            .trim()
+            .parse()
+            .map_err(|_| format!("text {t:?} is not an integer")),
+        other => Err(format!("a {} value is not an integer", other.kind_name())),
+    }
+}
+
+fn float(v: &Value) -> Result<f64, String> {
+    match v {
+        Value::Text(t) => t
+            .trim()
+            .parse()
+            .map_err(|_| format!("text {t:?} is not a number")),
+        other => other
+            .as_f64()
+            .ok_or_else(|| format!("a {} value is not a number", other.kind_name())),
+    }
+}
+
+fn text_of(v: &Value) -> Result<String, String> {
+    match v {
+        Value::Text(t) => Ok(t.to_string()),
+        Value::Integer(i) => Ok(i.to_string()),
+        Value::Real(r) => Ok(r.to_string()),
+        other => Err(format!("a {} value is not text", other.kind_name())),
+    }
+}
+
+fn field(out: &mut Vec<u8>, enc: Enc, v: &Value) -> Result<(), String> {
+    match enc {
+        Enc::Bool => {
+            let b = match v {
+                Value::Integer(i) => *i != 0,
+                Value::Text(t) if t.as_str() == "true" => true,
+                Value::Text(t) if t.as_str() == "false" => false,
+                other => return Err(format!("a {} value is not a boolean", other.kind_name())),
+            };
+            out.push(u8::from(b));
+        }
+        Enc::Int2 => {
+            let i = int(v)?;
+            out.extend_from_slice(
+                &i16::try_from(i)
+                    .map_err(|_| format!("{i} does not fit in int2"))?
+                    .to_be_bytes(),
+            );
+        }
+        Enc::Int4 => {
+            let i = int(v)?;
+            out.extend_from_slice(
+                &i32::try_from(i)
+                    .map_err(|_| format!("{i} does not fit in int4"))?
+                    .to_be_bytes(),
+            );
+        }
+        Enc::Int8 => out.extend_from_slice(&int(v)?.to_be_bytes()),
+        Enc::Float4 => out.extend_from_slice(&(float(v)? as f32).to_be_bytes()),
+        Enc::Float8 => out.extend_from_slice(&float(v)?.to_be_bytes()),
+        Enc::Text | Enc::Json => out.extend_from_slice(text_of(v)?.as_bytes()),
+        Enc::Jsonb => {
+            out.push(1);
+            out.extend_from_slice(text_of(v)?.as_bytes());
+        }
+        Enc::Bytea => match v {
+            Value::Blob(b) => out.extend_from_slice(b),
+            other => return Err(format!("a {} value is not bytes", other.kind_name())),
+        },
+        Enc::Uuid => {
+            let t = text_of(v)?;
+            let hex: Vec<u8> = t.bytes().filter(|b| *b != b'-').collect();
+            if hex.len() != 32 {
+                return Err(format!("{t:?} is not a uuid"));
+            }
+            for pair in hex.chunks(2) {
+                let s = std::str::from_utf8(pair).map_err(|_| format!("{t:?} is not a uuid"))?;
+                out.push(u8::from_str_radix(s, 16).map_err(|_| format!("{t:?} is not a uuid"))?);
+            }
+        }
+        Enc::Date => {
+            let t = text_of(v)?;
+            let days = parse_date(&t).ok_or_else(|| format!("{t:?} is not a date (YYYY-MM-DD)"))?;
+            out.extend_from_slice(&((days - 10_957) as i32).to_be_bytes());
+        }
+        Enc::Timestamp | Enc::TimestampTz => {
+            let t = text_of(v)?;
+            let micros = parse_timestamp(&t, enc == Enc::TimestampTz).ok_or_else(|| {
+                format!("{t:?} is not a timestamp (YYYY-MM-DD HH:MM:SS[.ffffff][+HH:MM])")
+            })?;
+            out.extend_from_slice(&micros.to_be_bytes());
+        }
+        Enc::Vector => {
+            let floats: Vec<f32> = match v {
+                Value::Blob(b) if b.len() % 4 == 0 => b
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
+                Value::Text(t) => {
+                    let inner = t
+                        .trim()
+                        .strip_prefix('[')
+                        .and_then(|s| s.strip_suffix(']'))
+                        .ok_or_else(|| format!("{t:?} is not a vector"))?;
+                    inner
+                        .split(',')
+                        .filter(|s| !s.trim().is_empty())
+                        .map(|s| s.trim().parse::<f32>())
+                        .collect::<Result<_, _>>()
+                        .map_err(|_| format!("{t:?} is not a vector"))?
+                }
+                other => return Err(format!("a {} value is not a vector", other.kind_name())),
+            };
+            let dim = u16::try_from(floats.len()).map_err(|_| "vector too long".to_string())?;
+            out.extend_from_slice(&dim.to_be_bytes());
+            out.extend_from_slice(&0u16.to_be_bytes());
+            for f in floats {
+                out.extend_from_slice(&f.to_be_bytes());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `YYYY-MM-DD` → days since 1970-01-01 (Howard Hinnant's algorithm).
+fn parse_date(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let mut it = s.splitn(3, '-');
+    let y: i64 = it.next()?.parse().ok()?;
+    let m: i64 = it.next()?.parse().ok()?;
+    let d: i64 = it.next()?.get(..2)?.parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
+}
+
+/// `YYYY-MM-DD[ T]HH:MM:SS[.ffffff][Z|±HH[:MM]]` → microseconds since
+/// 2000-01-01 00:00:00 (UTC for `tz`; an offset on a plain timestamp is refused).
+fn parse_timestamp(s: &str, tz: bool) -> Option<i64> {
+    let s = s.trim();
+    let days = parse_date(s.get(..10)?)?;
+    let rest = s.get(10..)?;
+    let rest = rest.strip_prefix([' ', 'T'])?;
+    let (clock, offset) = match rest.find(['+', '-', 'Z']) {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let mut parts = clock.splitn(3, ':');
+    let h: i64 = parts.next()?.parse().ok()?;
+    let mi: i64 = parts.next()?.parse().ok()?;
+    let sec = parts.next()?;
+    let (whole, frac) = sec.split_once('.').unwrap_or((sec, ""));
+    let sec: i64 = whole.parse().ok()?;
+    if frac.len() > 6 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let micros_frac: i64 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<6}").parse().ok()?
+    };
+    let off_secs = match offset {
+        "" => 0,
+        "Z" => 0,
+        o => {
+            if !tz {
+                return None;
+            }
+            let sign = if o.starts_with('-') { -1 } else { 1 };
+            let o = &o[1..];
+            let (oh, om) = o
+                .split_once(':')
+                .unwrap_or((o.get(..2)?, o.get(2..).unwrap_or("")));
+            let oh: i64 = oh.parse().ok()?;
+            let om: i64 = if om.is_empty() { 0 } else { om.parse().ok()? };
+            sign * (oh * 3600 + om * 60)
+        }
+    };
+    let secs = (days - 10_957) * 86_400 + h * 3600 + mi * 60 + sec - off_secs;
+    Some(secs * 1_000_000 + micros_frac)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times() {
+        assert_eq!(parse_date("2000-01-01"), Some(10_957));
+        assert_eq!(parse_date("1970-01-01"), Some(0));
+        assert_eq!(
+            parse_timestamp("2000-01-01 00:00:01.5", false),
+            Some(1_500_000)
+        );
+        assert_eq!(parse_timestamp("2000-01-01T01:00:00+01:00", true), Some(0));
+        assert_eq!(
+            parse_timestamp("1999-12-31 23:59:59.999999+00:00", true),
+            Some(-1)
+        );
+        assert_eq!(parse_timestamp("2000-01-01 00:00:00+01:00", false), None);
+    }
+}
