@@ -444,3 +444,25 @@ async fn schedule_runs_first_at_start_then_every_interval() {
     );
     assert_eq!(manager.list().await.unwrap().len(), 2, "keep = 2 applied");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blobs_are_only_asked_of_plugins_whose_manifest_lists_the_contract() {
+    // The SQLite plugin's manifest has no blob contract: the host must not
+    // call `Backend::blobs` on it (a plugin built before the method was
+    // appended has no vtable entry for it) and says so.
+    let env = env("no-blob", "keep = 1");
+    let e = env.strata.blobs_backend("local").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+    assert!(e.to_string().contains("blob contract"), "{e}");
+    // And a non-SQLite source is refused by the backup manager by name.
+    let mut settings = env.strata.config().backup.clone();
+    settings.source = Some("archive".into());
+    let e = BackupManager::new(&env.strata)
+        .unwrap()
+        .with_settings(settings)
+        .backup_now()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+    assert!(e.to_string().contains("archive"), "{e}");
+}
