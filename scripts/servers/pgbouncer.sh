@@ -13,6 +13,11 @@
 # Listens on 127.0.0.1:${STRATA_PGBOUNCER_PORT:-16432} only (no Unix socket);
 # databases strata and strata_other (and any other name) map to PostgreSQL on
 # 127.0.0.1:${STRATA_PG_PORT:-15432}; user strata / password strata (scram).
+# Clients may use TLS (client_tls_sslmode=allow) with a certificate for
+# 127.0.0.1/localhost signed by a test CA made with openssl once (tls/ in the
+# state dir); database strata_session is strata in pool_mode=session (named
+# prepared statements work there): `env` exports it as PGBOUNCER_TLS_URL and
+# the CA as PG_SSL_ROOT_CERT, for the Postgres plugin's TLS tests.
 # pool_mode=transaction. PgBouncer 1.18 (Debian 12) cannot track named
 # prepared statements in this mode: clients must use unnamed statements or the
 # simple protocol through it. Files: .servers/pgbouncer/{pgbouncer.ini,
@@ -51,13 +56,36 @@ check_query() {
     -h 127.0.0.1 -p "$PGB_PORT" -U "$PG_USER" -d "${1:-strata}" -c 'select 1' 2>&1
 }
 
+# make_certs: a test CA and a server certificate (SAN 127.0.0.1, localhost),
+# made once; the key is readable by the service user only.
+make_certs() {
+  local dir=$PGB_DIR/tls
+  [ -s "$dir/server.crt" ] && [ -s "$dir/ca.crt" ] && return 0
+  command -v openssl >/dev/null 2>&1 || apt_install openssl
+  log "making test TLS certificates in $dir"
+  rm -rf "$dir"; mkdir -p "$dir"
+  (
+    cd "$dir"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=strata test CA" \
+      -keyout ca.key -out ca.crt
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout server.key -out server.csr
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' >ext.cnf
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+      -extfile ext.cnf -out server.crt
+  ) >"$PGB_DIR/openssl.log" 2>&1 || { cat "$PGB_DIR/openssl.log" >&2; die "openssl could not make the test certificates"; }
+  chmod 644 "$dir/ca.crt" "$dir/server.crt"
+  chmod 600 "$dir/server.key" "$dir/ca.key"
+}
+
 write_config() {
   mkdir -p "$PGB_DIR"
+  make_certs
   cat >"$PGB_INI" <<EOF
 ; Written by scripts/servers/pgbouncer.sh on every start; edits are lost.
 [databases]
 strata = host=127.0.0.1 port=$PG_PORT dbname=strata
 strata_other = host=127.0.0.1 port=$PG_PORT dbname=strata_other
+strata_session = host=127.0.0.1 port=$PG_PORT dbname=strata pool_mode=session
 * = host=127.0.0.1 port=$PG_PORT
 
 [pgbouncer]
@@ -75,6 +103,9 @@ reserve_pool_size = 10
 ; sqlx and JDBC-style clients send this; pgbouncer rejects unknown ones.
 ignore_startup_parameters = extra_float_digits
 server_tls_sslmode = disable
+client_tls_sslmode = allow
+client_tls_key_file = $PGB_DIR/tls/server.key
+client_tls_cert_file = $PGB_DIR/tls/server.crt
 logfile = $PGB_LOG
 pidfile = $PGB_PID
 EOF
@@ -114,6 +145,10 @@ start() {
   done
   out=$(check_query strata_other)
   [ "$out" = 1 ] || die "select 1 via pgbouncer on strata_other failed: $out"
+  # The TLS handshake, verified against the test CA (the wheel's psql has no TLS).
+  out=$(openssl s_client -starttls postgres -connect "127.0.0.1:$PGB_PORT" -CAfile "$PGB_DIR/tls/ca.crt" \
+    -verify_return_error -verify_ip 127.0.0.1 </dev/null 2>&1) \
+    || die "TLS handshake with pgbouncer (verified against $PGB_DIR/tls/ca.crt) failed: $(echo "$out" | tail -n 5)"
   log "ready: pgbouncer $("$pgb" --version | head -n1 | awk '{print $2}') on 127.0.0.1:$PGB_PORT (pool_mode=transaction, config $PGB_INI)"
 }
 
@@ -128,8 +163,11 @@ status() {
 }
 
 print_env() {
+  pgb_paths
   echo "export STRATA_PGBOUNCER_PORT=$PGB_PORT"
   echo "export PGBOUNCER_URL=postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PGB_PORT/strata"
+  echo "export PGBOUNCER_TLS_URL=postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PGB_PORT/strata_session"
+  echo "export PG_SSL_ROOT_CERT=$PGB_DIR/tls/ca.crt"
 }
 
 case "${1:-}" in

@@ -30,6 +30,16 @@ pub struct PostgresConfig {
     /// retried; the weaker levels can lose updates silently.
     #[serde(default)]
     pub isolation: Isolation,
+    /// TLS: `disable`, `allow`, `prefer`, `require` (encrypt, do not verify
+    /// the certificate), `verify-ca` (and check it is signed by a trusted
+    /// CA) or `verify-full` (and that it names the host). Unset: the URL's
+    /// `sslmode`, else `prefer`, as libpq does.
+    #[serde(default)]
+    pub ssl_mode: Option<SslMode>,
+    /// A PEM file of CA certificates trusted for `verify-ca` /
+    /// `verify-full` (default: the system's roots).
+    #[serde(default)]
+    pub ssl_root_cert: Option<String>,
     /// `application_name` reported to the server.
     #[serde(default = "default_application_name")]
     pub application_name: String,
@@ -50,6 +60,38 @@ pub struct PostgresConfig {
     /// (`simple`: no stemming, any language; or `english`, `french`, …).
     #[serde(default = "default_text_search_config")]
     pub text_search_config: String,
+}
+
+/// TLS modes, named as libpq names them.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslMode {
+    /// Never TLS.
+    Disable,
+    /// Plain first, TLS if the server insists.
+    Allow,
+    /// TLS if the server offers it, else plain.
+    Prefer,
+    /// TLS or fail; the certificate is not checked.
+    Require,
+    /// TLS with a certificate signed by a trusted CA.
+    VerifyCa,
+    /// `verify-ca`, and the certificate names the host connected to.
+    VerifyFull,
+}
+
+impl SslMode {
+    pub(crate) fn sqlx(self) -> sqlx::postgres::PgSslMode {
+        use sqlx::postgres::PgSslMode as M;
+        match self {
+            SslMode::Disable => M::Disable,
+            SslMode::Allow => M::Allow,
+            SslMode::Prefer => M::Prefer,
+            SslMode::Require => M::Require,
+            SslMode::VerifyCa => M::VerifyCa,
+            SslMode::VerifyFull => M::VerifyFull,
+        }
+    }
 }
 
 /// Transaction isolation levels.

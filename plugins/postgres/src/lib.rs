@@ -188,26 +188,55 @@ pub extern "C" fn open(config_json: RString) -> PluginFuture<BackendBox> {
             )
         })?;
         opts = opts.application_name(&cfg.application_name);
-        let mut params: Vec<(&str, String)> = Vec::new();
-        if let Some(s) = &cfg.schema {
-            params.push(("search_path", format!("\"{s}\",public")));
+        if let Some(mode) = cfg.ssl_mode {
+            opts = opts.ssl_mode(mode.sqlx());
         }
-        // pgvector reads these when its library loads in the session (they
-        // are placeholders until then): the default ef_search, and iterative
-        // index scans so a filtered query keeps walking the graph until
+        if let Some(ca) = &cfg.ssl_root_cert {
+            if !std::path::Path::new(ca).is_file() {
+                return Err(PluginError::new(
+                    ErrorKind::InvalidConfig,
+                    format!("ssl_root_cert {ca:?} is not a readable file"),
+                ));
+            }
+            opts = opts.ssl_root_cert(ca);
+        }
+        // Session settings, sent as `SET`s when each pooled connection opens
+        // rather than as the startup packet's `options` (poolers such as
+        // PgBouncer refuse startup parameters they do not know). pgvector
+        // reads its two when its library loads in the session (they are
+        // placeholders until then): the default ef_search, and iterative
+        // index scans, so a filtered query keeps walking the graph until
         // top_k rows pass the filter, in exact distance order.
-        params.push(("hnsw.ef_search", cfg.hnsw_ef_search.to_string()));
-        params.push(("hnsw.iterative_scan", "strict_order".to_string()));
-        if cfg.statement_timeout_ms > 0 {
-            params.push(("statement_timeout", cfg.statement_timeout_ms.to_string()));
+        let mut session = String::new();
+        if let Some(s) = &cfg.schema {
+            session.push_str(&format!("SET search_path = \"{s}\", public; "));
         }
-        opts = opts.options(params);
+        if cfg.statement_timeout_ms > 0 {
+            session.push_str(&format!(
+                "SET statement_timeout = {}; ",
+                cfg.statement_timeout_ms
+            ));
+        }
+        session.push_str(&format!(
+            "SET hnsw.ef_search = {}; SET hnsw.iterative_scan = strict_order;",
+            cfg.hnsw_ef_search
+        ));
+        let session = Arc::new(session);
         let timeout = Duration::from_millis(cfg.connect_timeout_ms);
         let pool = tokio::time::timeout(
             timeout,
             PgPoolOptions::new()
                 .max_connections(cfg.pool_size)
                 .acquire_timeout(timeout)
+                .after_connect(move |conn, _| {
+                    let session = session.clone();
+                    Box::pin(async move {
+                        sqlx::raw_sql(sqlx::AssertSqlSafe(session.as_str().to_owned()))
+                            .execute(conn)
+                            .await
+                            .map(drop)
+                    })
+                })
                 .connect_with(opts),
         )
         .await

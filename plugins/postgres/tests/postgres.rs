@@ -393,3 +393,66 @@ async fn a_database_without_pgvector_is_a_clear_error() {
     admin.exec(&format!("DROP ROLE {role}")).await.unwrap();
     s.close().await.unwrap();
 }
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run these tests through scripts/test (scripts/servers/pgbouncer.sh env exports it)")
+    })
+}
+
+#[tokio::test]
+async fn tls_modes_verify_the_server_and_never_downgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    // PgBouncer terminates TLS in front of the test server, with a
+    // certificate for 127.0.0.1 signed by the test CA (scripts/servers/pgbouncer.sh).
+    let (tls_url, ca, plain_url) = (env("PGBOUNCER_TLS_URL"), env("PG_SSL_ROOT_CERT"), url());
+    let s = strata(
+        dir.path(),
+        &[
+            (
+                "verified",
+                format!(
+                    "{{ url = {tls_url:?}, ssl_mode = \"verify-full\", ssl_root_cert = {ca:?}, connect_timeout_ms = 5000 }}"
+                ),
+            ),
+            (
+                "untrusted",
+                format!(
+                    "{{ url = {tls_url:?}, ssl_mode = \"verify-ca\", connect_timeout_ms = 5000 }}"
+                ),
+            ),
+            (
+                "required",
+                format!(
+                    "{{ url = {plain_url:?}, ssl_mode = \"require\", connect_timeout_ms = 5000 }}"
+                ),
+            ),
+            (
+                "missing_ca",
+                format!(
+                    "{{ url = {tls_url:?}, ssl_mode = \"verify-full\", ssl_root_cert = \"/nonexistent/ca.pem\" }}"
+                ),
+            ),
+        ],
+    );
+    // The right CA: connected over verified TLS, SQL works.
+    let sql = s.sql_backend("verified").await.unwrap();
+    let two = sql.get("SELECT 1 + 1 AS n", ()).await.unwrap().unwrap();
+    assert_eq!(two.get::<i64>("n").unwrap(), 2);
+    // The system's roots do not trust the test CA: refused, saying why.
+    let err = s.backend("untrusted").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Connection, "{err}");
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
+    );
+    // `require` against a server without TLS fails instead of going plain.
+    let err = s.backend("required").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Connection, "{err}");
+    assert!(err.to_string().contains("TLS"), "{err}");
+    // A CA file that does not exist is a config error naming it.
+    let err = s.backend("missing_ca").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{err}");
+    assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
+    s.close().await.unwrap();
+}
