@@ -8,8 +8,11 @@
 //!   QPS, latency, build time, index size, and a recall-vs-QPS plot.
 //! - `backup`: backup and restore MB/s of a SQLite database to S3 through
 //!   the backup manager vs plain file copy + the same compression.
+//! - `migrate`: memory rows with 384-d embeddings SQLite → Postgres through
+//!   `strata_host::migrate` vs rusqlite + binary `COPY`; peak memory.
 
 mod backup;
+mod migrate;
 mod plot;
 mod vectors;
 
@@ -63,6 +66,11 @@ enum Bench {
         #[command(flatten)]
         args: backup::BackupArgs,
     },
+    /// Migration: SQLite → Postgres through `strata_host::migrate` vs rusqlite + binary COPY.
+    Migrate {
+        #[command(flatten)]
+        args: migrate::MigrateArgs,
+    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -89,6 +97,7 @@ fn main() {
         } => sql_get(rows, reads, rounds, plugin_dir, out),
         Bench::Vectors { args } => vectors::run(args),
         Bench::Backup { args } => backup::run(args),
+        Bench::Migrate { args } => migrate::run(args),
     }
 }
 

@@ -268,11 +268,14 @@ fn round_trip_sqlite_postgres_sqlite_keeps_every_row() {
             strata.backend("pg").await.unwrap(),
             strata.backend("back").await.unwrap(),
         );
-        // Tables through Postgres and back.
-        let to_pg = migrate(&s, &p, &MigrateOptions::new().collections(Vec::<String>::new()))
-            .await
-            .unwrap();
+        // Tables and collections through Postgres and back.
+        let to_pg = migrate(&s, &p, &MigrateOptions::new()).await.unwrap();
         assert_eq!(to_pg.tables.len(), 3, "{to_pg:?}");
+        assert_eq!(to_pg.collections.len(), 2, "{to_pg:?}");
+        for c in to_pg.items() {
+            assert!(matches!(c.verification, Verification::Passed { .. }), "{c:?}");
+        }
+        assert_eq!(to_pg.collections.iter().map(|c| c.written).sum::<u64>(), 350);
         for t in &to_pg.tables {
             assert!(matches!(t.verification, Verification::Passed { .. }), "{t:?}");
             assert_eq!(t.read, t.written, "{t:?}");
@@ -333,17 +336,9 @@ fn round_trip_sqlite_postgres_sqlite_keeps_every_row() {
 
         let back = migrate(&p, &b, &MigrateOptions::new()).await.unwrap();
         assert_eq!(back.tables.len(), 3);
-        for t in &back.tables {
+        assert_eq!(back.collections.len(), 2);
+        for t in back.items() {
             assert!(matches!(t.verification, Verification::Passed { .. }), "{t:?}");
-        }
-
-        // Collections SQLite → SQLite (the Postgres plugin has no vector contract yet).
-        let coll = migrate(&s, &b, &MigrateOptions::new().tables(Vec::<String>::new()))
-            .await
-            .unwrap();
-        assert_eq!(coll.collections.len(), 2);
-        for c in &coll.collections {
-            assert!(matches!(c.verification, Verification::Passed { .. }), "{c:?}");
         }
 
         // Identical checksums on all three sides.
@@ -351,19 +346,20 @@ fn round_trip_sqlite_postgres_sqlite_keeps_every_row() {
         let after = checksums(&strata, "back", &TABLES).await;
         assert_eq!(before, on_pg);
         assert_eq!(before, after);
-        let (sv, bv) = (
+        let (sv, pv, bv) = (
             strata.vectors_backend("src").await.unwrap(),
+            strata.vectors_backend("pg").await.unwrap(),
             strata.vectors_backend("back").await.unwrap(),
         );
         for name in ["notes", "points"] {
-            let (a, z) = (
-                collection_checksum(&sv, name).await.unwrap(),
-                collection_checksum(&bv, name).await.unwrap(),
-            );
-            assert_eq!(a, z, "{name}");
-            let st = bv.stats(name).await.unwrap().unwrap();
+            let a = collection_checksum(&sv, name).await.unwrap();
+            assert_eq!(a, collection_checksum(&pv, name).await.unwrap(), "{name} on pg");
+            assert_eq!(a, collection_checksum(&bv, name).await.unwrap(), "{name} back");
             let ss = sv.stats(name).await.unwrap().unwrap();
-            assert_eq!((st.dimension, st.metric, st.count), (ss.dimension, ss.metric, ss.count));
+            for v in [&pv, &bv] {
+                let st = v.stats(name).await.unwrap().unwrap();
+                assert_eq!((st.dimension, st.metric, st.count), (ss.dimension, ss.metric, ss.count));
+            }
         }
         let hit = bv.fetch("notes", &["n4"], Include::ALL).await.unwrap();
         assert_eq!(hit[0].vector.as_deref(), Some(&embedding(4, 8)[..]));
@@ -693,30 +689,27 @@ fn export_import_round_trip_and_a_failed_import_leaves_nothing() {
         assert!(text.lines().next().unwrap().contains("\"strata_export\":1"));
         assert!(text.contains("{\"b64\":\"AAEC/w==\"}"), "blobs are base64");
 
-        // Tables into Postgres (no vector contract there yet: tables only), everything into SQLite.
-        let tables_only: String = text
-            .lines()
-            .take_while(|l| !l.starts_with("{\"collection\""))
-            .map(|l| format!("{l}\n"))
-            .collect();
-        let r = jsonl::import(&p, &mut tables_only.as_bytes(), "tables", &MigrateOptions::new())
+        // Everything into Postgres and into SQLite.
+        let mut input = std::io::BufReader::new(std::fs::File::open(&file).unwrap());
+        let r = jsonl::import(&p, &mut input, "export.jsonl", &MigrateOptions::new())
             .await
             .unwrap();
         assert_eq!(r.tables.iter().map(|t| t.written).sum::<u64>(), 4 + 3_000 + 150);
+        assert_eq!(r.collections.iter().map(|t| t.written).sum::<u64>(), 350);
         let mut input = std::io::BufReader::new(std::fs::File::open(&file).unwrap());
         jsonl::import(&b, &mut input, "export.jsonl", &MigrateOptions::new()).await.unwrap();
         let before = checksums(&strata, "src", &TABLES).await;
         assert_eq!(before, checksums(&strata, "pg", &TABLES).await);
         assert_eq!(before, checksums(&strata, "back", &TABLES).await);
-        let (sv, bv) = (
+        let (sv, pv, bv) = (
             strata.vectors_backend("src").await.unwrap(),
+            strata.vectors_backend("pg").await.unwrap(),
             strata.vectors_backend("back").await.unwrap(),
         );
         for name in ["notes", "points"] {
-            assert_eq!(
-                collection_checksum(&sv, name).await.unwrap(),
-                collection_checksum(&bv, name).await.unwrap()
-            );
+            let a = collection_checksum(&sv, name).await.unwrap();
+            assert_eq!(a, collection_checksum(&pv, name).await.unwrap());
+            assert_eq!(a, collection_checksum(&bv, name).await.unwrap());
         }
 
         // A file cut in the middle of a table: that table is not created at all.
@@ -742,6 +735,93 @@ fn export_import_round_trip_and_a_failed_import_leaves_nothing() {
             .unwrap();
         assert!(exists.is_none(), "a failed import left the table behind");
         drop_schema(&strata2, &fresh).await;
+        drop_schema(&strata, &schema).await;
+    });
+}
+
+#[test]
+fn the_cli_migrates_exports_and_imports_with_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = pg_schema("cli");
+    let cfg = config(dir.path(), &schema);
+    let strata = Strata::load(&cfg).unwrap();
+    rt().block_on(async {
+        let src = strata.sql_backend("src").await.unwrap();
+        make_bulk(&src, 2_000).await;
+        make_collections(&strata, "src").await;
+        strata.close().await.unwrap();
+    });
+    let strata_cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .arg("--config")
+            .arg(&cfg)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (ok, out, err) = strata_cli(&["migrate", "--from", "src", "--to", "pg", "--dry-run"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("dry run src → pg") && out.contains("2000"),
+        "{out}"
+    );
+    let (ok, out, err) = strata_cli(&[
+        "migrate",
+        "--from",
+        "src",
+        "--to",
+        "pg",
+        "--tables",
+        "memories",
+        "--batch-size",
+        "300",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("memories") && out.contains("ok: 2000 rows"),
+        "{out}"
+    );
+    assert!(
+        out.contains("notes") && out.contains("ok: 300 rows"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("pairs"),
+        "--tables memories copied pairs: {out}"
+    );
+    let (ok, out, _) = strata_cli(&[
+        "migrate", "--from", "src", "--to", "pg", "--tables", "memories", "--resume",
+    ]);
+    assert!(ok);
+    assert!(
+        out.contains("(done earlier)") && out.contains("0 row(s) written"),
+        "{out}"
+    );
+    let (ok, _, err) = strata_cli(&["migrate", "--from", "src", "--to", "nope"]);
+    assert!(!ok && err.contains("no backend named `nope`"), "{err}");
+
+    let dump = dir.path().join("dump.jsonl");
+    let (ok, out, err) = strata_cli(&[
+        "export",
+        "--backend",
+        "src",
+        "--out",
+        dump.to_str().unwrap(),
+    ]);
+    assert!(ok && out.contains("exported src"), "{out}{err}");
+    let (ok, out, err) = strata_cli(&["import", "--backend", "back", dump.to_str().unwrap()]);
+    assert!(ok && out.contains("imported"), "{out}{err}");
+    rt().block_on(async {
+        let strata = Strata::load(&cfg).unwrap();
+        assert_eq!(
+            checksums(&strata, "src", &["memories", "pairs"]).await,
+            checksums(&strata, "back", &["memories", "pairs"]).await
+        );
         drop_schema(&strata, &schema).await;
     });
 }
