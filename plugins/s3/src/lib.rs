@@ -51,6 +51,7 @@ use crate::{blob::S3Blobs, config::S3Config, error::S3Error};
 fn runtime() -> PluginResult<&'static tokio::runtime::Runtime> {
     static RT: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
     RT.get_or_init(|| {
+        install_tls_provider();
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("strata-s3")
@@ -60,6 +61,14 @@ fn runtime() -> PluginResult<&'static tokio::runtime::Runtime> {
     })
     .as_ref()
     .map_err(|e| PluginError::internal(format!("cannot start the plugin's runtime: {e}")))
+}
+
+/// Installs ring as the process-level rustls provider of this plugin's copy
+/// of rustls (each plugin `.so` links its own): reqwest is built without a
+/// provider of its own so that the workspace's rustls keeps exactly one
+/// (see Cargo.toml). A provider already installed is kept.
+pub(crate) fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// Runs `fut` on the plugin's runtime; the returned FFI future awaits it
@@ -123,6 +132,7 @@ pub extern "C" fn open(config_json: RString) -> PluginFuture<BackendBox> {
 }
 
 fn build(cfg: S3Config) -> Result<S3Blobs, S3Error> {
+    install_tls_provider();
     if cfg.bucket.trim().is_empty() {
         return Err(S3Error::Config("key `bucket` must not be empty".into()));
     }

@@ -74,6 +74,15 @@ async fn unreachable_endpoint_is_a_connection_error() {
     );
     let e = b.health().await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Connection, "{e}");
+    // https: the TLS client (rustls with this plugin's ring provider) is
+    // built and fails on the refused connection, not on a missing provider.
+    let b = open(
+        serde_json::json!({ "bucket": "b", "endpoint": "https://127.0.0.1:9", "max_retries": 0 }),
+    )
+    .await
+    .unwrap();
+    let e = b.blobs().unwrap().head("k").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Connection, "{e}");
 }
 
 #[tokio::test]
