@@ -86,7 +86,10 @@ pub trait SqlConnection: Send + Sync {
 
     /// Writes many rows in one transaction, the fast path of migrations and
     /// imports (Postgres: binary `COPY`; SQLite: one prepared statement).
-    /// Returns the rows inserted or changed. Appended after `close`: a plugin
+    /// Returns the rows inserted or changed. The write is atomic (rows and
+    /// `then` together) but may become durable only with the backend's next
+    /// synchronous commit (Postgres commits it with `synchronous_commit =
+    /// off`). Appended after `close`: a plugin
     /// built before it, or one that does not override it, answers
     /// [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) and the
     /// host falls back to multi-row `INSERT`s; so may a plugin for a column

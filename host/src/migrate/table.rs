@@ -318,21 +318,31 @@ async fn copy(
         per_stmt: (max_params(ctx.dst.dialect()) / t.columns.len().max(1)).clamp(1, batch),
         bulk: None,
     });
-    let mut page = pager.page(ctx.src, after.take()).await.map_err(&src_err)?;
-    while !page.is_empty() {
-        let last = pager.key(page.last().expect("non-empty"));
-        let n = page.len() as u64;
-        // Vectors stay little-endian bytes for the bulk path; the INSERT
-        // path converts them for the target if bulk is unavailable.
-        let mut values = Vec::with_capacity(page.len() * kinds.len());
-        for row in page {
-            for (i, v) in row.into_values().into_iter().enumerate() {
-                values.push(
-                    values::to_target(v, kinds[i], VectorStorage::Blob)
-                        .map_err(|message| value_err(t, i, message))?,
-                );
+    // A page read and converted; `None` past the end.
+    let fetch = |after: Option<Vec<Value>>| {
+        let (pager, kinds, src_err) = (&pager, &kinds, &src_err);
+        async move {
+            let page = pager.page(ctx.src, after).await.map_err(src_err)?;
+            let Some(last) = page.last().map(|r| pager.key(r)) else {
+                return Ok(None);
+            };
+            let n = page.len() as u64;
+            // Vectors stay little-endian bytes for the bulk path; the INSERT
+            // path converts them for the target if bulk is unavailable.
+            let mut values = Vec::with_capacity(page.len() * kinds.len());
+            for row in page {
+                for (i, v) in row.into_values().into_iter().enumerate() {
+                    values.push(
+                        values::to_target(v, kinds[i], VectorStorage::Blob)
+                            .map_err(|message| value_err(t, i, message))?,
+                    );
+                }
             }
+            Ok::<_, MigrateError>(Some((values, n, last)))
         }
+    };
+    let mut current = fetch(after.take()).await?;
+    while let Some((values, n, last)) = current {
         let done = rep.resumed + rep.read + n;
         let checkpoint = crate::params![
             ctx.source_id,
@@ -341,19 +351,18 @@ async fn copy(
             done as i64,
             "running"
         ];
-        // Write this page while the next one is read.
+        // Write this page while the next one is read and converted.
         let write = async {
             let mut w = writer.lock().await;
             w.write(ctx, t, &names, &kinds, values, checkpoint).await
         };
-        let (written, next) =
-            futures_util::future::join(write, pager.page(ctx.src, Some(last))).await;
+        let (written, next) = futures_util::future::join(write, fetch(Some(last))).await;
         let written = written?;
         rep.read += n;
         rep.written += written;
         rep.skipped += n - written.min(n);
         progress(Phase::Copy, done);
-        page = next.map_err(&src_err)?;
+        current = next?;
     }
     Ok(())
 }

@@ -21,6 +21,13 @@
 //! 3. The optional `then` statement (the host's checkpoint) runs in the
 //!    same transaction; its parameters are bound by value kind (Integer as
 //!    int8, Real as float8, Text as text, Blob as bytea, Null as text).
+//!
+//! Rows are encoded in ~1 MiB chunks while they are sent, so the server
+//! parses while the plugin encodes. The transaction commits with
+//! `synchronous_commit = off`: a bulk write is atomic but becomes durable
+//! with the connection's next synchronous commit (the migration engine's
+//! final checkpoint is one); a server crash before that loses whole bulk
+//! writes, each with its own `then` statement, never part of one.
 
 use sqlx::{Arguments, AssertSqlSafe, PgPool, Postgres, Row, postgres::PgArguments};
 use strata_plugin_api::{ErrorKind, PluginError, PluginResult, Value, sql::BulkWrite};
@@ -86,6 +93,13 @@ pub(crate) async fn write(pool: &PgPool, req: BulkWrite) -> PluginResult<u64> {
     }
     let table = quote(&req.table);
     let mut tx = pool.begin().await.map_err(map)?;
+    // Rows and checkpoint commit together, so an asynchronous commit is safe
+    // for a migration: a server crash loses whole batches with their
+    // checkpoint, and the caller's next synchronous commit flushes them all.
+    sqlx::raw_sql("SET LOCAL synchronous_commit = off")
+        .execute(&mut *tx)
+        .await
+        .map_err(map)?;
     let types = sqlx::query(
         "SELECT a.attname::text, t.typname::text FROM pg_attribute a \
          JOIN pg_type t ON t.oid = a.atttypid \
@@ -123,7 +137,7 @@ pub(crate) async fn write(pool: &PgPool, req: BulkWrite) -> PluginResult<u64> {
             )
         })?);
     }
-    let data = encode(&req, &encs)?;
+    let mut data = Encoded::default();
     let cols = req
         .columns
         .iter()
@@ -132,13 +146,13 @@ pub(crate) async fn write(pool: &PgPool, req: BulkWrite) -> PluginResult<u64> {
         .join(", ");
     let copy_into = |target: &str| format!("COPY {target} ({cols}) FROM STDIN (FORMAT binary)");
     let written = if req.key_columns.is_empty() {
-        copy(&mut tx, &copy_into(&table), &data).await?
+        copy(&mut tx, &copy_into(&table), &req, &encs, &mut data).await?
     } else {
         sqlx::raw_sql("SAVEPOINT strata_bulk")
             .execute(&mut *tx)
             .await
             .map_err(map)?;
-        match copy(&mut tx, &copy_into(&table), &data).await {
+        match copy(&mut tx, &copy_into(&table), &req, &encs, &mut data).await {
             Ok(n) => {
                 sqlx::raw_sql("RELEASE SAVEPOINT strata_bulk")
                     .execute(&mut *tx)
@@ -158,7 +172,14 @@ pub(crate) async fn write(pool: &PgPool, req: BulkWrite) -> PluginResult<u64> {
                 .execute(&mut *tx)
                 .await
                 .map_err(map)?;
-                copy(&mut tx, &copy_into("pg_temp.strata_bulk"), &data).await?;
+                copy(
+                    &mut tx,
+                    &copy_into("pg_temp.strata_bulk"),
+                    &req,
+                    &encs,
+                    &mut data,
+                )
+                .await?;
                 let keys = req
                     .key_columns
                     .iter()
@@ -223,15 +244,66 @@ pub(crate) async fn write(pool: &PgPool, req: BulkWrite) -> PluginResult<u64> {
     Ok(written)
 }
 
+/// The binary `COPY` stream, encoded in chunks of about 1 MiB while it is
+/// sent (the server parses one chunk while the next is encoded), and kept
+/// for a second pass through the temporary table.
+#[derive(Default)]
+struct Encoded {
+    chunks: Vec<Vec<u8>>,
+}
+
+const CHUNK: usize = 1 << 20;
+
 async fn copy(
     tx: &mut sqlx::Transaction<'static, Postgres>,
     statement: &str,
-    data: &[u8],
+    req: &BulkWrite,
+    encs: &[Enc],
+    data: &mut Encoded,
 ) -> PluginResult<u64> {
     let mut c = tx.copy_in_raw(statement).await.map_err(map)?;
-    if let Err(e) = c.send(data).await {
-        let _ = c.abort("send failed").await;
-        return Err(map(e));
+    let mut failed: Option<PluginError> = None;
+    if data.chunks.is_empty() {
+        let width = encs.len();
+        let mut buf = Vec::with_capacity(CHUNK + 64 * 1024);
+        buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+        buf.extend_from_slice(&0i32.to_be_bytes());
+        buf.extend_from_slice(&0i32.to_be_bytes());
+        for (r, row) in req.values.chunks(width).enumerate() {
+            if let Err(e) = encode_row(&mut buf, req, encs, r, row) {
+                failed = Some(e);
+                break;
+            }
+            if buf.len() >= CHUNK {
+                if let Err(e) = c.send(&buf[..]).await {
+                    failed = Some(map(e));
+                    break;
+                }
+                data.chunks.push(std::mem::replace(
+                    &mut buf,
+                    Vec::with_capacity(CHUNK + 64 * 1024),
+                ));
+            }
+        }
+        if failed.is_none() {
+            buf.extend_from_slice(&(-1i16).to_be_bytes());
+            match c.send(&buf[..]).await {
+                Ok(_) => data.chunks.push(buf),
+                Err(e) => failed = Some(map(e)),
+            }
+        }
+    } else {
+        for chunk in &data.chunks {
+            if let Err(e) = c.send(&chunk[..]).await {
+                failed = Some(map(e));
+                break;
+            }
+        }
+    }
+    if let Some(e) = failed {
+        data.chunks.clear();
+        let _ = c.abort("strata bulk write failed").await;
+        return Err(e);
     }
     c.finish().await.map_err(map)
 }
@@ -243,29 +315,27 @@ fn bad(req: &BulkWrite, col: usize, row: u64, msg: impl std::fmt::Display) -> Pl
     ))
 }
 
-/// The binary `COPY` stream of all rows.
-fn encode(req: &BulkWrite, encs: &[Enc]) -> PluginResult<Vec<u8>> {
-    let width = encs.len();
-    let mut out = Vec::with_capacity(19 + req.values.len() * 16);
-    out.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
-    out.extend_from_slice(&0i32.to_be_bytes());
-    out.extend_from_slice(&0i32.to_be_bytes());
-    for (r, row) in req.values.chunks(width).enumerate() {
-        out.extend_from_slice(&(width as i16).to_be_bytes());
-        for (c, v) in row.iter().enumerate() {
-            if v.is_null() {
-                out.extend_from_slice(&(-1i32).to_be_bytes());
-                continue;
-            }
-            let at = out.len();
-            out.extend_from_slice(&0i32.to_be_bytes());
-            field(&mut out, encs[c], v).map_err(|m| bad(req, c, r as u64, m))?;
-            let len = (out.len() - at - 4) as i32;
-            out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+/// One row of the binary `COPY` stream.
+fn encode_row(
+    out: &mut Vec<u8>,
+    req: &BulkWrite,
+    encs: &[Enc],
+    r: usize,
+    row: &[Value],
+) -> PluginResult<()> {
+    out.extend_from_slice(&(encs.len() as i16).to_be_bytes());
+    for (c, v) in row.iter().enumerate() {
+        if v.is_null() {
+            out.extend_from_slice(&(-1i32).to_be_bytes());
+            continue;
         }
+        let at = out.len();
+        out.extend_from_slice(&0i32.to_be_bytes());
+        field(out, encs[c], v).map_err(|m| bad(req, c, r as u64, m))?;
+        let len = (out.len() - at - 4) as i32;
+        out[at..at + 4].copy_from_slice(&len.to_be_bytes());
     }
-    out.extend_from_slice(&(-1i16).to_be_bytes());
-    Ok(out)
+    Ok(())
 }
 
 fn int(v: &Value) -> Result<i64, String> {
