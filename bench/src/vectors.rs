@@ -1,7 +1,8 @@
 //! `vectors`: nearest-neighbour search over seeded clustered data, three ways
 //! in one process, per collection size:
 //!
-//! 1. exact search through the host + SQLite plugin (`hnsw_threshold = 0`);
+//! 1. exact search through the host + SQLite plugin (`hnsw_threshold = 0`;
+//!    the plugin scans an int8 copy and rescores in f32, exactly);
 //!    its results are the ground truth for recall, and a few of them are
 //!    checked against a brute-force computation here;
 //! 2. HNSW through the host + SQLite plugin (`hnsw_threshold`, `hnsw_m`,
@@ -77,7 +78,7 @@ pub struct VectorsArgs {
     #[arg(long, default_value_t = 5000)]
     batch: usize,
     /// Exact plugin results checked against brute force computed here.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 200)]
     verify: usize,
     /// Measured passes per method and ef (plugin HNSW and hnsw_rs passes
     /// interleave, in alternating order); latencies pool over all rounds.
@@ -509,6 +510,27 @@ fn run_exact(
         first_scored.get_or_insert(scored);
     }
     let scored = first_scored.unwrap_or_default();
+    match ctx.rt.block_on(v.stats(COLLECTION)) {
+        Ok(Some(stats)) => {
+            let scan = &stats.details["exact_scan"];
+            let mb = |k: &str| scan[k].as_f64().map(|b| b / 1e6);
+            let note = match (mb("f32_cache_bytes"), mb("int8_copy_bytes")) {
+                (Some(f), Some(q)) if f > 0.0 => format!(
+                    "Exact plugin vector cache: f32 {f:.1} MB + {} copy {q:.1} MB (+{:.1} % memory); `exact_scan` details: `{scan}`.",
+                    scan["quantized"].as_str().unwrap_or("?"),
+                    100.0 * q / f
+                ),
+                _ => format!(
+                    "Exact plugin `CollectionStats::details`: `{}`.",
+                    stats.details
+                ),
+            };
+            progress(format!("n={n}: {note}"));
+            notes.push(note);
+        }
+        Ok(None) => panic!("the exact collection vanished"),
+        Err(e) => panic!("exact backend stats: {e}"),
+    }
     let nv = a.verify.min(queries.len());
     progress(format!(
         "n={n}: verifying {nv} exact results against brute force…"
