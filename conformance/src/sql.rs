@@ -91,6 +91,7 @@ pub fn cases() -> Vec<Case> {
         case!(transaction_rollback_on_drop, cap::SQL_TRANSACTIONS),
         case!(transaction_rollback_on_panic, cap::SQL_TRANSACTIONS),
         case!(explicit_commit_and_rollback, cap::SQL_TRANSACTIONS),
+        case!(transaction_sees_its_own_ddl, cap::SQL_TRANSACTIONS),
         case!(
             nested_savepoints,
             cap::SQL_TRANSACTIONS,
@@ -907,6 +908,42 @@ pub async fn transaction_rollback_on_panic(ctx: Ctx) -> CaseResult {
         ["in tx", "plain"],
         "rows written after the panic"
     );
+    Ok(())
+}
+
+/// A table created inside a transaction is usable there by parameterized
+/// statements (a backend that prepares statements on another connection
+/// would not see it), disappears with a rollback and stays after a commit.
+pub async fn transaction_sees_its_own_ddl(ctx: Ctx) -> CaseResult {
+    let sql = ctx.sql().await?;
+    let text = types(&ctx).text;
+    for (name, commit) in [("ddl_commit", true), ("ddl_rollback", false)] {
+        let t = ctx.table(name);
+        let tx = sql.begin().await?;
+        tx.exec(&format!("CREATE TABLE {t} (k {text})")).await?;
+        tx.run(&format!("INSERT INTO {t} (k) VALUES (?)"), ["inside"])
+            .await?;
+        let got = tx
+            .get(&format!("SELECT k FROM {t} WHERE k = ?"), ["inside"])
+            .await?
+            .ok_or_else(|| Failure::new("the row written inside the transaction is not there"))?;
+        ensure_eq!(
+            got.get::<String>("k")?,
+            "inside",
+            "row read inside the transaction"
+        );
+        if commit {
+            tx.commit().await?;
+            ensure_eq!(keys(&sql, &t).await?, ["inside"], "rows after commit");
+        } else {
+            tx.rollback().await?;
+            let gone = sql.get(&format!("SELECT k FROM {t}"), ()).await;
+            ensure!(
+                gone.is_err(),
+                "the table created in a rolled-back transaction still exists"
+            );
+        }
+    }
     Ok(())
 }
 

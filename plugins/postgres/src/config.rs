@@ -43,6 +43,16 @@ pub struct PostgresConfig {
     /// `application_name` reported to the server.
     #[serde(default = "default_application_name")]
     pub application_name: String,
+    /// Rows at which a collection's HNSW index is built, by the first query
+    /// at or past it (below it queries are exact); 0 = create the index with
+    /// the collection and maintain it on every insert.
+    #[serde(default = "default_hnsw_threshold")]
+    pub hnsw_threshold: u32,
+    /// `maintenance_work_mem` for an index build, in MiB (the graph should
+    /// fit: roughly rows × (dimension × 4 + m × 16) bytes).
+    #[serde(default = "default_hnsw_build_memory_mb")]
+    #[schemars(range(min = 1, max = 1_048_576))]
+    pub hnsw_build_memory_mb: u32,
     /// HNSW `m` of new collections (links per node; pgvector: 2..=100).
     #[serde(default = "default_hnsw_m")]
     #[schemars(range(min = 2, max = 100))]
@@ -126,14 +136,20 @@ fn default_connect_timeout_ms() -> u64 {
 fn default_application_name() -> String {
     "strata".into()
 }
+fn default_hnsw_threshold() -> u32 {
+    1000
+}
+fn default_hnsw_build_memory_mb() -> u32 {
+    256
+}
 fn default_hnsw_m() -> u32 {
     16
 }
 fn default_hnsw_ef_construction() -> u32 {
-    64
+    100
 }
 fn default_hnsw_ef_search() -> u32 {
-    100
+    128
 }
 fn default_text_search_config() -> String {
     "simple".into()

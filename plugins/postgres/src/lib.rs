@@ -267,6 +267,8 @@ pub extern "C" fn open(config_json: RString) -> PluginFuture<BackendBox> {
                 vectors: vector::PgVectors::new(
                     pool.clone(),
                     vector::Defaults {
+                        threshold: cfg.hnsw_threshold,
+                        build_memory_mb: cfg.hnsw_build_memory_mb,
                         m: cfg.hnsw_m,
                         ef_construction: cfg.hnsw_ef_construction,
                         ef_search: cfg.hnsw_ef_search,

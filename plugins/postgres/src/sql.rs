@@ -62,7 +62,14 @@ impl Shared {
         })
     }
 
-    async fn describe(&self, original: &str) -> PluginResult<Arc<Described>> {
+    /// The statement's parameter types and columns, described by the server
+    /// once per SQL text; inside a transaction on the transaction's own
+    /// connection (`conn`), so it sees tables created earlier in it.
+    async fn describe(
+        &self,
+        conn: Option<&mut sqlx::PgConnection>,
+        original: &str,
+    ) -> PluginResult<Arc<Described>> {
         if let Some(d) = self
             .described
             .lock()
@@ -71,11 +78,12 @@ impl Shared {
         {
             return Ok(d.clone());
         }
-        let stmt = self
-            .pool
-            .prepare(AssertSqlSafe(original.to_string()).into_sql_str())
-            .await
-            .map_err(map)?;
+        let text = AssertSqlSafe(original.to_string()).into_sql_str();
+        let stmt = match conn {
+            Some(c) => c.prepare(text).await,
+            None => self.pool.prepare(text).await,
+        }
+        .map_err(map)?;
         let kinds: Vec<ParamKind> = match stmt.parameters() {
             Some(sqlx::Either::Left(types)) => types.iter().map(ParamKind::of).collect(),
             Some(sqlx::Either::Right(n)) => vec![ParamKind::Text; n],
@@ -110,8 +118,12 @@ impl Shared {
         Ok(d)
     }
 
-    async fn prepare(&self, stmt: &Statement) -> PluginResult<(Arc<Described>, PgArguments)> {
-        let d = self.describe(&stmt.sql).await?;
+    async fn prepare(
+        &self,
+        conn: Option<&mut sqlx::PgConnection>,
+        stmt: &Statement,
+    ) -> PluginResult<(Arc<Described>, PgArguments)> {
+        let d = self.describe(conn, &stmt.sql).await?;
         if d.kinds.len() != stmt.params.len() {
             return Err(PluginError::invalid_input(format!(
                 "statement takes {} parameters, {} given",
@@ -272,7 +284,7 @@ impl SqlConnection for PgSql {
         let this = self.clone();
         spawn(async move {
             this.check()?;
-            let (d, args) = this.shared.prepare(&stmt).await?;
+            let (d, args) = this.shared.prepare(None, &stmt).await?;
             run_on(&this.shared.pool, &d, args).await
         })
     }
@@ -281,7 +293,7 @@ impl SqlConnection for PgSql {
         let this = self.clone();
         spawn(async move {
             this.check()?;
-            let (d, args) = this.shared.prepare(&stmt).await?;
+            let (d, args) = this.shared.prepare(None, &stmt).await?;
             query_on(&this.shared.pool, &d, args, max_rows).await
         })
     }
@@ -290,7 +302,7 @@ impl SqlConnection for PgSql {
         let this = self.clone();
         spawn(async move {
             this.check()?;
-            let (d, args) = this.shared.prepare(&stmt).await?;
+            let (d, args) = this.shared.prepare(None, &stmt).await?;
             let mut tx = this.shared.pool.begin().await.map_err(map)?;
             let name = format!(
                 "strata_cursor_{}",
@@ -420,8 +432,9 @@ impl SqlTransaction for Tx {
     fn run(&self, stmt: Statement) -> PluginFuture<RunResult> {
         self.with(move |st, shared| {
             Box::pin(async move {
-                let (d, args) = shared.prepare(&stmt).await?;
-                run_on(&mut **st.tx()?, &d, args).await
+                let conn = &mut **st.tx()?;
+                let (d, args) = shared.prepare(Some(&mut *conn), &stmt).await?;
+                run_on(conn, &d, args).await
             })
         })
     }
@@ -429,8 +442,9 @@ impl SqlTransaction for Tx {
     fn query(&self, stmt: Statement, max_rows: u64) -> PluginFuture<Rows> {
         self.with(move |st, shared| {
             Box::pin(async move {
-                let (d, args) = shared.prepare(&stmt).await?;
-                query_on(&mut **st.tx()?, &d, args, max_rows).await
+                let conn = &mut **st.tx()?;
+                let (d, args) = shared.prepare(Some(&mut *conn), &stmt).await?;
+                query_on(conn, &d, args, max_rows).await
             })
         })
     }

@@ -17,6 +17,12 @@
 //! plus a pgvector HNSW index whose operator class matches the metric
 //! (`vector_cosine_ops`, `vector_ip_ops`, `vector_l2_ops`), with `m` and
 //! `ef_construction` from the collection options or the backend config.
+//! The index is built by the first query (or `collection_info`) once the
+//! collection holds `hnsw_threshold` rows (default 1,000), as the SQLite
+//! tier does: pgvector builds a graph over existing rows many times faster
+//! than it inserts rows into one, so a bulk load followed by queries pays
+//! the fast path; from then on inserts maintain it. `hnsw_threshold = 0`
+//! creates it with the collection. Below the threshold queries are exact.
 //! pgvector indexes at most 2,000 dimensions; larger collections are
 //! searched exactly. Every statement names the table with its schema, so
 //! two backends on two schemas never see each other's collections.
@@ -155,6 +161,11 @@ impl Decode<'_, Postgres> for PgVector {
 /// Backend-wide defaults (from the plugin config).
 #[derive(Clone, Debug)]
 pub(crate) struct Defaults {
+    /// Rows at which a collection's HNSW index is built (on the first query
+    /// at or past it); 0 = with the collection, maintained on every insert.
+    pub(crate) threshold: u32,
+    /// `maintenance_work_mem` of an index build, in MiB.
+    pub(crate) build_memory_mb: u32,
     pub(crate) m: u32,
     pub(crate) ef_construction: u32,
     pub(crate) ef_search: u32,
@@ -227,6 +238,32 @@ struct Meta {
 }
 
 impl Meta {
+    /// The pgvector operator class of the metric.
+    fn opclass(&self) -> &'static str {
+        match self.metric {
+            Metric::Cosine => "vector_cosine_ops",
+            Metric::Dot => "vector_ip_ops",
+            Metric::Euclidean => "vector_l2_ops",
+        }
+    }
+
+    /// `CREATE INDEX … USING hnsw` for this collection (the index lives in
+    /// the table's schema).
+    fn hnsw_ddl(&self) -> String {
+        format!(
+            "CREATE INDEX IF NOT EXISTS {} ON {} USING hnsw (embedding {}) WITH (m = {}, ef_construction = {})",
+            ident(&self.hnsw_name()),
+            self.table,
+            self.opclass(),
+            self.m,
+            self.ef_construction
+        )
+    }
+
+    fn hnsw_name(&self) -> String {
+        format!("{}_hnsw", self.table_name)
+    }
+
     /// The pgvector distance operator (smaller is closer).
     fn op(&self) -> &'static str {
         match self.metric {
@@ -355,6 +392,19 @@ pub(crate) struct Shared {
     /// together with the pgvector check and the catalog table.
     schema: tokio::sync::OnceCell<String>,
     metas: Mutex<HashMap<String, Arc<Meta>>>,
+    /// What this process knows of each collection table's HNSW index.
+    indexes: Mutex<HashMap<String, IndexState>>,
+}
+
+/// A collection's HNSW index, as this process last saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum IndexState {
+    /// It exists: queries use it, inserts maintain it.
+    Built,
+    /// The collection reached the threshold: the next query builds it.
+    Due,
+    /// Below the threshold: queries scan exactly.
+    Below,
 }
 
 /// The vector store of one Postgres backend.
@@ -371,6 +421,7 @@ impl PgVectors {
                 defaults,
                 schema: tokio::sync::OnceCell::new(),
                 metas: Mutex::new(HashMap::new()),
+                indexes: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -554,6 +605,79 @@ impl Shared {
         }
     }
 
+    fn index_state(&self, meta: &Meta) -> Option<IndexState> {
+        self.indexes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&meta.table)
+            .copied()
+    }
+
+    fn set_index_state(&self, meta: &Meta, state: IndexState) {
+        self.indexes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(meta.table.clone(), state);
+    }
+
+    /// Looks at the server: does the index exist, else is the collection
+    /// at the threshold? (On first use of a collection and after upserts.)
+    async fn refresh_index_state(&self, meta: &Meta) -> PluginResult<IndexState> {
+        let schema = self.schema().await?;
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+            .bind(format!("{schema}.{}", ident(&meta.hnsw_name())))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map)?;
+        let state = if exists {
+            IndexState::Built
+        } else if self.count_rows(meta).await? >= u64::from(self.defaults.threshold) {
+            IndexState::Due
+        } else {
+            IndexState::Below
+        };
+        self.set_index_state(meta, state);
+        Ok(state)
+    }
+
+    /// Whether queries on the collection can use its HNSW index, building it
+    /// first when the collection has reached the threshold. The build runs
+    /// in one transaction under an advisory lock (a concurrent builder waits
+    /// and then finds it), with `maintenance_work_mem` raised so the graph
+    /// builds in memory; writes to the collection wait for it.
+    async fn ensure_index(&self, meta: &Meta) -> PluginResult<bool> {
+        if !meta.hnsw {
+            return Ok(false);
+        }
+        let state = match self.index_state(meta) {
+            Some(s) => s,
+            None => self.refresh_index_state(meta).await?,
+        };
+        match state {
+            IndexState::Built => Ok(true),
+            IndexState::Below => Ok(false),
+            IndexState::Due => {
+                let mut tx = self.pool.begin().await.map_err(map)?;
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                    .bind(&meta.table)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map)?;
+                sqlx::raw_sql(AssertSqlSafe(format!(
+                    "SET LOCAL maintenance_work_mem = '{}MB'; {}",
+                    self.defaults.build_memory_mb,
+                    meta.hnsw_ddl()
+                )))
+                .execute(&mut *tx)
+                .await
+                .map_err(map)?;
+                tx.commit().await.map_err(map)?;
+                self.set_index_state(meta, IndexState::Built);
+                Ok(true)
+            }
+        }
+    }
+
     async fn count_rows(&self, meta: &Meta) -> PluginResult<u64> {
         let n: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
             "SELECT count(*) FROM {}",
@@ -566,6 +690,8 @@ impl Shared {
     }
 
     async fn info(&self, meta: &Meta) -> PluginResult<CollectionInfo> {
+        // As on first query: an index that is due is built, so the details are current.
+        let indexed = self.ensure_index(meta).await?;
         let count = self.count_rows(meta).await?;
         let (table_bytes, index_bytes): (i64, Option<i64>) = sqlx::query_as(
             "SELECT pg_total_relation_size(to_regclass($1)), pg_relation_size(to_regclass($2))",
@@ -582,11 +708,14 @@ impl Shared {
         let mut details = serde_json::json!({
             "storage": "postgres",
             "table": meta.table,
-            "index": if meta.hnsw { "hnsw" } else { "exact" },
+            "index": if indexed { "hnsw" } else { "exact" },
             "language": meta.language,
             "table_bytes": table_bytes,
         });
         if meta.hnsw {
+            details["hnsw_threshold"] = self.defaults.threshold.into();
+        }
+        if indexed {
             details["m"] = meta.m.into();
             details["ef_construction"] = meta.ef_construction.into();
             details["ef_search"] = self.defaults.ef_search.into();
@@ -664,7 +793,7 @@ impl Shared {
                     .await
             }
         };
-        let exact = options.exact || !meta.hnsw;
+        let exact = options.exact || !self.ensure_index(&meta).await?;
         let mut rows = run(exact).await?;
         if !exact && !filter.is_all() && rows.len() < k {
             rows = run(true).await?;
@@ -680,6 +809,7 @@ impl Shared {
     }
 
     async fn hybrid(&self, meta: Arc<Meta>, request: &HybridRequest) -> PluginResult<RVec<Match>> {
+        self.ensure_index(&meta).await?;
         validate_vector(&request.vector, meta.dimension, "hybrid query")?;
         let filter = parse_filter(&request.filter_json)?;
         let k = request.top_k as usize;
@@ -872,7 +1002,7 @@ impl VectorStore for PgVectors {
                 meta_idx = idx("meta"),
                 tsv_idx = idx("tsv"),
             );
-            if index == "hnsw" {
+            if index == "hnsw" && d.threshold == 0 {
                 let opclass = match spec.metric {
                     Metric::Cosine => "vector_cosine_ops",
                     Metric::Dot => "vector_ip_ops",
@@ -917,6 +1047,14 @@ impl VectorStore for PgVectors {
             }
             tx.commit().await.map_err(map)?;
             shared.forget(&name);
+            if let Some(t) = &table {
+                let qualified = format!("{schema}.{}", ident(t));
+                shared
+                    .indexes
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&qualified);
+            }
             Ok(table.is_some())
         })
     }
@@ -1187,5 +1325,8 @@ async fn upsert(shared: &Shared, meta: &Meta, records: &[VectorRecord]) -> Plugi
             .map_err(map)?;
     }
     tx.commit().await.map_err(map)?;
+    if meta.hnsw && shared.index_state(meta) != Some(IndexState::Built) {
+        shared.refresh_index_state(meta).await?;
+    }
     Ok(records.len() as u64)
 }

@@ -274,14 +274,24 @@ async fn queries_use_the_hnsw_index_and_ef_search_per_query() {
             )
         })
         .collect();
-    v.upsert("plan", records).await.unwrap();
+    // Below hnsw_threshold (1,000): no index yet, queries are exact.
+    let (first, rest) = records.split_at(600);
+    v.upsert("plan", first.to_vec()).await.unwrap();
+    let stats = v.stats("plan").await.unwrap().unwrap();
+    assert_eq!(stats.details["index"], "exact", "{:?}", stats.details);
+    // Past it: the next query (or stats) builds the index.
+    v.upsert("plan", rest.to_vec()).await.unwrap();
     let stats = v.stats("plan").await.unwrap().unwrap();
     assert_eq!(stats.details["index"], "hnsw", "{:?}", stats.details);
     assert!(stats.details["index_bytes"].as_i64().unwrap() > 0);
     sql.exec("ANALYZE strata_vec_plan").await.unwrap();
-    // The statement the plugin issues, planned by the server: an index scan
-    // on the HNSW index with the inner-product operator class.
-    let plan: Vec<String> = sql
+    // The statement shape the plugin issues, planned by the server with
+    // sequential scans priced out (on 2,000 rows the planner may rightly
+    // prefer scan + sort): an index scan on the HNSW index, whose operator
+    // class is the inner product's.
+    let tx = sql.begin().await.unwrap();
+    tx.exec("SET LOCAL enable_seqscan = off").await.unwrap();
+    let plan: Vec<String> = tx
         .all(
             "EXPLAIN SELECT id FROM strata_vec_plan ORDER BY embedding <#> '[1,0,0,1]'::vector LIMIT 10",
             (),
@@ -291,8 +301,10 @@ async fn queries_use_the_hnsw_index_and_ef_search_per_query() {
         .into_iter()
         .map(|r| r.get_idx::<String>(0).unwrap())
         .collect();
+    tx.rollback().await.unwrap();
     assert!(
-        plan.iter().any(|l| l.contains("strata_vec_plan_hnsw")),
+        plan.iter()
+            .any(|l| l.contains("Index Scan using strata_vec_plan_hnsw")),
         "{plan:#?}"
     );
     let opclass = sql
