@@ -53,6 +53,24 @@ pub struct SqliteConfig {
     #[serde(default = "default_hnsw_ef_search")]
     #[schemars(range(min = 1, max = 10000))]
     pub hnsw_ef_search: u32,
+    /// Where an index is built from scratch (past the threshold, or when its
+    /// sidecar is missing, stale beyond repair or corrupt): `background`
+    /// (default: a thread builds it while queries are answered by exact
+    /// search, then it takes over) or `inline` (the query or write that
+    /// needs it waits for the build: tens of seconds at 100K × 384).
+    #[serde(default)]
+    pub hnsw_build: HnswBuild,
+}
+
+/// Where HNSW builds run ([`SqliteConfig::hnsw_build`]).
+#[derive(Clone, Copy, Debug, Default, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum HnswBuild {
+    /// On a background thread; exact search answers until the index is ready.
+    #[default]
+    Background,
+    /// In the call that needs the index.
+    Inline,
 }
 
 /// `PRAGMA synchronous` levels.

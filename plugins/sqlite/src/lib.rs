@@ -114,6 +114,7 @@ impl Backend for SqliteBackend {
         let shared = self.shared.clone();
         let vectors = self.vectors.clone();
         guard(async move {
+            vectors.cancel_builds();
             vectors.flush().await;
             shared.close().await
         })

@@ -47,7 +47,8 @@ use std::{
     cmp::Ordering,
     collections::{BinaryHeap, HashMap, HashSet},
     path::PathBuf,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, atomic::Ordering as AtomicOrdering},
+    time::Instant,
 };
 
 use abi_stable::std_types::{ROption, RString, RVec};
@@ -65,9 +66,10 @@ use strata_plugin_api::{
 };
 
 use crate::{
+    config::HnswBuild,
     error::map,
     filter_sql,
-    index::{AnnIndex, HnswParams, SAVE_EVERY},
+    index::{AnnIndex, BuildCtl, HnswParams, SAVE_EVERY},
     sql::Shared,
 };
 
@@ -476,10 +478,62 @@ fn query_options(text: &str) -> PluginResult<QueryOptions> {
 /// An async lock: reloading (and building an index) awaits the database.
 type Slot = Arc<tokio::sync::RwLock<Option<Loaded>>>;
 
+/// An HNSW index built from scratch on a background thread
+/// (`hnsw_build = "background"`).
+///
+/// The thread builds from a copy of the cache taken at `generation`, saves
+/// the sidecar, and leaves the index in `state`; the next call that loads
+/// the collection installs it, reconciling the writes made meanwhile (new
+/// pks inserted, gone ones tombstoned), exactly as a sidecar saved before a
+/// crash is reconciled on open. Until then queries are answered by exact
+/// search, so they are never wrong and never wait for the build.
+///
+/// Cancellation (drop of the collection, close of the backend) sets a flag
+/// the build checks between chunks, then takes the `state` lock, which the
+/// thread holds while it saves: once `cancel` returns, the thread writes no
+/// file.
+struct Build {
+    ctl: BuildCtl,
+    state: Mutex<BuildState>,
+    total: usize,
+    started: Instant,
+}
+
+enum BuildState {
+    Running,
+    Done(Box<AnnIndex>),
+    Failed(String),
+    Cancelled,
+}
+
+impl Build {
+    fn cancel(&self) {
+        self.ctl.cancelled.store(true, AtomicOrdering::Release);
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if !matches!(*state, BuildState::Failed(_)) {
+            *state = BuildState::Cancelled;
+        }
+    }
+
+    /// The state's name and, for failures, the message (`running` while the
+    /// thread saves the sidecar).
+    fn describe(&self) -> (&'static str, Option<String>) {
+        match self.state.try_lock().as_deref() {
+            Ok(BuildState::Done(_)) => ("done", None),
+            Ok(BuildState::Failed(m)) => ("failed", Some(m.clone())),
+            Ok(BuildState::Cancelled) => ("cancelled", None),
+            Ok(BuildState::Running) | Err(_) => ("running", None),
+        }
+    }
+}
+
+type Builds = Arc<Mutex<HashMap<String, Arc<Build>>>>;
+
 /// The vector store of one SQLite backend.
 pub(crate) struct SqliteVectors {
     shared: Arc<Shared>,
     cache: Arc<Mutex<HashMap<String, Slot>>>,
+    builds: Builds,
 }
 
 impl SqliteVectors {
@@ -487,6 +541,156 @@ impl SqliteVectors {
         SqliteVectors {
             shared,
             cache: Default::default(),
+            builds: Default::default(),
+        }
+    }
+
+    fn build_of(&self, name: &str) -> Option<Arc<Build>> {
+        self.builds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// Whether a background build of `name` has finished and waits to be
+    /// installed (cheap: no lock is waited for).
+    fn build_finished(&self, name: &str) -> bool {
+        self.build_of(name)
+            .is_some_and(|b| matches!(b.state.try_lock().as_deref(), Ok(BuildState::Done(_))))
+    }
+
+    /// Stops and forgets the background build of `name`, if any.
+    fn cancel_build(&self, name: &str) {
+        let build = self
+            .builds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+        if let Some(b) = build {
+            b.cancel();
+        }
+    }
+
+    /// Stops every background build (at close: a half-built index is
+    /// derived data, rebuilt by the next process that needs it).
+    pub(crate) fn cancel_builds(&self) {
+        let builds: Vec<Arc<Build>> = self
+            .builds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .map(|(_, b)| b)
+            .collect();
+        for b in builds {
+            b.cancel();
+        }
+    }
+
+    /// The index a finished background build left for `name` (forgetting
+    /// the build); `Err(())` while one is still running (or failed: a failed
+    /// build is not retried until the backend is reopened).
+    fn take_built(&self, name: &str) -> Result<Option<AnnIndex>, ()> {
+        let Some(build) = self.build_of(name) else {
+            return Ok(None);
+        };
+        let Ok(mut state) = build.state.try_lock() else {
+            return Err(()); // saving the sidecar
+        };
+        match std::mem::replace(&mut *state, BuildState::Cancelled) {
+            BuildState::Done(ix) => {
+                drop(state);
+                let ix = *ix;
+                self.builds
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(name);
+                Ok(Some(ix))
+            }
+            BuildState::Cancelled => {
+                drop(state);
+                self.builds
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(name);
+                Ok(None)
+            }
+            other => {
+                *state = other;
+                Err(())
+            }
+        }
+    }
+
+    /// Starts building `loaded`'s index on a thread (see [`Build`]); falls
+    /// back to building it here when no thread can be spawned.
+    fn start_build(&self, name: &str, loaded: &Loaded, params: HnswParams) -> Option<AnnIndex> {
+        let build = Arc::new(Build {
+            ctl: BuildCtl::default(),
+            state: Mutex::new(BuildState::Running),
+            total: loaded.len(),
+            started: Instant::now(),
+        });
+        let pks = loaded.pks.clone();
+        let data = loaded.data.clone();
+        let (metric, dim, generation) = (loaded.metric, loaded.dimension, loaded.generation);
+        let dir = (!self.shared.config().read_only)
+            .then(|| self.index_dir())
+            .flatten();
+        let (job, collection) = (build.clone(), name.to_string());
+        let spawned = std::thread::Builder::new()
+            .name(format!("strata-hnsw-{name}"))
+            .spawn(move || {
+                let built = strata_plugin_api::ffi::catch(|| {
+                    let points = pks.iter().copied().zip(data.chunks_exact(dim.max(1)));
+                    Ok(AnnIndex::build_with(
+                        metric, dim, params, generation, points, &job.ctl, false,
+                    ))
+                });
+                let mut state = job.state.lock().unwrap_or_else(|p| p.into_inner());
+                if job.ctl.is_cancelled() {
+                    *state = BuildState::Cancelled;
+                    return;
+                }
+                *state = match built {
+                    Ok(Some(mut ix)) => {
+                        if let Some(dir) = &dir {
+                            save_index_to(dir, &collection, &mut ix);
+                        }
+                        BuildState::Done(Box::new(ix))
+                    }
+                    Ok(None) => BuildState::Cancelled,
+                    Err(e) => {
+                        let msg = e.to_string();
+                        eprintln!("strata-sqlite: the HNSW build of {collection:?} panicked: {msg}; queries stay exact");
+                        BuildState::Failed(msg)
+                    }
+                };
+            });
+        match spawned {
+            Ok(_) => {
+                self.builds
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(name.to_string(), build);
+                None
+            }
+            Err(e) => {
+                eprintln!(
+                    "strata-sqlite: no thread for a background HNSW build ({e}); building inline"
+                );
+                Some(AnnIndex::build(
+                    loaded.metric,
+                    loaded.dimension,
+                    params,
+                    loaded.generation,
+                    loaded
+                        .pks
+                        .iter()
+                        .enumerate()
+                        .map(|(i, pk)| (*pk, loaded.vector(i))),
+                ))
+            }
         }
     }
 
@@ -512,31 +716,50 @@ impl SqliteVectors {
         if self.shared.config().read_only {
             return;
         }
-        if let Some(dir) = self.index_dir()
-            && let Err(e) = index.save(&dir, name)
-        {
-            // The index is derived data: a failed save costs a rebuild or a
-            // reconcile at the next open, never data.
-            eprintln!("strata-sqlite: could not save the index of {name:?}: {e}");
+        if let Some(dir) = self.index_dir() {
+            save_index_to(&dir, name, index);
         }
     }
 
-    /// Brings `loaded`'s index in line with its rows: reuse `previous` (or
-    /// the sidecar), reconcile by pk, rebuild when missing, corrupt or mostly
-    /// tombstones; none below the threshold.
+    /// Brings `loaded`'s index in line with its rows: reuse `previous`, a
+    /// finished background build or the sidecar, reconcile by pk, rebuild
+    /// when missing, corrupt or mostly tombstones (in the background unless
+    /// `hnsw_build = "inline"`; queries stay exact meanwhile); none below
+    /// the threshold.
     fn attach_index(&self, name: &str, loaded: &mut Loaded, previous: Option<AnnIndex>) {
         let threshold = self.shared.config().hnsw_threshold as usize;
         // Dot-product collections stay exact: HNSW needs a distance that is
         // never negative, and the inner product is not one (reducing maximum
         // inner product search to a metric is future work).
         if threshold == 0 || loaded.len() < threshold || loaded.metric == Metric::Dot {
-            if let (Some(dir), Some(_)) = (self.index_dir(), previous.as_ref()) {
+            let building = self.build_of(name).is_some();
+            self.cancel_build(name);
+            if let (Some(dir), true) = (self.index_dir(), previous.is_some() || building) {
                 AnnIndex::delete_files(&dir, name);
             }
             return;
         }
         let params = self.params();
-        let mut index = previous.or_else(|| {
+        let mut index = previous;
+        if index.is_none() {
+            match self.take_built(name) {
+                Ok(built) => index = built,
+                Err(()) => return, // still building: exact search meanwhile
+            }
+        }
+        // An index that has less than half of the rows (a build started at
+        // the threshold during a bulk load, a sidecar from long ago) is
+        // cheaper to rebuild in the background than to bring up to date
+        // here, vector by vector, while the caller waits.
+        if index
+            .as_ref()
+            .is_some_and(|ix| loaded.len() > 2 * ix.points())
+            && self.shared.config().hnsw_build == HnswBuild::Background
+        {
+            loaded.index = None;
+            return self.rebuild(name, loaded, params);
+        }
+        let mut index = index.or_else(|| {
             let dir = self.index_dir()?;
             match AnnIndex::load(&dir, name, loaded.metric, loaded.dimension, params) {
                 Ok(found) => found,
@@ -563,9 +786,21 @@ impl SqliteVectors {
         if index.as_ref().is_some_and(AnnIndex::needs_rebuild) {
             index = None;
         }
-        let mut ix = match index {
-            Some(ix) => ix,
-            None => AnnIndex::build(
+        match index {
+            Some(ix) => self.install(name, loaded, ix, params),
+            None => self.rebuild(name, loaded, params),
+        }
+    }
+
+    /// Builds `loaded`'s index from scratch: on a thread (installed later by
+    /// [`attach_index`](Self::attach_index)) or, with `hnsw_build = "inline"`, here.
+    fn rebuild(&self, name: &str, loaded: &mut Loaded, params: HnswParams) {
+        let ix = match self.shared.config().hnsw_build {
+            HnswBuild::Background => match self.start_build(name, loaded, params) {
+                Some(ix) => ix,
+                None => return,
+            },
+            HnswBuild::Inline => AnnIndex::build(
                 loaded.metric,
                 loaded.dimension,
                 params,
@@ -577,6 +812,10 @@ impl SqliteVectors {
                     .map(|(i, pk)| (*pk, loaded.vector(i))),
             ),
         };
+        self.install(name, loaded, ix, params);
+    }
+
+    fn install(&self, name: &str, loaded: &mut Loaded, mut ix: AnnIndex, params: HnswParams) {
         ix.params.ef_search = params.ef_search;
         if ix.unsaved > 0 {
             self.save_index(name, &mut ix);
@@ -585,13 +824,25 @@ impl SqliteVectors {
     }
 
     /// The `details_json` of a collection: storage, index kind and state.
-    fn details(&self, loaded: Option<&Loaded>) -> serde_json::Value {
+    fn details(&self, name: &str, loaded: Option<&Loaded>) -> serde_json::Value {
         let threshold = self.shared.config().hnsw_threshold;
         let mut d = serde_json::json!({
             "storage": "sqlite",
             "index": "exact",
             "hnsw_threshold": threshold,
         });
+        if let Some(b) = self.build_of(name) {
+            let (state, error) = b.describe();
+            d["hnsw_build"] = serde_json::json!({
+                "state": state,
+                "done": b.ctl.done.load(AtomicOrdering::Acquire),
+                "total": b.total,
+                "elapsed_s": (b.started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+            });
+            if let Some(e) = error {
+                d["hnsw_build"]["error"] = e.into();
+            }
+        }
         if let Some(l) = loaded {
             d["exact_scan"] = serde_json::json!({
                 "quantized": if l.quant.is_fitted() { "int8" } else { "no" },
@@ -634,6 +885,15 @@ impl SqliteVectors {
                 self.save_index(&name, ix);
             }
         }
+    }
+}
+
+/// Writes `index`'s sidecar into `dir`; a failure is reported, not returned:
+/// the index is derived data, so a failed save costs a rebuild or a
+/// reconcile at the next open, never data.
+fn save_index_to(dir: &std::path::Path, name: &str, index: &mut AnnIndex) {
+    if let Err(e) = index.save(dir, name) {
+        eprintln!("strata-sqlite: could not save the index of {name:?}: {e}");
     }
 }
 
@@ -870,10 +1130,17 @@ impl SqliteVectors {
                 l.generation == meta.generation && l.dimension == meta.dimension as usize
             })
         };
-        if is_fresh(&*slot.read().await) {
+        let built = self.build_finished(&meta.name);
+        if !built && is_fresh(&*slot.read().await) {
             return Ok(slot);
         }
         let mut guard = slot.write().await;
+        if built
+            && is_fresh(&guard)
+            && let Some(l) = guard.as_mut().filter(|l| l.index.is_none())
+        {
+            self.attach_index(&meta.name, l, None);
+        }
         if !is_fresh(&guard) {
             let previous = guard.take().and_then(|l| {
                 (l.dimension == meta.dimension as usize && l.metric == meta.metric)
@@ -1084,6 +1351,7 @@ impl VectorStore for SqliteVectors {
     }
 
     fn drop_collection(&self, name: RString) -> PluginFuture<bool> {
+        let this = self.clone_handle();
         let shared = self.shared.clone();
         let cache = self.cache.clone();
         let index_dir = self.index_dir();
@@ -1111,6 +1379,7 @@ impl VectorStore for SqliteVectors {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&name);
+            this.cancel_build(&name);
             if let Some(dir) = index_dir {
                 AnnIndex::delete_files(&dir, &name);
             }
@@ -1155,7 +1424,7 @@ impl VectorStore for SqliteVectors {
             // Loading builds or loads the index, so the details are current.
             let slot = this.loaded(&meta).await?;
             let guard = slot.read().await;
-            let details = this.details(guard.as_ref());
+            let details = this.details(&meta.name, guard.as_ref());
             let count = guard.as_ref().map_or(0, |l| l.len() as u64);
             Ok(ROption::RSome(CollectionInfo {
                 name: meta.name.as_str().into(),
@@ -1533,6 +1802,7 @@ impl SqliteVectors {
         SqliteVectors {
             shared: self.shared.clone(),
             cache: self.cache.clone(),
+            builds: self.builds.clone(),
         }
     }
 }

@@ -17,7 +17,7 @@ fn open(dir: &Path) -> Strata {
     std::fs::write(
         &cfg,
         format!(
-            "[backends.local]\nlibrary = {:?}\nconfig = {{ path = {:?}, hnsw_threshold = 200, hnsw_ef_construction = 100 }}\n",
+            "[backends.local]\nlibrary = {:?}\nconfig = {{ path = {:?}, hnsw_threshold = 200, hnsw_ef_construction = 100, hnsw_build = \"inline\" }}\n",
             plugin(),
             dir.join("db.sqlite")
         ),
