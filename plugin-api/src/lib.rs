@@ -19,8 +19,9 @@
 //!   `'static` [`async_ffi::FfiFuture`]. The host polls it on whatever
 //!   executor it runs; a plugin that needs tokio owns its own runtime
 //!   (tokio's context is a thread-local per copy of tokio, so the host's
-//!   runtime is invisible to the plugin), spawns there and returns a future
-//!   that awaits the join handle. A backend whose calls are short and
+//!   runtime is invisible to the plugin): `runtime::PluginRuntime`, behind
+//!   the `tokio` feature, polls calls in place inside it or spawns them
+//!   there. A backend whose calls are short and
 //!   synchronous (SQLite) may do the work inline on first poll: no thread hop.
 //! - **Panics stay inside.** abi_stable aborts when a trait-object method
 //!   unwinds, so methods only build a future; the work runs inside
@@ -58,6 +59,8 @@ pub mod filter;
 pub mod manifest;
 pub mod module;
 pub mod placeholders;
+#[cfg(feature = "tokio")]
+pub mod runtime;
 pub mod sql;
 pub mod value;
 pub mod vector;

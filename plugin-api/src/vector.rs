@@ -348,3 +348,158 @@ pub fn validate_vector(
     }
     Ok(())
 }
+
+/// Checks an `upsert` batch: every record ([`validate_record`]) and no id
+/// twice (which record wins would otherwise depend on the backend).
+pub fn validate_batch(records: &[VectorRecord], dimension: u32) -> Result<(), crate::PluginError> {
+    let mut seen = std::collections::HashSet::with_capacity(records.len());
+    for r in records {
+        validate_record(r, dimension)?;
+        if !seen.insert(r.id.as_str()) {
+            return Err(crate::PluginError::invalid_input(format!(
+                "record id {:?} appears twice in one upsert",
+                r.id.as_str()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// What a [`DeleteRequest`] deletes, once checked ([`DeleteRequest::target`]).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum DeleteTarget<'a> {
+    /// These ids (missing ones are not an error).
+    Ids(&'a [RString]),
+    /// The records matching this filter.
+    Filter(crate::filter::Filter),
+    /// Every record.
+    All,
+}
+
+impl DeleteRequest {
+    /// Exactly one of ids, filter or `all`, with the filter parsed; an
+    /// `invalid_input` error otherwise (a malformed filter names its clause).
+    pub fn target(&self) -> Result<DeleteTarget<'_>, crate::PluginError> {
+        let by_ids = !self.ids.is_empty();
+        let by_filter = !self.filter_json.trim().is_empty();
+        match (by_ids, by_filter, self.all) {
+            (true, false, false) => Ok(DeleteTarget::Ids(&self.ids)),
+            (false, true, false) => {
+                crate::filter::Filter::parse_str(&self.filter_json).map(DeleteTarget::Filter)
+            }
+            (false, false, true) => Ok(DeleteTarget::All),
+            _ => Err(crate::PluginError::invalid_input(
+                "delete takes exactly one of: ids, a filter, or all",
+            )),
+        }
+    }
+}
+
+impl HybridRequest {
+    /// Candidates taken from each ranking: `candidates`, or when 0 the
+    /// default `max(4 · top_k, 50)`; never fewer than `top_k`.
+    pub fn candidates_or_default(&self) -> usize {
+        let k = self.top_k as usize;
+        let c = match self.candidates {
+            0 => (k * 4).max(50),
+            c => c as usize,
+        };
+        c.max(k)
+    }
+}
+
+#[cfg(test)]
+mod helper_tests {
+    use abi_stable::std_types::{RString, RVec};
+
+    use super::*;
+
+    fn rec(id: &str, v: &[f32]) -> VectorRecord {
+        VectorRecord {
+            id: id.into(),
+            vector: v.iter().copied().collect(),
+            metadata_json: RString::new(),
+            text: abi_stable::std_types::ROption::RNone,
+        }
+    }
+
+    #[test]
+    fn a_batch_with_an_id_twice_is_refused_naming_it() {
+        let ok = [rec("a", &[1.0, 0.0]), rec("b", &[0.0, 1.0])];
+        assert!(validate_batch(&ok, 2).is_ok());
+        let dup = [
+            rec("a", &[1.0, 0.0]),
+            rec("b", &[0.0, 1.0]),
+            rec("a", &[1.0, 1.0]),
+        ];
+        let e = validate_batch(&dup, 2).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("\"a\" appears twice"), "{e}");
+        let wrong_dim = [rec("a", &[1.0, 0.0, 0.0])];
+        assert!(
+            validate_batch(&wrong_dim, 2)
+                .unwrap_err()
+                .to_string()
+                .contains("dimension 3")
+        );
+    }
+
+    fn delete(ids: &[&str], filter: &str, all: bool) -> DeleteRequest {
+        DeleteRequest {
+            collection: "c".into(),
+            ids: ids.iter().map(|s| RString::from(*s)).collect::<RVec<_>>(),
+            filter_json: filter.into(),
+            all,
+        }
+    }
+
+    #[test]
+    fn a_delete_targets_exactly_one_thing() {
+        let r = delete(&["x"], "", false);
+        assert!(matches!(r.target(), Ok(DeleteTarget::Ids(ids)) if ids.len() == 1));
+        let r = delete(&[], r#"{"kind": "fact"}"#, false);
+        assert!(matches!(r.target(), Ok(DeleteTarget::Filter(_))));
+        assert!(matches!(
+            delete(&[], "  ", true).target(),
+            Ok(DeleteTarget::All)
+        ));
+        for bad in [
+            delete(&[], "", false),
+            delete(&["x"], "", true),
+            delete(&["x"], r#"{"a": 1}"#, false),
+            delete(&[], r#"{"a": 1}"#, true),
+        ] {
+            let e = bad.target().unwrap_err();
+            assert!(e.to_string().contains("exactly one of"), "{e}");
+        }
+        let e = delete(&[], r#"{"a": {"$regex": "x"}}"#, false)
+            .target()
+            .unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("$regex"), "{e}");
+    }
+
+    #[test]
+    fn hybrid_candidates_default_and_floor() {
+        let mut h = HybridRequest {
+            collection: "c".into(),
+            vector: RVec::new(),
+            text: "t".into(),
+            top_k: 5,
+            filter_json: RString::new(),
+            include: 0,
+            rrf_k: 60,
+            dense_weight: 1.0,
+            lexical_weight: 1.0,
+            candidates: 0,
+        };
+        assert_eq!(h.candidates_or_default(), 50);
+        h.top_k = 30;
+        assert_eq!(h.candidates_or_default(), 120);
+        h.candidates = 10;
+        assert_eq!(h.candidates_or_default(), 30);
+        h.candidates = 200;
+        assert_eq!(h.candidates_or_default(), 200);
+    }
+}

@@ -26,7 +26,7 @@ mod vector;
 use std::{
     future::Future,
     str::FromStr,
-    sync::{Arc, OnceLock, atomic::AtomicBool},
+    sync::{Arc, atomic::AtomicBool},
     time::Duration,
 };
 
@@ -40,30 +40,21 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use strata_plugin_api::{
     API_VERSION, Backend, Backend_TO, BackendBox, ErrorKind, Manifest, PluginError, PluginMod,
     PluginModRef, PluginResult, capabilities as cap, contracts,
-    ffi::{catch, guard, ready},
+    ffi::catch,
+    runtime::PluginRuntime,
     sql::{PluginFuture, SqlConnectionBox},
     vector::VectorStoreBox,
 };
 
 use crate::config::{PostgresConfig, valid_identifier};
 
-fn runtime() -> PluginResult<&'static tokio::runtime::Runtime> {
-    static RT: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("strata-postgres")
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())
-    })
-    .as_ref()
-    .map_err(|e| PluginError::internal(format!("cannot start the plugin's runtime: {e}")))
-}
+/// The plugin's own tokio runtime (sqlx needs one; the host's is invisible
+/// to this copy of tokio).
+static RUNTIME: PluginRuntime = PluginRuntime::new("strata-postgres", 2);
 
-/// Runs `fut` for the host: polled on the caller's thread, inside the
-/// plugin's runtime context ([`InRuntime`]), and guarded so a panic comes
-/// back as an error.
+/// Runs `fut` for the host: polled on the caller's thread inside the
+/// plugin's runtime context ([`PluginRuntime::in_place`]), guarded so a
+/// panic comes back as an error.
 ///
 /// Polling in place instead of spawning a task saves two thread wake-ups
 /// per call (tens of microseconds, a tenth of an HNSW query). sqlx's
@@ -72,59 +63,12 @@ fn runtime() -> PluginResult<&'static tokio::runtime::Runtime> {
 pub(crate) fn spawn<T: Send + 'static>(
     fut: impl Future<Output = PluginResult<T>> + Send + 'static,
 ) -> PluginFuture<T> {
-    match runtime() {
-        Ok(rt) => guard(InRuntime::new(rt.handle().clone(), fut)),
-        Err(e) => ready(Err(e)),
-    }
-}
-
-/// A future that enters the plugin's tokio runtime for every poll and for
-/// its drop: sqlx spawns tasks (returning a connection to the pool, closing
-/// one) from both, and tokio needs a runtime context for that. The host
-/// dropping the future cancels the work, as dropping any sqlx future does.
-struct InRuntime<F> {
-    handle: tokio::runtime::Handle,
-    fut: std::mem::ManuallyDrop<F>,
-}
-
-impl<F> InRuntime<F> {
-    fn new(handle: tokio::runtime::Handle, fut: F) -> Self {
-        InRuntime {
-            handle,
-            fut: std::mem::ManuallyDrop::new(fut),
-        }
-    }
-}
-
-impl<F: Future> Future for InRuntime<F> {
-    type Output = F::Output;
-
-    fn poll(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<F::Output> {
-        // SAFETY: `fut` is structurally pinned: it is never moved out of
-        // `self` (only dropped in place, in `Drop`), and `InRuntime` has no
-        // `Unpin` impl that would let it move.
-        let this = unsafe { self.get_unchecked_mut() };
-        let _entered = this.handle.enter();
-        unsafe { std::pin::Pin::new_unchecked(&mut *this.fut) }.poll(cx)
-    }
-}
-
-impl<F> Drop for InRuntime<F> {
-    fn drop(&mut self) {
-        let _entered = self.handle.enter();
-        // SAFETY: dropped once, here, in place (see `poll`).
-        unsafe { std::mem::ManuallyDrop::drop(&mut self.fut) };
-    }
+    RUNTIME.in_place(fut)
 }
 
 /// Fire-and-forget on the plugin's runtime (used by `Drop` impls).
 pub(crate) fn runtime_spawn(fut: impl Future<Output = ()> + Send + 'static) {
-    if let Ok(rt) = runtime() {
-        rt.spawn(fut);
-    }
+    RUNTIME.detach(fut);
 }
 
 #[export_root_module]

@@ -56,7 +56,7 @@
 //! paths are bound parameters.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     sync::{Arc, Mutex},
 };
 
@@ -76,9 +76,9 @@ use strata_plugin_api::{
     filter::Filter,
     sql::PluginFuture,
     vector::{
-        CollectionInfo, CollectionSpec, DeleteRequest, HybridRequest, Match, Metric, QueryRequest,
-        ScanPage, ScanRequest, VectorRecord, VectorStore, include, validate_collection_name,
-        validate_record, validate_vector,
+        CollectionInfo, CollectionSpec, DeleteRequest, DeleteTarget, HybridRequest, Match, Metric,
+        QueryRequest, ScanPage, ScanRequest, VectorRecord, VectorStore, include, validate_batch,
+        validate_collection_name, validate_vector,
     },
 };
 
@@ -816,12 +816,7 @@ impl Shared {
         if k == 0 {
             return Ok(RVec::new());
         }
-        let candidates = if request.candidates == 0 {
-            (k * 4).max(50)
-        } else {
-            request.candidates as usize
-        }
-        .max(k);
+        let candidates = request.candidates_or_default();
         let mut args = Args::starting_after(1);
         let text = args.push(Arg::Text(request.text.to_string()));
         let cand = args.push(Arg::Int(candidates as i64));
@@ -1159,19 +1154,11 @@ impl VectorStore for PgVectors {
     fn delete(&self, request: DeleteRequest) -> PluginFuture<u64> {
         let shared = self.shared.clone();
         spawn(async move {
-            let filter = parse_filter(&request.filter_json)?;
-            let by_ids = !request.ids.is_empty();
-            let by_filter = !request.filter_json.trim().is_empty();
-            if [by_ids, by_filter, request.all]
-                .iter()
-                .filter(|b| **b)
-                .count()
-                != 1
-            {
-                return Err(PluginError::invalid_input(
-                    "delete takes exactly one of: ids, a filter, or all",
-                ));
-            }
+            let (by_ids, filter) = match request.target()? {
+                DeleteTarget::Ids(_) => (true, Filter::All),
+                DeleteTarget::Filter(f) => (false, f),
+                _ => (false, Filter::All),
+            };
             let ids: Vec<String> = request.ids.iter().map(|s| s.to_string()).collect();
             shared
                 .with_meta(&request.collection, |meta| {
@@ -1276,16 +1263,7 @@ impl VectorStore for PgVectors {
 }
 
 async fn upsert(shared: &Shared, meta: &Meta, records: &[VectorRecord]) -> PluginResult<u64> {
-    for r in records {
-        validate_record(r, meta.dimension)?;
-    }
-    let mut seen = HashSet::with_capacity(records.len());
-    if let Some(dup) = records.iter().find(|r| !seen.insert(r.id.as_str())) {
-        return Err(PluginError::invalid_input(format!(
-            "record id {:?} appears twice in one upsert",
-            dup.id.as_str()
-        )));
-    }
+    validate_batch(records, meta.dimension)?;
     if records.is_empty() {
         return Ok(0);
     }

@@ -4,7 +4,7 @@
 //! - The client is arrow-rs [`object_store`]'s `AmazonS3` (request signing,
 //!   retries with backoff, multipart uploads, paginated listing): nothing
 //!   S3-specific is hand-rolled here.
-//! - The plugin owns its tokio runtime (a `OnceLock<Runtime>`, two worker
+//! - The plugin owns its tokio runtime (a `PluginRuntime` from plugin-api, two worker
 //!   threads): tokio's context is a thread-local per copy of tokio, so the
 //!   host's runtime is invisible in here. Every call is spawned on it and
 //!   the host awaits the join handle ([`spawn`]); a panic in a task comes
@@ -24,10 +24,7 @@ mod blob;
 pub mod config;
 mod error;
 
-use std::{
-    sync::{Arc, OnceLock},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use abi_stable::{
     export_root_module,
@@ -41,27 +38,17 @@ use strata_plugin_api::{
     PluginModRef, PluginResult,
     blob::{BlobStore_TO, BlobStoreBox},
     contracts,
-    ffi::{catch, guard, ready},
+    ffi::{catch, ready},
+    runtime::PluginRuntime,
     sql::{PluginFuture, SqlConnectionBox},
     vector::VectorStoreBox,
 };
 
 use crate::{blob::S3Blobs, config::S3Config, error::S3Error};
 
-fn runtime() -> PluginResult<&'static tokio::runtime::Runtime> {
-    static RT: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
-    RT.get_or_init(|| {
-        install_tls_provider();
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("strata-s3")
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())
-    })
-    .as_ref()
-    .map_err(|e| PluginError::internal(format!("cannot start the plugin's runtime: {e}")))
-}
+/// The plugin's own tokio runtime (object_store needs one; the host's is
+/// invisible to this copy of tokio); ring becomes the rustls provider first.
+static RUNTIME: PluginRuntime = PluginRuntime::new("strata-s3", 2).on_start(install_tls_provider);
 
 /// Installs ring as the process-level rustls provider of this plugin's copy
 /// of rustls (each plugin `.so` links its own): reqwest is built without a
@@ -71,33 +58,19 @@ pub(crate) fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// Runs `fut` on the plugin's runtime; the returned FFI future awaits it
-/// from any executor, and a panic in the task comes back as an error.
+/// Runs `fut` as a task on the plugin's runtime
+/// ([`PluginRuntime::spawn`]): an upload keeps streaming while the host is
+/// busy elsewhere; a panic comes back as an error, dropping the future
+/// aborts the task.
 pub(crate) fn spawn<T: Send + 'static>(
     fut: impl Future<Output = PluginResult<T>> + Send + 'static,
 ) -> PluginFuture<T> {
-    match runtime() {
-        Ok(rt) => {
-            let handle = rt.spawn(fut);
-            guard(async move {
-                handle.await.map_err(|e| {
-                    if e.is_panic() {
-                        PluginError::from_panic(e.into_panic().as_ref())
-                    } else {
-                        PluginError::internal(format!("task cancelled: {e}"))
-                    }
-                })?
-            })
-        }
-        Err(e) => ready(Err(e)),
-    }
+    RUNTIME.spawn(fut)
 }
 
 /// Fire-and-forget on the plugin's runtime (used by `Drop` impls).
 pub(crate) fn runtime_spawn(fut: impl Future<Output = ()> + Send + 'static) {
-    if let Ok(rt) = runtime() {
-        rt.spawn(fut);
-    }
+    RUNTIME.detach(fut);
 }
 
 #[export_root_module]

@@ -59,9 +59,9 @@ use strata_plugin_api::{
     filter::Filter,
     sql::PluginFuture,
     vector::{
-        CollectionInfo, CollectionSpec, DeleteRequest, HybridRequest, Match, Metric, QueryRequest,
-        ScanPage, ScanRequest, VectorRecord, VectorStore, include, validate_collection_name,
-        validate_record, validate_vector,
+        CollectionInfo, CollectionSpec, DeleteRequest, DeleteTarget, HybridRequest, Match, Metric,
+        QueryRequest, ScanPage, ScanRequest, VectorRecord, VectorStore, include, validate_batch,
+        validate_collection_name, validate_vector,
     },
 };
 
@@ -1441,16 +1441,7 @@ impl VectorStore for SqliteVectors {
         guard(async move {
             let name = collection.to_string();
             let meta = this.meta(&name).await?;
-            for r in records.iter() {
-                validate_record(r, meta.dimension)?;
-            }
-            let mut seen = HashSet::with_capacity(records.len());
-            if let Some(dup) = records.iter().find(|r| !seen.insert(r.id.as_str())) {
-                return Err(PluginError::invalid_input(format!(
-                    "record id {:?} appears twice in one upsert",
-                    dup.id.as_str()
-                )));
-            }
+            validate_batch(&records, meta.dimension)?;
             let this2 = this.clone_handle();
             this.shared
                 .with_writer(move |c| {
@@ -1534,12 +1525,7 @@ impl VectorStore for SqliteVectors {
             validate_vector(&request.vector, meta.dimension, "hybrid query")?;
             let filter = parse_filter(&request.filter_json)?;
             let k = request.top_k as usize;
-            let candidates = if request.candidates == 0 {
-                (k * 4).max(50)
-            } else {
-                request.candidates as usize
-            }
-            .max(k);
+            let candidates = request.candidates_or_default();
             let dense = this
                 .dense(
                     &meta,
@@ -1653,19 +1639,11 @@ impl VectorStore for SqliteVectors {
         guard(async move {
             let name = request.collection.to_string();
             this.meta(&name).await?;
-            let filter = parse_filter(&request.filter_json)?;
-            let by_ids = !request.ids.is_empty();
-            let by_filter = !request.filter_json.trim().is_empty();
-            if [by_ids, by_filter, request.all]
-                .iter()
-                .filter(|b| **b)
-                .count()
-                != 1
-            {
-                return Err(PluginError::invalid_input(
-                    "delete takes exactly one of: ids, a filter, or all",
-                ));
-            }
+            let (by_ids, by_filter, filter) = match request.target()? {
+                DeleteTarget::Ids(_) => (true, false, Filter::All),
+                DeleteTarget::Filter(f) => (false, true, f),
+                _ => (false, false, Filter::All),
+            };
             let this2 = this.clone_handle();
             this.shared
                 .with_writer(move |c| {
