@@ -692,19 +692,22 @@ impl Shared {
     async fn info(&self, meta: &Meta) -> PluginResult<CollectionInfo> {
         // As on first query: an index that is due is built, so the details are current.
         let indexed = self.ensure_index(meta).await?;
-        let count = self.count_rows(meta).await?;
-        let (table_bytes, index_bytes): (i64, Option<i64>) = sqlx::query_as(
-            "SELECT pg_total_relation_size(to_regclass($1)), pg_relation_size(to_regclass($2))",
-        )
-        .bind(&meta.table)
-        .bind(format!(
-            "{}.{}",
-            self.schema().await?,
-            ident(&format!("{}_hnsw", meta.table_name))
-        ))
-        .fetch_one(&self.pool)
-        .await
-        .map_err(map)?;
+        // Count and sizes in one round trip.
+        let (count, table_bytes, index_bytes): (i64, i64, Option<i64>) =
+            sqlx::query_as(AssertSqlSafe(format!(
+                "SELECT (SELECT count(*) FROM {}), pg_total_relation_size(to_regclass($1)), \
+                 pg_relation_size(to_regclass($2))",
+                meta.table
+            )))
+            .bind(&meta.table)
+            .bind(format!(
+                "{}.{}",
+                self.schema().await?,
+                ident(&format!("{}_hnsw", meta.table_name))
+            ))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map)?;
         let mut details = serde_json::json!({
             "storage": "postgres",
             "table": meta.table,
@@ -725,7 +728,7 @@ impl Shared {
             name: meta.name.as_str().into(),
             dimension: meta.dimension,
             metric: meta.metric,
-            count,
+            count: count as u64,
             details_json: details.to_string().into(),
         })
     }
