@@ -1,0 +1,44 @@
+//! The plugin's configuration: the `config` table of a `[backends.NAME]`
+//! entry in `plugins.toml`, handed to `open` as JSON.
+//!
+//! The host validates the table against the JSON Schema published in the
+//! manifest *before* calling `open`, so a typo (`max_vector = 10`) is an
+//! `invalid_config` error naming the file, the table and the key, and no
+//! backend is opened. `deny_unknown_fields` is what puts
+//! `"additionalProperties": false` in that schema — and it makes `open`
+//! refuse the key too when a caller skips the host's check.
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+// Doc comments become the schema's descriptions (`strata plugins schema
+// NAME` prints them): write them for the operator.
+/// Configuration of one in-memory backend (`[backends.NAME.config]`).
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateConfig {
+    /// Most records this backend holds, over all its collections. An upsert
+    /// that would go past it is refused as a whole (`constraint` error)
+    /// instead of growing the process's memory without bound.
+    #[serde(default = "default_max_vectors")]
+    #[schemars(range(min = 1))]
+    pub max_vectors: u64,
+    /// Largest dimension a collection may be created with (the contract's
+    /// own limit is 65536).
+    #[serde(default = "default_max_dimension")]
+    #[schemars(range(min = 1, max = 65536))]
+    pub max_dimension: u32,
+}
+
+fn default_max_vectors() -> u64 {
+    1_000_000
+}
+
+fn default_max_dimension() -> u32 {
+    4_096
+}
+
+/// The JSON Schema of [`TemplateConfig`], as text (for the manifest).
+pub fn schema_json() -> String {
+    serde_json::to_string(&schemars::schema_for!(TemplateConfig)).expect("schema serialises")
+}
