@@ -37,7 +37,7 @@
 
 use std::fmt::Write as _;
 
-use crate::{Dialect, Sql, Value, row::Row};
+use crate::{Dialect, Sql, SqlRead, Value, row::Row};
 
 use super::MigrateError;
 
@@ -189,7 +189,7 @@ fn schema_err(table: &str, backend: &str, message: impl Into<String>) -> Migrate
     }
 }
 
-fn on(sql: &Sql, table: &str) -> impl Fn(crate::Error) -> MigrateError {
+fn on(sql: &impl SqlRead, table: &str) -> impl Fn(crate::Error) -> MigrateError {
     let backend = sql.backend().to_string();
     let table = table.to_string();
     move |source| MigrateError::Table {
@@ -224,7 +224,7 @@ pub fn is_internal(name: &str) -> bool {
 /// The user tables of a SQL backend, sorted by name; `warnings` gets the
 /// tables that cannot be copied (virtual tables).
 pub async fn list_tables(
-    sql: &Sql,
+    sql: &impl SqlRead,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<String>, MigrateError> {
     let err = on(sql, "*");
@@ -282,7 +282,7 @@ pub async fn list_tables(
 }
 
 /// Whether `table` exists on the backend.
-pub async fn table_exists(sql: &Sql, table: &str) -> Result<bool, MigrateError> {
+pub async fn table_exists(sql: &impl SqlRead, table: &str) -> Result<bool, MigrateError> {
     let err = on(sql, table);
     let row = match sql.dialect() {
         Dialect::Sqlite => sql
@@ -307,7 +307,7 @@ pub async fn table_exists(sql: &Sql, table: &str) -> Result<bool, MigrateError> 
 /// Reads the shape of `table`. `detect_vectors` enables the BLOB-embedding
 /// heuristic on SQLite (see the module docs).
 pub async fn read_table(
-    sql: &Sql,
+    sql: &impl SqlRead,
     table: &str,
     detect_vectors: bool,
     warnings: &mut Vec<String>,
@@ -362,7 +362,7 @@ fn sqlite_kind(declared: &str) -> Option<Kind> {
 }
 
 async fn read_sqlite(
-    sql: &Sql,
+    sql: &impl SqlRead,
     table: &str,
     detect_vectors: bool,
     warnings: &mut Vec<String>,
@@ -469,7 +469,7 @@ async fn read_sqlite(
 /// The dimension when every value of a BLOB column is a blob of one length
 /// that is a whole number of `f32`s.
 async fn sqlite_vector_dim(
-    sql: &Sql,
+    sql: &impl SqlRead,
     table: &str,
     column: &str,
 ) -> Result<Option<u32>, MigrateError> {
@@ -495,7 +495,11 @@ async fn sqlite_vector_dim(
 }
 
 /// The kind of an untyped SQLite column, from the storage classes it holds.
-async fn sqlite_value_kind(sql: &Sql, table: &str, column: &str) -> Result<Kind, MigrateError> {
+async fn sqlite_value_kind(
+    sql: &impl SqlRead,
+    table: &str,
+    column: &str,
+) -> Result<Kind, MigrateError> {
     let c = quote(column);
     let rows = sql
         .all(
@@ -575,7 +579,7 @@ fn pg_kind(
 }
 
 async fn read_postgres(
-    sql: &Sql,
+    sql: &impl SqlRead,
     table: &str,
     warnings: &mut Vec<String>,
 ) -> Result<TableSchema, MigrateError> {

@@ -3,7 +3,7 @@
 
 use std::{collections::HashMap, fmt::Write as _, time::Instant};
 
-use crate::{Dialect, Params, Sql, Value, row::Row};
+use crate::{Dialect, Params, Sql, SqlRead, Value, row::Row};
 
 use super::{
     CHECKPOINT_DDL, CHECKPOINT_UPSERT, ItemKind, ItemReport, MigrateError, MigrateOptions, Phase,
@@ -106,10 +106,11 @@ impl Pager {
         }
     }
 
-    /// The page after `after` (the first page for `None`).
+    /// The page after `after` (the first page for `None`), read on the
+    /// backend or inside a transaction.
     pub(crate) async fn page(
         &self,
-        sql: &Sql,
+        sql: &impl SqlRead,
         after: Option<Vec<Value>>,
     ) -> crate::Result<Vec<Row>> {
         match after {
@@ -188,6 +189,21 @@ impl Upserts {
             head,
             tail,
             row,
+            cache: HashMap::new(),
+        }
+    }
+
+    /// Plain multi-row `INSERT`s (no conflict clause), for a table created
+    /// empty: a duplicate key is an error, as it should be.
+    pub(crate) fn insert_only(t: &TableSchema) -> Upserts {
+        Upserts {
+            head: format!(
+                "INSERT INTO {} ({}) VALUES ",
+                quote(&t.name),
+                t.column_list()
+            ),
+            tail: String::new(),
+            row: format!("({})", vec!["?"; t.columns.len()].join(", ")),
             cache: HashMap::new(),
         }
     }
