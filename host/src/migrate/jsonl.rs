@@ -36,7 +36,7 @@ use crate::{Include, Params, Record, Sql, SqlRead, Transaction, Value, Vectors, 
 use super::{
     ItemKind, ItemReport, MigrateError, MigrateOptions, Phase, Progress, Report,
     schema::{self, Column, Index, Kind, TableSchema, VectorStorage},
-    table::{Pager, Upserts, max_params},
+    table::{Pager, UnnestInsert, Upserts, max_params},
     values,
 };
 
@@ -257,36 +257,40 @@ pub(crate) async fn export_tables(
         line(out, file, &json!({ "table": schema_json(&t) }))?;
         let pager = Pager::new(&t, options.batch_size);
         let mut rep = ItemReport::new(ItemKind::Table, name);
-        let mut after = None;
-        loop {
-            let rows =
-                pager
-                    .page(sql, after.take())
-                    .await
-                    .map_err(|source| MigrateError::Table {
-                        table: name.clone(),
-                        backend: sql.backend().into(),
-                        source: Box::new(source),
-                    })?;
-            let Some(last) = rows.last() else { break };
-            after = Some(pager.key(last));
-            for row in &rows {
-                let vals: Vec<Json> = row
-                    .values()
-                    .iter()
-                    .zip(&t.columns)
-                    .map(|(v, c)| match c.kind {
-                        Kind::Vector(_) => match values::vector_of(v) {
-                            Some(f) => value_json(&Value::from(values::f32_to_blob(&f))),
-                            None => value_json(v),
-                        },
-                        _ => value_json(v),
-                    })
-                    .collect();
-                line(out, file, &json!({ "row": vals }))?;
-            }
+        let err = |source| MigrateError::Table {
+            table: name.clone(),
+            backend: sql.backend().into(),
+            source: Box::new(source),
+        };
+        // Each page is written while the next one is read.
+        let mut rows = pager.page(sql, None).await.map_err(err)?;
+        while let Some(last) = rows.last() {
+            let key = pager.key(last);
+            let write = |out: &mut dyn Write| -> Result<(), MigrateError> {
+                for row in &rows {
+                    let vals: Vec<Json> = row
+                        .values()
+                        .iter()
+                        .zip(&t.columns)
+                        .map(|(v, c)| match c.kind {
+                            Kind::Vector(_) => match values::vector_of(v) {
+                                Some(f) => value_json(&Value::from(values::f32_to_blob(&f))),
+                                None => value_json(v),
+                            },
+                            _ => value_json(v),
+                        })
+                        .collect();
+                    line(out, file, &json!({ "row": vals }))?;
+                }
+                Ok(())
+            };
+            let (next, written) =
+                futures_util::future::join(pager.page(sql, Some(key)), async { write(&mut *out) })
+                    .await;
+            written?;
             rep.read += rows.len() as u64;
             progress(options, ItemKind::Table, name, rep.read);
+            rows = next.map_err(err)?;
         }
         line(
             out,
@@ -611,7 +615,7 @@ async fn import_table(
         .map_err(on)?;
     let result = async {
         let tx = sql.begin().await.map_err(on)?;
-        let mut upserts = Upserts::new(t, sql.dialect());
+        let mut upserts = RowWriter::Values(Upserts::new(t, sql.dialect()));
         load_rows(
             &tx,
             t,
@@ -671,10 +675,24 @@ async fn restore_table(
         1,
     );
     tx.exec(&create).await.map_err(on)?;
-    let mut inserts = Upserts::insert_only(t);
-    load_rows(tx, t, storage, &mut inserts, lines, file, options, &mut rep).await?;
+    // Postgres: arrays through unnest (any number of rows a statement);
+    // others: multi-row VALUES under the parameter limit.
+    let mut writer = if dialect == crate::Dialect::Postgres {
+        RowWriter::Unnest(UnnestInsert::new(t, storage))
+    } else {
+        RowWriter::Values(Upserts::insert_only(t))
+    };
+    load_rows(tx, t, storage, &mut writer, lines, file, options, &mut rep).await?;
     rep.duration = t0.elapsed();
     Ok(rep)
+}
+
+/// How rows become statements.
+enum RowWriter {
+    /// Multi-row `INSERT … VALUES` (upsert or plain), under the parameter limit.
+    Values(Upserts),
+    /// PostgreSQL `INSERT … SELECT * FROM unnest(arrays)`.
+    Unnest(UnnestInsert),
 }
 
 /// Loads the rows of one table inside `tx` (rolled back by the caller on
@@ -684,7 +702,7 @@ async fn load_rows(
     tx: &Transaction<'static>,
     t: &TableSchema,
     storage: VectorStorage,
-    upserts: &mut Upserts,
+    writer: &mut RowWriter,
     lines: &mut Lines<'_>,
     file: &str,
     options: &MigrateOptions,
@@ -702,51 +720,68 @@ async fn load_rows(
     };
     let kinds: Vec<Kind> = t.columns.iter().map(|c| c.kind).collect();
     let width = kinds.len();
-    let per_stmt = (max_params(dialect) / width.max(1)).clamp(1, options.batch_size);
-    let mut pending: Vec<Value> = Vec::new();
-    let flush = |pending: Vec<Value>, upserts: &mut Upserts| {
-        let sql_text = upserts.sql(pending.len() / width).to_string();
-        async move { tx.run(&sql_text, Params::Positional(pending)).await }
+    let per_stmt = match writer {
+        RowWriter::Values(_) => (max_params(dialect) / width.max(1)).clamp(1, options.batch_size),
+        RowWriter::Unnest(_) => options.batch_size.max(1),
     };
-    let expected = loop {
-        let Some((n, l)) = lines.next() else {
-            return Err(bad(0, "the file ends before the table's end line".into()));
-        };
-        let l = l.map_err(io_err(file))?;
-        let doc: Json = serde_json::from_str(&l).map_err(|e| bad(n, e.to_string()))?;
-        if let Some(row) = doc.get("row").and_then(Json::as_array) {
-            if row.len() != width {
-                return Err(bad(
-                    n,
-                    format!("row has {} values, the table {} columns", row.len(), width),
-                ));
+    // Up to `per_stmt` rows converted for the target; `Some(expected rows)`
+    // once the table's end line is read.
+    let read_batch = |lines: &mut Lines<'_>| -> Result<(Vec<Value>, Option<u64>), MigrateError> {
+        let mut pending = Vec::with_capacity(per_stmt * width);
+        while pending.len() < per_stmt * width {
+            let Some((n, l)) = lines.next() else {
+                return Err(bad(0, "the file ends before the table's end line".into()));
+            };
+            let l = l.map_err(io_err(file))?;
+            let doc: Json = serde_json::from_str(&l).map_err(|e| bad(n, e.to_string()))?;
+            if let Some(row) = doc.get("row").and_then(Json::as_array) {
+                if row.len() != width {
+                    return Err(bad(
+                        n,
+                        format!("row has {} values, the table {} columns", row.len(), width),
+                    ));
+                }
+                for (i, v) in row.iter().enumerate() {
+                    let v = json_value(v).ok_or_else(|| bad(n, format!("unreadable value {v}")))?;
+                    let v = values::to_target(v, kinds[i], storage)
+                        .map_err(|m| bad(n, format!("column `{}`: {m}", t.columns[i].name)))?;
+                    pending.push(v);
+                }
+            } else if let Some(end) = doc.get("end") {
+                let expected = end.get("rows").and_then(Json::as_u64).unwrap_or(u64::MAX);
+                return Ok((pending, Some(expected)));
+            } else {
+                return Err(bad(n, "expected a row or the table's end line".into()));
             }
-            for (i, v) in row.iter().enumerate() {
-                let v = json_value(v).ok_or_else(|| bad(n, format!("unreadable value {v}")))?;
-                let v = values::to_target(v, kinds[i], storage)
-                    .map_err(|m| bad(n, format!("column `{}`: {m}", t.columns[i].name)))?;
-                pending.push(v);
-            }
-            rep.read += 1;
-            if pending.len() >= per_stmt * width {
-                let out = flush(std::mem::take(&mut pending), upserts)
-                    .await
-                    .map_err(on)?;
-                rep.written += out.changes;
-                progress(options, ItemKind::Table, &t.name, rep.read);
-            }
-        } else if let Some(end) = doc.get("end") {
-            break end.get("rows").and_then(Json::as_u64).unwrap_or(u64::MAX);
-        } else {
-            return Err(bad(n, "expected a row or the table's end line".into()));
         }
+        Ok((pending, None))
     };
-    if !pending.is_empty() {
-        let out = flush(std::mem::take(&mut pending), upserts)
-            .await
-            .map_err(on)?;
-        rep.written += out.changes;
-    }
+    // Each statement runs while the next batch is parsed (the plugin works
+    // on its own runtime once the statement is sent).
+    let (mut pending, mut end) = read_batch(lines)?;
+    let expected = loop {
+        let rows = pending.len() / width.max(1);
+        rep.read += rows as u64;
+        if rows == 0 {
+            match end {
+                Some(e) => break e,
+                None => continue,
+            }
+        }
+        let (sql_text, params) = match writer {
+            RowWriter::Values(u) => (u.sql(rows).to_string(), std::mem::take(&mut pending)),
+            RowWriter::Unnest(u) => (u.sql().to_string(), u.params(&pending, width)),
+        };
+        let run = tx.run(&sql_text, Params::Positional(params));
+        if let Some(e) = end {
+            rep.written += run.await.map_err(on)?.changes;
+            break e;
+        }
+        let (out, next) = futures_util::future::join(run, async { read_batch(&mut *lines) }).await;
+        rep.written += out.map_err(on)?.changes;
+        progress(options, ItemKind::Table, &t.name, rep.read);
+        (pending, end) = next?;
+    };
     if expected != rep.read {
         return Err(bad(
             0,
