@@ -687,6 +687,9 @@ async fn restore_table(
     Ok(rep)
 }
 
+/// Input bytes of rows per statement at most (a batch also stops at its row count).
+const BATCH_BYTES: usize = 16 << 20;
+
 /// How rows become statements.
 enum RowWriter {
     /// Multi-row `INSERT … VALUES` (upsert or plain), under the parameter limit.
@@ -728,11 +731,14 @@ async fn load_rows(
     // once the table's end line is read.
     let read_batch = |lines: &mut Lines<'_>| -> Result<(Vec<Value>, Option<u64>), MigrateError> {
         let mut pending = Vec::with_capacity(per_stmt * width);
-        while pending.len() < per_stmt * width {
+        // Also bounded in bytes, so wide rows (embeddings) keep statements small.
+        let mut bytes = 0usize;
+        while pending.len() < per_stmt * width && bytes < BATCH_BYTES {
             let Some((n, l)) = lines.next() else {
                 return Err(bad(0, "the file ends before the table's end line".into()));
             };
             let l = l.map_err(io_err(file))?;
+            bytes += l.len();
             let doc: Json = serde_json::from_str(&l).map_err(|e| bad(n, e.to_string()))?;
             if let Some(row) = doc.get("row").and_then(Json::as_array) {
                 if row.len() != width {
@@ -765,7 +771,11 @@ async fn load_rows(
         if rows == 0 {
             match end {
                 Some(e) => break e,
-                None => continue,
+                // (A batch without rows always ends the table; read on regardless.)
+                None => {
+                    (pending, end) = read_batch(lines)?;
+                    continue;
+                }
             }
         }
         let (sql_text, params) = match writer {

@@ -17,7 +17,8 @@ use strata_host::{
 /// `strata backup …`
 #[derive(Args, Debug)]
 pub(crate) struct BackupArgs {
-    /// Back up this backend instead of `[backup] source` / the `sql` role.
+    /// The backend backed up, and whose backups are listed and restored
+    /// (default: `[backup] source`, else the `sql` role).
     #[arg(long, global = true)]
     source: Option<String>,
     #[command(subcommand)]
@@ -42,7 +43,7 @@ enum BackupCommand {
         /// `latest`, or a timestamp as listed (e.g. 20261128T073000.123Z).
         which: String,
         /// SQLite backups: where to write the database file.
-        #[arg(long, conflicts_with = "into")]
+        #[arg(long, value_name = "PATH", conflicts_with = "into")]
         to: Option<PathBuf>,
         /// Logical backups: the backend (in plugins.toml) to load it into.
         #[arg(long, value_name = "BACKEND")]
