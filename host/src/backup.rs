@@ -112,9 +112,11 @@ use crate::{
 pub const MANIFEST_FORMAT: u32 = 1;
 const CHUNK: usize = crate::blob::DEFAULT_CHUNK;
 const ZSTD_LEVEL: i32 = 3;
-/// Rows per page of a logical snapshot, and per statement bound of a
-/// logical restore (also capped by the backend's parameter limit).
+/// Rows per keyset page of a logical snapshot.
 const LOGICAL_PAGE: usize = 5_000;
+/// Rows per statement of a logical restore (fewer for wide rows: a
+/// statement also stops at 16 MB of input, and at the parameter limit of
+/// multi-row `VALUES`).
 const LOGICAL_RESTORE_BATCH: usize = 10_000;
 
 /// What can go wrong with backups, beyond plugin and I/O errors.
@@ -636,6 +638,18 @@ impl<'a> BackupManager<'a> {
                     bar.set_message(format!("{} `{}`: {} rows", p.kind, p.name, p.done))
                 })
         };
+        let result = self.write_logical(backend, to, &options, wrap).await;
+        spinner.finish_and_clear();
+        result
+    }
+
+    async fn write_logical(
+        &self,
+        backend: &Backend,
+        to: &Path,
+        options: &MigrateOptions,
+        wrap: impl Fn(MigrateError) -> Error + Copy,
+    ) -> Result<migrate::Report> {
         let label = to.display().to_string();
         let file = std::fs::File::create(to).map_err(io(format!("creating {label}")))?;
         let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
@@ -653,19 +667,18 @@ impl<'a> BackupManager<'a> {
             if let Some(stmt) = snapshot_statement(sql.dialect()) {
                 tx.exec(stmt).await?;
             }
-            jsonl::export_tables(&tx, &mut out, &label, &options, &mut report)
+            jsonl::export_tables(&tx, &mut out, &label, options, &mut report)
                 .await
                 .map_err(wrap)?;
             // Read only: nothing to keep; ending it frees the snapshot.
             tx.rollback().await?;
         }
         if let Ok(v) = backend.vectors() {
-            jsonl::export_collections(&v, &mut out, &label, &options, &mut report)
+            jsonl::export_collections(&v, &mut out, &label, options, &mut report)
                 .await
                 .map_err(wrap)?;
         }
         out.flush().map_err(io(format!("writing {label}")))?;
-        spinner.finish_and_clear();
         Ok(report)
     }
 

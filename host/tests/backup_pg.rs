@@ -880,3 +880,40 @@ async fn the_cli_backs_up_and_restores_and_a_killed_run_changes_nothing() {
     drop((src, dst));
     env.cleanup().await;
 }
+
+/// Schedule, retention (prune) and verify treat logical backups like files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedule_and_retention_keep_exactly_keep_logical_backups() {
+    let env = env("retention", "keep = 2\ninterval = \"200ms\"");
+    fill(&env, 100).await;
+    let manager = BackupManager::new(&env.strata).unwrap();
+    let mut made = Vec::new();
+    manager
+        .run_schedule(Some(3), |r| {
+            let r = r.as_ref().expect("a scheduled backup failed");
+            made.push(r.manifest.timestamp.clone());
+        })
+        .await;
+    assert_eq!(made.len(), 3);
+    let kept = manager.list().await.unwrap();
+    let stamps: Vec<&str> = kept.iter().map(|b| b.timestamp.as_str()).collect();
+    assert_eq!(
+        stamps,
+        [made[1].as_str(), made[2].as_str()],
+        "the newest 2 are kept"
+    );
+    for b in &kept {
+        assert!(b.manifest_key.is_some());
+        assert!(b.object.as_ref().unwrap().key.ends_with(".jsonl.zst"));
+    }
+    assert!(manager.prune().await.unwrap().is_empty());
+    assert!(
+        manager
+            .verify()
+            .await
+            .unwrap()
+            .iter()
+            .all(|v| v.problems.is_empty())
+    );
+    env.cleanup().await;
+}
