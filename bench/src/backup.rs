@@ -29,9 +29,16 @@ use strata_host::{
 /// Arguments of `strata-bench backup`.
 #[derive(clap::Args, Debug)]
 pub struct BackupArgs {
-    /// Approximate database size in MB.
+    /// `sqlite` (a database file, file copy baseline) or `pg` (a logical
+    /// backup of a Postgres table, binary COPY baseline; needs DATABASE_URL).
+    #[arg(long, default_value = "sqlite")]
+    backend: String,
+    /// Approximate database size in MB (sqlite).
     #[arg(long, default_value_t = 500)]
     size_mb: u64,
+    /// Rows of the table (pg).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub(crate) rows: u64,
     /// S3 endpoint (default: $S3_ENDPOINT, e.g. moto from scripts/servers/moto.sh).
     #[arg(long)]
     endpoint: Option<String>,
@@ -40,10 +47,10 @@ pub struct BackupArgs {
     bucket: Option<String>,
     /// Directory for the database and restores (default: a temporary directory).
     #[arg(long)]
-    dir: Option<PathBuf>,
+    pub(crate) dir: Option<PathBuf>,
     /// Write the results as Markdown here.
     #[arg(long)]
-    out: Option<PathBuf>,
+    pub(crate) out: Option<PathBuf>,
 }
 
 fn mbps(bytes: u64, secs: f64) -> f64 {
@@ -111,12 +118,19 @@ pub fn run(args: BackupArgs) {
 async fn run_async(args: BackupArgs) {
     let endpoint = args
         .endpoint
+        .clone()
         .or_else(|| std::env::var("S3_ENDPOINT").ok())
         .expect("set --endpoint or S3_ENDPOINT (scripts/servers/moto.sh start; eval \"$(scripts/servers/moto.sh env)\")");
     let bucket = args
         .bucket
+        .clone()
         .or_else(|| std::env::var("S3_BUCKET").ok())
         .unwrap_or_else(|| "strata-test".into());
+    match args.backend.as_str() {
+        "sqlite" => {}
+        "pg" | "postgres" => return super::backup_pg::run_pg(args, endpoint, bucket).await,
+        other => panic!("--backend {other}: expected sqlite or pg"),
+    }
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = args.dir.unwrap_or_else(|| tmp.path().to_path_buf());
     std::fs::create_dir_all(&dir).expect("create --dir");

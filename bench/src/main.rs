@@ -12,6 +12,7 @@
 //!   `strata_host::migrate` vs rusqlite + binary `COPY`; peak memory.
 
 mod backup;
+mod backup_pg;
 mod migrate;
 mod plot;
 mod vectors;
@@ -61,7 +62,8 @@ enum Bench {
         #[command(flatten)]
         args: vectors::VectorsArgs,
     },
-    /// Backup and restore MB/s of a SQLite database to S3 vs file copy + the same compression.
+    /// Backup and restore throughput to S3: a SQLite database vs file copy + the same compression,
+    /// or (`--backend pg`) a logical Postgres backup vs binary COPY + the same compression.
     Backup {
         #[command(flatten)]
         args: backup::BackupArgs,

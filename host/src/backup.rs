@@ -1,23 +1,44 @@
-//! Backups of the SQLite tier to a blob store (S3, R2, any S3-compatible
-//! server), with retention, verification and restore.
+//! Backups to a blob store (S3, R2, any S3-compatible server), with
+//! retention, verification and restore: the SQLite tier as database files,
+//! other SQL backends (Postgres) and vector-only backends as logical
+//! snapshots.
 //!
 //! # How a backup is taken
 //!
-//! 1. **Snapshot.** `VACUUM INTO ?` is sent through the source backend's own
-//!    SQL contract — the host links no SQLite. `VACUUM INTO` reads the
-//!    database inside one read transaction, so the copy is a consistent
-//!    snapshot of one moment (every transaction committed before it, none
-//!    after), and in WAL mode writers keep committing while it runs. It is
-//!    run on a second, `read_only = true` backend opened on the same file
-//!    (when the plugin's schema has that key): the SQLite plugin routes
-//!    non-`SELECT` statements to its single writer connection, and a
-//!    snapshot there would queue every write behind it. A file copy is not
-//!    consistent (it can tear a page being checkpointed) and the online
-//!    backup API restarts whenever a writer commits on another connection,
-//!    so neither fits "while writers keep writing". `VACUUM INTO` also
-//!    writes a compact file, which makes the compressed object smaller.
-//!    Only backends with the SQLite dialect can be snapshotted this way;
-//!    others are refused with `unsupported` naming the backend.
+//! 1. **Snapshot**, of one of two kinds ([`SnapshotKind`]):
+//!    - **SQLite file.** `VACUUM INTO ?` is sent through the source
+//!      backend's own SQL contract — the host links no SQLite. `VACUUM INTO`
+//!      reads the database inside one read transaction, so the copy is a
+//!      consistent snapshot of one moment (every transaction committed
+//!      before it, none after), and in WAL mode writers keep committing
+//!      while it runs. It is run on a second, `read_only = true` backend
+//!      opened on the same file (when the plugin's schema has that key): the
+//!      SQLite plugin routes non-`SELECT` statements to its single writer
+//!      connection, and a snapshot there would queue every write behind it.
+//!      A file copy is not consistent (it can tear a page being
+//!      checkpointed) and the online backup API restarts whenever a writer
+//!      commits on another connection, so neither fits "while writers keep
+//!      writing". `VACUUM INTO` also writes a compact file, which makes the
+//!      compressed object smaller.
+//!    - **Logical (JSON Lines)**, for every other backend with the SQL or
+//!      vector contract (Postgres today). The file is the export format of
+//!      [`crate::migrate::jsonl`] (the same one `strata export` writes and
+//!      `strata import` reads), written to a temporary file. **Tables** are
+//!      read inside *one* transaction whose first statement is `SET
+//!      TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY` (on
+//!      Postgres; whatever the plugin's `isolation` setting began it with —
+//!      see `snapshot_statement`): the catalogue and every keyset page of
+//!      every table see the snapshot of the first read, so a writer
+//!      committing multi-table transactions during the backup is either
+//!      wholly in it or wholly out, and read only never blocks or aborts
+//!      a writer. Internal tables (`strata_*`) are skipped. **Vector
+//!      collections** are read after the tables through the vector
+//!      contract's scan cursor; they are *not* part of the tables'
+//!      snapshot (the contract has no transactions), so a collection may
+//!      hold records written after the tables were read. Writing to a file
+//!      first (rather than streaming to the upload) keeps the snapshot
+//!      transaction as short as the reads: a long-open snapshot holds back
+//!      Postgres' vacuum.
 //! 2. **Compress + hash + upload, streamed.** A thread reads the snapshot,
 //!    compresses it (zstd level 3 by default, or gzip level 6), hashes the
 //!    snapshot and the compressed stream (SHA-256) and hands 8 MiB chunks
@@ -25,19 +46,23 @@
 //!    object in memory.
 //! 3. **Manifest last.** `{prefix}{backend}/{timestamp}.manifest.json`
 //!    records timestamp, source backend and plugin, strata version,
-//!    compression, both sizes and both SHA-256s, and its own SHA-256 (over
-//!    its compact JSON with that field empty). A backup exists once its
-//!    manifest does; an object without one is a failed upload that
-//!    [`BackupManager::verify`] reports and [`BackupManager::prune`] removes.
+//!    compression, the snapshot kind (`"snapshot": "jsonl"`; omitted for
+//!    SQLite files, so their manifests are byte for byte what earlier
+//!    versions wrote), both sizes and both SHA-256s, and its own SHA-256
+//!    (over its compact JSON with that field empty). A backup exists once
+//!    its manifest does; an object without one is a failed or interrupted
+//!    upload that [`BackupManager::verify`] reports and
+//!    [`BackupManager::prune`] removes.
 //!
-//! Keys are `{prefix}{backend}/{timestamp}.sqlite.{zst|gz}` with UTC
+//! Keys are `{prefix}{backend}/{timestamp}.{sqlite|jsonl}.{zst|gz}` with UTC
 //! timestamps in ISO 8601 basic format and milliseconds
 //! (`20261128T073000.123Z`), so key order is time order.
 //!
 //! # Restore
 //!
-//! Download (ranged, several requests in flight) → check the object's
-//! SHA-256 against the manifest → decompress into a temporary file *in the
+//! A SQLite file ([`BackupManager::restore`], `--to PATH`): download
+//! (ranged, several requests in flight) → check the object's SHA-256
+//! against the manifest → decompress into a temporary file *in the
 //! target's directory* (so the final rename is atomic) → check the
 //! snapshot's size and SHA-256 → `fsync` → open the file through the SQLite
 //! plugin read-only and require `PRAGMA integrity_check` = `ok` → remove a
@@ -45,6 +70,19 @@
 //! directory. Any failure before the rename leaves the target untouched
 //! (the temporary file is deleted); an existing target is replaced only
 //! with `force`.
+//!
+//! A logical backup ([`BackupManager::restore_into`], `--into BACKEND`):
+//! the same download and checks into a temporary file, then the target
+//! backend — Postgres, or SQLite (types are translated as by `strata
+//! migrate`): the tables and collections the backup holds that already
+//! exist there are refused by name unless `force`; every table is then
+//! dropped (with `force`), created and loaded by multi-row `INSERT`s in
+//! **one transaction** (Postgres and SQLite both have transactional DDL),
+//! so a failure or an interruption leaves the target's tables as they were.
+//! Collections are restored after that transaction commits, each dropped
+//! (with `force`), created and upserted in batches: a failure there leaves
+//! the tables restored and the failing collection partly loaded (the
+//! vector contract has no transactions); re-run with `force`.
 
 use std::{
     io::{Read, Write},
@@ -58,17 +96,28 @@ use sha2::{Digest, Sha256};
 use strata_plugin_api::ErrorKind;
 
 use crate::{
-    Strata, Value,
+    Dialect, Strata, Value,
     blob::{BlobMeta, Blobs},
     config::{BackupSettings, Compression},
     error::{Error, Result},
     loader::Backend,
+    migrate::{
+        self, MigrateError, MigrateOptions,
+        jsonl::{self, ImportMode},
+        schema,
+    },
 };
 
 /// Version of the manifest format.
 pub const MANIFEST_FORMAT: u32 = 1;
 const CHUNK: usize = crate::blob::DEFAULT_CHUNK;
 const ZSTD_LEVEL: i32 = 3;
+/// Rows per keyset page of a logical snapshot.
+const LOGICAL_PAGE: usize = 5_000;
+/// Rows per statement of a logical restore (fewer for wide rows: a
+/// statement also stops at 16 MB of input, and at the parameter limit of
+/// multi-row `VALUES`).
+const LOGICAL_RESTORE_BATCH: usize = 10_000;
 
 /// What can go wrong with backups, beyond plugin and I/O errors.
 #[non_exhaustive]
@@ -106,6 +155,35 @@ pub enum BackupError {
         /// Why.
         reason: String,
     },
+    /// The backup is of the other kind than the restore asked for (a
+    /// database file restored into a backend, or a logical export to a file).
+    #[error("backup {timestamp} is {what}: {hint}")]
+    WrongKind {
+        /// The backup's timestamp.
+        timestamp: String,
+        /// What it is.
+        what: String,
+        /// How to restore it instead.
+        hint: String,
+    },
+    /// Tables or collections of a logical backup already exist in the
+    /// target backend and `force` was not given.
+    #[error("backend `{backend}` already has {}; refusing to replace them without --force", items.join(", "))]
+    ItemsExist {
+        /// The target backend.
+        backend: String,
+        /// `table `a``, `collection `b``…
+        items: Vec<String>,
+    },
+    /// A logical snapshot or restore failed; `what` says which.
+    #[error("{what}: {source}")]
+    Logical {
+        /// What was being done (`backup of `pg``, `restoring backup … into `x``).
+        what: String,
+        /// The export or import error, naming the table or collection.
+        #[source]
+        source: Box<crate::migrate::MigrateError>,
+    },
     /// The restored file failed SQLite's integrity check.
     #[error("backup {timestamp}: the restored database fails PRAGMA integrity_check: {result}")]
     IntegrityCheck {
@@ -124,9 +202,23 @@ impl BackupError {
                 ErrorKind::InvalidInput
             }
             BackupError::NotFound { .. } => ErrorKind::NotFound,
-            BackupError::TargetExists { .. } => ErrorKind::AlreadyExists,
+            BackupError::TargetExists { .. } | BackupError::ItemsExist { .. } => {
+                ErrorKind::AlreadyExists
+            }
+            BackupError::WrongKind { .. } => ErrorKind::InvalidInput,
+            BackupError::Logical { source, .. } => migrate_kind(source),
             BackupError::Unsupported { .. } => ErrorKind::Unsupported,
         }
+    }
+}
+
+fn migrate_kind(e: &MigrateError) -> ErrorKind {
+    match e {
+        MigrateError::Table { source, .. } | MigrateError::Collection { source, .. } => {
+            source.kind()
+        }
+        MigrateError::Backend { .. } => ErrorKind::Unsupported,
+        _ => ErrorKind::InvalidInput,
     }
 }
 
@@ -151,6 +243,11 @@ pub struct Manifest {
     pub strata_version: String,
     /// `zstd` or `gzip`.
     pub compression: String,
+    /// What the object holds. Omitted from the JSON for SQLite database
+    /// files (the default), so manifests written before logical backups
+    /// existed keep their exact bytes and self-checksum.
+    #[serde(default, skip_serializing_if = "SnapshotKind::is_sqlite_file")]
+    pub snapshot: SnapshotKind,
     /// The backup object's key.
     pub object_key: String,
     /// The backup object's size (compressed).
@@ -165,6 +262,39 @@ pub struct Manifest {
     pub duration_ms: u64,
     /// SHA-256 of this manifest's compact JSON with this field empty, hex.
     pub manifest_sha256: String,
+}
+
+/// What a backup object holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SnapshotKind {
+    /// A SQLite database file made by `VACUUM INTO` (key `….sqlite.{zst|gz}`).
+    #[default]
+    Sqlite,
+    /// A logical export in the JSON Lines format of
+    /// [`crate::migrate::jsonl`] (key `….jsonl.{zst|gz}`).
+    Jsonl,
+}
+
+impl SnapshotKind {
+    fn is_sqlite_file(&self) -> bool {
+        *self == SnapshotKind::Sqlite
+    }
+
+    /// The key's middle extension: `sqlite` or `jsonl`.
+    pub fn extension(self) -> &'static str {
+        match self {
+            SnapshotKind::Sqlite => "sqlite",
+            SnapshotKind::Jsonl => "jsonl",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            SnapshotKind::Sqlite => "a SQLite database file",
+            SnapshotKind::Jsonl => "a logical (JSON Lines) backup",
+        }
+    }
 }
 
 impl Manifest {
@@ -231,6 +361,8 @@ pub struct BackupReport {
     pub upload_secs: f64,
     /// Timestamps pruned afterwards (retention).
     pub pruned: Vec<String>,
+    /// For a logical backup: the tables and collections read, with counts.
+    pub export: Option<migrate::Report>,
 }
 
 /// What a restore did.
@@ -246,6 +378,23 @@ pub struct RestoreReport {
     pub download_secs: f64,
     /// Seconds spent in `PRAGMA integrity_check`.
     pub check_secs: f64,
+}
+
+/// What a restore of a logical backup into a backend did.
+#[derive(Clone, Debug)]
+pub struct LogicalRestoreReport {
+    /// The backup restored.
+    pub manifest: Manifest,
+    /// The backend restored into.
+    pub backend: String,
+    /// Tables and collections loaded, with row counts.
+    pub loaded: migrate::Report,
+    /// Tables and collections that existed and were replaced (`force`).
+    pub replaced: Vec<String>,
+    /// Seconds spent downloading, checking and decompressing.
+    pub download_secs: f64,
+    /// Seconds spent loading the backend.
+    pub load_secs: f64,
 }
 
 /// One stored backup's verification result.
@@ -352,6 +501,20 @@ impl<'a> BackupManager<'a> {
         bar
     }
 
+    fn spinner(&self, what: &str) -> indicatif::ProgressBar {
+        if !self.progress {
+            return indicatif::ProgressBar::hidden();
+        }
+        let bar = indicatif::ProgressBar::new_spinner();
+        if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
+            "{{spinner}} {what} {{msg}} ({{elapsed}})"
+        )) {
+            bar.set_style(style);
+        }
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    }
+
     /// Every stored backup of the source, oldest first (objects without a
     /// manifest included, marked by `manifest_key: None`).
     pub async fn list(&self) -> Result<Vec<StoredBackup>> {
@@ -365,16 +528,20 @@ impl<'a> BackupManager<'a> {
         let blobs = self.blobs().await?;
         let backend = self.strata.backend(&self.source).await?;
         let info = backend.plugin().info().clone();
-        if info.dialect != "sqlite" {
+        let kind = if info.dialect == "sqlite" {
+            SnapshotKind::Sqlite
+        } else if backend.sql().is_ok() || backend.vectors().is_ok() {
+            SnapshotKind::Jsonl
+        } else {
             return Err(BackupError::Unsupported {
                 backend: self.source.clone(),
                 reason: format!(
-                    "plugin `{}` is not a SQLite-dialect backend (snapshots use VACUUM INTO); export it with `strata export` instead",
+                    "plugin `{}` has no SQLite database file and neither the SQL nor the vector contract",
                     info.name
                 ),
             }
             .into());
-        }
+        };
         // A timestamp no other backup of this source has.
         let mut ts = timestamp(SystemTime::now());
         while blobs.exists(&self.manifest_key(&ts)).await? {
@@ -382,16 +549,27 @@ impl<'a> BackupManager<'a> {
             ts = timestamp(SystemTime::now());
         }
         let compression = self.settings.compression;
-        let object_key = format!("{}{ts}.sqlite.{}", self.dir(), compression.extension());
+        let object_key = format!(
+            "{}{ts}.{}.{}",
+            self.dir(),
+            kind.extension(),
+            compression.extension()
+        );
 
         // 1. Snapshot.
         let tmp = tempfile::Builder::new()
             .prefix(".strata-backup-")
             .tempdir()
             .map_err(io("creating a directory for the snapshot"))?;
-        let snap = tmp.path().join("snapshot.sqlite");
+        let snap = tmp.path().join(format!("snapshot.{}", kind.extension()));
         let t0 = Instant::now();
-        self.snapshot(&backend, &snap).await?;
+        let export = match kind {
+            SnapshotKind::Sqlite => {
+                self.snapshot(&backend, &snap).await?;
+                None
+            }
+            SnapshotKind::Jsonl => Some(self.logical_snapshot(&backend, &snap).await?),
+        };
         let snapshot_secs = t0.elapsed().as_secs_f64();
 
         // 2. Compress, hash and upload.
@@ -413,6 +591,7 @@ impl<'a> BackupManager<'a> {
             plugin: format!("{} {}", info.name, info.version),
             strata_version: env!("CARGO_PKG_VERSION").to_string(),
             compression: compression.name().to_string(),
+            snapshot: kind,
             object_key,
             object_size: summary.object_size,
             object_sha256: summary.object_sha256,
@@ -433,7 +612,74 @@ impl<'a> BackupManager<'a> {
             snapshot_secs,
             upload_secs,
             pruned,
+            export,
         })
+    }
+
+    /// Writes a logical snapshot of `backend` to `to` in the JSON Lines
+    /// export format: every table paged inside one read-only transaction
+    /// (see the module docs), then every collection through the vector
+    /// contract's scan.
+    async fn logical_snapshot(&self, backend: &Backend, to: &Path) -> Result<migrate::Report> {
+        let what = || format!("logical backup of `{}`", self.source);
+        let wrap = |e: MigrateError| -> Error {
+            BackupError::Logical {
+                what: what(),
+                source: Box::new(e),
+            }
+            .into()
+        };
+        let spinner = self.spinner("snapshot");
+        let options = {
+            let bar = spinner.clone();
+            MigrateOptions::new()
+                .batch_size(LOGICAL_PAGE)
+                .progress(move |p| {
+                    bar.set_message(format!("{} `{}`: {} rows", p.kind, p.name, p.done))
+                })
+        };
+        let result = self.write_logical(backend, to, &options, wrap).await;
+        spinner.finish_and_clear();
+        result
+    }
+
+    async fn write_logical(
+        &self,
+        backend: &Backend,
+        to: &Path,
+        options: &MigrateOptions,
+        wrap: impl Fn(MigrateError) -> Error + Copy,
+    ) -> Result<migrate::Report> {
+        let label = to.display().to_string();
+        let file = std::fs::File::create(to).map_err(io(format!("creating {label}")))?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        let mut report = migrate::Report::default();
+        let sql = backend.sql().ok();
+        jsonl::write_header(
+            &mut out,
+            &label,
+            backend.name(),
+            sql.as_ref().map(|s| s.dialect().name()),
+        )
+        .map_err(wrap)?;
+        if let Some(sql) = &sql {
+            let tx = sql.begin().await?;
+            if let Some(stmt) = snapshot_statement(sql.dialect()) {
+                tx.exec(stmt).await?;
+            }
+            jsonl::export_tables(&tx, &mut out, &label, options, &mut report)
+                .await
+                .map_err(wrap)?;
+            // Read only: nothing to keep; ending it frees the snapshot.
+            tx.rollback().await?;
+        }
+        if let Ok(v) = backend.vectors() {
+            jsonl::export_collections(&v, &mut out, &label, options, &mut report)
+                .await
+                .map_err(wrap)?;
+        }
+        out.flush().map_err(io(format!("writing {label}")))?;
+        Ok(report)
     }
 
     /// `VACUUM INTO` the snapshot file, on a read-only twin of the backend
@@ -631,6 +877,16 @@ impl<'a> BackupManager<'a> {
         to: Option<&Path>,
         force: bool,
     ) -> Result<RestoreReport> {
+        let manifest = self.find(which).await?;
+        if manifest.snapshot != SnapshotKind::Sqlite {
+            return Err(BackupError::WrongKind {
+                timestamp: manifest.timestamp.clone(),
+                what: format!("{} of `{}`", manifest.snapshot.describe(), manifest.backend),
+                hint: "restore it into a backend with --into BACKEND, not to a file with --to"
+                    .into(),
+            }
+            .into());
+        }
         let target = match to {
             Some(p) => p.to_path_buf(),
             None => self.source_path()?,
@@ -639,7 +895,6 @@ impl<'a> BackupManager<'a> {
         if exists && !force {
             return Err(BackupError::TargetExists { path: target }.into());
         }
-        let manifest = self.find(which).await?;
         let compression =
             Compression::from_name(&manifest.compression).ok_or_else(|| BackupError::Corrupt {
                 timestamp: manifest.timestamp.clone(),
@@ -729,6 +984,123 @@ impl<'a> BackupManager<'a> {
         })
     }
 
+    /// Restores logical backup `which` into backend `into` (any backend
+    /// whose contracts hold what the backup has: SQL for tables, vectors for
+    /// collections — e.g. a Postgres backup into SQLite). Tables or
+    /// collections of the backup that exist there are an error naming them,
+    /// unless `force`, which replaces them. Order: download → object
+    /// SHA-256 → decompress to a temporary file → snapshot size + SHA-256 →
+    /// only then the target: every table in one transaction (a failure
+    /// leaves the target's tables as they were), then the collections.
+    pub async fn restore_into(
+        &self,
+        which: &Which,
+        into: &str,
+        force: bool,
+    ) -> Result<LogicalRestoreReport> {
+        let manifest = self.find(which).await?;
+        if manifest.snapshot != SnapshotKind::Jsonl {
+            return Err(BackupError::WrongKind {
+                timestamp: manifest.timestamp.clone(),
+                what: format!("{} of `{}`", manifest.snapshot.describe(), manifest.backend),
+                hint:
+                    "restore it to a database file with --to PATH, not into a backend with --into"
+                        .into(),
+            }
+            .into());
+        }
+        let compression =
+            Compression::from_name(&manifest.compression).ok_or_else(|| BackupError::Corrupt {
+                timestamp: manifest.timestamp.clone(),
+                what: format!("unknown compression {:?}", manifest.compression),
+            })?;
+        let target = self.strata.backend(into).await?;
+
+        // Download, check and decompress into a temporary file.
+        let t0 = Instant::now();
+        let tmp = tempfile::Builder::new()
+            .prefix(".strata-restore-")
+            .suffix(".jsonl")
+            .tempfile()
+            .map_err(io("creating a temporary file for the restore"))?;
+        let blobs = self.blobs().await?;
+        let bar = self.bar(manifest.object_size, "downloading");
+        let file = tmp
+            .as_file()
+            .try_clone()
+            .map_err(io("opening the temporary file"))?;
+        let result = download_decompressed(&blobs, &manifest, compression, file, bar.clone()).await;
+        bar.finish_and_clear();
+        result?;
+        let download_secs = t0.elapsed().as_secs_f64();
+
+        // What it holds, and what of that the target already has.
+        let label = format!("backup {}", manifest.timestamp);
+        let wrap = |e: MigrateError| -> Error {
+            BackupError::Logical {
+                what: format!("restoring backup {} into `{into}`", manifest.timestamp),
+                source: Box::new(e),
+            }
+            .into()
+        };
+        let open = || {
+            std::fs::File::open(tmp.path()).map_err(io(format!("reading {}", tmp.path().display())))
+        };
+        let contents = jsonl::contents(
+            &mut std::io::BufReader::with_capacity(1 << 20, open()?),
+            &label,
+        )
+        .map_err(wrap)?;
+        let mut existing = Vec::new();
+        if !contents.tables.is_empty() {
+            let sql = target.sql()?;
+            for t in &contents.tables {
+                if schema::table_exists(&sql, t).await.map_err(wrap)? {
+                    existing.push(format!("table `{t}`"));
+                }
+            }
+        }
+        if !contents.collections.is_empty() {
+            let v = target.vectors()?;
+            for c in &contents.collections {
+                if v.exists(c).await? {
+                    existing.push(format!("collection `{c}`"));
+                }
+            }
+        }
+        if !existing.is_empty() && !force {
+            return Err(BackupError::ItemsExist {
+                backend: into.to_string(),
+                items: existing,
+            }
+            .into());
+        }
+
+        // Load: tables in one transaction, then collections.
+        let t1 = Instant::now();
+        let bar = self.bar(manifest.snapshot_size, "restoring");
+        let mut input = std::io::BufReader::with_capacity(1 << 20, bar.wrap_read(open()?));
+        let options = MigrateOptions::new().batch_size(LOGICAL_RESTORE_BATCH);
+        let loaded = jsonl::import_with(
+            &target,
+            &mut input,
+            &label,
+            &options,
+            ImportMode::Restore { replace: force },
+        )
+        .await;
+        bar.finish_and_clear();
+        let loaded = loaded.map_err(wrap)?;
+        Ok(LogicalRestoreReport {
+            manifest,
+            backend: into.to_string(),
+            loaded,
+            replaced: existing,
+            download_secs,
+            load_secs: t1.elapsed().as_secs_f64(),
+        })
+    }
+
     async fn integrity_check(&self, file: &Path, timestamp: &str) -> Result<()> {
         let plugin = self.strata.plugin(&self.source)?;
         let mut cfg = serde_json::json!({ "path": file.display().to_string() });
@@ -797,6 +1169,22 @@ impl<'a> BackupManager<'a> {
     }
 }
 
+/// The first statement of a logical snapshot's transaction, per dialect.
+/// PostgreSQL: `SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY`
+/// — valid as the first statement of a transaction whatever level `BEGIN`
+/// chose (the plugin's `isolation` setting), as long as no query ran
+/// before it (the plugin's `begin` runs none, and `exec` is a simple query,
+/// never described or prepared, so it takes no snapshot). Repeatable read
+/// gives every later statement the snapshot of the first one, and read
+/// only never conflicts with writers nor makes them wait. Other dialects
+/// keep the backend's own transaction (SQLite's is serializable).
+fn snapshot_statement(dialect: Dialect) -> Option<&'static str> {
+    match dialect {
+        Dialect::Postgres => Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"),
+        _ => None,
+    }
+}
+
 #[cfg(unix)]
 fn default_permissions() -> Option<std::fs::Permissions> {
     use std::os::unix::fs::PermissionsExt as _;
@@ -821,7 +1209,10 @@ async fn list_in(blobs: &Blobs, dir: &str) -> Result<Vec<StoredBackup>> {
         };
         let (ts, is_manifest) = if let Some(ts) = name.strip_suffix(".manifest.json") {
             (ts, true)
-        } else if let Some((ts, _)) = name.split_once(".sqlite.") {
+        } else if let Some((ts, _)) = name
+            .split_once(".sqlite.")
+            .or_else(|| name.split_once(".jsonl."))
+        {
             (ts, false)
         } else {
             continue;
@@ -1224,6 +1615,7 @@ mod tests {
             plugin: "sqlite 0.1.0".into(),
             strata_version: "0.1.0".into(),
             compression: "zstd".into(),
+            snapshot: SnapshotKind::Sqlite,
             object_key: "b/local/20261128T073000.123Z.sqlite.zst".into(),
             object_size: 10,
             object_sha256: "ab".into(),
@@ -1240,5 +1632,56 @@ mod tests {
         assert_ne!(tampered, text);
         let e = Manifest::parse(&m.timestamp, tampered.as_bytes()).unwrap_err();
         assert!(e.to_string().contains("checksum"), "{e}");
+    }
+
+    /// A manifest exactly as strata wrote it before logical backups (no
+    /// `snapshot` field; checksum computed by that version).
+    const OLD_SQLITE_MANIFEST: &str = r#"{
+  "format": 1,
+  "timestamp": "20261128T073000.123Z",
+  "backend": "local",
+  "plugin": "sqlite 0.1.0",
+  "strata_version": "0.1.0",
+  "compression": "zstd",
+  "object_key": "backups/local/20261128T073000.123Z.sqlite.zst",
+  "object_size": 10,
+  "object_sha256": "ab",
+  "snapshot_size": 20,
+  "snapshot_sha256": "cd",
+  "duration_ms": 5,
+  "manifest_sha256": "e985110f0526f59c4146aa5cde263822a0c9a2ca7f6b778a13390d7e50c4cd8d"
+}
+"#;
+
+    #[test]
+    fn old_sqlite_manifests_parse_verify_and_serialise_unchanged() {
+        let m = Manifest::parse("20261128T073000.123Z", OLD_SQLITE_MANIFEST.as_bytes()).unwrap();
+        assert_eq!(m.snapshot, SnapshotKind::Sqlite);
+        // Written again, byte for byte the same: the new field is not written
+        // for SQLite files, so the checksum of old manifests is unchanged.
+        assert_eq!(
+            String::from_utf8(m.to_bytes()).unwrap(),
+            OLD_SQLITE_MANIFEST
+        );
+    }
+
+    #[test]
+    fn logical_manifests_record_their_kind_under_the_checksum() {
+        let mut m =
+            Manifest::parse("20261128T073000.123Z", OLD_SQLITE_MANIFEST.as_bytes()).unwrap();
+        m.snapshot = SnapshotKind::Jsonl;
+        m.object_key = "backups/pg/20261128T073000.123Z.jsonl.zst".into();
+        let text = String::from_utf8(m.to_bytes()).unwrap();
+        assert!(text.contains("\"snapshot\": \"jsonl\""), "{text}");
+        let back = Manifest::parse(&m.timestamp, text.as_bytes()).unwrap();
+        assert_eq!(back.snapshot, SnapshotKind::Jsonl);
+        // Dropping the field (making it look like a SQLite file) breaks the checksum.
+        let stripped = text.replace("  \"snapshot\": \"jsonl\",\n", "");
+        assert_ne!(stripped, text);
+        let e = Manifest::parse(&m.timestamp, stripped.as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("checksum"), "{e}");
+        // An unknown kind is refused (deny_unknown_fields and a closed enum).
+        let odd = text.replace("\"jsonl\"", "\"tarball\"");
+        assert!(Manifest::parse(&m.timestamp, odd.as_bytes()).is_err());
     }
 }

@@ -100,7 +100,7 @@ pub struct BackupSettings {
     pub keep: usize,
     /// Compression (default zstd).
     pub compression: Compression,
-    /// Key prefix (default `backups/`); keys are `{prefix}{backend}/{timestamp}.sqlite.{ext}`.
+    /// Key prefix (default `backups/`); keys are `{prefix}{backend}/{timestamp}.{sqlite|jsonl}.{ext}`.
     pub prefix: String,
     /// The backend backed up (default: the `sql` role).
     pub source: Option<String>,

@@ -50,7 +50,7 @@ pub use error::{Error, Result};
 pub use loader::{Backend, Plugin, PluginInfo};
 pub use params::{IntoParams, Params};
 pub use row::{FromValue, Row};
-pub use sql::{RowStream, RunOutcome, Sql, Transaction};
+pub use sql::{RowStream, RunOutcome, Sql, SqlRead, Transaction};
 pub use strata::Strata;
 pub use strata_plugin_api::{ErrorKind, PluginError, Value, placeholders::Dialect};
 pub use vector::{CollectionStats, Hit, Hybrid, Include, Metric, Query, Record, Vectors};

@@ -10,6 +10,11 @@
 //! unwinding) and when the future is dropped. [`Transaction::savepoint`]
 //! nests; a savepoint dropped without [`Transaction::commit`] is rolled back
 //! before the parent's next statement.
+//!
+//! [`SqlRead`] is the read side both share (`get`, `all`, dialect, backend
+//! name), so code that pages through tables — migrations, exports, logical
+//! backups — runs either on the backend or inside one transaction (one
+//! snapshot) without being written twice.
 
 use std::{
     collections::HashMap,
@@ -55,7 +60,6 @@ impl From<RunResult> for RunOutcome {
 struct Inner {
     conn: SqlConnectionBox,
     statements: Arc<Statements>,
-    backend: String,
 }
 
 /// A SQL backend, shared cheaply between tasks (`Clone` is an `Arc` clone).
@@ -67,7 +71,7 @@ pub struct Sql {
 impl std::fmt::Debug for Sql {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sql")
-            .field("backend", &self.inner.backend)
+            .field("backend", &self.inner.statements.backend)
             .field("dialect", &self.inner.statements.dialect)
             .finish()
     }
@@ -77,6 +81,8 @@ impl std::fmt::Debug for Sql {
 /// lexed once. Bounded: when full it starts over.
 struct Statements {
     dialect: Dialect,
+    /// The backend's name (shared with its transactions).
+    backend: String,
     map: Mutex<HashMap<Box<str>, Arc<Prepared>, BuildFx>>,
 }
 
@@ -124,9 +130,10 @@ struct Prepared {
 }
 
 impl Statements {
-    fn new(dialect: Dialect) -> Statements {
+    fn new(dialect: Dialect, backend: String) -> Statements {
         Statements {
             dialect,
+            backend,
             map: Mutex::new(HashMap::with_hasher(BuildFx)),
         }
     }
@@ -211,15 +218,14 @@ impl Sql {
         Sql {
             inner: Arc::new(Inner {
                 conn,
-                statements: Arc::new(Statements::new(dialect)),
-                backend,
+                statements: Arc::new(Statements::new(dialect, backend)),
             }),
         }
     }
 
     /// The backend name this handle talks to.
     pub fn backend(&self) -> &str {
-        &self.inner.backend
+        &self.inner.statements.backend
     }
 
     /// The plugin's SQL dialect.
@@ -350,6 +356,75 @@ impl Sql {
     /// Closes the backend's SQL handle; later calls fail with `Closed`.
     pub async fn close(&self) -> Result<()> {
         call(self.inner.conn.close()).await
+    }
+}
+
+/// Reads on a backend or inside a transaction: what [`Sql`] and
+/// [`Transaction`] share, for code that must run on either (a table paged
+/// inside one transaction reads one snapshot; on the backend, each page is
+/// its own statement).
+pub trait SqlRead: Sync {
+    /// The plugin's SQL dialect.
+    fn dialect(&self) -> Dialect;
+    /// The backend's name.
+    fn backend(&self) -> &str;
+    /// Every row of a query.
+    fn all(
+        &self,
+        sql: &str,
+        params: impl IntoParams + Send,
+    ) -> impl Future<Output = Result<Vec<Row>>> + Send;
+    /// The first row of a query, or `None`.
+    fn get(
+        &self,
+        sql: &str,
+        params: impl IntoParams + Send,
+    ) -> impl Future<Output = Result<Option<Row>>> + Send;
+}
+
+impl SqlRead for Sql {
+    fn dialect(&self) -> Dialect {
+        Sql::dialect(self)
+    }
+    fn backend(&self) -> &str {
+        Sql::backend(self)
+    }
+    fn all(
+        &self,
+        sql: &str,
+        params: impl IntoParams + Send,
+    ) -> impl Future<Output = Result<Vec<Row>>> + Send {
+        Sql::all(self, sql, params)
+    }
+    fn get(
+        &self,
+        sql: &str,
+        params: impl IntoParams + Send,
+    ) -> impl Future<Output = Result<Option<Row>>> + Send {
+        Sql::get(self, sql, params)
+    }
+}
+
+impl SqlRead for Transaction<'_> {
+    fn dialect(&self) -> Dialect {
+        self.statements.dialect
+    }
+    fn backend(&self) -> &str {
+        &self.statements.backend
+    }
+    fn all(
+        &self,
+        sql: &str,
+        params: impl IntoParams + Send,
+    ) -> impl Future<Output = Result<Vec<Row>>> + Send {
+        Transaction::all(self, sql, params)
+    }
+    fn get(
+        &self,
+        sql: &str,
+        params: impl IntoParams + Send,
+    ) -> impl Future<Output = Result<Option<Row>>> + Send {
+        Transaction::get(self, sql, params)
     }
 }
 

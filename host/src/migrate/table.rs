@@ -3,7 +3,7 @@
 
 use std::{collections::HashMap, fmt::Write as _, time::Instant};
 
-use crate::{Dialect, Params, Sql, Value, row::Row};
+use crate::{Dialect, Params, Sql, SqlRead, Value, row::Row};
 
 use super::{
     CHECKPOINT_DDL, CHECKPOINT_UPSERT, ItemKind, ItemReport, MigrateError, MigrateOptions, Phase,
@@ -106,10 +106,11 @@ impl Pager {
         }
     }
 
-    /// The page after `after` (the first page for `None`).
+    /// The page after `after` (the first page for `None`), read on the
+    /// backend or inside a transaction.
     pub(crate) async fn page(
         &self,
-        sql: &Sql,
+        sql: &impl SqlRead,
         after: Option<Vec<Value>>,
     ) -> crate::Result<Vec<Row>> {
         match after {
@@ -121,6 +122,103 @@ impl Pager {
     /// The key of a row.
     pub(crate) fn key(&self, row: &Row) -> Vec<Value> {
         self.keys.iter().map(|&i| row.values()[i].clone()).collect()
+    }
+}
+
+/// `INSERT … SELECT * FROM unnest(CAST(? AS bigint[]), …)` for PostgreSQL:
+/// one array parameter per column (sent as an array literal), so a
+/// statement carries any number of rows and the server parses arrays
+/// instead of planning a `VALUES` list of tens of thousands of parameters.
+pub(crate) struct UnnestInsert {
+    sql: String,
+}
+
+impl UnnestInsert {
+    pub(crate) fn new(t: &TableSchema, vectors: VectorStorage) -> UnnestInsert {
+        let arrays = t
+            .columns
+            .iter()
+            .map(|c| {
+                // Arrays carry no typmod: `vector(3)[]` is spelled `vector[]`.
+                let ty = schema::pg_type(c.kind, vectors);
+                let base = ty.split('(').next().unwrap_or(&ty).to_string();
+                format!("CAST(? AS {base}[])")
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        UnnestInsert {
+            sql: format!(
+                "INSERT INTO {} ({}) SELECT * FROM unnest({arrays})",
+                quote(&t.name),
+                t.column_list()
+            ),
+        }
+    }
+
+    pub(crate) fn sql(&self) -> &str {
+        &self.sql
+    }
+
+    /// Row-major values → one array literal per column.
+    pub(crate) fn params(&self, values: &[Value], width: usize) -> Vec<Value> {
+        let rows = values.len() / width.max(1);
+        let mut cols: Vec<String> = (0..width)
+            .map(|_| String::with_capacity(rows * 8 + 2))
+            .collect();
+        for c in &mut cols {
+            c.push('{');
+        }
+        for (i, v) in values.iter().enumerate() {
+            let out = &mut cols[i % width];
+            if i >= width {
+                out.push(',');
+            }
+            array_element(out, v);
+        }
+        cols.into_iter()
+            .map(|mut c| {
+                c.push('}');
+                Value::from(c)
+            })
+            .collect()
+    }
+}
+
+/// One element of a PostgreSQL array literal: `NULL`, or the value's text
+/// form double-quoted with `"` and `\` escaped.
+fn array_element(out: &mut String, v: &Value) {
+    let quoted = |out: &mut String, s: &str| {
+        out.push('"');
+        for ch in s.chars() {
+            if ch == '"' || ch == '\\' {
+                out.push('\\');
+            }
+            out.push(ch);
+        }
+        out.push('"');
+    };
+    match v {
+        Value::Null => out.push_str("NULL"),
+        Value::Integer(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::Real(r) if r.is_nan() => out.push_str("NaN"),
+        Value::Real(r) if r.is_infinite() => {
+            out.push_str(if *r > 0.0 { "Infinity" } else { "-Infinity" })
+        }
+        // Debug is the shortest text that reads back as the same f64.
+        Value::Real(r) => {
+            let _ = write!(out, "{r:?}");
+        }
+        Value::Text(t) => quoted(out, t),
+        Value::Blob(b) => {
+            // bytea hex input `\x…`, its backslash escaped inside the quotes.
+            out.push_str("\"\\\\x");
+            for byte in b.iter() {
+                let _ = write!(out, "{byte:02x}");
+            }
+            out.push('"');
+        }
     }
 }
 
@@ -188,6 +286,21 @@ impl Upserts {
             head,
             tail,
             row,
+            cache: HashMap::new(),
+        }
+    }
+
+    /// Plain multi-row `INSERT`s (no conflict clause), for a table created
+    /// empty: a duplicate key is an error, as it should be.
+    pub(crate) fn insert_only(t: &TableSchema) -> Upserts {
+        Upserts {
+            head: format!(
+                "INSERT INTO {} ({}) VALUES ",
+                quote(&t.name),
+                t.column_list()
+            ),
+            tail: String::new(),
+            row: format!("({})", vec!["?"; t.columns.len()].join(", ")),
             cache: HashMap::new(),
         }
     }

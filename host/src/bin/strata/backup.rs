@@ -1,8 +1,10 @@
-//! `strata backup now | list | verify | restore (TIMESTAMP|latest) [--to PATH] [--force] | prune | schedule`
+//! `strata backup now | list | verify | restore (TIMESTAMP|latest) [--to PATH | --into BACKEND] [--force] | prune | schedule`
 //!
-//! Backups of the SQLite source (`[backup] source`, else the `sql` role)
-//! into the blob store of the `backup` role, configured by `[backup]` in
-//! `plugins.toml`. See `strata_host::backup` for how they are taken.
+//! Backups of the source (`[backup] source`, else the `sql` role) into the
+//! blob store of the `backup` role, configured by `[backup]` in
+//! `plugins.toml`: a SQLite source as a database file, others (Postgres) as
+//! a logical JSON Lines snapshot. See `strata_host::backup` for how they
+//! are taken.
 
 use std::{io::IsTerminal as _, path::PathBuf, process::ExitCode};
 
@@ -15,7 +17,8 @@ use strata_host::{
 /// `strata backup …`
 #[derive(Args, Debug)]
 pub(crate) struct BackupArgs {
-    /// Back up this backend instead of `[backup] source` / the `sql` role.
+    /// The backend backed up, and whose backups are listed and restored
+    /// (default: `[backup] source`, else the `sql` role).
     #[arg(long, global = true)]
     source: Option<String>,
     #[command(subcommand)]
@@ -31,13 +34,21 @@ enum BackupCommand {
     /// Check every stored backup (manifest, size, sha256); exits 1 naming each bad one.
     Verify,
     /// Restore a backup (a timestamp, a unique prefix of one, or `latest`).
+    ///
+    /// A SQLite backup is a database file: written to --to PATH (default:
+    /// the source backend's `path`). A logical backup (Postgres) is loaded
+    /// into a backend with --into BACKEND (Postgres or SQLite): every table
+    /// in one transaction, then the vector collections.
     Restore {
         /// `latest`, or a timestamp as listed (e.g. 20261128T073000.123Z).
         which: String,
-        /// Where to write the database (default: the source backend's `path`).
-        #[arg(long)]
+        /// SQLite backups: where to write the database file.
+        #[arg(long, value_name = "PATH", conflicts_with = "into")]
         to: Option<PathBuf>,
-        /// Replace an existing file.
+        /// Logical backups: the backend (in plugins.toml) to load it into.
+        #[arg(long, value_name = "BACKEND")]
+        into: Option<String>,
+        /// Replace an existing file, or existing tables and collections of the backup's names.
         #[arg(long)]
         force: bool,
     },
@@ -65,6 +76,15 @@ fn describe(r: &BackupReport) -> String {
         r.snapshot_secs,
         r.upload_secs
     );
+    if let Some(e) = &r.export {
+        s.push_str(&format!(
+            "; logical: {} table(s), {} row(s), {} collection(s), {} record(s)",
+            e.tables.len(),
+            e.tables.iter().map(|t| t.read).sum::<u64>(),
+            e.collections.len(),
+            e.collections.iter().map(|c| c.read).sum::<u64>()
+        ));
+    }
     if !r.pruned.is_empty() {
         s.push_str(&format!("; pruned {}", r.pruned.join(", ")));
     }
@@ -88,10 +108,16 @@ pub(crate) async fn run(strata: &Strata, args: BackupArgs) -> Result<ExitCode> {
             let list = manager.list().await?;
             let mut t = comfy_table::Table::new();
             t.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
-            t.set_header(["timestamp", "object", "size", "manifest"]);
+            t.set_header(["timestamp", "kind", "object", "size", "manifest"]);
             for b in &list {
+                let kind = match &b.object {
+                    Some(o) if o.key.contains(".jsonl.") => "logical",
+                    Some(_) => "sqlite file",
+                    None => "-",
+                };
                 t.add_row([
                     b.timestamp.clone(),
+                    kind.to_string(),
                     b.object
                         .as_ref()
                         .map_or("(missing)".to_string(), |o| o.key.clone()),
@@ -134,7 +160,36 @@ pub(crate) async fn run(strata: &Strata, args: BackupArgs) -> Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
-        BackupCommand::Restore { which, to, force } => {
+        BackupCommand::Restore {
+            which,
+            into: Some(into),
+            force,
+            ..
+        } => {
+            let r = manager
+                .restore_into(&Which::parse(&which), &into, force)
+                .await?;
+            let rows: u64 = r.loaded.tables.iter().map(|t| t.read).sum();
+            let records: u64 = r.loaded.collections.iter().map(|c| c.read).sum();
+            println!(
+                "restored logical backup {} ({}) into `{}`: {} table(s), {rows} row(s), {} collection(s), {records} record(s){}; download {:.2} s, load {:.2} s",
+                r.manifest.timestamp,
+                mb(r.manifest.snapshot_size),
+                r.backend,
+                r.loaded.tables.len(),
+                r.loaded.collections.len(),
+                if r.replaced.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (replaced {})", r.replaced.join(", "))
+                },
+                r.download_secs,
+                r.load_secs
+            );
+        }
+        BackupCommand::Restore {
+            which, to, force, ..
+        } => {
             let r = manager
                 .restore(&Which::parse(&which), to.as_deref(), force)
                 .await?;

@@ -1,0 +1,919 @@
+//! Logical backups of a real PostgreSQL backend (the loaded Postgres plugin,
+//! `DATABASE_URL` from `scripts/servers/postgres.sh`) to a real
+//! S3-protocol server (moto, `S3_ENDPOINT` from `scripts/servers/moto.sh`).
+//! These tests fail rather than skip when either is missing.
+//!
+//! Every test works in its own Postgres schemas and under its own key
+//! prefix in the bucket, so they run in parallel without seeing each other.
+//! The source backend runs at `isolation = "read_committed"`, so the
+//! consistency test can only pass if the backup really reads every table
+//! in one repeatable-read snapshot (read committed would give each page a
+//! fresh snapshot).
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering},
+    },
+    time::Duration,
+};
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use strata_host::{
+    ErrorKind, Include, Metric, Record, Sql, Strata,
+    backup::{BackupManager, SnapshotKind, Which},
+    loader::built_plugin,
+    migrate::{collection_checksum, table_checksum},
+};
+
+struct Env {
+    dir: tempfile::TempDir,
+    strata: Strata,
+    schemas: Vec<String>,
+}
+
+fn require(var: &str, how: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!(
+            "{var} is not set: these tests need a real server. Start it with \
+             `scripts/servers/{how}.sh start && eval \"$(scripts/servers/{how}.sh env)\"` (scripts/test does this)"
+        )
+    })
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+fn unique(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{name}_{}_{}_{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed),
+        nanos % 100_000
+    )
+}
+
+/// `plugins.toml` with Postgres backends `pg` (the source, its own schema,
+/// read committed) and `restored` (another schema), a SQLite backend
+/// `lite`, and the S3 backend `archive` (the `backup` role).
+fn env(test: &str, backup_table: &str) -> Env {
+    require("DATABASE_URL", "postgres");
+    let endpoint = require("S3_ENDPOINT", "moto");
+    let bucket = std::env::var("S3_BUCKET").unwrap_or_else(|_| "strata-test".into());
+    let plugin_dir = built_plugin("postgres")
+        .expect("build the plugins first: cargo build --release --workspace")
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    built_plugin("s3").expect("libstrata_s3.so is built");
+    built_plugin("sqlite").expect("libstrata_sqlite.so is built");
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = (unique(&format!("bk_{test}")), unique(&format!("rs_{test}")));
+    let prefix = format!("backup-pg-tests/{}/", unique(test));
+    let file = dir.path().join("plugins.toml");
+    let text = format!(
+        r#"plugin_dirs = ["{plugins}"]
+[backends.pg]
+plugin = "postgres"
+config = {{ url = "${{DATABASE_URL}}", schema = "{src}", isolation = "read_committed", hnsw_threshold = 100000 }}
+[backends.restored]
+plugin = "postgres"
+config = {{ url = "${{DATABASE_URL}}", schema = "{dst}" }}
+[backends.lite]
+plugin = "sqlite"
+config = {{ path = "{db}" }}
+[backends.archive]
+plugin = "s3"
+config = {{ bucket = "{bucket}", endpoint = "{endpoint}", region = "us-east-1", prefix = "{prefix}" }}
+[roles]
+sql = "pg"
+vectors = "pg"
+backup = "archive"
+[backup]
+{backup_table}
+"#,
+        plugins = plugin_dir.display(),
+        db = dir.path().join("lite.sqlite").display(),
+    );
+    std::fs::write(&file, text).unwrap();
+    let strata = Strata::load(&file).unwrap();
+    Env {
+        dir,
+        strata,
+        schemas: vec![src, dst],
+    }
+}
+
+impl Env {
+    async fn sql(&self, backend: &str) -> Sql {
+        self.strata.backend(backend).await.unwrap().sql().unwrap()
+    }
+
+    /// Drops the test's schemas (best effort; a failed test leaves them for inspection).
+    async fn cleanup(self) {
+        let sql = self.sql("pg").await;
+        for s in &self.schemas {
+            let _ = sql
+                .exec(&format!("DROP SCHEMA IF EXISTS \"{s}\" CASCADE"))
+                .await;
+        }
+        let _ = self.strata.close().await;
+    }
+}
+
+async fn ids(sql: &Sql, query: &str) -> Vec<i64> {
+    sql.all(query, ())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<i64>("id").unwrap())
+        .collect()
+}
+
+/// (a) A writer commits one row into each of two tables per transaction
+/// while `backup now` runs; the restored copy holds both tables at one
+/// moment: equal counts, no gap, every row committed before the backup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn logical_backup_of_a_live_database_is_one_snapshot() {
+    let env = env("live", "keep = 5");
+    let sql = env.sql("pg").await;
+    sql.exec(
+        "CREATE TABLE events (id bigint PRIMARY KEY, body text NOT NULL);
+         CREATE TABLE ledger (id bigint PRIMARY KEY, event_id bigint NOT NULL);
+         INSERT INTO events SELECT i, repeat(md5(i::text), 6) FROM generate_series(1, 100000) i;
+         INSERT INTO ledger SELECT i, i FROM generate_series(1, 100000) i;",
+    )
+    .await
+    .unwrap();
+
+    let committed = Arc::new(AtomicI64::new(100_000));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (sql, committed, stop) = (sql.clone(), committed.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut id = 100_000i64;
+            while !stop.load(Ordering::SeqCst) {
+                id += 1;
+                sql.transaction(|tx| {
+                    Box::pin(async move {
+                        tx.run("INSERT INTO events (id, body) VALUES (?, 'w')", [id])
+                            .await?;
+                        tx.run("INSERT INTO ledger (id, event_id) VALUES (?, ?)", [id, id])
+                            .await?;
+                        Ok::<_, strata_host::Error>(())
+                    })
+                })
+                .await
+                .unwrap();
+                committed.store(id, Ordering::SeqCst);
+            }
+            id
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let manager = BackupManager::new(&env.strata).unwrap();
+    let before = committed.load(Ordering::SeqCst);
+    let report = manager.backup_now().await.unwrap();
+    let after = committed.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    stop.store(true, Ordering::SeqCst);
+    let last = writer.await.unwrap();
+    assert!(
+        after > before + 10,
+        "the writer made (almost) no progress while the backup ran ({before} -> {after})"
+    );
+    assert!(last > after);
+    let m = &report.manifest;
+    assert_eq!(m.snapshot, SnapshotKind::Jsonl);
+    assert!(m.object_key.ends_with(".jsonl.zst"), "{}", m.object_key);
+    let export = report
+        .export
+        .as_ref()
+        .expect("a logical backup reports its export");
+    let names: Vec<&str> = export.tables.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["events", "ledger"]);
+
+    let r = manager
+        .restore_into(&Which::Timestamp(m.timestamp.clone()), "restored", false)
+        .await
+        .unwrap();
+    assert!(r.replaced.is_empty());
+    let dst = env.sql("restored").await;
+    let events = ids(&dst, "SELECT id FROM events ORDER BY id").await;
+    let ledger = ids(&dst, "SELECT event_id AS id FROM ledger ORDER BY id").await;
+    let n = events.len() as i64;
+    assert!(
+        n >= before && n <= after,
+        "the snapshot holds {n} events; {before} were committed when the backup started and {after} when it finished"
+    );
+    assert_eq!(events, (1..=n).collect::<Vec<_>>(), "a gap in the events");
+    assert_eq!(ledger, events, "a transaction was split by the snapshot");
+    // The bodies came back too, not just the keys.
+    let body: String = dst
+        .get("SELECT body FROM events WHERE id = 7", ())
+        .await
+        .unwrap()
+        .unwrap()
+        .get("body")
+        .unwrap();
+    assert_eq!(body.len(), 192);
+    // list and verify see it as an ordinary backup.
+    let listed = manager.list().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(manager.verify().await.unwrap()[0].problems.is_empty());
+    drop((sql, dst));
+    env.cleanup().await;
+}
+
+fn embedding(i: usize, dim: usize) -> Vec<f32> {
+    (0..dim)
+        .map(|j| ((i * 31 + j * 7) % 997) as f32 / 997.0 - 0.5)
+        .collect()
+}
+
+/// A table of many kinds and a collection on the source.
+async fn fill(env: &Env, rows: usize) {
+    let sql = env.sql("pg").await;
+    sql.exec(
+        "CREATE TABLE notes (
+            id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+            body text NOT NULL, doc jsonb, flag boolean, price numeric, at timestamptz,
+            raw bytea, score double precision, emb vector(3));
+         CREATE INDEX notes_flag ON notes (flag);",
+    )
+    .await
+    .unwrap();
+    // Text with the characters array literals and JSON escape (quotes,
+    // backslashes, braces, commas, the word NULL), NaN, NULLs of each kind.
+    sql.exec(&format!(
+        r#"INSERT INTO notes (body, doc, flag, price, at, raw, score, emb)
+         SELECT 'note ' || i || ' ünï ''q'' "dq" back\slash {{a,b}} NULL', jsonb_build_object('i', i, 'tags', jsonb_build_array('a', i % 3)),
+                i % 2 = 0, (i * 1.25)::numeric, timestamptz '2026-01-01 00:00:00+00' + i * interval '1 minute',
+                CASE WHEN i % 5 = 0 THEN NULL ELSE decode(md5(i::text), 'hex') END,
+                CASE WHEN i % 4 = 0 THEN 'NaN'::float8 ELSE i / 7.0 END,
+                CASE WHEN i % 6 = 0 THEN NULL ELSE ('[' || i || ',1.5,-2e-7]')::vector END
+         FROM generate_series(1, {rows}) i"#
+    ))
+    .await
+    .unwrap();
+    let v = env.strata.vectors().await.unwrap();
+    v.create_collection("memories", 8, Metric::Cosine)
+        .await
+        .unwrap();
+    let records: Vec<Record> = (0..300)
+        .map(|i| {
+            let r = Record::new(format!("m{i:03}"), embedding(i, 8))
+                .metadata(json!({"kind": if i % 2 == 0 { "fact" } else { "event" }, "n": i, "nested": {"x": [i, "y"]}}));
+            if i % 3 == 0 {
+                r
+            } else {
+                r.text(format!("memory number {i} about tea"))
+            }
+        })
+        .collect();
+    v.upsert("memories", records).await.unwrap();
+}
+
+async fn all_records(
+    v: &strata_host::Vectors,
+    name: &str,
+) -> Vec<(String, Vec<f32>, Option<serde_json::Value>, Option<String>)> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = v
+            .scan(name, cursor.as_deref(), 100, None, Include::ALL)
+            .await
+            .unwrap();
+        for h in page.records {
+            out.push((h.id, h.vector.unwrap(), h.metadata, h.text));
+        }
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// (b) Collections round-trip: ids, vectors, metadata and text; and the
+/// table with them (checksums equal, identity continues past the copied keys).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_and_collections_round_trip_into_postgres() {
+    let env = env("roundtrip", "keep = 5");
+    fill(&env, 2000).await;
+    let manager = BackupManager::new(&env.strata).unwrap();
+    let report = manager.backup_now().await.unwrap();
+    let export = report.export.unwrap();
+    assert_eq!(export.collections.len(), 1);
+    assert_eq!(export.collections[0].read, 300);
+
+    manager
+        .restore_into(&Which::Latest, "restored", false)
+        .await
+        .unwrap();
+    let (src, dst) = (env.sql("pg").await, env.sql("restored").await);
+    let a = table_checksum(&src, "notes").await.unwrap();
+    let b = table_checksum(&dst, "notes").await.unwrap();
+    assert_eq!(a.rows, 2000);
+    assert_eq!(a, b, "the restored table differs");
+    // The identity sequence continues after the restored keys.
+    let id = dst
+        .run("INSERT INTO notes (body) VALUES ('new') RETURNING id", ())
+        .await
+        .unwrap()
+        .last_insert_rowid;
+    assert_eq!(id, Some(2001));
+
+    let (vs, vd) = (
+        env.strata.backend("pg").await.unwrap().vectors().unwrap(),
+        env.strata
+            .backend("restored")
+            .await
+            .unwrap()
+            .vectors()
+            .unwrap(),
+    );
+    let (ra, rb) = (
+        all_records(&vs, "memories").await,
+        all_records(&vd, "memories").await,
+    );
+    assert_eq!(ra.len(), 300);
+    assert_eq!(ra, rb, "the restored collection differs");
+    assert_eq!(rb[1].3.as_deref(), Some("memory number 1 about tea"));
+    assert_eq!(rb[0].3, None);
+    let stats = vd.stats("memories").await.unwrap().unwrap();
+    assert_eq!((stats.dimension, stats.metric), (8, Metric::Cosine));
+    drop((src, dst));
+    env.cleanup().await;
+}
+
+async fn flip_byte(blobs: &strata_host::Blobs, key: &str) {
+    let mut data = blobs.get(key).await.unwrap();
+    let at = data.len() / 2;
+    data[at] ^= 0x01;
+    blobs.put(key, data).await.unwrap();
+}
+
+/// The rows of `restored`'s `notes`, to prove it unchanged.
+async fn notes_on(env: &Env, backend: &str) -> Vec<(i64, String)> {
+    env.sql(backend)
+        .await
+        .all("SELECT id, body FROM notes ORDER BY id", ())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get("id").unwrap(), r.get("body").unwrap()))
+        .collect()
+}
+
+/// (c) A flipped byte in the object or in the manifest is caught by
+/// verify and by restore, and the target's existing tables are unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flipped_byte_is_caught_and_the_target_is_untouched() {
+    let env = env("corrupt", "keep = 10");
+    fill(&env, 3000).await;
+    let manager = BackupManager::new(&env.strata).unwrap();
+    let good = manager.backup_now().await.unwrap().manifest;
+    let bad_object = manager.backup_now().await.unwrap().manifest;
+    let bad_manifest = manager.backup_now().await.unwrap().manifest;
+    assert!(
+        manager
+            .verify()
+            .await
+            .unwrap()
+            .iter()
+            .all(|v| v.problems.is_empty())
+    );
+    let blobs = env.strata.blobs().await.unwrap();
+    flip_byte(&blobs, &bad_object.object_key).await;
+    flip_byte(
+        &blobs,
+        &format!("backups/pg/{}.manifest.json", bad_manifest.timestamp),
+    )
+    .await;
+    let verified = manager.verify().await.unwrap();
+    let bad: Vec<(&str, String)> = verified
+        .iter()
+        .filter(|v| !v.problems.is_empty())
+        .map(|v| (v.timestamp.as_str(), v.problems.join("; ")))
+        .collect();
+    assert_eq!(bad.len(), 2, "{verified:?}");
+    assert_eq!(bad[0].0, bad_object.timestamp);
+    assert!(bad[0].1.contains("sha256"), "{}", bad[0].1);
+    assert_eq!(bad[1].0, bad_manifest.timestamp);
+    assert!(bad[1].1.contains("manifest"), "{}", bad[1].1);
+
+    // The target already holds a different `notes` (and no collection).
+    let dst = env.sql("restored").await;
+    dst.exec(
+        "CREATE TABLE notes (id bigint PRIMARY KEY, body text NOT NULL);
+         INSERT INTO notes VALUES (1, 'precious'), (2, 'data');",
+    )
+    .await
+    .unwrap();
+    let original = notes_on(&env, "restored").await;
+    for ts in [&bad_object.timestamp, &bad_manifest.timestamp] {
+        let e = manager
+            .restore_into(&Which::Timestamp(ts.clone()), "restored", true)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        assert!(e.to_string().contains(ts.as_str()), "{e}");
+        assert_eq!(
+            notes_on(&env, "restored").await,
+            original,
+            "the target changed"
+        );
+        let v = env
+            .strata
+            .backend("restored")
+            .await
+            .unwrap()
+            .vectors()
+            .unwrap();
+        assert!(
+            !v.exists("memories").await.unwrap(),
+            "a collection was created"
+        );
+    }
+    // The good one restores over it with --force.
+    let r = manager
+        .restore_into(&Which::Timestamp(good.timestamp.clone()), "restored", true)
+        .await
+        .unwrap();
+    assert_eq!(r.replaced, ["table `notes`"]);
+    assert_eq!(notes_on(&env, "restored").await.len(), 3000);
+    drop(dst);
+    env.cleanup().await;
+}
+
+/// (d) Existing tables or collections without --force: refused, naming
+/// them, nothing changed; with --force: replaced. A restore that fails
+/// half-way (the second table cannot be created) rolls the first back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn existing_items_need_force_and_a_failed_restore_changes_nothing() {
+    let env = env("force", "keep = 10");
+    fill(&env, 500).await;
+    let src = env.sql("pg").await;
+    src.exec(
+        "CREATE TABLE zz_last (id bigint PRIMARY KEY, v text);
+         INSERT INTO zz_last VALUES (1, 'one');",
+    )
+    .await
+    .unwrap();
+    let manager = BackupManager::new(&env.strata).unwrap();
+    manager.backup_now().await.unwrap();
+
+    let dst = env.sql("restored").await;
+    dst.exec(
+        "CREATE TABLE notes (id bigint PRIMARY KEY, body text NOT NULL);
+         INSERT INTO notes VALUES (1, 'precious');",
+    )
+    .await
+    .unwrap();
+    let vd = env
+        .strata
+        .backend("restored")
+        .await
+        .unwrap()
+        .vectors()
+        .unwrap();
+    vd.create_collection("memories", 8, Metric::Cosine)
+        .await
+        .unwrap();
+    vd.upsert("memories", [Record::new("keep-me", embedding(1, 8))])
+        .await
+        .unwrap();
+    let original = notes_on(&env, "restored").await;
+
+    let e = manager
+        .restore_into(&Which::Latest, "restored", false)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("table `notes`")
+            && msg.contains("collection `memories`")
+            && msg.contains("--force"),
+        "{msg}"
+    );
+    assert!(!msg.contains("zz_last"), "{msg}");
+    assert_eq!(notes_on(&env, "restored").await, original);
+    assert!(!dst_has(&dst, "zz_last").await, "a table was created");
+    assert_eq!(vd.count("memories", None).await.unwrap(), 1);
+
+    // A view named like the backup's last table: --force drops tables, but
+    // `DROP TABLE` on a view fails; the whole table transaction rolls back.
+    dst.exec("CREATE VIEW zz_last AS SELECT 1 AS id")
+        .await
+        .unwrap();
+    let e = manager
+        .restore_into(&Which::Latest, "restored", true)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("zz_last"), "{e}");
+    assert_eq!(
+        notes_on(&env, "restored").await,
+        original,
+        "notes was not rolled back"
+    );
+    assert_eq!(
+        vd.count("memories", None).await.unwrap(),
+        1,
+        "collections were touched"
+    );
+    dst.exec("DROP VIEW zz_last").await.unwrap();
+
+    // With --force everything is replaced.
+    let r = manager
+        .restore_into(&Which::Latest, "restored", true)
+        .await
+        .unwrap();
+    assert_eq!(r.replaced, ["table `notes`", "collection `memories`"]);
+    assert_eq!(notes_on(&env, "restored").await.len(), 500);
+    assert_eq!(vd.count("memories", None).await.unwrap(), 300);
+    assert!(
+        vd.fetch("memories", &["keep-me"], Include::ALL)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        table_checksum(&src, "zz_last").await.unwrap(),
+        table_checksum(&dst, "zz_last").await.unwrap()
+    );
+    drop((src, dst));
+    env.cleanup().await;
+}
+
+async fn dst_has(sql: &Sql, table: &str) -> bool {
+    sql.get(
+        "SELECT 1 AS x FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = current_schema() AND c.relname = ?",
+        [table],
+    )
+    .await
+    .unwrap()
+    .is_some()
+}
+
+/// (e) A Postgres logical backup restored into SQLite (cross-backend):
+/// same checksums for the table, same records in the collection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_backup_restores_into_sqlite() {
+    let env = env("tolite", "keep = 5\ncompression = \"gzip\"");
+    fill(&env, 1500).await;
+    // SQLite stores a NaN REAL as NULL: not a value it can round-trip.
+    env.sql("pg")
+        .await
+        .exec("UPDATE notes SET score = -1 WHERE score = 'NaN'")
+        .await
+        .unwrap();
+    let manager = BackupManager::new(&env.strata).unwrap();
+    let m = manager.backup_now().await.unwrap().manifest;
+    assert!(m.object_key.ends_with(".jsonl.gz"), "{}", m.object_key);
+    manager
+        .restore_into(&Which::Latest, "lite", false)
+        .await
+        .unwrap();
+    let (src, lite) = (env.sql("pg").await, env.sql("lite").await);
+    let a = table_checksum(&src, "notes").await.unwrap();
+    let b = table_checksum(&lite, "notes").await.unwrap();
+    assert_eq!(a.rows, 1500);
+    assert_eq!(a, b, "the table differs on SQLite");
+    let (vs, vl) = (
+        env.strata.backend("pg").await.unwrap().vectors().unwrap(),
+        env.strata.backend("lite").await.unwrap().vectors().unwrap(),
+    );
+    assert_eq!(
+        collection_checksum(&vs, "memories").await.unwrap(),
+        collection_checksum(&vl, "memories").await.unwrap()
+    );
+    // A second restore without --force is refused (the tables exist now).
+    let e = manager
+        .restore_into(&Which::Latest, "lite", false)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
+    drop((src, lite));
+    env.cleanup().await;
+}
+
+/// The two kinds of backup name the restore flag that fits them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_kind_of_backup_names_the_right_restore_flag() {
+    let env = env("flags", "keep = 5");
+    fill(&env, 10).await;
+    let manager = BackupManager::new(&env.strata).unwrap();
+    manager.backup_now().await.unwrap();
+    let to = env.dir.path().join("x.sqlite");
+    let e = manager
+        .restore(&Which::Latest, Some(&to), false)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("--into"), "{e}");
+    assert!(!to.exists());
+    // Without a target either (the source has no file): the same hint.
+    let e = manager
+        .restore(&Which::Latest, None, false)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("--into"), "{e}");
+
+    // A SQLite file backup restored into a backend names --to.
+    let lite = env.sql("lite").await;
+    lite.exec("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+        .await
+        .unwrap();
+    let mut settings = manager.settings().clone();
+    settings.source = Some("lite".into());
+    let lite_manager = BackupManager::new(&env.strata)
+        .unwrap()
+        .with_settings(settings);
+    let m = lite_manager.backup_now().await.unwrap().manifest;
+    assert_eq!(m.snapshot, SnapshotKind::Sqlite);
+    let e = lite_manager
+        .restore_into(&Which::Latest, "restored", false)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("--to PATH"), "{e}");
+    drop(lite);
+    env.cleanup().await;
+}
+
+/// What strata wrote as a manifest before logical backups existed: the
+/// same 13 fields in the same order, checksum over the compact JSON with
+/// `manifest_sha256` empty. Written here independently of the library.
+fn old_format_manifest(m: &strata_host::backup::Manifest) -> Vec<u8> {
+    let fields = |sha: &str| {
+        json!({
+            "format": m.format, "timestamp": m.timestamp, "backend": m.backend, "plugin": m.plugin,
+            "strata_version": m.strata_version, "compression": m.compression,
+            "object_key": m.object_key, "object_size": m.object_size,
+            "object_sha256": m.object_sha256, "snapshot_size": m.snapshot_size,
+            "snapshot_sha256": m.snapshot_sha256, "duration_ms": m.duration_ms,
+            "manifest_sha256": sha,
+        })
+    };
+    let sha = hex::encode(Sha256::digest(serde_json::to_vec(&fields("")).unwrap()));
+    let mut out = serde_json::to_vec_pretty(&fields(&sha)).unwrap();
+    out.push(b'\n');
+    out
+}
+
+/// (f) SQLite backups keep the old manifest format byte for byte, and a
+/// manifest written by the old format verifies and restores.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_sqlite_manifests_still_verify_and_restore() {
+    let env = env("oldmanifest", "keep = 5\nsource = \"lite\"");
+    let lite = env.sql("lite").await;
+    lite.exec("CREATE TABLE t (id INTEGER PRIMARY KEY); INSERT INTO t VALUES (1), (2), (3);")
+        .await
+        .unwrap();
+    let manager = BackupManager::new(&env.strata).unwrap();
+    let m = manager.backup_now().await.unwrap().manifest;
+    let blobs = env.strata.blobs().await.unwrap();
+    let key = format!("backups/lite/{}.manifest.json", m.timestamp);
+    let stored = blobs.get(&key).await.unwrap();
+    assert_eq!(
+        String::from_utf8(stored.clone()).unwrap(),
+        String::from_utf8(old_format_manifest(&m)).unwrap(),
+        "a SQLite manifest is no longer written in the old format"
+    );
+    // Replace it by an independently written old-format manifest.
+    blobs.put(&key, old_format_manifest(&m)).await.unwrap();
+    let verified = manager.verify().await.unwrap();
+    assert!(verified[0].problems.is_empty(), "{verified:?}");
+    let to = env.dir.path().join("back.sqlite");
+    let r = manager
+        .restore(&Which::Latest, Some(&to), false)
+        .await
+        .unwrap();
+    assert_eq!(r.manifest.snapshot, SnapshotKind::Sqlite);
+    assert!(to.exists());
+    drop(lite);
+    env.cleanup().await;
+}
+
+fn strata_cli(env: &Env, args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_strata"));
+    c.arg("--config")
+        .arg(env.dir.path().join("plugins.toml"))
+        .args(args);
+    c
+}
+
+/// Waits until a statement on `table` runs on the server, for at most 60 s.
+async fn wait_for_statement(watch: &Sql, like: &str) {
+    let started = std::time::Instant::now();
+    loop {
+        let busy = watch
+            .get(
+                "SELECT 1 AS x FROM pg_stat_activity WHERE state = 'active' AND query LIKE ?",
+                [like],
+            )
+            .await
+            .unwrap()
+            .is_some();
+        if busy {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no statement like {like} ran"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The CLI end to end, and interruption: a backup SIGKILLed while it reads
+/// leaves no backup (no manifest); a restore SIGKILLed while it loads
+/// leaves the target's tables as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_backs_up_and_restores_and_a_killed_run_changes_nothing() {
+    let env = env("cli", "keep = 5");
+    let table = format!("kill_{}", std::process::id());
+    let src = env.sql("pg").await;
+    src.exec(&format!(
+        "CREATE TABLE {table} (id bigint PRIMARY KEY, body text NOT NULL);
+         INSERT INTO {table} SELECT i, repeat(md5(i::text), 4) FROM generate_series(1, 400000) i;"
+    ))
+    .await
+    .unwrap();
+    let manager = BackupManager::new(&env.strata).unwrap();
+
+    // A backup killed mid-read.
+    let mut child = strata_cli(&env, &["backup", "now"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_statement(&src, &format!("SELECT % FROM \"{table}\"%")).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        manager
+            .list()
+            .await
+            .unwrap()
+            .iter()
+            .all(|b| b.manifest_key.is_none()),
+        "a killed backup left a manifest"
+    );
+    let e = manager.find(&Which::Latest).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+
+    // A complete one through the CLI; list shows its kind.
+    let out = strata_cli(&env, &["backup", "now"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        stdout.contains("logical: 1 table(s), 400000 row(s)"),
+        "{stdout}"
+    );
+    let out = strata_cli(&env, &["backup", "list"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("logical"));
+    // --to on a logical backup names --into.
+    let out = strata_cli(
+        &env,
+        &["backup", "restore", "latest", "--to", "/tmp/x.sqlite"],
+    )
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--into BACKEND"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The target holds an older version of the table.
+    let dst = env.sql("restored").await;
+    dst.exec(&format!(
+        "CREATE TABLE {table} (id bigint PRIMARY KEY, body text NOT NULL);
+         INSERT INTO {table} VALUES (1, 'old');"
+    ))
+    .await
+    .unwrap();
+    // A restore killed while it loads rows.
+    let mut child = strata_cli(
+        &env,
+        &[
+            "backup", "restore", "latest", "--into", "restored", "--force",
+        ],
+    )
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    wait_for_statement(&src, &format!("INSERT INTO \"{table}\"%")).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let rows = |sql: Sql| {
+        let table = table.clone();
+        async move {
+            sql.all(&format!("SELECT id, body FROM {table} ORDER BY id"), ())
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    (
+                        r.get::<i64>("id").unwrap(),
+                        r.get::<String>("body").unwrap(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    // The server ends the killed session's transaction when it notices the
+    // closed connection; give it a moment, then the old table must be there.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        rows(dst.clone()).await,
+        [(1, "old".to_string())],
+        "a killed restore changed the target"
+    );
+
+    // Without --force the CLI refuses, naming the table; with it, restores.
+    let out = strata_cli(&env, &["backup", "restore", "latest", "--into", "restored"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("table `{table}`")));
+    let out = strata_cli(
+        &env,
+        &[
+            "backup", "restore", "latest", "--into", "restored", "--force",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        table_checksum(&src, &table).await.unwrap(),
+        table_checksum(&dst, &table).await.unwrap()
+    );
+    let out = strata_cli(&env, &["backup", "verify"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    drop((src, dst));
+    env.cleanup().await;
+}
+
+/// Schedule, retention (prune) and verify treat logical backups like files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedule_and_retention_keep_exactly_keep_logical_backups() {
+    let env = env("retention", "keep = 2\ninterval = \"200ms\"");
+    fill(&env, 100).await;
+    let manager = BackupManager::new(&env.strata).unwrap();
+    let mut made = Vec::new();
+    manager
+        .run_schedule(Some(3), |r| {
+            let r = r.as_ref().expect("a scheduled backup failed");
+            made.push(r.manifest.timestamp.clone());
+        })
+        .await;
+    assert_eq!(made.len(), 3);
+    let kept = manager.list().await.unwrap();
+    let stamps: Vec<&str> = kept.iter().map(|b| b.timestamp.as_str()).collect();
+    assert_eq!(
+        stamps,
+        [made[1].as_str(), made[2].as_str()],
+        "the newest 2 are kept"
+    );
+    for b in &kept {
+        assert!(b.manifest_key.is_some());
+        assert!(b.object.as_ref().unwrap().key.ends_with(".jsonl.zst"));
+    }
+    assert!(manager.prune().await.unwrap().is_empty());
+    assert!(
+        manager
+            .verify()
+            .await
+            .unwrap()
+            .iter()
+            .all(|v| v.problems.is_empty())
+    );
+    env.cleanup().await;
+}
