@@ -160,6 +160,20 @@ impl Loaded {
     fn vector(&self, i: usize) -> &[f32] {
         &self.data[i * self.dimension..(i + 1) * self.dimension]
     }
+
+    /// Builds an index over every cached vector, here and now.
+    fn build_index(&self, params: HnswParams) -> AnnIndex {
+        AnnIndex::build(
+            self.metric,
+            self.dimension,
+            params,
+            self.generation,
+            self.pks
+                .iter()
+                .enumerate()
+                .map(|(i, pk)| (*pk, self.vector(i))),
+        )
+    }
 }
 
 fn normalized(v: &[f32]) -> Vec<f32> {
@@ -679,17 +693,7 @@ impl SqliteVectors {
                 eprintln!(
                     "strata-sqlite: no thread for a background HNSW build ({e}); building inline"
                 );
-                Some(AnnIndex::build(
-                    loaded.metric,
-                    loaded.dimension,
-                    params,
-                    loaded.generation,
-                    loaded
-                        .pks
-                        .iter()
-                        .enumerate()
-                        .map(|(i, pk)| (*pk, loaded.vector(i))),
-                ))
+                Some(loaded.build_index(params))
             }
         }
     }
@@ -800,17 +804,7 @@ impl SqliteVectors {
                 Some(ix) => ix,
                 None => return,
             },
-            HnswBuild::Inline => AnnIndex::build(
-                loaded.metric,
-                loaded.dimension,
-                params,
-                loaded.generation,
-                loaded
-                    .pks
-                    .iter()
-                    .enumerate()
-                    .map(|(i, pk)| (*pk, loaded.vector(i))),
-            ),
+            HnswBuild::Inline => loaded.build_index(params),
         };
         self.install(name, loaded, ix, params);
     }

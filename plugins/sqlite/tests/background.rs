@@ -82,6 +82,20 @@ async fn wait_for_index(v: &Vectors) -> Value {
     }
 }
 
+/// A fresh database whose `N`-vector collection `mem` is being indexed in
+/// the background (the first `stats` loaded it and started the build).
+async fn building() -> (tempfile::TempDir, Strata, Vectors) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let v = s.vectors().await.unwrap();
+    v.create_collection("mem", DIM as u32, Metric::Cosine)
+        .await
+        .unwrap();
+    load(&v, 0..N).await;
+    assert_eq!(details(&v).await["hnsw_build"]["state"], "running");
+    (dir, s, v)
+}
+
 async fn top(v: &Vectors, q: &[f32], exact: bool) -> Vec<(String, f64)> {
     let mut query = Query::new(q.to_vec()).top_k(10).include(Include::default());
     if exact {
@@ -147,14 +161,7 @@ async fn queries_are_exact_while_the_index_builds_then_it_takes_over() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_during_the_build_are_reconciled_when_it_is_installed() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(dir.path());
-    let v = s.vectors().await.unwrap();
-    v.create_collection("mem", DIM as u32, Metric::Cosine)
-        .await
-        .unwrap();
-    load(&v, 0..N).await;
-    assert_eq!(details(&v).await["hnsw_build"]["state"], "running");
+    let (_dir, s, v) = building().await;
 
     // Written while the thread builds from its copy of the cache.
     load(&v, N..N + 500).await;
@@ -178,14 +185,7 @@ async fn writes_during_the_build_are_reconciled_when_it_is_installed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_a_collection_stops_its_build_and_leaves_no_sidecar() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(dir.path());
-    let v = s.vectors().await.unwrap();
-    v.create_collection("mem", DIM as u32, Metric::Cosine)
-        .await
-        .unwrap();
-    load(&v, 0..N).await;
-    assert_eq!(details(&v).await["hnsw_build"]["state"], "running");
+    let (dir, s, v) = building().await;
     assert!(v.drop_collection("mem").await.unwrap());
 
     // Same name, below the threshold: no index, and the cancelled build
@@ -205,14 +205,7 @@ async fn dropping_a_collection_stops_its_build_and_leaves_no_sidecar() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closing_cancels_a_running_build_and_the_next_open_builds_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(dir.path());
-    let v = s.vectors().await.unwrap();
-    v.create_collection("mem", DIM as u32, Metric::Cosine)
-        .await
-        .unwrap();
-    load(&v, 0..N).await;
-    assert_eq!(details(&v).await["hnsw_build"]["state"], "running");
+    let (dir, s, v) = building().await;
     drop(v);
     s.close().await.unwrap();
     tokio::time::sleep(Duration::from_secs(4)).await;
