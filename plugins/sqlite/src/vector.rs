@@ -751,19 +751,7 @@ impl SqliteVectors {
                 Err(()) => return, // still building: exact search meanwhile
             }
         }
-        // An index that has less than half of the rows (a build started at
-        // the threshold during a bulk load, a sidecar from long ago) is
-        // cheaper to rebuild in the background than to bring up to date
-        // here, vector by vector, while the caller waits.
-        if index
-            .as_ref()
-            .is_some_and(|ix| loaded.len() > 2 * ix.points())
-            && self.shared.config().hnsw_build == HnswBuild::Background
-        {
-            loaded.index = None;
-            return self.rebuild(name, loaded, params);
-        }
-        let mut index = index.or_else(|| {
+        let index = index.or_else(|| {
             let dir = self.index_dir()?;
             match AnnIndex::load(&dir, name, loaded.metric, loaded.dimension, params) {
                 Ok(found) => found,
@@ -773,6 +761,19 @@ impl SqliteVectors {
                 }
             }
         });
+        // An index that lacks many rows (a build started at the threshold
+        // during a bulk load, a sidecar from long ago) is rebuilt in the
+        // background rather than brought up to date here, vector by vector,
+        // while the caller (perhaps an upsert holding the writer) waits:
+        // "many" is more than 5,000 rows and 10 % of the index (inserting
+        // 5,000 takes a few seconds at 384 dimensions).
+        if index.as_ref().is_some_and(|ix| {
+            loaded.len().saturating_sub(ix.points()) > (ix.points() / 10).max(5_000)
+        }) && self.shared.config().hnsw_build == HnswBuild::Background
+        {
+            return self.rebuild(name, loaded, params);
+        }
+        let mut index = index;
         if let Some(ix) = index.as_mut()
             && ix.generation != loaded.generation
         {

@@ -229,3 +229,49 @@ async fn closing_cancels_a_running_build_and_the_next_open_builds_again() {
     drop(v);
     s.close().await.unwrap();
 }
+
+/// A sidecar lacking more than 5,000 rows and 10 % of its points (another
+/// process wrote them) is not brought up to date inside the first call: the
+/// index is rebuilt in the background while exact search answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sidecar_far_behind_the_table_is_rebuilt_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let v = s.vectors().await.unwrap();
+    v.create_collection("mem", DIM as u32, Metric::Cosine)
+        .await
+        .unwrap();
+    load(&v, 0..20_000).await;
+    assert_eq!(details(&v).await["hnsw_build"]["state"], "running");
+    assert_eq!(wait_for_index(&v).await["hnsw"]["points"], 20_000);
+    drop(v);
+    s.close().await.unwrap();
+
+    // Another writer that never loads the collection adds 6,000 rows.
+    let cfg = dir.path().join("writer.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[backends.local]\nlibrary = {:?}\nconfig = {{ path = {:?}, hnsw_threshold = 0 }}\n",
+            strata_host::loader::built_plugin("sqlite").unwrap(),
+            dir.path().join("db.sqlite")
+        ),
+    )
+    .unwrap();
+    let w = Strata::load(&cfg).unwrap();
+    load(&w.vectors().await.unwrap(), 20_000..26_000).await;
+    w.close().await.unwrap();
+
+    let s = open(dir.path());
+    let v = s.vectors().await.unwrap();
+    let d = details(&v).await;
+    assert_eq!(d["index"], "exact", "{d}");
+    assert_eq!(d["hnsw_build"]["state"], "running", "{d}");
+    let q = vector(23_456);
+    assert_eq!(top(&v, &q, false).await, top(&v, &q, true).await);
+    let d = wait_for_index(&v).await;
+    assert_eq!(d["hnsw"]["points"], 26_000, "{d}");
+    assert_eq!(d["hnsw"]["origin"], "built", "{d}");
+    drop(v);
+    s.close().await.unwrap();
+}
