@@ -1334,6 +1334,18 @@ impl VectorStore for SqliteVectors {
                         ad = trig("ad"),
                     ))
                     .map_err(map)?;
+                    // Row keys start at a random offset below 2^62, so the
+                    // pks of a collection dropped and created again under
+                    // the same name never meet (SQLite forgets a dropped
+                    // table's AUTOINCREMENT counter): derived data keyed by
+                    // pk — a sidecar index a racing build saved late — then
+                    // matches none of the new rows and is rebuilt instead
+                    // of serving the old vectors.
+                    c.execute(
+                        "INSERT INTO sqlite_sequence (name, seq) VALUES (?1, abs(random()) % 4611686018427387904)",
+                        [format!("strata_vec_{name}")],
+                    )
+                    .map_err(map)?;
                     c.execute(
                         "INSERT INTO strata_collections (name, dimension, metric, generation) VALUES (?1, ?2, ?3, abs(random()))",
                         rusqlite::params![name, spec.dimension, spec.metric.name()],
