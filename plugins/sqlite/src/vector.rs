@@ -1342,7 +1342,7 @@ impl VectorStore for SqliteVectors {
                     // matches none of the new rows and is rebuilt instead
                     // of serving the old vectors.
                     c.execute(
-                        "INSERT INTO sqlite_sequence (name, seq) VALUES (?1, abs(random()) % 4611686018427387904)",
+                        "INSERT INTO sqlite_sequence (name, seq) VALUES (?1, random() & 4611686018427387903)",
                         [format!("strata_vec_{name}")],
                     )
                     .map_err(map)?;
