@@ -1160,7 +1160,15 @@ impl VectorStore for PgVectors {
             let (by_ids, filter) = match request.target()? {
                 DeleteTarget::Ids(_) => (true, Filter::All),
                 DeleteTarget::Filter(f) => (false, f),
-                _ => (false, Filter::All),
+                DeleteTarget::All => (false, Filter::All),
+                // A kind of delete added to plugin-api after this plugin was
+                // written must never fall through to "delete everything".
+                other => {
+                    return Err(PluginError::new(
+                        ErrorKind::Unsupported,
+                        format!("the postgres backend cannot delete by {other:?}"),
+                    ));
+                }
             };
             let ids: Vec<String> = request.ids.iter().map(|s| s.to_string()).collect();
             shared

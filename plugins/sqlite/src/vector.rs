@@ -511,6 +511,10 @@ struct Build {
     state: Mutex<BuildState>,
     total: usize,
     started: Instant,
+    /// What the index is for: a finished build is installed only into a
+    /// collection of the same shape (not one dropped and made again).
+    metric: Metric,
+    dimension: usize,
 }
 
 enum BuildState {
@@ -529,14 +533,24 @@ impl Build {
         }
     }
 
+    /// The state, unless the thread holds it (saving the sidecar). A lock
+    /// poisoned by a panic is still read: the state it guards is whole.
+    fn try_state(&self) -> Option<std::sync::MutexGuard<'_, BuildState>> {
+        match self.state.try_lock() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
     /// The state's name and, for failures, the message (`running` while the
     /// thread saves the sidecar).
     fn describe(&self) -> (&'static str, Option<String>) {
-        match self.state.try_lock().as_deref() {
-            Ok(BuildState::Done(_)) => ("done", None),
-            Ok(BuildState::Failed(m)) => ("failed", Some(m.clone())),
-            Ok(BuildState::Cancelled) => ("cancelled", None),
-            Ok(BuildState::Running) | Err(_) => ("running", None),
+        match self.try_state().as_deref() {
+            Some(BuildState::Done(_)) => ("done", None),
+            Some(BuildState::Failed(m)) => ("failed", Some(m.clone())),
+            Some(BuildState::Cancelled) => ("cancelled", None),
+            Some(BuildState::Running) | None => ("running", None),
         }
     }
 }
@@ -571,7 +585,7 @@ impl SqliteVectors {
     /// installed (cheap: no lock is waited for).
     fn build_finished(&self, name: &str) -> bool {
         self.build_of(name)
-            .is_some_and(|b| matches!(b.state.try_lock().as_deref(), Ok(BuildState::Done(_))))
+            .is_some_and(|b| matches!(b.try_state().as_deref(), Some(BuildState::Done(_))))
     }
 
     /// Stops and forgets the background build of `name`, if any.
@@ -602,38 +616,33 @@ impl SqliteVectors {
     }
 
     /// The index a finished background build left for `name` (forgetting
-    /// the build); `Err(())` while one is still running (or failed: a failed
-    /// build is not retried until the backend is reopened).
-    fn take_built(&self, name: &str) -> Result<Option<AnnIndex>, ()> {
+    /// the build) when it fits `loaded` (same metric and dimension: not a
+    /// leftover of a collection dropped and made again); `Err(())` while one
+    /// is still running (or failed: a failed build is not retried until the
+    /// backend is reopened).
+    fn take_built(&self, name: &str, loaded: &Loaded) -> Result<Option<AnnIndex>, ()> {
         let Some(build) = self.build_of(name) else {
             return Ok(None);
         };
-        let Ok(mut state) = build.state.try_lock() else {
+        let Some(mut state) = build.try_state() else {
             return Err(()); // saving the sidecar
         };
-        match std::mem::replace(&mut *state, BuildState::Cancelled) {
-            BuildState::Done(ix) => {
-                drop(state);
-                let ix = *ix;
-                self.builds
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(name);
-                Ok(Some(ix))
-            }
-            BuildState::Cancelled => {
-                drop(state);
-                self.builds
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(name);
-                Ok(None)
-            }
+        let taken = match std::mem::replace(&mut *state, BuildState::Cancelled) {
+            BuildState::Done(ix) => (build.metric == loaded.metric
+                && build.dimension == loaded.dimension)
+                .then_some(*ix),
+            BuildState::Cancelled => None,
             other => {
                 *state = other;
-                Err(())
+                return Err(());
             }
+        };
+        drop(state);
+        let mut builds = self.builds.lock().unwrap_or_else(|p| p.into_inner());
+        if builds.get(name).is_some_and(|b| Arc::ptr_eq(b, &build)) {
+            builds.remove(name);
         }
+        Ok(taken)
     }
 
     /// Starts building `loaded`'s index on a thread (see [`Build`]); falls
@@ -644,6 +653,8 @@ impl SqliteVectors {
             state: Mutex::new(BuildState::Running),
             total: loaded.len(),
             started: Instant::now(),
+            metric: loaded.metric,
+            dimension: loaded.dimension,
         });
         let pks = loaded.pks.clone();
         let data = loaded.data.clone();
@@ -669,7 +680,13 @@ impl SqliteVectors {
                 *state = match built {
                     Ok(Some(mut ix)) => {
                         if let Some(dir) = &dir {
-                            save_index_to(dir, &collection, &mut ix);
+                            // A panic while saving must not leave the state
+                            // poisoned at "running": the index is kept, the
+                            // sidecar is rewritten by a later save.
+                            let _ = strata_plugin_api::ffi::catch(|| {
+                                save_index_to(dir, &collection, &mut ix);
+                                Ok(())
+                            });
                         }
                         BuildState::Done(Box::new(ix))
                     }
@@ -683,10 +700,14 @@ impl SqliteVectors {
             });
         match spawned {
             Ok(_) => {
-                self.builds
+                let previous = self
+                    .builds
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(name.to_string(), build);
+                if let Some(old) = previous {
+                    old.cancel();
+                }
                 None
             }
             Err(e) => {
@@ -746,7 +767,7 @@ impl SqliteVectors {
         let params = self.params();
         let mut index = previous;
         if index.is_none() {
-            match self.take_built(name) {
+            match self.take_built(name, loaded) {
                 Ok(built) => index = built,
                 Err(()) => return, // still building: exact search meanwhile
             }
@@ -768,7 +789,13 @@ impl SqliteVectors {
         // "many" is more than 5,000 rows and 10 % of the index (inserting
         // 5,000 takes a few seconds at 384 dimensions).
         if index.as_ref().is_some_and(|ix| {
-            loaded.len().saturating_sub(ix.points()) > (ix.points() / 10).max(5_000)
+            let limit = (ix.points() / 10).max(5_000);
+            loaded
+                .pks
+                .iter()
+                .filter(|pk| !ix.contains(**pk))
+                .nth(limit)
+                .is_some()
         }) && self.shared.config().hnsw_build == HnswBuild::Background
         {
             return self.rebuild(name, loaded, params);
@@ -812,7 +839,10 @@ impl SqliteVectors {
 
     fn install(&self, name: &str, loaded: &mut Loaded, mut ix: AnnIndex, params: HnswParams) {
         ix.params.ef_search = params.ef_search;
-        if ix.unsaved > 0 {
+        // A fresh inline build is saved now; a reconciled index only once it
+        // has gathered `SAVE_EVERY` changes (or at close): the sidecar is
+        // derived data, and a full save under the writer would stall writes.
+        if ix.unsaved >= SAVE_EVERY {
             self.save_index(name, &mut ix);
         }
         loaded.index = Some(ix);
@@ -1382,10 +1412,17 @@ impl VectorStore for SqliteVectors {
                     Ok(true)
                 })
                 .await?;
-            cache
+            let slot = cache
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&name);
+            // A query loading the collection right now holds the slot and
+            // may be starting a build: wait for it, so the build is there to
+            // be cancelled (and its sidecar is not written after the files
+            // are deleted below).
+            if let Some(slot) = slot {
+                *slot.write().await = None;
+            }
             this.cancel_build(&name);
             if let Some(dir) = index_dir {
                 AnnIndex::delete_files(&dir, &name);
@@ -1649,7 +1686,15 @@ impl VectorStore for SqliteVectors {
             let (by_ids, by_filter, filter) = match request.target()? {
                 DeleteTarget::Ids(_) => (true, false, Filter::All),
                 DeleteTarget::Filter(f) => (false, true, f),
-                _ => (false, false, Filter::All),
+                DeleteTarget::All => (false, false, Filter::All),
+                // A kind of delete added to plugin-api after this plugin was
+                // written must never fall through to "delete everything".
+                other => {
+                    return Err(PluginError::new(
+                        ErrorKind::Unsupported,
+                        format!("the sqlite backend cannot delete by {other:?}"),
+                    ));
+                }
             };
             let this2 = this.clone_handle();
             this.shared
