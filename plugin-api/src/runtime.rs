@@ -14,10 +14,13 @@
 //!   directly: no task hop, which matters for sub-millisecond calls.
 //! - [`PluginRuntime::spawn`] runs it as a task on the plugin's runtime and
 //!   returns a future awaiting the join handle: one more thread hop, but the
-//!   work makes progress even while the host does not poll.
+//!   work makes progress even while the host does not poll, and it **runs
+//!   to completion even if the host drops the future** — what a call that
+//!   must not stop half-way needs (completing or aborting a multipart
+//!   upload, handing back a handle whose `Drop` cleans up).
 //!
 //! Both are guarded ([`crate::ffi::guard`]): a panic comes back as an
-//! `internal` error, and dropping the returned future cancels the work.
+//! `internal` error. Dropping an `in_place` future cancels the work.
 //!
 //! ```ignore
 //! static RUNTIME: PluginRuntime = PluginRuntime::new("strata-mydb", 2);
@@ -105,14 +108,15 @@ impl PluginRuntime {
     }
 
     /// Runs `fut` as a task on this runtime; the returned future awaits it
-    /// (a panic in the task comes back as an `internal` error).
+    /// (a panic in the task comes back as an `internal` error). Dropping the
+    /// returned future does not stop the task.
     pub fn spawn<T: Send + 'static>(
         &self,
         fut: impl Future<Output = PluginResult<T>> + Send + 'static,
     ) -> PluginFuture<T> {
         match self.get() {
             Ok(rt) => {
-                let task = AbortOnDrop(rt.spawn(fut));
+                let task = rt.spawn(fut);
                 guard(async move {
                     match task.await {
                         Ok(r) => r,
@@ -133,24 +137,6 @@ impl PluginRuntime {
         if let Ok(rt) = self.get() {
             rt.spawn(fut);
         }
-    }
-}
-
-/// A join handle that aborts its task when dropped (the host dropped the
-/// future: the work is cancelled, as with [`PluginRuntime::in_place`]).
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Future for AbortOnDrop<T> {
-    type Output = Result<T, tokio::task::JoinError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0).poll(cx)
-    }
-}
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
@@ -206,13 +192,24 @@ mod tests {
 
     static RT: PluginRuntime = PluginRuntime::new("strata-test-rt", 1);
 
-    /// The host side: a runtime of its own awaiting the FFI future.
+    /// The host side: a minimal executor that is *not* tokio (so a tokio
+    /// context inside the future can only come from the plugin's runtime).
     fn host<T>(f: impl Future<Output = T>) -> T {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(f)
+        struct Unpark(std::thread::Thread);
+        impl std::task::Wake for Unpark {
+            fn wake(self: Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+        let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        let mut f = std::pin::pin!(f);
+        loop {
+            match f.as_mut().poll(&mut cx) {
+                Poll::Ready(v) => return v,
+                Poll::Pending => std::thread::park(),
+            }
+        }
     }
 
     #[test]
@@ -251,16 +248,43 @@ mod tests {
     }
 
     #[test]
-    fn dropping_a_spawned_future_aborts_its_task() {
+    fn a_spawned_task_finishes_even_when_its_future_is_dropped() {
         let ran = Arc::new(AtomicBool::new(false));
         let r = ran.clone();
         let fut = RT.spawn(async move {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
             r.store(true, Ordering::SeqCst);
             Ok(())
         });
         drop(fut);
-        std::thread::sleep(Duration::from_millis(400));
-        assert!(!ran.load(Ordering::SeqCst), "the task ran to completion");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !ran.load(Ordering::SeqCst) {
+            assert!(std::time::Instant::now() < deadline, "the task was stopped");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn dropping_an_in_place_future_cancels_its_work() {
+        let ran = Arc::new(AtomicBool::new(false));
+        let r = ran.clone();
+        let mut fut = RT.in_place(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            r.store(true, Ordering::SeqCst);
+            Ok(())
+        });
+        // Polled once (the sleep is registered), then dropped.
+        let waker = std::task::Waker::noop();
+        assert!(
+            Pin::new(&mut fut)
+                .poll(&mut Context::from_waker(waker))
+                .is_pending()
+        );
+        drop(fut);
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            !ran.load(Ordering::SeqCst),
+            "the work went on after the drop"
+        );
     }
 }

@@ -60,8 +60,9 @@ pub(crate) fn install_tls_provider() {
 
 /// Runs `fut` as a task on the plugin's runtime
 /// ([`PluginRuntime::spawn`]): an upload keeps streaming while the host is
-/// busy elsewhere; a panic comes back as an error, dropping the future
-/// aborts the task.
+/// busy elsewhere, and a call the host stops awaiting still finishes (a
+/// multipart upload is completed or aborted, never left half-done); a
+/// panic comes back as an error.
 pub(crate) fn spawn<T: Send + 'static>(
     fut: impl Future<Output = PluginResult<T>> + Send + 'static,
 ) -> PluginFuture<T> {
