@@ -191,6 +191,11 @@ impl AnnIndex {
         self.pks.len()
     }
 
+    /// Whether `pk` is in the graph (live or tombstoned).
+    pub(crate) fn contains(&self, pk: i64) -> bool {
+        self.pks.contains(&pk)
+    }
+
     /// Points that searches skip.
     pub(crate) fn tombstones(&self) -> usize {
         self.tombstones.len()

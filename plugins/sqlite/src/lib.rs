@@ -114,8 +114,10 @@ impl Backend for SqliteBackend {
         let shared = self.shared.clone();
         let vectors = self.vectors.clone();
         guard(async move {
-            vectors.cancel_builds();
+            // Flush first: it waits for every collection's slot, so a load
+            // in flight has started its build by the time builds are cancelled.
             vectors.flush().await;
+            vectors.cancel_builds();
             shared.close().await
         })
     }

@@ -187,14 +187,17 @@ async fn writes_during_the_build_are_reconciled_when_it_is_installed() {
 async fn dropping_a_collection_stops_its_build_and_leaves_no_sidecar() {
     let (dir, s, v) = building().await;
     assert!(v.drop_collection("mem").await.unwrap());
+    // The cancelled build writes nothing, even a whole build's time later
+    // (checked before anything else touches the name).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let files = sidecar_files(dir.path());
+    assert!(files.is_empty(), "a cancelled build saved: {files:?}");
 
-    // Same name, below the threshold: no index, and the cancelled build
-    // writes nothing for it (a whole build's time later).
+    // Same name, below the threshold: no index, no build.
     v.create_collection("mem", DIM as u32, Metric::Cosine)
         .await
         .unwrap();
     load(&v, 0..10).await;
-    tokio::time::sleep(Duration::from_secs(4)).await;
     let d = details(&v).await;
     assert_eq!(d["index"], "exact", "{d}");
     assert!(d.get("hnsw_build").is_none(), "{d}");
