@@ -557,8 +557,27 @@ pub async fn import_with(
             continue;
         }
         let doc: Json = serde_json::from_str(&l).map_err(|e| bad(n, e.to_string()))?;
-        if let Some(t) = doc.get("table") {
+        // Headers are recognised by the same byte prefix as in [`contents`]
+        // (which decides what a restore would replace), so a crafted line
+        // cannot be a header to one and not to the other.
+        let (is_table, is_coll) = (
+            l.starts_with("{\"table\":"),
+            l.starts_with("{\"collection\":"),
+        );
+        if let Some(t) = doc.get("table").filter(|_| is_table) {
             let t = schema_from_json(t).ok_or_else(|| bad(n, "malformed table header".into()))?;
+            // Internal tables (the vector catalogue, SQLite's own) are never
+            // written from a file: `strata_collections` replaced by a
+            // crafted backup would wipe the target's collections.
+            if schema::is_internal(&t.name) {
+                return Err(bad(
+                    n,
+                    format!(
+                        "table `{}` has a reserved name (strata_* and sqlite_* are internal)",
+                        t.name
+                    ),
+                ));
+            }
             let sql = backend.sql().map_err(backend_err)?;
             let storage = match vectors_storage {
                 Some(s) => s,
@@ -592,7 +611,7 @@ pub async fn import_with(
                 }
             };
             report.tables.push(rep);
-        } else if let Some(c) = doc.get("collection") {
+        } else if let Some(c) = doc.get("collection").filter(|_| is_coll) {
             commit_restore(&mut restore_tx, backend).await?;
             let v = backend.vectors().map_err(backend_err)?;
             let replace = matches!(mode, ImportMode::Restore { replace: true });
