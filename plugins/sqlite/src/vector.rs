@@ -573,12 +573,13 @@ impl SqliteVectors {
         }
     }
 
+    /// The background builds in flight or finished, by collection.
+    fn builds(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Build>>> {
+        self.builds.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn build_of(&self, name: &str) -> Option<Arc<Build>> {
-        self.builds
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .cloned()
+        self.builds().get(name).cloned()
     }
 
     /// Whether a background build of `name` has finished and waits to be
@@ -588,28 +589,23 @@ impl SqliteVectors {
             .is_some_and(|b| matches!(b.try_state().as_deref(), Some(BuildState::Done(_))))
     }
 
-    /// Stops and forgets the background build of `name`, if any.
-    fn cancel_build(&self, name: &str) {
-        let build = self
-            .builds
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(name);
-        if let Some(b) = build {
-            b.cancel();
+    /// Stops and forgets the background build of `name`; whether there was one.
+    fn cancel_build(&self, name: &str) -> bool {
+        // The map's lock is released before `cancel` waits on the build.
+        let build = self.builds().remove(name);
+        match build {
+            Some(b) => {
+                b.cancel();
+                true
+            }
+            None => false,
         }
     }
 
     /// Stops every background build (at close: a half-built index is
     /// derived data, rebuilt by the next process that needs it).
     pub(crate) fn cancel_builds(&self) {
-        let builds: Vec<Arc<Build>> = self
-            .builds
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain()
-            .map(|(_, b)| b)
-            .collect();
+        let builds: Vec<Arc<Build>> = self.builds().drain().map(|(_, b)| b).collect();
         for b in builds {
             b.cancel();
         }
@@ -638,7 +634,7 @@ impl SqliteVectors {
             }
         };
         drop(state);
-        let mut builds = self.builds.lock().unwrap_or_else(|p| p.into_inner());
+        let mut builds = self.builds();
         if builds.get(name).is_some_and(|b| Arc::ptr_eq(b, &build)) {
             builds.remove(name);
         }
@@ -700,11 +696,7 @@ impl SqliteVectors {
             });
         match spawned {
             Ok(_) => {
-                let previous = self
-                    .builds
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(name.to_string(), build);
+                let previous = self.builds().insert(name.to_string(), build);
                 if let Some(old) = previous {
                     old.cancel();
                 }
@@ -757,8 +749,7 @@ impl SqliteVectors {
         // never negative, and the inner product is not one (reducing maximum
         // inner product search to a metric is future work).
         if threshold == 0 || loaded.len() < threshold || loaded.metric == Metric::Dot {
-            let building = self.build_of(name).is_some();
-            self.cancel_build(name);
+            let building = self.cancel_build(name);
             if let (Some(dir), true) = (self.index_dir(), previous.is_some() || building) {
                 AnnIndex::delete_files(&dir, name);
             }
