@@ -488,6 +488,25 @@ impl<'a> BackupManager<'a> {
         self.strata.blobs().await
     }
 
+    /// Downloads `manifest`'s object into `tmp`, decompressed, with a
+    /// progress bar, checking both sizes and SHA-256s against the manifest.
+    async fn download_into(
+        &self,
+        manifest: &Manifest,
+        compression: Compression,
+        tmp: &tempfile::NamedTempFile,
+    ) -> Result<()> {
+        let blobs = self.blobs().await?;
+        let bar = self.bar(manifest.object_size, "downloading");
+        let file = tmp
+            .as_file()
+            .try_clone()
+            .map_err(io("opening the temporary file"))?;
+        let result = download_decompressed(&blobs, manifest, compression, file, bar.clone()).await;
+        bar.finish_and_clear();
+        result
+    }
+
     fn bar(&self, len: u64, what: &str) -> indicatif::ProgressBar {
         if !self.progress {
             return indicatif::ProgressBar::hidden();
@@ -932,15 +951,7 @@ impl<'a> BackupManager<'a> {
 
         // Download, check and decompress into the temporary file.
         let t0 = Instant::now();
-        let blobs = self.blobs().await?;
-        let bar = self.bar(manifest.object_size, "downloading");
-        let file = tmp
-            .as_file()
-            .try_clone()
-            .map_err(io("opening the temporary file"))?;
-        let result = download_decompressed(&blobs, &manifest, compression, file, bar.clone()).await;
-        bar.finish_and_clear();
-        result?;
+        self.download_into(&manifest, compression, &tmp).await?;
         tmp.as_file()
             .sync_all()
             .map_err(io(format!("fsync of {}", tmp.path().display())))?;
@@ -1023,15 +1034,7 @@ impl<'a> BackupManager<'a> {
             .suffix(".jsonl")
             .tempfile()
             .map_err(io("creating a temporary file for the restore"))?;
-        let blobs = self.blobs().await?;
-        let bar = self.bar(manifest.object_size, "downloading");
-        let file = tmp
-            .as_file()
-            .try_clone()
-            .map_err(io("opening the temporary file"))?;
-        let result = download_decompressed(&blobs, &manifest, compression, file, bar.clone()).await;
-        bar.finish_and_clear();
-        result?;
+        self.download_into(&manifest, compression, &tmp).await?;
         let download_secs = t0.elapsed().as_secs_f64();
 
         // What it holds, and what of that the target already has.
