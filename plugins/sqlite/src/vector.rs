@@ -64,6 +64,7 @@ use strata_plugin_api::{
         validate_collection_name, validate_vector,
     },
 };
+use tokio::sync::OwnedRwLockReadGuard;
 
 use crate::{
     config::HnswBuild,
@@ -491,6 +492,9 @@ fn query_options(text: &str) -> PluginResult<QueryOptions> {
 /// One collection's cache slot (`None` until loaded or after invalidation).
 /// An async lock: reloading (and building an index) awaits the database.
 type Slot = Arc<tokio::sync::RwLock<Option<Loaded>>>;
+
+/// A loaded cache held for reading (see `SqliteVectors::loaded`).
+type LoadedGuard = OwnedRwLockReadGuard<Option<Loaded>, Loaded>;
 
 /// An HNSW index built from scratch on a background thread
 /// (`hnsw_build = "background"`).
@@ -1133,7 +1137,10 @@ fn fts_query(text: &str) -> Option<String> {
 
 impl SqliteVectors {
     /// The cached vectors of `meta`'s collection, (re)loaded when stale.
-    async fn loaded(&self, meta: &Meta) -> PluginResult<Slot> {
+    /// The collection's cache, loaded and current, held for reading. The
+    /// guard is returned (not the slot) so a writer's `patch_cache` cannot
+    /// invalidate the cache between this check and the caller's read.
+    async fn loaded(&self, meta: &Meta) -> PluginResult<LoadedGuard> {
         let slot = self
             .cache
             .lock()
@@ -1147,10 +1154,15 @@ impl SqliteVectors {
             })
         };
         let built = self.build_finished(&meta.name);
-        if !built && is_fresh(&*slot.read().await) {
-            return Ok(slot);
+        if !built {
+            let read = slot.clone().read_owned().await;
+            if is_fresh(&read) {
+                return Ok(OwnedRwLockReadGuard::map(read, |l| {
+                    l.as_ref().expect("checked fresh")
+                }));
+            }
         }
-        let mut guard = slot.write().await;
+        let mut guard = slot.write_owned().await;
         if built
             && is_fresh(&guard)
             && let Some(l) = guard.as_mut().filter(|l| l.index.is_none())
@@ -1168,8 +1180,9 @@ impl SqliteVectors {
             self.attach_index(&meta.name, &mut loaded, previous);
             *guard = Some(loaded);
         }
-        drop(guard);
-        Ok(slot)
+        Ok(OwnedRwLockReadGuard::map(guard.downgrade(), |l| {
+            l.as_ref().expect("loaded above")
+        }))
     }
 
     async fn meta(&self, name: &str) -> PluginResult<Meta> {
@@ -1253,11 +1266,8 @@ impl SqliteVectors {
                 .with_reader(move |c| filtered_pks(c, &m, &f))
                 .await?
         };
-        let slot = self.loaded(meta).await?;
-        let guard = slot.read().await;
-        let loaded = guard
-            .as_ref()
-            .ok_or_else(|| PluginError::internal("vector cache vanished"))?;
+        let loaded = self.loaded(meta).await?;
+        let loaded = &*loaded;
         let q = prepare_query(loaded, vector);
         let found = match (&loaded.index, options.exact) {
             (Some(ix), false) => ann_top_k(loaded, ix, &q, k, options, allowed.as_ref()),
@@ -1457,10 +1467,9 @@ impl VectorStore for SqliteVectors {
                 return Ok(ROption::RNone);
             };
             // Loading builds or loads the index, so the details are current.
-            let slot = this.loaded(&meta).await?;
-            let guard = slot.read().await;
-            let details = this.details(&meta.name, guard.as_ref());
-            let count = guard.as_ref().map_or(0, |l| l.len() as u64);
+            let loaded = this.loaded(&meta).await?;
+            let details = this.details(&meta.name, Some(&*loaded));
+            let count = loaded.len() as u64;
             Ok(ROption::RSome(CollectionInfo {
                 name: meta.name.as_str().into(),
                 dimension: meta.dimension,
