@@ -1,45 +1,43 @@
-//! The HNSW sidecar index (hnsw_rs) of a SQLite vector collection.
+//! The HNSW sidecar index of a SQLite vector collection.
 //!
 //! - **Built automatically** once a collection holds `hnsw_threshold`
 //!   vectors (default 1,000; 0 = never), from the in-memory vector cache:
 //!   on a background thread by default (see `Build` in the vector module;
 //!   exact search answers meanwhile), or inline with `hnsw_build = "inline"`.
-//!   The build is hnsw_rs's own (`parallel_insert_slice`, one rayon thread
-//!   per core); profiled at 50K × 384, 45 % of it is `search_layer` chasing
-//!   neighbour pointers and 30 % distance evaluations, so it is bound by
-//!   memory latency: an int8 graph built only 25 % faster, and
-//!   `ef_construction` 64 instead of 100 saved 40 % but cost recall@10 at
-//!   `ef_search` 128 (0.93 instead of 0.95).
+//!   The graph is the plugin's own flat-layout HNSW ([`crate::hnsw`]),
+//!   built on every core; it replaced `hnsw_rs`, whose pointer-chasing
+//!   build took 47 s at 100K × 384 on the 2-core benchmark VM (see the
+//!   `hnsw` module docs and `benchmarks/vectors-sqlite.md`).
 //! - **Point ids are the row `pk`s.** Because an overwrite inserts a new row,
 //!   a pk never changes its vector: new pks are inserted into the graph,
 //!   deleted or overwritten pks become *tombstones* that searches skip.
 //!   When tombstones pass a third of the points the graph is rebuilt.
-//! - **Saved beside the database** as `<db>.strata-index/<collection>.hnsw.{graph,data}`
-//!   plus `<collection>.meta.json` (parameters, the generation it reflects,
-//!   its pks and tombstones), written after a build, every
-//!   `SAVE_EVERY` changes and when the backend closes. Files are written
-//!   under temporary names and renamed, meta last, so a crash leaves the old
-//!   index or the new one, never a mix.
+//! - **Saved beside the database** as `<db>.strata-index/<collection>.hnsw`
+//!   (the graph, its vectors and pks; checksummed) plus
+//!   `<collection>.meta.json` (parameters, the generation it reflects, the
+//!   tombstones), written after a build, every `SAVE_EVERY` changes and
+//!   when the backend closes. Files are written under temporary names and
+//!   renamed, meta last, so a crash leaves the old index or the new one,
+//!   never a mix. Sidecars of the `hnsw_rs` era (meta `format` 1) are
+//!   rebuilt.
 //! - **The database stays the source of truth.** On load the index's pk set
 //!   is reconciled with the table: rows it lacks are inserted, pks no longer
 //!   in the table are tombstoned. So a crash between a row write and an
-//!   index save loses nothing; a missing or unreadable sidecar is rebuilt.
-//! - **Distances** are our own (cosine on normalised vectors as `1 - dot`
-//!   clamped at 0, and euclidean): anndists' `DistDot` asserts `dot <= 1`,
-//!   which rounding breaks for identical vectors. Dot-product collections are
-//!   not indexed (the caller keeps them exact): hnsw_rs requires distances
-//!   that are never negative.
+//!   index save loses nothing; a missing, corrupt or truncated sidecar
+//!   (checksum, sizes and every link are checked) is rebuilt.
+//! - **Distances**: cosine on normalised vectors as `1 − dot`, euclidean as
+//!   the squared distance. Dot-product collections are not indexed (the
+//!   caller keeps them exact): inner product is not a metric, and the graph
+//!   is only tested on the two that are.
 
 use std::{
     collections::HashSet,
-    path::{Path, PathBuf},
+    path::Path,
     sync::atomic::{AtomicBool, AtomicUsize, Ordering},
 };
 
-use hnsw_rs::{
-    hnswio::HnswIo,
-    prelude::{AnnT, Distance, Hnsw},
-};
+use crate::hnsw::{Hnsw, Progress, Space};
+
 use serde::{Deserialize, Serialize};
 use strata_plugin_api::{PluginError, PluginResult, vector::Metric};
 
@@ -54,38 +52,6 @@ pub(crate) struct HnswParams {
 /// Changes (inserts + tombstones) after which a dirty index is saved again.
 pub(crate) const SAVE_EVERY: usize = 10_000;
 
-macro_rules! distance {
-    ($name:ident, $body:expr) => {
-        #[derive(Clone, Copy, Debug, Default)]
-        pub(crate) struct $name;
-        impl Distance<f32> for $name {
-            fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
-                let f: fn(&[f32], &[f32]) -> f32 = $body;
-                f(a, b)
-            }
-        }
-    };
-}
-
-distance!(CosineDist, |a, b| (1.0
-    - (crate::vector::kernels().dot)(a, b))
-.max(0.0));
-distance!(L2Dist, |a, b| (crate::vector::kernels().l2)(a, b).sqrt());
-
-enum Graph {
-    Cosine(Hnsw<'static, f32, CosineDist>),
-    L2(Hnsw<'static, f32, L2Dist>),
-}
-
-macro_rules! with_graph {
-    ($g:expr, $h:ident => $e:expr) => {
-        match $g {
-            Graph::Cosine($h) => $e,
-            Graph::L2($h) => $e,
-        }
-    };
-}
-
 #[derive(Serialize, Deserialize)]
 struct MetaFile {
     format: u32,
@@ -93,10 +59,13 @@ struct MetaFile {
     dimension: usize,
     params: HnswParams,
     generation: i64,
-    basename: String,
-    pks: Vec<i64>,
+    /// Points in the graph file (a cross-check).
+    points: usize,
     tombstones: Vec<i64>,
 }
+
+/// The meta file's `format`: 1 was the `hnsw_rs` sidecar (rebuilt when met).
+const META_FORMAT: u32 = 2;
 
 /// Progress and cancellation of a build running on another thread.
 #[derive(Debug, Default)]
@@ -115,7 +84,7 @@ impl BuildCtl {
 
 /// An HNSW graph over some of a collection's pks.
 pub(crate) struct AnnIndex {
-    graph: Graph,
+    graph: Hnsw,
     metric: Metric,
     dimension: usize,
     pub(crate) params: HnswParams,
@@ -130,14 +99,14 @@ pub(crate) struct AnnIndex {
     pub(crate) origin: &'static str,
 }
 
-fn new_graph(metric: Metric, params: HnswParams, capacity: usize) -> Graph {
-    let cap = capacity.max(1_000);
-    let m = params.m.clamp(2, 128);
+fn new_graph(metric: Metric, dimension: usize, params: HnswParams) -> Hnsw {
+    Hnsw::new(space(metric), dimension, params.m, params.ef_construction)
+}
+
+fn space(metric: Metric) -> Space {
     match metric {
-        Metric::Cosine => Graph::Cosine(Hnsw::new(m, cap, 16, params.ef_construction, CosineDist)),
-        Metric::Euclidean | Metric::Dot => {
-            Graph::L2(Hnsw::new(m, cap, 16, params.ef_construction, L2Dist))
-        }
+        Metric::Cosine => Space::Cosine,
+        _ => Space::L2,
     }
 }
 
@@ -166,11 +135,11 @@ impl AnnIndex {
         ctl: &BuildCtl,
         bar: bool,
     ) -> Option<AnnIndex> {
-        let n = points.len();
-        let graph = new_graph(metric, params, n);
-        let items: Vec<(&[f32], usize)> = points.map(|(pk, v)| (v, pk as usize)).collect();
-        let pks = items.iter().map(|(_, id)| *id as i64).collect();
-        if !insert_all(&graph, &items, "building HNSW index", Some(ctl), bar) {
+        let mut graph = new_graph(metric, dimension, params);
+        let items: Vec<(i64, &[f32])> = points.collect();
+        let pks = items.iter().map(|(pk, _)| *pk).collect();
+        graph.push(&items);
+        if !insert_all(&graph, 0, "building HNSW index", Some(ctl), bar) {
             return None;
         }
         Some(AnnIndex {
@@ -208,20 +177,17 @@ impl AnnIndex {
 
     /// Adds new points (several at once are inserted in parallel).
     pub(crate) fn insert(&mut self, points: &[(i64, &[f32])]) {
-        let items: Vec<(&[f32], usize)> = points
+        let items: Vec<(i64, &[f32])> = points
             .iter()
             .filter(|(pk, _)| !self.pks.contains(pk))
-            .map(|(pk, v)| (*v, *pk as usize))
+            .copied()
             .collect();
         if items.is_empty() {
             return;
         }
-        if items.len() == 1 {
-            with_graph!(&self.graph, g => g.insert_slice(items[0]));
-        } else {
-            insert_all(&self.graph, &items, "indexing vectors", None, true);
-        }
-        self.pks.extend(items.iter().map(|(_, id)| *id as i64));
+        let first = self.graph.push(&items);
+        insert_all(&self.graph, first, "indexing vectors", None, true);
+        self.pks.extend(items.iter().map(|(pk, _)| *pk));
         self.unsaved += items.len();
     }
 
@@ -273,60 +239,51 @@ impl AnnIndex {
         ef: usize,
         allowed: Option<&HashSet<i64>>,
     ) -> Vec<i64> {
-        let keep = |id: &usize| {
-            let pk = *id as i64;
+        let keep = |node: u32| {
+            let pk = self.graph.pk(node);
             !self.tombstones.contains(&pk) && allowed.is_none_or(|a| a.contains(&pk))
         };
         let filtered = !self.tombstones.is_empty() || allowed.is_some();
-        let ef = ef.max(k);
-        let found = with_graph!(&self.graph, g => {
-            if filtered {
-                g.search_filter(query, k, ef, Some(&keep))
-            } else {
-                g.search(query, k, ef)
-            }
-        });
-        found.into_iter().map(|n| n.d_id as i64).collect()
+        let keep: Option<&dyn Fn(u32) -> bool> = if filtered { Some(&keep) } else { None };
+        self.graph
+            .search(query, k, ef.max(k), keep)
+            .into_iter()
+            .map(|(_, node)| self.graph.pk(node))
+            .collect()
     }
 
-    fn files(dir: &Path, collection: &str) -> (PathBuf, String) {
-        (
-            dir.join(format!("{collection}.meta.json")),
-            format!("{collection}.tmp"),
-        )
+    /// Bytes the graph holds in memory (vectors, links, pks).
+    pub(crate) fn bytes(&self) -> usize {
+        self.graph.bytes()
     }
 
-    /// Writes the sidecar: graph and data under a temporary basename, renamed
-    /// into place, then the meta file (the commit point).
+    /// Writes the sidecar: the graph under a temporary name, synced and
+    /// renamed into place, then the meta file (the commit point).
     pub(crate) fn save(&mut self, dir: &Path, collection: &str) -> PluginResult<()> {
         let io = |e: std::io::Error, what: &str| {
-            PluginError::internal(format!("index sidecar {what}: {e}"))
+            PluginError::internal(format!("index sidecar {what} in {}: {e}", dir.display()))
         };
         std::fs::create_dir_all(dir).map_err(|e| io(e, "directory"))?;
-        let (meta_path, tmp) = Self::files(dir, collection);
-        let written = with_graph!(&self.graph, g => g.file_dump(dir, &tmp))
-            .map_err(|e| PluginError::internal(format!("index sidecar dump: {e}")))?;
-        for ext in ["hnsw.graph", "hnsw.data"] {
-            std::fs::rename(
-                dir.join(format!("{written}.{ext}")),
-                dir.join(format!("{collection}.{ext}")),
-            )
+        let tmp = dir.join(format!("{collection}.hnsw.tmp"));
+        let file = std::fs::File::create(&tmp).map_err(|e| io(e, "graph"))?;
+        self.graph.write(&file).map_err(|e| io(e, "graph"))?;
+        file.sync_all().map_err(|e| io(e, "graph"))?;
+        std::fs::rename(&tmp, dir.join(format!("{collection}.hnsw")))
             .map_err(|e| io(e, "rename"))?;
-        }
         let meta = MetaFile {
-            format: 1,
+            format: META_FORMAT,
             metric: self.metric.name().into(),
             dimension: self.dimension,
             params: self.params,
             generation: self.generation,
-            basename: collection.into(),
-            pks: self.pks.iter().copied().collect(),
+            points: self.graph.len(),
             tombstones: self.tombstones.iter().copied().collect(),
         };
         let tmp_meta = dir.join(format!("{collection}.meta.json.tmp"));
         let text = serde_json::to_vec(&meta).map_err(|e| PluginError::internal(e.to_string()))?;
         write_synced(&tmp_meta, &text).map_err(|e| io(e, "meta"))?;
-        std::fs::rename(&tmp_meta, &meta_path).map_err(|e| io(e, "rename"))?;
+        std::fs::rename(&tmp_meta, dir.join(format!("{collection}.meta.json")))
+            .map_err(|e| io(e, "rename"))?;
         if let Ok(d) = std::fs::File::open(dir) {
             let _ = d.sync_all();
         }
@@ -335,7 +292,8 @@ impl AnnIndex {
     }
 
     /// Loads a sidecar written by [`save`](Self::save); `Ok(None)` when there
-    /// is none or it was made for other parameters, `Err` when it is unreadable.
+    /// is none or it was made for other parameters (or by an older format),
+    /// `Err` when it is unreadable.
     pub(crate) fn load(
         dir: &Path,
         collection: &str,
@@ -343,59 +301,45 @@ impl AnnIndex {
         dimension: usize,
         params: HnswParams,
     ) -> PluginResult<Option<AnnIndex>> {
-        let (meta_path, _) = Self::files(dir, collection);
+        let meta_path = dir.join(format!("{collection}.meta.json"));
         let Ok(text) = std::fs::read(&meta_path) else {
             return Ok(None);
         };
-        let meta: MetaFile = serde_json::from_slice(&text).map_err(|e| {
-            PluginError::internal(format!("index meta {}: {e}", meta_path.display()))
-        })?;
-        if meta.format != 1
-            || meta.metric != metric.name()
+        let meta: MetaFile = match serde_json::from_slice::<serde_json::Value>(&text) {
+            Ok(v) if v.get("format").and_then(|f| f.as_u64()) != Some(META_FORMAT as u64) => {
+                return Ok(None);
+            }
+            Ok(v) => serde_json::from_value(v),
+            Err(e) => Err(e),
+        }
+        .map_err(|e| PluginError::internal(format!("index meta {}: {e}", meta_path.display())))?;
+        if meta.metric != metric.name()
             || meta.dimension != dimension
             || meta.params.m != params.m
             || meta.params.ef_construction != params.ef_construction
         {
             return Ok(None);
         }
-        // hnsw_rs ties a loaded graph's lifetime to its reader; the reader is
-        // a few paths and counters, kept for the life of the process.
-        let reader: &'static HnswIo = Box::leak(Box::new(HnswIo::new(dir, &meta.basename)));
-        let load_err = |e: anyhow::Error| {
-            PluginError::internal(format!("index graph in {}: {e:#}", dir.display()))
-        };
-        // hnsw_rs unwraps on some malformed files instead of returning an
-        // error: contain that here, so a corrupt sidecar means a rebuild.
-        let loaded =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> PluginResult<Graph> {
-                Ok(match metric {
-                    Metric::Cosine => {
-                        Graph::Cosine(reader.load_hnsw_with_dist(CosineDist).map_err(load_err)?)
-                    }
-                    Metric::Euclidean | Metric::Dot => {
-                        Graph::L2(reader.load_hnsw_with_dist(L2Dist).map_err(load_err)?)
-                    }
-                })
-            }));
-        let graph = match loaded {
-            Ok(g) => g?,
-            Err(payload) => {
-                let msg = strata_plugin_api::error::panic_message(payload.as_ref());
-                return Err(PluginError::internal(format!(
-                    "index graph in {} is unreadable: {}",
-                    dir.display(),
-                    msg.lines().next().unwrap_or("")
-                )));
-            }
-        };
-        let points = with_graph!(&graph, g => g.get_nb_point());
-        if points != meta.pks.len() {
+        let graph_path = dir.join(format!("{collection}.hnsw"));
+        let bytes = std::fs::read(&graph_path).map_err(|e| {
+            PluginError::internal(format!("index graph {}: {e}", graph_path.display()))
+        })?;
+        let graph = Hnsw::read(&bytes, space(metric), dimension).map_err(|e| {
+            PluginError::internal(format!(
+                "index graph {} is unreadable: {e}",
+                graph_path.display()
+            ))
+        })?;
+        if graph.len() != meta.points {
             return Err(PluginError::internal(format!(
-                "index graph holds {points} points, its meta file lists {}",
-                meta.pks.len()
+                "index graph {} holds {} points, its meta file says {}",
+                graph_path.display(),
+                graph.len(),
+                meta.points
             )));
         }
         Ok(Some(AnnIndex {
+            pks: graph.pks().iter().copied().collect(),
             graph,
             metric,
             dimension,
@@ -403,7 +347,6 @@ impl AnnIndex {
                 ef_search: params.ef_search,
                 ..meta.params
             },
-            pks: meta.pks.into_iter().collect(),
             tombstones: meta.tombstones.into_iter().collect(),
             generation: meta.generation,
             unsaved: 0,
@@ -415,9 +358,12 @@ impl AnnIndex {
     pub(crate) fn delete_files(dir: &Path, collection: &str) {
         for ext in [
             "meta.json",
+            "hnsw",
+            "meta.json.tmp",
+            "hnsw.tmp",
+            // The `hnsw_rs` era's files.
             "hnsw.graph",
             "hnsw.data",
-            "meta.json.tmp",
             "tmp.hnsw.graph",
             "tmp.hnsw.data",
         ] {
@@ -426,20 +372,15 @@ impl AnnIndex {
     }
 }
 
-/// Inserts in parallel, in chunks, with a progress bar on stderr for big
-/// batches when `bar` (indicatif draws only when stderr is a terminal).
-/// With `ctl`, progress is counted there and a cancellation stops the
-/// insertion at the next chunk (returns `false`). An interrupted build loses
+/// Links nodes `first..` of `graph` on all cores, with a progress bar on
+/// stderr for big batches when `bar` (indicatif draws only when stderr is a
+/// terminal). With `ctl`, progress is counted there and a cancellation stops
+/// the build at the next node (returns `false`). An interrupted build loses
 /// nothing: the index is derived from the table and rebuilt.
-fn insert_all(
-    graph: &Graph,
-    items: &[(&[f32], usize)],
-    what: &str,
-    ctl: Option<&BuildCtl>,
-    bar: bool,
-) -> bool {
-    let bar = if bar && items.len() >= 20_000 {
-        let pb = indicatif::ProgressBar::new(items.len() as u64);
+fn insert_all(graph: &Hnsw, first: u32, what: &str, ctl: Option<&BuildCtl>, bar: bool) -> bool {
+    let count = graph.len() - first as usize;
+    let bar = if bar && count >= 20_000 {
+        let pb = indicatif::ProgressBar::new(count as u64);
         if let Ok(style) = indicatif::ProgressStyle::with_template(
             "{msg} [{bar:30}] {pos}/{len} vectors ({per_sec}, eta {eta})",
         ) {
@@ -450,30 +391,19 @@ fn insert_all(
     } else {
         indicatif::ProgressBar::hidden()
     };
-    // Each chunk ends in a rayon barrier (one thread may idle while the
-    // other finishes its share), so chunks are only cut when someone
-    // watches: a drawn bar, or a build that reports progress and can be
-    // cancelled (about 1/50 of the build each).
-    let chunk = if ctl.is_some() {
-        (items.len() / 50).max(2_000)
-    } else if bar.is_hidden() {
-        items.len().max(1)
-    } else {
-        (items.len() / 20).max(5_000)
-    };
-    for chunk in items.chunks(chunk) {
-        if ctl.is_some_and(BuildCtl::is_cancelled) {
-            bar.finish_and_clear();
-            return false;
-        }
-        with_graph!(graph, g => g.parallel_insert_slice(&chunk.to_vec()));
-        bar.inc(chunk.len() as u64);
-        if let Some(ctl) = ctl {
-            ctl.done.fetch_add(chunk.len(), Ordering::Release);
-        }
-    }
+    let own = BuildCtl::default();
+    let ctl = ctl.unwrap_or(&own);
+    let tick = |n: u64| bar.inc(n);
+    let done = graph.insert_range(
+        first,
+        Some(&Progress {
+            done: &ctl.done,
+            cancelled: &ctl.cancelled,
+            tick: &tick,
+        }),
+    );
     bar.finish_and_clear();
-    true
+    done
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

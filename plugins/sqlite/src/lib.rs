@@ -17,6 +17,7 @@
 pub mod config;
 mod error;
 mod filter_sql;
+mod hnsw;
 mod index;
 pub mod sql;
 pub mod vector;

@@ -880,6 +880,7 @@ impl SqliteVectors {
                 "ef_search": ix.params.ef_search,
                 "origin": ix.origin,
                 "unsaved_changes": ix.unsaved.min(1 << 40),
+                "memory_bytes": ix.bytes(),
             });
             if let Some(dir) = self.index_dir() {
                 d["hnsw"]["sidecar"] = dir.display().to_string().into();

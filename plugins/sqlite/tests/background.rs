@@ -141,10 +141,7 @@ async fn queries_are_exact_while_the_index_builds_then_it_takes_over() {
     assert!(d.get("hnsw_build").is_none(), "{d}");
     // The build thread saved the sidecar.
     let files = sidecar_files(dir.path());
-    assert!(
-        files.iter().any(|f| f.ends_with("mem.hnsw.graph")),
-        "{files:?}"
-    );
+    assert!(files.iter().any(|f| f.ends_with("mem.hnsw")), "{files:?}");
 
     // The index answers now, with good recall against exact search.
     let mut found = 0;

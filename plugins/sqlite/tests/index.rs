@@ -76,7 +76,7 @@ async fn built_past_the_threshold_and_reused_after_reopen() {
     let d = details(&v).await;
     assert_eq!(d["index"], "hnsw", "{d}");
     assert_eq!(d["hnsw"]["points"], 400, "{d}");
-    assert!(sidecar(dir.path()).join("mem.hnsw.graph").exists());
+    assert!(sidecar(dir.path()).join("mem.hnsw").exists());
     let before = top(&v, 123).await;
     assert_eq!(before[0], "p123");
     s.close().await.unwrap();
@@ -133,26 +133,70 @@ async fn writes_after_the_last_save_are_reconciled_on_open() {
 
 #[tokio::test]
 async fn a_corrupt_sidecar_is_rebuilt_from_the_table() {
+    // Garbage, a truncation, and one flipped byte (the checksum catches it;
+    // a vector byte alone would otherwise load without complaint).
+    type Corrupt = fn(&mut Vec<u8>);
+    let corruptions: [(&str, Corrupt); 3] = [
+        ("garbage", |b| *b = vec![0x5a; b.len() / 2]),
+        ("truncated", |b| b.truncate(b.len() - 7)),
+        ("one flipped byte", |b| {
+            let at = b.len() / 2;
+            b[at] ^= 0x01;
+        }),
+    ];
+    for (what, corrupt) in corruptions {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = open(dir.path());
+            let v = s.vectors().await.unwrap();
+            v.create_collection("mem", 4, Metric::Euclidean)
+                .await
+                .unwrap();
+            v.upsert("mem", records(0..300)).await.unwrap();
+            assert_eq!(details(&v).await["index"], "hnsw");
+            s.close().await.unwrap();
+        }
+        let graph = sidecar(dir.path()).join("mem.hnsw");
+        let mut bytes = std::fs::read(&graph).unwrap();
+        corrupt(&mut bytes);
+        std::fs::write(&graph, bytes).unwrap();
+        let s = open(dir.path());
+        let v = s.vectors().await.unwrap();
+        let d = details(&v).await;
+        assert_eq!(d["hnsw"]["origin"], "built", "{what}: {d}");
+        assert_eq!(d["hnsw"]["points"], 300, "{what}: {d}");
+        assert_eq!(top(&v, 42).await[0], "p42", "{what}");
+        s.close().await.unwrap();
+    }
+}
+
+/// A sidecar from before the plugin's own HNSW (meta `format` 1, with
+/// `hnsw_rs`'s files) is rebuilt, and its files are removed with the
+/// collection.
+#[tokio::test]
+async fn a_sidecar_of_the_old_format_is_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
     {
         let s = open(dir.path());
         let v = s.vectors().await.unwrap();
-        v.create_collection("mem", 4, Metric::Euclidean)
-            .await
-            .unwrap();
+        v.create_collection("mem", 4, Metric::Cosine).await.unwrap();
         v.upsert("mem", records(0..300)).await.unwrap();
         assert_eq!(details(&v).await["index"], "hnsw");
         s.close().await.unwrap();
     }
-    let graph = sidecar(dir.path()).join("mem.hnsw.graph");
-    let len = std::fs::metadata(&graph).unwrap().len() as usize;
-    std::fs::write(&graph, vec![0x5a; len / 2]).unwrap();
+    let meta = sidecar(dir.path()).join("mem.meta.json");
+    let mut m: Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
+    m["format"] = 1.into();
+    std::fs::write(&meta, m.to_string()).unwrap();
+    std::fs::write(sidecar(dir.path()).join("mem.hnsw.graph"), b"old").unwrap();
     let s = open(dir.path());
     let v = s.vectors().await.unwrap();
     let d = details(&v).await;
     assert_eq!(d["hnsw"]["origin"], "built", "{d}");
-    assert_eq!(d["hnsw"]["points"], 300, "{d}");
     assert_eq!(top(&v, 42).await[0], "p42");
+    assert!(v.drop_collection("mem").await.unwrap());
+    let left = std::fs::read_dir(sidecar(dir.path())).unwrap().count();
+    assert_eq!(left, 0, "old files are removed with the collection");
     s.close().await.unwrap();
 }
 
@@ -205,7 +249,7 @@ async fn dropping_a_collection_removes_its_sidecar() {
     v.create_collection("mem", 4, Metric::Cosine).await.unwrap();
     v.upsert("mem", records(0..300)).await.unwrap();
     details(&v).await;
-    assert!(sidecar(dir.path()).join("mem.hnsw.data").exists());
+    assert!(sidecar(dir.path()).join("mem.hnsw").exists());
     assert!(v.drop_collection("mem").await.unwrap());
     let left: Vec<_> = std::fs::read_dir(sidecar(dir.path()))
         .unwrap()
