@@ -5,7 +5,8 @@
 //!    the plugin scans an int8 copy and rescores in f32, exactly);
 //!    its results are the ground truth for recall, and a few of them are
 //!    checked against a brute-force computation here;
-//! 2. HNSW through the host + SQLite plugin (`hnsw_threshold`, `hnsw_m`,
+//! 2. HNSW through the host + SQLite plugin, whose graph is its own
+//!    flat-layout implementation (`hnsw_threshold`, `hnsw_m`,
 //!    `hnsw_ef_construction` in the backend config, `ef_search` per query);
 //! 3. `hnsw_rs` called directly in-process with the same M, ef_construction,
 //!    data, queries and ef list (the baseline).
@@ -1106,7 +1107,8 @@ fn markdown(args: &VectorsArgs, command: &str, reports: &[SizeReport], font: boo
          isotropic gaussian noise of norm ≈ {}; {} queries from the same distribution; cosine; top {TOP_K}. \
          Exact = host + libstrata_sqlite.so with `hnsw_threshold = 0`, loaded by `upsert` in batches of {}; \
          its results are the recall ground truth ({} of them checked against brute force in f64). \
-         HNSW plugin = a second database with `hnsw_threshold = {}, hnsw_m = {}, hnsw_ef_construction = {}`, \
+         HNSW plugin = a second database with `hnsw_threshold = {}, hnsw_m = {}, hnsw_ef_construction = {}` \
+         (the plugin's own flat-layout HNSW, `plugins/sqlite/src/hnsw.rs`, built on all cores; candidates rescored in f32), \
          `ef_search` per query in `Query::options`; build/load = upserts + first query + wait until the background-built index is installed; index MB = files in \
          `<db>.strata-index/`. hnsw_rs direct = `Hnsw::<f32, DistDot>` (M {}, ef_construction {}, max_layer 16, \
          `parallel_insert_slice` on {} threads, anndists `simdeez_f` SIMD distances) on L2-normalised vectors, \

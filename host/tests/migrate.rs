@@ -621,17 +621,31 @@ fn a_killed_migration_resumes_without_losing_or_duplicating_rows() {
         assert!(Instant::now() < deadline, "no progress within 120 s");
         std::thread::sleep(Duration::from_millis(20));
     };
-    let on_target = count_pg(&strata, &rt, "SELECT count(*) AS n FROM memories").unwrap();
+    // A COMMIT the killed process had already sent still lands after the
+    // kill: read until the target and the checkpoint stop moving.
+    let read = || {
+        let rows = count_pg(&strata, &rt, "SELECT count(*) AS n FROM memories").unwrap();
+        let checkpoint = count_pg(
+            &strata,
+            &rt,
+            "SELECT rows_copied AS n FROM strata_migrations WHERE item = 'table:memories'",
+        )
+        .unwrap();
+        (rows, checkpoint)
+    };
+    let mut seen = read();
+    let (on_target, checkpoint) = loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = read();
+        if now == seen {
+            break now;
+        }
+        seen = now;
+    };
     assert!(
         on_target < ROWS,
         "killed after {at_kill} rows, yet the target holds all {on_target}"
     );
-    let checkpoint = count_pg(
-        &strata,
-        &rt,
-        "SELECT rows_copied AS n FROM strata_migrations WHERE item = 'table:memories'",
-    )
-    .unwrap();
     // The checkpoint commits with its page: the target holds exactly the rows it names.
     assert_eq!(on_target, checkpoint);
 

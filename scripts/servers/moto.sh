@@ -62,9 +62,11 @@ start() {
       sh "$MOTO_PID" "$VENV/bin/moto_server" "$S3_PORT" "$MOTO_LOG"
   fi
   local i
-  for i in $(seq 1 60); do
+  # Up to 120 s: Python imports slowly on a loaded 2-core machine; a
+  # process that died is reported at once.
+  for i in $(seq 1 240); do
     port_open "$S3_PORT" && break
-    if [ "$i" = 60 ] || { [ "$i" -gt 3 ] && ! is_running; }; then
+    if [ "$i" = 240 ] || { [ "$i" -gt 3 ] && ! is_running; }; then
       echo "---- tail of $MOTO_LOG ----" >&2; tail -n 30 "$MOTO_LOG" >&2 || true
       die "moto_server not listening on 127.0.0.1:$S3_PORT"
     fi

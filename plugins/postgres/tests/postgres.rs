@@ -123,7 +123,7 @@ async fn unreachable_server_fails_within_the_timeout() {
     let started = Instant::now();
     let err = s.backend("gone").await.unwrap_err();
     assert!(
-        started.elapsed() < Duration::from_secs(5),
+        started.elapsed() < Duration::from_secs(10),
         "took {:?}",
         started.elapsed()
     );
