@@ -989,6 +989,29 @@ fn bump_generation(c: &Connection, name: &str) -> PluginResult<i64> {
 }
 
 fn load(c: &Connection, meta: &Meta) -> PluginResult<Loaded> {
+    // One read snapshot for the generation and the rows, so the cache is
+    // labelled with the generation of exactly what it holds (a write
+    // committed after `meta` was read would otherwise be loaded under the
+    // older label, and the cache reloaded again at the next call).
+    // (Inside a transaction already, as on the writer of `:memory:`, that
+    // one is the snapshot.)
+    let _snapshot = if c.is_autocommit() {
+        Some(c.unchecked_transaction().map_err(map)?)
+    } else {
+        None
+    };
+    let generation: i64 = c
+        .prepare_cached("SELECT generation FROM strata_collections WHERE name = ?1")
+        .map_err(map)?
+        .query_row([&meta.name], |r| r.get(0))
+        .optional()
+        .map_err(map)?
+        .ok_or_else(|| {
+            PluginError::new(
+                ErrorKind::NotFound,
+                format!("collection {:?} was dropped", meta.name),
+            )
+        })?;
     let count: i64 = c
         .query_row(
             &format!("SELECT count(*) FROM {}", vec_table(&meta.name)),
@@ -998,7 +1021,7 @@ fn load(c: &Connection, meta: &Meta) -> PluginResult<Loaded> {
         .map_err(map)?;
     let d = meta.dimension as usize;
     let mut loaded = Loaded {
-        generation: meta.generation,
+        generation,
         dimension: d,
         metric: meta.metric,
         pks: Vec::with_capacity(count as usize),
