@@ -163,6 +163,8 @@ pub(crate) struct Hnsw {
     orphans: Mutex<Vec<u32>>,
     /// Entry node and its level.
     entry: RwLock<Option<(u32, u8)>>,
+    /// Held while inserting a node above the top level.
+    promote: Mutex<()>,
     pool: Mutex<Vec<Scratch>>,
 }
 
@@ -219,6 +221,7 @@ impl Hnsw {
             indeg: Vec::new(),
             orphans: Mutex::new(Vec::new()),
             entry: RwLock::new(None),
+            promote: Mutex::new(()),
             pool: Mutex::new(Vec::new()),
         }
     }
@@ -304,7 +307,11 @@ impl Hnsw {
         );
         self.data.reserve(points.len() * self.dim);
         for (pk, v) in points {
-            debug_assert_eq!(v.len(), self.dim);
+            assert_eq!(
+                v.len(),
+                self.dim,
+                "vector of pk {pk} has the wrong dimension"
+            );
             let level = self.level_for(*pk);
             self.pks.push(*pk);
             self.data.extend_from_slice(v);
@@ -350,6 +357,10 @@ impl Hnsw {
             self.insert_node(from, &mut s);
             self.give_back(s);
             from += 1;
+            if let Some(p) = progress {
+                p.done.fetch_add(1, Relaxed);
+                (p.tick)(1);
+            }
         }
         let count = (end - from) as usize;
         let threads = std::thread::available_parallelism()
@@ -429,6 +440,7 @@ impl Hnsw {
                 .map(|&n| (self.dist(vo, self.vector(n)), n))
                 .collect();
             near.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let mut linked = false;
             for (_, n) in near {
                 let _g = lock(&self.locks[n as usize]);
                 self.links(n, 0, &mut theirs);
@@ -448,7 +460,13 @@ impl Hnsw {
                 }
                 self.set_links(n, 0, theirs.iter().copied());
                 self.indeg[o as usize].fetch_add(1, Relaxed);
+                linked = true;
                 break;
+            }
+            if !linked {
+                // Kept for the next batch's repair (its neighbours' lists
+                // change as nodes arrive).
+                lock(&self.orphans).push(o);
             }
         }
     }
@@ -474,6 +492,7 @@ impl Hnsw {
     /// The `ef` nodes nearest `q` at `level` reachable from `entry`, sorted
     /// nearest first; with `keep`, only kept nodes are returned (all are
     /// traversed).
+    #[allow(clippy::too_many_arguments)]
     fn search_layer(
         &self,
         q: &[f32],
@@ -481,33 +500,45 @@ impl Hnsw {
         ef: usize,
         level: u8,
         keep: Option<&dyn Fn(u32) -> bool>,
+        salt: u64,
         s: &mut Scratch,
     ) -> Vec<(f32, u32)> {
         s.visited.reset(self.len());
+        // `ef` comes from configs and queries: no search holds more than
+        // every node, whatever it asks for.
+        let ef = ef.clamp(1, self.len().max(1));
+        // Equal distances are ordered by a hash of (node, salt), not by node
+        // id: inserts pass their own node as the salt, so among exact
+        // duplicates each new node links to a different subset. By node id,
+        // every duplicate linked to the same few oldest ones, whose lists
+        // could hold only so many reverse links: a third of 1,500 identical
+        // vectors became unreachable.
+        let key = |d: f32, n: u32| (D(d), splitmix(n as u64 ^ salt) as u32, n);
         let mut candidates: BinaryHeap<Reverse<(D, u32)>> = BinaryHeap::with_capacity(ef * 2);
-        let mut results: BinaryHeap<(D, u32)> = BinaryHeap::with_capacity(ef + 1);
+        let mut results: BinaryHeap<(D, u32, u32)> = BinaryHeap::with_capacity(ef + 1);
         let kept = |i: u32| keep.is_none_or(|k| k(i));
         for &(d, e) in entry {
             if s.visited.insert(e) {
                 candidates.push(Reverse((D(d), e)));
                 if kept(e) {
-                    results.push((D(d), e));
+                    results.push(key(d, e));
                     if results.len() > ef {
                         results.pop();
                     }
                 }
             }
         }
-        let worst = |r: &BinaryHeap<(D, u32)>| {
+        let worst = |r: &BinaryHeap<(D, u32, u32)>| {
             if r.len() >= ef {
-                r.peek().map_or(f32::INFINITY, |x| x.0.0)
+                r.peek()
+                    .map_or((D(f32::INFINITY), u32::MAX, u32::MAX), |x| *x)
             } else {
-                f32::INFINITY
+                (D(f32::INFINITY), u32::MAX, u32::MAX)
             }
         };
         let mut bound = worst(&results);
         while let Some(Reverse((D(d), c))) = candidates.pop() {
-            if d > bound {
+            if d > bound.0.0 {
                 break;
             }
             self.links(c, level, &mut s.links);
@@ -520,10 +551,11 @@ impl Hnsw {
             }
             for &n in &s.fresh {
                 let dn = self.dist(q, self.vector(n));
-                if dn < bound {
+                let kn = key(dn, n);
+                if kn < bound {
                     candidates.push(Reverse((D(dn), n)));
                     if kept(n) {
-                        results.push((D(dn), n));
+                        results.push(kn);
                         if results.len() > ef {
                             results.pop();
                         }
@@ -532,9 +564,9 @@ impl Hnsw {
                 }
             }
         }
-        let mut out: Vec<(f32, u32)> = results.into_iter().map(|(D(d), i)| (d, i)).collect();
-        out.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        out
+        let mut out: Vec<(D, u32, u32)> = results.into_vec();
+        out.sort_unstable();
+        out.into_iter().map(|(D(d), _, n)| (d, n)).collect()
     }
 
     /// The heuristic of the paper (algorithm 4, without extending or keeping
@@ -558,7 +590,7 @@ impl Hnsw {
         let q = self.vector(i);
         let level = self.levels[i as usize];
         let entry = *self.entry.read().unwrap_or_else(|p| p.into_inner());
-        let Some((ep, top)) = entry else {
+        let Some((mut ep, mut top)) = entry else {
             let mut e = self.entry.write().unwrap_or_else(|p| p.into_inner());
             if e.is_none() {
                 *e = Some((i, level));
@@ -567,6 +599,16 @@ impl Hnsw {
             drop(e);
             return self.insert_node(i, s);
         };
+        // A node that raises the top level is inserted alone among such
+        // nodes (as in hnswlib): two at once would each link the new levels
+        // without the other. Rare: about one node in M^top.
+        let _promote = (level > top).then(|| {
+            let g = lock(&self.promote);
+            if let Some((e, t)) = *self.entry.read().unwrap_or_else(|p| p.into_inner()) {
+                (ep, top) = (e, t);
+            }
+            g
+        });
         let mut cur = (self.dist(q, self.vector(ep)), ep);
         for l in (level.saturating_add(1)..=top).rev() {
             cur = self.greedy(q, cur, l, s);
@@ -576,7 +618,7 @@ impl Hnsw {
         let mut pruned = Vec::with_capacity(self.m0 + 1);
         let mut cands = Vec::with_capacity(self.m0 + 1);
         for l in (0..=level.min(top)).rev() {
-            let mut w = self.search_layer(q, &eps, self.ef_construction, l, None, s);
+            let mut w = self.search_layer(q, &eps, self.ef_construction, l, None, i as u64, s);
             w.retain(|x| x.1 != i);
             self.select(&w, self.m, &mut chosen);
             {
@@ -629,7 +671,13 @@ impl Hnsw {
                     cands.clear();
                     cands.extend(s.links.iter().map(|&x| (self.dist(vn, self.vector(x)), x)));
                     cands.push((dn, i));
-                    cands.sort_by(|a, b| a.0.total_cmp(&b.0));
+                    // Ties (exact duplicates are common: the same text
+                    // embedded twice) go to the node with fewer in-links,
+                    // else a newcomer would always lose to the hubs.
+                    // (Read once per candidate: other threads change them,
+                    // and a sort needs keys that hold still.)
+                    cands
+                        .sort_by_cached_key(|&(d, x)| (D(d), self.indeg[x as usize].load(Relaxed)));
                     self.select(&cands, cap, &mut pruned);
                     self.set_links(n, l, pruned.iter().map(|x| x.1));
                     if l == 0 {
@@ -681,7 +729,7 @@ impl Hnsw {
         for l in (1..=top).rev() {
             cur = self.greedy(q, cur, l, &mut s);
         }
-        let mut found = self.search_layer(q, &[cur], ef.max(k), 0, keep, &mut s);
+        let mut found = self.search_layer(q, &[cur], ef.max(k), 0, keep, 0, &mut s);
         self.give_back(s);
         found.truncate(k);
         found
@@ -722,23 +770,32 @@ impl Hnsw {
                 .chain(&self.upper)
                 .map(|s| s.load(Relaxed).to_le_bytes()),
         )?;
-        let sum = w.sum;
+        let sum = w.sum();
         let mut inner = w.inner;
         inner.write_all(&sum.to_le_bytes())?;
         inner.flush()
     }
 
-    /// Reads a graph written by [`write`](Self::write) for `space` and
-    /// `dim`. A wrong checksum, a truncated file or a link that points
-    /// nowhere is an error (the caller rebuilds).
-    pub(crate) fn read(bytes: &[u8], space: Space, dim: usize) -> Result<Hnsw, String> {
+    /// Reads a graph written by [`write`](Self::write), which must have been
+    /// built for `space`, `dim`, `m` and `ef_construction` (as given to
+    /// [`new`](Self::new)). A wrong checksum, a truncated file, other
+    /// parameters, a duplicate pk or a link that points nowhere is an error
+    /// (the caller rebuilds).
+    pub(crate) fn read(
+        bytes: &[u8],
+        space: Space,
+        dim: usize,
+        m: usize,
+        ef_construction: usize,
+    ) -> Result<Hnsw, String> {
+        let mut g = Hnsw::new(space, dim, m, ef_construction);
         if bytes.len() < MAGIC.len() + 8 || &bytes[..MAGIC.len()] != MAGIC {
             return Err("not a strata HNSW file".into());
         }
         let (body, tail) = bytes.split_at(bytes.len() - 8);
         let mut h = Hashing::new(io::sink());
-        h.write_all(body).map_err(|e| e.to_string())?;
-        if h.sum != u64::from_le_bytes(tail.try_into().expect("8 bytes")) {
+        h.update(body);
+        if h.sum() != u64::from_le_bytes(tail.try_into().expect("8 bytes")) {
             return Err("checksum mismatch (the file is corrupt or truncated)".into());
         }
         let mut r = &body[MAGIC.len()..];
@@ -768,14 +825,17 @@ impl Hnsw {
         for x in &mut hdr {
             *x = u64_(&mut r).map_err(short)?;
         }
-        let [fdim, m, efc, n, upper_len] = hdr.map(|x| x as usize);
-        if file_space != space || fdim != dim {
+        let [fdim, fm, efc, n, upper_len] = hdr.map(|x| x as usize);
+        if file_space != space || fdim != dim || fm != g.m || efc != g.ef_construction {
             return Err(format!(
-                "made for {file_space:?} × {fdim}, wanted {space:?} × {dim}"
+                "made for {file_space:?} × {fdim} (m {fm}, ef_construction {efc}), wanted \
+                 {space:?} × {dim} (m {}, ef_construction {})",
+                g.m, g.ef_construction
             ));
         }
-        if !(2..=128).contains(&m) || n >= u32::MAX as usize {
-            return Err(format!("implausible header: m {m}, {n} nodes"));
+        let m = g.m;
+        if n >= u32::MAX as usize {
+            return Err(format!("implausible header: {n} nodes"));
         }
         let ep = u32_(&mut r).map_err(short)?;
         r.read_exact(&mut b).map_err(short)?;
@@ -789,13 +849,16 @@ impl Hnsw {
                 r.len()
             ));
         }
-        let mut g = Hnsw::new(space, dim, m, efc);
-        g.ef_construction = efc;
         let (pks, rest) = r.split_at(n * 8);
         g.pks = pks
             .chunks_exact(8)
             .map(|c| i64::from_le_bytes(c.try_into().expect("8")))
             .collect();
+        let mut sorted = g.pks.clone();
+        sorted.sort_unstable();
+        if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+            return Err(format!("pk {} appears twice", w[0]));
+        }
         let (levels, rest) = rest.split_at(n);
         g.levels = levels.to_vec();
         let (data, rest) = rest.split_at(n * dim * 4);
@@ -872,30 +935,65 @@ fn write_le<const N: usize>(
     w.write_all(&buf)
 }
 
-/// A writer that hashes what passes through it (64-bit FNV-1a over bytes,
-/// folded eight at a time: a corruption check, not a cryptographic one).
+/// A writer that hashes what passes through it: a corruption check, not a
+/// cryptographic one (anyone can recompute it; the reader validates every
+/// field as well). FNV-1a's step over the stream's little-endian 64-bit
+/// words (so it runs at memory speed), the last `len % 8` bytes one at a
+/// time; independent of how the stream was cut into writes.
 struct Hashing<W> {
     inner: W,
-    sum: u64,
+    state: u64,
+    pending: [u8; 8],
+    pending_len: usize,
 }
+
+const FNV_PRIME: u64 = 0x0100_0000_01b3;
 
 impl<W: Write> Hashing<W> {
     fn new(inner: W) -> Self {
         Hashing {
             inner,
-            sum: 0xcbf2_9ce4_8422_2325,
+            state: 0xcbf2_9ce4_8422_2325,
+            pending: [0; 8],
+            pending_len: 0,
         }
+    }
+
+    fn update(&mut self, mut bytes: &[u8]) {
+        if self.pending_len > 0 {
+            let take = (8 - self.pending_len).min(bytes.len());
+            self.pending[self.pending_len..self.pending_len + take].copy_from_slice(&bytes[..take]);
+            self.pending_len += take;
+            bytes = &bytes[take..];
+            if self.pending_len < 8 {
+                return;
+            }
+            self.state = (self.state ^ u64::from_le_bytes(self.pending)).wrapping_mul(FNV_PRIME);
+            self.pending_len = 0;
+        }
+        let words = bytes.chunks_exact(8);
+        let rest = words.remainder();
+        let mut h = self.state;
+        for w in words {
+            h = (h ^ u64::from_le_bytes(w.try_into().expect("8 bytes"))).wrapping_mul(FNV_PRIME);
+        }
+        self.state = h;
+        self.pending[..rest.len()].copy_from_slice(rest);
+        self.pending_len = rest.len();
+    }
+
+    /// The hash of everything written so far.
+    fn sum(&self) -> u64 {
+        self.pending[..self.pending_len]
+            .iter()
+            .fold(self.state, |h, &b| (h ^ b as u64).wrapping_mul(FNV_PRIME))
     }
 }
 
 impl<W: Write> Write for Hashing<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        let mut h = self.sum;
-        for &b in &buf[..n] {
-            h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
-        }
-        self.sum = h;
+        self.update(&buf[..n]);
         Ok(n)
     }
 
@@ -986,6 +1084,8 @@ mod tests {
     fn every_node_is_reachable_and_links_are_bounded() {
         let points = data(3_000, 16, 5);
         let g = build(Space::L2, &points);
+        check_indegrees(&g);
+        assert_eq!(reachable(&g), g.len());
         let mut links = Vec::new();
         // Each point finds itself as its own nearest neighbour.
         let mut found = 0;
@@ -1067,31 +1167,34 @@ mod tests {
         let g = build(Space::Cosine, &points);
         let mut bytes = Vec::new();
         g.write(&mut bytes).unwrap();
-        let h = Hnsw::read(&bytes, Space::Cosine, 8).unwrap();
+        let h = Hnsw::read(&bytes, Space::Cosine, 8, 16, 100).unwrap();
         assert_eq!(h.pks, g.pks);
         assert_eq!(h.levels, g.levels);
         let q = &points[10];
         assert_eq!(h.search(q, 5, 32, None), g.search(q, 5, 32, None));
         // Wrong space or dimension.
         assert!(
-            Hnsw::read(&bytes, Space::L2, 8)
+            Hnsw::read(&bytes, Space::L2, 8, 16, 100)
                 .map(|_| ())
                 .unwrap_err()
                 .contains("made for")
         );
-        assert!(Hnsw::read(&bytes, Space::Cosine, 9).is_err());
+        assert!(Hnsw::read(&bytes, Space::Cosine, 9, 16, 100).is_err());
         // One flipped bit anywhere, or a truncation, is caught.
         for at in [20, bytes.len() / 2, bytes.len() - 1] {
             let mut bad = bytes.clone();
             bad[at] ^= 0x10;
-            assert!(Hnsw::read(&bad, Space::Cosine, 8).is_err(), "flip at {at}");
+            assert!(
+                Hnsw::read(&bad, Space::Cosine, 8, 16, 100).is_err(),
+                "flip at {at}"
+            );
         }
-        assert!(Hnsw::read(&bytes[..bytes.len() - 100], Space::Cosine, 8).is_err());
-        assert!(Hnsw::read(b"nonsense", Space::Cosine, 8).is_err());
+        assert!(Hnsw::read(&bytes[..bytes.len() - 100], Space::Cosine, 8, 16, 100).is_err());
+        assert!(Hnsw::read(b"nonsense", Space::Cosine, 8, 16, 100).is_err());
     }
 
     #[test]
-    fn cancelled_build_stops() {
+    fn cancelled_build_stops_part_way() {
         let points = data(5_000, 16, 21);
         let mut g = Hnsw::new(Space::L2, 16, 16, 100);
         let pts: Vec<(i64, &[f32])> = points
@@ -1101,14 +1204,176 @@ mod tests {
             .collect();
         let first = g.push(&pts);
         let done = AtomicUsize::new(0);
-        let cancelled = AtomicBool::new(true);
+        let cancelled = AtomicBool::new(false);
+        // Cancelled from the progress callback once 1,000 nodes are in.
+        let tick = |_| {
+            if done.load(Relaxed) >= 1_000 {
+                cancelled.store(true, Release);
+            }
+        };
+        let p = Progress {
+            done: &done,
+            cancelled: &cancelled,
+            tick: &tick,
+        };
+        assert!(!g.insert_range(first, Some(&p)));
+        let n = done.load(Relaxed);
+        assert!((1_000..2_000).contains(&n), "stopped after {n} nodes");
+        // Uncancelled, every node is counted (the first one included).
+        let mut g = Hnsw::new(Space::L2, 16, 16, 100);
+        let first = g.push(&pts);
+        let (done, cancelled) = (AtomicUsize::new(0), AtomicBool::new(false));
         let p = Progress {
             done: &done,
             cancelled: &cancelled,
             tick: &|_| {},
         };
-        assert!(!g.insert_range(first, Some(&p)));
-        assert!(done.load(Relaxed) < 5_000);
+        assert!(g.insert_range(first, Some(&p)));
+        assert_eq!(done.load(Relaxed), 5_000);
+    }
+
+    /// Nodes reachable from the entry point at level 0.
+    fn reachable(g: &Hnsw) -> usize {
+        let Some((entry, _)) = *g.entry.read().unwrap() else {
+            return 0;
+        };
+        let mut seen = vec![false; g.len()];
+        let mut stack = vec![entry];
+        seen[entry as usize] = true;
+        let mut links = Vec::new();
+        let mut count = 1;
+        while let Some(x) = stack.pop() {
+            g.links(x, 0, &mut links);
+            for &t in &links {
+                if !seen[t as usize] {
+                    seen[t as usize] = true;
+                    count += 1;
+                    stack.push(t);
+                }
+            }
+        }
+        count
+    }
+
+    /// Level-0 in-degrees counted from the links, checked against the
+    /// graph's own counters.
+    fn check_indegrees(g: &Hnsw) {
+        let mut indeg = vec![0u32; g.len()];
+        let mut links = Vec::new();
+        for i in 0..g.len() as u32 {
+            g.links(i, 0, &mut links);
+            for &t in &links {
+                indeg[t as usize] += 1;
+            }
+        }
+        for (i, d) in indeg.iter().enumerate() {
+            assert_eq!(
+                g.indeg[i].load(Relaxed),
+                *d,
+                "in-degree counter of node {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn exact_duplicates_stay_reachable() {
+        // The same text embedded many times: 1,500 identical vectors among
+        // 1,500 others. Ties go to the node with fewer in-links, so the
+        // newcomers are not all cut off by the first ones.
+        let mut points = data(1_500, 16, 31);
+        let twin = points[0].clone();
+        points.extend(std::iter::repeat_n(twin.clone(), 1_500));
+        for space in [Space::Cosine, Space::L2] {
+            let g = build(space, &points);
+            check_indegrees(&g);
+            let r = reachable(&g);
+            assert!(
+                r as f64 >= 0.99 * g.len() as f64,
+                "{space:?}: {r} of {} reachable",
+                g.len()
+            );
+            // Every twin is found by a search that accepts only it.
+            let mut missed = 0;
+            for i in (1_500..3_000).step_by(50) {
+                let pk = i as i64 * 3 + 7;
+                let only = |n: u32| g.pk(n) == pk;
+                if g.search(&twin, 1, g.len(), Some(&only)).is_empty() {
+                    missed += 1;
+                }
+            }
+            assert!(missed <= 1, "{space:?}: {missed} of 30 twins unreachable");
+        }
+    }
+
+    #[test]
+    fn tiny_graphs_and_extreme_parameters() {
+        for space in [Space::Cosine, Space::L2] {
+            // One and two nodes; dimension 1.
+            let one = vec![vec![1.0f32]];
+            let g = build(space, &one);
+            assert_eq!(g.search(&[1.0], 5, 10, None).len(), 1);
+            let two = vec![vec![1.0f32], vec![-1.0]];
+            let g = build(space, &two);
+            let got = g.search(&[-0.9], 5, 10, None);
+            assert_eq!(got.len(), 2);
+            assert_eq!(g.pk(got[0].1), 10, "nearest first");
+            // k = 0, and an ef far beyond the graph, allocate nothing absurd.
+            assert!(g.search(&[1.0], 0, 10, None).is_empty());
+            assert_eq!(g.search(&[1.0], 2, usize::MAX, None).len(), 2);
+        }
+        // An empty graph answers nothing.
+        let g = Hnsw::new(Space::L2, 4, 16, 100);
+        assert!(g.search(&[0.0; 4], 3, 10, None).is_empty());
+    }
+
+    /// Rewrites a field of a written graph and its checksum, so only the
+    /// reader's field checks can catch it.
+    fn tamper(bytes: &[u8], at: usize, value: &[u8]) -> Vec<u8> {
+        let mut b = bytes[..bytes.len() - 8].to_vec();
+        b[at..at + value.len()].copy_from_slice(value);
+        let mut h = Hashing::new(io::sink());
+        h.update(&b);
+        let sum = h.sum();
+        b.extend_from_slice(&sum.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn the_reader_checks_every_field_not_just_the_checksum() {
+        let points = data(300, 4, 9);
+        let g = build(Space::L2, &points);
+        let mut bytes = Vec::new();
+        g.write(&mut bytes).unwrap();
+        let read = |b: &[u8]| Hnsw::read(b, Space::L2, 4, 16, 100).map(|_| ());
+        read(&tamper(&bytes, 0, &[])).unwrap();
+        // Header: magic 12, format 4, space 1, then dim, m, efc, n, upper_len
+        // (8 each), entry 4, top 1; then pks, levels, vectors, links.
+        let hdr = 12 + 4 + 1;
+        let body = hdr + 5 * 8 + 4 + 1;
+        let n = 300;
+        let cases: Vec<(&str, usize, Vec<u8>)> = vec![
+            ("format", 12, 9u32.to_le_bytes().to_vec()),
+            ("ef_construction", hdr + 16, 0u64.to_le_bytes().to_vec()),
+            ("m", hdr + 8, 64u64.to_le_bytes().to_vec()),
+            ("node count", hdr + 24, 299u64.to_le_bytes().to_vec()),
+            ("entry point", hdr + 40, 7_000u32.to_le_bytes().to_vec()),
+            ("a duplicate pk", body + 8, bytes[body..body + 8].to_vec()),
+            ("a level above 16", body + n * 8, vec![40]),
+            (
+                "a link count",
+                body + n * 9 + n * 16,
+                200u32.to_le_bytes().to_vec(),
+            ),
+            (
+                "a link target",
+                body + n * 9 + n * 16 + 4,
+                9_999u32.to_le_bytes().to_vec(),
+            ),
+        ];
+        for (what, at, value) in cases {
+            let e = read(&tamper(&bytes, at, &value));
+            assert!(e.is_err(), "{what} was not caught");
+        }
     }
 }
 

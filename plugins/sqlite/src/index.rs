@@ -16,10 +16,11 @@
 //!   (the graph, its vectors and pks; checksummed) plus
 //!   `<collection>.meta.json` (parameters, the generation it reflects, the
 //!   tombstones), written after a build, every `SAVE_EVERY` changes and
-//!   when the backend closes. Files are written under temporary names and
-//!   renamed, meta last, so a crash leaves the old index or the new one,
-//!   never a mix. Sidecars of the `hnsw_rs` era (meta `format` 1) are
-//!   rebuilt.
+//!   when the backend closes. Files are written under temporary names,
+//!   synced and renamed, meta last. A crash between the two renames leaves
+//!   the new graph beside the old meta: the meta's point count no longer
+//!   matches and the index is rebuilt (never used half-right). Sidecars of
+//!   the `hnsw_rs` era (meta `format` 1) are rebuilt.
 //! - **The database stays the source of truth.** On load the index's pk set
 //!   is reconciled with the table: rows it lacks are inserted, pks no longer
 //!   in the table are tombstoned. So a crash between a row write and an
@@ -72,7 +73,7 @@ const META_FORMAT: u32 = 2;
 pub(crate) struct BuildCtl {
     /// Vectors inserted so far.
     pub(crate) done: AtomicUsize,
-    /// Set to stop the build at the next chunk boundary.
+    /// Set to stop the build at the next node.
     pub(crate) cancelled: AtomicBool,
 }
 
@@ -324,7 +325,14 @@ impl AnnIndex {
         let bytes = std::fs::read(&graph_path).map_err(|e| {
             PluginError::internal(format!("index graph {}: {e}", graph_path.display()))
         })?;
-        let graph = Hnsw::read(&bytes, space(metric), dimension).map_err(|e| {
+        let graph = Hnsw::read(
+            &bytes,
+            space(metric),
+            dimension,
+            params.m,
+            params.ef_construction,
+        )
+        .map_err(|e| {
             PluginError::internal(format!(
                 "index graph {} is unreadable: {e}",
                 graph_path.display()

@@ -507,7 +507,7 @@ type LoadedGuard = OwnedRwLockReadGuard<Option<Loaded>, Loaded>;
 /// search, so they are never wrong and never wait for the build.
 ///
 /// Cancellation (drop of the collection, close of the backend) sets a flag
-/// the build checks between chunks, then takes the `state` lock, which the
+/// the build checks before each node, then takes the `state` lock, which the
 /// thread holds while it saves: once `cancel` returns, the thread writes no
 /// file.
 struct Build {
