@@ -27,9 +27,8 @@
 //!   index save loses nothing; a missing, corrupt or truncated sidecar
 //!   (checksum, sizes and every link are checked) is rebuilt.
 //! - **Distances**: cosine on normalised vectors as `1 − dot`, euclidean as
-//!   the squared distance. Dot-product collections are not indexed (the
-//!   caller keeps them exact): inner product is not a metric, and the graph
-//!   is only tested on the two that are.
+//!   the squared distance, dot product as `−dot` (inner product search; see
+//!   [`Space::Dot`]). Candidates are rescored exactly by the caller.
 
 use std::{
     collections::HashSet,
@@ -107,6 +106,7 @@ fn new_graph(metric: Metric, dimension: usize, params: HnswParams) -> Hnsw {
 fn space(metric: Metric) -> Space {
     match metric {
         Metric::Cosine => Space::Cosine,
+        Metric::Dot => Space::Dot,
         _ => Space::L2,
     }
 }

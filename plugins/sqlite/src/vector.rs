@@ -749,10 +749,7 @@ impl SqliteVectors {
     /// the threshold.
     fn attach_index(&self, name: &str, loaded: &mut Loaded, previous: Option<AnnIndex>) {
         let threshold = self.shared.config().hnsw_threshold as usize;
-        // Dot-product collections stay exact: HNSW needs a distance that is
-        // never negative, and the inner product is not one (reducing maximum
-        // inner product search to a metric is future work).
-        if threshold == 0 || loaded.len() < threshold || loaded.metric == Metric::Dot {
+        if threshold == 0 || loaded.len() < threshold {
             let building = self.cancel_build(name);
             if let (Some(dir), true) = (self.index_dir(), previous.is_some() || building) {
                 AnnIndex::delete_files(&dir, name);
