@@ -365,16 +365,31 @@ async fn load(v: &Vectors, data: &[f32], dim: usize, batch: usize) -> Result<Dur
         .map_err(|e| e.to_string())?;
     let start = Instant::now();
     for (b, chunk) in data.chunks(batch.max(1) * dim).enumerate() {
-        let records: Vec<Record> = chunk
-            .chunks_exact(dim)
-            .enumerate()
-            .map(|(j, x)| Record::new((b * batch + j).to_string(), x.to_vec()))
-            .collect();
+        let records = batch_records(chunk, b, batch, dim);
         v.upsert(COLLECTION, records)
             .await
             .map_err(|e| e.to_string())?;
     }
     Ok(start.elapsed())
+}
+
+/// Batch `b` of the data as records (ids are the vectors' positions).
+fn batch_records(chunk: &[f32], b: usize, batch: usize, dim: usize) -> Vec<Record> {
+    chunk
+        .chunks_exact(dim)
+        .enumerate()
+        .map(|(j, x)| Record::new((b * batch + j).to_string(), x.to_vec()))
+        .collect()
+}
+
+/// The HNSW plugin backend's config (database at `db`).
+fn hnsw_config(a: &VectorsArgs, db: &Path) -> Json {
+    json!({
+        "path": db.to_string_lossy(),
+        "hnsw_threshold": a.hnsw_threshold,
+        "hnsw_m": a.hnsw_m,
+        "hnsw_ef_construction": a.ef_construction,
+    })
 }
 
 fn plugin_query(q: &[f32], ef: Option<usize>) -> Query {
@@ -582,12 +597,7 @@ fn open_plugin_hnsw(
 ) -> Result<PluginHnsw, String> {
     let a = ctx.args;
     let db = ctx.dir.join(format!("hnsw-{n}.sqlite"));
-    let config = json!({
-        "path": db.to_string_lossy(),
-        "hnsw_threshold": a.hnsw_threshold,
-        "hnsw_m": a.hnsw_m,
-        "hnsw_ef_construction": a.ef_construction,
-    });
+    let config = hnsw_config(a, &db);
     progress(format!(
         "n={n}: HNSW plugin backend: loading {n} vectors (batches of {}; the index builds past {} vectors)…",
         a.batch, a.hnsw_threshold
@@ -676,12 +686,7 @@ fn grow_plugin_hnsw(
 ) -> Result<(), String> {
     let a = ctx.args;
     let db = ctx.dir.join(format!("grow-{n}.sqlite"));
-    let config = json!({
-        "path": db.to_string_lossy(),
-        "hnsw_threshold": a.hnsw_threshold,
-        "hnsw_m": a.hnsw_m,
-        "hnsw_ef_construction": a.ef_construction,
-    });
+    let config = hnsw_config(a, &db);
     progress(format!(
         "n={n}: growing collection: {n} vectors in batches of {}, a query after each…",
         a.batch
@@ -696,11 +701,7 @@ fn grow_plugin_hnsw(
         let start = Instant::now();
         let (mut upserts, mut querying) = (Duration::ZERO, Duration::ZERO);
         for (b, chunk) in data.chunks(a.batch.max(1) * a.dim).enumerate() {
-            let records: Vec<Record> = chunk
-                .chunks_exact(a.dim)
-                .enumerate()
-                .map(|(j, x)| Record::new((b * a.batch + j).to_string(), x.to_vec()))
-                .collect();
+            let records = batch_records(chunk, b, a.batch, a.dim);
             let t = Instant::now();
             ctx.rt
                 .block_on(v.upsert(COLLECTION, records))
