@@ -1413,10 +1413,22 @@ struct HashingFile {
     file: std::io::BufWriter<std::fs::File>,
     hash: Sha256,
     size: u64,
+    /// Bytes it may take: a stream that decompresses to more than its
+    /// manifest says stops here, before it can fill the disk.
+    limit: u64,
 }
 
 impl Write for HashingFile {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.size.saturating_add(data.len() as u64) > self.limit {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "it decompresses to more than the {} bytes expected",
+                    self.limit
+                ),
+            ));
+        }
         let n = self.file.write(data)?;
         self.hash.update(&data[..n]);
         self.size += n as u64;
@@ -1442,6 +1454,7 @@ pub async fn download_file_decompressed(
         compression,
         file,
         indicatif::ProgressBar::hidden(),
+        None,
     )
     .await
 }
@@ -1452,6 +1465,7 @@ async fn download_raw(
     compression: Compression,
     file: std::fs::File,
     bar: indicatif::ProgressBar,
+    limit: Option<u64>,
 ) -> Result<(u64, String, u64, String)> {
     let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(4);
     let worker = std::thread::spawn(move || -> std::io::Result<(u64, String, u64, String)> {
@@ -1459,6 +1473,7 @@ async fn download_raw(
             file: std::io::BufWriter::with_capacity(1 << 20, file),
             hash: Sha256::new(),
             size: 0,
+            limit: limit.unwrap_or(u64::MAX),
         };
         let mut comp_hash = Sha256::new();
         let mut comp_size = 0u64;
@@ -1487,6 +1502,7 @@ async fn download_raw(
             mut file,
             hash,
             size,
+            ..
         } = out;
         file.flush()?;
         Ok((
@@ -1535,15 +1551,23 @@ async fn download_decompressed(
         }
         .into()
     };
-    let (comp_size, comp_sha, raw_size, raw_sha) =
-        match download_raw(blobs, &m.object_key, compression, file, bar).await {
-            Ok(r) => r,
-            // A damaged stream usually fails to decompress before its hash can be compared.
-            Err(Error::Io { source, .. }) => {
-                return Err(corrupt(format!("the object does not decompress: {source}")));
-            }
-            Err(e) => return Err(e),
-        };
+    let (comp_size, comp_sha, raw_size, raw_sha) = match download_raw(
+        blobs,
+        &m.object_key,
+        compression,
+        file,
+        bar,
+        Some(m.snapshot_size),
+    )
+    .await
+    {
+        Ok(r) => r,
+        // A damaged stream usually fails to decompress before its hash can be compared.
+        Err(Error::Io { source, .. }) => {
+            return Err(corrupt(format!("the object does not decompress: {source}")));
+        }
+        Err(e) => return Err(e),
+    };
     if comp_size != m.object_size {
         return Err(corrupt(format!(
             "object size {comp_size} differs from the manifest's {}",
@@ -1597,6 +1621,31 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stream_that_decompresses_past_its_size_stops_there() {
+        // 64 MiB of zeros compress to a few KiB: a small object can fill a
+        // disk. The writer refuses past the manifest's size.
+        let zeros = vec![0u8; 64 << 20];
+        let packed = zstd::encode_all(&zeros[..], 3).unwrap();
+        assert!(packed.len() < 64 << 10);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out");
+        let out = HashingFile {
+            file: std::io::BufWriter::new(std::fs::File::create(&path).unwrap()),
+            hash: Sha256::new(),
+            size: 0,
+            limit: 1 << 20,
+        };
+        let mut dec = zstd::stream::write::Decoder::new(out).unwrap();
+        let e = dec
+            .write_all(&packed)
+            .and_then(|()| dec.flush())
+            .unwrap_err();
+        assert!(e.to_string().contains("more than the 1048576 bytes"), "{e}");
+        drop(dec);
+        assert!(std::fs::metadata(&path).unwrap().len() <= 1 << 20);
+    }
 
     #[test]
     fn timestamps_sort_as_time() {

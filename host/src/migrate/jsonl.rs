@@ -471,6 +471,59 @@ pub struct Contents {
     pub collections: Vec<String>,
 }
 
+/// The longest line an export may hold (a row or a record with its
+/// vector, metadata and text). A longer one is a corrupt or foreign file,
+/// reported as such instead of being read into memory whole.
+pub const MAX_LINE: usize = 256 << 20;
+
+/// Reads one line (with its `\n`) into `buf`, at most `max` bytes;
+/// `Ok(false)` at the end of the input.
+fn read_line_bounded(
+    input: &mut dyn BufRead,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<bool> {
+    buf.clear();
+    let n = std::io::Read::take(&mut *input, max as u64 + 1).read_until(b'\n', buf)?;
+    if n > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("a line longer than {max} bytes (the limit of an export line)"),
+        ));
+    }
+    Ok(n > 0)
+}
+
+/// `BufRead::lines` with [`MAX_LINE`] (and the same end-of-line handling).
+struct BoundedLines<'a> {
+    input: &'a mut dyn BufRead,
+    buf: Vec<u8>,
+    max: usize,
+}
+
+impl Iterator for BoundedLines<'_> {
+    type Item = std::io::Result<String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match read_line_bounded(self.input, &mut self.buf, self.max) {
+            Ok(false) => None,
+            Err(e) => Some(Err(e)),
+            Ok(true) => {
+                let mut line = std::mem::take(&mut self.buf);
+                if line.last() == Some(&b'\n') {
+                    line.pop();
+                    if line.last() == Some(&b'\r') {
+                        line.pop();
+                    }
+                }
+                Some(String::from_utf8(line).map_err(|e| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())
+                }))
+            }
+        }
+    }
+}
+
 /// Lists what an export holds without loading it.
 pub fn contents(input: &mut dyn BufRead, file: &str) -> Result<Contents, MigrateError> {
     let bad = |n: usize, message: String| MigrateError::File {
@@ -481,8 +534,7 @@ pub fn contents(input: &mut dyn BufRead, file: &str) -> Result<Contents, Migrate
     let mut buf = Vec::new();
     let mut n = 0usize;
     loop {
-        buf.clear();
-        if input.read_until(b'\n', &mut buf).map_err(io_err(file))? == 0 {
+        if !read_line_bounded(input, &mut buf, MAX_LINE).map_err(io_err(file))? {
             break;
         }
         n += 1;
@@ -536,7 +588,13 @@ pub async fn import_with(
         backend: backend.name().into(),
         message: e.to_string(),
     };
-    let mut lines = input.lines().enumerate().map(|(i, l)| (i + 1, l));
+    let mut lines = BoundedLines {
+        input,
+        buf: Vec::new(),
+        max: MAX_LINE,
+    }
+    .enumerate()
+    .map(|(i, l)| (i + 1, l));
     let Some((_, first)) = lines.next() else {
         return Err(bad(1, "empty file".into()));
     };
@@ -1032,5 +1090,46 @@ mod tests {
                 _ => assert_eq!(back, v),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod bounded_lines {
+    use super::*;
+
+    fn lines(text: &[u8], max: usize) -> Vec<Result<String, String>> {
+        let mut input = std::io::BufReader::with_capacity(4, text);
+        BoundedLines {
+            input: &mut input,
+            buf: Vec::new(),
+            max,
+        }
+        .map(|l| l.map_err(|e| e.to_string()))
+        .collect()
+    }
+
+    #[test]
+    fn ends_of_lines_as_bufread_lines() {
+        assert_eq!(
+            lines(b"a\r\nbb\n\nlast", 10),
+            vec![
+                Ok("a".to_string()),
+                Ok("bb".to_string()),
+                Ok(String::new()),
+                Ok("last".to_string())
+            ]
+        );
+        assert!(lines(b"", 10).is_empty());
+    }
+
+    #[test]
+    fn a_line_past_the_limit_is_an_error_not_a_read() {
+        let got = lines(b"0123456789\n0123456789X\nnext\n", 11);
+        assert_eq!(got[0], Ok("0123456789".to_string()));
+        let e = got[1].as_ref().unwrap_err();
+        assert!(e.contains("longer than 11 bytes"), "{e}");
+        // Exactly the limit (newline included) is fine; invalid UTF-8 is an error.
+        assert_eq!(lines(b"0123456789\n", 11).len(), 1);
+        assert!(lines(b"\xff\xfe\n", 11)[0].is_err());
     }
 }
