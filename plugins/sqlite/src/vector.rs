@@ -32,6 +32,14 @@
 //! overflow, tiny scans and `k` above 1/16 of the scanned rows use the `f32`
 //! scan directly.
 //!
+//! # Approximate search
+//!
+//! Past `hnsw_threshold` vectors a collection gets an HNSW index
+//! ([`crate::index`] over the plugin's own graph, [`crate::hnsw`]), built in
+//! the background by default while exact search answers (`Build` below) and
+//! saved beside the database. Its candidates are rescored exactly from the
+//! cache, so scores never depend on the index.
+//!
 //! # Filters
 //!
 //! The shared filter language is translated to SQLite JSON SQL
