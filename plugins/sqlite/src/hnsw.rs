@@ -1439,5 +1439,22 @@ mod speed {
         let first = g.push(&pts);
         g.insert_range(first, None);
         eprintln!("built {n} × {dim} in {:.2}s", t.elapsed().as_secs_f64());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.hnsw");
+        let t = std::time::Instant::now();
+        let f = std::fs::File::create(&path).unwrap();
+        g.write(&f).unwrap();
+        f.sync_all().unwrap();
+        let size = std::fs::metadata(&path).unwrap().len();
+        eprintln!(
+            "wrote {:.1} MB in {:.2}s",
+            size as f64 / 1e6,
+            t.elapsed().as_secs_f64()
+        );
+        let t = std::time::Instant::now();
+        let bytes = std::fs::read(&path).unwrap();
+        let h = Hnsw::read(&bytes, Space::Cosine, dim, 16, 100).unwrap();
+        eprintln!("read and validated in {:.2}s", t.elapsed().as_secs_f64());
+        assert_eq!(h.len(), n);
     }
 }
