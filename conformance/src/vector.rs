@@ -556,7 +556,24 @@ pub async fn filtered_query_returns_top_k_when_they_exist(ctx: Ctx) -> CaseResul
         ensure_eq!(got.len(), want.len(), "results for {f}");
         let got_ids: Vec<&str> = got.iter().map(|h| h.id.as_str()).collect();
         let want_ids: Vec<&str> = want.iter().map(|(id, _)| id.as_str()).collect();
-        ensure_eq!(got_ids, want_ids, "ids for {f}");
+        for id in &got_ids {
+            ensure!(
+                subset.iter().any(|(s, _)| s == id),
+                "{id} does not match {f} (got {got_ids:?})"
+            );
+        }
+        if subset.len() <= 100 {
+            // Selective filters: few enough rows that every backend is
+            // expected to search them exactly.
+            ensure_eq!(got_ids, want_ids, "ids for {f}");
+        } else {
+            // Half the rows: an index may answer, approximately.
+            let found = got_ids.iter().filter(|id| want_ids.contains(id)).count();
+            ensure!(
+                found >= 8,
+                "only {found} of the 10 nearest matches of {f}: got {got_ids:?}, want {want_ids:?}"
+            );
+        }
     }
     Ok(())
 }

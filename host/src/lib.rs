@@ -16,7 +16,10 @@
 //!   ([`strata_plugin_api::placeholders`]); wrong arguments are rejected
 //!   before anything reaches the database.
 //! - Plugin futures are awaited on the caller's executor; a panic that
-//!   escapes a plugin comes back as an [`ErrorKind::Internal`] error.
+//!   escapes a plugin comes back as an [`ErrorKind::Internal`] error. Each
+//!   call is charged to the calling task's tokio budget (as a tokio socket
+//!   read would be), so a task looping over calls that finish at once, as
+//!   SQLite's do, still yields to the other tasks on its worker.
 //!
 //! ```no_run
 //! # async fn demo() -> strata_host::Result<()> {

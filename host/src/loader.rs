@@ -365,8 +365,17 @@ fn library_error(path: &Path, e: LibraryError, declared: Option<&str>) -> Error 
 
 /// Awaits a plugin future, turning a panic re-raised by async-ffi (the
 /// plugin let one escape its own guard) into an `Internal` error.
+///
+/// Every call is charged to the calling task's tokio budget, as a tokio
+/// channel or socket would be. Plugin futures often finish in their first
+/// poll (SQLite answers without waiting), and the tokio inside a plugin is
+/// its own copy, with no access to the host runtime's budget, so without
+/// this a task looping over plugin calls never yields: it starves the other
+/// tasks of its worker thread, including one woken into that worker's LIFO
+/// slot, which no other worker may steal (a CI run hung on exactly that).
+/// Outside a tokio runtime the budget is unlimited and this costs nothing.
 pub(crate) async fn call<T>(fut: PluginFuture<T>) -> Result<T> {
-    match AssertUnwindSafe(fut).catch_unwind().await {
+    match tokio::task::coop::cooperative(AssertUnwindSafe(fut).catch_unwind()).await {
         Ok(RResult::ROk(v)) => Ok(v),
         Ok(RResult::RErr(e)) => Err(Error::Plugin(e)),
         Err(payload) => Err(Error::Plugin(PluginError::new(

@@ -279,3 +279,43 @@ async fn params_macro_and_row_access_through_the_loaded_plugin() {
             .contains("no such column")
     );
 }
+
+/// A plugin future usually finishes in its first poll (SQLite answers
+/// without waiting), so a task that loops over plugin calls would never
+/// yield. The plugin's own tokio (a separate copy inside the `.so`) cannot
+/// charge the runtime's task budget; the host does, for every call. Without
+/// that, CI hung: readers looping over queries kept three worker threads,
+/// and a writer woken into one of those workers' unstealable LIFO slot never
+/// ran again.
+#[test]
+fn a_task_looping_over_plugin_calls_lets_other_tasks_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db.sqlite");
+    let file = write_config(
+        dir.path(),
+        &format!("[backends.a]\nplugin = \"sqlite\"\nconfig = {{ path = {db:?} }}\n"),
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let strata = Strata::load(&file).unwrap();
+        let sql = strata.sql().await.unwrap();
+        let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = ran.clone();
+        tokio::spawn(async move { flag.store(true, std::sync::atomic::Ordering::SeqCst) });
+        // One thread: the spawned task runs only when this one yields.
+        let mut calls = 0;
+        while !ran.load(std::sync::atomic::Ordering::SeqCst) && calls < 5_000 {
+            sql.exec("select 1").await.unwrap();
+            calls += 1;
+        }
+        assert!(
+            ran.load(std::sync::atomic::Ordering::SeqCst),
+            "{calls} plugin calls in a row never yielded to the scheduler"
+        );
+        // Tokio's budget is 128 operations per poll.
+        assert!(calls <= 200, "yielded only after {calls} calls");
+        strata.close().await.unwrap();
+    });
+}

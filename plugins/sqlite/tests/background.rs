@@ -131,9 +131,18 @@ async fn queries_are_exact_while_the_index_builds_then_it_takes_over() {
     assert_eq!(d["hnsw_build"]["state"], "running", "{d}");
     assert_eq!(d["hnsw_build"]["total"], N, "{d}");
 
-    // Meanwhile a query is answered by exact search: the same list, scores included.
+    // Meanwhile a query is answered by exact search: the same list, scores
+    // included. (Unless the build finished in between, on a machine slow
+    // to run this task: the query then installed the index, which the
+    // details show, and ANN results may rightly differ.)
     let q = vector(12_345);
-    assert_eq!(top(&v, &q, false).await, top(&v, &q, true).await);
+    let (approx, exact) = (top(&v, &q, false).await, top(&v, &q, true).await);
+    let d = details(&v).await;
+    if d["index"] == "exact" {
+        assert_eq!(approx, exact, "{d}");
+    } else {
+        eprintln!("the build finished before the query: exactness not checked ({d})");
+    }
 
     let d = wait_for_index(&v).await;
     assert_eq!(d["hnsw"]["points"], N, "{d}");
