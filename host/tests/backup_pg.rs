@@ -713,13 +713,19 @@ fn strata_cli(env: &Env, args: &[&str]) -> std::process::Command {
     c
 }
 
-/// Waits until a statement on `table` runs on the server, for at most 60 s.
+/// Waits until another session is inside a transaction whose latest
+/// statement is like `like` (running it, or between two fetches or batches
+/// of it: `idle in transaction`), for at most 60 s. Only `active` was once
+/// required, and CI missed every 20 ms poll of a backup streaming between
+/// fetches.
 async fn wait_for_statement(watch: &Sql, like: &str) {
     let started = std::time::Instant::now();
     loop {
         let busy = watch
             .get(
-                "SELECT 1 AS x FROM pg_stat_activity WHERE state = 'active' AND query LIKE ?",
+                "SELECT 1 AS x FROM pg_stat_activity \
+                 WHERE pid <> pg_backend_pid() \
+                   AND state IN ('active', 'idle in transaction') AND query LIKE ?",
                 [like],
             )
             .await
