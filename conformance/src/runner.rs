@@ -408,8 +408,19 @@ pub async fn run(
                 Ok(Err(_)) => Outcome::Failed(format!("timed out after {case_timeout:?}")),
                 Err(join) => Outcome::Failed(format!("the case panicked: {join}")),
             };
-            ctx.cleanup().await;
-            outcome
+            // Cleanup closes the case's backends, which waits for anything
+            // the case left holding a connection (a transaction, a task it
+            // spawned): bounded, so one bad case cannot stall the suite.
+            match tokio::time::timeout(case_timeout, ctx.cleanup()).await {
+                Ok(()) => outcome,
+                Err(_) => Outcome::Failed(format!(
+                    "{}cleanup (dropping the case's tables, collections and objects, closing its backends) did not finish within {case_timeout:?}: the case left a transaction, stream or task holding a connection",
+                    match &outcome {
+                        Outcome::Failed(f) => format!("{f}; then "),
+                        _ => String::new(),
+                    }
+                )),
+            }
         };
         let done = CaseOutcome {
             id,

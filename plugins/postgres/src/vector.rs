@@ -396,6 +396,10 @@ pub(crate) struct Shared {
     indexes: Mutex<HashMap<String, IndexState>>,
 }
 
+/// How long an index build waits for the lock on its table (see
+/// `ensure_index`).
+const INDEX_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A collection's HNSW index, as this process last saw it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum IndexState {
@@ -645,6 +649,12 @@ impl Shared {
     /// in one transaction under an advisory lock (a concurrent builder waits
     /// and then finds it), with `maintenance_work_mem` raised so the graph
     /// builds in memory; writes to the collection wait for it.
+    ///
+    /// The build waits at most [`INDEX_LOCK_WAIT`] for the table lock. An
+    /// open transaction that wrote the collection holds it off, and that
+    /// transaction may belong to the very task asking (on another pooled
+    /// connection), a wait the server cannot see as a deadlock. The query
+    /// then searches exactly and a later one builds the index.
     async fn ensure_index(&self, meta: &Meta) -> PluginResult<bool> {
         if !meta.hnsw {
             return Ok(false);
@@ -663,14 +673,21 @@ impl Shared {
                     .execute(&mut *tx)
                     .await
                     .map_err(map)?;
-                sqlx::raw_sql(AssertSqlSafe(format!(
-                    "SET LOCAL maintenance_work_mem = '{}MB'; {}",
+                let built = sqlx::raw_sql(AssertSqlSafe(format!(
+                    "SET LOCAL lock_timeout = '{}ms'; SET LOCAL maintenance_work_mem = '{}MB'; {}",
+                    INDEX_LOCK_WAIT.as_millis(),
                     self.defaults.build_memory_mb,
                     meta.hnsw_ddl()
                 )))
                 .execute(&mut *tx)
-                .await
-                .map_err(map)?;
+                .await;
+                if let Err(sqlx::Error::Database(db)) = &built
+                    && db.code().as_deref() == Some("55P03")
+                {
+                    // lock_not_available: the transaction rolls back on drop.
+                    return Ok(false);
+                }
+                built.map_err(map)?;
                 tx.commit().await.map_err(map)?;
                 self.set_index_state(meta, IndexState::Built);
                 Ok(true)

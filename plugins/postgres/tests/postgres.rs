@@ -468,3 +468,63 @@ async fn tls_modes_verify_the_server_and_never_downgrade() {
     assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
     s.close().await.unwrap();
 }
+
+/// The index build needs the table's SHARE lock. A transaction of the same
+/// task that wrote the collection (on another pooled connection) holds it
+/// off: a wait the server cannot see as a deadlock. The build gives up
+/// after a bounded wait, the query answers exactly, and the first query
+/// after the commit builds the index.
+#[tokio::test]
+async fn an_index_build_behind_an_open_write_answers_exactly_instead_of_waiting() {
+    use strata_host::{Metric, Query, Record};
+    let dir = tempfile::tempdir().unwrap();
+    let url = url();
+    let schema = unique("hnsw_lock");
+    let s = strata(
+        dir.path(),
+        &[("pg", format!("{{ url = {url:?}, schema = {schema:?} }}"))],
+    );
+    let v = s.vectors_backend("pg").await.unwrap();
+    let sql = s.sql_backend("pg").await.unwrap();
+    v.create_collection("held", 3, Metric::Euclidean)
+        .await
+        .unwrap();
+    let records: Vec<Record> = (0..1_200)
+        .map(|i| Record::new(format!("r{i}"), vec![i as f32, 0.0, 1.0]))
+        .collect();
+    v.upsert("held", records).await.unwrap();
+
+    let tx = sql.begin().await.unwrap();
+    tx.run("DELETE FROM strata_vec_held WHERE id = ?", ["r0"])
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let hits = v
+        .query("held", &Query::new(vec![0.0, 0.0, 1.0]).top_k(3))
+        .await
+        .unwrap();
+    // The transaction's delete is not visible: r0 is still the nearest.
+    let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+    assert_eq!(ids, ["r0", "r1", "r2"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the query waited {:?}",
+        started.elapsed()
+    );
+    let stats = v.stats("held").await.unwrap().unwrap();
+    assert_eq!(stats.details["index"], "exact", "{:?}", stats.details);
+
+    tx.commit().await.unwrap();
+    let stats = v.stats("held").await.unwrap().unwrap();
+    assert_eq!(stats.details["index"], "hnsw", "{:?}", stats.details);
+    let hits = v
+        .query("held", &Query::new(vec![0.0, 0.0, 1.0]).top_k(2))
+        .await
+        .unwrap();
+    let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+    assert_eq!(ids, ["r1", "r2"]);
+    sql.exec(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .await
+        .unwrap();
+    s.close().await.unwrap();
+}

@@ -18,6 +18,15 @@ pub struct SqliteConfig {
     #[serde(default = "default_busy_timeout_ms")]
     #[schemars(range(max = 600000))]
     pub busy_timeout_ms: u32,
+    /// How long a call waits for this backend's one writer connection while
+    /// another holds it (an open transaction, a stream of a writing
+    /// statement not read to its end, a long write such as an inline index
+    /// build) before failing with `busy`, in milliseconds; `0` waits
+    /// without limit. A call made on the backend from inside one of its own
+    /// open transactions would otherwise wait for itself forever.
+    #[serde(default = "default_writer_timeout_ms")]
+    #[schemars(range(max = 3600000))]
+    pub writer_timeout_ms: u32,
     /// Open the database read-only: every write fails, nothing is created.
     #[serde(default)]
     pub read_only: bool,
@@ -98,6 +107,11 @@ impl Synchronous {
 
 fn default_busy_timeout_ms() -> u32 {
     5_000
+}
+// As sqlx's pool acquire timeout: long enough for queued writers behind a
+// bulk load, short enough that a self-deadlock is an error, not a hang.
+fn default_writer_timeout_ms() -> u32 {
+    30_000
 }
 fn default_statement_cache() -> u32 {
     128

@@ -20,6 +20,7 @@ mod filter_sql;
 mod hnsw;
 mod index;
 pub mod sql;
+mod timer;
 pub mod vector;
 
 use std::sync::Arc;

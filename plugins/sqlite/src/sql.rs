@@ -9,6 +9,14 @@
 //! prepared statement is not read-only (`INSERT … RETURNING`) is routed to the
 //! writer. An in-memory database has a single connection that does both.
 //!
+//! The queue is bounded in time: a call waits at most `writer_timeout_ms`
+//! (30 s by default) for the writer, then fails with `busy`, as SQLite
+//! itself does past `busy_timeout` across processes. Without the bound, a
+//! write issued on the backend while one of the caller's own transactions is
+//! open (a natural mistake: `let tx = sql.begin(); sql.run(..)`) would wait
+//! for itself forever. The deadline is kept by [`crate::timer`], since the
+//! host's timer is out of the plugin's reach.
+//!
 //! # No thread hop
 //!
 //! SQLite calls are short and synchronous, so each future does its work
@@ -24,6 +32,7 @@ use std::{
         atomic::{AtomicBool, Ordering},
         mpsc,
     },
+    time::Duration,
 };
 
 use abi_stable::{
@@ -157,13 +166,45 @@ impl Shared {
         .await
     }
 
+    /// The writer connection, waited for at most `writer_timeout_ms` (the
+    /// mutex is fair: writers are served in arrival order). `what` names
+    /// the waiting call in the error.
+    pub(crate) async fn lock_writer(
+        &self,
+        what: &str,
+    ) -> PluginResult<OwnedMutexGuard<Option<Connection>>> {
+        if let Ok(guard) = self.writer.clone().try_lock_owned() {
+            return Ok(guard);
+        }
+        let ms = self.cfg.writer_timeout_ms;
+        let wait = self.writer.clone().lock_owned();
+        if ms == 0 {
+            return Ok(wait.await);
+        }
+        crate::timer::timeout(Duration::from_millis(ms.into()), wait)
+            .await
+            .map_err(|()| {
+                PluginError::new(
+                    ErrorKind::Busy,
+                    format!(
+                        "{what}: the database's writer connection stayed busy for {ms} ms \
+                         (writer_timeout_ms): an open transaction, a writing statement's \
+                         stream not read to its end, or a long write holds it. A call on \
+                         the backend made while one of its own transactions is open waits \
+                         for that transaction: commit, roll back or drop it first, or run \
+                         the call inside the transaction"
+                    ),
+                )
+            })
+    }
+
     /// Runs `f` on the writer connection.
     pub(crate) async fn with_writer<T>(
         &self,
         f: impl FnOnce(&Connection) -> PluginResult<T>,
     ) -> PluginResult<T> {
         self.check_open()?;
-        let guard = self.writer.lock().await;
+        let guard = self.lock_writer("write").await?;
         let conn = guard
             .as_ref()
             .ok_or_else(|| PluginError::closed("sqlite connection"))?;
@@ -195,8 +236,15 @@ impl Shared {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
-        // Waits for an open transaction or cursor to finish with the writer.
-        let conn = self.writer.lock().await.take();
+        // Waits for an open transaction or cursor to finish with the writer;
+        // past `writer_timeout_ms` the backend stays open and says why.
+        let conn = match self.lock_writer("close").await {
+            Ok(mut guard) => guard.take(),
+            Err(e) => {
+                self.closed.store(false, Ordering::Release);
+                return Err(e);
+            }
+        };
         if let Some(conn) = conn {
             conn.close().map_err(|(_, e)| map(e))?;
         }
@@ -231,7 +279,7 @@ fn open_connection(
         )
     })?;
     conn.set_prepared_statement_cache_capacity(cfg.statement_cache as usize);
-    conn.busy_timeout(std::time::Duration::from_millis(cfg.busy_timeout_ms.into()))
+    conn.busy_timeout(Duration::from_millis(cfg.busy_timeout_ms.into()))
         .map_err(map)?;
     if writer && !cfg.read_only {
         if file.is_some() {
@@ -422,7 +470,7 @@ impl SqlConnection for SqliteSql {
         let shared = self.shared.clone();
         guard(async move {
             shared.check_open()?;
-            let guard = shared.writer.clone().lock_owned().await;
+            let guard = shared.lock_writer("begin").await?;
             let conn = guard
                 .as_ref()
                 .ok_or_else(|| PluginError::closed("sqlite connection"))?;
@@ -676,10 +724,10 @@ impl Cursor {
                 Conn::Reader(reader)
             } else {
                 shared.return_reader(reader);
-                Conn::Writer(shared.writer.clone().lock_owned().await)
+                Conn::Writer(shared.lock_writer("stream").await?)
             }
         } else {
-            Conn::Writer(shared.writer.clone().lock_owned().await)
+            Conn::Writer(shared.lock_writer("stream").await?)
         };
         let (req_tx, req_rx) = mpsc::channel::<(u32, BatchReply)>();
         let (cols_tx, cols_rx) = tokio::sync::oneshot::channel::<PluginResult<RVec<RString>>>();

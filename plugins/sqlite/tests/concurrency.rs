@@ -1,4 +1,4 @@
-//! Writers and readers of one collection at once, through the loaded `.so`.
+//! Writers and readers of one database at once, through the loaded `.so`.
 //!
 //! A committed write patches the in-memory vector cache, or, when a reader
 //! holds it, marks it stale so the next reader reloads. A reader must never
@@ -19,9 +19,10 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
+    time::{Duration, Instant},
 };
 
-use strata_host::{Metric, Query, Record, Strata};
+use strata_host::{ErrorKind, Metric, Query, Record, Strata};
 
 const WRITERS: usize = 6;
 const BATCHES: usize = 100;
@@ -119,4 +120,84 @@ async fn readers_never_see_the_cache_vanish() {
 async fn readers_never_see_the_cache_vanish_with_an_index() {
     // Past the threshold the patch also updates the HNSW graph.
     hammer(", hnsw_threshold = 100, hnsw_build = \"inline\"").await;
+}
+
+/// One writer connection per database: a call made while one of the
+/// backend's own transactions is open waits for that transaction. Past
+/// `writer_timeout_ms` it fails with `busy`, naming the setting, instead of
+/// waiting for itself forever; the transaction and the backend carry on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_beside_an_open_transaction_is_busy_not_a_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path(), ", writer_timeout_ms = 300");
+    let sql = s.sql().await.unwrap();
+    let v = s.vectors().await.unwrap();
+    sql.exec("CREATE TABLE t (x INTEGER)").await.unwrap();
+
+    let tx = sql.begin().await.unwrap();
+    tx.run("INSERT INTO t VALUES (1)", ()).await.unwrap();
+    let started = Instant::now();
+    let err = sql.run("INSERT INTO t VALUES (2)", ()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Busy, "{err}");
+    assert!(err.to_string().contains("writer_timeout_ms"), "{err}");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    // The vector store writes through the same connection.
+    let err = v
+        .create_collection("c", 2, Metric::Cosine)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Busy, "{err}");
+    // Closing waits for the transaction too, then refuses, and the
+    // backend stays open.
+    let err = sql.close().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Busy, "{err}");
+    assert!(err.to_string().contains("busy: close: "), "{err}");
+
+    tx.commit().await.unwrap();
+    sql.run("INSERT INTO t VALUES (3)", ()).await.unwrap();
+    let xs: Vec<i64> = sql
+        .all("SELECT x FROM t ORDER BY x", ())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get_idx::<i64>(0).unwrap())
+        .collect();
+    assert_eq!(xs, [1, 3]);
+    s.close().await.unwrap();
+}
+
+/// Writers queue for the connection (in arrival order) and succeed once
+/// the transaction ahead of them ends within `writer_timeout_ms`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writers_wait_for_a_transaction_that_ends_in_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path(), ", writer_timeout_ms = 20000");
+    let sql = s.sql().await.unwrap();
+    sql.exec("CREATE TABLE t (x INTEGER)").await.unwrap();
+    let tx = sql.begin().await.unwrap();
+    tx.run("INSERT INTO t VALUES (0)", ()).await.unwrap();
+    let waiting: Vec<_> = (1..=4)
+        .map(|i| {
+            let sql = sql.clone();
+            tokio::spawn(async move { sql.run("INSERT INTO t VALUES (?)", [i]).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        waiting.iter().all(|w| !w.is_finished()),
+        "a writer ran beside the transaction"
+    );
+    tx.commit().await.unwrap();
+    for w in waiting {
+        w.await.unwrap().unwrap();
+    }
+    let n = sql
+        .get("SELECT count(*) FROM t", ())
+        .await
+        .unwrap()
+        .unwrap()
+        .get_idx::<i64>(0)
+        .unwrap();
+    assert_eq!(n, 5);
+    s.close().await.unwrap();
 }
