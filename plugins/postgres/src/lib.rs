@@ -66,6 +66,28 @@ pub(crate) fn spawn<T: Send + 'static>(
     RUNTIME.in_place(fut)
 }
 
+/// Closes `pool`: new work fails at once, and connections still checked out
+/// (an open transaction, a stream not read to its end) are waited for as
+/// long as a connection is (`connect_timeout_ms`), then `busy`: a close
+/// awaited while the caller's own transaction is open would otherwise
+/// wait for itself forever. Those connections close when dropped.
+pub(crate) async fn close_pool(pool: &sqlx::PgPool) -> PluginResult<()> {
+    let wait = pool.options().get_acquire_timeout();
+    if tokio::time::timeout(wait, pool.close()).await.is_ok() {
+        return Ok(());
+    }
+    let held = (pool.size() as usize).saturating_sub(pool.num_idle());
+    Err(PluginError::new(
+        ErrorKind::Busy,
+        format!(
+            "close: {held} connection(s) still in use after {} ms (connect_timeout_ms) by an \
+             open transaction or a stream not read to its end; the backend takes no new work, \
+             and they close when dropped (commit, roll back or drop them before closing)",
+            wait.as_millis()
+        ),
+    ))
+}
+
 /// Fire-and-forget on the plugin's runtime (used by `Drop` impls).
 pub(crate) fn runtime_spawn(fut: impl Future<Output = ()> + Send + 'static) {
     RUNTIME.detach(fut);
@@ -277,8 +299,7 @@ impl Backend for PgBackend {
         let closed = self.sql.closed.clone();
         spawn(async move {
             closed.store(true, std::sync::atomic::Ordering::Release);
-            pool.close().await;
-            Ok(())
+            close_pool(&pool).await
         })
     }
 }

@@ -357,8 +357,7 @@ impl SqlConnection for PgSql {
         spawn(async move {
             this.closed
                 .store(true, std::sync::atomic::Ordering::Release);
-            this.shared.pool.close().await;
-            Ok(())
+            crate::close_pool(&this.shared.pool).await
         })
     }
 

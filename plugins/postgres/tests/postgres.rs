@@ -528,3 +528,53 @@ async fn an_index_build_behind_an_open_write_answers_exactly_instead_of_waiting(
         .unwrap();
     s.close().await.unwrap();
 }
+
+/// Closing waits for connections still in use, as long as a connection is
+/// waited for (`connect_timeout_ms`), then says `busy`: a close awaited
+/// while the caller's own transaction is open used to wait for itself
+/// forever. The transaction can still finish; new work is refused.
+#[tokio::test]
+async fn close_beside_an_open_transaction_is_busy_not_a_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = url();
+    let schema = unique("close_held");
+    let s = strata(
+        dir.path(),
+        &[(
+            "pg",
+            format!("{{ url = {url:?}, schema = {schema:?}, connect_timeout_ms = 1000 }}"),
+        )],
+    );
+    let sql = s.sql_backend("pg").await.unwrap();
+    sql.exec("CREATE TABLE t (x int)").await.unwrap();
+    let tx = sql.begin().await.unwrap();
+    tx.run("INSERT INTO t VALUES (1)", ()).await.unwrap();
+    let started = Instant::now();
+    let err = sql.close().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Busy, "{err}");
+    assert!(err.to_string().contains("connect_timeout_ms"), "{err}");
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    tx.commit().await.unwrap();
+    let err = sql.run("INSERT INTO t VALUES (2)", ()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Closed, "{err}");
+
+    // The commit landed.
+    let s2 = strata(
+        dir.path(),
+        &[("pg", format!("{{ url = {url:?}, schema = {schema:?} }}"))],
+    );
+    let check = s2.sql_backend("pg").await.unwrap();
+    let n = check
+        .get("SELECT count(*)::bigint FROM t", ())
+        .await
+        .unwrap()
+        .unwrap()
+        .get_idx::<i64>(0)
+        .unwrap();
+    assert_eq!(n, 1);
+    check
+        .exec(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .await
+        .unwrap();
+    s2.close().await.unwrap();
+}

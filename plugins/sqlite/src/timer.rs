@@ -2,43 +2,27 @@
 //!
 //! The plugin's futures are polled by the host's executor, whose timer the
 //! plugin cannot reach: the tokio inside this library is its own copy. A
-//! deadline is therefore kept by a small runtime of the plugin's own, one
-//! thread that only drives timers (started on first use, alive as long as
-//! the process, like the library itself). A [`timeout`] created under that
-//! runtime's handle can be polled from any thread; its expiry wakes the
-//! host task that awaits it.
+//! deadline is therefore kept by a runtime of the plugin's own, plugin-api's
+//! [`PluginRuntime`] with one thread that only drives timers (started on
+//! first use, alive as long as the process, like the library itself). A
+//! [`timeout`] created under that runtime's context can be polled from any
+//! thread; its expiry wakes the host task that awaits it.
 
-use std::{future::Future, sync::OnceLock, time::Duration};
+use std::{future::Future, time::Duration};
 
-use tokio::runtime::Handle;
+use strata_plugin_api::runtime::PluginRuntime;
 
-/// The timer runtime's handle, or `None` when no thread could be started
-/// (waits are then unbounded, as they were before deadlines existed).
-fn handle() -> Option<&'static Handle> {
-    static TIMER: OnceLock<Option<Handle>> = OnceLock::new();
-    TIMER
-        .get_or_init(|| {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_time()
-                .build()
-                .ok()?;
-            let handle = rt.handle().clone();
-            std::thread::Builder::new()
-                .name("strata-sqlite-timer".into())
-                .spawn(move || rt.block_on(std::future::pending::<()>()))
-                .ok()?;
-            Some(handle)
-        })
-        .as_ref()
-}
+static TIMERS: PluginRuntime = PluginRuntime::new("strata-sqlite-timer", 1);
 
-/// `fut`'s output, or `Err(())` once `limit` has passed without it.
+/// `fut`'s output, or `Err(())` once `limit` has passed without it. Should
+/// the timer thread fail to start, the wait is unbounded, as it was before
+/// deadlines existed.
 pub(crate) async fn timeout<F: Future>(limit: Duration, fut: F) -> Result<F::Output, ()> {
-    let Some(handle) = handle() else {
+    let Ok(rt) = TIMERS.get() else {
         return Ok(fut.await);
     };
     let bounded = {
-        let _entered = handle.enter();
+        let _entered = rt.enter();
         tokio::time::timeout(limit, fut)
     };
     bounded.await.map_err(|_| ())
