@@ -18,7 +18,8 @@ pub struct PostgresConfig {
     #[serde(default = "default_pool_size")]
     #[schemars(range(min = 1, max = 1000))]
     pub pool_size: u32,
-    /// How long to wait for a connection (also: to establish one), in milliseconds.
+    /// How long to wait for a connection (also: to establish one, and at
+    /// close for the connections still in use), in milliseconds.
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
     /// `statement_timeout` for every statement, in milliseconds (0 = none).
