@@ -192,7 +192,11 @@ impl Ctx {
         self.target.plugin.info().has_capability(capability)
     }
 
-    async fn cleanup(&self) {
+    /// Drops what the case made and closes its backends; returns the close
+    /// errors (a backend that cannot close says the case left a
+    /// transaction or stream open).
+    async fn cleanup(&self) -> Vec<String> {
+        let mut problems = Vec::new();
         let tables = std::mem::take(&mut *self.tables.lock().unwrap());
         let collections = std::mem::take(&mut *self.collections.lock().unwrap());
         if (!tables.is_empty() || !collections.is_empty())
@@ -208,7 +212,9 @@ impl Ctx {
                     let _ = v.drop_collection(c).await;
                 }
             }
-            let _ = backend.close().await;
+            if let Err(e) = backend.close().await {
+                problems.push(format!("closing the backend: {e}"));
+            }
         }
         let key_prefixes = std::mem::take(&mut *self.key_prefixes.lock().unwrap());
         if !key_prefixes.is_empty()
@@ -223,12 +229,17 @@ impl Ctx {
                     }
                 }
             }
-            let _ = backend.close().await;
+            if let Err(e) = backend.close().await {
+                problems.push(format!("closing the backend: {e}"));
+            }
         }
         let backends = std::mem::take(&mut *self.backends.lock().unwrap());
         for b in backends {
-            let _ = b.close().await;
+            if let Err(e) = b.close().await {
+                problems.push(format!("closing a backend the case opened: {e}"));
+            }
         }
+        problems
     }
 }
 
@@ -412,7 +423,15 @@ pub async fn run(
             // the case left holding a connection (a transaction, a task it
             // spawned): bounded, so one bad case cannot stall the suite.
             match tokio::time::timeout(case_timeout, ctx.cleanup()).await {
-                Ok(()) => outcome,
+                Ok(problems) if problems.is_empty() => outcome,
+                Ok(problems) => Outcome::Failed(format!(
+                    "{}cleanup: {}",
+                    match &outcome {
+                        Outcome::Failed(f) => format!("{f}; then "),
+                        _ => String::new(),
+                    },
+                    problems.join("; ")
+                )),
                 Err(_) => Outcome::Failed(format!(
                     "{}cleanup (dropping the case's tables, collections and objects, closing its backends) did not finish within {case_timeout:?}: the case left a transaction, stream or task holding a connection",
                     match &outcome {

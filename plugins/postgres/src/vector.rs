@@ -646,9 +646,10 @@ impl Shared {
 
     /// Whether queries on the collection can use its HNSW index, building it
     /// first when the collection has reached the threshold. The build runs
-    /// in one transaction under an advisory lock (a concurrent builder waits
-    /// and then finds it), with `maintenance_work_mem` raised so the graph
-    /// builds in memory; writes to the collection wait for it.
+    /// in one transaction under an advisory lock (a query that finds the
+    /// lock taken searches exactly while the other connection builds), with
+    /// `maintenance_work_mem` raised so the graph builds in memory; writes
+    /// to the collection wait for it.
     ///
     /// The build waits at most [`INDEX_LOCK_WAIT`] for the table lock. An
     /// open transaction that wrote the collection holds it off, and that
@@ -668,11 +669,17 @@ impl Shared {
             IndexState::Below => Ok(false),
             IndexState::Due => {
                 let mut tx = self.pool.begin().await.map_err(map)?;
-                sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
-                    .bind(&meta.table)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map)?;
+                let ours: bool =
+                    sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext($1))")
+                        .bind(&meta.table)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(map)?;
+                if !ours {
+                    // Another connection is building it: search exactly
+                    // meanwhile rather than queue behind the build.
+                    return Ok(false);
+                }
                 let built = sqlx::raw_sql(AssertSqlSafe(format!(
                     "SET LOCAL lock_timeout = '{}ms'; SET LOCAL maintenance_work_mem = '{}MB'; {}",
                     INDEX_LOCK_WAIT.as_millis(),

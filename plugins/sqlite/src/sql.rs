@@ -229,6 +229,14 @@ impl Shared {
     }
 
     pub(crate) async fn close(&self) -> PluginResult<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        // Waits for an open transaction or cursor to finish with the writer
+        // first, so the backend is either closed or, past
+        // `writer_timeout_ms`, still fully open (the error says why): never
+        // "closed" for a while and then open again.
+        let mut guard = self.lock_writer("close").await?;
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
@@ -236,15 +244,7 @@ impl Shared {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
-        // Waits for an open transaction or cursor to finish with the writer;
-        // past `writer_timeout_ms` the backend stays open and says why.
-        let conn = match self.lock_writer("close").await {
-            Ok(mut guard) => guard.take(),
-            Err(e) => {
-                self.closed.store(false, Ordering::Release);
-                return Err(e);
-            }
-        };
+        let conn = guard.take();
         if let Some(conn) = conn {
             conn.close().map_err(|(_, e)| map(e))?;
         }
