@@ -422,23 +422,17 @@ pub async fn run(
             // Cleanup closes the case's backends, which waits for anything
             // the case left holding a connection (a transaction, a task it
             // spawned): bounded, so one bad case cannot stall the suite.
-            match tokio::time::timeout(case_timeout, ctx.cleanup()).await {
-                Ok(problems) if problems.is_empty() => outcome,
-                Ok(problems) => Outcome::Failed(format!(
-                    "{}cleanup: {}",
-                    match &outcome {
-                        Outcome::Failed(f) => format!("{f}; then "),
-                        _ => String::new(),
-                    },
-                    problems.join("; ")
+            let problem = match tokio::time::timeout(case_timeout, ctx.cleanup()).await {
+                Ok(problems) if problems.is_empty() => None,
+                Ok(problems) => Some(format!("cleanup: {}", problems.join("; "))),
+                Err(_) => Some(format!(
+                    "cleanup (dropping the case's tables, collections and objects, closing its backends) did not finish within {case_timeout:?}: the case left a transaction, stream or task holding a connection"
                 )),
-                Err(_) => Outcome::Failed(format!(
-                    "{}cleanup (dropping the case's tables, collections and objects, closing its backends) did not finish within {case_timeout:?}: the case left a transaction, stream or task holding a connection",
-                    match &outcome {
-                        Outcome::Failed(f) => format!("{f}; then "),
-                        _ => String::new(),
-                    }
-                )),
+            };
+            match (problem, outcome) {
+                (None, outcome) => outcome,
+                (Some(p), Outcome::Failed(f)) => Outcome::Failed(format!("{f}; then {p}")),
+                (Some(p), _) => Outcome::Failed(p),
             }
         };
         let done = CaseOutcome {
