@@ -5,7 +5,7 @@ use abi_stable::{
     library::RootModule,
     package_version_strings, sabi_trait,
     sabi_types::VersionStrings,
-    std_types::{RBox, ROption, RString},
+    std_types::{RBox, ROption, RString, RVec},
 };
 
 use crate::{
@@ -60,6 +60,14 @@ pub trait Backend: Send + Sync {
     /// the host calls it only when the manifest lists
     /// [`contracts::BLOB`](crate::contracts::BLOB).
     fn blobs(&self) -> ROption<BlobStoreBox> {
+        ROption::RNone
+    }
+
+    /// This opened backend's capability flags, when they differ from the
+    /// manifest's (they may depend on the config or on what the server
+    /// supports). Appended after `blobs`: a plugin built before it answers
+    /// `RNone` through this default, and the host uses the manifest's list.
+    fn capabilities(&self) -> ROption<RVec<RString>> {
         ROption::RNone
     }
 }

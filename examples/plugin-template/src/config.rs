@@ -37,8 +37,3 @@ fn default_max_vectors() -> u64 {
 fn default_max_dimension() -> u32 {
     4_096
 }
-
-/// The JSON Schema of [`TemplateConfig`], as text (for the manifest).
-pub fn schema_json() -> String {
-    serde_json::to_string(&schemars::schema_for!(TemplateConfig)).expect("schema serialises")
-}

@@ -2,7 +2,7 @@
 //!
 //! What a real backend replaces is the storage: the maps below become
 //! tables, indexes or API calls. What it keeps is the shape of each method
-//! and the checks borrowed from `strata_plugin_api`, which every backend
+//! and the checks borrowed from `strata_plugin`, the plugin kit, which every backend
 //! shares so that the same bad request gets the same error everywhere:
 //!
 //! - [`validate_collection_name`], [`validate_batch`] (dimension, finite
@@ -25,16 +25,13 @@ use std::{
     sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard},
 };
 
-use abi_stable::std_types::{ROption, RString, RVec};
 use serde_json::{Value as Json, json};
-use strata_plugin_api::{
-    ErrorKind, PluginError, PluginResult,
-    ffi::guard,
+use strata_plugin::{
+    ErrorKind, PluginError, PluginResult, Runs, VectorBackend,
     filter::Filter,
-    sql::PluginFuture,
     vector::{
         CollectionInfo, CollectionSpec, DeleteRequest, DeleteTarget, HybridRequest, Match, Metric,
-        QueryRequest, ScanPage, ScanRequest, VectorRecord, VectorStore, include, validate_batch,
+        QueryRequest, ScanPage, ScanRequest, VectorCall, VectorRecord, include, validate_batch,
         validate_collection_name, validate_vector,
     },
 };
@@ -53,7 +50,7 @@ pub struct MemoryVectors {
     // One lock for the whole store keeps the template simple: queries share
     // it, writes take it alone. Every call is short and never awaits while
     // holding it (a std guard held across an `.await` would make the future
-    // `!Send`, which `guard` refuses at compile time anyway).
+    // `!Send`, which the kit's traits refuse at compile time anyway).
     state: Arc<RwLock<State>>,
     config: Arc<TemplateConfig>,
 }
@@ -132,7 +129,7 @@ impl MemoryVectors {
     }
 }
 
-/// A panic while the write lock was held (caught by `guard`) may have left a
+/// A panic while the write lock was held (caught by the kit) may have left a
 /// half-done write behind: refuse to serve from it rather than guess.
 fn poisoned() -> PluginError {
     PluginError::internal(
@@ -209,8 +206,7 @@ impl Collection {
             // Free-form JSON for operators (`strata vectors stats`); an
             // indexed backend reports its index kind, size and build state.
             details_json: json!({"index": "none (exact search)", "storage": "memory"})
-                .to_string()
-                .into(),
+                .to_string(),
         }
     }
 }
@@ -238,17 +234,14 @@ fn to_match(id: &str, r: &Stored, score: f64, flags: u32) -> Match {
         id: id.into(),
         score,
         vector: wanted(include::VECTOR)
-            .then(|| r.vector.iter().copied().collect())
-            .into(),
+            .then(|| r.vector.clone()),
         metadata_json: wanted(include::METADATA)
-            .then(|| r.metadata.to_string().into())
-            .into(),
+            .then(|| r.metadata.to_string()),
         text: r
             .text
             .as_deref()
             .filter(|_| wanted(include::TEXT))
-            .map(RString::from)
-            .into(),
+            .map(String::from),
     }
 }
 
@@ -271,281 +264,261 @@ fn check_options(text: &str, known: &[&str], what: &str) -> PluginResult<()> {
     }
 }
 
-// Every method has the same shape: clone what the work needs (which cannot
-// panic), then do the work inside `guard`, which returns the `FfiFuture` and
-// turns a panic into an `internal` error. The futures finish on their first
-// poll: for CPU work this short, handing it to another thread would cost more
-// than it saves. (A long scan over millions of records would rather run on a
-// plugin-owned thread pool, so the host's executor thread is not blocked.)
-impl VectorStore for MemoryVectors {
-    fn create_collection(&self, spec: CollectionSpec) -> PluginFuture<()> {
-        let this = self.clone();
-        guard(async move {
-            let name = spec.name.as_str();
-            validate_collection_name(name)?;
-            let max = this.config.max_dimension.min(MAX_DIMENSION);
-            if spec.dimension == 0 || spec.dimension > max {
-                return Err(PluginError::invalid_input(format!(
-                    "dimension {} is out of range (1..={max}; the limit is the backend's `max_dimension`)",
-                    spec.dimension
-                )));
-            }
-            check_options(&spec.options_json, &[], "collection")?;
-            let mut state = this.write()?;
-            match state.collections.get(name) {
-                // Same spec: a no-op, so applications can "ensure" a collection.
-                Some(c) if c.dimension == spec.dimension && c.metric == spec.metric => Ok(()),
-                Some(c) => Err(PluginError::new(
-                    ErrorKind::AlreadyExists,
-                    format!(
-                        "collection {name:?} exists with dimension {} and metric {} (asked: {} and {})",
-                        c.dimension,
-                        c.metric.name(),
-                        spec.dimension,
-                        spec.metric.name()
-                    ),
-                )),
-                None => {
-                    let c = Collection {
-                        dimension: spec.dimension,
-                        metric: spec.metric,
-                        records: BTreeMap::new(),
-                    };
-                    state.collections.insert(name.to_string(), c);
-                    Ok(())
-                }
-            }
-        })
+// Plain async methods: the kit turns each into a boundary call, contains a
+// panic as an `internal` error, and runs it where `runs` says.
+impl VectorBackend for MemoryVectors {
+    /// Where each call runs. A call touching a handful of records finishes
+    /// faster than a thread hop: inline, on the caller's thread. Whatever
+    /// walks the whole collection (exact search, filters, scans) or a large
+    /// batch goes to the plugin's blocking pool, so a big collection never
+    /// holds the application's executor thread. (A backend with an async
+    /// network client answers `Runs::Async` instead.)
+    fn runs(&self, call: VectorCall<'_>) -> Runs {
+        match call {
+            VectorCall::Query(_)
+            | VectorCall::HybridQuery(_)
+            | VectorCall::Scan(_)
+            | VectorCall::Count(..)
+            | VectorCall::Delete(_) => Runs::Blocking,
+            VectorCall::Upsert(_, records) if records.len() > 256 => Runs::Blocking,
+            _ => Runs::Inline,
+        }
     }
 
-    fn drop_collection(&self, name: RString) -> PluginFuture<bool> {
-        let this = self.clone();
-        guard(async move {
-            validate_collection_name(&name)?;
-            let mut state = this.write()?;
-            // Dropping what does not exist is not an error: `false` says so.
-            let Some(c) = state.collections.remove(name.as_str()) else {
-                return Ok(false);
+    async fn create_collection(&self, spec: CollectionSpec) -> PluginResult<()> {
+        let name = spec.name.as_str();
+        validate_collection_name(name)?;
+        let max = self.config.max_dimension.min(MAX_DIMENSION);
+        if spec.dimension == 0 || spec.dimension > max {
+            return Err(PluginError::invalid_input(format!(
+                "dimension {} is out of range (1..={max}; the limit is the backend's `max_dimension`)",
+                spec.dimension
+            )));
+        }
+        check_options(&spec.options_json, &[], "collection")?;
+        let mut state = self.write()?;
+        match state.collections.get(name) {
+            // Same spec: a no-op, so applications can "ensure" a collection.
+            Some(c) if c.dimension == spec.dimension && c.metric == spec.metric => Ok(()),
+            Some(c) => Err(PluginError::new(
+                ErrorKind::AlreadyExists,
+                format!(
+                    "collection {name:?} exists with dimension {} and metric {} (asked: {} and {})",
+                    c.dimension,
+                    c.metric.name(),
+                    spec.dimension,
+                    spec.metric.name()
+                ),
+            )),
+            None => {
+                let c = Collection {
+                    dimension: spec.dimension,
+                    metric: spec.metric,
+                    records: BTreeMap::new(),
+                };
+                state.collections.insert(name.to_string(), c);
+                Ok(())
+            }
+        }
+    }
+
+    async fn drop_collection(&self, name: String) -> PluginResult<bool> {
+        validate_collection_name(&name)?;
+        let mut state = self.write()?;
+        // Dropping what does not exist is not an error: `false` says so.
+        let Some(c) = state.collections.remove(name.as_str()) else {
+            return Ok(false);
+        };
+        state.total -= c.records.len() as u64;
+        Ok(true)
+    }
+
+    async fn list_collections(&self) -> PluginResult<Vec<CollectionInfo>> {
+        let state = self.read()?;
+        Ok(state.collections.iter().map(|(n, c)| c.info(n)).collect())
+    }
+
+    async fn collection_info(&self, name: String) -> PluginResult<Option<CollectionInfo>> {
+        validate_collection_name(&name)?;
+        let state = self.read()?;
+        Ok(state
+            .collections
+            .get(name.as_str())
+            .map(|c| c.info(&name)))
+    }
+
+    async fn upsert(&self, collection: String, records: Vec<VectorRecord>) -> PluginResult<u64> {
+        let mut state = self.write()?;
+        let total = state.total;
+        let c = state.collection_mut(&collection)?;
+        // A batch is all or nothing: check every record, and the limit,
+        // before changing anything.
+        validate_batch(&records, c.dimension)?;
+        let new = records
+            .iter()
+            .filter(|r| !c.records.contains_key(r.id.as_str()))
+            .count() as u64;
+        if total + new > self.config.max_vectors {
+            return Err(PluginError::new(
+                ErrorKind::Constraint,
+                format!(
+                    "upserting {} records ({new} new) would hold {} records, over the backend's max_vectors = {}; nothing was written",
+                    records.len(),
+                    total + new,
+                    self.config.max_vectors
+                ),
+            ));
+        }
+        let written = records.len() as u64;
+        for r in records {
+            // `validate_batch` checked that non-empty metadata is an object.
+            let metadata = match r.metadata_json.as_str() {
+                "" => Json::Object(Default::default()),
+                text => serde_json::from_str(text)
+                    .map_err(|e| PluginError::internal(format!("metadata: {e}")))?,
             };
-            state.total -= c.records.len() as u64;
-            Ok(true)
-        })
+            let stored = Stored {
+                vector: r.vector,
+                metadata,
+                text: r.text,
+            };
+            // An upsert overwrites the whole record: no text now means no text.
+            c.records.insert(r.id, stored);
+        }
+        state.total += new;
+        Ok(written)
     }
 
-    fn list_collections(&self) -> PluginFuture<RVec<CollectionInfo>> {
-        let this = self.clone();
-        guard(async move {
-            let state = this.read()?;
-            Ok(state.collections.iter().map(|(n, c)| c.info(n)).collect())
-        })
+    async fn query(&self, request: QueryRequest) -> PluginResult<Vec<Match>> {
+        let state = self.read()?;
+        let c = state.collection(&request.collection)?;
+        validate_vector(&request.vector, c.dimension, "query")?;
+        let filter = Filter::parse_str(&request.filter_json)?;
+        check_options(&request.options_json, &["exact", "ef_search"], "query")?;
+        let min_score = request.min_score;
+        // Filtering before ranking is what makes a filtered query return
+        // `top_k` results whenever that many match (an index that filters
+        // after its search has to oversample or fall back to get this).
+        let hits = c.dense(&request.vector, &filter, request.top_k as usize);
+        Ok(hits
+            .into_iter()
+            .filter(|(_, _, score)| min_score.is_none_or(|m| *score >= m))
+            .map(|(id, r, score)| to_match(id, r, score, request.include))
+            .collect())
     }
 
-    fn collection_info(&self, name: RString) -> PluginFuture<ROption<CollectionInfo>> {
-        let this = self.clone();
-        guard(async move {
-            validate_collection_name(&name)?;
-            let state = this.read()?;
-            Ok(state
-                .collections
-                .get(name.as_str())
-                .map(|c| c.info(&name))
-                .into())
-        })
-    }
-
-    fn upsert(&self, collection: RString, records: RVec<VectorRecord>) -> PluginFuture<u64> {
-        let this = self.clone();
-        guard(async move {
-            let mut state = this.write()?;
-            let total = state.total;
-            let c = state.collection_mut(&collection)?;
-            // A batch is all or nothing: check every record, and the limit,
-            // before changing anything.
-            validate_batch(&records, c.dimension)?;
-            let new = records
-                .iter()
-                .filter(|r| !c.records.contains_key(r.id.as_str()))
-                .count() as u64;
-            if total + new > this.config.max_vectors {
-                return Err(PluginError::new(
-                    ErrorKind::Constraint,
-                    format!(
-                        "upserting {} records ({new} new) would hold {} records, over the backend's max_vectors = {}; nothing was written",
-                        records.len(),
-                        total + new,
-                        this.config.max_vectors
-                    ),
-                ));
+    async fn hybrid_query(&self, request: HybridRequest) -> PluginResult<Vec<Match>> {
+        let state = self.read()?;
+        let c = state.collection(&request.collection)?;
+        validate_vector(&request.vector, c.dimension, "hybrid query")?;
+        let filter = Filter::parse_str(&request.filter_json)?;
+        let weights = [request.dense_weight, request.lexical_weight];
+        if weights.iter().any(|w| !w.is_finite() || *w < 0.0) {
+            return Err(PluginError::invalid_input(format!(
+                "hybrid weights must be finite and non-negative (got dense {}, lexical {})",
+                weights[0], weights[1]
+            )));
+        }
+        // Both rankings see the filter, and each contributes its best
+        // `candidates` to the fusion.
+        let n = request.candidates_or_default();
+        let rankings = [
+            (c.dense(&request.vector, &filter, n), request.dense_weight),
+            (c.lexical(&request.text, &filter, n), request.lexical_weight),
+        ];
+        // Reciprocal rank fusion: score(d) = Σ weight / (rrf_k + rank(d)),
+        // ranks starting at 1. Only ranks count, so a cosine similarity
+        // and a term count never have to be put on one scale.
+        let rrf_k = f64::from(request.rrf_k);
+        let mut fused: HashMap<&str, (&Stored, f64)> = HashMap::new();
+        for (ranking, weight) in &rankings {
+            for (rank, (id, r, _)) in ranking.iter().enumerate() {
+                fused.entry(id).or_insert((r, 0.0)).1 += weight / (rrf_k + rank as f64 + 1.0);
             }
-            let written = records.len() as u64;
-            for r in records {
-                // `validate_batch` checked that non-empty metadata is an object.
-                let metadata = match r.metadata_json.as_str() {
-                    "" => Json::Object(Default::default()),
-                    text => serde_json::from_str(text)
-                        .map_err(|e| PluginError::internal(format!("metadata: {e}")))?,
-                };
-                let stored = Stored {
-                    vector: r.vector.into_vec(),
-                    metadata,
-                    text: r.text.into_option().map(String::from),
-                };
-                // An upsert overwrites the whole record: no text now means no text.
-                c.records.insert(r.id.into(), stored);
-            }
-            state.total += new;
-            Ok(written)
-        })
+        }
+        let fused = fused.into_iter().map(|(id, (r, s))| (id, r, s)).collect();
+        Ok(best(fused, request.top_k as usize)
+            .into_iter()
+            .map(|(id, r, score)| to_match(id, r, score, request.include))
+            .collect())
     }
 
-    fn query(&self, request: QueryRequest) -> PluginFuture<RVec<Match>> {
-        let this = self.clone();
-        guard(async move {
-            let state = this.read()?;
-            let c = state.collection(&request.collection)?;
-            validate_vector(&request.vector, c.dimension, "query")?;
-            let filter = Filter::parse_str(&request.filter_json)?;
-            check_options(&request.options_json, &["exact", "ef_search"], "query")?;
-            let min_score = request.min_score.into_option();
-            // Filtering before ranking is what makes a filtered query return
-            // `top_k` results whenever that many match (an index that filters
-            // after its search has to oversample or fall back to get this).
-            let hits = c.dense(&request.vector, &filter, request.top_k as usize);
-            Ok(hits
-                .into_iter()
-                .filter(|(_, _, score)| min_score.is_none_or(|m| *score >= m))
-                .map(|(id, r, score)| to_match(id, r, score, request.include))
-                .collect())
-        })
-    }
-
-    fn hybrid_query(&self, request: HybridRequest) -> PluginFuture<RVec<Match>> {
-        let this = self.clone();
-        guard(async move {
-            let state = this.read()?;
-            let c = state.collection(&request.collection)?;
-            validate_vector(&request.vector, c.dimension, "hybrid query")?;
-            let filter = Filter::parse_str(&request.filter_json)?;
-            let weights = [request.dense_weight, request.lexical_weight];
-            if weights.iter().any(|w| !w.is_finite() || *w < 0.0) {
-                return Err(PluginError::invalid_input(format!(
-                    "hybrid weights must be finite and non-negative (got dense {}, lexical {})",
-                    weights[0], weights[1]
-                )));
-            }
-            // Both rankings see the filter, and each contributes its best
-            // `candidates` to the fusion.
-            let n = request.candidates_or_default();
-            let rankings = [
-                (c.dense(&request.vector, &filter, n), request.dense_weight),
-                (c.lexical(&request.text, &filter, n), request.lexical_weight),
-            ];
-            // Reciprocal rank fusion: score(d) = Σ weight / (rrf_k + rank(d)),
-            // ranks starting at 1. Only ranks count, so a cosine similarity
-            // and a term count never have to be put on one scale.
-            let rrf_k = f64::from(request.rrf_k);
-            let mut fused: HashMap<&str, (&Stored, f64)> = HashMap::new();
-            for (ranking, weight) in &rankings {
-                for (rank, (id, r, _)) in ranking.iter().enumerate() {
-                    fused.entry(id).or_insert((r, 0.0)).1 += weight / (rrf_k + rank as f64 + 1.0);
-                }
-            }
-            let fused = fused.into_iter().map(|(id, (r, s))| (id, r, s)).collect();
-            Ok(best(fused, request.top_k as usize)
-                .into_iter()
-                .map(|(id, r, score)| to_match(id, r, score, request.include))
-                .collect())
-        })
-    }
-
-    fn fetch(
+    async fn fetch(
         &self,
-        collection: RString,
-        ids: RVec<RString>,
+        collection: String,
+        ids: Vec<String>,
         flags: u32,
-    ) -> PluginFuture<RVec<Match>> {
-        let this = self.clone();
-        guard(async move {
-            let state = this.read()?;
-            let c = state.collection(&collection)?;
-            // In the order asked; missing ids are simply absent.
-            Ok(ids
-                .iter()
-                .filter_map(|id| c.records.get_key_value(id.as_str()))
-                .map(|(id, r)| to_match(id, r, 0.0, flags))
-                .collect())
-        })
+    ) -> PluginResult<Vec<Match>> {
+        let state = self.read()?;
+        let c = state.collection(&collection)?;
+        // In the order asked; missing ids are simply absent.
+        Ok(ids
+            .iter()
+            .filter_map(|id| c.records.get_key_value(id.as_str()))
+            .map(|(id, r)| to_match(id, r, 0.0, flags))
+            .collect())
     }
 
-    fn delete(&self, request: DeleteRequest) -> PluginFuture<u64> {
-        let this = self.clone();
-        guard(async move {
-            let target = request.target()?;
-            let mut state = this.write()?;
-            let c = state.collection_mut(&request.collection)?;
-            let before = c.records.len();
-            match target {
-                DeleteTarget::Ids(ids) => {
-                    for id in ids {
-                        c.records.remove(id.as_str());
-                    }
+    async fn delete(&self, request: DeleteRequest) -> PluginResult<u64> {
+        let target = request.target()?;
+        let mut state = self.write()?;
+        let c = state.collection_mut(&request.collection)?;
+        let before = c.records.len();
+        match target {
+            DeleteTarget::Ids(ids) => {
+                for id in ids {
+                    c.records.remove(id.as_str());
                 }
-                DeleteTarget::Filter(f) => c.records.retain(|_, r| !f.matches(&r.metadata)),
-                DeleteTarget::All => c.records.clear(),
-                // `DeleteTarget` is non-exhaustive: a kind of delete added in
-                // a later plugin-api is refused, never guessed at.
-                _ => return Err(PluginError::unsupported("this kind of delete")),
             }
-            let deleted = (before - c.records.len()) as u64;
-            state.total -= deleted;
-            Ok(deleted)
-        })
+            DeleteTarget::Filter(f) => c.records.retain(|_, r| !f.matches(&r.metadata)),
+            DeleteTarget::All => c.records.clear(),
+            // `DeleteTarget` is non-exhaustive: a kind of delete added in
+            // a later plugin-api is refused, never guessed at.
+            _ => return Err(PluginError::unsupported("this kind of delete")),
+        }
+        let deleted = (before - c.records.len()) as u64;
+        state.total -= deleted;
+        Ok(deleted)
     }
 
-    fn count(&self, collection: RString, filter_json: RString) -> PluginFuture<u64> {
-        let this = self.clone();
-        guard(async move {
-            let state = this.read()?;
-            let c = state.collection(&collection)?;
-            let filter = Filter::parse_str(&filter_json)?;
-            Ok(c.matching(&filter).count() as u64)
-        })
+    async fn count(&self, collection: String, filter_json: String) -> PluginResult<u64> {
+        let state = self.read()?;
+        let c = state.collection(&collection)?;
+        let filter = Filter::parse_str(&filter_json)?;
+        Ok(c.matching(&filter).count() as u64)
     }
 
-    fn scan(&self, request: ScanRequest) -> PluginFuture<ScanPage> {
-        let this = self.clone();
-        guard(async move {
-            let state = this.read()?;
-            let c = state.collection(&request.collection)?;
-            let filter = Filter::parse_str(&request.filter_json)?;
-            let limit = request.limit.clamp(1, MAX_SCAN_PAGE) as usize;
-            // The cursor is the last id of the previous page (keyset paging):
-            // records written or deleted between pages never make the scan
-            // skip or repeat the others. A backend whose order is not by id
-            // encodes its own position (opaque to callers) instead.
-            let start = match request.cursor.as_ref().into_option() {
-                Some(after) => Bound::Excluded(after.as_str()),
-                None => Bound::Unbounded,
-            };
-            let mut matching = c
-                .records
-                .range::<str, _>((start, Bound::Unbounded))
-                .filter(|(_, r)| filter.matches(&r.metadata));
-            let records: RVec<Match> = matching
-                .by_ref()
-                .take(limit)
-                .map(|(id, r)| to_match(id, r, 0.0, request.include))
-                .collect();
-            // Look one record ahead, so the last page says it is the last
-            // instead of costing the caller one more, empty, round trip.
-            let next_cursor = match (records.last(), matching.next()) {
-                (Some(last), Some(_)) => ROption::RSome(last.id.clone()),
-                _ => ROption::RNone,
-            };
-            Ok(ScanPage {
-                records,
-                next_cursor,
-            })
+    async fn scan(&self, request: ScanRequest) -> PluginResult<ScanPage> {
+        let state = self.read()?;
+        let c = state.collection(&request.collection)?;
+        let filter = Filter::parse_str(&request.filter_json)?;
+        let limit = request.limit.clamp(1, MAX_SCAN_PAGE) as usize;
+        // The cursor is the last id of the previous page (keyset paging):
+        // records written or deleted between pages never make the scan
+        // skip or repeat the others. A backend whose order is not by id
+        // encodes its own position (opaque to callers) instead.
+        let start = match request.cursor.as_deref() {
+            Some(after) => Bound::Excluded(after),
+            None => Bound::Unbounded,
+        };
+        let mut matching = c
+            .records
+            .range::<str, _>((start, Bound::Unbounded))
+            .filter(|(_, r)| filter.matches(&r.metadata));
+        let records: Vec<Match> = matching
+            .by_ref()
+            .take(limit)
+            .map(|(id, r)| to_match(id, r, 0.0, request.include))
+            .collect();
+        // Look one record ahead, so the last page says it is the last
+        // instead of costing the caller one more, empty, round trip.
+        let next_cursor = match (records.last(), matching.next()) {
+            (Some(last), Some(_)) => Some(last.id.clone()),
+            _ => None,
+        };
+        Ok(ScanPage {
+            records,
+            next_cursor,
         })
     }
 }

@@ -11,9 +11,15 @@ use strata_conformance::{Outcome, Suite, Target, run};
 /// `cdylib` before its integration tests, into `target/<profile>/deps/` next
 /// to the test binary; only `cargo build` copies it up to
 /// `target/<profile>/`, so the copy there may be older than the code.
+///
+/// The library name comes from this crate's package name (`strata-<name>`
+/// builds `libstrata_<name>.so`), so a renamed copy of the template tests
+/// its own library, never a template built earlier in the same target dir.
 fn plugin() -> PathBuf {
+    let name = env!("CARGO_PKG_NAME");
+    let name = name.strip_prefix("strata-").unwrap_or(name);
     let exe = std::env::current_exe().unwrap();
-    let so = exe.with_file_name(strata_host::loader::library_file_name("plugin-template"));
+    let so = exe.with_file_name(strata_host::loader::library_file_name(name));
     assert!(so.is_file(), "{} not built", so.display());
     so
 }

@@ -1,0 +1,155 @@
+//! The generated side of the boundary: a wrapper per ABI trait object that
+//! calls the plugin's ordinary traits (DataFusion's "foreign wrapper"
+//! pattern, plugin side), the root module, the manifest and `open`.
+//!
+//! Every method here follows one shape ([`call`]): convert the ABI request
+//! into the kit's types, ask the backend where the call runs, build the
+//! backend's future, all under a panic guard; then place the future
+//! ([`crate::runs`]) behind a guard that also contains panics in its drop.
+//! Results are converted back inside the future, on the plugin's side.
+
+pub(crate) mod blob;
+pub(crate) mod sql;
+pub(crate) mod vector;
+
+use std::{future::Future, sync::Arc};
+
+use abi_stable::{
+    library::{CheckTypeLayout, LibHeader, RootModuleResult, __call_root_module_loader},
+    prefix_type::PrefixTypeTrait,
+    sabi_trait::TD_Opaque,
+    std_types::{ROption, RString, RVec},
+};
+use strata_plugin_api::{
+    API_VERSION, Backend, Backend_TO, BackendBox, Manifest, PluginMod, PluginModRef,
+    PluginResult, blob::BlobStoreBox, sql::PluginFuture, sql::SqlConnectionBox,
+    vector::VectorStoreBox,
+};
+
+use crate::{
+    OpenContext, Plugin, Runs,
+    guard::{Guarded, catch, ready},
+    plugin::{config_schema, parse_config},
+    runs::place,
+};
+
+/// Builds a call's future under a panic guard, then places it where `build`
+/// says it runs. A panic while building comes back as an `internal` error.
+pub(crate) fn call<T, Fut>(build: impl FnOnce() -> (Runs, Fut)) -> PluginFuture<T>
+where
+    T: Send + 'static,
+    Fut: Future<Output = PluginResult<T>> + Send + 'static,
+{
+    match catch(|| Ok(build())) {
+        Ok((runs, fut)) => place(runs, fut),
+        Err(e) => ready(Err(e)),
+    }
+}
+
+/// The library header `export_plugin!` exports for plugin `P`.
+pub const fn lib_header<P: Plugin>() -> LibHeader {
+    // SAFETY: the constructor returns the root module of type
+    // `PluginModRef`, the module type the header is declared for.
+    unsafe { LibHeader::from_constructor::<PluginModRef>(erased::<P>, CheckTypeLayout::Yes) }
+}
+
+extern "C" fn erased<P: Plugin>() -> RootModuleResult {
+    // abi_stable's loader catches a panic here and fails the load with it.
+    __call_root_module_loader(root::<P>)
+}
+
+fn root<P: Plugin>() -> PluginModRef {
+    let thread_name: &'static str = Box::leak(format!("strata-{}", P::NAME).into_boxed_str());
+    crate::runs::configure(thread_name, P::WORKER_THREADS);
+    P::init();
+    PluginMod {
+        manifest: manifest::<P>,
+        open: open::<P>,
+    }
+    .leak_into_prefix()
+}
+
+extern "C" fn manifest<P: Plugin>() -> Manifest {
+    // Generating the schema runs the config type's `JsonSchema` impl; should
+    // it panic, an empty schema still leaves the kit's parser refusing bad keys.
+    let config_schema = catch(|| Ok(config_schema::<P::Config>())).unwrap_or_else(|_| "{}".into());
+    Manifest {
+        name: P::NAME.into(),
+        version: P::VERSION.into(),
+        api_version: API_VERSION.into(),
+        description: P::DESCRIPTION.into(),
+        contracts: P::CONTRACTS.bits(),
+        capabilities: P::CAPABILITIES.iter().map(|c| RString::from(*c)).collect(),
+        dialect: P::DIALECT.unwrap_or("").into(),
+        config_schema: config_schema.into(),
+    }
+}
+
+extern "C" fn open<P: Plugin>(config_json: RString) -> PluginFuture<BackendBox> {
+    call(move || {
+        (P::RUNS, async move {
+            let config: P::Config = parse_config(P::NAME, &config_json)?;
+            let backend = P::open(config, OpenContext::default()).await?;
+            Ok(Backend_TO::from_value(
+                BackendAdapter(Guarded::new(Arc::new(backend))),
+                TD_Opaque,
+            ))
+        })
+    })
+}
+
+/// An opened backend as the host sees it.
+struct BackendAdapter<P>(Guarded<Arc<P>>);
+
+impl<P: Plugin> Backend for BackendAdapter<P> {
+    fn sql(&self) -> ROption<SqlConnectionBox> {
+        // A panic here reads as "no handle": the host then names the
+        // missing contract. (These accessors cannot carry an error in ABI 0.1.)
+        catch(|| Ok(self.0.get().sql().map(|h| h.0)))
+            .ok()
+            .flatten()
+            .into()
+    }
+
+    fn vectors(&self) -> ROption<VectorStoreBox> {
+        catch(|| Ok(self.0.get().vectors().map(|h| h.0)))
+            .ok()
+            .flatten()
+            .into()
+    }
+
+    fn health(&self) -> PluginFuture<RString> {
+        let backend = self.0.get().clone();
+        call(move || {
+            (P::RUNS, async move {
+                backend.health().await.map(RString::from)
+            })
+        })
+    }
+
+    fn close(&self) -> PluginFuture<()> {
+        let backend = self.0.get().clone();
+        call(move || (P::RUNS, async move { backend.close().await }))
+    }
+
+    fn blobs(&self) -> ROption<BlobStoreBox> {
+        catch(|| Ok(self.0.get().blobs().map(|h| h.0)))
+            .ok()
+            .flatten()
+            .into()
+    }
+
+    fn capabilities(&self) -> ROption<RVec<RString>> {
+        catch(|| {
+            Ok(self
+                .0
+                .get()
+                .capabilities()
+                .into_iter()
+                .map(RString::from)
+                .collect::<RVec<_>>())
+        })
+        .ok()
+        .into()
+    }
+}
