@@ -135,6 +135,7 @@ pub struct Ctx {
     collections: Arc<Mutex<Vec<String>>>,
     key_prefixes: Arc<Mutex<Vec<String>>>,
     backends: Arc<Mutex<Vec<Arc<Backend>>>>,
+    capabilities: Arc<Vec<String>>,
 }
 
 impl Ctx {
@@ -187,9 +188,11 @@ impl Ctx {
         Ok(self.backend().await?.sql()?)
     }
 
-    /// Whether the plugin lists `capability`.
+    /// Whether the backend under test has `capability` (as an opened
+    /// backend reports it: the config or the server may narrow what the
+    /// plugin's manifest lists).
     pub fn has(&self, capability: &str) -> bool {
-        self.target.plugin.info().has_capability(capability)
+        self.capabilities.iter().any(|c| c == capability)
     }
 
     /// Drops what the case made and closes its backends; returns the close
@@ -387,6 +390,18 @@ pub async fn run(
 ) -> Report {
     let mut report = Report::default();
     let info = target.plugin.info().clone();
+    // What an opened backend reports; the manifest's list when none opens
+    // (every case then fails on opening, which says why).
+    let capabilities = Arc::new(match target.open().await {
+        Ok(backend) => {
+            let caps = backend
+                .capabilities()
+                .unwrap_or_else(|_| info.capabilities.clone());
+            let _ = backend.close().await;
+            caps
+        }
+        Err(_) => info.capabilities.clone(),
+    });
     for case in cases(suites) {
         let id = format!("{}::{}", case.suite.name(), case.name);
         if filter.is_some_and(|f| !id.contains(f)) {
@@ -398,7 +413,11 @@ pub async fn run(
                 "plugin does not implement the {} contract",
                 case.suite.name()
             ))
-        } else if let Some(missing) = case.requires.iter().find(|c| !info.has_capability(c)) {
+        } else if let Some(missing) = case
+            .requires
+            .iter()
+            .find(|c| !capabilities.iter().any(|have| have == *c))
+        {
             Outcome::Skipped(format!("missing capability {missing}"))
         } else {
             let ctx = Ctx {
@@ -408,6 +427,7 @@ pub async fn run(
                 collections: Default::default(),
                 key_prefixes: Default::default(),
                 backends: Default::default(),
+                capabilities: capabilities.clone(),
             };
             let fut = (case.run)(ctx.clone());
             let result =

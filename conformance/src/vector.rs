@@ -632,6 +632,20 @@ pub async fn fetch_delete_and_count(ctx: Ctx) -> CaseResult {
         v.fetch(&c, &["k2"], Include::ALL).await?.is_empty(),
         "a deleted id is gone"
     );
+    // An empty filter would match every record: deleting everything takes
+    // the explicit `delete_all`, never a filter that happens to be empty.
+    for empty in [json!({}), json!(null)] {
+        expect_kind(
+            v.delete_where(&c, &empty).await,
+            ErrorKind::InvalidInput,
+            &format!("delete_where with the empty filter {empty}"),
+        )?;
+    }
+    ensure_eq!(
+        v.count(&c, None).await?,
+        8,
+        "a refused delete by an empty filter deleted nothing"
+    );
     let hits = v
         .query(&c, &Query::new(vec![1.0, 2.0, 0.5]).top_k(10))
         .await?;

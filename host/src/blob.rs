@@ -81,6 +81,7 @@ impl Blobs {
             key: key.into(),
             data: RVec::from(data.into()),
             content_type: RString::new(),
+            ext: Default::default(),
         };
         call(self.inner.put(req)).await.map(BlobMeta::from)
     }
@@ -90,6 +91,7 @@ impl Blobs {
         let req = GetRequest {
             key: key.into(),
             range: ROption::RNone,
+            ext: Default::default(),
         };
         call(self.inner.get(req)).await.map(|r| r.data.into_vec())
     }
@@ -102,6 +104,7 @@ impl Blobs {
                 start: range.start,
                 end: range.end,
             }),
+            ext: Default::default(),
         };
         call(self.inner.get(req))
             .await
@@ -133,6 +136,7 @@ impl Blobs {
             prefix: prefix.into(),
             cursor: cursor.map(RString::from).into(),
             limit,
+            ext: Default::default(),
         };
         let page = call(self.inner.list(req)).await?;
         Ok((
@@ -167,6 +171,7 @@ impl Blobs {
         let req = MultipartRequest {
             key: key.into(),
             content_type: RString::new(),
+            ext: Default::default(),
         };
         let inner = call(self.inner.put_multipart(req)).await?;
         Ok(BlobWriter {

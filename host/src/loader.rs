@@ -22,12 +22,12 @@ use std::{
 
 use abi_stable::{
     library::{LibraryError, RootModule, lib_header_from_path},
-    std_types::{RResult, RString},
+    std_types::{RResult, RVec},
 };
 use futures_util::FutureExt as _;
 use strata_plugin_api::{
-    BackendBox, ErrorKind, Manifest, PluginError, PluginModRef, contracts, error::panic_message,
-    placeholders::Dialect, sql::PluginFuture,
+    BackendBox, ErrorKind, ManifestRef, OpenArgs, PluginError, PluginModRef, contracts,
+    error::panic_message, placeholders::Dialect, sql::PluginFuture,
 };
 
 use crate::{
@@ -43,7 +43,8 @@ pub struct PluginInfo {
     pub name: String,
     /// The plugin's version.
     pub version: String,
-    /// The plugin-api version it was built against.
+    /// The plugin-api version it was built against, read from the
+    /// library's header (what abi_stable checked), not from the manifest.
     pub api_version: String,
     /// One-line description.
     pub description: String,
@@ -58,16 +59,16 @@ pub struct PluginInfo {
 }
 
 impl PluginInfo {
-    fn from_manifest(m: &Manifest) -> PluginInfo {
+    fn from_manifest(m: ManifestRef, api_version: String) -> PluginInfo {
         PluginInfo {
-            name: m.name.to_string(),
-            version: m.version.to_string(),
-            api_version: m.api_version.to_string(),
-            description: m.description.to_string(),
-            contracts: m.contracts,
-            capabilities: m.capabilities.iter().map(|c| c.to_string()).collect(),
-            dialect: m.dialect.to_string(),
-            config_schema: serde_json::from_str(&m.config_schema)
+            name: m.name().to_string(),
+            version: m.version().to_string(),
+            api_version,
+            description: m.description().to_string(),
+            contracts: m.contracts(),
+            capabilities: m.capabilities().iter().map(|c| c.to_string()).collect(),
+            dialect: m.dialect().to_string(),
+            config_schema: serde_json::from_str(m.config_schema().as_str())
                 .unwrap_or(serde_json::Value::Null),
         }
     }
@@ -210,7 +211,7 @@ impl Plugin {
         let plugin = Arc::new(Plugin {
             path: path.to_path_buf(),
             module,
-            info: PluginInfo::from_manifest(&manifest),
+            info: PluginInfo::from_manifest(manifest, declared),
             validator: OnceLock::new(),
         });
         loaded.insert(canonical, plugin.clone());
@@ -259,9 +260,27 @@ impl Plugin {
         }
     }
 
-    /// Opens a backend with an already validated config.
-    pub async fn open_raw(&self, config: &serde_json::Value) -> Result<BackendBox> {
-        call((self.module.open())(RString::from(config.to_string()))).await
+    /// Opens a backend with an already validated config. `backend` names
+    /// it for the plugin's messages; relative paths in the config resolve
+    /// against `base_dir` (the directory of the config file).
+    pub async fn open_raw(
+        &self,
+        backend: &str,
+        base_dir: Option<&Path>,
+        config: &serde_json::Value,
+    ) -> Result<BackendBox> {
+        let args = OpenArgs {
+            config_json: config.to_string().into(),
+            backend: backend.into(),
+            base_dir: base_dir
+                .map(|d| d.to_string_lossy().into_owned())
+                .unwrap_or_default()
+                .into(),
+            host_version: env!("CARGO_PKG_VERSION").into(),
+            features: RVec::new(),
+            ext: Default::default(),
+        };
+        call((self.module.open())(args)).await
     }
 }
 
@@ -342,24 +361,85 @@ fn library_error(path: &Path, e: LibraryError, declared: Option<&str>) -> Error 
         LibraryError::AbiInstability(detail) => Error::AbiMismatch {
             path,
             detail: format!(
-                "the plugin declares strata-plugin-api {}, this host is {}, and their types differ (rebuild the plugin against {}); abi_stable says: {}",
+                "the plugin declares strata-plugin-api {}, this host speaks {}, but their types differ: {} (rebuild the plugin against strata-plugin-api {})",
                 declared.unwrap_or("?"),
                 strata_plugin_api::API_VERSION,
+                layout_cause(&detail),
                 strata_plugin_api::API_VERSION,
-                detail
-                    .to_string()
-                    .lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty())
-                    .take(6)
-                    .collect::<Vec<_>>()
-                    .join(" ")
             ),
         },
         other => Error::NotAPlugin {
             path,
             reason: other.to_string().trim().replace('\n', " "),
         },
+    }
+}
+
+/// The cause of a layout mismatch in a few lines: each mismatching type,
+/// named by its path from the root module, and what differs (abi_stable's
+/// own report puts it at the end of some 270 lines of layouts).
+fn layout_cause(detail: &abi_stable::std_types::RBoxError) -> String {
+    use abi_stable::abi_stability::abi_checking::{AbiInstability as AI, AbiInstabilityErrors};
+    use abi_stable::type_layout::TLFieldOrFunction;
+
+    let Some(errors) = detail.downcast_ref::<AbiInstabilityErrors>() else {
+        return detail.to_string().lines().take(3).collect::<Vec<_>>().join(" ");
+    };
+    let short = |s: String| {
+        let s = s.split_whitespace().collect::<Vec<_>>().join(" ");
+        if s.len() > 100 {
+            format!("{}…", &s[..s.floor_char_boundary(100)])
+        } else {
+            s
+        }
+    };
+    let mut causes = Vec::new();
+    for e in errors.errors.iter() {
+        let mut path = vec![errors.interface.name().to_string()];
+        path.extend(e.stack_trace.iter().map(|ef| match &ef.expected {
+            TLFieldOrFunction::Field(f) => f.name().to_string(),
+            TLFieldOrFunction::Function(f) => f.name.to_string(),
+        }));
+        let what: Vec<String> = e
+            .errs
+            .iter()
+            .map(|err| match err {
+                AI::Size(v) => format!("size {} bytes expected, {} found", v.expected, v.found),
+                AI::Alignment(v) => {
+                    format!("alignment {} expected, {} found", v.expected, v.found)
+                }
+                AI::FieldCountMismatch(v) => {
+                    format!("{} fields expected, {} found", v.expected, v.found)
+                }
+                AI::TooManyVariants(v) => {
+                    format!("{} variants expected, {} found", v.expected, v.found)
+                }
+                AI::MismatchedPrefixSize(v) => format!(
+                    "{} prefix fields expected, {} found",
+                    v.expected, v.found
+                ),
+                AI::UnexpectedField(v) => format!(
+                    "field `{}` expected, `{}` found",
+                    v.expected.name(),
+                    v.found.name()
+                ),
+                AI::Name(v) => short(format!("type {} expected, {} found", v.expected, v.found)),
+                AI::Package(v) => format!("package {} expected, {} found", v.expected, v.found),
+                AI::PackageVersion(v) => format!(
+                    "package version {} expected, {} found",
+                    v.expected, v.found
+                ),
+                other => short(format!("{other:?}")),
+            })
+            .collect();
+        if !what.is_empty() {
+            causes.push(format!("in `{}`: {}", path.join("."), what.join("; ")));
+        }
+    }
+    if causes.is_empty() {
+        "abi_stable found no detail".to_string()
+    } else {
+        causes.join(" | ")
     }
 }
 
@@ -410,7 +490,11 @@ impl Backend {
         config: &serde_json::Value,
     ) -> Result<Backend> {
         plugin.validate_config(config_file, name, config)?;
-        let inner = plugin.open_raw(config).await.map_err(|e| match e {
+        let base_dir = config_file.parent().filter(|d| !d.as_os_str().is_empty());
+        let inner = plugin
+            .open_raw(name, base_dir, config)
+            .await
+            .map_err(|e| match e {
             Error::Plugin(pe) => {
                 let mut e = PluginError::new(
                     pe.kind(),
@@ -458,7 +542,13 @@ impl Backend {
             path: self.plugin.path.clone(),
             reason: format!("unknown SQL dialect {:?}", self.plugin.info.dialect),
         })?;
-        let conn = self.inner.sql().into_option().ok_or_else(no_contract)?;
+        let conn = self
+            .inner
+            .sql()
+            .into_result()
+            .map_err(Error::Plugin)?
+            .into_option()
+            .ok_or_else(no_contract)?;
         Ok(Sql::new(conn, dialect, self.name.clone()))
     }
 
@@ -472,7 +562,13 @@ impl Backend {
         if self.plugin.info.contracts & contracts::VECTOR == 0 {
             return Err(no_contract());
         }
-        let store = self.inner.vectors().into_option().ok_or_else(no_contract)?;
+        let store = self
+            .inner
+            .vectors()
+            .into_result()
+            .map_err(Error::Plugin)?
+            .into_option()
+            .ok_or_else(no_contract)?;
         Ok(crate::vector::Vectors::new(store, self.name.clone()))
     }
 
@@ -490,8 +586,34 @@ impl Backend {
         if self.plugin.info.contracts & contracts::BLOB == 0 {
             return Err(no_contract());
         }
-        let store = self.inner.blobs().into_option().ok_or_else(no_contract)?;
+        let store = self
+            .inner
+            .blobs()
+            .into_result()
+            .map_err(Error::Plugin)?
+            .into_option()
+            .ok_or_else(no_contract)?;
         Ok(crate::blob::Blobs::new(store, self.name.clone()))
+    }
+
+    /// This backend's capability flags: what the opened backend reports
+    /// (it may depend on the config or on what the server supports), a
+    /// subset of the plugin's manifest.
+    pub fn capabilities(&self) -> Result<Vec<String>> {
+        Ok(self
+            .inner
+            .capabilities()
+            .into_result()
+            .map_err(Error::Plugin)?
+            .into_iter()
+            .map(|c| c.into_string())
+            .collect())
+    }
+
+    /// Whether this backend has `capability`.
+    pub fn has_capability(&self, capability: &str) -> bool {
+        self.capabilities()
+            .is_ok_and(|caps| caps.iter().any(|c| c == capability))
     }
 
     /// A liveness check; returns the plugin's description of what it checked.

@@ -168,6 +168,7 @@ impl Statements {
             Statement {
                 sql: prepared.wire_sql.clone(),
                 params: values,
+                ext: Default::default(),
             },
             prepared,
         ))
@@ -349,6 +350,7 @@ impl Sql {
             row_count: (values.len() / width) as u64,
             values: values.into(),
             then: then.into(),
+            ext: Default::default(),
         };
         call(self.inner.conn.bulk_write(request)).await
     }

@@ -12,8 +12,8 @@ use serde_json::Value as Json;
 use strata_plugin_api::{
     filter::Filter,
     vector::{
-        CollectionInfo, CollectionSpec, DeleteRequest, HybridRequest, Match, QueryRequest,
-        ScanRequest, VectorRecord, VectorStoreBox, include,
+        CollectionInfo, CollectionSpec, CountRequest, DeleteRequest, FetchRequest, HybridRequest,
+        Match, QueryRequest, ScanRequest, UpsertRequest, VectorRecord, VectorStoreBox, include,
     },
 };
 
@@ -258,14 +258,14 @@ pub struct CollectionStats {
 }
 
 impl CollectionStats {
-    fn from_info(i: CollectionInfo) -> CollectionStats {
-        CollectionStats {
+    fn from_info(i: CollectionInfo) -> Result<CollectionStats> {
+        Ok(CollectionStats {
             name: i.name.into_string(),
             dimension: i.dimension,
-            metric: i.metric,
+            metric: Metric::from_code(i.metric).map_err(crate::error::Error::Plugin)?,
             count: i.count,
             details: serde_json::from_str(&i.details_json).unwrap_or(Json::Null),
-        }
+        })
     }
 }
 
@@ -343,8 +343,9 @@ impl Vectors {
         call(self.store.create_collection(CollectionSpec {
             name: name.into(),
             dimension,
-            metric,
+            metric: metric.code(),
             options_json: options_text(options),
+            ext: Default::default(),
         }))
         .await
     }
@@ -367,7 +368,7 @@ impl Vectors {
             .await?
             .into_iter()
             .map(CollectionStats::from_info)
-            .collect())
+            .collect::<Result<_>>()?)
     }
 
     /// One collection's statistics, or `None`.
@@ -375,7 +376,8 @@ impl Vectors {
         Ok(call(self.store.collection_info(name.into()))
             .await?
             .into_option()
-            .map(CollectionStats::from_info))
+            .map(CollectionStats::from_info)
+            .transpose()?)
     }
 
     /// Inserts or overwrites records; returns how many were written.
@@ -395,9 +397,15 @@ impl Vectors {
                     r.metadata.to_string().into()
                 },
                 text: r.text.map(RString::from).into(),
+                ext: Default::default(),
             })
             .collect();
-        call(self.store.upsert(collection.into(), records)).await
+        call(self.store.upsert(UpsertRequest {
+            collection: collection.into(),
+            records,
+            ext: Default::default(),
+        }))
+        .await
     }
 
     /// Nearest neighbours, best first.
@@ -410,6 +418,7 @@ impl Vectors {
             include: q.include.bits(),
             min_score: q.min_score.into(),
             options_json: options_text(q.options.as_ref()),
+            ext: Default::default(),
         };
         Ok(call(self.store.query(req))
             .await?
@@ -431,6 +440,7 @@ impl Vectors {
             dense_weight: q.dense_weight,
             lexical_weight: q.lexical_weight,
             candidates: q.candidates,
+            ext: Default::default(),
         };
         Ok(call(self.store.hybrid_query(req))
             .await?
@@ -448,7 +458,12 @@ impl Vectors {
     ) -> Result<Vec<Hit>> {
         let ids: RVec<RString> = ids.iter().map(|s| RString::from(*s)).collect();
         Ok(
-            call(self.store.fetch(collection.into(), ids, include.bits()))
+            call(self.store.fetch(FetchRequest {
+                collection: collection.into(),
+                ids,
+                include: include.bits(),
+                ext: Default::default(),
+            }))
                 .await?
                 .into_iter()
                 .map(Hit::from_match)
@@ -468,6 +483,7 @@ impl Vectors {
             ids: ids.iter().map(|s| RString::from(*s)).collect(),
             filter_json: filter_text(filter)?,
             all,
+            ext: Default::default(),
         }))
         .await
     }
@@ -492,7 +508,12 @@ impl Vectors {
 
     /// Records matching `filter` (all when `None`).
     pub async fn count(&self, collection: &str, filter: Option<&Json>) -> Result<u64> {
-        call(self.store.count(collection.into(), filter_text(filter)?)).await
+        call(self.store.count(CountRequest {
+            collection: collection.into(),
+            filter_json: filter_text(filter)?,
+            ext: Default::default(),
+        }))
+        .await
     }
 
     /// One page of records; pass `next_cursor` back for the next page.
@@ -513,6 +534,7 @@ impl Vectors {
                 limit,
                 filter_json: filter_text(filter)?,
                 include: include.bits(),
+                ext: Default::default(),
             }),
         )
         .await?;

@@ -78,30 +78,81 @@ async fn panics_inside_a_plugin_come_back_as_errors_and_the_host_keeps_serving()
     let dir = tempfile::tempdir().unwrap();
     let file = write_config(
         dir.path(),
-        "[backends.p]\nplugin = \"fixture_panicky\"\n[backends.boom]\nplugin = \"fixture_panicky\"\nconfig = { panic_on_open = true }\n",
+        "[backends.p]\nplugin = \"fixture_panicky\"\n\
+         [backends.boom]\nplugin = \"fixture_panicky\"\nconfig = { panic_on_open = true }\n\
+         [backends.accessor]\nplugin = \"fixture_panicky\"\nconfig = { panic_in_accessor = true }\n\
+         [backends.raw]\nplugin = \"fixture_raw\"\n",
     );
     let strata = Strata::load(&file).unwrap();
     let sql = strata.sql_backend("p").await.unwrap();
 
-    // Caught by the plugin's own guard.
-    let err = sql.run("insert into t values (1)", ()).await.unwrap_err();
+    // A panic wherever the kit runs the call: on the caller's thread, on the
+    // plugin's blocking pool, polled inside its runtime, as a task there.
+    for place in ["inline", "blocking", "async", "task"] {
+        let err = sql.run(&format!("{place} insert"), ()).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Internal, "{place}: {err}");
+        assert!(
+            err.to_string()
+                .contains(&format!("plugin panicked: run panicked on {place}")),
+            "{place}: {err}"
+        );
+    }
+    // The work really went where `runs` said: the query answers with the
+    // name of the thread it ran on.
+    let thread = |place: &'static str| {
+        let sql = sql.clone();
+        async move {
+            sql.get(&format!("{place} which thread"), ())
+                .await
+                .unwrap()
+                .unwrap()
+                .get::<String>("thread")
+                .unwrap()
+        }
+    };
+    assert_eq!(thread("blocking").await, "strata-fixture-panicky");
+    assert_eq!(thread("task").await, "strata-fixture-panicky");
+    assert_ne!(thread("inline").await, "strata-fixture-panicky");
+    // A panic while the kit asks the backend where a call runs.
+    let err = sql.all("panic in runs", ()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Internal);
-    assert!(err.to_string().contains("plugin panicked"), "{err}");
-    assert!(err.to_string().contains("index out of bounds"), "{err}");
-
-    // An unguarded future: async-ffi re-raises the panic on the host, the backstop catches it.
-    let err = sql.all("select 1", ()).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Internal);
-    assert!(err.to_string().contains("plugin panicked"), "{err}");
+    assert!(err.to_string().contains("runs exploded"), "{err}");
 
     // A panic while opening.
     let err = strata.backend("boom").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Internal);
     assert!(err.to_string().contains("open exploded"), "{err}");
 
+    // A panic in a synchronous accessor is reported as itself, not as a
+    // missing contract.
+    let err = strata.sql_backend("accessor").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Internal, "{err}");
+    assert!(err.to_string().contains("accessor exploded"), "{err}");
+
+    // A panic in the backend's drop stays inside the plugin (the backend
+    // is opened outside `Strata`, which would keep it until the end).
+    let dropper = strata_host::loader::Backend::open(
+        "dropper",
+        Plugin::load(plugin("fixture_panicky")).unwrap(),
+        &file,
+        &serde_json::json!({ "panic_on_drop": true }),
+    )
+    .await
+    .unwrap();
+    dropper.close().await.unwrap();
+    drop(dropper);
+
+    // A raw-ABI plugin's unguarded future: async-ffi re-raises the panic on
+    // the host, and the host's backstop turns it into an error.
+    let raw = strata.sql_backend("raw").await.unwrap();
+    let err = raw.all("select 1", ()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Internal);
+    assert!(err.to_string().contains("plugin panicked"), "{err}");
+    raw.exec("select 1").await.unwrap();
+
     // Still serving.
     sql.exec("select 1").await.unwrap();
-    let err = sql.run("x", ()).await.unwrap_err();
+    let err = sql.run("blocking x", ()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Internal);
 }
 
@@ -127,7 +178,7 @@ async fn two_plugins_side_by_side_and_one_library_opened_twice() {
     assert_eq!(pa.info().name, "sqlite");
     assert_eq!(
         pp.info().name,
-        "panicky",
+        "fixture-panicky",
         "the second plugin is not the first one returned again"
     );
 
@@ -152,7 +203,7 @@ async fn two_plugins_side_by_side_and_one_library_opened_twice() {
     assert_eq!(count(sb.clone()).await, 1);
     // The panicky plugin misbehaving does not disturb the SQLite backends.
     let p = strata.sql_backend("p").await.unwrap();
-    assert!(p.all("select 1", ()).await.is_err());
+    assert!(p.run("select 1", ()).await.is_err());
     assert_eq!(count(sa).await, 2);
     strata.close().await.unwrap();
 }

@@ -53,6 +53,10 @@ pub struct OpenContext {
     /// directory of `plugins.toml`), when the host says; otherwise the
     /// process's working directory.
     pub base_dir: Option<PathBuf>,
+    /// The host's version, when it says.
+    pub host_version: Option<String>,
+    /// Features the host supports beyond plugin-api 1.0.
+    pub features: Vec<String>,
 }
 
 impl OpenContext {
@@ -234,8 +238,8 @@ mod tests {
     #[test]
     fn relative_paths_resolve_against_the_base_dir() {
         let ctx = OpenContext {
-            backend: None,
             base_dir: Some("/etc/strata".into()),
+            ..OpenContext::default()
         };
         assert_eq!(ctx.resolve("data/x.db"), PathBuf::from("/etc/strata/data/x.db"));
         assert_eq!(ctx.resolve("/abs/x.db"), PathBuf::from("/abs/x.db"));

@@ -34,11 +34,11 @@ use abi_stable::{
     std_types::{RBox, ROption, RString, RVec},
 };
 
-use crate::sql::PluginFuture;
+use crate::{ext::Extensions, sql::PluginFuture};
 
 /// What the store knows about one object.
 #[repr(C)]
-#[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
+#[derive(StableAbi, Clone, Debug, PartialEq)]
 pub struct ObjectMeta {
     /// The key (relative to the plugin's configured prefix).
     pub key: RString,
@@ -48,6 +48,8 @@ pub struct ObjectMeta {
     pub last_modified_ms: ROption<i64>,
     /// The store's entity tag, when it reports one.
     pub etag: ROption<RString>,
+    /// Further fields of later 1.x releases.
+    pub ext: Extensions,
 }
 
 /// A whole-object write.
@@ -60,6 +62,8 @@ pub struct PutRequest {
     pub data: RVec<u8>,
     /// `Content-Type`, `""` for the store's default.
     pub content_type: RString,
+    /// Further fields of later 1.x releases.
+    pub ext: Extensions,
 }
 
 /// A byte range `[start, end)`.
@@ -80,6 +84,8 @@ pub struct GetRequest {
     pub key: RString,
     /// Only these bytes (`RNone` = the whole object).
     pub range: ROption<ByteRange>,
+    /// Further fields of later 1.x releases.
+    pub ext: Extensions,
 }
 
 /// What a read returns.
@@ -90,6 +96,8 @@ pub struct GetResponse {
     pub meta: ObjectMeta,
     /// The bytes read.
     pub data: RVec<u8>,
+    /// Further fields of later 1.x releases.
+    pub ext: Extensions,
 }
 
 /// One page of a listing.
@@ -102,6 +110,8 @@ pub struct ListRequest {
     pub cursor: ROption<RString>,
     /// At most this many objects per page (`0` = the store's default, ≤ 1,000 on S3).
     pub limit: u32,
+    /// Further fields of later 1.x releases.
+    pub ext: Extensions,
 }
 
 /// A page of objects, in key order, and the cursor of the next page.
@@ -112,6 +122,8 @@ pub struct ListPage {
     pub objects: RVec<ObjectMeta>,
     /// `RNone` after the last page.
     pub next_cursor: ROption<RString>,
+    /// Further fields of later 1.x releases.
+    pub ext: Extensions,
 }
 
 /// Starts a multipart write.
@@ -122,6 +134,8 @@ pub struct MultipartRequest {
     pub key: RString,
     /// `Content-Type`, `""` for the store's default.
     pub content_type: RString,
+    /// Further fields of later 1.x releases.
+    pub ext: Extensions,
 }
 
 /// The blob-store contract.

@@ -1,52 +1,71 @@
-//! The stable plugin ABI of strata.
+//! The stable plugin ABI of strata, version 1.
 //!
 //! strata loads storage backends as dynamic libraries that are built and
-//! released apart from the host. This crate is everything both sides agree
-//! on, and nothing else: it has no I/O and no runtime.
+//! released apart from the host. This crate is what both sides of that
+//! boundary agree on, and nothing else: it has no I/O and no runtime.
+//! Plugin authors do not code against it directly: they write ordinary
+//! async Rust on the plugin kit (`strata-plugin`), which generates
+//! everything here. It is public so that the host, the kit and anyone
+//! writing another language's binding can see the contract.
 //!
 //! # Design
 //!
-//! - **Root module.** A plugin library exports one [`PluginMod`] with
-//!   abi_stable's `#[export_root_module]`. The host loads it with
+//! - **Root module.** A plugin library exports one [`PluginMod`] (a prefix
+//!   type). The host loads it with
 //!   `lib_header_from_path(..).init_root_module::<PluginModRef>()`, which
-//!   checks the plugin-api version (semver: `0.y` must match) and the layout
-//!   of every type reachable from the module before any plugin code runs.
-//!   `PluginMod` is a prefix type: later minor versions append fields.
+//!   checks this crate's version (same major) and the layout of every type
+//!   reachable from the module before any plugin code runs.
+//! - **The handshake goes both ways.** The plugin describes itself in its
+//!   [`Manifest`] (a prefix type); the host opens a backend with
+//!   [`OpenArgs`]: the config, the directory relative paths resolve
+//!   against, the host's version and features.
 //! - **Contracts are trait objects.** [`sql::SqlConnection`] (and its
-//!   transaction and cursor) are `#[sabi_trait]`s whose vtables are prefix
-//!   types too, so methods can be appended without breaking old plugins.
+//!   transaction and cursor), [`vector::VectorStore`] and
+//!   [`blob::BlobStore`] are `#[sabi_trait]`s whose vtables are prefix types.
 //! - **Async crosses as `FfiFuture`.** Every contract method returns a
 //!   `'static` [`async_ffi::FfiFuture`]. The host polls it on whatever
-//!   executor it runs; a plugin that needs tokio owns its own runtime
-//!   (tokio's context is a thread-local per copy of tokio, so the host's
-//!   runtime is invisible to the plugin): `runtime::PluginRuntime`, behind
-//!   the `tokio` feature, polls calls in place inside it or spawns them
-//!   there. A backend whose calls are short and
-//!   synchronous (SQLite) may do the work inline on first poll: no thread hop.
+//!   executor it runs; the plugin decides where its work runs (its own
+//!   runtime, its own blocking pool, or inline).
 //! - **Panics stay inside.** abi_stable aborts when a trait-object method
-//!   unwinds, so methods only build a future; the work runs inside
-//!   [`ffi::guard`], which turns a panic into an [`ErrorKind::Internal`]
-//!   error reading `plugin panicked: …`.
+//!   unwinds and async-ffi re-raises a panic from `poll` on the host, so a
+//!   plugin contains its panics (the kit does it for every entry point,
+//!   future and drop) and reports them as [`ErrorKind::Internal`] errors
+//!   reading `plugin panicked: …`. The host keeps a backstop for a plugin
+//!   that does not.
 //! - **Values and errors are small and `repr(C)`.** [`Value`] has five
-//!   kinds; [`PluginError`] carries its kind as a wire code so new kinds never
-//!   become undefined behaviour in an older host.
-//! - **Requests are structs.** Methods take a [`sql::Statement`] (SQL plus
-//!   positional params). Placeholders are rewritten by the host for the
-//!   plugin's [`placeholders::Dialect`] before a statement is sent.
+//!   storage classes; [`PluginError`] carries its kind as a wire code.
+//! - **One request struct per method**, each with an [`Extensions`] slot.
 //!
-//! # Writing a plugin
+//! # Evolution policy (1.x)
 //!
-//! ```ignore
-//! use abi_stable::{export_root_module, prefix_type::PrefixTypeTrait};
-//! use strata_plugin_api::{PluginMod, PluginModRef};
+//! A plugin built against 1.0 loads into every 1.x host, and a 1.x plugin
+//! into a 1.y host as long as it uses nothing added after 1.y. So, within
+//! the major version, a release may only:
 //!
-//! #[export_root_module]
-//! fn root_module() -> PluginModRef {
-//!     PluginMod { manifest, open }.leak_into_prefix()
-//! }
-//! ```
+//! - **append** fields to a prefix type ([`PluginMod`], [`Manifest`]) after
+//!   its last field; readers see an older peer's missing field as `None`;
+//! - **append** methods to a contract trait after its last method, with a
+//!   default body (abi_stable calls the default when an older plugin's
+//!   vtable lacks the method): the default must answer
+//!   [`ErrorKind::Unsupported`] or an equivalent "absent";
+//! - **document** new keys for the [`Extensions`] slot of a request or
+//!   result (optional fields of structs passed by value), new capability
+//!   flags, new contract bits, new [`ErrorKind`] codes (an older peer reads
+//!   an unknown code as `Internal`, keeping the message) and new metric
+//!   codes (an older peer refuses an unknown one with `invalid_input`).
 //!
-//! See `examples/plugin-template` in the repository for a whole plugin.
+//! Anything else needs a new major version, which the host refuses at load
+//! time naming both versions: changing or removing a field, a method or a
+//! signature, reordering, changing a by-value struct, or adding a [`Value`]
+//! kind. The five value kinds are frozen on purpose: richer types (JSON,
+//! timestamps, UUIDs, decimals) travel as one of them, annotated through an
+//! extension key where the type matters, so no peer ever meets a value it
+//! cannot represent.
+//!
+//! The repository keeps a plugin built against the 1.0 sources
+//! (`fixtures/abi-1.0`) in its test suite: every later 1.x host must load
+//! it and pass its conformance suite. CHANGELOG.md lists what each release
+//! added.
 
 #![warn(missing_docs, unreachable_pub)]
 // abi_stable's `#[sabi_trait]` expands impls inside a const item.
@@ -54,13 +73,11 @@
 
 pub mod blob;
 pub mod error;
-pub mod ffi;
+pub mod ext;
 pub mod filter;
 pub mod manifest;
 pub mod module;
 pub mod placeholders;
-#[cfg(feature = "tokio")]
-pub mod runtime;
 pub mod sql;
 pub mod value;
 pub mod vector;
@@ -68,9 +85,11 @@ pub mod vector;
 pub use abi_stable;
 pub use async_ffi;
 pub use error::{ErrorKind, PluginError, PluginResult};
-pub use manifest::{Manifest, capabilities, contracts};
-pub use module::{Backend, Backend_TO, BackendBox, PluginMod, PluginModRef};
+pub use ext::Extensions;
+pub use manifest::{Manifest, ManifestRef, capabilities, contracts};
+pub use module::{Backend, Backend_TO, BackendBox, OpenArgs, PluginMod, PluginModRef};
 pub use value::Value;
 
-/// The version of this crate, which plugins record in their [`Manifest`].
+/// The version of this crate: the ABI version a plugin is built against,
+/// recorded in its library header.
 pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -2,7 +2,7 @@
 
 use abi_stable::{
     StableAbi,
-    std_types::{RString, RVec},
+    std_types::{RSlice, RStr},
 };
 
 use crate::placeholders::Dialect;
@@ -55,42 +55,47 @@ pub mod capabilities {
     pub const VECTOR_PERSISTENT_INDEX: &str = "vector.persistent_index";
 }
 
-/// A plugin's description of itself.
+/// A plugin's description of itself, read before anything is opened.
+///
+/// A prefix type: 1.x releases append fields after `config_schema` (the
+/// last prefix field), and a reader of an older plugin's manifest gets
+/// `None` from their accessors. Fields are read through the accessor
+/// methods of [`ManifestRef`] (`m.name()`, …), so every field is `Copy`:
+/// a plugin builds its manifest once and leaks it (it lives as long as the
+/// library, which is never unloaded). The plugin-api version a
+/// plugin was built against is not a field: the library header carries it,
+/// and the host reports that one (a manifest could claim anything).
 #[repr(C)]
-#[derive(StableAbi, Clone, Debug)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = ManifestRef)))]
 pub struct Manifest {
     /// Short name, e.g. `sqlite`; the file is `libstrata_<name>.so`.
-    pub name: RString,
+    pub name: RStr<'static>,
     /// The plugin's own version (its crate version).
-    pub version: RString,
-    /// The `strata-plugin-api` version the plugin was built against.
-    pub api_version: RString,
+    pub version: RStr<'static>,
     /// One line describing the backend.
-    pub description: RString,
-    /// Bit set of [`contracts`].
+    pub description: RStr<'static>,
+    /// Bit set of [`contracts`]; unknown bits are ignored.
     pub contracts: u32,
-    /// Capability flags (see [`capabilities`]).
-    pub capabilities: RVec<RString>,
+    /// Capability flags (see [`capabilities`]) every backend of the plugin
+    /// may have; an opened backend reports its own ([`crate::Backend::capabilities`]).
+    pub capabilities: RSlice<'static, RStr<'static>>,
     /// The SQL dialect name (`sqlite`, `postgres`, …); decides how the host
     /// rewrites placeholders. Empty for plugins without the SQL contract.
-    pub dialect: RString,
+    pub dialect: RStr<'static>,
     /// The JSON Schema of the plugin's config table (generated with `schemars`).
-    pub config_schema: RString,
+    #[sabi(last_prefix_field)]
+    pub config_schema: RStr<'static>,
 }
 
-impl Manifest {
+impl ManifestRef {
     /// Whether the plugin implements all contracts in `bits`.
-    pub fn implements(&self, bits: u32) -> bool {
-        self.contracts & bits == bits
-    }
-
-    /// Whether the plugin lists capability `name`.
-    pub fn has_capability(&self, name: &str) -> bool {
-        self.capabilities.iter().any(|c| c.as_str() == name)
+    pub fn implements(self, bits: u32) -> bool {
+        self.contracts() & bits == bits
     }
 
     /// The parsed SQL dialect, if the name is one the host knows.
-    pub fn sql_dialect(&self) -> Option<Dialect> {
-        Dialect::from_name(self.dialect.as_str())
+    pub fn sql_dialect(self) -> Option<Dialect> {
+        Dialect::from_name(self.dialect().as_str())
     }
 }

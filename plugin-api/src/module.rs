@@ -1,37 +1,40 @@
-//! The root module every plugin library exports, and the opened backend.
+//! The root module every plugin library exports, the open handshake, and
+//! the opened backend.
 
 use abi_stable::{
     StableAbi, declare_root_module_statics,
     library::RootModule,
     package_version_strings, sabi_trait,
     sabi_types::VersionStrings,
-    std_types::{RBox, ROption, RString, RVec},
+    std_types::{RBox, ROption, RResult, RString, RVec},
 };
 
 use crate::{
+    PluginError,
     blob::BlobStoreBox,
-    manifest::Manifest,
+    ext::Extensions,
+    manifest::ManifestRef,
     sql::{PluginFuture, SqlConnectionBox},
     vector::VectorStoreBox,
 };
 
 /// The root module: the only symbol the host looks up in a plugin library.
 ///
-/// It is an abi_stable *prefix type*: fields may be appended after the last
-/// prefix field in later minor versions, never removed or reordered. The
-/// host checks the plugin-api version (semver) and the layout of every type
-/// reachable from here when it loads the library.
+/// A prefix type: 1.x releases may append fields after `open` (the last
+/// prefix field), never remove or reorder them. The host checks the
+/// plugin-api version (same major) and the layout of every type reachable
+/// from here when it loads the library.
 #[repr(C)]
 #[derive(StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = PluginModRef)))]
 #[sabi(missing_field(panic))]
 pub struct PluginMod {
-    /// Describes the plugin: name, versions, contracts, capabilities, config schema.
-    pub manifest: extern "C" fn() -> Manifest,
-    /// Opens a backend from its config, given as JSON text that the host has
-    /// already validated against the manifest's schema.
+    /// Describes the plugin: name, version, contracts, capabilities, config
+    /// schema. Must not unwind; returns the same manifest every time.
+    pub manifest: extern "C" fn() -> ManifestRef,
+    /// Opens a backend. Must not unwind: the work happens in the future.
     #[sabi(last_prefix_field)]
-    pub open: extern "C" fn(config_json: RString) -> PluginFuture<BackendBox>,
+    pub open: extern "C" fn(args: OpenArgs) -> PluginFuture<BackendBox>,
 }
 
 impl RootModule for PluginModRef {
@@ -41,35 +44,49 @@ impl RootModule for PluginModRef {
     const VERSION_STRINGS: VersionStrings = package_version_strings!();
 }
 
+/// What the host hands a plugin's `open`: the handshake's host side (the
+/// manifest is the plugin's side).
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, Default, PartialEq)]
+pub struct OpenArgs {
+    /// The backend's config as JSON text, already validated against the
+    /// manifest's schema (`${VAR}`s interpolated).
+    pub config_json: RString,
+    /// The backend's name in the host's config (`local`, `pg`, …).
+    pub backend: RString,
+    /// The directory relative paths in the config resolve against (the
+    /// directory of `plugins.toml`); empty when the host has none.
+    pub base_dir: RString,
+    /// The host's version (`strata-host` crate version).
+    pub host_version: RString,
+    /// Feature names the host supports beyond plugin-api 1.0 (for a plugin
+    /// to know which documented extension keys the host understands).
+    pub features: RVec<RString>,
+    /// Further arguments of later 1.x releases.
+    pub ext: Extensions,
+}
+
 /// An opened backend: hands out the contract handles it implements.
+///
+/// The accessors are synchronous and cheap. They return a result so that a
+/// failure (a panic caught inside the plugin, a handle that cannot be made)
+/// is reported as itself, not as a missing contract.
 #[sabi_trait]
 pub trait Backend: Send + Sync {
     /// The SQL handle, when the plugin implements the SQL contract.
-    fn sql(&self) -> ROption<SqlConnectionBox>;
+    fn sql(&self) -> RResult<ROption<SqlConnectionBox>, PluginError>;
     /// The vector store, when the plugin implements the vector contract.
-    fn vectors(&self) -> ROption<VectorStoreBox>;
+    fn vectors(&self) -> RResult<ROption<VectorStoreBox>, PluginError>;
+    /// The blob store, when the plugin implements the blob contract.
+    fn blobs(&self) -> RResult<ROption<BlobStoreBox>, PluginError>;
+    /// This opened backend's capability flags (they may depend on the
+    /// config or on what the server supports): a subset of the manifest's.
+    fn capabilities(&self) -> RResult<RVec<RString>, PluginError>;
     /// A cheap liveness check; the text describes what was checked.
     fn health(&self) -> PluginFuture<RString>;
     /// Closes every handle of this backend.
     #[sabi(last_prefix_field)]
     fn close(&self) -> PluginFuture<()>;
-    /// The blob store, when the plugin implements the blob contract.
-    ///
-    /// Appended after the last prefix field (plugin-api 0.1 minor
-    /// evolution): a plugin built before it has no such vtable entry, so
-    /// the host calls it only when the manifest lists
-    /// [`contracts::BLOB`](crate::contracts::BLOB).
-    fn blobs(&self) -> ROption<BlobStoreBox> {
-        ROption::RNone
-    }
-
-    /// This opened backend's capability flags, when they differ from the
-    /// manifest's (they may depend on the config or on what the server
-    /// supports). Appended after `blobs`: a plugin built before it answers
-    /// `RNone` through this default, and the host uses the manifest's list.
-    fn capabilities(&self) -> ROption<RVec<RString>> {
-        ROption::RNone
-    }
 }
 
 /// An opened backend as a boxed trait object.

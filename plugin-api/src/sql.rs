@@ -3,8 +3,9 @@
 //! Every method takes its request by value and returns an
 //! [`FfiFuture`](async_ffi::FfiFuture) that is `'static`: it owns what it
 //! needs, so plugin state lives behind `Arc`s inside the implementing type.
-//! Methods must not panic before returning the future (abi_stable aborts on
-//! a panic in a trait-object method); wrap all work in [`crate::ffi::guard`].
+//! Methods must not panic, before or while returning the future: abi_stable
+//! aborts on a panic in a trait-object method, and async-ffi re-raises a
+//! panic in `poll` on the host. (The plugin kit guards both.)
 //!
 //! Placeholders arrive already rewritten by the host into the plugin's
 //! [`Dialect`](crate::placeholders::Dialect), with `params` in order.
@@ -15,7 +16,7 @@ use abi_stable::{
 };
 use async_ffi::FfiFuture;
 
-use crate::{PluginError, Value};
+use crate::{PluginError, Value, ext::Extensions};
 
 /// One statement and its positional parameters.
 #[repr(C)]
@@ -25,6 +26,8 @@ pub struct Statement {
     pub sql: RString,
     /// Parameter values, first placeholder first.
     pub params: RVec<Value>,
+    /// Further request fields of later 1.x releases.
+    pub ext: Extensions,
 }
 
 impl Statement {
@@ -33,18 +36,21 @@ impl Statement {
         Statement {
             sql: sql.into(),
             params: params.into(),
+            ext: Extensions::new(),
         }
     }
 }
 
 /// What a write did.
 #[repr(C)]
-#[derive(StableAbi, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(StableAbi, Clone, Debug, Default, PartialEq)]
 pub struct RunResult {
     /// Rows inserted, updated or deleted by the statement.
     pub changes: u64,
     /// The rowid (or `RETURNING` id) of the last inserted row, where the backend has one.
     pub last_insert_rowid: ROption<i64>,
+    /// Further result fields of later 1.x releases.
+    pub ext: Extensions,
 }
 
 /// A block of result rows: column names once, values row-major.
@@ -57,6 +63,10 @@ pub struct Rows {
     pub values: RVec<Value>,
     /// Number of rows (kept explicitly so a zero-column result still counts rows).
     pub row_count: u64,
+    /// Further result fields of later 1.x releases (e.g. declared column
+    /// types as annotations: the five value kinds are frozen, richer types
+    /// travel as annotations on them).
+    pub ext: Extensions,
 }
 
 /// A future crossing the boundary with a plugin result.
@@ -81,7 +91,6 @@ pub trait SqlConnection: Send + Sync {
     fn begin(&self) -> PluginFuture<SqlTransactionBox>;
 
     /// Closes the handle; every later call returns [`ErrorKind::Closed`](crate::ErrorKind::Closed).
-    #[sabi(last_prefix_field)]
     fn close(&self) -> PluginFuture<()>;
 
     /// Writes many rows in one transaction, the fast path of migrations and
@@ -89,18 +98,12 @@ pub trait SqlConnection: Send + Sync {
     /// Returns the rows inserted or changed. The write is atomic (rows and
     /// `then` together) but may become durable only with the backend's next
     /// synchronous commit (Postgres commits it with `synchronous_commit =
-    /// off`). Appended after `close`: a plugin
-    /// built before it, or one that does not override it, answers
+    /// off`). A plugin without a bulk path answers
     /// [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) and the
     /// host falls back to multi-row `INSERT`s; so may a plugin for a column
     /// type its bulk path cannot encode.
-    fn bulk_write(&self, request: BulkWrite) -> PluginFuture<u64> {
-        drop(request);
-        crate::ffi::ready(Err(PluginError::new(
-            crate::ErrorKind::Unsupported,
-            "this plugin has no bulk write",
-        )))
-    }
+    #[sabi(last_prefix_field)]
+    fn bulk_write(&self, request: BulkWrite) -> PluginFuture<u64>;
 }
 
 /// Rows for [`SqlConnection::bulk_write`].
@@ -126,6 +129,8 @@ pub struct BulkWrite {
     /// A statement run in the same transaction after the rows (a
     /// checkpoint), in the plugin's dialect; its result is discarded.
     pub then: ROption<Statement>,
+    /// Further request fields of later 1.x releases.
+    pub ext: Extensions,
 }
 
 /// A handle to an opened SQL backend.
@@ -173,14 +178,3 @@ pub trait SqlCursor: Send + Sync {
 
 /// An open cursor; dropping it releases the connection it holds.
 pub type SqlCursorBox = SqlCursor_TO<'static, RBox<()>>;
-
-/// Checks that savepoint `depth` exists when `current` savepoints are open
-/// (for [`SqlTransaction::release`] and [`SqlTransaction::rollback_to`]).
-pub fn check_savepoint(current: u32, depth: u32) -> Result<(), PluginError> {
-    if depth == 0 || depth > current {
-        return Err(PluginError::invalid_input(format!(
-            "no savepoint at depth {depth} (current depth {current})"
-        )));
-    }
-    Ok(())
-}

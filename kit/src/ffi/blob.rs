@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use abi_stable::{sabi_trait::TD_Opaque, std_types::RString};
 use strata_plugin_api::{
+    Extensions,
     blob::{self as abi, BlobStore_TO, BlobStoreBox, BlobWriter_TO, BlobWriterBox},
     sql::PluginFuture,
 };
@@ -23,6 +24,7 @@ fn meta_out(m: ObjectMeta) -> abi::ObjectMeta {
         size: m.size,
         last_modified_ms: m.last_modified_ms.into(),
         etag: m.etag.map(RString::from).into(),
+        ext: Extensions::new(),
     }
 }
 
@@ -66,6 +68,7 @@ impl<B: BlobBackend> abi::BlobStore for Store<B> {
                 Ok(abi::GetResponse {
                     meta: meta_out(meta),
                     data: data.into(),
+                    ext: Extensions::new(),
                 })
             })
         })
@@ -97,6 +100,7 @@ impl<B: BlobBackend> abi::BlobStore for Store<B> {
                 Ok(abi::ListPage {
                     objects: objects.into_iter().map(meta_out).collect(),
                     next_cursor: next_cursor.map(RString::from).into(),
+                    ext: Extensions::new(),
                 })
             })
         })

@@ -12,17 +12,20 @@ pub(crate) mod blob;
 pub(crate) mod sql;
 pub(crate) mod vector;
 
-use std::{future::Future, sync::Arc};
+use std::{
+    future::Future,
+    sync::{Arc, OnceLock},
+};
 
 use abi_stable::{
     library::{CheckTypeLayout, LibHeader, RootModuleResult, __call_root_module_loader},
     prefix_type::PrefixTypeTrait,
     sabi_trait::TD_Opaque,
-    std_types::{ROption, RString, RVec},
+    std_types::{ROption, RResult, RSlice, RStr, RString, RVec},
 };
 use strata_plugin_api::{
-    API_VERSION, Backend, Backend_TO, BackendBox, Manifest, PluginMod, PluginModRef,
-    PluginResult, blob::BlobStoreBox, sql::PluginFuture, sql::SqlConnectionBox,
+    Backend, Backend_TO, BackendBox, Manifest, ManifestRef, OpenArgs, PluginError, PluginMod,
+    PluginModRef, PluginResult, blob::BlobStoreBox, sql::PluginFuture, sql::SqlConnectionBox,
     vector::VectorStoreBox,
 };
 
@@ -69,27 +72,52 @@ fn root<P: Plugin>() -> PluginModRef {
     .leak_into_prefix()
 }
 
-extern "C" fn manifest<P: Plugin>() -> Manifest {
-    // Generating the schema runs the config type's `JsonSchema` impl; should
-    // it panic, an empty schema still leaves the kit's parser refusing bad keys.
-    let config_schema = catch(|| Ok(config_schema::<P::Config>())).unwrap_or_else(|_| "{}".into());
-    Manifest {
-        name: P::NAME.into(),
-        version: P::VERSION.into(),
-        api_version: API_VERSION.into(),
-        description: P::DESCRIPTION.into(),
-        contracts: P::CONTRACTS.bits(),
-        capabilities: P::CAPABILITIES.iter().map(|c| RString::from(*c)).collect(),
-        dialect: P::DIALECT.unwrap_or("").into(),
-        config_schema: config_schema.into(),
-    }
+extern "C" fn manifest<P: Plugin>() -> ManifestRef {
+    // Built once and leaked: the library, and so its manifest, lives as
+    // long as the process (the host never unloads a plugin).
+    static MANIFEST: OnceLock<ManifestRef> = OnceLock::new();
+    *MANIFEST.get_or_init(|| {
+        // Generating the schema runs the config type's `JsonSchema` impl;
+        // should it panic, an empty schema still leaves the kit's parser
+        // refusing bad keys.
+        let schema =
+            catch(|| Ok(config_schema::<P::Config>())).unwrap_or_else(|_| "{}".into());
+        let leak = |s: String| RStr::from_str(Box::leak(s.into_boxed_str()));
+        let capabilities: Vec<RStr<'static>> =
+            P::CAPABILITIES.iter().map(|c| RStr::from_str(c)).collect();
+        Manifest {
+            name: RStr::from_str(P::NAME),
+            version: RStr::from_str(P::VERSION),
+            description: RStr::from_str(P::DESCRIPTION),
+            contracts: P::CONTRACTS.bits(),
+            capabilities: RSlice::from_slice(Box::leak(capabilities.into_boxed_slice())),
+            dialect: RStr::from_str(P::DIALECT.unwrap_or("")),
+            config_schema: leak(schema),
+        }
+        .leak_into_prefix()
+    })
 }
 
-extern "C" fn open<P: Plugin>(config_json: RString) -> PluginFuture<BackendBox> {
+extern "C" fn open<P: Plugin>(args: OpenArgs) -> PluginFuture<BackendBox> {
     call(move || {
         (P::RUNS, async move {
+            let OpenArgs {
+                config_json,
+                backend,
+                base_dir,
+                host_version,
+                features,
+                ..
+            } = args;
             let config: P::Config = parse_config(P::NAME, &config_json)?;
-            let backend = P::open(config, OpenContext::default()).await?;
+            let non_empty = |s: RString| Some(s.into_string()).filter(|s| !s.is_empty());
+            let ctx = OpenContext {
+                backend: non_empty(backend),
+                base_dir: non_empty(base_dir).map(Into::into),
+                host_version: non_empty(host_version),
+                features: features.into_iter().map(RString::into_string).collect(),
+            };
+            let backend = P::open(config, ctx).await?;
             Ok(Backend_TO::from_value(
                 BackendAdapter(Guarded::new(Arc::new(backend))),
                 TD_Opaque,
@@ -102,20 +130,29 @@ extern "C" fn open<P: Plugin>(config_json: RString) -> PluginFuture<BackendBox> 
 struct BackendAdapter<P>(Guarded<Arc<P>>);
 
 impl<P: Plugin> Backend for BackendAdapter<P> {
-    fn sql(&self) -> ROption<SqlConnectionBox> {
-        // A panic here reads as "no handle": the host then names the
-        // missing contract. (These accessors cannot carry an error in ABI 0.1.)
-        catch(|| Ok(self.0.get().sql().map(|h| h.0)))
-            .ok()
-            .flatten()
-            .into()
+    fn sql(&self) -> RResult<ROption<SqlConnectionBox>, PluginError> {
+        catch(|| Ok(self.0.get().sql().map(|h| h.0).into())).into()
     }
 
-    fn vectors(&self) -> ROption<VectorStoreBox> {
-        catch(|| Ok(self.0.get().vectors().map(|h| h.0)))
-            .ok()
-            .flatten()
-            .into()
+    fn vectors(&self) -> RResult<ROption<VectorStoreBox>, PluginError> {
+        catch(|| Ok(self.0.get().vectors().map(|h| h.0).into())).into()
+    }
+
+    fn blobs(&self) -> RResult<ROption<BlobStoreBox>, PluginError> {
+        catch(|| Ok(self.0.get().blobs().map(|h| h.0).into())).into()
+    }
+
+    fn capabilities(&self) -> RResult<RVec<RString>, PluginError> {
+        catch(|| {
+            Ok(self
+                .0
+                .get()
+                .capabilities()
+                .into_iter()
+                .map(RString::from)
+                .collect())
+        })
+        .into()
     }
 
     fn health(&self) -> PluginFuture<RString> {
@@ -130,26 +167,5 @@ impl<P: Plugin> Backend for BackendAdapter<P> {
     fn close(&self) -> PluginFuture<()> {
         let backend = self.0.get().clone();
         call(move || (P::RUNS, async move { backend.close().await }))
-    }
-
-    fn blobs(&self) -> ROption<BlobStoreBox> {
-        catch(|| Ok(self.0.get().blobs().map(|h| h.0)))
-            .ok()
-            .flatten()
-            .into()
-    }
-
-    fn capabilities(&self) -> ROption<RVec<RString>> {
-        catch(|| {
-            Ok(self
-                .0
-                .get()
-                .capabilities()
-                .into_iter()
-                .map(RString::from)
-                .collect::<RVec<_>>())
-        })
-        .ok()
-        .into()
     }
 }

@@ -7,7 +7,7 @@ use abi_stable::{
     std_types::{RString, RVec},
 };
 use strata_plugin_api::{
-    Value as AbiValue,
+    Extensions, Value as AbiValue,
     sql::{
         self as abi, PluginFuture, SqlConnection_TO, SqlConnectionBox, SqlCursor_TO, SqlCursorBox,
         SqlTransaction_TO, SqlTransactionBox,
@@ -57,6 +57,7 @@ fn rows_out(r: Rows) -> abi::Rows {
         columns: r.columns.into_iter().map(RString::from).collect(),
         values: r.values.into_iter().map(value_out).collect(),
         row_count: r.row_count,
+        ext: Extensions::new(),
     }
 }
 
@@ -64,6 +65,7 @@ fn run_out(r: RunResult) -> abi::RunResult {
     abi::RunResult {
         changes: r.changes,
         last_insert_rowid: r.last_insert_rowid.into(),
+        ext: Extensions::new(),
     }
 }
 

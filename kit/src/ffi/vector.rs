@@ -7,35 +7,37 @@ use abi_stable::{
     std_types::{ROption, RString, RVec},
 };
 use strata_plugin_api::{
+    Extensions, PluginResult,
     sql::PluginFuture,
     vector::{self as abi, VectorStore_TO, VectorStoreBox},
 };
 
 use super::call;
 use crate::{
-    guard::Guarded,
+    guard::{Guarded, ready},
     vector::{
         CollectionInfo, CollectionSpec, DeleteRequest, HybridRequest, Match, QueryRequest,
-        ScanPage, ScanRequest, VectorBackend, VectorCall, VectorRecord,
+        Metric, ScanPage, ScanRequest, VectorBackend, VectorCall, VectorRecord,
     },
 };
 
-fn spec_in(s: abi::CollectionSpec) -> CollectionSpec {
-    CollectionSpec {
+fn spec_in(s: abi::CollectionSpec) -> PluginResult<CollectionSpec> {
+    Ok(CollectionSpec {
         name: s.name.into_string(),
         dimension: s.dimension,
-        metric: s.metric,
+        metric: Metric::from_code(s.metric)?,
         options_json: s.options_json.into_string(),
-    }
+    })
 }
 
 fn info_out(i: CollectionInfo) -> abi::CollectionInfo {
     abi::CollectionInfo {
         name: i.name.into(),
         dimension: i.dimension,
-        metric: i.metric,
+        metric: i.metric.code(),
         count: i.count,
         details_json: i.details_json.into(),
+        ext: Extensions::new(),
     }
 }
 
@@ -82,6 +84,7 @@ fn match_out(m: Match) -> abi::Match {
         vector: m.vector.map(RVec::from).into(),
         metadata_json: m.metadata_json.map(RString::from).into(),
         text: m.text.map(RString::from).into(),
+        ext: Extensions::new(),
     }
 }
 
@@ -116,6 +119,7 @@ fn page_out(p: ScanPage) -> abi::ScanPage {
     abi::ScanPage {
         records: matches_out(p.records),
         next_cursor: p.next_cursor.map(RString::from).into(),
+        ext: Extensions::new(),
     }
 }
 
@@ -129,8 +133,11 @@ struct Store<B>(Guarded<Arc<B>>);
 impl<B: VectorBackend> abi::VectorStore for Store<B> {
     fn create_collection(&self, spec: abi::CollectionSpec) -> PluginFuture<()> {
         let b = self.0.get().clone();
+        let spec = match spec_in(spec) {
+            Ok(spec) => spec,
+            Err(e) => return ready(Err(e)),
+        };
         call(move || {
-            let spec = spec_in(spec);
             (b.runs(VectorCall::CreateCollection(&spec)), async move {
                 b.create_collection(spec).await
             })
@@ -167,11 +174,11 @@ impl<B: VectorBackend> abi::VectorStore for Store<B> {
         })
     }
 
-    fn upsert(&self, collection: RString, records: RVec<abi::VectorRecord>) -> PluginFuture<u64> {
+    fn upsert(&self, request: abi::UpsertRequest) -> PluginFuture<u64> {
         let b = self.0.get().clone();
         call(move || {
-            let collection = collection.into_string();
-            let records: Vec<VectorRecord> = records.into_iter().map(record_in).collect();
+            let collection = request.collection.into_string();
+            let records: Vec<VectorRecord> = request.records.into_iter().map(record_in).collect();
             (b.runs(VectorCall::Upsert(&collection, &records)), async move {
                 b.upsert(collection, records).await
             })
@@ -198,16 +205,12 @@ impl<B: VectorBackend> abi::VectorStore for Store<B> {
         })
     }
 
-    fn fetch(
-        &self,
-        collection: RString,
-        ids: RVec<RString>,
-        include: u32,
-    ) -> PluginFuture<RVec<abi::Match>> {
+    fn fetch(&self, request: abi::FetchRequest) -> PluginFuture<RVec<abi::Match>> {
         let b = self.0.get().clone();
         call(move || {
-            let collection = collection.into_string();
-            let ids = strings_in(ids);
+            let collection = request.collection.into_string();
+            let ids = strings_in(request.ids);
+            let include = request.include;
             (b.runs(VectorCall::Fetch(&collection, &ids)), async move {
                 b.fetch(collection, ids, include).await.map(matches_out)
             })
@@ -224,11 +227,11 @@ impl<B: VectorBackend> abi::VectorStore for Store<B> {
         })
     }
 
-    fn count(&self, collection: RString, filter_json: RString) -> PluginFuture<u64> {
+    fn count(&self, request: abi::CountRequest) -> PluginFuture<u64> {
         let b = self.0.get().clone();
         call(move || {
-            let collection = collection.into_string();
-            let filter_json = filter_json.into_string();
+            let collection = request.collection.into_string();
+            let filter_json = request.filter_json.into_string();
             (b.runs(VectorCall::Count(&collection, &filter_json)), async move {
                 b.count(collection, filter_json).await
             })
