@@ -21,13 +21,13 @@ use crate::{
 /// The root module: the only symbol the host looks up in a plugin library.
 ///
 /// A prefix type: 1.x releases may append fields after `open` (the last
-/// prefix field), never remove or reorder them. The host checks the
+/// prefix field), never remove or reorder them; the accessor of an
+/// appended field returns `None` for a plugin built before it. The host checks the
 /// plugin-api version (same major) and the layout of every type reachable
 /// from here when it loads the library.
 #[repr(C)]
 #[derive(StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = PluginModRef)))]
-#[sabi(missing_field(panic))]
 pub struct PluginMod {
     /// Describes the plugin: name, version, contracts, capabilities, config
     /// schema. Must not unwind; returns the same manifest every time.
