@@ -375,72 +375,58 @@ fn library_error(path: &Path, e: LibraryError, declared: Option<&str>) -> Error 
     }
 }
 
-/// The cause of a layout mismatch in a few lines: each mismatching type,
-/// named by its path from the root module, and what differs (abi_stable's
-/// own report puts it at the end of some 270 lines of layouts).
+/// The cause of a layout mismatch in one line: each mismatching type and
+/// what differs ("in `Manifest`: too many fields (expected 8, found 9)").
+///
+/// abi_stable reports a mismatch as text only (the error is formatted
+/// before it leaves the checker), some 270 lines of layouts per mismatch
+/// with the cause at the end of each block; this picks out the causes.
 fn layout_cause(detail: &abi_stable::std_types::RBoxError) -> String {
-    use abi_stable::abi_stability::abi_checking::{AbiInstability as AI, AbiInstabilityErrors};
-    use abi_stable::type_layout::TLFieldOrFunction;
+    layout_cause_in(&detail.to_string())
+}
 
-    let Some(errors) = detail.downcast_ref::<AbiInstabilityErrors>() else {
-        return detail.to_string().lines().take(3).collect::<Vec<_>>().join(" ");
+fn layout_cause_in(report: &str) -> String {
+    let lines: Vec<&str> = report.lines().collect();
+    let value_after = |i: usize, label: &str| {
+        lines
+            .get(i + 1)
+            .filter(|l| l.trim() == label)
+            .and_then(|_| lines.get(i + 2))
+            .map(|v| v.trim().to_string())
     };
-    let short = |s: String| {
-        let s = s.split_whitespace().collect::<Vec<_>>().join(" ");
-        if s.len() > 100 {
-            format!("{}…", &s[..s.floor_char_boundary(100)])
-        } else {
-            s
-        }
-    };
-    let mut causes = Vec::new();
-    for e in errors.errors.iter() {
-        let mut path = vec![errors.interface.name().to_string()];
-        path.extend(e.stack_trace.iter().map(|ef| match &ef.expected {
-            TLFieldOrFunction::Field(f) => f.name().to_string(),
-            TLFieldOrFunction::Function(f) => f.name.to_string(),
-        }));
-        let what: Vec<String> = e
-            .errs
-            .iter()
-            .map(|err| match err {
-                AI::Size(v) => format!("size {} bytes expected, {} found", v.expected, v.found),
-                AI::Alignment(v) => {
-                    format!("alignment {} expected, {} found", v.expected, v.found)
-                }
-                AI::FieldCountMismatch(v) => {
-                    format!("{} fields expected, {} found", v.expected, v.found)
-                }
-                AI::TooManyVariants(v) => {
-                    format!("{} variants expected, {} found", v.expected, v.found)
-                }
-                AI::MismatchedPrefixSize(v) => format!(
-                    "{} prefix fields expected, {} found",
-                    v.expected, v.found
-                ),
-                AI::UnexpectedField(v) => format!(
-                    "field `{}` expected, `{}` found",
-                    v.expected.name(),
-                    v.found.name()
-                ),
-                AI::Name(v) => short(format!("type {} expected, {} found", v.expected, v.found)),
-                AI::Package(v) => format!("package {} expected, {} found", v.expected, v.found),
-                AI::PackageVersion(v) => format!(
-                    "package version {} expected, {} found",
-                    v.expected, v.found
-                ),
-                other => short(format!("{other:?}")),
-            })
-            .collect();
-        if !what.is_empty() {
-            causes.push(format!("in `{}`: {}", path.join("."), what.join("; ")));
+    let mut causes: Vec<String> = Vec::new();
+    let mut current_type = String::from("the root module");
+    let mut in_errors = false;
+    for (i, line) in lines.iter().enumerate() {
+        let t = line.trim();
+        if let Some(n) = t.strip_suffix(" error(s)inside:") {
+            in_errors = n != "0";
+        } else if t.starts_with("Layout of expected type") {
+            in_errors = false;
+        } else if let Some(ty) = t.strip_prefix("type:")
+            && in_errors
+        {
+            current_type = ty.to_string();
+        } else if let Some(msg) = t.strip_prefix("Error:") {
+            let expected = value_after(i, "Expected:");
+            let found = expected.as_ref().and_then(|_| value_after(i + 2, "Found:"));
+            let cause = match (expected, found) {
+                (Some(e), Some(f)) => format!("in `{current_type}`: {msg} (expected {e}, found {f})"),
+                _ => format!("in `{current_type}`: {msg}"),
+            };
+            if !causes.contains(&cause) {
+                causes.push(cause);
+            }
         }
     }
     if causes.is_empty() {
-        "abi_stable found no detail".to_string()
-    } else {
-        causes.join(" | ")
+        let first: Vec<&str> = lines.iter().map(|l| l.trim()).filter(|l| !l.is_empty()).take(3).collect();
+        return first.join(" ");
     }
+    if causes.iter().all(|c| c.contains("package version")) {
+        return format!("only the versions differ: {}", causes.join("; "));
+    }
+    causes.join("; ")
 }
 
 /// Awaits a plugin future, turning a panic re-raised by async-ffi (the
@@ -624,5 +610,28 @@ impl Backend {
     /// Closes every handle of the backend.
     pub async fn close(&self) -> Result<()> {
         call(self.inner.close()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::layout_cause_in;
+
+    #[test]
+    fn a_layout_report_is_cut_to_its_causes() {
+        // The shape of abi_stable's report: layouts, then per mismatching
+        // type a block naming it and ending with the errors.
+        let report = "Compared <this>:\n    --- Type Layout ---\n    type:PrefixRef<'a, PluginMod>\n\
+            0 error(s).\n\n1 error(s)inside:\n    <other>\n\n    field_name:0\n    type:PluginMod\n    size:16 align:8\n\n\
+            Layout of expected type:\n    --- Type Layout ---\n    type:PluginMod\n\n\n\
+            Error:too many fields\nExpected:\n    3\nFound:\n    2\n0 error(s)inside:\n    <other>\n\n\
+            1 error(s)inside:\n    <other>\n    type:PluginMod\n    field_name:manifest\n    type:Manifest\n\
+            Layout of expected type:\n    type:Manifest\n\nError:incompatible type size\nExpected:\n    232\nFound:\n    264\n";
+        assert_eq!(
+            layout_cause_in(report),
+            "in `PluginMod`: too many fields (expected 3, found 2); \
+             in `Manifest`: incompatible type size (expected 232, found 264)"
+        );
+        assert_eq!(layout_cause_in("odd\nreport"), "odd report");
     }
 }

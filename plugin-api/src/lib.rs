@@ -38,29 +38,33 @@
 //!
 //! # Evolution policy (1.x)
 //!
-//! A plugin built against 1.0 loads into every 1.x host, and a 1.x plugin
-//! into a 1.y host as long as it uses nothing added after 1.y. So, within
-//! the major version, a release may only:
+//! A plugin built against 1.0 loads into every 1.x host. abi_stable checks
+//! the layout of every type reachable from the root module when a plugin
+//! loads, and refuses a library whose prefix types have *fewer* fields than
+//! the host's, so within the major version a release may only:
 //!
-//! - **append** fields to a prefix type ([`PluginMod`], [`Manifest`]) after
-//!   its last field; readers see an older peer's missing field as `None`;
-//! - **append** methods to a contract trait after its last method, with a
-//!   default body (abi_stable calls the default when an older plugin's
-//!   vtable lacks the method): the default must answer
-//!   [`ErrorKind::Unsupported`] or an equivalent "absent";
-//! - **document** new keys for the [`Extensions`] slot of a request or
-//!   result (optional fields of structs passed by value), new capability
-//!   flags, new contract bits, new [`ErrorKind`] codes (an older peer reads
-//!   an unknown code as `Internal`, keeping the message) and new metric
-//!   codes (an older peer refuses an unknown one with `invalid_input`).
+//! - **append methods** to a contract trait ([`Backend`], the SQL, vector
+//!   and blob traits, their transactions, cursors and writers) after its
+//!   last method, with a default body: abi_stable calls the default when an
+//!   older plugin's vtable lacks the method, and the default must answer
+//!   [`ErrorKind::Unsupported`] or an equivalent "absent". New entry points
+//!   reach the host this way (a new contract is a new method of
+//!   [`Backend`] returning its handle);
+//! - **document keys** for the extension slots: [`Extensions`] on every
+//!   request and result passed by value, [`OpenArgs::ext`] and the
+//!   manifest's `ext` (a reader ignores a key it does not know);
+//! - **document new codes**: capability flags, contract bits, [`ErrorKind`]
+//!   codes (an older peer reads an unknown code as `Internal`, keeping the
+//!   message) and metric codes (an older peer refuses an unknown one with
+//!   `invalid_input`).
 //!
-//! Anything else needs a new major version, which the host refuses at load
-//! time naming both versions: changing or removing a field, a method or a
-//! signature, reordering, changing a by-value struct, or adding a [`Value`]
-//! kind. The five value kinds are frozen on purpose: richer types (JSON,
-//! timestamps, UUIDs, decimals) travel as one of them, annotated through an
-//! extension key where the type matters, so no peer ever meets a value it
-//! cannot represent.
+//! It may not add a field to [`PluginMod`], [`Manifest`] or any struct
+//! passed by value, change or remove anything, reorder, or add a [`Value`]
+//! kind: each needs a new major version, which the host refuses at load
+//! time naming both versions. The five value kinds are frozen on purpose:
+//! richer types (JSON, timestamps, UUIDs, decimals) travel as one of them,
+//! annotated through an extension key where the type matters, so no peer
+//! ever meets a value it cannot represent.
 //!
 //! The repository keeps a plugin built against the 1.0 sources
 //! (`fixtures/abi-1.0`) in its test suite: every later 1.x host must load

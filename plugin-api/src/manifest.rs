@@ -2,7 +2,7 @@
 
 use abi_stable::{
     StableAbi,
-    std_types::{RSlice, RStr},
+    std_types::{RSlice, RStr, Tuple2},
 };
 
 use crate::placeholders::Dialect;
@@ -57,9 +57,8 @@ pub mod capabilities {
 
 /// A plugin's description of itself, read before anything is opened.
 ///
-/// A prefix type: 1.x releases append fields after `config_schema` (the
-/// last prefix field), and a reader of an older plugin's manifest gets
-/// `None` from their accessors. Fields are read through the accessor
+/// A prefix type (read through a `'static` reference), frozen for 1.x:
+/// new entries go into [`Manifest::ext`]. Fields are read through the accessor
 /// methods of [`ManifestRef`] (`m.name()`, …), so every field is `Copy`:
 /// a plugin builds its manifest once and leaks it (it lives as long as the
 /// library, which is never unloaded). The plugin-api version a
@@ -84,8 +83,24 @@ pub struct Manifest {
     /// rewrites placeholders. Empty for plugins without the SQL contract.
     pub dialect: RStr<'static>,
     /// The JSON Schema of the plugin's config table (generated with `schemars`).
-    #[sabi(last_prefix_field)]
     pub config_schema: RStr<'static>,
+    /// Further manifest entries of later 1.x releases: documented keys,
+    /// JSON-text values (see [`crate::ext`]). The manifest gains no field
+    /// within 1.x: abi_stable refuses a library whose prefix type has fewer
+    /// fields than the host's, so a new field would lock out every plugin
+    /// built before it.
+    #[sabi(last_prefix_field)]
+    pub ext: RSlice<'static, Tuple2<RStr<'static>, RStr<'static>>>,
+}
+
+impl ManifestRef {
+    /// The JSON text of extension entry `key`.
+    pub fn ext_get(self, key: &str) -> Option<&'static str> {
+        self.ext()
+            .iter()
+            .find(|e| e.0.as_str() == key)
+            .map(|e| e.1.as_str())
+    }
 }
 
 impl ManifestRef {

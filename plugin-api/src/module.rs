@@ -20,11 +20,13 @@ use crate::{
 
 /// The root module: the only symbol the host looks up in a plugin library.
 ///
-/// A prefix type: 1.x releases may append fields after `open` (the last
-/// prefix field), never remove or reorder them; the accessor of an
-/// appended field returns `None` for a plugin built before it. The host checks the
-/// plugin-api version (same major) and the layout of every type reachable
-/// from here when it loads the library.
+/// A prefix type, frozen for 1.x: abi_stable refuses a library whose
+/// prefix type has fewer fields than the host's, so a field appended here
+/// would lock out every plugin built before it. New module-level entry
+/// points go into [`Backend`] as appended methods, new descriptions into
+/// the manifest's `ext` and new open arguments into [`OpenArgs::ext`]. The
+/// host checks the plugin-api version (same major) and the layout of every
+/// type reachable from here when it loads the library.
 #[repr(C)]
 #[derive(StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = PluginModRef)))]

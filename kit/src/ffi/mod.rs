@@ -93,6 +93,7 @@ extern "C" fn manifest<P: Plugin>() -> ManifestRef {
             capabilities: RSlice::from_slice(Box::leak(capabilities.into_boxed_slice())),
             dialect: RStr::from_str(P::DIALECT.unwrap_or("")),
             config_schema: leak(schema),
+            ext: RSlice::from_slice(&[]),
         }
         .leak_into_prefix()
     })
