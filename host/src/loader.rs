@@ -596,6 +596,34 @@ impl Backend {
             .collect())
     }
 
+    /// The interface `name` as the `T` this host knows it by, when the
+    /// backend implements it (see `strata_plugin_api::interface`): `None`
+    /// from a plugin built before the interface existed. A plugin that
+    /// serves something else under the name is an `Unsupported` error
+    /// naming the layout difference.
+    pub fn interface<T: abi_stable::StableAbi + 'static>(&self, name: &str) -> Result<Option<T>> {
+        let Some(found) = self
+            .inner
+            .interface(name.into())
+            .into_result()
+            .map_err(Error::Plugin)?
+            .into_option()
+        else {
+            return Ok(None);
+        };
+        found.downcast::<T>().map(Some).map_err(|report| {
+            Error::Plugin(PluginError::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "backend `{}` ({}) serves interface {name:?} with another layout: {}",
+                    self.name,
+                    self.plugin.info.name,
+                    layout_cause_in(&report)
+                ),
+            ))
+        })
+    }
+
     /// Whether this backend has `capability`.
     pub fn has_capability(&self, capability: &str) -> bool {
         self.capabilities()

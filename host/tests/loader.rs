@@ -371,3 +371,68 @@ fn a_task_looping_over_plugin_calls_lets_other_tasks_run() {
         strata.close().await.unwrap();
     });
 }
+
+#[tokio::test]
+async fn interfaces_are_found_by_name_and_their_layout_is_checked() {
+    use strata_fixture_interface::{ECHO, EchoBox, EchoV2Box};
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_config(
+        dir.path(),
+        "[backends.raw]\nplugin = \"fixture_raw\"\n[backends.kit]\nplugin = \"fixture_panicky\"\n",
+    );
+    let strata = Strata::load(&file).unwrap();
+    let raw = strata.backend("raw").await.unwrap();
+    let echo: EchoBox = raw.interface(ECHO).unwrap().expect("the raw fixture serves it");
+    assert_eq!(echo.echo(1), 1001);
+    assert!(
+        raw.interface::<EchoBox>("strata.test.nothing")
+            .unwrap()
+            .is_none()
+    );
+    // Something else under the name is refused with the cause, never used.
+    let Err(err) = raw.interface::<EchoV2Box>(ECHO) else {
+        panic!("a different layout was accepted");
+    };
+    assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+    assert!(err.to_string().contains("another layout"), "{err}");
+    assert!(err.to_string().contains("EchoV2"), "{err}");
+    // A plugin built without the interface answers none.
+    let kit = strata.backend("kit").await.unwrap();
+    assert!(kit.interface::<EchoBox>(ECHO).unwrap().is_none());
+}
+
+/// The fixtures built from pinned plugin-api releases (scripts/test builds
+/// them into the target directory; `fixtures/abi-*`).
+fn pinned(name: &str) -> PathBuf {
+    strata_host::loader::built_plugin(name).unwrap_or_else(|e| {
+        panic!("{e}: build fixtures/abi-* first (scripts/test does: cargo build --release --manifest-path fixtures/abi-1.0/Cargo.toml --target-dir target)")
+    })
+}
+
+#[test]
+fn a_plugin_built_on_plugin_api_1_0_loads() {
+    let p = Plugin::load(pinned("fixture-abi-1-0")).unwrap();
+    assert_eq!(p.info().name, "fixture-abi-1-0");
+    assert_eq!(p.info().api_version, "1.0.0", "read from the library header");
+}
+
+#[test]
+fn plugins_of_another_major_are_refused_naming_both_versions() {
+    for (name, found) in [("fixture-abi-0-1", "0.1.0"), ("fixture-abi-2-0", "2.0.0")] {
+        let err = Plugin::load(pinned(name)).unwrap_err();
+        match &err {
+            Error::IncompatibleApi {
+                expected, found: f, ..
+            } => {
+                assert_eq!(expected, strata_plugin_api::API_VERSION);
+                assert_eq!(f, found);
+            }
+            other => panic!("{name}: expected IncompatibleApi, got {other:?}"),
+        }
+        let msg = err.to_string();
+        assert!(
+            msg.contains(found) && msg.contains(strata_plugin_api::API_VERSION),
+            "{msg}"
+        );
+    }
+}

@@ -40,16 +40,16 @@
 //!
 //! A plugin built against 1.0 loads into every 1.x host. abi_stable checks
 //! the layout of every type reachable from the root module when a plugin
-//! loads, and refuses a library whose prefix types have *fewer* fields than
-//! the host's, so within the major version a release may only:
+//! loads, and refuses a library whose prefix types or trait vtables have
+//! *fewer* fields or methods than the host's (tried: appending one method
+//! with a default body to a trait locked out the pinned 1.0 plugin with
+//! "too many fields (expected 14, found 13)"). So nothing reachable from
+//! the root module grows within 1.x; a release may only:
 //!
-//! - **append methods** to a contract trait ([`Backend`], the SQL, vector
-//!   and blob traits, their transactions, cursors and writers) after its
-//!   last method, with a default body: abi_stable calls the default when an
-//!   older plugin's vtable lacks the method, and the default must answer
-//!   [`ErrorKind::Unsupported`] or an equivalent "absent". New entry points
-//!   reach the host this way (a new contract is a new method of
-//!   [`Backend`] returning its handle);
+//! - **add interfaces** ([`interface`]): a new entry point is a new named,
+//!   immutable `StableAbi` type that a backend hands out from
+//!   [`Backend::interface`]; a plugin built before it answers "none" and
+//!   the host falls back to what it did before;
 //! - **document keys** for the extension slots: [`Extensions`] on every
 //!   request and result passed by value, [`OpenArgs::ext`] and the
 //!   manifest's `ext` (a reader ignores a key it does not know);
@@ -58,8 +58,9 @@
 //!   message) and metric codes (an older peer refuses an unknown one with
 //!   `invalid_input`).
 //!
-//! It may not add a field to [`PluginMod`], [`Manifest`] or any struct
-//! passed by value, change or remove anything, reorder, or add a [`Value`]
+//! It may not add a field or a method to anything reachable from
+//! [`PluginMod`] (its manifest, the contract traits, the structs passed by
+//! value), change or remove anything, reorder, or add a [`Value`]
 //! kind: each needs a new major version, which the host refuses at load
 //! time naming both versions. The five value kinds are frozen on purpose:
 //! richer types (JSON, timestamps, UUIDs, decimals) travel as one of them,
@@ -79,6 +80,7 @@ pub mod blob;
 pub mod error;
 pub mod ext;
 pub mod filter;
+pub mod interface;
 pub mod manifest;
 pub mod module;
 pub mod placeholders;
@@ -90,6 +92,7 @@ pub use abi_stable;
 pub use async_ffi;
 pub use error::{ErrorKind, PluginError, PluginResult};
 pub use ext::Extensions;
+pub use interface::InterfaceBox;
 pub use manifest::{Manifest, ManifestRef, capabilities, contracts};
 pub use module::{Backend, Backend_TO, BackendBox, OpenArgs, PluginMod, PluginModRef};
 pub use value::Value;

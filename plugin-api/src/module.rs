@@ -6,13 +6,14 @@ use abi_stable::{
     library::RootModule,
     package_version_strings, sabi_trait,
     sabi_types::VersionStrings,
-    std_types::{RBox, ROption, RResult, RString, RVec},
+    std_types::{RBox, ROption, RResult, RStr, RString, RVec},
 };
 
 use crate::{
     PluginError,
     blob::BlobStoreBox,
     ext::Extensions,
+    interface::InterfaceBox,
     manifest::ManifestRef,
     sql::{PluginFuture, SqlConnectionBox},
     vector::VectorStoreBox,
@@ -22,8 +23,8 @@ use crate::{
 ///
 /// A prefix type, frozen for 1.x: abi_stable refuses a library whose
 /// prefix type has fewer fields than the host's, so a field appended here
-/// would lock out every plugin built before it. New module-level entry
-/// points go into [`Backend`] as appended methods, new descriptions into
+/// would lock out every plugin built before it. New entry points are
+/// interfaces found by name ([`crate::interface`]), new descriptions go into
 /// the manifest's `ext` and new open arguments into [`OpenArgs::ext`]. The
 /// host checks the plugin-api version (same major) and the layout of every
 /// type reachable from here when it loads the library.
@@ -84,6 +85,9 @@ pub trait Backend: Send + Sync {
     /// This opened backend's capability flags (they may depend on the
     /// config or on what the server supports): a subset of the manifest's.
     fn capabilities(&self) -> RResult<RVec<RString>, PluginError>;
+    /// The interface `name` (see [`crate::interface`]), when this backend
+    /// implements it: how entry points added after 1.0 are found.
+    fn interface(&self, name: RStr<'_>) -> RResult<ROption<InterfaceBox>, PluginError>;
     /// A cheap liveness check; the text describes what was checked.
     fn health(&self) -> PluginFuture<RString>;
     /// Closes every handle of this backend.

@@ -24,7 +24,8 @@ use abi_stable::{
     std_types::{ROption, RResult, RSlice, RStr, RString, RVec},
 };
 use strata_plugin_api::{
-    Backend, Backend_TO, BackendBox, Manifest, ManifestRef, OpenArgs, PluginError, PluginMod,
+    Backend, Backend_TO, BackendBox, InterfaceBox, Manifest, ManifestRef, OpenArgs, PluginError,
+    PluginMod,
     PluginModRef, PluginResult, blob::BlobStoreBox, sql::PluginFuture, sql::SqlConnectionBox,
     vector::VectorStoreBox,
 };
@@ -154,6 +155,12 @@ impl<P: Plugin> Backend for BackendAdapter<P> {
                 .collect())
         })
         .into()
+    }
+
+    fn interface(&self, _name: RStr<'_>) -> RResult<ROption<InterfaceBox>, PluginError> {
+        // No interface has been added since 1.0: a later kit generates the
+        // ones its traits implement.
+        RResult::ROk(ROption::RNone)
     }
 
     fn health(&self) -> PluginFuture<RString> {
