@@ -11,6 +11,8 @@
 //! than that. Run on the caller's thread (as every call did before the
 //! plugin kit), a call stops the ticker for its whole length.
 
+mod common;
+
 use std::{
     future::Future,
     path::Path,
@@ -37,8 +39,7 @@ const INDEXED: usize = 20_000;
 const INDEXED_DIM: usize = 32;
 
 fn open(dir: &Path) -> Strata {
-    let library = strata_host::loader::built_plugin("sqlite")
-        .expect("run `cargo build --release --workspace` first");
+    let library = common::plugin();
     let cfg = dir.join("plugins.toml");
     std::fs::write(
         &cfg,
