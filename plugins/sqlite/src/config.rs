@@ -69,7 +69,8 @@ pub struct SqliteConfig {
     /// sidecar is missing, stale beyond repair or corrupt): `background`
     /// (default: a thread builds it while queries are answered by exact
     /// search, then it takes over) or `inline` (the query or write that
-    /// needs it waits for the build: tens of seconds at 100K × 384).
+    /// needs it waits for the build, which runs on the plugin's blocking
+    /// pool like the call: tens of seconds at 100K × 384).
     #[serde(default)]
     pub hnsw_build: HnswBuild,
 }

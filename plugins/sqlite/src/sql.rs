@@ -24,8 +24,8 @@
 //! would cost more than the read itself; everything else runs on the
 //! plugin's blocking pool, so a long write, a `VACUUM INTO` backup or a big
 //! result never holds the application's executor thread (see
-//! [`SqliteSql::runs`] for the table). An inline read that turns out to be
-//! long moves to the pool ([`crate::inline`]).
+//! `SqliteSql::runs` for the table). An inline read that turns out to be
+//! long moves to the pool (`crate::inline`).
 //!
 //! A call on the pool runs to completion even when the caller stops
 //! awaiting it, like a statement already sent to a database server: a
@@ -555,7 +555,7 @@ fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// [`SqlConnection::bulk_write`] on SQLite: one `BEGIN IMMEDIATE`
+/// [`SqlBackend::bulk_write`] on SQLite: one `BEGIN IMMEDIATE`
 /// transaction, one cached `INSERT … ON CONFLICT DO UPDATE … WHERE <row
 /// differs>` statement stepped per row (SQLite has no faster load path),
 /// then the `then` statement.

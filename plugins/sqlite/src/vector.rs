@@ -21,8 +21,8 @@
 //! query whose cached generation differs — another process wrote — reloads.
 //! Writes through this plugin patch the cache in place.
 //!
-//! From [`QUANT_MIN_SCAN`] vectors on, the cache also holds an int8 copy
-//! ([`quant`]): exact top-k scans that (a quarter of the bytes), then
+//! From `QUANT_MIN_SCAN` vectors on, the cache also holds an int8 copy
+//! (`quant`): exact top-k scans that (a quarter of the bytes), then
 //! rescores with `f32` only the vectors a provable error bound cannot rule
 //! out. The answer is the `f32` scan's, vector for vector and score for
 //! score (ties broken by pk on both paths); the copy costs `d + 8` bytes per
@@ -35,7 +35,7 @@
 //! # Approximate search
 //!
 //! Past `hnsw_threshold` vectors a collection gets an HNSW index
-//! ([`crate::index`] over the plugin's own graph, [`crate::hnsw`]), built in
+//! (`crate::index` over the plugin's own graph, `crate::hnsw`), built in
 //! the background by default while exact search answers (`Build` below) and
 //! saved beside the database. Its candidates are rescored exactly from the
 //! cache, so scores never depend on the index.
@@ -43,7 +43,7 @@
 //! # Filters
 //!
 //! The shared filter language is translated to SQLite JSON SQL
-//! ([`crate::filter_sql`]); a filtered query first selects the matching
+//! (`crate::filter_sql`); a filtered query first selects the matching
 //! rows in SQL, then scores exactly those.
 //!
 //! # Hybrid
