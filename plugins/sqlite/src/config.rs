@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
+use strata_plugin::OpenContext;
 
 /// Configuration of one SQLite backend (`[backends.NAME.config]`).
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
@@ -11,7 +12,9 @@ use serde::Deserialize;
 pub struct SqliteConfig {
     /// The database file, created with its parent directories if missing, or
     /// `:memory:` for a private in-memory database. A relative path is taken
-    /// from the working directory of the process.
+    /// from the directory of `plugins.toml` (from the working directory of
+    /// the process when the host does not say where that is); a `file:` URI
+    /// is passed to SQLite as written.
     pub path: String,
     /// How long a statement waits for a lock held by another connection or
     /// process before failing with `busy`, in milliseconds.
@@ -66,7 +69,8 @@ pub struct SqliteConfig {
     /// sidecar is missing, stale beyond repair or corrupt): `background`
     /// (default: a thread builds it while queries are answered by exact
     /// search, then it takes over) or `inline` (the query or write that
-    /// needs it waits for the build: tens of seconds at 100K × 384).
+    /// needs it waits for the build, which runs on the plugin's blocking
+    /// pool like the call: tens of seconds at 100K × 384).
     #[serde(default)]
     pub hnsw_build: HnswBuild,
 }
@@ -138,13 +142,48 @@ fn yes() -> bool {
 }
 
 impl SqliteConfig {
-    /// The file path, or `None` for an in-memory database.
-    pub fn file(&self) -> Option<PathBuf> {
-        (self.path != ":memory:").then(|| PathBuf::from(&self.path))
+    /// The database file, a relative path resolved against the directory of
+    /// `plugins.toml` ([`OpenContext::resolve`]), or `None` for an in-memory
+    /// database.
+    pub fn file(&self, ctx: &OpenContext) -> Option<PathBuf> {
+        match self.path.as_str() {
+            ":memory:" => None,
+            uri if uri.starts_with("file:") => Some(PathBuf::from(uri)),
+            path => Some(ctx.resolve(path)),
+        }
     }
 }
 
-/// The JSON Schema of [`SqliteConfig`], as text.
-pub fn schema_json() -> String {
-    serde_json::to_string(&schemars::schema_for!(SqliteConfig)).expect("schema serialises")
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(path: &str) -> SqliteConfig {
+        strata_plugin::parse_config("sqlite", &serde_json::json!({ "path": path }).to_string())
+            .unwrap()
+    }
+
+    #[test]
+    fn a_relative_path_is_taken_from_the_config_directory() {
+        let mut ctx = OpenContext::default();
+        ctx.base_dir = Some("/etc/strata".into());
+        assert_eq!(
+            config("data/brain.sqlite").file(&ctx),
+            Some(PathBuf::from("/etc/strata/data/brain.sqlite"))
+        );
+        assert_eq!(
+            config("/var/brain.sqlite").file(&ctx),
+            Some(PathBuf::from("/var/brain.sqlite"))
+        );
+        assert_eq!(
+            config("file:brain.sqlite?mode=ro").file(&ctx),
+            Some(PathBuf::from("file:brain.sqlite?mode=ro"))
+        );
+        assert_eq!(config(":memory:").file(&ctx), None);
+        // Without a base directory, as from a host that does not say.
+        assert_eq!(
+            config("brain.sqlite").file(&OpenContext::default()),
+            Some(PathBuf::from("brain.sqlite"))
+        );
+    }
 }

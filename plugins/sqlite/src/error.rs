@@ -1,7 +1,7 @@
 //! SQLite errors mapped onto strata's error kinds.
 
 use rusqlite::ffi;
-use strata_plugin_api::{ErrorKind, PluginError};
+use strata_plugin::{ErrorKind, PluginError};
 
 /// Maps a rusqlite error to a [`PluginError`], keeping SQLite's extended
 /// result code as the backend code.

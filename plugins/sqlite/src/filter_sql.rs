@@ -9,7 +9,7 @@
 //! `$nin` exact for missing fields. Values are bound parameters; paths are
 //! string literals built from validated segments.
 
-use strata_plugin_api::{
+use strata_plugin::{
     PluginError, Value,
     filter::{FieldOp, Filter, Scalar},
 };

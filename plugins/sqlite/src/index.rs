@@ -32,6 +32,7 @@
 
 use std::{
     collections::HashSet,
+    io::IsTerminal,
     path::Path,
     sync::atomic::{AtomicBool, AtomicUsize, Ordering},
 };
@@ -39,7 +40,7 @@ use std::{
 use crate::hnsw::{Hnsw, Progress, Space};
 
 use serde::{Deserialize, Serialize};
-use strata_plugin_api::{PluginError, PluginResult, vector::Metric};
+use strata_plugin::{PluginError, PluginResult, vector::Metric};
 
 /// Index parameters from the backend config.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,7 +127,8 @@ impl AnnIndex {
     }
 
     /// [`build`](Self::build) reporting progress to `ctl` and stopping (with
-    /// `None`) once it is cancelled; `bar` draws a progress bar on stderr.
+    /// `None`) once it is cancelled; with `announce`, a big build says on a
+    /// terminal's stderr when it starts and ends ([`insert_all`]).
     pub(crate) fn build_with<'a>(
         metric: Metric,
         dimension: usize,
@@ -134,13 +136,13 @@ impl AnnIndex {
         generation: i64,
         points: impl ExactSizeIterator<Item = (i64, &'a [f32])>,
         ctl: &BuildCtl,
-        bar: bool,
+        announce: bool,
     ) -> Option<AnnIndex> {
         let mut graph = new_graph(metric, dimension, params);
         let items: Vec<(i64, &[f32])> = points.collect();
         let pks = items.iter().map(|(pk, _)| *pk).collect();
         graph.push(&items);
-        if !insert_all(&graph, 0, "building HNSW index", Some(ctl), bar) {
+        if !insert_all(&graph, 0, "building HNSW index", Some(ctl), announce) {
             return None;
         }
         Some(AnnIndex {
@@ -380,37 +382,44 @@ impl AnnIndex {
     }
 }
 
-/// Links nodes `first..` of `graph` on all cores, with a progress bar on
-/// stderr for big batches when `bar` (indicatif draws only when stderr is a
-/// terminal). With `ctl`, progress is counted there and a cancellation stops
-/// the build at the next node (returns `false`). An interrupted build loses
-/// nothing: the index is derived from the table and rebuilt.
-fn insert_all(graph: &Hnsw, first: u32, what: &str, ctl: Option<&BuildCtl>, bar: bool) -> bool {
+/// Links nodes `first..` of `graph` on all cores. With `ctl`, progress is
+/// counted there and a cancellation stops the build at the next node
+/// (returns `false`). An interrupted build loses nothing: the index is
+/// derived from the table and rebuilt.
+///
+/// A big batch (20,000 nodes or more) built where a caller waits for it
+/// (`announce`: an inline build, a large insert) says so on stderr when
+/// stderr is a terminal, a line when it starts and one when it ends, so an
+/// operator at a prompt knows why it waits; logs and pipes get nothing.
+fn insert_all(
+    graph: &Hnsw,
+    first: u32,
+    what: &str,
+    ctl: Option<&BuildCtl>,
+    announce: bool,
+) -> bool {
     let count = graph.len() - first as usize;
-    let bar = if bar && count >= 20_000 {
-        let pb = indicatif::ProgressBar::new(count as u64);
-        if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{msg} [{bar:30}] {pos}/{len} vectors ({per_sec}, eta {eta})",
-        ) {
-            pb.set_style(style.progress_chars("=> "));
-        }
-        pb.set_message(format!("strata-sqlite: {what}"));
-        pb
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let announce = announce && count >= 20_000 && std::io::stderr().is_terminal();
+    let started = std::time::Instant::now();
+    if announce {
+        eprintln!("strata-sqlite: {what}: {count} vectors…");
+    }
     let own = BuildCtl::default();
     let ctl = ctl.unwrap_or(&own);
-    let tick = |n: u64| bar.inc(n);
     let done = graph.insert_range(
         first,
         Some(&Progress {
             done: &ctl.done,
             cancelled: &ctl.cancelled,
-            tick: &tick,
+            tick: &|_| {},
         }),
     );
-    bar.finish_and_clear();
+    if announce && done {
+        eprintln!(
+            "strata-sqlite: {what}: {count} vectors in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
     done
 }
 

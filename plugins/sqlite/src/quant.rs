@@ -75,7 +75,7 @@
 
 use std::cell::RefCell;
 
-use strata_plugin_api::vector::Metric;
+use strata_plugin::vector::Metric;
 
 /// Unit roundoff of `f32`.
 const U: f64 = 1.0 / 16_777_216.0;

@@ -14,16 +14,27 @@
 //! itself does past `busy_timeout` across processes. Without the bound, a
 //! write issued on the backend while one of the caller's own transactions is
 //! open (a natural mistake: `let tx = sql.begin(); sql.run(..)`) would wait
-//! for itself forever. The deadline is kept by [`crate::timer`], since the
-//! host's timer is out of the plugin's reach.
+//! for itself forever. The deadline is kept by the plugin kit's runtime
+//! ([`strata_plugin::runs::timeout`]), which works wherever the call runs.
 //!
-//! # No thread hop
+//! # Where each call runs
 //!
-//! SQLite calls are short and synchronous, so each future does its work
-//! inline when the host first polls it — a point read costs a statement-cache
-//! lookup, a step and the row conversion, not a cross-thread handoff. Only a
-//! streaming cursor runs on a thread of its own, because it keeps a statement
-//! open across calls.
+//! SQLite is synchronous: a call holds its thread until SQLite returns. So
+//! only a point read runs inline on the caller's thread, where a thread hop
+//! would cost more than the read itself; everything else runs on the
+//! plugin's blocking pool, so a long write, a `VACUUM INTO` backup or a big
+//! result never holds the application's executor thread (see
+//! `SqliteSql::runs` for the table). An inline read that turns out to be
+//! long moves to the pool (`crate::inline`).
+//!
+//! A call on the pool runs to completion even when the caller stops
+//! awaiting it, like a statement already sent to a database server: a
+//! write whose future is dropped still happens (once the writer is free),
+//! and a transaction or cursor it returns is dropped at once, which rolls
+//! the transaction back and frees the writer.
+//!
+//! A streaming cursor keeps a statement open across calls, so it has a
+//! thread of its own: `next` hands it a request and awaits the batch.
 
 use std::{
     path::PathBuf,
@@ -35,26 +46,17 @@ use std::{
     time::Duration,
 };
 
-use abi_stable::{
-    sabi_trait::TD_Opaque,
-    std_types::{ROption, RString, RVec},
-};
 use rusqlite::{
     Connection, OpenFlags,
     types::{ToSqlOutput, ValueRef},
 };
-use strata_plugin_api::{
-    ErrorKind, PluginError, PluginResult, Value,
-    ffi::guard,
-    sql::{
-        BulkWrite, PluginFuture, Rows, RunResult, SqlConnection, SqlConnection_TO,
-        SqlConnectionBox, SqlCursor, SqlCursor_TO, SqlCursorBox, SqlTransaction, SqlTransaction_TO,
-        SqlTransactionBox, Statement,
-    },
+use strata_plugin::{
+    ErrorKind, PluginError, PluginResult, Runs, SqlBackend, SqlCursor, SqlTransaction, Value,
+    sql::{BulkWrite, Rows, RunResult, SqlCall, Statement, check_savepoint},
 };
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
-use crate::{config::SqliteConfig, error::map};
+use crate::{config::SqliteConfig, error::map, inline};
 
 /// State shared by every handle of one opened database.
 pub(crate) struct Shared {
@@ -66,8 +68,9 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn open(cfg: SqliteConfig) -> PluginResult<Arc<Shared>> {
-        let file = cfg.file();
+    /// Opens the database `file` (`None`: in memory), already resolved
+    /// against the directory of `plugins.toml`.
+    pub(crate) fn open(cfg: SqliteConfig, file: Option<PathBuf>) -> PluginResult<Arc<Shared>> {
         if let Some(path) = &file {
             if cfg.read_only {
                 if !path.exists() {
@@ -181,7 +184,7 @@ impl Shared {
         if ms == 0 {
             return Ok(wait.await);
         }
-        crate::timer::timeout(Duration::from_millis(ms.into()), wait)
+        strata_plugin::runs::timeout(Duration::from_millis(ms.into()), wait)
             .await
             .map_err(|()| {
                 PluginError::new(
@@ -291,6 +294,7 @@ fn open_connection(
     }
     conn.pragma_update(None, "foreign_keys", cfg.foreign_keys)
         .map_err(map)?;
+    inline::install(&conn)?;
     Ok(conn)
 }
 
@@ -319,7 +323,7 @@ fn read_value(v: ValueRef<'_>) -> PluginResult<Value> {
                 .map_err(|e| PluginError::internal(format!("text column is not UTF-8: {e}")))?
                 .into(),
         ),
-        ValueRef::Blob(b) => Value::Blob(b.to_vec().into()),
+        ValueRef::Blob(b) => Value::Blob(b.to_vec()),
     })
 }
 
@@ -337,10 +341,8 @@ fn bind_all(stmt: &mut rusqlite::Statement<'_>, params: &[Value]) -> PluginResul
     Ok(())
 }
 
-fn column_names(stmt: &rusqlite::Statement<'_>) -> RVec<RString> {
-    let mut out = RVec::with_capacity(stmt.column_count());
-    out.extend(stmt.column_names().into_iter().map(RString::from));
-    out
+fn column_names(stmt: &rusqlite::Statement<'_>) -> Vec<String> {
+    stmt.column_names().into_iter().map(String::from).collect()
 }
 
 /// Steps `rows` until `max_rows` rows (0 = all) have been appended to `out`.
@@ -383,7 +385,7 @@ fn query_prepared(
     };
     let mut out = Rows {
         columns,
-        values: RVec::with_capacity(width * expected_rows),
+        values: Vec::with_capacity(width * expected_rows),
         row_count: 0,
     };
     let mut rows = prepared.raw_query();
@@ -401,7 +403,7 @@ fn run_on(conn: &Connection, stmt: &Statement) -> PluginResult<RunResult> {
     drop(rows);
     Ok(RunResult {
         changes: if readonly { 0 } else { conn.changes() },
-        last_insert_rowid: ROption::RSome(conn.last_insert_rowid()),
+        last_insert_rowid: Some(conn.last_insert_rowid()),
     })
 }
 
@@ -409,90 +411,143 @@ fn is_readonly(conn: &Connection, sql: &str) -> PluginResult<bool> {
     Ok(conn.prepare_cached(sql).map_err(map)?.readonly())
 }
 
+/// Queries with at most this many rows asked for (`get` asks for 1) are
+/// point reads: they run inline.
+const INLINE_MAX_ROWS: u64 = 16;
+
 /// The SQL handle of one backend.
-#[derive(Clone)]
 pub(crate) struct SqliteSql {
     pub(crate) shared: Arc<Shared>,
 }
 
 impl SqliteSql {
-    pub(crate) fn boxed(shared: Arc<Shared>) -> SqlConnectionBox {
-        SqlConnection_TO::from_value(SqliteSql { shared }, TD_Opaque)
-    }
-}
-
-impl SqlConnection for SqliteSql {
-    fn exec(&self, script: RString) -> PluginFuture<()> {
-        let shared = self.shared.clone();
-        guard(async move {
-            shared
-                .with_writer(|c| c.execute_batch(&script).map_err(map))
-                .await
-        })
-    }
-
-    fn run(&self, stmt: Statement) -> PluginFuture<RunResult> {
-        let shared = self.shared.clone();
-        guard(async move { shared.with_writer(|c| run_on(c, &stmt)).await })
-    }
-
-    fn query(&self, stmt: Statement, max_rows: u64) -> PluginFuture<Rows> {
-        let shared = self.shared.clone();
-        guard(async move {
-            shared.check_open()?;
-            if shared.file.is_none() {
-                return shared.with_writer(|c| query_on(c, &stmt, max_rows)).await;
-            }
-            let reader = shared.take_reader()?;
-            // One statement-cache lookup: prepare on the reader, and only if
-            // the statement writes (`INSERT … RETURNING`) hand it to the writer.
-            let outcome = (|| {
-                let prepared = reader.prepare_cached(&stmt.sql).map_err(map)?;
-                if !prepared.readonly() {
-                    return Ok(None);
-                }
-                query_prepared(prepared, &stmt.params, max_rows).map(Some)
-            })();
-            shared.return_reader(reader);
-            match outcome? {
-                Some(rows) => Ok(rows),
-                None => shared.with_writer(|c| query_on(c, &stmt, max_rows)).await,
-            }
-        })
+    /// A query wherever it is: on a reader, or on the writer for a
+    /// statement that writes (and for everything in memory).
+    async fn query_anywhere(
+        shared: &Shared,
+        stmt: &Statement,
+        max_rows: u64,
+    ) -> PluginResult<Rows> {
+        shared.check_open()?;
+        if shared.file.is_none() {
+            return shared.with_writer(|c| query_on(c, stmt, max_rows)).await;
+        }
+        let reader = shared.take_reader()?;
+        let outcome = read_on(&reader, stmt, max_rows);
+        shared.return_reader(reader);
+        match outcome? {
+            Some(rows) => Ok(rows),
+            None => shared.with_writer(|c| query_on(c, stmt, max_rows)).await,
+        }
     }
 
-    fn stream(&self, stmt: Statement) -> PluginFuture<SqlCursorBox> {
-        let shared = self.shared.clone();
-        guard(async move { Cursor::start(shared, stmt).await })
-    }
-
-    fn begin(&self) -> PluginFuture<SqlTransactionBox> {
-        let shared = self.shared.clone();
-        guard(async move {
-            shared.check_open()?;
-            let guard = shared.lock_writer("begin").await?;
+    /// A point read on the caller's thread: `None` when it turned out to
+    /// write or to be long (see [`crate::inline`]), for the pool to run.
+    async fn query_inline(&self, stmt: &Statement, max_rows: u64) -> PluginResult<Option<Rows>> {
+        let shared = &self.shared;
+        shared.check_open()?;
+        if shared.file.is_none() {
+            // The one connection: wait for it here (an async wait), read here.
+            let guard = shared.lock_writer("query").await?;
             let conn = guard
                 .as_ref()
                 .ok_or_else(|| PluginError::closed("sqlite connection"))?;
-            conn.execute_batch("BEGIN IMMEDIATE").map_err(map)?;
-            let tx = Tx {
-                state: Arc::new(Mutex::new(TxState {
-                    guard: Some(guard),
-                    depth: 0,
-                })),
-            };
-            Ok(SqlTransaction_TO::from_value(tx, TD_Opaque))
+            return inline::bounded(|| read_on(conn, stmt, max_rows))
+                .transpose()
+                .map(Option::flatten);
+        }
+        let reader = shared.take_reader()?;
+        let outcome = inline::bounded(|| read_on(&reader, stmt, max_rows));
+        shared.return_reader(reader);
+        outcome.transpose().map(Option::flatten)
+    }
+}
+
+/// Runs `stmt` on `conn` if it is read-only; `None` if it writes. One
+/// statement-cache lookup: the statement is prepared once and only a
+/// writing one (`INSERT … RETURNING`) is handed to the writer.
+fn read_on(conn: &Connection, stmt: &Statement, max_rows: u64) -> PluginResult<Option<Rows>> {
+    let prepared = conn.prepare_cached(&stmt.sql).map_err(map)?;
+    if !prepared.readonly() {
+        return Ok(None);
+    }
+    query_prepared(prepared, &stmt.params, max_rows).map(Some)
+}
+
+impl SqlBackend for SqliteSql {
+    type Transaction = Tx;
+    type Cursor = Cursor;
+
+    /// Where each call runs:
+    ///
+    /// | call | runs | why |
+    /// |---|---|---|
+    /// | `query` of at most 16 rows (`get`) | inline | a point read takes microseconds, less than a thread hop; a statement that writes, or a read past 1 ms, moves to the pool ([`crate::inline`]) |
+    /// | `query` of all rows (`all`) | blocking pool | the result may be any size |
+    /// | `exec`, `run`, `bulk_write` | blocking pool | writes: they wait for fsync, for the database lock (`busy_timeout_ms`), and may be long (`VACUUM INTO`, a migration) |
+    /// | `begin` | blocking pool | `BEGIN IMMEDIATE` waits for other processes' writers |
+    /// | `stream` | blocking pool | prepares the statement; its batches are read by the cursor's own thread |
+    /// | `close` | blocking pool | waits for the writer, closes the files |
+    ///
+    /// Calls on a transaction all run on the pool ([`Tx::runs`]); a
+    /// cursor's `next` runs inline, since its cursor thread does the work.
+    fn runs(&self, call: SqlCall<'_>) -> Runs {
+        match call {
+            SqlCall::Query(_, 1..=INLINE_MAX_ROWS) => Runs::Inline,
+            _ => Runs::Blocking,
+        }
+    }
+
+    async fn exec(&self, script: String) -> PluginResult<()> {
+        self.shared
+            .with_writer(|c| c.execute_batch(&script).map_err(map))
+            .await
+    }
+
+    async fn run(&self, stmt: Statement) -> PluginResult<RunResult> {
+        self.shared.with_writer(|c| run_on(c, &stmt)).await
+    }
+
+    async fn query(&self, stmt: Statement, max_rows: u64) -> PluginResult<Rows> {
+        if self.runs(SqlCall::Query(&stmt, max_rows)) == Runs::Inline {
+            if let Some(rows) = self.query_inline(&stmt, max_rows).await? {
+                return Ok(rows);
+            }
+            let shared = self.shared.clone();
+            return inline::on_pool(
+                async move { Self::query_anywhere(&shared, &stmt, max_rows).await },
+            )
+            .await;
+        }
+        Self::query_anywhere(&self.shared, &stmt, max_rows).await
+    }
+
+    async fn stream(&self, stmt: Statement) -> PluginResult<Cursor> {
+        Cursor::start(self.shared.clone(), stmt).await
+    }
+
+    async fn begin(&self) -> PluginResult<Tx> {
+        let shared = &self.shared;
+        shared.check_open()?;
+        let guard = shared.lock_writer("begin").await?;
+        let conn = guard
+            .as_ref()
+            .ok_or_else(|| PluginError::closed("sqlite connection"))?;
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(map)?;
+        Ok(Tx {
+            state: Mutex::new(TxState {
+                guard: Some(guard),
+                depth: 0,
+            }),
         })
     }
 
-    fn close(&self) -> PluginFuture<()> {
-        let shared = self.shared.clone();
-        guard(async move { shared.close().await })
+    async fn close(&self) -> PluginResult<()> {
+        self.shared.close().await
     }
 
-    fn bulk_write(&self, request: BulkWrite) -> PluginFuture<u64> {
-        let shared = self.shared.clone();
-        guard(async move { shared.with_writer(|c| bulk_on(c, &request)).await })
+    async fn bulk_write(&self, request: BulkWrite) -> PluginResult<u64> {
+        self.shared.with_writer(|c| bulk_on(c, &request)).await
     }
 }
 
@@ -500,7 +555,7 @@ fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// [`SqlConnection::bulk_write`] on SQLite: one `BEGIN IMMEDIATE`
+/// [`SqlBackend::bulk_write`] on SQLite: one `BEGIN IMMEDIATE`
 /// transaction, one cached `INSERT … ON CONFLICT DO UPDATE … WHERE <row
 /// differs>` statement stepped per row (SQLite has no faster load path),
 /// then the `then` statement.
@@ -559,7 +614,7 @@ fn bulk_on(conn: &Connection, req: &BulkWrite) -> PluginResult<u64> {
             written += stmt.raw_execute().map_err(map)? as u64;
         }
         drop(stmt);
-        if let ROption::RSome(then) = &req.then {
+        if let Some(then) = &req.then {
             run_on(conn, then)?;
         }
         Ok(written)
@@ -592,20 +647,16 @@ impl TxState {
 }
 
 /// A write transaction; dropping it un-committed rolls back.
-struct Tx {
-    state: Arc<Mutex<TxState>>,
+pub(crate) struct Tx {
+    // A std mutex: every call runs on the blocking pool and none awaits
+    // while holding it.
+    state: Mutex<TxState>,
 }
 
 impl Tx {
-    fn with<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut TxState) -> PluginResult<T> + Send + 'static,
-    ) -> PluginFuture<T> {
-        let state = self.state.clone();
-        guard(async move {
-            let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut st)
-        })
+    fn with<T>(&self, f: impl FnOnce(&mut TxState) -> PluginResult<T>) -> PluginResult<T> {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut st)
     }
 }
 
@@ -613,24 +664,26 @@ fn savepoint_name(depth: u32) -> String {
     format!("strata_sp_{depth}")
 }
 
-fn check_depth(st: &TxState, depth: u32) -> PluginResult<()> {
-    strata_plugin_api::sql::check_savepoint(st.depth, depth)
-}
-
 impl SqlTransaction for Tx {
-    fn exec(&self, script: RString) -> PluginFuture<()> {
-        self.with(move |st| st.conn()?.execute_batch(&script).map_err(map))
+    /// Every call of a transaction runs on the blocking pool: each is a
+    /// statement on the writer connection, and `commit` syncs the journal.
+    fn runs(&self, _call: SqlCall<'_>) -> Runs {
+        Runs::Blocking
     }
 
-    fn run(&self, stmt: Statement) -> PluginFuture<RunResult> {
-        self.with(move |st| run_on(st.conn()?, &stmt))
+    async fn exec(&self, script: String) -> PluginResult<()> {
+        self.with(|st| st.conn()?.execute_batch(&script).map_err(map))
     }
 
-    fn query(&self, stmt: Statement, max_rows: u64) -> PluginFuture<Rows> {
-        self.with(move |st| query_on(st.conn()?, &stmt, max_rows))
+    async fn run(&self, stmt: Statement) -> PluginResult<RunResult> {
+        self.with(|st| run_on(st.conn()?, &stmt))
     }
 
-    fn savepoint(&self) -> PluginFuture<u32> {
+    async fn query(&self, stmt: Statement, max_rows: u64) -> PluginResult<Rows> {
+        self.with(|st| query_on(st.conn()?, &stmt, max_rows))
+    }
+
+    async fn savepoint(&self) -> PluginResult<u32> {
         self.with(|st| {
             let depth = st.depth + 1;
             st.conn()?
@@ -641,9 +694,9 @@ impl SqlTransaction for Tx {
         })
     }
 
-    fn release(&self, depth: u32) -> PluginFuture<()> {
-        self.with(move |st| {
-            check_depth(st, depth)?;
+    async fn release(&self, depth: u32) -> PluginResult<()> {
+        self.with(|st| {
+            check_savepoint(st.depth, depth)?;
             st.conn()?
                 .execute_batch(&format!("RELEASE {}", savepoint_name(depth)))
                 .map_err(map)?;
@@ -652,9 +705,9 @@ impl SqlTransaction for Tx {
         })
     }
 
-    fn rollback_to(&self, depth: u32) -> PluginFuture<()> {
-        self.with(move |st| {
-            check_depth(st, depth)?;
+    async fn rollback_to(&self, depth: u32) -> PluginResult<()> {
+        self.with(|st| {
+            check_savepoint(st.depth, depth)?;
             let name = savepoint_name(depth);
             st.conn()?
                 .execute_batch(&format!("ROLLBACK TO {name}; RELEASE {name}"))
@@ -664,7 +717,7 @@ impl SqlTransaction for Tx {
         })
     }
 
-    fn commit(&self) -> PluginFuture<()> {
+    async fn commit(&self) -> PluginResult<()> {
         self.with(|st| {
             let result = st.conn()?.execute_batch("COMMIT").map_err(map);
             if result.is_err() {
@@ -679,7 +732,7 @@ impl SqlTransaction for Tx {
         })
     }
 
-    fn rollback(&self) -> PluginFuture<()> {
+    async fn rollback(&self) -> PluginResult<()> {
         self.with(|st| {
             let result = st.conn()?.execute_batch("ROLLBACK").map_err(map);
             st.guard = None;
@@ -689,14 +742,27 @@ impl SqlTransaction for Tx {
 }
 
 impl Drop for Tx {
+    /// Rolls back a transaction neither committed nor rolled back, then
+    /// frees the writer. The host may drop a transaction on its executor
+    /// thread, so the `ROLLBACK` runs on the blocking pool (inline only if
+    /// the pool cannot start); calls queued for the writer get it after.
     fn drop(&mut self) {
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if let Ok(conn) = st.conn()
-            && !conn.is_autocommit()
-        {
-            let _ = conn.execute_batch("ROLLBACK");
+        let st = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+        let Some(guard) = st.guard.take() else {
+            return;
+        };
+        let rollback = move || {
+            if let Some(conn) = guard.as_ref()
+                && !conn.is_autocommit()
+            {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            drop(guard);
+        };
+        match strata_plugin::runs::runtime() {
+            Ok(rt) => drop(rt.spawn_blocking(rollback)),
+            Err(_) => rollback(),
         }
-        st.guard = None;
     }
 }
 
@@ -705,8 +771,8 @@ type BatchReply = tokio::sync::oneshot::Sender<PluginResult<Rows>>;
 /// A streaming cursor: a thread owns the connection and the open statement
 /// and hands out one batch per request, so memory stays bounded by the batch
 /// size whatever the result size.
-struct Cursor {
-    columns: RVec<RString>,
+pub(crate) struct Cursor {
+    columns: Vec<String>,
     requests: Mutex<Option<mpsc::Sender<(u32, BatchReply)>>>,
 }
 
@@ -716,7 +782,7 @@ enum Conn {
 }
 
 impl Cursor {
-    async fn start(shared: Arc<Shared>, stmt: Statement) -> PluginResult<SqlCursorBox> {
+    async fn start(shared: Arc<Shared>, stmt: Statement) -> PluginResult<Cursor> {
         shared.check_open()?;
         let conn = if shared.file.is_some() {
             let reader = shared.take_reader()?;
@@ -730,7 +796,7 @@ impl Cursor {
             Conn::Writer(shared.lock_writer("stream").await?)
         };
         let (req_tx, req_rx) = mpsc::channel::<(u32, BatchReply)>();
-        let (cols_tx, cols_rx) = tokio::sync::oneshot::channel::<PluginResult<RVec<RString>>>();
+        let (cols_tx, cols_rx) = tokio::sync::oneshot::channel::<PluginResult<Vec<String>>>();
         std::thread::Builder::new()
             .name("strata-sqlite-cursor".into())
             .spawn(move || cursor_thread(shared, conn, stmt, cols_tx, req_rx))
@@ -738,13 +804,10 @@ impl Cursor {
         let columns = cols_rx
             .await
             .map_err(|_| PluginError::internal("cursor thread ended before it started"))??;
-        Ok(SqlCursor_TO::from_value(
-            Cursor {
-                columns,
-                requests: Mutex::new(Some(req_tx)),
-            },
-            TD_Opaque,
-        ))
+        Ok(Cursor {
+            columns,
+            requests: Mutex::new(Some(req_tx)),
+        })
     }
 }
 
@@ -752,7 +815,7 @@ fn cursor_thread(
     shared: Arc<Shared>,
     conn: Conn,
     stmt: Statement,
-    cols_tx: tokio::sync::oneshot::Sender<PluginResult<RVec<RString>>>,
+    cols_tx: tokio::sync::oneshot::Sender<PluginResult<Vec<String>>>,
     requests: mpsc::Receiver<(u32, BatchReply)>,
 ) {
     match conn {
@@ -772,7 +835,7 @@ fn cursor_thread(
 fn serve_cursor(
     conn: &Connection,
     stmt: &Statement,
-    cols_tx: tokio::sync::oneshot::Sender<PluginResult<RVec<RString>>>,
+    cols_tx: tokio::sync::oneshot::Sender<PluginResult<Vec<String>>>,
     requests: &mpsc::Receiver<(u32, BatchReply)>,
 ) {
     let prepared = conn.prepare(&stmt.sql).map_err(map).and_then(|mut p| {
@@ -819,26 +882,29 @@ fn serve_cursor(
 }
 
 impl SqlCursor for Cursor {
-    fn columns(&self) -> RVec<RString> {
+    fn columns(&self) -> Vec<String> {
         self.columns.clone()
     }
 
-    fn next(&self, max_rows: u32) -> PluginFuture<Rows> {
+    /// Inline: `next` only hands the request to the cursor's own thread,
+    /// which steps the statement, and awaits its reply.
+    fn runs(&self, _call: SqlCall<'_>) -> Runs {
+        Runs::Inline
+    }
+
+    async fn next(&self, max_rows: u32) -> PluginResult<Rows> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let sent = self
             .requests
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
-            .map(|s| s.send((max_rows, tx)).is_ok())
-            .unwrap_or(false);
-        guard(async move {
-            if !sent {
-                // The thread ends once the result is exhausted: the stream is over.
-                return Ok(Rows::default());
-            }
-            rx.await
-                .map_err(|_| PluginError::internal("cursor thread ended unexpectedly"))?
-        })
+            .is_some_and(|s| s.send((max_rows, tx)).is_ok());
+        if !sent {
+            // The thread ends once the result is exhausted: the stream is over.
+            return Ok(Rows::default());
+        }
+        rx.await
+            .map_err(|_| PluginError::internal("cursor thread ended unexpectedly"))?
     }
 }

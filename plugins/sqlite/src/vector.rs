@@ -21,8 +21,8 @@
 //! query whose cached generation differs — another process wrote — reloads.
 //! Writes through this plugin patch the cache in place.
 //!
-//! From [`QUANT_MIN_SCAN`] vectors on, the cache also holds an int8 copy
-//! ([`quant`]): exact top-k scans that (a quarter of the bytes), then
+//! From `QUANT_MIN_SCAN` vectors on, the cache also holds an int8 copy
+//! (`quant`): exact top-k scans that (a quarter of the bytes), then
 //! rescores with `f32` only the vectors a provable error bound cannot rule
 //! out. The answer is the `f32` scan's, vector for vector and score for
 //! score (ties broken by pk on both paths); the copy costs `d + 8` bytes per
@@ -35,7 +35,7 @@
 //! # Approximate search
 //!
 //! Past `hnsw_threshold` vectors a collection gets an HNSW index
-//! ([`crate::index`] over the plugin's own graph, [`crate::hnsw`]), built in
+//! (`crate::index` over the plugin's own graph, `crate::hnsw`), built in
 //! the background by default while exact search answers (`Build` below) and
 //! saved beside the database. Its candidates are rescored exactly from the
 //! cache, so scores never depend on the index.
@@ -43,13 +43,21 @@
 //! # Filters
 //!
 //! The shared filter language is translated to SQLite JSON SQL
-//! ([`crate::filter_sql`]); a filtered query first selects the matching
+//! (`crate::filter_sql`); a filtered query first selects the matching
 //! rows in SQL, then scores exactly those.
 //!
 //! # Hybrid
 //!
 //! BM25 over FTS5 (query terms OR-ed, each quoted) and the dense ranking,
 //! each cut to `candidates`, fused by reciprocal rank fusion.
+//!
+//! # Where calls run
+//!
+//! Loading a collection (100K × 384 is 150 MB read and decoded), an exact
+//! scan and an inline index build (tens of seconds) all happen inside the
+//! call that needs them, so every call that may do one runs on the
+//! plugin's blocking pool; only a `fetch` of a few ids runs inline (see
+//! `SqliteVectors::runs`). Background builds have threads of their own.
 
 use std::{
     cmp::Ordering,
@@ -59,16 +67,13 @@ use std::{
     time::Instant,
 };
 
-use abi_stable::std_types::{ROption, RString, RVec};
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
-use strata_plugin_api::{
-    ErrorKind, PluginError, PluginResult, Value,
-    ffi::guard,
+use strata_plugin::{
+    ErrorKind, PluginError, PluginResult, Runs, Value, VectorBackend,
     filter::Filter,
-    sql::PluginFuture,
     vector::{
         CollectionInfo, CollectionSpec, DeleteRequest, DeleteTarget, HybridRequest, Match, Metric,
-        QueryRequest, ScanPage, ScanRequest, VectorRecord, VectorStore, include, validate_batch,
+        QueryRequest, ScanPage, ScanRequest, VectorCall, VectorRecord, include, validate_batch,
         validate_collection_name, validate_vector,
     },
 };
@@ -87,6 +92,9 @@ mod quant;
 
 /// Exact scans of at least this many rows go through the int8 copy.
 const QUANT_MIN_SCAN: usize = 1024;
+
+/// A `fetch` of at most this many ids is a point read: it runs inline.
+const INLINE_MAX_IDS: usize = 16;
 
 const CATALOG: &str = "CREATE TABLE IF NOT EXISTS strata_collections (
     name TEXT PRIMARY KEY,
@@ -674,11 +682,22 @@ impl SqliteVectors {
         let spawned = std::thread::Builder::new()
             .name(format!("strata-hnsw-{name}"))
             .spawn(move || {
-                let built = strata_plugin_api::ffi::catch(|| {
-                    let points = pks.iter().copied().zip(data.chunks_exact(dim.max(1)));
-                    Ok(AnnIndex::build_with(
-                        metric, dim, params, generation, points, &job.ctl, false,
-                    ))
+                // The graph is built on a scoped thread of its own: a panic
+                // in it ends that thread only, and its join here records
+                // the build as failed (queries stay exact) instead of
+                // leaving it "running" for ever.
+                let built = std::thread::scope(|s| {
+                    std::thread::Builder::new()
+                        .name(format!("strata-hnsw-{collection}"))
+                        .spawn_scoped(s, || {
+                            let points = pks.iter().copied().zip(data.chunks_exact(dim.max(1)));
+                            AnnIndex::build_with(
+                                metric, dim, params, generation, points, &job.ctl, false,
+                            )
+                        })
+                        .map_err(|e| format!("no thread for the build: {e}"))?
+                        .join()
+                        .map_err(|panic| PluginError::from_panic(&*panic).to_string())
                 });
                 let mut state = job.state.lock().unwrap_or_else(|p| p.into_inner());
                 if job.ctl.is_cancelled() {
@@ -686,25 +705,20 @@ impl SqliteVectors {
                     return;
                 }
                 *state = match built {
-                    Ok(Some(mut ix)) => {
-                        if let Some(dir) = &dir {
-                            // A panic while saving must not leave the state
-                            // poisoned at "running": the index is kept, the
-                            // sidecar is rewritten by a later save.
-                            let _ = strata_plugin_api::ffi::catch(|| {
-                                save_index_to(dir, &collection, &mut ix);
-                                Ok(())
-                            });
-                        }
-                        BuildState::Done(Box::new(ix))
-                    }
+                    Ok(Some(ix)) => BuildState::Done(Box::new(ix)),
                     Ok(None) => BuildState::Cancelled,
-                    Err(e) => {
-                        let msg = e.to_string();
-                        eprintln!("strata-sqlite: the HNSW build of {collection:?} panicked: {msg}; queries stay exact");
+                    Err(msg) => {
+                        eprintln!("strata-sqlite: the HNSW build of {collection:?} failed: {msg}; queries stay exact");
                         BuildState::Failed(msg)
                     }
                 };
+                // Saved under the state's lock, so that once `cancel`
+                // returns no file is written; and after the state says
+                // done, so that a panic while saving still leaves the index
+                // to be installed (its sidecar is rewritten by a later save).
+                if let (Some(dir), BuildState::Done(ix)) = (&dir, &mut *state) {
+                    save_index_to(dir, &collection, ix);
+                }
             });
         match spawned {
             Ok(_) => {
@@ -1135,22 +1149,11 @@ fn rows_by_pk(c: &Connection, meta: &Meta, pks: &[i64]) -> PluginResult<HashMap<
 
 fn to_match(row: &Row, score: f64, flags: u32) -> Match {
     Match {
-        id: row.id.as_str().into(),
+        id: row.id.clone(),
         score,
-        vector: if flags & include::VECTOR != 0 {
-            ROption::RSome(row.vector.clone().into())
-        } else {
-            ROption::RNone
-        },
-        metadata_json: if flags & include::METADATA != 0 {
-            ROption::RSome(row.metadata.as_str().into())
-        } else {
-            ROption::RNone
-        },
-        text: match (&row.text, flags & include::TEXT != 0) {
-            (Some(t), true) => ROption::RSome(t.as_str().into()),
-            _ => ROption::RNone,
-        },
+        vector: (flags & include::VECTOR != 0).then(|| row.vector.clone()),
+        metadata_json: (flags & include::METADATA != 0).then(|| row.metadata.clone()),
+        text: row.text.clone().filter(|_| flags & include::TEXT != 0),
     }
 }
 
@@ -1314,7 +1317,7 @@ impl SqliteVectors {
         meta: &Meta,
         scored: Vec<(i64, f64)>,
         flags: u32,
-    ) -> PluginResult<RVec<Match>> {
+    ) -> PluginResult<Vec<Match>> {
         let pks: Vec<i64> = scored.iter().map(|(pk, _)| *pk).collect();
         let m = meta.clone();
         let rows = self
@@ -1332,537 +1335,522 @@ fn parse_filter(text: &str) -> PluginResult<Filter> {
     Filter::parse_str(text)
 }
 
-impl VectorStore for SqliteVectors {
-    fn create_collection(&self, spec: CollectionSpec) -> PluginFuture<()> {
-        let shared = self.shared.clone();
-        guard(async move {
-            let name = spec.name.to_string();
-            validate_collection_name(&name)?;
-            if spec.dimension == 0 || spec.dimension > 65_536 {
+impl VectorBackend for SqliteVectors {
+    /// Where each call runs:
+    ///
+    /// | call | runs | why |
+    /// |---|---|---|
+    /// | `fetch` of at most 16 ids | inline | a few lookups by the unique `id` index: a point read |
+    /// | `query`, `hybrid_query`, `collection_info` | blocking pool | the first one loads the whole collection into memory and may build its index (`hnsw_build = "inline"`), and an exact scan reads every vector |
+    /// | `upsert`, `delete` | blocking pool | writes; patching the cache may insert into, reconcile or rebuild the index |
+    /// | `create_collection`, `drop_collection` | blocking pool | schema writes; a drop waits for a load or build of the collection in flight and deletes its sidecar files |
+    /// | `list_collections`, `count`, `scan`, `fetch` of more ids | blocking pool | they count or read rows by the thousand |
+    fn runs(&self, call: VectorCall<'_>) -> Runs {
+        match call {
+            VectorCall::Fetch(_, ids) if ids.len() <= INLINE_MAX_IDS => Runs::Inline,
+            _ => Runs::Blocking,
+        }
+    }
+
+    async fn create_collection(&self, spec: CollectionSpec) -> PluginResult<()> {
+        let name = spec.name.clone();
+        validate_collection_name(&name)?;
+        if spec.dimension == 0 || spec.dimension > 65_536 {
+            return Err(PluginError::invalid_input(format!(
+                "dimension {} is out of range (1..=65536)",
+                spec.dimension
+            )));
+        }
+        if !spec.options_json.is_empty() {
+            let opts: serde_json::Value =
+                serde_json::from_str(&spec.options_json).map_err(|e| {
+                    PluginError::invalid_input(format!("collection options are not JSON: {e}"))
+                })?;
+            if opts.as_object().is_some_and(|o| !o.is_empty()) {
                 return Err(PluginError::invalid_input(format!(
-                    "dimension {} is out of range (1..=65536)",
-                    spec.dimension
+                    "the sqlite backend takes no collection options (got {opts}); tune the index in the backend config"
                 )));
             }
-            if !spec.options_json.is_empty() {
-                let opts: serde_json::Value =
-                    serde_json::from_str(&spec.options_json).map_err(|e| {
-                        PluginError::invalid_input(format!("collection options are not JSON: {e}"))
-                    })?;
-                if opts.as_object().is_some_and(|o| !o.is_empty()) {
-                    return Err(PluginError::invalid_input(format!(
-                        "the sqlite backend takes no collection options (got {opts}); tune the index in the backend config"
-                    )));
+        }
+        self.shared
+            .with_write_tx(move |c| {
+                c.execute_batch(CATALOG).map_err(map)?;
+                if let Some(existing) = read_meta(c, &name)? {
+                    if existing.dimension == spec.dimension && existing.metric == spec.metric {
+                        return Ok(());
+                    }
+                    return Err(PluginError::new(
+                        ErrorKind::AlreadyExists,
+                        format!(
+                            "collection {name:?} exists with dimension {} and metric {} (asked: {} and {})",
+                            existing.dimension,
+                            existing.metric.name(),
+                            spec.dimension,
+                            spec.metric.name()
+                        ),
+                    ));
                 }
-            }
-            shared
-                .with_write_tx(move |c| {
-                    c.execute_batch(CATALOG).map_err(map)?;
-                    if let Some(existing) = read_meta(c, &name)? {
-                        if existing.dimension == spec.dimension && existing.metric == spec.metric {
-                            return Ok(());
-                        }
-                        return Err(PluginError::new(
-                            ErrorKind::AlreadyExists,
-                            format!(
-                                "collection {name:?} exists with dimension {} and metric {} (asked: {} and {})",
-                                existing.dimension,
-                                existing.metric.name(),
-                                spec.dimension,
-                                spec.metric.name()
-                            ),
-                        ));
-                    }
-                    let (v, f) = (vec_table(&name), fts_table(&name));
-                    let trig = |s: &str| format!("\"strata_vec_{name}_{s}\"");
-                    c.execute_batch(&format!(
-                        "CREATE TABLE {v} (
-                            pk INTEGER PRIMARY KEY AUTOINCREMENT,
-                            id TEXT NOT NULL UNIQUE,
-                            vector BLOB NOT NULL,
-                            metadata TEXT NOT NULL DEFAULT '{{}}',
-                            text TEXT
-                        );
-                        CREATE VIRTUAL TABLE {f} USING fts5(text, content='strata_vec_{name}', content_rowid='pk', tokenize='unicode61 remove_diacritics 2');
-                        CREATE TRIGGER {ai} AFTER INSERT ON {v} BEGIN
-                            INSERT INTO {f}(rowid, text) VALUES (new.pk, new.text);
-                        END;
-                        CREATE TRIGGER {ad} AFTER DELETE ON {v} BEGIN
-                            INSERT INTO {f}({f}, rowid, text) VALUES ('delete', old.pk, old.text);
-                        END;",
-                        ai = trig("ai"),
-                        ad = trig("ad"),
-                    ))
-                    .map_err(map)?;
-                    // Row keys start at a random offset below 2^62, so the
-                    // pks of a collection dropped and created again under
-                    // the same name never meet (SQLite forgets a dropped
-                    // table's AUTOINCREMENT counter): derived data keyed by
-                    // pk — a sidecar index a racing build saved late — then
-                    // matches none of the new rows and is rebuilt instead
-                    // of serving the old vectors.
-                    c.execute(
-                        "INSERT INTO sqlite_sequence (name, seq) VALUES (?1, random() & 4611686018427387903)",
-                        [format!("strata_vec_{name}")],
-                    )
-                    .map_err(map)?;
-                    c.execute(
-                        "INSERT INTO strata_collections (name, dimension, metric, generation) VALUES (?1, ?2, ?3, abs(random()))",
-                        rusqlite::params![name, spec.dimension, spec.metric.name()],
-                    )
-                    .map_err(map)?;
-                    Ok(())
-                })
-                .await
-        })
+                let (v, f) = (vec_table(&name), fts_table(&name));
+                let trig = |s: &str| format!("\"strata_vec_{name}_{s}\"");
+                c.execute_batch(&format!(
+                    "CREATE TABLE {v} (
+                        pk INTEGER PRIMARY KEY AUTOINCREMENT,
+                        id TEXT NOT NULL UNIQUE,
+                        vector BLOB NOT NULL,
+                        metadata TEXT NOT NULL DEFAULT '{{}}',
+                        text TEXT
+                    );
+                    CREATE VIRTUAL TABLE {f} USING fts5(text, content='strata_vec_{name}', content_rowid='pk', tokenize='unicode61 remove_diacritics 2');
+                    CREATE TRIGGER {ai} AFTER INSERT ON {v} BEGIN
+                        INSERT INTO {f}(rowid, text) VALUES (new.pk, new.text);
+                    END;
+                    CREATE TRIGGER {ad} AFTER DELETE ON {v} BEGIN
+                        INSERT INTO {f}({f}, rowid, text) VALUES ('delete', old.pk, old.text);
+                    END;",
+                    ai = trig("ai"),
+                    ad = trig("ad"),
+                ))
+                .map_err(map)?;
+                // Row keys start at a random offset below 2^62, so the
+                // pks of a collection dropped and created again under
+                // the same name never meet (SQLite forgets a dropped
+                // table's AUTOINCREMENT counter): derived data keyed by
+                // pk — a sidecar index a racing build saved late — then
+                // matches none of the new rows and is rebuilt instead
+                // of serving the old vectors.
+                c.execute(
+                    "INSERT INTO sqlite_sequence (name, seq) VALUES (?1, random() & 4611686018427387903)",
+                    [format!("strata_vec_{name}")],
+                )
+                .map_err(map)?;
+                c.execute(
+                    "INSERT INTO strata_collections (name, dimension, metric, generation) VALUES (?1, ?2, ?3, abs(random()))",
+                    rusqlite::params![name, spec.dimension, spec.metric.name()],
+                )
+                .map_err(map)?;
+                Ok(())
+            })
+            .await
     }
 
-    fn drop_collection(&self, name: RString) -> PluginFuture<bool> {
-        let this = self.clone_handle();
-        let shared = self.shared.clone();
-        let cache = self.cache.clone();
-        let index_dir = self.index_dir();
-        guard(async move {
-            let name = name.to_string();
-            validate_collection_name(&name)?;
-            let n = name.clone();
-            let existed = shared
-                .with_write_tx(move |c| {
-                    if read_meta(c, &n)?.is_none() {
-                        return Ok(false);
-                    }
-                    c.execute_batch(&format!(
-                        "DROP TABLE IF EXISTS {f}; DROP TABLE IF EXISTS {v};",
-                        f = fts_table(&n),
-                        v = vec_table(&n)
-                    ))
+    async fn drop_collection(&self, name: String) -> PluginResult<bool> {
+        validate_collection_name(&name)?;
+        let n = name.clone();
+        let existed = self
+            .shared
+            .with_write_tx(move |c| {
+                if read_meta(c, &n)?.is_none() {
+                    return Ok(false);
+                }
+                c.execute_batch(&format!(
+                    "DROP TABLE IF EXISTS {f}; DROP TABLE IF EXISTS {v};",
+                    f = fts_table(&n),
+                    v = vec_table(&n)
+                ))
+                .map_err(map)?;
+                c.execute("DELETE FROM strata_collections WHERE name = ?1", [&n])
                     .map_err(map)?;
-                    c.execute("DELETE FROM strata_collections WHERE name = ?1", [&n])
+                Ok(true)
+            })
+            .await?;
+        let slot = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&name);
+        // A query loading the collection right now holds the slot and
+        // may be starting a build: wait for it, so the build is there to
+        // be cancelled (and its sidecar is not written after the files
+        // are deleted below).
+        if let Some(slot) = slot {
+            *slot.write().await = None;
+        }
+        self.cancel_build(&name);
+        if let Some(dir) = self.index_dir() {
+            AnnIndex::delete_files(&dir, &name);
+        }
+        Ok(existed)
+    }
+
+    async fn list_collections(&self) -> PluginResult<Vec<CollectionInfo>> {
+        let threshold = self.shared.config().hnsw_threshold;
+        self.shared
+            .with_reader(move |c| {
+                if !catalog_exists(c)? {
+                    return Ok(Vec::new());
+                }
+                let names: Vec<String> = c
+                    .prepare("SELECT name FROM strata_collections ORDER BY name")
+                    .map_err(map)?
+                    .query_map([], |r| r.get(0))
+                    .map_err(map)?
+                    .collect::<Result<_, _>>()
+                    .map_err(map)?;
+                names
+                    .iter()
+                    .map(|n| info(c, n, threshold))
+                    .collect::<PluginResult<Vec<_>>>()
+            })
+            .await
+    }
+
+    async fn collection_info(&self, name: String) -> PluginResult<Option<CollectionInfo>> {
+        validate_collection_name(&name)?;
+        let meta = self
+            .shared
+            .with_reader(move |c| read_meta(c, &name))
+            .await?;
+        let Some(meta) = meta else {
+            return Ok(None);
+        };
+        // Loading builds or loads the index, so the details are current.
+        let loaded = self.loaded(&meta).await?;
+        let details = self.details(&meta.name, Some(&*loaded));
+        let count = loaded.len() as u64;
+        Ok(Some(CollectionInfo {
+            name: meta.name,
+            dimension: meta.dimension,
+            metric: meta.metric,
+            count,
+            details_json: details.to_string(),
+        }))
+    }
+
+    async fn upsert(&self, collection: String, records: Vec<VectorRecord>) -> PluginResult<u64> {
+        let name = collection;
+        let meta = self.meta(&name).await?;
+        validate_batch(&records, meta.dimension)?;
+        self.shared
+            .with_writer(move |c| {
+                let tx = rusqlite::Transaction::new_unchecked(
+                    c,
+                    rusqlite::TransactionBehavior::Immediate,
+                )
+                .map_err(map)?;
+                let before = require_meta(&tx, &name)?.generation;
+                let v = vec_table(&name);
+                let mut removed = Vec::new();
+                let mut added = Vec::with_capacity(records.len());
+                {
+                    let mut del = tx
+                        .prepare_cached(&format!("DELETE FROM {v} WHERE id = ?1 RETURNING pk"))
                         .map_err(map)?;
-                    Ok(true)
-                })
-                .await?;
-            let slot = cache
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&name);
-            // A query loading the collection right now holds the slot and
-            // may be starting a build: wait for it, so the build is there to
-            // be cancelled (and its sidecar is not written after the files
-            // are deleted below).
-            if let Some(slot) = slot {
-                *slot.write().await = None;
-            }
-            this.cancel_build(&name);
-            if let Some(dir) = index_dir {
-                AnnIndex::delete_files(&dir, &name);
-            }
-            Ok(existed)
-        })
+                    let mut ins = tx
+                        .prepare_cached(&format!(
+                            "INSERT INTO {v} (id, vector, metadata, text) VALUES (?1, ?2, ?3, ?4)"
+                        ))
+                        .map_err(map)?;
+                    for r in records.iter() {
+                        if let Some(pk) = del
+                            .query_row([r.id.as_str()], |row| row.get::<_, i64>(0))
+                            .optional()
+                            .map_err(map)?
+                        {
+                            removed.push(pk);
+                        }
+                        let metadata = if r.metadata_json.is_empty() {
+                            "{}"
+                        } else {
+                            r.metadata_json.as_str()
+                        };
+                        ins.execute(rusqlite::params![
+                            r.id.as_str(),
+                            encode(&r.vector),
+                            metadata,
+                            r.text.as_deref()
+                        ])
+                        .map_err(map)?;
+                        added.push((tx.last_insert_rowid(), r.id.clone(), r.vector.clone()));
+                    }
+                }
+                let after = bump_generation(&tx, &name)?;
+                tx.commit().map_err(map)?;
+                self.patch_cache(&name, before, after, &removed, &added);
+                Ok(added.len() as u64)
+            })
+            .await
     }
 
-    fn list_collections(&self) -> PluginFuture<RVec<CollectionInfo>> {
-        let shared = self.shared.clone();
-        let threshold = shared.config().hnsw_threshold;
-        guard(async move {
-            shared
-                .with_reader(move |c| {
-                    if !catalog_exists(c)? {
-                        return Ok(RVec::new());
+    async fn query(&self, request: QueryRequest) -> PluginResult<Vec<Match>> {
+        let meta = self.meta(&request.collection).await?;
+        validate_vector(&request.vector, meta.dimension, "query")?;
+        let filter = parse_filter(&request.filter_json)?;
+        let options = query_options(&request.options_json)?;
+        let top = self
+            .dense(
+                &meta,
+                &request.vector,
+                request.top_k as usize,
+                &filter,
+                &options,
+            )
+            .await?;
+        let top: Vec<(i64, String, f64)> = top
+            .into_iter()
+            .map(|(pk, id, s)| (pk, id, f64::from(s)))
+            .filter(|(_, _, s)| request.min_score.is_none_or(|m| *s >= m))
+            .collect();
+        if request.include == 0 {
+            // Ids and scores come from the cache: no row reads.
+            return Ok(top
+                .into_iter()
+                .map(|(_, id, score)| Match {
+                    id,
+                    score,
+                    vector: None,
+                    metadata_json: None,
+                    text: None,
+                })
+                .collect());
+        }
+        let scored = top.into_iter().map(|(pk, _, s)| (pk, s)).collect();
+        self.materialise(&meta, scored, request.include).await
+    }
+
+    async fn hybrid_query(&self, request: HybridRequest) -> PluginResult<Vec<Match>> {
+        let meta = self.meta(&request.collection).await?;
+        validate_vector(&request.vector, meta.dimension, "hybrid query")?;
+        let filter = parse_filter(&request.filter_json)?;
+        let k = request.top_k as usize;
+        let candidates = request.candidates_or_default();
+        let dense = self
+            .dense(
+                &meta,
+                &request.vector,
+                candidates,
+                &filter,
+                &QueryOptions::default(),
+            )
+            .await?;
+        let lexical = match fts_query(&request.text) {
+            None => Vec::new(),
+            Some(q) => {
+                let (m, f) = (meta.clone(), filter.clone());
+                self.shared
+                    .with_reader(move |c| {
+                        let mut params: Vec<Value> = vec![Value::Text(q)];
+                        let where_filter = if f.is_all() {
+                            String::new()
+                        } else {
+                            let sf = filter_sql::translate(&f, "v.metadata")?;
+                            params.extend(sf.params);
+                            format!(" AND {}", sf.sql)
+                        };
+                        params.push(Value::Integer(candidates as i64));
+                        let sql = format!(
+                            "SELECT v.pk FROM {fts} JOIN {vt} AS v ON v.pk = {fts}.rowid WHERE {fts} MATCH ?{where_filter} ORDER BY bm25({fts}) LIMIT ?",
+                            fts = fts_table(&m.name),
+                            vt = vec_table(&m.name)
+                        );
+                        let mut stmt = c.prepare_cached(&sql).map_err(map)?;
+                        let pks = stmt
+                            .query_map(params_from_iter(params.iter().map(crate::sql::Bind)), |r| r.get::<_, i64>(0))
+                            .map_err(map)?
+                            .collect::<Result<Vec<i64>, _>>()
+                            .map_err(map)?;
+                        Ok(pks)
+                    })
+                    .await?
+            }
+        };
+        let rrf_k = f64::from(request.rrf_k);
+        let mut fused: HashMap<i64, f64> = HashMap::new();
+        for (rank, (pk, _, _)) in dense.iter().enumerate() {
+            *fused.entry(*pk).or_default() += request.dense_weight / (rrf_k + rank as f64 + 1.0);
+        }
+        for (rank, pk) in lexical.iter().enumerate() {
+            *fused.entry(*pk).or_default() += request.lexical_weight / (rrf_k + rank as f64 + 1.0);
+        }
+        let mut ranked: Vec<(i64, f64)> = fused.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        ranked.truncate(k);
+        self.materialise(&meta, ranked, request.include).await
+    }
+
+    async fn fetch(
+        &self,
+        collection: String,
+        ids: Vec<String>,
+        include_flags: u32,
+    ) -> PluginResult<Vec<Match>> {
+        let meta = self.meta(&collection).await?;
+        self.shared
+            .with_reader(move |c| {
+                let mut found: HashMap<String, Row> = HashMap::new();
+                for chunk in ids.chunks(500) {
+                    let marks = vec!["?"; chunk.len()].join(",");
+                    let mut stmt = c
+                        .prepare(&format!(
+                            "SELECT id, vector, metadata, text FROM {} WHERE id IN ({marks})",
+                            vec_table(&meta.name)
+                        ))
+                        .map_err(map)?;
+                    let mut rows = stmt
+                        .query(params_from_iter(chunk.iter().map(|s| s.as_str())))
+                        .map_err(map)?;
+                    while let Some(r) = rows.next().map_err(map)? {
+                        let blob = r
+                            .get_ref(1)
+                            .map_err(map)?
+                            .as_blob()
+                            .map_err(|e| PluginError::internal(e.to_string()))?;
+                        let row = Row {
+                            id: r.get(0).map_err(map)?,
+                            vector: decode(blob),
+                            metadata: r.get(2).map_err(map)?,
+                            text: r.get(3).map_err(map)?,
+                        };
+                        found.insert(row.id.clone(), row);
                     }
-                    let names: Vec<String> = c
-                        .prepare("SELECT name FROM strata_collections ORDER BY name")
-                        .map_err(map)?
-                        .query_map([], |r| r.get(0))
+                }
+                Ok(ids
+                    .iter()
+                    .filter_map(|id| {
+                        found
+                            .get(id.as_str())
+                            .map(|r| to_match(r, 0.0, include_flags))
+                    })
+                    .collect())
+            })
+            .await
+    }
+
+    async fn delete(&self, request: DeleteRequest) -> PluginResult<u64> {
+        let name = request.collection.clone();
+        self.meta(&name).await?;
+        let (by_ids, by_filter, filter) = match request.target()? {
+            DeleteTarget::Ids(_) => (true, false, Filter::All),
+            DeleteTarget::Filter(f) => (false, true, f),
+            DeleteTarget::All => (false, false, Filter::All),
+            // A kind of delete added to plugin-api after this plugin was
+            // written must never fall through to "delete everything".
+            other => {
+                return Err(PluginError::new(
+                    ErrorKind::Unsupported,
+                    format!("the sqlite backend cannot delete by {other:?}"),
+                ));
+            }
+        };
+        self.shared
+            .with_writer(move |c| {
+                let tx = rusqlite::Transaction::new_unchecked(
+                    c,
+                    rusqlite::TransactionBehavior::Immediate,
+                )
+                .map_err(map)?;
+                let before = require_meta(&tx, &name)?.generation;
+                let v = vec_table(&name);
+                let mut removed: Vec<i64> = Vec::new();
+                if by_ids {
+                    let mut del = tx
+                        .prepare_cached(&format!("DELETE FROM {v} WHERE id = ?1 RETURNING pk"))
+                        .map_err(map)?;
+                    for id in request.ids.iter() {
+                        if let Some(pk) = del
+                            .query_row([id.as_str()], |r| r.get::<_, i64>(0))
+                            .optional()
+                            .map_err(map)?
+                        {
+                            removed.push(pk);
+                        }
+                    }
+                } else {
+                    let (cond, params) = if by_filter {
+                        let f = filter_sql::translate(&filter, "metadata")?;
+                        (f.sql, f.params)
+                    } else {
+                        ("1".to_string(), Vec::new())
+                    };
+                    let mut stmt = tx
+                        .prepare(&format!("DELETE FROM {v} WHERE {cond} RETURNING pk"))
+                        .map_err(map)?;
+                    removed = stmt
+                        .query_map(params_from_iter(params.iter().map(crate::sql::Bind)), |r| {
+                            r.get::<_, i64>(0)
+                        })
                         .map_err(map)?
                         .collect::<Result<_, _>>()
                         .map_err(map)?;
-                    names
-                        .iter()
-                        .map(|n| info(c, n, threshold))
-                        .collect::<PluginResult<RVec<_>>>()
-                })
-                .await
-        })
-    }
-
-    fn collection_info(&self, name: RString) -> PluginFuture<ROption<CollectionInfo>> {
-        let this = self.clone_handle();
-        guard(async move {
-            validate_collection_name(&name)?;
-            let n = name.to_string();
-            let meta = this.shared.with_reader(move |c| read_meta(c, &n)).await?;
-            let Some(meta) = meta else {
-                return Ok(ROption::RNone);
-            };
-            // Loading builds or loads the index, so the details are current.
-            let loaded = this.loaded(&meta).await?;
-            let details = this.details(&meta.name, Some(&*loaded));
-            let count = loaded.len() as u64;
-            Ok(ROption::RSome(CollectionInfo {
-                name: meta.name.as_str().into(),
-                dimension: meta.dimension,
-                metric: meta.metric,
-                count,
-                details_json: details.to_string().into(),
-            }))
-        })
-    }
-
-    fn upsert(&self, collection: RString, records: RVec<VectorRecord>) -> PluginFuture<u64> {
-        let this = self.clone_handle();
-        guard(async move {
-            let name = collection.to_string();
-            let meta = this.meta(&name).await?;
-            validate_batch(&records, meta.dimension)?;
-            let this2 = this.clone_handle();
-            this.shared
-                .with_writer(move |c| {
-                    let tx = rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Immediate).map_err(map)?;
-                    let before = require_meta(&tx, &name)?.generation;
-                    let v = vec_table(&name);
-                    let mut removed = Vec::new();
-                    let mut added = Vec::with_capacity(records.len());
-                    {
-                        let mut del = tx.prepare_cached(&format!("DELETE FROM {v} WHERE id = ?1 RETURNING pk")).map_err(map)?;
-                        let mut ins = tx
-                            .prepare_cached(&format!("INSERT INTO {v} (id, vector, metadata, text) VALUES (?1, ?2, ?3, ?4)"))
-                            .map_err(map)?;
-                        for r in records.iter() {
-                            if let Some(pk) = del.query_row([r.id.as_str()], |row| row.get::<_, i64>(0)).optional().map_err(map)? {
-                                removed.push(pk);
-                            }
-                            let metadata = if r.metadata_json.is_empty() { "{}" } else { r.metadata_json.as_str() };
-                            ins.execute(rusqlite::params![
-                                r.id.as_str(),
-                                encode(&r.vector),
-                                metadata,
-                                r.text.as_ref().map(|t| t.as_str()).into_option()
-                            ])
-                            .map_err(map)?;
-                            added.push((tx.last_insert_rowid(), r.id.to_string(), r.vector.to_vec()));
-                        }
-                    }
-                    let after = bump_generation(&tx, &name)?;
-                    tx.commit().map_err(map)?;
-                    this2.patch_cache(&name, before, after, &removed, &added);
-                    Ok(added.len() as u64)
-                })
-                .await
-        })
-    }
-
-    fn query(&self, request: QueryRequest) -> PluginFuture<RVec<Match>> {
-        let this = self.clone_handle();
-        guard(async move {
-            let meta = this.meta(&request.collection).await?;
-            validate_vector(&request.vector, meta.dimension, "query")?;
-            let filter = parse_filter(&request.filter_json)?;
-            let options = query_options(&request.options_json)?;
-            let top = this
-                .dense(
-                    &meta,
-                    &request.vector,
-                    request.top_k as usize,
-                    &filter,
-                    &options,
-                )
-                .await?;
-            let top: Vec<(i64, String, f64)> = top
-                .into_iter()
-                .map(|(pk, id, s)| (pk, id, f64::from(s)))
-                .filter(|(_, _, s)| request.min_score.into_option().is_none_or(|m| *s >= m))
-                .collect();
-            if request.include == 0 {
-                // Ids and scores come from the cache: no row reads.
-                return Ok(top
-                    .into_iter()
-                    .map(|(_, id, score)| Match {
-                        id: id.into(),
-                        score,
-                        vector: ROption::RNone,
-                        metadata_json: ROption::RNone,
-                        text: ROption::RNone,
-                    })
-                    .collect());
-            }
-            let scored = top.into_iter().map(|(pk, _, s)| (pk, s)).collect();
-            this.materialise(&meta, scored, request.include).await
-        })
-    }
-
-    fn hybrid_query(&self, request: HybridRequest) -> PluginFuture<RVec<Match>> {
-        let this = self.clone_handle();
-        guard(async move {
-            let meta = this.meta(&request.collection).await?;
-            validate_vector(&request.vector, meta.dimension, "hybrid query")?;
-            let filter = parse_filter(&request.filter_json)?;
-            let k = request.top_k as usize;
-            let candidates = request.candidates_or_default();
-            let dense = this
-                .dense(
-                    &meta,
-                    &request.vector,
-                    candidates,
-                    &filter,
-                    &QueryOptions::default(),
-                )
-                .await?;
-            let lexical = match fts_query(&request.text) {
-                None => Vec::new(),
-                Some(q) => {
-                    let (m, f) = (meta.clone(), filter.clone());
-                    this.shared
-                        .with_reader(move |c| {
-                            let mut params: Vec<Value> = vec![Value::Text(q.into())];
-                            let where_filter = if f.is_all() {
-                                String::new()
-                            } else {
-                                let sf = filter_sql::translate(&f, "v.metadata")?;
-                                params.extend(sf.params);
-                                format!(" AND {}", sf.sql)
-                            };
-                            params.push(Value::Integer(candidates as i64));
-                            let sql = format!(
-                                "SELECT v.pk FROM {fts} JOIN {vt} AS v ON v.pk = {fts}.rowid WHERE {fts} MATCH ?{where_filter} ORDER BY bm25({fts}) LIMIT ?",
-                                fts = fts_table(&m.name),
-                                vt = vec_table(&m.name)
-                            );
-                            let mut stmt = c.prepare_cached(&sql).map_err(map)?;
-                            let pks = stmt
-                                .query_map(params_from_iter(params.iter().map(crate::sql::Bind)), |r| r.get::<_, i64>(0))
-                                .map_err(map)?
-                                .collect::<Result<Vec<i64>, _>>()
-                                .map_err(map)?;
-                            Ok(pks)
-                        })
-                        .await?
                 }
-            };
-            let rrf_k = f64::from(request.rrf_k);
-            let mut fused: HashMap<i64, f64> = HashMap::new();
-            for (rank, (pk, _, _)) in dense.iter().enumerate() {
-                *fused.entry(*pk).or_default() +=
-                    request.dense_weight / (rrf_k + rank as f64 + 1.0);
-            }
-            for (rank, pk) in lexical.iter().enumerate() {
-                *fused.entry(*pk).or_default() +=
-                    request.lexical_weight / (rrf_k + rank as f64 + 1.0);
-            }
-            let mut ranked: Vec<(i64, f64)> = fused.into_iter().collect();
-            ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            ranked.truncate(k);
-            this.materialise(&meta, ranked, request.include).await
-        })
+                let after = bump_generation(&tx, &name)?;
+                tx.commit().map_err(map)?;
+                self.patch_cache(&name, before, after, &removed, &[]);
+                Ok(removed.len() as u64)
+            })
+            .await
     }
 
-    fn fetch(
-        &self,
-        collection: RString,
-        ids: RVec<RString>,
-        include_flags: u32,
-    ) -> PluginFuture<RVec<Match>> {
-        let this = self.clone_handle();
-        guard(async move {
-            let meta = this.meta(&collection).await?;
-            this.shared
-                .with_reader(move |c| {
-                    let mut found: HashMap<String, Row> = HashMap::new();
-                    for chunk in ids.chunks(500) {
-                        let marks = vec!["?"; chunk.len()].join(",");
-                        let mut stmt = c
-                            .prepare(&format!(
-                                "SELECT id, vector, metadata, text FROM {} WHERE id IN ({marks})",
-                                vec_table(&meta.name)
-                            ))
-                            .map_err(map)?;
-                        let mut rows = stmt
-                            .query(params_from_iter(chunk.iter().map(|s| s.as_str())))
-                            .map_err(map)?;
-                        while let Some(r) = rows.next().map_err(map)? {
-                            let blob = r
-                                .get_ref(1)
-                                .map_err(map)?
-                                .as_blob()
-                                .map_err(|e| PluginError::internal(e.to_string()))?;
-                            let row = Row {
-                                id: r.get(0).map_err(map)?,
-                                vector: decode(blob),
-                                metadata: r.get(2).map_err(map)?,
-                                text: r.get(3).map_err(map)?,
-                            };
-                            found.insert(row.id.clone(), row);
-                        }
-                    }
-                    Ok(ids
-                        .iter()
-                        .filter_map(|id| {
-                            found
-                                .get(id.as_str())
-                                .map(|r| to_match(r, 0.0, include_flags))
-                        })
-                        .collect())
-                })
-                .await
-        })
-    }
-
-    fn delete(&self, request: DeleteRequest) -> PluginFuture<u64> {
-        let this = self.clone_handle();
-        guard(async move {
-            let name = request.collection.to_string();
-            this.meta(&name).await?;
-            let (by_ids, by_filter, filter) = match request.target()? {
-                DeleteTarget::Ids(_) => (true, false, Filter::All),
-                DeleteTarget::Filter(f) => (false, true, f),
-                DeleteTarget::All => (false, false, Filter::All),
-                // A kind of delete added to plugin-api after this plugin was
-                // written must never fall through to "delete everything".
-                other => {
-                    return Err(PluginError::new(
-                        ErrorKind::Unsupported,
-                        format!("the sqlite backend cannot delete by {other:?}"),
-                    ));
-                }
-            };
-            let this2 = this.clone_handle();
-            this.shared
-                .with_writer(move |c| {
-                    let tx = rusqlite::Transaction::new_unchecked(
-                        c,
-                        rusqlite::TransactionBehavior::Immediate,
+    async fn count(&self, collection: String, filter_json: String) -> PluginResult<u64> {
+        let meta = self.meta(&collection).await?;
+        let filter = parse_filter(&filter_json)?;
+        self.shared
+            .with_reader(move |c| {
+                let f = filter_sql::translate(&filter, "metadata")?;
+                let n: i64 = c
+                    .prepare_cached(&format!(
+                        "SELECT count(*) FROM {} WHERE {}",
+                        vec_table(&meta.name),
+                        f.sql
+                    ))
+                    .map_err(map)?
+                    .query_row(
+                        params_from_iter(f.params.iter().map(crate::sql::Bind)),
+                        |r| r.get(0),
                     )
                     .map_err(map)?;
-                    let before = require_meta(&tx, &name)?.generation;
-                    let v = vec_table(&name);
-                    let mut removed: Vec<i64> = Vec::new();
-                    if by_ids {
-                        let mut del = tx
-                            .prepare_cached(&format!("DELETE FROM {v} WHERE id = ?1 RETURNING pk"))
-                            .map_err(map)?;
-                        for id in request.ids.iter() {
-                            if let Some(pk) = del
-                                .query_row([id.as_str()], |r| r.get::<_, i64>(0))
-                                .optional()
-                                .map_err(map)?
-                            {
-                                removed.push(pk);
-                            }
-                        }
-                    } else {
-                        let (cond, params) = if by_filter {
-                            let f = filter_sql::translate(&filter, "metadata")?;
-                            (f.sql, f.params)
-                        } else {
-                            ("1".to_string(), Vec::new())
-                        };
-                        let mut stmt = tx
-                            .prepare(&format!("DELETE FROM {v} WHERE {cond} RETURNING pk"))
-                            .map_err(map)?;
-                        removed = stmt
-                            .query_map(params_from_iter(params.iter().map(crate::sql::Bind)), |r| {
-                                r.get::<_, i64>(0)
-                            })
-                            .map_err(map)?
-                            .collect::<Result<_, _>>()
-                            .map_err(map)?;
-                    }
-                    let after = bump_generation(&tx, &name)?;
-                    tx.commit().map_err(map)?;
-                    this2.patch_cache(&name, before, after, &removed, &[]);
-                    Ok(removed.len() as u64)
-                })
-                .await
-        })
+                Ok(n as u64)
+            })
+            .await
     }
 
-    fn count(&self, collection: RString, filter_json: RString) -> PluginFuture<u64> {
-        let this = self.clone_handle();
-        guard(async move {
-            let meta = this.meta(&collection).await?;
-            let filter = parse_filter(&filter_json)?;
-            this.shared
-                .with_reader(move |c| {
-                    let f = filter_sql::translate(&filter, "metadata")?;
-                    let n: i64 = c
-                        .prepare_cached(&format!(
-                            "SELECT count(*) FROM {} WHERE {}",
-                            vec_table(&meta.name),
-                            f.sql
-                        ))
-                        .map_err(map)?
-                        .query_row(
-                            params_from_iter(f.params.iter().map(crate::sql::Bind)),
-                            |r| r.get(0),
-                        )
-                        .map_err(map)?;
-                    Ok(n as u64)
-                })
-                .await
-        })
-    }
-
-    fn scan(&self, request: ScanRequest) -> PluginFuture<ScanPage> {
-        let this = self.clone_handle();
-        guard(async move {
-            let meta = this.meta(&request.collection).await?;
-            let filter = parse_filter(&request.filter_json)?;
-            let after: i64 = match request.cursor.as_ref().into_option() {
-                None => 0,
-                Some(c) => c.parse().map_err(|_| {
-                    PluginError::invalid_input(format!(
-                        "scan cursor {:?} is not one this backend issued",
-                        c.as_str()
+    async fn scan(&self, request: ScanRequest) -> PluginResult<ScanPage> {
+        let meta = self.meta(&request.collection).await?;
+        let filter = parse_filter(&request.filter_json)?;
+        let after: i64 = match &request.cursor {
+            None => 0,
+            Some(c) => c.parse().map_err(|_| {
+                PluginError::invalid_input(format!(
+                    "scan cursor {:?} is not one this backend issued",
+                    c.as_str()
+                ))
+            })?,
+        };
+        let limit = request.limit.clamp(1, 10_000);
+        self.shared
+            .with_reader(move |c| {
+                let f = filter_sql::translate(&filter, "metadata")?;
+                let mut params = vec![Value::Integer(after)];
+                params.extend(f.params);
+                params.push(Value::Integer(i64::from(limit)));
+                let mut stmt = c
+                    .prepare_cached(&format!(
+                        "SELECT pk, id, vector, metadata, text FROM {} WHERE pk > ? AND {} ORDER BY pk LIMIT ?",
+                        vec_table(&meta.name),
+                        f.sql
                     ))
-                })?,
-            };
-            let limit = request.limit.clamp(1, 10_000);
-            this.shared
-                .with_reader(move |c| {
-                    let f = filter_sql::translate(&filter, "metadata")?;
-                    let mut params = vec![Value::Integer(after)];
-                    params.extend(f.params);
-                    params.push(Value::Integer(i64::from(limit)));
-                    let mut stmt = c
-                        .prepare_cached(&format!(
-                            "SELECT pk, id, vector, metadata, text FROM {} WHERE pk > ? AND {} ORDER BY pk LIMIT ?",
-                            vec_table(&meta.name),
-                            f.sql
-                        ))
-                        .map_err(map)?;
-                    let mut rows = stmt.query(params_from_iter(params.iter().map(crate::sql::Bind))).map_err(map)?;
-                    let mut records = RVec::new();
-                    let mut last = None;
-                    while let Some(r) = rows.next().map_err(map)? {
-                        let pk: i64 = r.get(0).map_err(map)?;
-                        let blob = r.get_ref(2).map_err(map)?.as_blob().map_err(|e| PluginError::internal(e.to_string()))?;
-                        let row = Row {
-                            id: r.get(1).map_err(map)?,
-                            vector: decode(blob),
-                            metadata: r.get(3).map_err(map)?,
-                            text: r.get(4).map_err(map)?,
-                        };
-                        records.push(to_match(&row, 0.0, request.include));
-                        last = Some(pk);
-                    }
-                    let next_cursor = match last {
-                        Some(pk) if records.len() == limit as usize => ROption::RSome(RString::from(pk.to_string())),
-                        _ => ROption::RNone,
+                    .map_err(map)?;
+                let mut rows = stmt.query(params_from_iter(params.iter().map(crate::sql::Bind))).map_err(map)?;
+                let mut records = Vec::new();
+                let mut last = None;
+                while let Some(r) = rows.next().map_err(map)? {
+                    let pk: i64 = r.get(0).map_err(map)?;
+                    let blob = r.get_ref(2).map_err(map)?.as_blob().map_err(|e| PluginError::internal(e.to_string()))?;
+                    let row = Row {
+                        id: r.get(1).map_err(map)?,
+                        vector: decode(blob),
+                        metadata: r.get(3).map_err(map)?,
+                        text: r.get(4).map_err(map)?,
                     };
-                    Ok(ScanPage { records, next_cursor })
-                })
-                .await
-        })
-    }
-}
-
-impl SqliteVectors {
-    pub(crate) fn clone_handle(&self) -> SqliteVectors {
-        SqliteVectors {
-            shared: self.shared.clone(),
-            cache: self.cache.clone(),
-            builds: self.builds.clone(),
-        }
+                    records.push(to_match(&row, 0.0, request.include));
+                    last = Some(pk);
+                }
+                let next_cursor = match last {
+                    Some(pk) if records.len() == limit as usize => Some(pk.to_string()),
+                    _ => None,
+                };
+                Ok(ScanPage { records, next_cursor })
+            })
+            .await
     }
 }
 
@@ -1878,7 +1866,7 @@ fn info(c: &Connection, name: &str, threshold: u32) -> PluginResult<CollectionIn
         )
         .map_err(map)?;
     Ok(CollectionInfo {
-        name: name.into(),
+        name: name.to_string(),
         dimension: meta.dimension,
         metric: meta.metric,
         count: count as u64,
@@ -1887,8 +1875,7 @@ fn info(c: &Connection, name: &str, threshold: u32) -> PluginResult<CollectionIn
             "index": if threshold > 0 && count >= i64::from(threshold) { "hnsw" } else { "exact" },
             "hnsw_threshold": threshold,
         })
-        .to_string()
-        .into(),
+        .to_string(),
     })
 }
 

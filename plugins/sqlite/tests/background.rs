@@ -4,6 +4,8 @@
 //! with the writes made meanwhile, and a dropped collection or a closed
 //! backend stops its build without leaving a sidecar behind.
 
+mod common;
+
 use std::{
     path::{Path, PathBuf},
     time::{Duration, Instant},
@@ -23,8 +25,7 @@ fn open(dir: &Path) -> Strata {
         &cfg,
         format!(
             "[backends.local]\nlibrary = {:?}\nconfig = {{ path = {:?}, hnsw_threshold = 1000 }}\n",
-            strata_host::loader::built_plugin("sqlite")
-                .expect("run `cargo build --release --workspace` first"),
+            common::plugin(),
             dir.join("db.sqlite")
         ),
     )
@@ -262,7 +263,7 @@ async fn a_sidecar_far_behind_the_table_is_rebuilt_in_the_background() {
         &cfg,
         format!(
             "[backends.local]\nlibrary = {:?}\nconfig = {{ path = {:?}, hnsw_threshold = 0 }}\n",
-            strata_host::loader::built_plugin("sqlite").unwrap(),
+            common::plugin(),
             dir.path().join("db.sqlite")
         ),
     )

@@ -13,6 +13,8 @@
 //! this test can only catch a regression some of the time; it checks the
 //! count invariants every time.
 
+mod common;
+
 use std::{
     path::Path,
     sync::{
@@ -34,8 +36,7 @@ fn open(dir: &Path, extra: &str) -> Strata {
         &cfg,
         format!(
             "[backends.local]\nlibrary = {:?}\nconfig = {{ path = {:?}{extra} }}\n",
-            strata_host::loader::built_plugin("sqlite")
-                .expect("run `cargo build --release --workspace` first"),
+            common::plugin(),
             dir.join("db.sqlite")
         ),
     )

@@ -2,15 +2,14 @@
 //! past the threshold, reused after reopening, brought up to date after a
 //! crash, rebuilt when corrupt, removed with its collection.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 use strata_host::{Include, Metric, Query, Record, Strata, Vectors};
 
-fn plugin() -> PathBuf {
-    strata_host::loader::built_plugin("sqlite")
-        .expect("run `cargo build --release --workspace` first")
-}
+use common::plugin;
 
 fn open(dir: &Path) -> Strata {
     let cfg = dir.join("plugins.toml");

@@ -1,0 +1,139 @@
+//! Keeping inline calls short.
+//!
+//! A point read runs [`Runs::Inline`](strata_plugin::Runs::Inline): on the
+//! caller's thread, with no thread hop (see [`crate::sql`] for which calls
+//! do). Which calls those are is decided before the statement is even
+//! prepared, from the request alone, so two things catch a call that turns
+//! out not to be short and finish it on the plugin's blocking pool
+//! ([`on_pool`]) instead:
+//!
+//! - a statement that writes (`INSERT … RETURNING` read with `get`) is
+//!   seen when it is prepared, before it runs;
+//! - a read still running [`INLINE_LIMIT`] after SQLite's first progress
+//!   callback (a `get` of `count(*)` over a big table, a scan of an
+//!   unindexed column) is interrupted by the progress handler every
+//!   connection has ([`install`]) and run again from the start on the pool.
+//!   Only read-only statements are ever interrupted, so running one again
+//!   changes nothing but the time it takes.
+
+use std::{cell::Cell, future::Future, time::Duration, time::Instant};
+
+use rusqlite::Connection;
+use strata_plugin::PluginResult;
+
+use crate::error::map;
+
+/// How long an inline read may run before it moves to the blocking pool.
+/// A point read takes a few microseconds; past a millisecond a read is not
+/// one, and re-running it elsewhere wastes at most this much work.
+pub(crate) const INLINE_LIMIT: Duration = Duration::from_millis(1);
+
+/// SQLite virtual-machine instructions between progress callbacks: a point
+/// read finishes before the first one, so it never pays for a clock read.
+const PROGRESS_OPS: i32 = 1_000;
+
+#[derive(Clone, Copy)]
+enum Deadline {
+    /// No inline read on this thread: nothing is ever interrupted.
+    Off,
+    /// An inline read started; its clock starts at the first callback.
+    Armed,
+    /// The first callback came at this instant.
+    Since(Instant),
+    /// The limit passed and the statement was interrupted.
+    Tripped,
+}
+
+thread_local! {
+    static DEADLINE: Cell<Deadline> = const { Cell::new(Deadline::Off) };
+}
+
+/// Installs the progress handler that enforces [`INLINE_LIMIT`] on `conn`.
+/// It costs nothing to statements run outside [`bounded`] but one
+/// thread-local read every [`PROGRESS_OPS`] instructions.
+pub(crate) fn install(conn: &Connection) -> PluginResult<()> {
+    conn.progress_handler(PROGRESS_OPS, Some(over_limit))
+        .map_err(map)
+}
+
+/// The progress callback: `true` interrupts the running statement.
+fn over_limit() -> bool {
+    DEADLINE.with(|d| match d.get() {
+        Deadline::Off => false,
+        Deadline::Armed => {
+            d.set(Deadline::Since(Instant::now()));
+            false
+        }
+        Deadline::Since(t) if t.elapsed() < INLINE_LIMIT => false,
+        Deadline::Since(_) | Deadline::Tripped => {
+            d.set(Deadline::Tripped);
+            true
+        }
+    })
+}
+
+/// Runs `f`, a read-only use of a connection on this thread, interrupting
+/// the statements it runs once they pass [`INLINE_LIMIT`]. `None` when that
+/// happened (whatever `f` returned: an error, or rows collected before the
+/// interrupt, is discarded; run it again with [`on_pool`]).
+pub(crate) fn bounded<T>(f: impl FnOnce() -> T) -> Option<T> {
+    /// Disarms the deadline however `f` ends, so a panic (caught by the
+    /// kit) leaves no armed deadline behind on the caller's thread.
+    struct Disarm;
+    impl Drop for Disarm {
+        fn drop(&mut self) {
+            DEADLINE.with(|d| d.set(Deadline::Off));
+        }
+    }
+    DEADLINE.with(|d| d.set(Deadline::Armed));
+    let _disarm = Disarm;
+    let out = f();
+    let tripped = DEADLINE.with(|d| matches!(d.get(), Deadline::Tripped));
+    (!tripped).then_some(out)
+}
+
+/// Runs `fut` to completion on the plugin's blocking pool, inside the
+/// plugin's runtime, as [`Runs::Blocking`](strata_plugin::Runs::Blocking)
+/// does: for an inline call that turned out to be long. A panic in it is
+/// raised again here, where the kit's guard turns it into an `internal`
+/// error.
+pub(crate) async fn on_pool<T: Send + 'static>(
+    fut: impl Future<Output = PluginResult<T>> + Send + 'static,
+) -> PluginResult<T> {
+    let rt = strata_plugin::runs::runtime()?;
+    let handle = rt.handle().clone();
+    match rt.spawn_blocking(move || handle.block_on(fut)).await {
+        Ok(result) => result,
+        Err(e) => match e.try_into_panic() {
+            Ok(payload) => std::panic::resume_unwind(payload),
+            Err(e) => Err(strata_plugin::PluginError::internal(format!(
+                "the plugin's blocking pool dropped a call: {e}"
+            ))),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_read_is_interrupted_and_a_short_one_is_not() {
+        let conn = Connection::open_in_memory().unwrap();
+        install(&conn).unwrap();
+        let count = |n: i64| {
+            conn.query_row(
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?1) \
+                 SELECT count(*) FROM c",
+                [n],
+                |r| r.get::<_, i64>(0),
+            )
+        };
+        assert_eq!(bounded(|| count(10).unwrap()), Some(10));
+        let started = Instant::now();
+        assert!(bounded(|| count(100_000_000)).is_none());
+        assert!(started.elapsed() < Duration::from_secs(1));
+        // Outside `bounded` nothing is interrupted.
+        assert_eq!(count(200_000).unwrap(), 200_000);
+    }
+}

@@ -1,0 +1,195 @@
+//! Long calls leave the caller's executor free, through the loaded `.so`.
+//!
+//! SQLite is synchronous: a call holds its thread until SQLite returns. So
+//! the plugin runs every call but a point read on its own blocking pool
+//! (`SqliteSql::runs` and `SqliteVectors::runs`), and a backup, a
+//! collection load or an index build cannot freeze an application on a
+//! one-thread runtime. Each case below runs one long call on a
+//! current-thread runtime while a ticker task on the same runtime wakes
+//! every 5 ms, and checks — loosely: a property, not a timing benchmark —
+//! that no gap between ticks reached 50 ms although the call took longer
+//! than that. Run on the caller's thread (as every call did before the
+//! plugin kit), a call stops the ticker for its whole length.
+
+mod common;
+
+use std::{
+    future::Future,
+    path::Path,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use strata_host::{Include, Metric, Query, Strata};
+
+const TICK: Duration = Duration::from_millis(5);
+/// The longest the ticker may go without ticking.
+const MAX_GAP: Duration = Duration::from_millis(50);
+
+/// Rows of the table that is backed up (~70 MB with its index).
+const ROWS: usize = 400_000;
+/// The collection loaded by its first query.
+const LOADED: usize = 100_000;
+const LOADED_DIM: usize = 64;
+/// The collection whose index is built inline by its first query.
+const INDEXED: usize = 20_000;
+const INDEXED_DIM: usize = 32;
+
+fn open(dir: &Path) -> Strata {
+    let library = common::plugin();
+    let cfg = dir.join("plugins.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[backends.plain]\nlibrary = {library:?}\n\
+             config = {{ path = {:?}, hnsw_threshold = 0 }}\n\
+             [backends.inline]\nlibrary = {library:?}\n\
+             config = {{ path = {:?}, hnsw_build = \"inline\", hnsw_threshold = 1000, hnsw_m = 8, hnsw_ef_construction = 32 }}\n",
+            dir.join("plain.sqlite"),
+            dir.join("inline.sqlite"),
+        ),
+    )
+    .unwrap();
+    Strata::load(&cfg).unwrap()
+}
+
+/// Runs `call` to completion while a ticker task on the same runtime ticks
+/// every [`TICK`]; returns its output, how long it took and the longest gap
+/// between two ticks.
+async fn beside_ticker<T>(call: impl Future<Output = T>) -> (T, Duration, Duration) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let ticker = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            let mut last = Instant::now();
+            let mut longest = Duration::ZERO;
+            while !stop.load(Ordering::Relaxed) {
+                tokio::time::sleep(TICK).await;
+                let now = Instant::now();
+                longest = longest.max(now - last);
+                last = now;
+            }
+            longest
+        }
+    });
+    // Let the ticker start before the call does.
+    tokio::task::yield_now().await;
+    let started = Instant::now();
+    let out = call.await;
+    let took = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    (out, took, ticker.await.unwrap())
+}
+
+/// Checks one case: the call was long enough to tell, the ticker kept going.
+fn check(what: &str, took: Duration, longest_gap: Duration) {
+    eprintln!("{what}: took {took:?}, longest gap between ticks {longest_gap:?}");
+    assert!(
+        took > 2 * MAX_GAP,
+        "{what} took only {took:?}: too short to tell whether it holds the runtime"
+    );
+    assert!(
+        longest_gap < MAX_GAP,
+        "{what} ({took:?}) held the caller's runtime: {longest_gap:?} between two ticks"
+    );
+}
+
+/// `count` rows of `dim`-float vectors, inserted in one SQL statement:
+/// each float has three random low bytes and the high byte 0x3f, so every
+/// component is a finite number in [0.5, 2).
+fn insert_vectors(collection: &str, count: usize, dim: usize) -> String {
+    let hex = vec!["hex(randomblob(3)) || '3F'"; dim].join(" || ");
+    format!(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {count}) \
+         INSERT INTO \"strata_vec_{collection}\" (id, vector) SELECT 'v' || x, unhex({hex}) FROM c"
+    )
+}
+
+fn query(dim: usize) -> Query {
+    Query::new(vec![1.0; dim])
+        .top_k(10)
+        .include(Include::default())
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn long_calls_leave_a_current_thread_runtime_free() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let sql = s.sql_backend("plain").await.unwrap();
+
+    // A bulk write through `exec`.
+    let ((), took, gap) = beside_ticker(async {
+        sql.exec(&format!(
+            "CREATE TABLE big (id INTEGER PRIMARY KEY, k BLOB, v BLOB);
+             WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {ROWS})
+             INSERT INTO big SELECT x, randomblob(16), randomblob(100) FROM c;
+             CREATE INDEX big_k ON big (k);"
+        ))
+        .await
+        .unwrap()
+    })
+    .await;
+    check("a bulk INSERT … SELECT through exec", took, gap);
+
+    // (1) A backup: `VACUUM INTO` copies every page and rebuilds the index.
+    let backup = dir.path().join("backup.sqlite");
+    let ((), took, gap) = beside_ticker(async {
+        sql.exec(&format!("VACUUM INTO '{}'", backup.display()))
+            .await
+            .unwrap()
+    })
+    .await;
+    check("VACUUM INTO", took, gap);
+    assert!(std::fs::metadata(&backup).unwrap().len() > 40 << 20);
+
+    // (2) The first query on a 100K-vector collection loads it into memory
+    // (no index: `hnsw_threshold = 0`).
+    let v = s.vectors_backend("plain").await.unwrap();
+    v.create_collection("loaded", LOADED_DIM as u32, Metric::Cosine)
+        .await
+        .unwrap();
+    sql.exec(&insert_vectors("loaded", LOADED, LOADED_DIM))
+        .await
+        .unwrap();
+    let (hits, took, gap) = beside_ticker(v.query("loaded", &query(LOADED_DIM))).await;
+    assert_eq!(hits.unwrap().len(), 10);
+    check(
+        "the first query on 100K vectors (a collection load)",
+        took,
+        gap,
+    );
+
+    // (3) The first query past the threshold with `hnsw_build = "inline"`
+    // loads the collection and builds its index before it answers.
+    let sql_inline = s.sql_backend("inline").await.unwrap();
+    let v = s.vectors_backend("inline").await.unwrap();
+    v.create_collection("indexed", INDEXED_DIM as u32, Metric::Cosine)
+        .await
+        .unwrap();
+    sql_inline
+        .exec(&insert_vectors("indexed", INDEXED, INDEXED_DIM))
+        .await
+        .unwrap();
+    let (hits, took, gap) = beside_ticker(v.query("indexed", &query(INDEXED_DIM))).await;
+    assert_eq!(hits.unwrap().len(), 10);
+    check("the first query with an inline index build", took, gap);
+    let details = v.stats("indexed").await.unwrap().unwrap().details;
+    assert_eq!(details["index"], "hnsw", "{details}");
+    assert_eq!(details["hnsw"]["origin"], "built", "{details}");
+
+    // A `get` is a point read and starts inline; one that turns out long
+    // (an aggregate over many rows) moves to the blocking pool.
+    let (row, took, gap) = beside_ticker(sql.get(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000) \
+         SELECT count(*) FROM c",
+        (),
+    ))
+    .await;
+    check("a get that counts 1M rows", took, gap);
+    assert_eq!(row.unwrap().unwrap().get_idx::<i64>(0).unwrap(), 1_000_000);
+
+    s.close().await.unwrap();
+}
