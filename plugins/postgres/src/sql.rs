@@ -2,10 +2,10 @@
 //!
 //! Every call answers [`Runs::Async`]: its future is polled by whatever
 //! executor the host runs, inside the plugin's runtime context (see the
-//! crate docs). Parameter types
-//! are described by the server once per statement text (then cached): each
-//! strata value is encoded as the type the server expects, and types without
-//! a native encoding are sent as text with an explicit cast added to the SQL.
+//! crate docs). Parameter types are described by the server once per
+//! statement text (then cached): each strata value is encoded as the type
+//! the server expects, and types without a native encoding are sent as text
+//! with an explicit cast added to the SQL ([`crate::params`]).
 //! Streaming reads declare a server-side cursor in a transaction of their
 //! own and `FETCH` one batch per call.
 

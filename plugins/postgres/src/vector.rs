@@ -379,7 +379,8 @@ fn parse_filter(text: &str) -> PluginResult<Filter> {
     Filter::parse_str(text)
 }
 
-/// State shared by every vector handle of one backend.
+/// The state of one backend's vector store (every handle shares it: the
+/// plugin hands out one `Arc<PgVectors>`).
 pub(crate) struct Shared {
     pool: PgPool,
     defaults: Defaults,
@@ -407,21 +408,20 @@ enum IndexState {
 }
 
 /// The vector store of one Postgres backend.
-#[derive(Clone)]
 pub(crate) struct PgVectors {
-    shared: Arc<Shared>,
+    shared: Shared,
 }
 
 impl PgVectors {
     pub(crate) fn new(pool: PgPool, defaults: Defaults) -> PgVectors {
         PgVectors {
-            shared: Arc::new(Shared {
+            shared: Shared {
                 pool,
                 defaults,
                 schema: tokio::sync::OnceCell::new(),
                 metas: Mutex::new(HashMap::new()),
                 indexes: Mutex::new(HashMap::new()),
-            }),
+            },
         }
     }
 }
