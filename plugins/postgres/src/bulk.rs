@@ -1,4 +1,4 @@
-//! Bulk writes ([`SqlConnection::bulk_write`](strata_plugin_api::sql::SqlConnection::bulk_write)):
+//! Bulk writes ([`SqlBackend::bulk_write`](strata_plugin::SqlBackend::bulk_write)):
 //! binary `COPY`, the fastest way into PostgreSQL.
 //!
 //! One transaction per call:
@@ -30,7 +30,7 @@
 //! writes, each with its own `then` statement, never part of one.
 
 use sqlx::{Arguments, AssertSqlSafe, PgPool, Postgres, Row, postgres::PgArguments};
-use strata_plugin_api::{ErrorKind, PluginError, PluginResult, Value, sql::BulkWrite};
+use strata_plugin::{ErrorKind, PluginError, PluginResult, Value, sql::BulkWrite};
 
 use crate::error::map;
 
@@ -223,7 +223,7 @@ pub(crate) async fn write(pool: &PgPool, req: BulkWrite) -> PluginResult<u64> {
             Err(e) => return Err(e),
         }
     };
-    if let Some(stmt) = req.then.into_option() {
+    if let Some(stmt) = req.then {
         let mut args = PgArguments::default();
         for v in stmt.params.iter() {
             match v {
@@ -235,7 +235,7 @@ pub(crate) async fn write(pool: &PgPool, req: BulkWrite) -> PluginResult<u64> {
             }
             .map_err(|e| PluginError::invalid_input(e.to_string()))?;
         }
-        sqlx::query_with::<Postgres, _>(AssertSqlSafe(stmt.sql.into_string()), args)
+        sqlx::query_with::<Postgres, _>(AssertSqlSafe(stmt.sql), args)
             .execute(&mut *tx)
             .await
             .map_err(map)?;

@@ -156,11 +156,6 @@ fn default_text_search_config() -> String {
     "simple".into()
 }
 
-/// The JSON Schema of [`PostgresConfig`], as text.
-pub fn schema_json() -> String {
-    serde_json::to_string(&schemars::schema_for!(PostgresConfig)).expect("schema serialises")
-}
-
 /// Checks a schema name: `[A-Za-z_][A-Za-z0-9_]{0,62}` (it is quoted, never spliced raw).
 pub(crate) fn valid_identifier(name: &str) -> bool {
     !name.is_empty()

@@ -1,6 +1,6 @@
 //! sqlx / PostgreSQL errors mapped onto strata's error kinds; SQLSTATE kept.
 
-use strata_plugin_api::{ErrorKind, PluginError};
+use strata_plugin::{ErrorKind, PluginError};
 
 /// The kind for a SQLSTATE.
 pub(crate) fn kind_for_sqlstate(code: &str) -> ErrorKind {

@@ -20,7 +20,7 @@
 //! their parent is an object.
 
 use serde_json::{Map, Value as Json};
-use strata_plugin_api::{
+use strata_plugin::{
     PluginResult,
     filter::{FieldOp, Filter, Scalar},
 };

@@ -1,40 +1,36 @@
 //! The SQL contract on PostgreSQL.
 //!
-//! Work runs in the plugin's own tokio runtime context ([`crate::spawn`]),
-//! polled by whatever executor the host runs. Parameter types
-//! are described by the server once per statement text (then cached): each
-//! strata value is encoded as the type the server expects, and types without
-//! a native encoding are sent as text with an explicit cast added to the SQL.
+//! Every call answers [`Runs::Async`]: its future is polled by whatever
+//! executor the host runs, inside the plugin's runtime context (see the
+//! crate docs). Parameter types are described by the server once per
+//! statement text (then cached): each strata value is encoded as the type
+//! the server expects, and types without a native encoding are sent as text
+//! with an explicit cast added to the SQL ([`crate::params`]).
 //! Streaming reads declare a server-side cursor in a transaction of their
 //! own and `FETCH` one batch per call.
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
 };
 
-use abi_stable::{
-    sabi_trait::TD_Opaque,
-    std_types::{ROption, RString, RVec},
-};
 use futures_util::TryStreamExt;
 use sqlx::{
     AssertSqlSafe, Column, Executor, Postgres, SqlSafeStr, Statement as _, Transaction,
     postgres::{PgArguments, PgPool, PgRow},
 };
-use strata_plugin_api::{
-    PluginError, PluginResult,
-    placeholders::{Dialect, rewrite_params},
-    sql::{
-        PluginFuture, Rows, RunResult, SqlConnection, SqlConnection_TO, SqlConnectionBox,
-        SqlCursor, SqlCursor_TO, SqlCursorBox, SqlTransaction, SqlTransaction_TO,
-        SqlTransactionBox, Statement,
-    },
+use strata_plugin::{
+    PluginError, PluginResult, Runs, SqlBackend, SqlCursor, SqlTransaction,
+    runs::detach,
+    sql::{BulkWrite, Rows, RunResult, SqlCall, Statement, check_savepoint},
 };
 
 use crate::{
     error::map,
-    spawn,
+    params::rewrite_params,
     types::{ParamKind, bind, read},
 };
 
@@ -42,19 +38,19 @@ use crate::{
 struct Described {
     sql: String,
     kinds: Vec<ParamKind>,
-    columns: RVec<RString>,
+    columns: Vec<String>,
 }
 
-/// State shared by every handle of one backend.
-pub(crate) struct Shared {
-    pub(crate) pool: PgPool,
+/// State shared by the SQL handle and its transactions.
+struct Shared {
+    pool: PgPool,
     /// `SERIALIZABLE` (default), `REPEATABLE READ` or `READ COMMITTED`.
-    pub(crate) isolation: &'static str,
+    isolation: &'static str,
     described: Mutex<HashMap<String, Arc<Described>>>,
 }
 
 impl Shared {
-    pub(crate) fn new(pool: PgPool, isolation: &'static str) -> Arc<Shared> {
+    fn new(pool: PgPool, isolation: &'static str) -> Arc<Shared> {
         Arc::new(Shared {
             pool,
             isolation,
@@ -92,16 +88,13 @@ impl Shared {
         let columns = stmt
             .columns()
             .iter()
-            .map(|c| RString::from(c.name()))
+            .map(|c| c.name().to_string())
             .collect();
         let sql = if kinds.iter().any(|k| k.cast().is_some()) {
-            rewrite_params(original, Dialect::Postgres, |i| {
-                match kinds.get(i).and_then(ParamKind::cast) {
-                    Some(t) => format!("(${}::text)::{t}", i + 1),
-                    None => format!("${}", i + 1),
-                }
-            })
-            .map_err(|e| PluginError::invalid_input(e.to_string()))?
+            rewrite_params(original, |i| match kinds.get(i).and_then(ParamKind::cast) {
+                Some(t) => format!("(${}::text)::{t}", i + 1),
+                None => format!("${}", i + 1),
+            })?
         } else {
             original.to_string()
         };
@@ -139,11 +132,11 @@ impl Shared {
     }
 }
 
-fn to_rows(columns: &RVec<RString>, rows: &[PgRow]) -> PluginResult<Rows> {
+fn to_rows(columns: &[String], rows: &[PgRow]) -> PluginResult<Rows> {
     let width = columns.len();
     let mut out = Rows {
-        columns: columns.clone(),
-        values: RVec::with_capacity(width * rows.len()),
+        columns: columns.to_vec(),
+        values: Vec::with_capacity(width * rows.len()),
         row_count: rows.len() as u64,
     };
     for r in rows {
@@ -154,11 +147,10 @@ fn to_rows(columns: &RVec<RString>, rows: &[PgRow]) -> PluginResult<Rows> {
     Ok(out)
 }
 
-fn rowid_of(rows: &[PgRow]) -> ROption<i64> {
+fn rowid_of(rows: &[PgRow]) -> Option<i64> {
     rows.last()
         .and_then(|r| read(r, 0).ok())
         .and_then(|v| v.as_i64())
-        .map_or(ROption::RNone, ROption::RSome)
 }
 
 async fn run_on<'c, E>(exec: E, d: &Described, args: PgArguments) -> PluginResult<RunResult>
@@ -170,7 +162,7 @@ where
         let r = q.execute(exec).await.map_err(map)?;
         return Ok(RunResult {
             changes: r.rows_affected(),
-            last_insert_rowid: ROption::RNone,
+            last_insert_rowid: None,
         });
     }
     // Statements that return rows: `INSERT … RETURNING id` reports the last
@@ -200,11 +192,7 @@ where
     };
     Ok(RunResult {
         changes: if reads_only { 0 } else { affected },
-        last_insert_rowid: if reads_only {
-            ROption::RNone
-        } else {
-            rowid_of(&rows)
-        },
+        last_insert_rowid: if reads_only { None } else { rowid_of(&rows) },
     })
 }
 
@@ -246,131 +234,125 @@ where
     }
 }
 
-/// The SQL handle.
-#[derive(Clone)]
+/// The SQL handle of one backend.
 pub(crate) struct PgSql {
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) closed: Arc<std::sync::atomic::AtomicBool>,
+    shared: Arc<Shared>,
+    closed: AtomicBool,
 }
 
 impl PgSql {
-    pub(crate) fn boxed(self) -> SqlConnectionBox {
-        SqlConnection_TO::from_value(self, TD_Opaque)
+    pub(crate) fn new(pool: PgPool, isolation: &'static str) -> PgSql {
+        PgSql {
+            shared: Shared::new(pool, isolation),
+            closed: AtomicBool::new(false),
+        }
     }
 
     fn check(&self) -> PluginResult<()> {
-        if self.closed.load(std::sync::atomic::Ordering::Acquire) || self.shared.pool.is_closed() {
+        if self.closed.load(Ordering::Acquire) || self.shared.pool.is_closed() {
             Err(PluginError::closed("postgres connection"))
         } else {
             Ok(())
         }
     }
-}
 
-impl SqlConnection for PgSql {
-    fn exec(&self, script: RString) -> PluginFuture<()> {
-        let this = self.clone();
-        spawn(async move {
-            this.check()?;
-            sqlx::raw_sql(AssertSqlSafe(script.into_string()))
-                .execute(&this.shared.pool)
-                .await
-                .map_err(map)?;
-            Ok(())
-        })
-    }
-
-    fn run(&self, stmt: Statement) -> PluginFuture<RunResult> {
-        let this = self.clone();
-        spawn(async move {
-            this.check()?;
-            let (d, args) = this.shared.prepare(None, &stmt).await?;
-            run_on(&this.shared.pool, &d, args).await
-        })
-    }
-
-    fn query(&self, stmt: Statement, max_rows: u64) -> PluginFuture<Rows> {
-        let this = self.clone();
-        spawn(async move {
-            this.check()?;
-            let (d, args) = this.shared.prepare(None, &stmt).await?;
-            query_on(&this.shared.pool, &d, args, max_rows).await
-        })
-    }
-
-    fn stream(&self, stmt: Statement) -> PluginFuture<SqlCursorBox> {
-        let this = self.clone();
-        spawn(async move {
-            this.check()?;
-            let (d, args) = this.shared.prepare(None, &stmt).await?;
-            let mut tx = this.shared.pool.begin().await.map_err(map)?;
-            let name = format!(
-                "strata_cursor_{}",
-                CURSORS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            );
-            sqlx::query_with(
-                AssertSqlSafe(format!("DECLARE {name} NO SCROLL CURSOR FOR {}", d.sql)),
-                args,
-            )
-            .execute(&mut *tx)
+    /// The backend's health check: the server's version and the schema.
+    pub(crate) async fn health(&self) -> PluginResult<String> {
+        let (v, schema): (String, String) = sqlx::query_as("SELECT version(), current_schema()")
+            .fetch_one(&self.shared.pool)
             .await
             .map_err(map)?;
-            Ok(SqlCursor_TO::from_value(
-                Cursor {
-                    name,
-                    columns: d.columns.clone(),
-                    tx: Arc::new(tokio::sync::Mutex::new(Some(tx))),
-                },
-                TD_Opaque,
-            ))
-        })
+        Ok(format!("{v}; schema {schema}"))
     }
 
-    fn begin(&self) -> PluginFuture<SqlTransactionBox> {
-        let this = self.clone();
-        spawn(async move {
-            this.check()?;
-            let tx = this
-                .shared
-                .pool
-                .begin_with(AssertSqlSafe(format!(
-                    "BEGIN ISOLATION LEVEL {}",
-                    this.shared.isolation
-                )))
-                .await
-                .map_err(map)?;
-            Ok(SqlTransaction_TO::from_value(
-                Tx {
-                    shared: this.shared.clone(),
-                    state: Arc::new(tokio::sync::Mutex::new(TxState {
-                        tx: Some(tx),
-                        depth: 0,
-                    })),
-                },
-                TD_Opaque,
-            ))
-        })
-    }
-
-    fn close(&self) -> PluginFuture<()> {
-        let this = self.clone();
-        spawn(async move {
-            this.closed
-                .store(true, std::sync::atomic::Ordering::Release);
-            crate::close_pool(&this.shared.pool).await
-        })
-    }
-
-    fn bulk_write(&self, request: strata_plugin_api::sql::BulkWrite) -> PluginFuture<u64> {
-        let this = self.clone();
-        spawn(async move {
-            this.check()?;
-            crate::bulk::write(&this.shared.pool, request).await
-        })
+    /// Closes the backend: this handle answers `closed`, the pool closes
+    /// ([`crate::connect::close_pool`]).
+    pub(crate) async fn shutdown(&self) -> PluginResult<()> {
+        self.closed.store(true, Ordering::Release);
+        crate::connect::close_pool(&self.shared.pool).await
     }
 }
 
-static CURSORS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+impl SqlBackend for PgSql {
+    type Transaction = Tx;
+    type Cursor = Cursor;
+
+    async fn exec(&self, script: String) -> PluginResult<()> {
+        self.check()?;
+        sqlx::raw_sql(AssertSqlSafe(script))
+            .execute(&self.shared.pool)
+            .await
+            .map_err(map)?;
+        Ok(())
+    }
+
+    async fn run(&self, stmt: Statement) -> PluginResult<RunResult> {
+        self.check()?;
+        let (d, args) = self.shared.prepare(None, &stmt).await?;
+        run_on(&self.shared.pool, &d, args).await
+    }
+
+    async fn query(&self, stmt: Statement, max_rows: u64) -> PluginResult<Rows> {
+        self.check()?;
+        let (d, args) = self.shared.prepare(None, &stmt).await?;
+        query_on(&self.shared.pool, &d, args, max_rows).await
+    }
+
+    async fn stream(&self, stmt: Statement) -> PluginResult<Cursor> {
+        self.check()?;
+        let (d, args) = self.shared.prepare(None, &stmt).await?;
+        let mut tx = self.shared.pool.begin().await.map_err(map)?;
+        let name = format!("strata_cursor_{}", CURSORS.fetch_add(1, Ordering::Relaxed));
+        sqlx::query_with(
+            AssertSqlSafe(format!("DECLARE {name} NO SCROLL CURSOR FOR {}", d.sql)),
+            args,
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(map)?;
+        Ok(Cursor {
+            name,
+            columns: d.columns.clone(),
+            tx: tokio::sync::Mutex::new(Some(tx)),
+        })
+    }
+
+    async fn begin(&self) -> PluginResult<Tx> {
+        self.check()?;
+        let tx = self
+            .shared
+            .pool
+            .begin_with(AssertSqlSafe(format!(
+                "BEGIN ISOLATION LEVEL {}",
+                self.shared.isolation
+            )))
+            .await
+            .map_err(map)?;
+        Ok(Tx {
+            shared: self.shared.clone(),
+            state: tokio::sync::Mutex::new(TxState {
+                tx: Some(tx),
+                depth: 0,
+            }),
+        })
+    }
+
+    async fn close(&self) -> PluginResult<()> {
+        self.shutdown().await
+    }
+
+    async fn bulk_write(&self, request: BulkWrite) -> PluginResult<u64> {
+        self.check()?;
+        crate::bulk::write(&self.shared.pool, request).await
+    }
+
+    /// Every call is async network I/O: polled in the plugin's runtime.
+    fn runs(&self, _call: SqlCall<'_>) -> Runs {
+        Runs::Async
+    }
+}
+
+static CURSORS: AtomicU64 = AtomicU64::new(0);
 
 struct TxState {
     tx: Option<Transaction<'static, Postgres>>,
@@ -383,32 +365,24 @@ impl TxState {
             .as_mut()
             .ok_or_else(|| PluginError::closed("transaction"))
     }
+
+    /// Ends the transaction (commit or roll back); later calls are `closed`.
+    fn take(&mut self) -> PluginResult<Transaction<'static, Postgres>> {
+        self.tx
+            .take()
+            .ok_or_else(|| PluginError::closed("transaction"))
+    }
+
+    fn check_depth(&self, depth: u32) -> PluginResult<()> {
+        check_savepoint(self.depth, depth)
+    }
 }
 
 /// A transaction on one pooled connection. Dropping it rolls back (the
 /// connection is handed back through the plugin's runtime).
-struct Tx {
+pub(crate) struct Tx {
     shared: Arc<Shared>,
-    state: Arc<tokio::sync::Mutex<TxState>>,
-}
-
-impl Tx {
-    fn with<T: Send + 'static>(
-        &self,
-        f: impl for<'a> FnOnce(
-            &'a mut TxState,
-            Arc<Shared>,
-        ) -> futures_util::future::BoxFuture<'a, PluginResult<T>>
-        + Send
-        + 'static,
-    ) -> PluginFuture<T> {
-        let state = self.state.clone();
-        let shared = self.shared.clone();
-        spawn(async move {
-            let mut st = state.lock().await;
-            f(&mut st, shared).await
-        })
-    }
+    state: tokio::sync::Mutex<TxState>,
 }
 
 fn sp(depth: u32) -> String {
@@ -416,175 +390,144 @@ fn sp(depth: u32) -> String {
 }
 
 impl SqlTransaction for Tx {
-    fn exec(&self, script: RString) -> PluginFuture<()> {
-        self.with(move |st, _| {
-            Box::pin(async move {
-                sqlx::raw_sql(AssertSqlSafe(script.into_string()))
-                    .execute(&mut **st.tx()?)
-                    .await
-                    .map_err(map)?;
-                Ok(())
-            })
-        })
+    async fn exec(&self, script: String) -> PluginResult<()> {
+        let mut st = self.state.lock().await;
+        sqlx::raw_sql(AssertSqlSafe(script))
+            .execute(&mut **st.tx()?)
+            .await
+            .map_err(map)?;
+        Ok(())
     }
 
-    fn run(&self, stmt: Statement) -> PluginFuture<RunResult> {
-        self.with(move |st, shared| {
-            Box::pin(async move {
-                let conn = &mut **st.tx()?;
-                let (d, args) = shared.prepare(Some(&mut *conn), &stmt).await?;
-                run_on(conn, &d, args).await
-            })
-        })
+    async fn run(&self, stmt: Statement) -> PluginResult<RunResult> {
+        let mut st = self.state.lock().await;
+        let conn = &mut **st.tx()?;
+        let (d, args) = self.shared.prepare(Some(&mut *conn), &stmt).await?;
+        run_on(conn, &d, args).await
     }
 
-    fn query(&self, stmt: Statement, max_rows: u64) -> PluginFuture<Rows> {
-        self.with(move |st, shared| {
-            Box::pin(async move {
-                let conn = &mut **st.tx()?;
-                let (d, args) = shared.prepare(Some(&mut *conn), &stmt).await?;
-                query_on(conn, &d, args, max_rows).await
-            })
-        })
+    async fn query(&self, stmt: Statement, max_rows: u64) -> PluginResult<Rows> {
+        let mut st = self.state.lock().await;
+        let conn = &mut **st.tx()?;
+        let (d, args) = self.shared.prepare(Some(&mut *conn), &stmt).await?;
+        query_on(conn, &d, args, max_rows).await
     }
 
-    fn savepoint(&self) -> PluginFuture<u32> {
-        self.with(|st, _| {
-            Box::pin(async move {
-                let depth = st.depth + 1;
-                sqlx::raw_sql(AssertSqlSafe(format!("SAVEPOINT {}", sp(depth))))
-                    .execute(&mut **st.tx()?)
-                    .await
-                    .map_err(map)?;
-                st.depth = depth;
-                Ok(depth)
-            })
-        })
+    async fn savepoint(&self) -> PluginResult<u32> {
+        let mut st = self.state.lock().await;
+        let depth = st.depth + 1;
+        sqlx::raw_sql(AssertSqlSafe(format!("SAVEPOINT {}", sp(depth))))
+            .execute(&mut **st.tx()?)
+            .await
+            .map_err(map)?;
+        st.depth = depth;
+        Ok(depth)
     }
 
-    fn release(&self, depth: u32) -> PluginFuture<()> {
-        self.with(move |st, _| {
-            Box::pin(async move {
-                check_depth(st, depth)?;
-                sqlx::raw_sql(AssertSqlSafe(format!("RELEASE SAVEPOINT {}", sp(depth))))
-                    .execute(&mut **st.tx()?)
-                    .await
-                    .map_err(map)?;
-                st.depth = depth - 1;
-                Ok(())
-            })
-        })
+    async fn release(&self, depth: u32) -> PluginResult<()> {
+        let mut st = self.state.lock().await;
+        st.check_depth(depth)?;
+        sqlx::raw_sql(AssertSqlSafe(format!("RELEASE SAVEPOINT {}", sp(depth))))
+            .execute(&mut **st.tx()?)
+            .await
+            .map_err(map)?;
+        st.depth = depth - 1;
+        Ok(())
     }
 
-    fn rollback_to(&self, depth: u32) -> PluginFuture<()> {
-        self.with(move |st, _| {
-            Box::pin(async move {
-                check_depth(st, depth)?;
-                let name = sp(depth);
-                sqlx::raw_sql(AssertSqlSafe(format!(
-                    "ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}"
-                )))
-                .execute(&mut **st.tx()?)
-                .await
-                .map_err(map)?;
-                st.depth = depth - 1;
-                Ok(())
-            })
-        })
+    async fn rollback_to(&self, depth: u32) -> PluginResult<()> {
+        let mut st = self.state.lock().await;
+        st.check_depth(depth)?;
+        let name = sp(depth);
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}"
+        )))
+        .execute(&mut **st.tx()?)
+        .await
+        .map_err(map)?;
+        st.depth = depth - 1;
+        Ok(())
     }
 
-    fn commit(&self) -> PluginFuture<()> {
-        self.with(|st, _| {
-            Box::pin(async move {
-                let tx = st
-                    .tx
-                    .take()
-                    .ok_or_else(|| PluginError::closed("transaction"))?;
-                tx.commit().await.map_err(map)
-            })
-        })
+    async fn commit(&self) -> PluginResult<()> {
+        let tx = self.state.lock().await.take()?;
+        tx.commit().await.map_err(map)
     }
 
-    fn rollback(&self) -> PluginFuture<()> {
-        self.with(|st, _| {
-            Box::pin(async move {
-                let tx = st
-                    .tx
-                    .take()
-                    .ok_or_else(|| PluginError::closed("transaction"))?;
-                tx.rollback().await.map_err(map)
-            })
-        })
+    async fn rollback(&self) -> PluginResult<()> {
+        let tx = self.state.lock().await.take()?;
+        tx.rollback().await.map_err(map)
     }
-}
 
-fn check_depth(st: &TxState, depth: u32) -> PluginResult<()> {
-    strata_plugin_api::sql::check_savepoint(st.depth, depth)
+    /// Every call is async network I/O: polled in the plugin's runtime.
+    fn runs(&self, _call: SqlCall<'_>) -> Runs {
+        Runs::Async
+    }
 }
 
 impl Drop for Tx {
     fn drop(&mut self) {
         // Roll back and return the connection on the plugin's runtime: sqlx
-        // needs a tokio context to hand a connection back to its pool.
-        let state = self.state.clone();
-        crate::runtime_spawn(async move {
-            let tx = state.lock().await.tx.take();
-            if let Some(tx) = tx {
+        // needs a tokio context to hand a connection back to its pool, and
+        // the host may drop the transaction on any thread.
+        if let Some(tx) = self.state.get_mut().tx.take() {
+            detach(async move {
                 let _ = tx.rollback().await;
-            }
-        });
+            });
+        }
     }
 }
 
 /// A server-side cursor in its own transaction.
-struct Cursor {
+pub(crate) struct Cursor {
     name: String,
-    columns: RVec<RString>,
-    tx: Arc<tokio::sync::Mutex<Option<Transaction<'static, Postgres>>>>,
+    columns: Vec<String>,
+    tx: tokio::sync::Mutex<Option<Transaction<'static, Postgres>>>,
 }
 
 impl SqlCursor for Cursor {
-    fn columns(&self) -> RVec<RString> {
+    fn columns(&self) -> Vec<String> {
         self.columns.clone()
     }
 
-    fn next(&self, max_rows: u32) -> PluginFuture<Rows> {
-        let tx = self.tx.clone();
-        let (name, columns) = (self.name.clone(), self.columns.clone());
-        spawn(async move {
-            let mut guard = tx.lock().await;
-            let Some(t) = guard.as_mut() else {
-                return Ok(Rows {
-                    columns,
-                    ..Rows::default()
-                });
-            };
-            let rows: Vec<PgRow> = sqlx::query(AssertSqlSafe(format!(
-                "FETCH {} FROM {name}",
-                max_rows.max(1)
-            )))
-            .fetch_all(&mut **t)
-            .await
-            .map_err(map)?;
-            let out = to_rows(&columns, &rows)?;
-            if (rows.len() as u32) < max_rows.max(1) {
-                // Exhausted: end the transaction now and free the connection.
-                if let Some(t) = guard.take() {
-                    let _ = t.rollback().await;
-                }
+    async fn next(&self, max_rows: u32) -> PluginResult<Rows> {
+        let mut guard = self.tx.lock().await;
+        let Some(t) = guard.as_mut() else {
+            return Ok(Rows {
+                columns: self.columns.clone(),
+                ..Rows::default()
+            });
+        };
+        let rows: Vec<PgRow> = sqlx::query(AssertSqlSafe(format!(
+            "FETCH {} FROM {}",
+            max_rows.max(1),
+            self.name
+        )))
+        .fetch_all(&mut **t)
+        .await
+        .map_err(map)?;
+        let out = to_rows(&self.columns, &rows)?;
+        if (rows.len() as u32) < max_rows.max(1) {
+            // Exhausted: end the transaction now and free the connection.
+            if let Some(t) = guard.take() {
+                let _ = t.rollback().await;
             }
-            Ok(out)
-        })
+        }
+        Ok(out)
+    }
+
+    /// Every call is async network I/O: polled in the plugin's runtime.
+    fn runs(&self, _call: SqlCall<'_>) -> Runs {
+        Runs::Async
     }
 }
 
 impl Drop for Cursor {
     fn drop(&mut self) {
-        let tx = self.tx.clone();
-        crate::runtime_spawn(async move {
-            if let Some(t) = tx.lock().await.take() {
+        if let Some(t) = self.tx.get_mut().take() {
+            detach(async move {
                 let _ = t.rollback().await;
-            }
-        });
+            });
+        }
     }
 }

@@ -25,7 +25,7 @@ use sqlx::{
     Arguments, Column, Row, TypeInfo, ValueRef,
     postgres::{PgArguments, PgRow, PgTypeInfo},
 };
-use strata_plugin_api::{ErrorKind, PluginError, PluginResult, Value};
+use strata_plugin::{ErrorKind, PluginError, PluginResult, Value};
 
 /// How one parameter is sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -190,27 +190,24 @@ pub(crate) fn read(row: &PgRow, i: usize) -> PluginResult<Value> {
             be(4)?.try_into().map_err(|_| bad())?,
         ))),
         "FLOAT8" => Value::Real(f64::from_be_bytes(be(8)?.try_into().map_err(|_| bad())?)),
-        "BYTEA" => Value::Blob(bytes.to_vec().into()),
-        "JSONB" => Value::Text(text(bytes.get(1..).ok_or_else(bad)?, &ty)?.into()),
-        "UUID" => Value::Text(uuid(be(16)?).into()),
-        "NUMERIC" => Value::Text(numeric(bytes).ok_or_else(bad)?.into()),
-        "DATE" => {
-            Value::Text(date(i32::from_be_bytes(be(4)?.try_into().map_err(|_| bad())?)).into())
-        }
-        "TIMESTAMP" => {
-            Value::Text(timestamp(i64::from_be_bytes(be(8)?.try_into().map_err(|_| bad())?)).into())
-        }
-        "TIMESTAMPTZ" => Value::Text(
-            format!(
-                "{}+00:00",
-                timestamp(i64::from_be_bytes(be(8)?.try_into().map_err(|_| bad())?))
-            )
-            .into(),
-        ),
-        "VECTOR" | "vector" => Value::Text(vector(bytes).ok_or_else(bad)?.into()),
+        "BYTEA" => Value::Blob(bytes.to_vec()),
+        "JSONB" => Value::Text(text(bytes.get(1..).ok_or_else(bad)?, &ty)?),
+        "UUID" => Value::Text(uuid(be(16)?)),
+        "NUMERIC" => Value::Text(numeric(bytes).ok_or_else(bad)?),
+        "DATE" => Value::Text(date(i32::from_be_bytes(
+            be(4)?.try_into().map_err(|_| bad())?,
+        ))),
+        "TIMESTAMP" => Value::Text(timestamp(i64::from_be_bytes(
+            be(8)?.try_into().map_err(|_| bad())?,
+        ))),
+        "TIMESTAMPTZ" => Value::Text(format!(
+            "{}+00:00",
+            timestamp(i64::from_be_bytes(be(8)?.try_into().map_err(|_| bad())?))
+        )),
+        "VECTOR" | "vector" => Value::Text(vector(bytes).ok_or_else(bad)?),
         "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" | "\"CHAR\"" | "JSON" | "CITEXT"
-        | "XML" | "UNKNOWN" => Value::Text(text(bytes, &ty)?.into()),
-        other if raw.type_info().kind_is_enum() => Value::Text(text(bytes, other)?.into()),
+        | "XML" | "UNKNOWN" => Value::Text(text(bytes, &ty)?),
+        other if raw.type_info().kind_is_enum() => Value::Text(text(bytes, other)?),
         other => {
             return Err(PluginError::new(
                 ErrorKind::Unsupported,
@@ -238,7 +235,7 @@ fn text(bytes: &[u8], ty: &str) -> PluginResult<String> {
 }
 
 fn uuid(b: &[u8]) -> String {
-    let h = strata_plugin_api::value::hex(b);
+    let h = hex::encode(b);
     format!(
         "{}-{}-{}-{}-{}",
         &h[0..8],

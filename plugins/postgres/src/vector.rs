@@ -60,7 +60,6 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use abi_stable::std_types::{ROption, RString, RVec};
 use serde::{Deserialize, Serialize};
 use sqlx::{
     Arguments, AssertSqlSafe, Decode, Encode, Postgres, Row, Type,
@@ -71,13 +70,12 @@ use sqlx::{
         PgValueRef,
     },
 };
-use strata_plugin_api::{
-    ErrorKind, PluginError, PluginResult,
+use strata_plugin::{
+    ErrorKind, PluginError, PluginResult, Runs, VectorBackend,
     filter::Filter,
-    sql::PluginFuture,
     vector::{
         CollectionInfo, CollectionSpec, DeleteRequest, DeleteTarget, HybridRequest, Match, Metric,
-        QueryRequest, ScanPage, ScanRequest, VectorRecord, VectorStore, include, validate_batch,
+        QueryRequest, ScanPage, ScanRequest, VectorCall, VectorRecord, include, validate_batch,
         validate_collection_name, validate_vector,
     },
 };
@@ -85,7 +83,6 @@ use strata_plugin_api::{
 use crate::{
     error::map,
     filter_sql::{Arg, Args, translate},
-    spawn,
 };
 
 /// The largest dimension pgvector's `vector` type stores.
@@ -357,25 +354,23 @@ fn to_match(row: &PgRow, flags: u32, scored: bool) -> PluginResult<Match> {
         0.0
     };
     Ok(Match {
-        id: id.into(),
+        id,
         score,
         vector: if flags & include::VECTOR != 0 {
             let v: PgVector = row.try_get("embedding").map_err(map)?;
-            ROption::RSome(v.0.into())
+            Some(v.0)
         } else {
-            ROption::RNone
+            None
         },
         metadata_json: if flags & include::METADATA != 0 {
-            let m: String = row.try_get("metadata").map_err(map)?;
-            ROption::RSome(m.into())
+            Some(row.try_get("metadata").map_err(map)?)
         } else {
-            ROption::RNone
+            None
         },
         text: if flags & include::TEXT != 0 {
-            let t: Option<String> = row.try_get("text").map_err(map)?;
-            t.map_or(ROption::RNone, |t| ROption::RSome(t.into()))
+            row.try_get("text").map_err(map)?
         } else {
-            ROption::RNone
+            None
         },
     })
 }
@@ -384,7 +379,8 @@ fn parse_filter(text: &str) -> PluginResult<Filter> {
     Filter::parse_str(text)
 }
 
-/// State shared by every vector handle of one backend.
+/// The state of one backend's vector store (every handle shares it: the
+/// plugin hands out one `Arc<PgVectors>`).
 pub(crate) struct Shared {
     pool: PgPool,
     defaults: Defaults,
@@ -412,21 +408,20 @@ enum IndexState {
 }
 
 /// The vector store of one Postgres backend.
-#[derive(Clone)]
 pub(crate) struct PgVectors {
-    shared: Arc<Shared>,
+    shared: Shared,
 }
 
 impl PgVectors {
     pub(crate) fn new(pool: PgPool, defaults: Defaults) -> PgVectors {
         PgVectors {
-            shared: Arc::new(Shared {
+            shared: Shared {
                 pool,
                 defaults,
                 schema: tokio::sync::OnceCell::new(),
                 metas: Mutex::new(HashMap::new()),
                 indexes: Mutex::new(HashMap::new()),
-            }),
+            },
         }
     }
 }
@@ -749,11 +744,11 @@ impl Shared {
             details["index_bytes"] = index_bytes.unwrap_or(0).into();
         }
         Ok(CollectionInfo {
-            name: meta.name.as_str().into(),
+            name: meta.name.clone(),
             dimension: meta.dimension,
             metric: meta.metric,
             count: count as u64,
-            details_json: details.to_string().into(),
+            details_json: details.to_string(),
         })
     }
 
@@ -786,13 +781,13 @@ impl Shared {
         }
     }
 
-    async fn query(&self, meta: Arc<Meta>, request: &QueryRequest) -> PluginResult<RVec<Match>> {
+    async fn query(&self, meta: Arc<Meta>, request: &QueryRequest) -> PluginResult<Vec<Match>> {
         validate_vector(&request.vector, meta.dimension, "query")?;
         let filter = parse_filter(&request.filter_json)?;
         let options = query_options(&request.options_json)?;
         let k = request.top_k as usize;
         if k == 0 {
-            return Ok(RVec::new());
+            return Ok(Vec::new());
         }
         let run = |exact: bool| {
             let mut args = Args::starting_after(1);
@@ -825,7 +820,7 @@ impl Shared {
         if !exact && !filter.is_all() && rows.len() < k {
             rows = run(true).await?;
         }
-        let min = request.min_score.into_option();
+        let min = request.min_score;
         rows.iter()
             .map(|r| to_match(r, request.include, true))
             .filter(|m| match (m, min) {
@@ -835,13 +830,13 @@ impl Shared {
             .collect()
     }
 
-    async fn hybrid(&self, meta: Arc<Meta>, request: &HybridRequest) -> PluginResult<RVec<Match>> {
+    async fn hybrid(&self, meta: Arc<Meta>, request: &HybridRequest) -> PluginResult<Vec<Match>> {
         self.ensure_index(&meta).await?;
         validate_vector(&request.vector, meta.dimension, "hybrid query")?;
         let filter = parse_filter(&request.filter_json)?;
         let k = request.top_k as usize;
         if k == 0 {
-            return Ok(RVec::new());
+            return Ok(Vec::new());
         }
         let candidates = request.candidates_or_default();
         let mut args = Args::starting_after(1);
@@ -900,400 +895,365 @@ fn is_stale(e: &PluginError) -> bool {
     matches!(e.backend_code(), Some("42P01" | "22000"))
 }
 
-impl VectorStore for PgVectors {
-    fn create_collection(&self, spec: CollectionSpec) -> PluginFuture<()> {
-        let shared = self.shared.clone();
-        spawn(async move {
-            let name = spec.name.to_string();
-            validate_collection_name(&name)?;
-            if spec.dimension == 0 || spec.dimension > MAX_DIM {
+impl VectorBackend for PgVectors {
+    async fn create_collection(&self, spec: CollectionSpec) -> PluginResult<()> {
+        let shared = &self.shared;
+        let name = spec.name.to_string();
+        validate_collection_name(&name)?;
+        if spec.dimension == 0 || spec.dimension > MAX_DIM {
+            return Err(PluginError::invalid_input(format!(
+                "dimension {} is out of range (pgvector stores 1..={MAX_DIM})",
+                spec.dimension
+            )));
+        }
+        let mut opts: CollectionOptions = if spec.options_json.trim().is_empty() {
+            serde_json::from_str("{}").expect("empty options parse")
+        } else {
+            serde_json::from_str(&spec.options_json).map_err(|e| {
+                PluginError::invalid_input(format!(
+                    "collection options {}: {e} (the postgres backend takes index (\"hnsw\" or \"none\"), m, ef_construction, language)",
+                    spec.options_json.as_str()
+                ))
+            })?
+        };
+        let d = &shared.defaults;
+        let index = match opts.index.as_deref() {
+            None if spec.dimension > MAX_INDEXED_DIM => "none",
+            None | Some("hnsw") => "hnsw",
+            Some("none") => "none",
+            Some(other) => {
                 return Err(PluginError::invalid_input(format!(
-                    "dimension {} is out of range (pgvector stores 1..={MAX_DIM})",
-                    spec.dimension
+                    "collection option index = {other:?}: use \"hnsw\" or \"none\""
                 )));
             }
-            let mut opts: CollectionOptions = if spec.options_json.trim().is_empty() {
-                serde_json::from_str("{}").expect("empty options parse")
-            } else {
-                serde_json::from_str(&spec.options_json).map_err(|e| {
-                    PluginError::invalid_input(format!(
-                        "collection options {}: {e} (the postgres backend takes index (\"hnsw\" or \"none\"), m, ef_construction, language)",
-                        spec.options_json.as_str()
-                    ))
-                })?
+        };
+        if index == "hnsw" && spec.dimension > MAX_INDEXED_DIM {
+            return Err(PluginError::invalid_input(format!(
+                "pgvector's HNSW index takes at most {MAX_INDEXED_DIM} dimensions (asked: {}); create the collection with {{\"index\": \"none\"}} for exact search",
+                spec.dimension
+            )));
+        }
+        let m = opts.m.unwrap_or(d.m);
+        let efc = opts.ef_construction.unwrap_or(d.ef_construction);
+        if !(2..=100).contains(&m) || !(4..=1000).contains(&efc) || efc < 2 * m {
+            return Err(PluginError::invalid_input(format!(
+                "HNSW parameters m = {m}, ef_construction = {efc}: pgvector takes m in 2..=100 and ef_construction in 4..=1000, at least 2 × m"
+            )));
+        }
+        let language = opts.language.clone().unwrap_or_else(|| d.language.clone());
+        if !valid_language(&language) {
+            return Err(PluginError::invalid_input(format!(
+                "collection option language = {language:?} is not a text search configuration name"
+            )));
+        }
+        opts = CollectionOptions {
+            index: Some(index.into()),
+            m: Some(m),
+            ef_construction: Some(efc),
+            language: Some(language.clone()),
+        };
+        let schema = shared.schema().await?.to_string();
+        let known: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_ts_config WHERE cfgname = $1)")
+                .bind(&language)
+                .fetch_one(&shared.pool)
+                .await
+                .map_err(map)?;
+        if !known {
+            return Err(PluginError::invalid_input(format!(
+                "collection option language = {language:?}: the server has no such text search configuration (see \\dF)"
+            )));
+        }
+        let table_name = table_name(&name);
+        let table = format!("{schema}.{}", ident(&table_name));
+        let mut tx = shared.pool.begin().await.map_err(map)?;
+        // Concurrent creators of one name queue on the catalog's primary key.
+        let inserted = sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO {schema}.strata_collections (name, table_name, dimension, metric, options)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING"
+        )))
+        .bind(&name)
+        .bind(&table_name)
+        .bind(spec.dimension as i32)
+        .bind(spec.metric.name())
+        .bind(sqlx::types::Json(&opts))
+        .execute(&mut *tx)
+        .await
+        .map_err(map)?
+        .rows_affected();
+        if inserted == 0 {
+            drop(tx);
+            let existing = shared.read_meta(&name).await?.ok_or_else(|| {
+                PluginError::new(
+                    ErrorKind::Busy,
+                    format!("collection {name:?} was dropped while being created; retry"),
+                )
+            })?;
+            if existing.dimension == spec.dimension && existing.metric == spec.metric {
+                return Ok(());
+            }
+            return Err(PluginError::new(
+                ErrorKind::AlreadyExists,
+                format!(
+                    "collection {name:?} exists with dimension {} and metric {} (asked: {} and {})",
+                    existing.dimension,
+                    existing.metric.name(),
+                    spec.dimension,
+                    spec.metric.name()
+                ),
+            ));
+        }
+        let idx = |suffix: &str| ident(&format!("{table_name}_{suffix}"));
+        let mut ddl = format!(
+            "CREATE TABLE {table} (
+                id text COLLATE \"C\" PRIMARY KEY,
+                embedding vector({dim}) NOT NULL,
+                metadata jsonb NOT NULL DEFAULT '{{}}',
+                text text,
+                tsv tsvector GENERATED ALWAYS AS (to_tsvector('{language}'::regconfig, coalesce(text, ''))) STORED
+            );
+            CREATE INDEX {meta_idx} ON {table} USING gin (metadata);
+            CREATE INDEX {tsv_idx} ON {table} USING gin (tsv);",
+            dim = spec.dimension,
+            meta_idx = idx("meta"),
+            tsv_idx = idx("tsv"),
+        );
+        if index == "hnsw" && d.threshold == 0 {
+            let opclass = match spec.metric {
+                Metric::Cosine => "vector_cosine_ops",
+                Metric::Dot => "vector_ip_ops",
+                Metric::Euclidean => "vector_l2_ops",
             };
-            let d = &shared.defaults;
-            let index = match opts.index.as_deref() {
-                None if spec.dimension > MAX_INDEXED_DIM => "none",
-                None | Some("hnsw") => "hnsw",
-                Some("none") => "none",
-                Some(other) => {
-                    return Err(PluginError::invalid_input(format!(
-                        "collection option index = {other:?}: use \"hnsw\" or \"none\""
-                    )));
-                }
-            };
-            if index == "hnsw" && spec.dimension > MAX_INDEXED_DIM {
-                return Err(PluginError::invalid_input(format!(
-                    "pgvector's HNSW index takes at most {MAX_INDEXED_DIM} dimensions (asked: {}); create the collection with {{\"index\": \"none\"}} for exact search",
-                    spec.dimension
-                )));
-            }
-            let m = opts.m.unwrap_or(d.m);
-            let efc = opts.ef_construction.unwrap_or(d.ef_construction);
-            if !(2..=100).contains(&m) || !(4..=1000).contains(&efc) || efc < 2 * m {
-                return Err(PluginError::invalid_input(format!(
-                    "HNSW parameters m = {m}, ef_construction = {efc}: pgvector takes m in 2..=100 and ef_construction in 4..=1000, at least 2 × m"
-                )));
-            }
-            let language = opts.language.clone().unwrap_or_else(|| d.language.clone());
-            if !valid_language(&language) {
-                return Err(PluginError::invalid_input(format!(
-                    "collection option language = {language:?} is not a text search configuration name"
-                )));
-            }
-            opts = CollectionOptions {
-                index: Some(index.into()),
-                m: Some(m),
-                ef_construction: Some(efc),
-                language: Some(language.clone()),
-            };
-            let schema = shared.schema().await?.to_string();
-            let known: bool =
-                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_ts_config WHERE cfgname = $1)")
-                    .bind(&language)
-                    .fetch_one(&shared.pool)
-                    .await
-                    .map_err(map)?;
-            if !known {
-                return Err(PluginError::invalid_input(format!(
-                    "collection option language = {language:?}: the server has no such text search configuration (see \\dF)"
-                )));
-            }
-            let table_name = table_name(&name);
-            let table = format!("{schema}.{}", ident(&table_name));
-            let mut tx = shared.pool.begin().await.map_err(map)?;
-            // Concurrent creators of one name queue on the catalog's primary key.
-            let inserted = sqlx::query(AssertSqlSafe(format!(
-                "INSERT INTO {schema}.strata_collections (name, table_name, dimension, metric, options)
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING"
-            )))
-            .bind(&name)
-            .bind(&table_name)
-            .bind(spec.dimension as i32)
-            .bind(spec.metric.name())
-            .bind(sqlx::types::Json(&opts))
+            ddl.push_str(&format!(
+                "CREATE INDEX {hnsw} ON {table} USING hnsw (embedding {opclass}) WITH (m = {m}, ef_construction = {efc});",
+                hnsw = idx("hnsw"),
+            ));
+        }
+        sqlx::raw_sql(AssertSqlSafe(ddl))
             .execute(&mut *tx)
             .await
-            .map_err(map)?
-            .rows_affected();
-            if inserted == 0 {
-                drop(tx);
-                let existing = shared.read_meta(&name).await?.ok_or_else(|| {
-                    PluginError::new(
-                        ErrorKind::Busy,
-                        format!("collection {name:?} was dropped while being created; retry"),
-                    )
-                })?;
-                if existing.dimension == spec.dimension && existing.metric == spec.metric {
-                    return Ok(());
-                }
-                return Err(PluginError::new(
-                    ErrorKind::AlreadyExists,
-                    format!(
-                        "collection {name:?} exists with dimension {} and metric {} (asked: {} and {})",
-                        existing.dimension,
-                        existing.metric.name(),
-                        spec.dimension,
-                        spec.metric.name()
-                    ),
-                ));
-            }
-            let idx = |suffix: &str| ident(&format!("{table_name}_{suffix}"));
-            let mut ddl = format!(
-                "CREATE TABLE {table} (
-                    id text COLLATE \"C\" PRIMARY KEY,
-                    embedding vector({dim}) NOT NULL,
-                    metadata jsonb NOT NULL DEFAULT '{{}}',
-                    text text,
-                    tsv tsvector GENERATED ALWAYS AS (to_tsvector('{language}'::regconfig, coalesce(text, ''))) STORED
-                );
-                CREATE INDEX {meta_idx} ON {table} USING gin (metadata);
-                CREATE INDEX {tsv_idx} ON {table} USING gin (tsv);",
-                dim = spec.dimension,
-                meta_idx = idx("meta"),
-                tsv_idx = idx("tsv"),
-            );
-            if index == "hnsw" && d.threshold == 0 {
-                let opclass = match spec.metric {
-                    Metric::Cosine => "vector_cosine_ops",
-                    Metric::Dot => "vector_ip_ops",
-                    Metric::Euclidean => "vector_l2_ops",
-                };
-                ddl.push_str(&format!(
-                    "CREATE INDEX {hnsw} ON {table} USING hnsw (embedding {opclass}) WITH (m = {m}, ef_construction = {efc});",
-                    hnsw = idx("hnsw"),
-                ));
-            }
-            sqlx::raw_sql(AssertSqlSafe(ddl))
-                .execute(&mut *tx)
-                .await
-                .map_err(map)?;
-            tx.commit().await.map_err(map)?;
-            shared.forget(&name);
-            Ok(())
-        })
+            .map_err(map)?;
+        tx.commit().await.map_err(map)?;
+        shared.forget(&name);
+        Ok(())
     }
 
-    fn drop_collection(&self, name: RString) -> PluginFuture<bool> {
-        let shared = self.shared.clone();
-        spawn(async move {
-            validate_collection_name(&name)?;
-            let schema = shared.schema().await?.to_string();
-            let mut tx = shared.pool.begin().await.map_err(map)?;
-            let table: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
-                "DELETE FROM {schema}.strata_collections WHERE name = $1 RETURNING table_name"
+    async fn drop_collection(&self, name: String) -> PluginResult<bool> {
+        let shared = &self.shared;
+        validate_collection_name(&name)?;
+        let schema = shared.schema().await?.to_string();
+        let mut tx = shared.pool.begin().await.map_err(map)?;
+        let table: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+            "DELETE FROM {schema}.strata_collections WHERE name = $1 RETURNING table_name"
+        )))
+        .bind(name.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map)?;
+        if let Some(t) = &table {
+            sqlx::raw_sql(AssertSqlSafe(format!(
+                "DROP TABLE IF EXISTS {schema}.{}",
+                ident(t)
             )))
-            .bind(name.as_str())
-            .fetch_optional(&mut *tx)
+            .execute(&mut *tx)
             .await
             .map_err(map)?;
-            if let Some(t) = &table {
-                sqlx::raw_sql(AssertSqlSafe(format!(
-                    "DROP TABLE IF EXISTS {schema}.{}",
-                    ident(t)
-                )))
-                .execute(&mut *tx)
-                .await
-                .map_err(map)?;
-            }
-            tx.commit().await.map_err(map)?;
-            shared.forget(&name);
-            if let Some(t) = &table {
-                let qualified = format!("{schema}.{}", ident(t));
-                shared
-                    .indexes
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&qualified);
-            }
-            Ok(table.is_some())
-        })
+        }
+        tx.commit().await.map_err(map)?;
+        shared.forget(&name);
+        if let Some(t) = &table {
+            let qualified = format!("{schema}.{}", ident(t));
+            shared
+                .indexes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&qualified);
+        }
+        Ok(table.is_some())
     }
 
-    fn list_collections(&self) -> PluginFuture<RVec<CollectionInfo>> {
-        let shared = self.shared.clone();
-        spawn(async move {
-            let schema = shared.schema().await?.to_string();
-            let names: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
-                "SELECT name FROM {schema}.strata_collections ORDER BY name"
-            )))
-            .fetch_all(&shared.pool)
+    async fn list_collections(&self) -> PluginResult<Vec<CollectionInfo>> {
+        let shared = &self.shared;
+        let schema = shared.schema().await?.to_string();
+        let names: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT name FROM {schema}.strata_collections ORDER BY name"
+        )))
+        .fetch_all(&shared.pool)
+        .await
+        .map_err(map)?;
+        let mut out = Vec::with_capacity(names.len());
+        for n in names {
+            // A collection dropped meanwhile is simply not listed.
+            if let Some(meta) = shared.read_meta(&n).await? {
+                out.push(shared.info(&meta).await?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn collection_info(&self, name: String) -> PluginResult<Option<CollectionInfo>> {
+        let shared = &self.shared;
+        validate_collection_name(&name)?;
+        match shared.read_meta(&name).await? {
+            None => Ok(None),
+            Some(meta) => Ok(Some(shared.info(&meta).await?)),
+        }
+    }
+
+    async fn upsert(&self, collection: String, records: Vec<VectorRecord>) -> PluginResult<u64> {
+        let (shared, records) = (&self.shared, &records);
+        shared
+            .with_meta(&collection, |meta| async move {
+                upsert(shared, &meta, records).await
+            })
             .await
-            .map_err(map)?;
-            let mut out = RVec::with_capacity(names.len());
-            for n in names {
-                // A collection dropped meanwhile is simply not listed.
-                if let Some(meta) = shared.read_meta(&n).await? {
-                    out.push(shared.info(&meta).await?);
-                }
-            }
-            Ok(out)
-        })
     }
 
-    fn collection_info(&self, name: RString) -> PluginFuture<ROption<CollectionInfo>> {
-        let shared = self.shared.clone();
-        spawn(async move {
-            validate_collection_name(&name)?;
-            match shared.read_meta(&name).await? {
-                None => Ok(ROption::RNone),
-                Some(meta) => Ok(ROption::RSome(shared.info(&meta).await?)),
-            }
-        })
+    async fn query(&self, request: QueryRequest) -> PluginResult<Vec<Match>> {
+        let shared = &self.shared;
+        shared
+            .with_meta(&request.collection, |meta| shared.query(meta, &request))
+            .await
     }
 
-    fn upsert(&self, collection: RString, records: RVec<VectorRecord>) -> PluginFuture<u64> {
-        let shared = self.shared.clone();
-        spawn(async move {
-            let records = Arc::new(records);
-            shared
-                .with_meta(&collection, |meta| {
-                    let (shared, records) = (shared.clone(), records.clone());
-                    async move { upsert(&shared, &meta, &records).await }
-                })
-                .await
-        })
+    async fn hybrid_query(&self, request: HybridRequest) -> PluginResult<Vec<Match>> {
+        let shared = &self.shared;
+        shared
+            .with_meta(&request.collection, |meta| shared.hybrid(meta, &request))
+            .await
     }
 
-    fn query(&self, request: QueryRequest) -> PluginFuture<RVec<Match>> {
-        let shared = self.shared.clone();
-        spawn(async move {
-            shared
-                .with_meta(&request.collection, |meta| shared.query(meta, &request))
-                .await
-        })
-    }
-
-    fn hybrid_query(&self, request: HybridRequest) -> PluginFuture<RVec<Match>> {
-        let shared = self.shared.clone();
-        spawn(async move {
-            shared
-                .with_meta(&request.collection, |meta| shared.hybrid(meta, &request))
-                .await
-        })
-    }
-
-    fn fetch(
+    async fn fetch(
         &self,
-        collection: RString,
-        ids: RVec<RString>,
+        collection: String,
+        ids: Vec<String>,
         flags: u32,
-    ) -> PluginFuture<RVec<Match>> {
-        let shared = self.shared.clone();
-        spawn(async move {
-            let ids: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
-            shared
-                .with_meta(&collection, |meta| {
-                    let (shared, ids) = (shared.clone(), ids.clone());
-                    async move {
-                        let rows = sqlx::query(AssertSqlSafe(format!(
-                            "SELECT id{} FROM {} WHERE id = ANY($1::text[])",
-                            columns(flags, ""),
-                            meta.table
-                        )))
-                        .bind(&ids)
-                        .fetch_all(&shared.pool)
-                        .await
-                        .map_err(map)?;
-                        let mut found: HashMap<String, Match> = HashMap::with_capacity(rows.len());
-                        for r in &rows {
-                            let m = to_match(r, flags, false)?;
-                            found.insert(m.id.to_string(), m);
-                        }
-                        Ok(ids.iter().filter_map(|id| found.get(id).cloned()).collect())
-                    }
-                })
+    ) -> PluginResult<Vec<Match>> {
+        let (shared, ids) = (&self.shared, &ids);
+        shared
+            .with_meta(&collection, |meta| async move {
+                let rows = sqlx::query(AssertSqlSafe(format!(
+                    "SELECT id{} FROM {} WHERE id = ANY($1::text[])",
+                    columns(flags, ""),
+                    meta.table
+                )))
+                .bind(ids)
+                .fetch_all(&shared.pool)
                 .await
-        })
-    }
-
-    fn delete(&self, request: DeleteRequest) -> PluginFuture<u64> {
-        let shared = self.shared.clone();
-        spawn(async move {
-            let (by_ids, filter) = match request.target()? {
-                DeleteTarget::Ids(_) => (true, Filter::All),
-                DeleteTarget::Filter(f) => (false, f),
-                DeleteTarget::All => (false, Filter::All),
-                // A kind of delete added to plugin-api after this plugin was
-                // written must never fall through to "delete everything".
-                other => {
-                    return Err(PluginError::new(
-                        ErrorKind::Unsupported,
-                        format!("the postgres backend cannot delete by {other:?}"),
-                    ));
+                .map_err(map)?;
+                let mut found: HashMap<String, Match> = HashMap::with_capacity(rows.len());
+                for r in &rows {
+                    let m = to_match(r, flags, false)?;
+                    found.insert(m.id.clone(), m);
                 }
-            };
-            let ids: Vec<String> = request.ids.iter().map(|s| s.to_string()).collect();
-            shared
-                .with_meta(&request.collection, |meta| {
-                    let (shared, ids, filter) = (shared.clone(), ids.clone(), filter.clone());
-                    async move {
-                        let mut args = Args::default();
-                        let cond = if by_ids {
-                            let p = args.push(Arg::TextArray(ids));
-                            format!("id = ANY({p}::text[])")
-                        } else {
-                            translate(&filter, "metadata", &mut args)?
-                        };
-                        let r = sqlx::query_with(
-                            AssertSqlSafe(format!("DELETE FROM {} WHERE {cond}", meta.table)),
-                            arguments(None, &args.values)?,
-                        )
-                        .execute(&shared.pool)
-                        .await
-                        .map_err(map)?;
-                        Ok(r.rows_affected())
-                    }
-                })
-                .await
-        })
+                Ok(ids.iter().filter_map(|id| found.get(id).cloned()).collect())
+            })
+            .await
     }
 
-    fn count(&self, collection: RString, filter_json: RString) -> PluginFuture<u64> {
-        let shared = self.shared.clone();
-        spawn(async move {
-            let filter = parse_filter(&filter_json)?;
-            shared
-                .with_meta(&collection, |meta| {
-                    let (shared, filter) = (shared.clone(), filter.clone());
-                    async move {
-                        let mut args = Args::default();
-                        let cond = translate(&filter, "metadata", &mut args)?;
-                        let n: i64 = sqlx::query_scalar_with(
-                            AssertSqlSafe(format!(
-                                "SELECT count(*) FROM {} WHERE {cond}",
-                                meta.table
-                            )),
-                            arguments(None, &args.values)?,
-                        )
-                        .fetch_one(&shared.pool)
-                        .await
-                        .map_err(map)?;
-                        Ok(n as u64)
-                    }
-                })
+    async fn delete(&self, request: DeleteRequest) -> PluginResult<u64> {
+        let shared = &self.shared;
+        let (by_ids, filter) = match request.target()? {
+            DeleteTarget::Ids(_) => (true, Filter::All),
+            DeleteTarget::Filter(f) => (false, f),
+            DeleteTarget::All => (false, Filter::All),
+            // A kind of delete added to plugin-api after this plugin was
+            // written must never fall through to "delete everything".
+            other => {
+                return Err(PluginError::new(
+                    ErrorKind::Unsupported,
+                    format!("the postgres backend cannot delete by {other:?}"),
+                ));
+            }
+        };
+        let (ids, filter) = (&request.ids, &filter);
+        shared
+            .with_meta(&request.collection, |meta| async move {
+                let mut args = Args::default();
+                let cond = if by_ids {
+                    let p = args.push(Arg::TextArray(ids.clone()));
+                    format!("id = ANY({p}::text[])")
+                } else {
+                    translate(filter, "metadata", &mut args)?
+                };
+                let r = sqlx::query_with(
+                    AssertSqlSafe(format!("DELETE FROM {} WHERE {cond}", meta.table)),
+                    arguments(None, &args.values)?,
+                )
+                .execute(&shared.pool)
                 .await
-        })
+                .map_err(map)?;
+                Ok(r.rows_affected())
+            })
+            .await
     }
 
-    fn scan(&self, request: ScanRequest) -> PluginFuture<ScanPage> {
-        let shared = self.shared.clone();
-        spawn(async move {
-            let filter = parse_filter(&request.filter_json)?;
-            // The cursor is the last id of the previous page (ids sort by bytes).
-            let after = request.cursor.as_ref().map(|c| c.to_string()).into_option();
-            let limit = request.limit.clamp(1, 10_000);
-            shared
-                .with_meta(&request.collection, |meta| {
-                    let (shared, filter, after) = (shared.clone(), filter.clone(), after.clone());
-                    async move {
-                        let mut args = Args::default();
-                        let after_cond = match after {
-                            Some(a) => format!("id > {}::text AND ", args.push(Arg::Text(a))),
-                            None => String::new(),
-                        };
-                        let cond = translate(&filter, "metadata", &mut args)?;
-                        let lim = args.push(Arg::Int(i64::from(limit)));
-                        let rows = sqlx::query_with(
-                            AssertSqlSafe(format!(
-                                "SELECT id{} FROM {} WHERE {after_cond}{cond} ORDER BY id LIMIT {lim}",
-                                columns(request.include, ""),
-                                meta.table
-                            )),
-                            arguments(None, &args.values)?,
-                        )
-                        .fetch_all(&shared.pool)
-                        .await
-                        .map_err(map)?;
-                        let records = rows
-                            .iter()
-                            .map(|r| to_match(r, request.include, false))
-                            .collect::<PluginResult<RVec<_>>>()?;
-                        let next_cursor = match records.last() {
-                            Some(last) if records.len() == limit as usize => {
-                                ROption::RSome(last.id.clone())
-                            }
-                            _ => ROption::RNone,
-                        };
-                        Ok(ScanPage {
-                            records,
-                            next_cursor,
-                        })
-                    }
-                })
+    async fn count(&self, collection: String, filter_json: String) -> PluginResult<u64> {
+        let shared = &self.shared;
+        let filter = &parse_filter(&filter_json)?;
+        shared
+            .with_meta(&collection, |meta| async move {
+                let mut args = Args::default();
+                let cond = translate(filter, "metadata", &mut args)?;
+                let n: i64 = sqlx::query_scalar_with(
+                    AssertSqlSafe(format!("SELECT count(*) FROM {} WHERE {cond}", meta.table)),
+                    arguments(None, &args.values)?,
+                )
+                .fetch_one(&shared.pool)
                 .await
-        })
+                .map_err(map)?;
+                Ok(n as u64)
+            })
+            .await
+    }
+
+    async fn scan(&self, request: ScanRequest) -> PluginResult<ScanPage> {
+        let shared = &self.shared;
+        let filter = &parse_filter(&request.filter_json)?;
+        // The cursor is the last id of the previous page (ids sort by bytes).
+        let after = request.cursor.as_deref();
+        let limit = request.limit.clamp(1, 10_000);
+        let include = request.include;
+        shared
+            .with_meta(&request.collection, |meta| async move {
+                let mut args = Args::default();
+                let after_cond = match after {
+                    Some(a) => format!("id > {}::text AND ", args.push(Arg::Text(a.to_string()))),
+                    None => String::new(),
+                };
+                let cond = translate(filter, "metadata", &mut args)?;
+                let lim = args.push(Arg::Int(i64::from(limit)));
+                let rows = sqlx::query_with(
+                    AssertSqlSafe(format!(
+                        "SELECT id{} FROM {} WHERE {after_cond}{cond} ORDER BY id LIMIT {lim}",
+                        columns(include, ""),
+                        meta.table
+                    )),
+                    arguments(None, &args.values)?,
+                )
+                .fetch_all(&shared.pool)
+                .await
+                .map_err(map)?;
+                let records = rows
+                    .iter()
+                    .map(|r| to_match(r, include, false))
+                    .collect::<PluginResult<Vec<_>>>()?;
+                let next_cursor = match records.last() {
+                    Some(last) if records.len() == limit as usize => Some(last.id.clone()),
+                    _ => None,
+                };
+                Ok(ScanPage {
+                    records,
+                    next_cursor,
+                })
+            })
+            .await
+    }
+
+    /// Every call is async network I/O (an index build too: the server
+    /// builds, this side awaits): polled in the plugin's runtime.
+    fn runs(&self, _call: VectorCall<'_>) -> Runs {
+        Runs::Async
     }
 }
 
@@ -1324,10 +1284,7 @@ async fn upsert(shared: &Shared, meta: &Meta, records: &[VectorRecord]) -> Plugi
                 }
             })
             .collect();
-        let texts: Vec<Option<&str>> = chunk
-            .iter()
-            .map(|r| r.text.as_ref().map(|t| t.as_str()).into_option())
-            .collect();
+        let texts: Vec<Option<&str>> = chunk.iter().map(|r| r.text.as_deref()).collect();
         sqlx::query(AssertSqlSafe(sql.clone()))
             .bind(&ids)
             .bind(&vectors)

@@ -379,6 +379,32 @@ async fn a_database_without_pgvector_is_a_clear_error() {
         dir.path(),
         &[("plain", format!("{{ url = {:?} }}", format!("{base}/{db}")))],
     );
+    // Known at open: that backend claims the SQL capabilities only, while
+    // one on a database with pgvector claims the vector ones too. (Opened
+    // in process through the kit's `Plugin` trait: the host does not show
+    // a backend's own capabilities yet.)
+    let capabilities = |url: String| async move {
+        use strata_plugin::{OpenContext, Plugin};
+        let config = serde_json::from_value(serde_json::json!({ "url": url })).unwrap();
+        let backend = strata_postgres::PostgresPlugin::open(config, OpenContext::default())
+            .await
+            .unwrap();
+        let capabilities = backend.capabilities();
+        backend.close().await.unwrap();
+        capabilities
+    };
+    let without = capabilities(format!("{base}/{db}")).await;
+    assert!(
+        without.iter().any(|c| c == "sql.transactions"),
+        "{without:?}"
+    );
+    assert!(
+        !without.iter().any(|c| c.starts_with("vector.")),
+        "{without:?}"
+    );
+    let with = capabilities(url.clone()).await;
+    assert!(with.iter().any(|c| c == "vector.ann"), "{with:?}");
+
     let v = plain.vectors_backend("plain").await.unwrap();
     let err = v
         .create_collection("c", 3, Metric::Cosine)

@@ -1,7 +1,10 @@
 //! The blob contract on object_store's `AmazonS3`.
 //!
-//! Every call is spawned on the plugin's own runtime ([`crate::spawn`]);
-//! the host awaits the join handle. Keys get the configured prefix in front
+//! Every call runs as a task on the plugin's runtime ([`Runs::Task`], the
+//! answer of both `runs` methods): an upload keeps streaming while the host
+//! is busy elsewhere, and a call the host stops awaiting still finishes (a
+//! multipart upload is completed or aborted, never left half-done). Keys
+//! get the configured prefix in front
 //! and lose it again in listings. A key must survive object_store's path
 //! rules unchanged (no empty segments, no leading or trailing `/`, no
 //! characters it would percent-encode); anything else is an `invalid_input`
@@ -9,10 +12,6 @@
 
 use std::sync::Arc;
 
-use abi_stable::{
-    sabi_trait::TD_Opaque,
-    std_types::{ROption, RString, RVec},
-};
 use object_store::{
     Attribute, Attributes, GetOptions, GetRange, ObjectStore, ObjectStoreExt as _,
     PutMultipartOptions, PutOptions, PutPayload, WriteMultipart,
@@ -20,17 +19,17 @@ use object_store::{
     list::{PaginatedListOptions, PaginatedListStore},
     path::Path,
 };
-use strata_plugin_api::{
-    PluginError,
+use strata_plugin::{
+    BlobBackend, BlobWriter, PluginError, PluginResult, Runs,
     blob::{
-        BlobStore, BlobWriter, BlobWriter_TO, BlobWriterBox, GetRequest, GetResponse, ListPage,
-        ListRequest, MultipartRequest, ObjectMeta, PutRequest,
+        BlobCall, GetRequest, GetResponse, ListPage, ListRequest, MultipartRequest, ObjectMeta,
+        PutRequest,
     },
-    sql::PluginFuture,
+    runs::detach,
 };
 use tokio::sync::Mutex;
 
-use crate::{error::S3Error, runtime_spawn, spawn};
+use crate::{config::S3Config, error::S3Error};
 
 /// Longest key S3 accepts, in bytes (the configured prefix counts).
 const MAX_KEY_BYTES: usize = 1024;
@@ -38,14 +37,26 @@ const MAX_KEY_BYTES: usize = 1024;
 /// One opened S3 backend's store; cheap to clone.
 #[derive(Clone)]
 pub(crate) struct S3Blobs {
-    pub(crate) store: Arc<AmazonS3>,
-    pub(crate) bucket: String,
-    pub(crate) prefix: String,
-    pub(crate) part_size: usize,
-    pub(crate) concurrency: usize,
+    store: Arc<AmazonS3>,
+    bucket: String,
+    prefix: String,
+    part_size: usize,
+    concurrency: usize,
 }
 
 impl S3Blobs {
+    /// The store `cfg` describes (no request is made).
+    pub(crate) fn open(cfg: S3Config) -> Result<S3Blobs, S3Error> {
+        let store = cfg.client()?;
+        Ok(S3Blobs {
+            store: Arc::new(store),
+            part_size: cfg.part_size_mib as usize * 1024 * 1024,
+            concurrency: cfg.upload_concurrency.max(1) as usize,
+            bucket: cfg.bucket,
+            prefix: cfg.prefix,
+        })
+    }
+
     fn path(&self, key: &str) -> Result<Path, S3Error> {
         let bad = |reason: &str| S3Error::Key {
             key: key.to_string(),
@@ -81,8 +92,8 @@ impl S3Blobs {
         ObjectMeta {
             key: full.strip_prefix(&self.prefix).unwrap_or(full).into(),
             size: m.size,
-            last_modified_ms: ROption::RSome(m.last_modified.timestamp_millis()),
-            etag: m.e_tag.clone().map(RString::from).into(),
+            last_modified_ms: Some(m.last_modified.timestamp_millis()),
+            etag: m.e_tag.clone(),
         }
     }
 
@@ -112,129 +123,116 @@ impl S3Blobs {
     }
 }
 
-impl BlobStore for S3Blobs {
-    fn put(&self, req: PutRequest) -> PluginFuture<ObjectMeta> {
-        let this = self.clone();
-        spawn(async move {
-            let path = this.path(&req.key)?;
-            let size = req.data.len() as u64;
-            let opts = PutOptions {
-                attributes: S3Blobs::attributes(&req.content_type),
-                ..Default::default()
-            };
-            let r = this
-                .store
-                .put_opts(&path, PutPayload::from(req.data.into_vec()), opts)
-                .await
-                .map_err(|e| this.store_err("put", &req.key, e))?;
-            Ok(ObjectMeta {
-                key: req.key,
-                size,
-                last_modified_ms: ROption::RNone,
-                etag: r.e_tag.map(RString::from).into(),
-            })
+impl BlobBackend for S3Blobs {
+    type Writer = S3Writer;
+
+    async fn put(&self, req: PutRequest) -> PluginResult<ObjectMeta> {
+        let path = self.path(&req.key)?;
+        let size = req.data.len() as u64;
+        let opts = PutOptions {
+            attributes: S3Blobs::attributes(&req.content_type),
+            ..Default::default()
+        };
+        let r = self
+            .store
+            .put_opts(&path, PutPayload::from(req.data), opts)
+            .await
+            .map_err(|e| self.store_err("put", &req.key, e))?;
+        Ok(ObjectMeta {
+            key: req.key,
+            size,
+            last_modified_ms: None,
+            etag: r.e_tag,
         })
     }
 
-    fn get(&self, req: GetRequest) -> PluginFuture<GetResponse> {
-        let this = self.clone();
-        spawn(async move {
-            let path = this.path(&req.key)?;
-            let opts = GetOptions {
-                range: req
-                    .range
-                    .into_option()
-                    .map(|r| GetRange::Bounded(r.start..r.end.max(r.start))),
-                ..Default::default()
-            };
-            let r = this
-                .store
-                .get_opts(&path, opts)
-                .await
-                .map_err(|e| this.store_err("get", &req.key, e))?;
-            let meta = this.meta(&r.meta);
-            let data = r
-                .bytes()
-                .await
-                .map_err(|e| this.store_err("get", &req.key, e))?;
-            Ok(GetResponse {
-                meta,
-                data: RVec::from(Vec::from(data)),
-            })
+    async fn get(&self, req: GetRequest) -> PluginResult<GetResponse> {
+        let path = self.path(&req.key)?;
+        let opts = GetOptions {
+            range: req
+                .range
+                .map(|r| GetRange::Bounded(r.start..r.end.max(r.start))),
+            ..Default::default()
+        };
+        let r = self
+            .store
+            .get_opts(&path, opts)
+            .await
+            .map_err(|e| self.store_err("get", &req.key, e))?;
+        let meta = self.meta(&r.meta);
+        let data = r
+            .bytes()
+            .await
+            .map_err(|e| self.store_err("get", &req.key, e))?;
+        Ok(GetResponse {
+            meta,
+            data: Vec::from(data),
         })
     }
 
-    fn head(&self, key: RString) -> PluginFuture<ObjectMeta> {
-        let this = self.clone();
-        spawn(async move {
-            let path = this.path(&key)?;
-            let m = this
-                .store
-                .head(&path)
-                .await
-                .map_err(|e| this.store_err("head", &key, e))?;
-            Ok(this.meta(&m))
+    async fn head(&self, key: String) -> PluginResult<ObjectMeta> {
+        let path = self.path(&key)?;
+        let m = self
+            .store
+            .head(&path)
+            .await
+            .map_err(|e| self.store_err("head", &key, e))?;
+        Ok(self.meta(&m))
+    }
+
+    async fn list(&self, req: ListRequest) -> PluginResult<ListPage> {
+        let full = format!("{}{}", self.prefix, req.prefix);
+        let opts = PaginatedListOptions {
+            max_keys: (req.limit > 0).then_some(req.limit.min(1000) as usize),
+            page_token: req.cursor,
+            ..Default::default()
+        };
+        let page = self
+            .store
+            .list_paginated((!full.is_empty()).then_some(full.as_str()), opts)
+            .await
+            .map_err(|e| self.store_err("list", &req.prefix, e))?;
+        let mut objects: Vec<ObjectMeta> =
+            page.result.objects.iter().map(|m| self.meta(m)).collect();
+        objects.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(ListPage {
+            objects,
+            next_cursor: page.page_token,
         })
     }
 
-    fn list(&self, req: ListRequest) -> PluginFuture<ListPage> {
-        let this = self.clone();
-        spawn(async move {
-            let full = format!("{}{}", this.prefix, req.prefix);
-            let opts = PaginatedListOptions {
-                max_keys: (req.limit > 0).then_some(req.limit.min(1000) as usize),
-                page_token: req.cursor.into_option().map(String::from),
-                ..Default::default()
-            };
-            let page = this
-                .store
-                .list_paginated((!full.is_empty()).then_some(full.as_str()), opts)
-                .await
-                .map_err(|e| this.store_err("list", &req.prefix, e))?;
-            let mut objects: Vec<ObjectMeta> =
-                page.result.objects.iter().map(|m| this.meta(m)).collect();
-            objects.sort_by(|a, b| a.key.cmp(&b.key));
-            Ok(ListPage {
-                objects: objects.into(),
-                next_cursor: page.page_token.map(RString::from).into(),
-            })
+    async fn delete(&self, key: String) -> PluginResult<()> {
+        let path = self.path(&key)?;
+        match self.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.store_err("delete", &key, e).into()),
+        }
+    }
+
+    async fn put_multipart(&self, req: MultipartRequest) -> PluginResult<S3Writer> {
+        let path = self.path(&req.key)?;
+        let opts = PutMultipartOptions {
+            attributes: S3Blobs::attributes(&req.content_type),
+            ..Default::default()
+        };
+        let upload = self
+            .store
+            .put_multipart_opts(&path, opts)
+            .await
+            .map_err(|e| self.store_err("start multipart upload of", &req.key, e))?;
+        Ok(S3Writer {
+            state: Arc::new(Mutex::new(WriterState {
+                upload: Some(WriteMultipart::new_with_chunk_size(upload, self.part_size)),
+                written: 0,
+            })),
+            blobs: self.clone(),
+            key: req.key,
         })
     }
 
-    fn delete(&self, key: RString) -> PluginFuture<()> {
-        let this = self.clone();
-        spawn(async move {
-            let path = this.path(&key)?;
-            match this.store.delete(&path).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-                Err(e) => Err(this.store_err("delete", &key, e).into()),
-            }
-        })
-    }
-
-    fn put_multipart(&self, req: MultipartRequest) -> PluginFuture<BlobWriterBox> {
-        let this = self.clone();
-        spawn(async move {
-            let path = this.path(&req.key)?;
-            let opts = PutMultipartOptions {
-                attributes: S3Blobs::attributes(&req.content_type),
-                ..Default::default()
-            };
-            let upload = this
-                .store
-                .put_multipart_opts(&path, opts)
-                .await
-                .map_err(|e| this.store_err("start multipart upload of", &req.key, e))?;
-            let writer = S3Writer {
-                state: Arc::new(Mutex::new(WriterState {
-                    upload: Some(WriteMultipart::new_with_chunk_size(upload, this.part_size)),
-                    written: 0,
-                })),
-                blobs: this,
-                key: req.key.to_string(),
-            };
-            Ok(BlobWriter_TO::from_value(writer, TD_Opaque))
-        })
+    /// Every call is a task on the plugin's runtime (see the module docs).
+    fn runs(&self, _call: BlobCall<'_>) -> Runs {
+        Runs::Task
     }
 }
 
@@ -247,73 +245,74 @@ struct WriterState {
 /// stream into `part_size` parts and keeps up to `concurrency` part uploads
 /// in flight; `write_part` returns once its bytes are buffered or handed to
 /// an upload, so the host can read the next chunk meanwhile.
-struct S3Writer {
+pub(crate) struct S3Writer {
     blobs: S3Blobs,
     key: String,
     state: Arc<Mutex<WriterState>>,
 }
 
 impl BlobWriter for S3Writer {
-    fn write_part(&self, data: RVec<u8>) -> PluginFuture<()> {
-        let (state, key, blobs) = (self.state.clone(), self.key.clone(), self.blobs.clone());
-        spawn(async move {
-            let mut state = state.lock().await;
-            let state = &mut *state;
-            let upload = state
-                .upload
-                .as_mut()
-                .ok_or_else(|| S3Error::WriterClosed(key.clone()))?;
-            upload
-                .wait_for_capacity(blobs.concurrency)
-                .await
-                .map_err(|e| blobs.store_err("upload part of", &key, e))?;
-            state.written += data.len() as u64;
-            upload.write(&data);
-            Ok(())
+    async fn write_part(&self, data: Vec<u8>) -> PluginResult<()> {
+        let mut state = self.state.lock().await;
+        let state = &mut *state;
+        let upload = state
+            .upload
+            .as_mut()
+            .ok_or_else(|| S3Error::WriterClosed(self.key.clone()))?;
+        upload
+            .wait_for_capacity(self.blobs.concurrency)
+            .await
+            .map_err(|e| self.blobs.store_err("upload part of", &self.key, e))?;
+        state.written += data.len() as u64;
+        upload.write(&data);
+        Ok(())
+    }
+
+    async fn complete(&self) -> PluginResult<ObjectMeta> {
+        let mut state = self.state.lock().await;
+        let upload = state
+            .upload
+            .take()
+            .ok_or_else(|| S3Error::WriterClosed(self.key.clone()))?;
+        let r = upload.finish().await.map_err(|e| {
+            self.blobs
+                .store_err("complete multipart upload of", &self.key, e)
+        })?;
+        Ok(ObjectMeta {
+            key: self.key.clone(),
+            size: state.written,
+            last_modified_ms: None,
+            etag: r.e_tag,
         })
     }
 
-    fn complete(&self) -> PluginFuture<ObjectMeta> {
-        let (state, key, blobs) = (self.state.clone(), self.key.clone(), self.blobs.clone());
-        spawn(async move {
-            let mut state = state.lock().await;
-            let upload = state
-                .upload
-                .take()
-                .ok_or_else(|| S3Error::WriterClosed(key.clone()))?;
-            let r = upload
-                .finish()
-                .await
-                .map_err(|e| blobs.store_err("complete multipart upload of", &key, e))?;
-            Ok(ObjectMeta {
-                key: key.into(),
-                size: state.written,
-                last_modified_ms: ROption::RNone,
-                etag: r.e_tag.map(RString::from).into(),
-            })
-        })
+    async fn abort(&self) -> PluginResult<()> {
+        let upload = self.state.lock().await.upload.take();
+        match upload {
+            Some(u) => u.abort().await.map_err(|e| {
+                PluginError::from(
+                    self.blobs
+                        .store_err("abort multipart upload of", &self.key, e),
+                )
+            }),
+            None => Ok(()),
+        }
     }
 
-    fn abort(&self) -> PluginFuture<()> {
-        let (state, key, blobs) = (self.state.clone(), self.key.clone(), self.blobs.clone());
-        spawn(async move {
-            let upload = state.lock().await.upload.take();
-            match upload {
-                Some(u) => u.abort().await.map_err(|e| {
-                    PluginError::from(blobs.store_err("abort multipart upload of", &key, e))
-                }),
-                None => Ok(()),
-            }
-        })
+    /// Every call is a task on the plugin's runtime: `complete` and `abort`
+    /// finish even when the host stops awaiting them.
+    fn runs(&self, _call: BlobCall<'_>) -> Runs {
+        Runs::Task
     }
 }
 
 impl Drop for S3Writer {
     /// A writer dropped without `complete` or `abort` aborts its upload, so
-    /// no half-written parts linger in the bucket.
+    /// no half-written parts linger in the bucket. (The kit drops it once
+    /// the host has dropped its handle and no call of it is still running.)
     fn drop(&mut self) {
         let state = self.state.clone();
-        runtime_spawn(async move {
+        detach(async move {
             if let Some(u) = state.lock().await.upload.take() {
                 let _ = u.abort().await;
             }

@@ -1,7 +1,12 @@
-//! The S3 plugin's configuration.
+//! The S3 plugin's configuration, and the object_store client it describes.
 
+use std::time::Duration;
+
+use object_store::{ClientOptions, RetryConfig, aws::AmazonS3, aws::AmazonS3Builder};
 use schemars::JsonSchema;
 use serde::Deserialize;
+
+use crate::error::S3Error;
 
 /// Configuration of one S3 backend (`[backends.NAME.config]`).
 ///
@@ -86,6 +91,84 @@ impl std::fmt::Debug for S3Config {
     }
 }
 
+impl S3Config {
+    /// The client this config describes, after the checks the schema cannot
+    /// express (each error names its key). No request is made: a wrong
+    /// endpoint, bucket or credential shows on the first call (and in
+    /// `health`).
+    pub(crate) fn client(&self) -> Result<AmazonS3, S3Error> {
+        if self.bucket.trim().is_empty() {
+            return Err(S3Error::Config("key `bucket` must not be empty".into()));
+        }
+        let mut client = ClientOptions::new()
+            .with_connect_timeout(Duration::from_millis(self.connect_timeout_ms));
+        client = if self.request_timeout_ms == 0 {
+            client.with_timeout_disabled()
+        } else {
+            client.with_timeout(Duration::from_millis(self.request_timeout_ms))
+        };
+        // Credentials and region fall back to the AWS_* environment variables.
+        let mut b = AmazonS3Builder::from_env()
+            .with_bucket_name(&self.bucket)
+            .with_virtual_hosted_style_request(!self.path_style)
+            .with_retry(RetryConfig {
+                max_retries: self.max_retries as usize,
+                retry_timeout: Duration::from_secs(60),
+                ..Default::default()
+            });
+        if let Some(endpoint) = &self.endpoint {
+            let url = url::Url::parse(endpoint).map_err(|e| {
+                S3Error::Config(format!("key `endpoint`: {endpoint:?} is not a URL: {e}"))
+            })?;
+            let host = url.host().ok_or_else(|| {
+                S3Error::Config(format!("key `endpoint`: {endpoint:?} has no host"))
+            })?;
+            match url.scheme() {
+                "https" => {}
+                "http" if self.allow_http || is_loopback(&host) => {
+                    client = client.with_allow_http(true);
+                }
+                "http" => {
+                    return Err(S3Error::Config(format!(
+                        "key `endpoint`: {endpoint:?} is plain http on a non-loopback host; use https or set allow_http = true"
+                    )));
+                }
+                other => {
+                    return Err(S3Error::Config(format!(
+                        "key `endpoint`: scheme {other:?} is not http or https"
+                    )));
+                }
+            }
+            b = b.with_endpoint(endpoint.trim_end_matches('/'));
+        }
+        let region = self
+            .region
+            .clone()
+            .or_else(|| std::env::var("AWS_REGION").ok())
+            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+            .unwrap_or_else(|| "us-east-1".into());
+        b = b.with_region(region);
+        if let Some(k) = &self.access_key_id {
+            b = b.with_access_key_id(k);
+        }
+        if let Some(s) = &self.secret_access_key {
+            b = b.with_secret_access_key(s);
+        }
+        if let Some(t) = &self.session_token {
+            b = b.with_token(t);
+        }
+        if !self.prefix.is_empty() && (self.prefix.starts_with('/') || self.prefix.contains("//")) {
+            return Err(S3Error::Config(format!(
+                "key `prefix`: {:?} must not start with `/` or contain `//`",
+                self.prefix
+            )));
+        }
+        b.with_client_options(client)
+            .build()
+            .map_err(|e| S3Error::Config(e.to_string()))
+    }
+}
+
 fn yes() -> bool {
     true
 }
@@ -105,13 +188,8 @@ fn default_request_timeout_ms() -> u64 {
     300_000
 }
 
-/// The config's JSON Schema, as published in the manifest.
-pub fn schema_json() -> String {
-    serde_json::to_string(&schemars::schema_for!(S3Config)).unwrap_or_else(|_| "{}".into())
-}
-
 /// Whether `host` (from a URL) is a loopback address or `localhost`.
-pub(crate) fn is_loopback(host: &url::Host<&str>) -> bool {
+fn is_loopback(host: &url::Host<&str>) -> bool {
     match host {
         url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
         url::Host::Ipv4(ip) => ip.is_loopback(),

@@ -17,7 +17,7 @@
 //! carry no secrets: requests are signed in headers).
 
 use object_store::client::{HttpError, HttpErrorKind};
-use strata_plugin_api::{ErrorKind, PluginError};
+use strata_plugin::{ErrorKind, PluginError};
 
 /// What can go wrong in the S3 plugin.
 #[non_exhaustive]

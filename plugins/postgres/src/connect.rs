@@ -1,0 +1,182 @@
+//! Opening and closing a backend's connection pool, and what `open` learns
+//! about the server on the way (whether pgvector can serve the vector
+//! contract).
+
+use std::{str::FromStr, sync::Arc, time::Duration};
+
+use sqlx::{
+    PgPool, Row,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+use strata_plugin::{ErrorKind, OpenContext, PluginError, PluginResult};
+
+use crate::{
+    config::{PostgresConfig, valid_identifier},
+    error,
+};
+
+/// Connects the pool `cfg` describes (within `connect_timeout_ms`) and
+/// creates the backend's schema when it is missing.
+pub(crate) async fn connect(cfg: &PostgresConfig, ctx: &OpenContext) -> PluginResult<PgPool> {
+    if let Some(s) = &cfg.schema
+        && !valid_identifier(s)
+    {
+        return Err(PluginError::new(
+            ErrorKind::InvalidConfig,
+            format!(
+                "schema {s:?} is not a valid name: use letters, digits and `_`, starting with a letter or `_`, at most 63"
+            ),
+        ));
+    }
+    let mut opts = PgConnectOptions::from_str(&cfg.url).map_err(|e| {
+        PluginError::new(
+            ErrorKind::InvalidConfig,
+            format!(
+                "url is not a valid postgres URL: {}",
+                redact(&e.to_string(), &cfg.url)
+            ),
+        )
+    })?;
+    opts = opts.application_name(&cfg.application_name);
+    if let Some(mode) = cfg.ssl_mode {
+        opts = opts.ssl_mode(mode.sqlx());
+    }
+    if let Some(ca) = &cfg.ssl_root_cert {
+        // Relative to the directory of `plugins.toml` when the host says
+        // which it is; otherwise to the working directory.
+        let ca = ctx.resolve(ca);
+        if !ca.is_file() {
+            return Err(PluginError::new(
+                ErrorKind::InvalidConfig,
+                format!("ssl_root_cert {ca:?} is not a readable file"),
+            ));
+        }
+        opts = opts.ssl_root_cert(ca);
+    }
+    // Session settings, sent as `SET`s when each pooled connection opens
+    // rather than as the startup packet's `options` (poolers such as
+    // PgBouncer refuse startup parameters they do not know). pgvector
+    // reads its two when its library loads in the session (they are
+    // placeholders until then): the default ef_search, and iterative
+    // index scans, so a filtered query keeps walking the graph until
+    // top_k rows pass the filter, in exact distance order.
+    let mut session = String::new();
+    if let Some(s) = &cfg.schema {
+        session.push_str(&format!("SET search_path = \"{s}\", public; "));
+    }
+    if cfg.statement_timeout_ms > 0 {
+        session.push_str(&format!(
+            "SET statement_timeout = {}; ",
+            cfg.statement_timeout_ms
+        ));
+    }
+    session.push_str(&format!(
+        "SET hnsw.ef_search = {}; SET hnsw.iterative_scan = strict_order;",
+        cfg.hnsw_ef_search
+    ));
+    let session = Arc::new(session);
+    let timeout = Duration::from_millis(cfg.connect_timeout_ms);
+    let pool = tokio::time::timeout(
+        timeout,
+        PgPoolOptions::new()
+            .max_connections(cfg.pool_size)
+            .acquire_timeout(timeout)
+            .after_connect(move |conn, _| {
+                let session = session.clone();
+                Box::pin(async move {
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(session.as_str().to_owned()))
+                        .execute(conn)
+                        .await
+                        .map(drop)
+                })
+            })
+            .connect_with(opts),
+    )
+    .await
+    .map_err(|_| {
+        PluginError::new(
+            ErrorKind::Timeout,
+            format!("could not connect within {} ms", cfg.connect_timeout_ms),
+        )
+    })?
+    .map_err(|e| {
+        let err = error::map(e);
+        PluginError::new(
+            err.kind(),
+            format!("cannot connect: {}", redact(err.message(), &cfg.url)),
+        )
+        .with_backend_code(err.backend_code().unwrap_or_default())
+    })?;
+    if let Some(s) = &cfg.schema {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE SCHEMA IF NOT EXISTS \"{s}\""
+        )))
+        .execute(&pool)
+        .await
+        .map_err(error::map)?;
+    }
+    Ok(pool)
+}
+
+/// Whether pgvector can serve this backend's vector contract, as far as one
+/// catalog query at open can tell: it is installed in a schema on the
+/// backend's `search_path`, or it is not installed yet but available on
+/// the server and this role could install it on first vector use (a
+/// superuser, or a trusted extension and `CREATE` on the database).
+///
+/// It is a forecast, not a guarantee: the first vector call still checks
+/// (and installs) pgvector and answers `unsupported` naming the cause,
+/// as it always did. Should the query itself fail (a proxy that hides the
+/// catalogs), the answer is yes, the manifest's claim.
+pub(crate) async fn pgvector_usable(pool: &PgPool) -> bool {
+    // The simple protocol (no prepared statement): safe behind
+    // transaction-mode poolers.
+    const PROBE: &str = "SELECT CASE \
+         WHEN EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'vector') THEN \
+           (SELECT n.nspname = ANY (current_schemas(false)) FROM pg_extension e \
+            JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'vector') \
+         ELSE EXISTS (SELECT 1 FROM pg_available_extension_versions v WHERE v.name = 'vector' \
+           AND ((SELECT rolsuper FROM pg_roles WHERE rolname = current_user) \
+                OR (v.trusted AND has_database_privilege(current_database(), 'CREATE')))) \
+         END";
+    match sqlx::raw_sql(PROBE).fetch_one(pool).await {
+        Ok(row) => row.try_get::<Option<bool>, _>(0).ok().flatten() != Some(false),
+        Err(_) => true,
+    }
+}
+
+/// Closes `pool`: new work fails at once, and connections still checked out
+/// (an open transaction, a stream not read to its end) are waited for as
+/// long as a connection is (`connect_timeout_ms`), then `busy`: a close
+/// awaited while the caller's own transaction is open would otherwise
+/// wait for itself forever. Those connections close when dropped.
+pub(crate) async fn close_pool(pool: &PgPool) -> PluginResult<()> {
+    let wait = pool.options().get_acquire_timeout();
+    if tokio::time::timeout(wait, pool.close()).await.is_ok() {
+        return Ok(());
+    }
+    let held = (pool.size() as usize).saturating_sub(pool.num_idle());
+    Err(PluginError::new(
+        ErrorKind::Busy,
+        format!(
+            "close: {held} connection(s) still in use after {} ms (connect_timeout_ms) by an \
+             open transaction or a stream not read to its end; the backend takes no new work, \
+             and they close when dropped (commit, roll back or drop them before closing)",
+            wait.as_millis()
+        ),
+    ))
+}
+
+/// Removes the password of `url` from a message.
+fn redact(message: &str, url: &str) -> String {
+    let password = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .and_then(|(userinfo, _)| userinfo.split_once(':'))
+        .map(|(_, p)| p)
+        .filter(|p| !p.is_empty());
+    match password {
+        Some(p) => message.replace(p, "***"),
+        None => message.to_string(),
+    }
+}
