@@ -18,8 +18,8 @@ use strata_plugin_api::blob::{
 };
 
 use crate::{
+    boundary::call,
     error::{Error, Result},
-    loader::call,
 };
 
 /// Bytes per multipart part handed to the plugin, and per ranged read.
@@ -117,7 +117,7 @@ impl Blobs {
     pub async fn exists(&self, key: &str) -> Result<bool> {
         match self.head(key).await {
             Ok(_) => Ok(true),
-            Err(e) if e.kind() == crate::ErrorKind::NotFound => Ok(false),
+            Err(e) if e.kind() == strata_plugin_api::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -236,8 +236,8 @@ impl Blobs {
         while let Some(part) = parts.next().await {
             let (m, data, want) = part?;
             if m.size != meta.size || data.len() as u64 != want {
-                return Err(Error::Plugin(crate::PluginError::new(
-                    crate::ErrorKind::Busy,
+                return Err(Error::Plugin(strata_plugin_api::PluginError::new(
+                    strata_plugin_api::ErrorKind::Busy,
                     format!(
                         "{key} changed while it was read (size {} then {}, range of {want} bytes returned {})",
                         meta.size,
@@ -279,7 +279,7 @@ pub struct BlobWriter {
 impl BlobWriter {
     fn handle(&self) -> Result<&BlobWriterBox> {
         self.inner.as_ref().ok_or_else(|| {
-            Error::Plugin(crate::PluginError::closed(&format!(
+            Error::Plugin(strata_plugin_api::PluginError::closed(&format!(
                 "the multipart upload of {}",
                 self.key
             )))

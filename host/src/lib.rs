@@ -36,6 +36,7 @@
 
 pub mod backup;
 pub mod blob;
+mod boundary;
 pub mod config;
 pub mod error;
 pub mod loader;
