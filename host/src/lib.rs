@@ -42,7 +42,7 @@ pub mod error;
 pub mod loader;
 pub mod migrate;
 pub mod params;
-pub mod quickstart;
+pub mod progress;
 pub mod row;
 pub mod sql;
 pub mod strata;
