@@ -38,7 +38,7 @@ pub struct BackupArgs {
     size_mb: u64,
     /// Rows of the table (pg).
     #[arg(long, default_value_t = 1_000_000)]
-    pub(crate) rows: u64,
+    rows: u64,
     /// S3 endpoint (default: $S3_ENDPOINT, e.g. moto from scripts/servers/moto.sh).
     #[arg(long)]
     endpoint: Option<String>,
@@ -47,10 +47,10 @@ pub struct BackupArgs {
     bucket: Option<String>,
     /// Directory for the database and restores (default: a temporary directory).
     #[arg(long)]
-    pub(crate) dir: Option<PathBuf>,
+    dir: Option<PathBuf>,
     /// Write the results as Markdown here.
     #[arg(long)]
-    pub(crate) out: Option<PathBuf>,
+    out: Option<PathBuf>,
 }
 
 fn mbps(bytes: u64, secs: f64) -> f64 {
@@ -128,7 +128,9 @@ async fn run_async(args: BackupArgs) {
         .unwrap_or_else(|| "strata-test".into());
     match args.backend.as_str() {
         "sqlite" => {}
-        "pg" | "postgres" => return super::backup_pg::run_pg(args, endpoint, bucket).await,
+        "pg" | "postgres" => {
+            return super::backup_pg::run_pg(args.rows, args.dir, args.out, endpoint, bucket).await;
+        }
         other => panic!("--backend {other}: expected sqlite or pg"),
     }
     let tmp = tempfile::tempdir().expect("tempdir");
