@@ -28,7 +28,7 @@ use strata_host::{
 
 /// Arguments of `strata-bench backup`.
 #[derive(clap::Args, Debug)]
-pub struct BackupArgs {
+pub(crate) struct BackupArgs {
     /// `sqlite` (a database file, file copy baseline) or `pg` (a logical
     /// backup of a Postgres table, binary COPY baseline; needs DATABASE_URL).
     #[arg(long, default_value = "sqlite")]
@@ -107,7 +107,7 @@ fn make_db(path: &std::path::Path, size_mb: u64) -> u64 {
 }
 
 /// Runs the benchmark.
-pub fn run(args: BackupArgs) {
+pub(crate) fn run(args: BackupArgs) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

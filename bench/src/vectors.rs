@@ -43,7 +43,7 @@ const UNIT_SHRINK: f32 = 0.999_99;
 
 /// Arguments of `strata-bench vectors`.
 #[derive(clap::Args, Debug)]
-pub struct VectorsArgs {
+pub(crate) struct VectorsArgs {
     /// Collection sizes (vectors), comma-separated; one table per size.
     #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
     sizes: Vec<usize>,
@@ -1021,7 +1021,7 @@ fn today() -> String {
 }
 
 /// Runs the benchmark.
-pub fn run(args: VectorsArgs) {
+pub(crate) fn run(args: VectorsArgs) {
     if args.backend == "pg" {
         return pg::run(args);
     }

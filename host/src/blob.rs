@@ -3,7 +3,7 @@
 //! The ABI ([`strata_plugin_api::blob`]) is deliberately small — whole
 //! puts, ranged gets, paginated lists, a multipart writer. The friendly
 //! calls live here: [`Blobs::list`] follows cursors to the end,
-//! [`Blobs::upload`] streams any [`Read`](std::io::Read) through a multipart
+//! [`Blobs::upload`] streams any [`Read`] through a multipart
 //! writer, and [`Blobs::download`] fetches an object in ranges with several
 //! requests in flight, handing the bytes in order to a sink — so neither
 //! direction ever holds a whole large object in memory.

@@ -7,7 +7,7 @@ use std::{io::Write, path::Path};
 use strata_plugin_api::{Value, placeholders::Dialect};
 
 use crate::{
-    error::{Error, Result},
+    error::Result,
     loader::Backend,
     migrate::{self, MigrateError, MigrateOptions, jsonl},
     strata::Strata,
@@ -103,7 +103,7 @@ pub(super) async fn logical(
             .await
             .map_err(wrap)?;
         // Read only: nothing to keep; ending it frees the snapshot.
-        tx.rollback().await.map_err(Error::from)?;
+        tx.rollback().await?;
     }
     if let Ok(v) = backend.vectors() {
         jsonl::export_collections(&v, &mut out, &label, &options, &mut report)
