@@ -91,7 +91,7 @@ pub(crate) struct VectorsArgs {
     /// Directory holding libstrata_sqlite.so (default: next to this binary).
     #[arg(long)]
     plugin_dir: Option<PathBuf>,
-    /// Where the report (vectors-<backend>.md) and plot (.png) are written.
+    /// Where the report (vectors-BACKEND.md) and plot (.png) are written.
     #[arg(long, default_value = "benchmarks")]
     out_dir: PathBuf,
     /// The backend measured: `sqlite` (exact + HNSW sidecar vs hnsw_rs) or
