@@ -28,7 +28,7 @@ use strata_host::{
 
 /// Arguments of `strata-bench backup`.
 #[derive(clap::Args, Debug)]
-pub struct BackupArgs {
+pub(crate) struct BackupArgs {
     /// `sqlite` (a database file, file copy baseline) or `pg` (a logical
     /// backup of a Postgres table, binary COPY baseline; needs DATABASE_URL).
     #[arg(long, default_value = "sqlite")]
@@ -38,7 +38,7 @@ pub struct BackupArgs {
     size_mb: u64,
     /// Rows of the table (pg).
     #[arg(long, default_value_t = 1_000_000)]
-    pub(crate) rows: u64,
+    rows: u64,
     /// S3 endpoint (default: $S3_ENDPOINT, e.g. moto from scripts/servers/moto.sh).
     #[arg(long)]
     endpoint: Option<String>,
@@ -47,10 +47,10 @@ pub struct BackupArgs {
     bucket: Option<String>,
     /// Directory for the database and restores (default: a temporary directory).
     #[arg(long)]
-    pub(crate) dir: Option<PathBuf>,
+    dir: Option<PathBuf>,
     /// Write the results as Markdown here.
     #[arg(long)]
-    pub(crate) out: Option<PathBuf>,
+    out: Option<PathBuf>,
 }
 
 fn mbps(bytes: u64, secs: f64) -> f64 {
@@ -107,7 +107,7 @@ fn make_db(path: &std::path::Path, size_mb: u64) -> u64 {
 }
 
 /// Runs the benchmark.
-pub fn run(args: BackupArgs) {
+pub(crate) fn run(args: BackupArgs) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -128,7 +128,9 @@ async fn run_async(args: BackupArgs) {
         .unwrap_or_else(|| "strata-test".into());
     match args.backend.as_str() {
         "sqlite" => {}
-        "pg" | "postgres" => return super::backup_pg::run_pg(args, endpoint, bucket).await,
+        "pg" | "postgres" => {
+            return super::backup_pg::run_pg(args.rows, args.dir, args.out, endpoint, bucket).await;
+        }
         other => panic!("--backend {other}: expected sqlite or pg"),
     }
     let tmp = tempfile::tempdir().expect("tempdir");

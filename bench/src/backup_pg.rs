@@ -21,7 +21,7 @@
 //! rows/s is table rows per second of wall time; MB/s is the table's
 //! on-disk size (`pg_table_size`, heap + TOAST, 10^6 bytes) per second.
 
-use std::time::Instant;
+use std::{path::PathBuf, time::Instant};
 
 use futures_util::StreamExt as _;
 use sqlx::{Connection, PgConnection};
@@ -30,8 +30,6 @@ use strata_host::{
     backup::{BackupManager, Which, download_file_decompressed, upload_file_compressed},
     config::Compression,
 };
-
-use super::backup::BackupArgs;
 
 fn per_sec(n: f64, secs: f64) -> f64 {
     n / secs
@@ -47,11 +45,16 @@ async fn exec(pg: &mut PgConnection, sql: String) {
 const TABLE_DDL: &str = "(id bigint PRIMARY KEY, agent text NOT NULL, content text NOT NULL, \
      importance double precision NOT NULL, created timestamptz NOT NULL, meta jsonb NOT NULL)";
 
-pub(crate) async fn run_pg(args: BackupArgs, endpoint: String, bucket: String) {
+pub(crate) async fn run_pg(
+    rows: u64,
+    dir: Option<PathBuf>,
+    out: Option<PathBuf>,
+    endpoint: String,
+    bucket: String,
+) {
     let url = std::env::var("DATABASE_URL").expect(
         "set DATABASE_URL (scripts/servers/postgres.sh start; eval \"$(scripts/servers/postgres.sh env)\")",
     );
-    let rows = args.rows;
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
@@ -93,7 +96,7 @@ pub(crate) async fn run_pg(args: BackupArgs, endpoint: String, bucket: String) {
     );
 
     let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = args.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    let dir = dir.unwrap_or_else(|| tmp.path().to_path_buf());
     std::fs::create_dir_all(&dir).expect("create --dir");
     let prefix = format!("bench-backup-pg/{stamp}/");
     let toml = format!(
@@ -270,7 +273,7 @@ compression = "zstd"
         base_restore - base_download,
     );
     println!("{table}");
-    if let Some(out) = args.out {
+    if let Some(out) = out {
         std::fs::write(&out, table).expect("write --out");
         eprintln!("wrote {}", out.display());
     }

@@ -12,7 +12,7 @@ use plotters::{
 };
 
 /// One panel: one collection size.
-pub struct Panel {
+pub(crate) struct Panel {
     /// Panel caption.
     pub title: String,
     /// HNSW through the plugin: (recall, QPS, ef).
@@ -34,7 +34,7 @@ const FONT_FILES: &[&str] = &[
 ];
 
 /// Registers a font for plot text; false when none could be read.
-pub fn load_font() -> bool {
+pub(crate) fn load_font() -> bool {
     let candidates: Vec<String> = match std::env::var("STRATA_BENCH_FONT") {
         Ok(f) => vec![f],
         Err(_) => FONT_FILES.iter().map(|s| s.to_string()).collect(),
@@ -60,7 +60,7 @@ fn err(e: impl std::fmt::Display) -> String {
 }
 
 /// Draws one panel per size, side by side, into a PNG at `path`.
-pub fn draw(path: &Path, panels: &[Panel], font: bool) -> Result<(), String> {
+pub(crate) fn draw(path: &Path, panels: &[Panel], font: bool) -> Result<(), String> {
     let cols = panels.len().max(1) as u32;
     let root = BitMapBackend::new(path, (620 * cols, 480)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;

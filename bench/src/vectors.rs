@@ -43,7 +43,7 @@ const UNIT_SHRINK: f32 = 0.999_99;
 
 /// Arguments of `strata-bench vectors`.
 #[derive(clap::Args, Debug)]
-pub struct VectorsArgs {
+pub(crate) struct VectorsArgs {
     /// Collection sizes (vectors), comma-separated; one table per size.
     #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
     sizes: Vec<usize>,
@@ -91,7 +91,7 @@ pub struct VectorsArgs {
     /// Directory holding libstrata_sqlite.so (default: next to this binary).
     #[arg(long)]
     plugin_dir: Option<PathBuf>,
-    /// Where the report (vectors-<backend>.md) and plot (.png) are written.
+    /// Where the report (vectors-BACKEND.md) and plot (.png) are written.
     #[arg(long, default_value = "benchmarks")]
     out_dir: PathBuf,
     /// The backend measured: `sqlite` (exact + HNSW sidecar vs hnsw_rs) or
@@ -1021,7 +1021,7 @@ fn today() -> String {
 }
 
 /// Runs the benchmark.
-pub fn run(args: VectorsArgs) {
+pub(crate) fn run(args: VectorsArgs) {
     if args.backend == "pg" {
         return pg::run(args);
     }

@@ -3,7 +3,7 @@
 //! The ABI ([`strata_plugin_api::blob`]) is deliberately small — whole
 //! puts, ranged gets, paginated lists, a multipart writer. The friendly
 //! calls live here: [`Blobs::list`] follows cursors to the end,
-//! [`Blobs::upload`] streams any [`Read`](std::io::Read) through a multipart
+//! [`Blobs::upload`] streams any [`Read`] through a multipart
 //! writer, and [`Blobs::download`] fetches an object in ranges with several
 //! requests in flight, handing the bytes in order to a sink — so neither
 //! direction ever holds a whole large object in memory.
@@ -18,8 +18,8 @@ use strata_plugin_api::blob::{
 };
 
 use crate::{
+    boundary::call,
     error::{Error, Result},
-    loader::call,
 };
 
 /// Bytes per multipart part handed to the plugin, and per ranged read.
@@ -120,7 +120,7 @@ impl Blobs {
     pub async fn exists(&self, key: &str) -> Result<bool> {
         match self.head(key).await {
             Ok(_) => Ok(true),
-            Err(e) if e.kind() == crate::ErrorKind::NotFound => Ok(false),
+            Err(e) if e.kind() == strata_plugin_api::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -241,8 +241,8 @@ impl Blobs {
         while let Some(part) = parts.next().await {
             let (m, data, want) = part?;
             if m.size != meta.size || data.len() as u64 != want {
-                return Err(Error::Plugin(crate::PluginError::new(
-                    crate::ErrorKind::Busy,
+                return Err(Error::Plugin(strata_plugin_api::PluginError::new(
+                    strata_plugin_api::ErrorKind::Busy,
                     format!(
                         "{key} changed while it was read (size {} then {}, range of {want} bytes returned {})",
                         meta.size,
@@ -284,7 +284,7 @@ pub struct BlobWriter {
 impl BlobWriter {
     fn handle(&self) -> Result<&BlobWriterBox> {
         self.inner.as_ref().ok_or_else(|| {
-            Error::Plugin(crate::PluginError::closed(&format!(
+            Error::Plugin(strata_plugin_api::PluginError::closed(&format!(
                 "the multipart upload of {}",
                 self.key
             )))

@@ -90,9 +90,6 @@ pub enum Error {
     /// An error reported by a plugin (or a panic contained at the boundary).
     #[error("{0}")]
     Plugin(#[from] PluginError),
-    /// A backup is missing, corrupt or cannot be taken or restored.
-    #[error(transparent)]
-    Backup(#[from] crate::backup::BackupError),
     /// An I/O error outside any plugin.
     #[error("{context}: {source}")]
     Io {
@@ -125,7 +122,6 @@ impl Error {
             Error::NoContract { .. } => ErrorKind::Unsupported,
             Error::Params(_) | Error::Decode { .. } => ErrorKind::InvalidInput,
             Error::Plugin(e) => e.kind(),
-            Error::Backup(e) => e.kind(),
             Error::Io { .. } => ErrorKind::Internal,
         }
     }

@@ -36,12 +36,13 @@
 
 pub mod backup;
 pub mod blob;
+mod boundary;
 pub mod config;
 pub mod error;
 pub mod loader;
 pub mod migrate;
 pub mod params;
-pub mod quickstart;
+pub mod progress;
 pub mod row;
 pub mod sql;
 pub mod strata;

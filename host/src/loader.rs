@@ -15,22 +15,21 @@
 
 use std::{
     collections::HashMap,
-    panic::AssertUnwindSafe,
     path::{Path, PathBuf},
     sync::{Arc, Mutex, OnceLock},
 };
 
 use abi_stable::{
     library::{LibraryError, RootModule, lib_header_from_path},
-    std_types::{RResult, RVec},
+    std_types::RVec,
 };
-use futures_util::FutureExt as _;
 use strata_plugin_api::{
     BackendBox, ErrorKind, ManifestRef, OpenArgs, PluginError, PluginModRef, contracts,
-    error::panic_message, placeholders::Dialect, sql::PluginFuture,
+    placeholders::Dialect,
 };
 
 use crate::{
+    boundary::call,
     config::{BackendConfig, Config, PluginSource},
     error::{Error, Result},
     sql::Sql,
@@ -427,28 +426,6 @@ fn layout_cause_in(report: &str) -> String {
         return format!("only the versions differ: {}", causes.join("; "));
     }
     causes.join("; ")
-}
-
-/// Awaits a plugin future, turning a panic re-raised by async-ffi (the
-/// plugin let one escape its own guard) into an `Internal` error.
-///
-/// Every call is charged to the calling task's tokio budget, as a tokio
-/// channel or socket would be. Plugin futures often finish in their first
-/// poll (SQLite answers without waiting), and the tokio inside a plugin is
-/// its own copy, with no access to the host runtime's budget, so without
-/// this a task looping over plugin calls never yields: it starves the other
-/// tasks of its worker thread, including one woken into that worker's LIFO
-/// slot, which no other worker may steal (a CI run hung on exactly that).
-/// Outside a tokio runtime the budget is unlimited and this costs nothing.
-pub(crate) async fn call<T>(fut: PluginFuture<T>) -> Result<T> {
-    match tokio::task::coop::cooperative(AssertUnwindSafe(fut).catch_unwind()).await {
-        Ok(RResult::ROk(v)) => Ok(v),
-        Ok(RResult::RErr(e)) => Err(Error::Plugin(e)),
-        Err(payload) => Err(Error::Plugin(PluginError::new(
-            ErrorKind::Internal,
-            format!("plugin panicked: {}", panic_message(payload.as_ref())),
-        ))),
-    }
 }
 
 /// An opened backend.

@@ -23,8 +23,9 @@ use std::{
 
 use abi_stable::std_types::RString;
 use futures_util::future::BoxFuture;
+use rustc_hash::FxBuildHasher;
 use strata_plugin_api::{
-    PluginError,
+    PluginError, Value,
     placeholders::{Dialect, Rewritten, rewrite},
     sql::{
         BulkWrite, Rows, RunResult, SqlConnectionBox, SqlCursorBox, SqlTransactionBox, Statement,
@@ -32,10 +33,9 @@ use strata_plugin_api::{
 };
 
 use crate::{
-    Params, Value,
+    boundary::call,
     error::{Error, Result},
-    loader::call,
-    params::{IntoParams, bind},
+    params::{IntoParams, Params, bind},
     row::{Columns, Row, columns_of, split_rows},
 };
 
@@ -83,41 +83,10 @@ struct Statements {
     dialect: Dialect,
     /// The backend's name (shared with its transactions).
     backend: String,
-    map: Mutex<HashMap<Box<str>, Arc<Prepared>, BuildFx>>,
-}
-
-/// A fast non-cryptographic hasher for SQL text (FxHash's mixing, 8 bytes a
-/// step): the statement cache is keyed by the application's own strings, so
-/// hash flooding is not a concern, and SipHash over every statement text
-/// was a measurable share of a point read.
-#[derive(Clone, Copy, Default)]
-struct BuildFx;
-
-#[derive(Default)]
-struct FxHasher(u64);
-
-impl std::hash::BuildHasher for BuildFx {
-    type Hasher = FxHasher;
-    fn build_hasher(&self) -> FxHasher {
-        FxHasher(0)
-    }
-}
-
-impl std::hash::Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-            self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(K);
-        }
-        for &b in chunks.remainder() {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
-        }
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
+    /// Keyed by the application's own statement strings, so hash flooding is
+    /// not a concern, and SipHash over every statement text was a measurable
+    /// share of a point read: FxHash instead.
+    map: Mutex<HashMap<Box<str>, Arc<Prepared>, FxBuildHasher>>,
 }
 
 const STATEMENT_CACHE: usize = 512;
@@ -134,7 +103,7 @@ impl Statements {
         Statements {
             dialect,
             backend,
-            map: Mutex::new(HashMap::with_hasher(BuildFx)),
+            map: Mutex::new(HashMap::with_hasher(FxBuildHasher)),
         }
     }
 

@@ -19,7 +19,7 @@ use strata_plugin_api::{
 
 pub use strata_plugin_api::vector::Metric;
 
-use crate::{error::Result, loader::call};
+use crate::{boundary::call, error::Result};
 
 /// One record to store.
 #[derive(Clone, Debug, PartialEq)]

@@ -1,93 +1,20 @@
 //! The migration engine on real backends: the SQLite plugin and the
 //! PostgreSQL server `scripts/servers/postgres.sh` starts (`DATABASE_URL`).
 //! Every test works in its own Postgres schema, so they run in parallel.
-//! Uses the `.so` files and the `strata` binary built by
-//! `cargo build --release --workspace`.
+//! Uses the `.so` files built by `cargo build --release --workspace`. The
+//! `strata` commands are tested in `cli/tests/migrate.rs`.
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-    sync::atomic::{AtomicU32, Ordering},
-    time::{Duration, Instant},
-};
+#[path = "support/migrate.rs"]
+mod support;
 
-use serde_json::json;
 use strata_host::{
-    Include, Metric, Record, Sql, Strata, Value,
+    Include, Sql, Strata, Value,
     migrate::{
         ItemKind, MigrateError, MigrateOptions, Verification, collection_checksum, jsonl, migrate,
-        table_checksum,
     },
     params,
 };
-
-fn database_url() -> String {
-    std::env::var("DATABASE_URL").expect(
-        "DATABASE_URL is not set: these tests need the PostgreSQL server; run them through \
-         scripts/test, or `scripts/servers/postgres.sh start && eval \"$(scripts/servers/postgres.sh env)\"`",
-    )
-}
-
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().to_path_buf()
-}
-
-static SEQ: AtomicU32 = AtomicU32::new(0);
-
-/// A unique Postgres schema name for one test.
-fn pg_schema(test: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "mig_{test}_{}_{}_{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed),
-        nanos % 100_000
-    )
-}
-
-/// plugins.toml with SQLite backends `src` and `back` (files in `dir`) and
-/// Postgres backend `pg` in `schema`.
-fn config(dir: &Path, schema: &str) -> PathBuf {
-    let _ = database_url();
-    let file = dir.join("plugins.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "plugin_dirs = [{:?}]\n\
-             [backends.src]\nplugin = \"sqlite\"\nconfig = {{ path = {:?} }}\n\
-             [backends.back]\nplugin = \"sqlite\"\nconfig = {{ path = {:?} }}\n\
-             [backends.pg]\nplugin = \"postgres\"\nconfig = {{ url = \"${{DATABASE_URL}}\", schema = {:?} }}\n",
-            target_dir(),
-            dir.join("src.sqlite"),
-            dir.join("back.sqlite"),
-            schema
-        ),
-    )
-    .unwrap();
-    file
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn embedding(i: i64, dim: usize) -> Vec<f32> {
-    (0..dim)
-        .map(|j| ((i * 31 + j as i64 * 7) % 997) as f32 / 997.0 - 0.5)
-        .collect()
-}
-
-fn blob(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
+use support::*;
 
 /// A table with every value kind, including NULLs and edge values.
 async fn make_kinds(sql: &Sql) {
@@ -157,95 +84,6 @@ async fn make_kinds(sql: &Sql) {
         .await
         .unwrap();
     }
-}
-
-/// `memories` with `n` rows (integer key, text, real, JSON, 16-d embedding)
-/// and `pairs` with a composite text/integer key.
-async fn make_bulk(sql: &Sql, n: i64) {
-    sql.exec(
-        "CREATE TABLE memories (id INTEGER PRIMARY KEY, agent TEXT NOT NULL, content TEXT NOT NULL,
-            importance REAL NOT NULL, meta JSON, embedding BLOB);
-         CREATE INDEX memories_agent ON memories (agent);
-         CREATE TABLE pairs (a TEXT NOT NULL, b INTEGER NOT NULL, v TEXT, PRIMARY KEY (a, b)) WITHOUT ROWID;",
-    )
-    .await
-    .unwrap();
-    let mut i = 1;
-    while i <= n {
-        let tx = sql.begin().await.unwrap();
-        let end = (i + 5000).min(n + 1);
-        for id in i..end {
-            tx.run(
-                "INSERT INTO memories VALUES (?, ?, ?, ?, ?, ?)",
-                params![
-                    id,
-                    format!("agent-{}", id % 7),
-                    format!("memory number {id}"),
-                    (id % 100) as f64 / 100.0,
-                    json!({"n": id, "tags": ["x", id % 3]}).to_string(),
-                    blob(&embedding(id, 16))
-                ],
-            )
-            .await
-            .unwrap();
-        }
-        tx.commit().await.unwrap();
-        i = end;
-    }
-    for a in ["x", "y", "z"] {
-        for b in 0..50 {
-            sql.run(
-                "INSERT INTO pairs VALUES (?, ?, ?)",
-                params![a, b, format!("{a}{b}")],
-            )
-            .await
-            .unwrap();
-        }
-    }
-}
-
-async fn make_collections(strata: &Strata, backend: &str) {
-    let v = strata.vectors_backend(backend).await.unwrap();
-    v.create_collection("notes", 8, Metric::Cosine)
-        .await
-        .unwrap();
-    let recs: Vec<Record> = (0..300)
-        .map(|i| {
-            let mut r = Record::new(format!("n{i}"), embedding(i, 8))
-                .metadata(json!({"kind": if i % 2 == 0 { "fact" } else { "event" }, "i": i, "nested": {"b": 1, "a": [i]}}));
-            if i % 3 != 0 {
-                r = r.text(format!("note {i} about tea"));
-            }
-            r
-        })
-        .collect();
-    v.upsert("notes", recs).await.unwrap();
-    v.create_collection("points", 4, Metric::Euclidean)
-        .await
-        .unwrap();
-    v.upsert(
-        "points",
-        (0..50).map(|i| Record::new(format!("p{i}"), embedding(i + 1000, 4))),
-    )
-    .await
-    .unwrap();
-}
-
-async fn checksums(strata: &Strata, backend: &str, tables: &[&str]) -> Vec<(u64, String)> {
-    let sql = strata.sql_backend(backend).await.unwrap();
-    let mut out = Vec::new();
-    for t in tables {
-        let c = table_checksum(&sql, t).await.unwrap();
-        out.push((c.rows, c.hex()));
-    }
-    out
-}
-
-async fn drop_schema(strata: &Strata, schema: &str) {
-    let pg = strata.sql_backend("pg").await.unwrap();
-    pg.exec(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-        .await
-        .unwrap();
 }
 
 const TABLES: [&str; 3] = ["kinds", "memories", "pairs"];
@@ -554,128 +392,6 @@ fn a_table_without_a_primary_key_is_refused_by_name() {
     });
 }
 
-fn count_pg(strata: &Strata, rt: &tokio::runtime::Runtime, sql: &str) -> Option<i64> {
-    rt.block_on(async {
-        let pg = strata.sql_backend("pg").await.ok()?;
-        let r = pg.get(sql, ()).await.ok()??;
-        r.get::<i64>("n").ok()
-    })
-}
-
-#[test]
-fn a_killed_migration_resumes_without_losing_or_duplicating_rows() {
-    let dir = tempfile::tempdir().unwrap();
-    let schema = pg_schema("kill");
-    let cfg = config(dir.path(), &schema);
-    let strata = Strata::load(&cfg).unwrap();
-    let rt = rt();
-    const ROWS: i64 = 200_000;
-    rt.block_on(async {
-        let src = strata.sql_backend("src").await.unwrap();
-        make_bulk(&src, ROWS).await;
-        src.exec("DROP TABLE pairs").await.unwrap();
-        // Open the target here first: it creates the schema, which two
-        // processes opening at once could race on.
-        strata.sql_backend("pg").await.unwrap();
-    });
-    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(["--config"])
-        .arg(&cfg)
-        .args([
-            "migrate",
-            "--from",
-            "src",
-            "--to",
-            "pg",
-            "--batch-size",
-            "500",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait until some pages are committed, then kill -9.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let at_kill = loop {
-        let copied = count_pg(
-            &strata,
-            &rt,
-            "SELECT rows_copied AS n FROM strata_migrations WHERE item = 'table:memories' AND status = 'running'",
-        );
-        if copied.is_some_and(|n| n >= 5_000) {
-            child.kill().unwrap(); // SIGKILL
-            child.wait().unwrap();
-            break copied.unwrap();
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            use std::io::Read;
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
-            panic!("the migration ended ({status}) before it could be killed: {err}");
-        }
-        assert!(Instant::now() < deadline, "no progress within 120 s");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    // A COMMIT the killed process had already sent still lands after the
-    // kill: read until the target and the checkpoint stop moving.
-    let read = || {
-        let rows = count_pg(&strata, &rt, "SELECT count(*) AS n FROM memories").unwrap();
-        let checkpoint = count_pg(
-            &strata,
-            &rt,
-            "SELECT rows_copied AS n FROM strata_migrations WHERE item = 'table:memories'",
-        )
-        .unwrap();
-        (rows, checkpoint)
-    };
-    let mut seen = read();
-    let (on_target, checkpoint) = loop {
-        std::thread::sleep(Duration::from_millis(300));
-        let now = read();
-        if now == seen {
-            break now;
-        }
-        seen = now;
-    };
-    assert!(
-        on_target < ROWS,
-        "killed after {at_kill} rows, yet the target holds all {on_target}"
-    );
-    // The checkpoint commits with its page: the target holds exactly the rows it names.
-    assert_eq!(on_target, checkpoint);
-
-    rt.block_on(async {
-        let (s, p) = (strata.backend("src").await.unwrap(), strata.backend("pg").await.unwrap());
-        let r = migrate(&s, &p, &MigrateOptions::new().resume(true)).await.unwrap();
-        let t = &r.tables[0];
-        assert_eq!(t.name, "memories");
-        assert_eq!(t.resumed as i64, checkpoint, "{t:?}");
-        assert_eq!(t.read as i64, ROWS - checkpoint, "resume re-read copied rows: {t:?}");
-        assert_eq!(t.written, t.read);
-        assert!(matches!(t.verification, Verification::Passed { rows, .. } if rows == ROWS as u64));
-        let pg = strata.sql_backend("pg").await.unwrap();
-        let r = pg
-            .get("SELECT count(*) AS n, count(DISTINCT id) AS d, min(id) AS lo, max(id) AS hi FROM memories", ())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            (r.get::<i64>("n").unwrap(), r.get::<i64>("d").unwrap(), r.get::<i64>("lo").unwrap(), r.get::<i64>("hi").unwrap()),
-            (ROWS, ROWS, 1, ROWS)
-        );
-        assert_eq!(
-            table_checksum(&strata.sql_backend("src").await.unwrap(), "memories").await.unwrap(),
-            table_checksum(&pg, "memories").await.unwrap()
-        );
-        drop_schema(&strata, &schema).await;
-    });
-}
-
 #[test]
 fn export_import_round_trip_and_a_failed_import_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -749,93 +465,6 @@ fn export_import_round_trip_and_a_failed_import_leaves_nothing() {
             .unwrap();
         assert!(exists.is_none(), "a failed import left the table behind");
         drop_schema(&strata2, &fresh).await;
-        drop_schema(&strata, &schema).await;
-    });
-}
-
-#[test]
-fn the_cli_migrates_exports_and_imports_with_a_summary() {
-    let dir = tempfile::tempdir().unwrap();
-    let schema = pg_schema("cli");
-    let cfg = config(dir.path(), &schema);
-    let strata = Strata::load(&cfg).unwrap();
-    rt().block_on(async {
-        let src = strata.sql_backend("src").await.unwrap();
-        make_bulk(&src, 2_000).await;
-        make_collections(&strata, "src").await;
-        strata.close().await.unwrap();
-    });
-    let strata_cli = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_strata"))
-            .arg("--config")
-            .arg(&cfg)
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
-    };
-    let (ok, out, err) = strata_cli(&["migrate", "--from", "src", "--to", "pg", "--dry-run"]);
-    assert!(ok, "{err}");
-    assert!(
-        out.contains("dry run src → pg") && out.contains("2000"),
-        "{out}"
-    );
-    let (ok, out, err) = strata_cli(&[
-        "migrate",
-        "--from",
-        "src",
-        "--to",
-        "pg",
-        "--tables",
-        "memories",
-        "--batch-size",
-        "300",
-    ]);
-    assert!(ok, "{err}");
-    assert!(
-        out.contains("memories") && out.contains("ok: 2000 rows"),
-        "{out}"
-    );
-    assert!(
-        out.contains("notes") && out.contains("ok: 300 rows"),
-        "{out}"
-    );
-    assert!(
-        !out.contains("pairs"),
-        "--tables memories copied pairs: {out}"
-    );
-    let (ok, out, _) = strata_cli(&[
-        "migrate", "--from", "src", "--to", "pg", "--tables", "memories", "--resume",
-    ]);
-    assert!(ok);
-    assert!(
-        out.contains("(done earlier)") && out.contains("0 row(s) written"),
-        "{out}"
-    );
-    let (ok, _, err) = strata_cli(&["migrate", "--from", "src", "--to", "nope"]);
-    assert!(!ok && err.contains("no backend named `nope`"), "{err}");
-
-    let dump = dir.path().join("dump.jsonl");
-    let (ok, out, err) = strata_cli(&[
-        "export",
-        "--backend",
-        "src",
-        "--out",
-        dump.to_str().unwrap(),
-    ]);
-    assert!(ok && out.contains("exported src"), "{out}{err}");
-    let (ok, out, err) = strata_cli(&["import", "--backend", "back", dump.to_str().unwrap()]);
-    assert!(ok && out.contains("imported"), "{out}{err}");
-    rt().block_on(async {
-        let strata = Strata::load(&cfg).unwrap();
-        assert_eq!(
-            checksums(&strata, "src", &["memories", "pairs"]).await,
-            checksums(&strata, "back", &["memories", "pairs"]).await
-        );
         drop_schema(&strata, &schema).await;
     });
 }

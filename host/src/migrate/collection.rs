@@ -18,15 +18,24 @@
 
 use std::{collections::HashMap, time::Instant};
 
-use crate::{Hit, Include, Record, Sql, Vectors};
+use strata_plugin_api::Value;
+
+use crate::{
+    error::{Error, Result},
+    progress::{ItemKind, ItemProgress, Phase},
+    sql::Sql,
+    vector::{Hit, Include, Record, Vectors},
+};
 
 use super::{
-    CHECKPOINT_DDL, CHECKPOINT_UPSERT, ItemKind, ItemReport, MigrateError, MigrateOptions, Phase,
-    Progress, Verification, load_checkpoint,
+    checkpoint::{CHECKPOINT_DDL, CHECKPOINT_UPSERT, load_checkpoint},
+    error::MigrateError,
+    options::MigrateOptions,
+    report::{ItemReport, Verification},
     values::{self, Checksum, Hasher128},
 };
 
-fn err(v: &Vectors, name: &str) -> impl Fn(crate::Error) -> MigrateError {
+fn err(v: &Vectors, name: &str) -> impl Fn(Error) -> MigrateError {
     let backend = v.backend().to_string();
     let collection = name.to_string();
     move |source| MigrateError::Collection {
@@ -36,7 +45,7 @@ fn err(v: &Vectors, name: &str) -> impl Fn(crate::Error) -> MigrateError {
     }
 }
 
-fn sql_err(sql: &Sql, name: &str) -> impl Fn(crate::Error) -> MigrateError {
+fn sql_err(sql: &Sql, name: &str) -> impl Fn(Error) -> MigrateError {
     let backend = sql.backend().to_string();
     let collection = name.to_string();
     move |source| MigrateError::Collection {
@@ -53,7 +62,7 @@ pub(crate) fn record_hash(h: &Hit) -> u128 {
     x.field(2, &values::f32_to_blob(h.vector.as_deref().unwrap_or(&[])));
     let meta = match &h.metadata {
         None | Some(serde_json::Value::Null) => "{}".to_string(),
-        Some(m) => values::canonical_json_value(&crate::Value::from(m.to_string()))
+        Some(m) => values::canonical_json_value(&Value::from(m.to_string()))
             .unwrap_or_else(|| m.to_string()),
     };
     x.field(3, meta.as_bytes());
@@ -86,13 +95,13 @@ pub(crate) async fn migrate_collection(
         })?;
     let total = stats.count;
     let progress = |phase, done| {
-        opts.report(Progress {
-            kind: ItemKind::Collection,
-            name: name.to_string(),
+        opts.report(ItemProgress::new(
+            ItemKind::Collection,
+            name,
             phase,
             done,
-            total: Some(total),
-        })
+            Some(total),
+        ))
     };
     let mut rep = ItemReport::new(ItemKind::Collection, name);
     progress(Phase::Start, 0);
@@ -232,11 +241,7 @@ pub(crate) async fn migrate_collection(
 }
 
 /// Count and checksum of a whole collection.
-pub(crate) async fn collection_checksum(
-    v: &Vectors,
-    name: &str,
-    page: u32,
-) -> crate::Result<Checksum> {
+pub(crate) async fn collection_checksum(v: &Vectors, name: &str, page: u32) -> Result<Checksum> {
     let mut sum = Checksum::default();
     let mut cursor: Option<String> = None;
     loop {

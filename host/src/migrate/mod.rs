@@ -47,365 +47,26 @@
 //! readers are small; a plugin of a new dialect is migrated once its dialect
 //! has a reader in [`schema`].
 
+mod checkpoint;
 pub mod collection;
+mod error;
 pub mod jsonl;
+mod options;
+mod report;
 pub mod schema;
 pub mod table;
 pub mod values;
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::time::Instant;
 
-use crate::{Error, loader::Backend};
+use crate::{error::Error, loader::Backend, sql::Sql, vector::Vectors};
 
+pub use crate::progress::{ItemKind, ItemProgress, Phase};
+pub use checkpoint::CHECKPOINTS;
+pub use error::MigrateError;
+pub use options::MigrateOptions;
+pub use report::{ItemReport, Report, Verification};
 pub use schema::{Kind, TableSchema};
-
-/// Everything that can make a migration fail, naming what was wrong.
-#[non_exhaustive]
-#[derive(Debug, thiserror::Error)]
-pub enum MigrateError {
-    /// A backend cannot take part (opening it, a missing contract, the same backend twice).
-    #[error("backend `{backend}`: {message}")]
-    Backend {
-        /// The backend name.
-        backend: String,
-        /// What is wrong.
-        message: String,
-    },
-    /// A table cannot be migrated as it is (no primary key, an unsupported column type…).
-    #[error("table `{table}` on `{backend}`: {message}")]
-    Schema {
-        /// The table.
-        table: String,
-        /// The backend it was read from.
-        backend: String,
-        /// What is wrong.
-        message: String,
-    },
-    /// A statement on a table failed.
-    #[error("table `{table}` on `{backend}`: {source}")]
-    Table {
-        /// The table.
-        table: String,
-        /// The backend the statement ran on.
-        backend: String,
-        /// The backend's error.
-        #[source]
-        source: Box<Error>,
-    },
-    /// A value cannot be written to its target column.
-    #[error("table `{table}`, column `{column}`: {message}")]
-    Value {
-        /// The table.
-        table: String,
-        /// The column.
-        column: String,
-        /// Why.
-        message: String,
-    },
-    /// A vector collection operation failed.
-    #[error("collection `{collection}` on `{backend}`: {source}")]
-    Collection {
-        /// The collection.
-        collection: String,
-        /// The backend.
-        backend: String,
-        /// The backend's error.
-        #[source]
-        source: Box<Error>,
-    },
-    /// Source and target differ after the copy.
-    #[error("verification failed for {kind} `{name}`: {detail}")]
-    Verify {
-        /// `table` or `collection`.
-        kind: ItemKind,
-        /// Its name.
-        name: String,
-        /// Counts and checksums of both sides.
-        detail: String,
-    },
-    /// An export or import file is unreadable or malformed.
-    #[error("{file}: {message}")]
-    File {
-        /// The file (and line, when known).
-        file: String,
-        /// What is wrong.
-        message: String,
-    },
-}
-
-impl MigrateError {
-    /// The table or collection the error is about, when it is about one.
-    pub fn item(&self) -> Option<&str> {
-        match self {
-            MigrateError::Schema { table, .. }
-            | MigrateError::Table { table, .. }
-            | MigrateError::Value { table, .. } => Some(table),
-            MigrateError::Collection { collection, .. } => Some(collection),
-            MigrateError::Verify { name, .. } => Some(name),
-            _ => None,
-        }
-    }
-}
-
-/// A table or a vector collection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ItemKind {
-    /// A SQL table.
-    Table,
-    /// A vector collection.
-    Collection,
-}
-
-impl std::fmt::Display for ItemKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            ItemKind::Table => "table",
-            ItemKind::Collection => "collection",
-        })
-    }
-}
-
-/// What a migration is doing right now, for progress displays.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct Progress {
-    /// Table or collection.
-    pub kind: ItemKind,
-    /// Its name.
-    pub name: String,
-    /// `start`, `copy`, `verify` or `done`.
-    pub phase: Phase,
-    /// Rows (records) handled so far in this phase, including those a resumed run skipped.
-    pub done: u64,
-    /// Rows in the source, when known.
-    pub total: Option<u64>,
-}
-
-/// The phase of an item.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
-    /// Counted, about to copy.
-    Start,
-    /// Copying.
-    Copy,
-    /// Verifying.
-    Verify,
-    /// Finished.
-    Done,
-}
-
-/// A progress callback.
-pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
-
-/// How to migrate. Build with [`MigrateOptions::new`] and the setters.
-#[derive(Clone)]
-#[non_exhaustive]
-pub struct MigrateOptions {
-    /// Tables to copy (`None` = every user table of the source).
-    pub tables: Option<Vec<String>>,
-    /// Collections to copy (`None` = every collection, when both backends have the vector contract).
-    pub collections: Option<Vec<String>>,
-    /// Rows per page and per target transaction (default 2,000).
-    pub batch_size: usize,
-    /// Count what would move; write nothing (no tables, no checkpoints).
-    pub dry_run: bool,
-    /// Continue from the checkpoints of an earlier run (skip finished items).
-    pub resume: bool,
-    /// Verify counts and checksums after copying (default on).
-    pub verify: bool,
-    /// Treat SQLite BLOB columns named like `embedding`/`vector` holding
-    /// same-length blobs as `f32` vectors (default on).
-    pub detect_vectors: bool,
-    /// Name of the source in checkpoints (default: the source backend's name).
-    pub source_id: Option<String>,
-    /// Called as items progress.
-    pub progress: Option<ProgressFn>,
-}
-
-impl std::fmt::Debug for MigrateOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MigrateOptions")
-            .field("tables", &self.tables)
-            .field("collections", &self.collections)
-            .field("batch_size", &self.batch_size)
-            .field("dry_run", &self.dry_run)
-            .field("resume", &self.resume)
-            .field("verify", &self.verify)
-            .field("detect_vectors", &self.detect_vectors)
-            .field("source_id", &self.source_id)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Default for MigrateOptions {
-    fn default() -> Self {
-        MigrateOptions {
-            tables: None,
-            collections: None,
-            batch_size: 2000,
-            dry_run: false,
-            resume: false,
-            verify: true,
-            detect_vectors: true,
-            source_id: None,
-            progress: None,
-        }
-    }
-}
-
-impl MigrateOptions {
-    /// The defaults: everything, batches of 2,000, verified.
-    pub fn new() -> Self {
-        Self::default()
-    }
-    /// Only these tables.
-    pub fn tables<S: Into<String>>(mut self, tables: impl IntoIterator<Item = S>) -> Self {
-        self.tables = Some(tables.into_iter().map(Into::into).collect());
-        self
-    }
-    /// Only these collections.
-    pub fn collections<S: Into<String>>(mut self, c: impl IntoIterator<Item = S>) -> Self {
-        self.collections = Some(c.into_iter().map(Into::into).collect());
-        self
-    }
-    /// Rows per page and transaction (at least 1).
-    pub fn batch_size(mut self, n: usize) -> Self {
-        self.batch_size = n.max(1);
-        self
-    }
-    /// Count only.
-    pub fn dry_run(mut self, yes: bool) -> Self {
-        self.dry_run = yes;
-        self
-    }
-    /// Continue from checkpoints.
-    pub fn resume(mut self, yes: bool) -> Self {
-        self.resume = yes;
-        self
-    }
-    /// Verify after copying.
-    pub fn verify(mut self, yes: bool) -> Self {
-        self.verify = yes;
-        self
-    }
-    /// Detect `f32` embedding blobs on SQLite.
-    pub fn detect_vectors(mut self, yes: bool) -> Self {
-        self.detect_vectors = yes;
-        self
-    }
-    /// The checkpoint name of the source.
-    pub fn source_id(mut self, id: impl Into<String>) -> Self {
-        self.source_id = Some(id.into());
-        self
-    }
-    /// A progress callback.
-    pub fn progress(mut self, f: impl Fn(&Progress) + Send + Sync + 'static) -> Self {
-        self.progress = Some(Arc::new(f));
-        self
-    }
-
-    pub(crate) fn report(&self, p: Progress) {
-        if let Some(f) = &self.progress {
-            f(&p);
-        }
-    }
-}
-
-/// The outcome of verifying one item.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Verification {
-    /// Not asked for (`verify` off, or a dry run).
-    NotRun,
-    /// Counts and checksums equal on both sides.
-    Passed {
-        /// Rows on each side.
-        rows: u64,
-        /// The shared checksum (hex).
-        checksum: String,
-    },
-}
-
-impl std::fmt::Display for Verification {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Verification::NotRun => f.write_str("not run"),
-            Verification::Passed { rows, checksum } => {
-                write!(f, "ok: {rows} rows, checksum {}", &checksum[..12])
-            }
-        }
-    }
-}
-
-/// What happened to one table or collection.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct ItemReport {
-    /// Table or collection.
-    pub kind: ItemKind,
-    /// Its name.
-    pub name: String,
-    /// Rows read from the source by this run (in a dry run: rows that would move).
-    pub read: u64,
-    /// Rows inserted or changed on the target.
-    pub written: u64,
-    /// Rows read but already identical on the target.
-    pub skipped: u64,
-    /// Rows an earlier run had already copied (resume).
-    pub resumed: u64,
-    /// Already finished by an earlier run and skipped (resume).
-    pub already_done: bool,
-    /// Time spent on it, verification included.
-    pub duration: Duration,
-    /// The verification outcome.
-    pub verification: Verification,
-}
-
-impl ItemReport {
-    fn new(kind: ItemKind, name: &str) -> ItemReport {
-        ItemReport {
-            kind,
-            name: name.to_string(),
-            read: 0,
-            written: 0,
-            skipped: 0,
-            resumed: 0,
-            already_done: false,
-            duration: Duration::ZERO,
-            verification: Verification::NotRun,
-        }
-    }
-}
-
-/// The result of a migration.
-#[derive(Clone, Debug, Default)]
-#[non_exhaustive]
-pub struct Report {
-    /// Per table, in the order copied.
-    pub tables: Vec<ItemReport>,
-    /// Per collection.
-    pub collections: Vec<ItemReport>,
-    /// Things not copied (views of unsupported indexes, virtual tables…).
-    pub warnings: Vec<String>,
-    /// It was a dry run.
-    pub dry_run: bool,
-    /// Total time.
-    pub duration: Duration,
-}
-
-impl Report {
-    /// Every item, tables first.
-    pub fn items(&self) -> impl Iterator<Item = &ItemReport> {
-        self.tables.iter().chain(&self.collections)
-    }
-
-    /// Rows written over all items.
-    pub fn written(&self) -> u64 {
-        self.items().map(|i| i.written).sum()
-    }
-}
 
 /// Copies tables and collections from `from` to `to` (see the module docs).
 pub async fn migrate(
@@ -510,52 +171,10 @@ fn backend_err(b: &Backend, e: Error) -> MigrateError {
     }
 }
 
-/// The checkpoint table, created in the target on first use.
-pub const CHECKPOINTS: &str = "strata_migrations";
-
-pub(crate) const CHECKPOINT_DDL: &str = "CREATE TABLE IF NOT EXISTS strata_migrations (\
-     source TEXT NOT NULL, item TEXT NOT NULL, last_key TEXT, rows_copied BIGINT NOT NULL, \
-     status TEXT NOT NULL, updated_at TEXT, PRIMARY KEY (source, item))";
-
-pub(crate) const CHECKPOINT_UPSERT: &str = "INSERT INTO strata_migrations \
-     (source, item, last_key, rows_copied, status, updated_at) \
-     VALUES (?, ?, ?, ?, ?, CAST(CURRENT_TIMESTAMP AS TEXT)) \
-     ON CONFLICT (source, item) DO UPDATE SET last_key = excluded.last_key, \
-     rows_copied = excluded.rows_copied, status = excluded.status, updated_at = excluded.updated_at";
-
-/// A stored checkpoint.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Checkpoint {
-    pub(crate) last_key: Option<String>,
-    pub(crate) rows: u64,
-    pub(crate) done: bool,
-}
-
-pub(crate) async fn load_checkpoint(
-    sql: &crate::Sql,
-    source: &str,
-    item: &str,
-) -> crate::Result<Option<Checkpoint>> {
-    let row = sql
-        .get(
-            "SELECT last_key, rows_copied, status FROM strata_migrations WHERE source = ? AND item = ?",
-            [source, item],
-        )
-        .await?;
-    Ok(row.map(|r| Checkpoint {
-        last_key: r.get::<Option<String>>("last_key").ok().flatten(),
-        rows: r.get::<i64>("rows_copied").unwrap_or(0).max(0) as u64,
-        done: r.get::<String>("status").is_ok_and(|s| s == "done"),
-    }))
-}
-
 /// The row count and order-independent checksum of `table` on `sql`, as
 /// verification computes them (columns normalised by the table's own
 /// kinds; see [`values`]). Two sides of a migration give equal results.
-pub async fn table_checksum(
-    sql: &crate::Sql,
-    table: &str,
-) -> Result<values::Checksum, MigrateError> {
+pub async fn table_checksum(sql: &Sql, table: &str) -> Result<values::Checksum, MigrateError> {
     let t = schema::read_table(sql, table, true, &mut Vec::new()).await?;
     table::checksum(sql, &t, 2000)
         .await
@@ -569,7 +188,7 @@ pub async fn table_checksum(
 
 /// The record count and checksum of a vector collection, as verification computes them.
 pub async fn collection_checksum(
-    v: &crate::Vectors,
+    v: &Vectors,
     name: &str,
 ) -> Result<values::Checksum, MigrateError> {
     collection::collection_checksum(v, name, 1000)

@@ -37,9 +37,15 @@
 
 use std::fmt::Write as _;
 
-use crate::{Dialect, Sql, SqlRead, Value, row::Row};
+use strata_plugin_api::{Value, placeholders::Dialect};
 
-use super::MigrateError;
+use crate::{
+    error::Error,
+    row::Row,
+    sql::{Sql, SqlRead},
+};
+
+use super::error::MigrateError;
 
 /// A portable column type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -189,7 +195,7 @@ fn schema_err(table: &str, backend: &str, message: impl Into<String>) -> Migrate
     }
 }
 
-fn on(sql: &impl SqlRead, table: &str) -> impl Fn(crate::Error) -> MigrateError {
+fn on(sql: &impl SqlRead, table: &str) -> impl Fn(Error) -> MigrateError {
     let backend = sql.backend().to_string();
     let table = table.to_string();
     move |source| MigrateError::Table {

@@ -3,11 +3,21 @@
 
 use std::{collections::HashMap, fmt::Write as _, time::Instant};
 
-use crate::{Dialect, Params, Sql, SqlRead, Value, row::Row};
+use strata_plugin_api::{ErrorKind, Value, placeholders::Dialect};
+
+use crate::{
+    error::{Error, Result},
+    params::Params,
+    progress::{ItemKind, ItemProgress, Phase},
+    row::Row,
+    sql::{Sql, SqlRead},
+};
 
 use super::{
-    CHECKPOINT_DDL, CHECKPOINT_UPSERT, ItemKind, ItemReport, MigrateError, MigrateOptions, Phase,
-    Progress, Verification, load_checkpoint,
+    checkpoint::{CHECKPOINT_DDL, CHECKPOINT_UPSERT, CHECKPOINTS, load_checkpoint},
+    error::MigrateError,
+    options::MigrateOptions,
+    report::{ItemReport, Verification},
     schema::{self, Kind, TableSchema, VectorStorage, quote},
     values::{self, Checksum, Hasher128},
 };
@@ -51,7 +61,7 @@ impl<'a> Context<'a> {
             dst.exec(CHECKPOINT_DDL)
                 .await
                 .map_err(|source| MigrateError::Table {
-                    table: super::CHECKPOINTS.into(),
+                    table: CHECKPOINTS.into(),
                     backend: dst.backend().into(),
                     source: Box::new(source),
                 })?;
@@ -66,7 +76,7 @@ impl<'a> Context<'a> {
     }
 }
 
-fn on(sql: &Sql, table: &str) -> impl Fn(crate::Error) -> MigrateError {
+fn on(sql: &Sql, table: &str) -> impl Fn(Error) -> MigrateError {
     let backend = sql.backend().to_string();
     let table = table.to_string();
     move |source| MigrateError::Table {
@@ -112,7 +122,7 @@ impl Pager {
         &self,
         sql: &impl SqlRead,
         after: Option<Vec<Value>>,
-    ) -> crate::Result<Vec<Row>> {
+    ) -> Result<Vec<Row>> {
         match after {
             None => sql.all(&self.first, ()).await,
             Some(k) => sql.all(&self.next, Params::Positional(k)).await,
@@ -343,13 +353,13 @@ pub(crate) async fn migrate_table(
     let mut rep = ItemReport::new(ItemKind::Table, name);
     let total = count(ctx.src, name).await?;
     let progress = |phase, done| {
-        opts.report(Progress {
-            kind: ItemKind::Table,
-            name: name.to_string(),
+        opts.report(ItemProgress::new(
+            ItemKind::Table,
+            name,
             phase,
             done,
-            total: Some(total),
-        })
+            Some(total),
+        ))
     };
     progress(Phase::Start, 0);
     if opts.dry_run {
@@ -383,7 +393,7 @@ pub(crate) async fn migrate_table(
             Some(k) => Some(values::decode_key(k).ok_or_else(|| MigrateError::Schema {
                 table: name.to_string(),
                 backend: ctx.dst.backend().to_string(),
-                message: format!("unreadable checkpoint key {k:?} in {}", super::CHECKPOINTS),
+                message: format!("unreadable checkpoint key {k:?} in {}", CHECKPOINTS),
             })?),
             None => None,
         };
@@ -528,7 +538,7 @@ impl Writer {
                     self.bulk = Some(true);
                     return Ok(n);
                 }
-                Err(e) if self.bulk.is_none() && e.kind() == crate::ErrorKind::Unsupported => {
+                Err(e) if self.bulk.is_none() && e.kind() == ErrorKind::Unsupported => {
                     tracing::debug!(table = %t.name, "bulk write unavailable, using INSERTs: {e}");
                     self.bulk = Some(false);
                     let values = keep.expect("kept for the first page");
@@ -571,7 +581,7 @@ impl Writer {
             }
             tx.run(CHECKPOINT_UPSERT, checkpoint).await?;
             tx.commit().await?;
-            Ok::<u64, crate::Error>(written)
+            Ok::<u64, Error>(written)
         };
         run.await.map_err(on(ctx.dst, &t.name))
     }
@@ -607,7 +617,7 @@ pub(crate) async fn checksum(
     sql: &Sql,
     t: &TableSchema,
     page: usize,
-) -> crate::Result<(Checksum, Vec<Checksum>)> {
+) -> Result<(Checksum, Vec<Checksum>)> {
     let pager = Pager::new(t, page);
     let kinds: Vec<Kind> = t.columns.iter().map(|c| c.kind).collect();
     let mut sum = Checksum::default();

@@ -34,10 +34,21 @@
 use std::fmt::Write as _;
 
 use abi_stable::std_types::RString;
-
-use crate::Value;
+use base64::{Engine as _, engine::general_purpose::STANDARD_PAD_INDIFFERENT as BASE64};
+use strata_plugin_api::Value;
 
 use super::schema::{Kind, VectorStorage};
+
+/// Standard base64 with padding: how blobs are written in JSON (exports,
+/// checksums). Decoding also takes unpadded input.
+pub fn base64_encode(bytes: &[u8]) -> String {
+    BASE64.encode(bytes)
+}
+
+/// Decodes [`base64_encode`]; `None` on malformed input.
+pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    BASE64.decode(s).ok()
+}
 
 /// A streaming 128-bit hasher.
 #[derive(Clone, Copy, Debug)]
@@ -407,7 +418,7 @@ pub fn encode_key(values: &[Value]) -> String {
             Value::Integer(i) => serde_json::json!({ "i": i }),
             Value::Real(r) => serde_json::json!({ "r": r.to_bits() }),
             Value::Text(t) => serde_json::json!({ "t": t.as_str() }),
-            Value::Blob(b) => serde_json::json!({ "b": super::jsonl::base64_encode(b) }),
+            Value::Blob(b) => serde_json::json!({ "b": base64_encode(b) }),
         })
         .collect();
     serde_json::Value::Array(items).to_string()
@@ -425,7 +436,7 @@ pub fn decode_key(s: &str) -> Option<Vec<Value>> {
                 "i" => Value::Integer(v.as_i64()?),
                 "r" => Value::Real(f64::from_bits(v.as_u64()?)),
                 "t" => Value::Text(RString::from(v.as_str()?)),
-                "b" => Value::Blob(super::jsonl::base64_decode(v.as_str()?)?.into()),
+                "b" => Value::Blob(base64_decode(v.as_str()?)?.into()),
                 _ => return None,
             })
         })
@@ -435,6 +446,18 @@ pub fn decode_key(s: &str) -> Option<Vec<Value>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base64_round_trips() {
+        for n in 0..20u8 {
+            let b: Vec<u8> = (0..n).map(|i| i.wrapping_mul(37)).collect();
+            assert_eq!(base64_decode(&base64_encode(&b)).unwrap(), b);
+        }
+        assert_eq!(base64_encode(b"foob"), "Zm9vYg==");
+        // Unpadded input decodes too, as the hand-written decoder took it.
+        assert_eq!(base64_decode("Zm9vYg").unwrap(), b"foob");
+        assert_eq!(base64_decode("Zm9v!"), None);
+    }
 
     fn hash(kind: Kind, v: Value) -> u128 {
         let mut h = Hasher128::default();

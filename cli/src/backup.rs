@@ -10,9 +10,11 @@ use std::{io::IsTerminal as _, path::PathBuf, process::ExitCode};
 
 use clap::{Args, Subcommand};
 use strata_host::{
-    Result, Strata,
+    Strata,
     backup::{BackupManager, BackupReport, Which},
 };
+
+use crate::{error::Result, output::mb, progress::StepBars};
 
 /// `strata backup …`
 #[derive(Args, Debug)]
@@ -58,10 +60,6 @@ enum BackupCommand {
     Schedule,
 }
 
-fn mb(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / 1e6)
-}
-
 fn describe(r: &BackupReport) -> String {
     let m = &r.manifest;
     let mut s = format!(
@@ -93,7 +91,10 @@ fn describe(r: &BackupReport) -> String {
 
 /// Runs `strata backup …`.
 pub(crate) async fn run(strata: &Strata, args: BackupArgs) -> Result<ExitCode> {
-    let mut manager = BackupManager::new(strata)?.with_progress(std::io::stderr().is_terminal());
+    let mut manager = BackupManager::new(strata)?;
+    if std::io::stderr().is_terminal() {
+        manager = manager.with_progress(StepBars::default());
+    }
     if let Some(source) = args.source {
         let mut settings = manager.settings().clone();
         settings.source = Some(source);

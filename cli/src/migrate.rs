@@ -1,20 +1,19 @@
 //! `strata migrate`, `strata export`, `strata import`.
 
 use std::{
-    collections::HashMap,
     io::{BufReader, BufWriter},
     path::PathBuf,
     process::ExitCode,
-    sync::{Arc, Mutex},
 };
 
 use clap::Args;
-use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use comfy_table::Table;
 use strata_host::{
-    Error, Result, Strata,
-    migrate::{ItemKind, MigrateError, MigrateOptions, Phase, Progress, Report, jsonl, migrate},
+    Error, Strata,
+    migrate::{ItemKind, MigrateOptions, Report, jsonl, migrate},
 };
+
+use crate::{error::Result, output::table, progress::ItemBars};
 
 /// `strata migrate` arguments.
 #[derive(Args, Debug)]
@@ -81,49 +80,11 @@ pub(crate) struct ImportArgs {
     batch_size: usize,
 }
 
-fn to_error(e: MigrateError) -> Error {
-    Error::Io {
-        context: "migration".into(),
-        source: std::io::Error::other(e.to_string()),
-    }
-}
-
-/// One progress bar per item, drawn on stderr when it is a terminal.
-fn progress_bars() -> impl Fn(&Progress) + Send + Sync + 'static {
-    let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
-    let bars: Arc<Mutex<HashMap<String, ProgressBar>>> = Arc::default();
-    let style =
-        ProgressStyle::with_template("{prefix:>28} [{bar:30}] {pos}/{len} rows {per_sec} {msg}")
-            .expect("valid template")
-            .progress_chars("=> ");
-    move |p: &Progress| {
-        let key = format!("{}:{}", p.kind, p.name);
-        let mut bars = bars.lock().unwrap_or_else(|e| e.into_inner());
-        let bar = bars.entry(key).or_insert_with(|| {
-            let b = multi.add(ProgressBar::new(p.total.unwrap_or(0)));
-            b.set_style(style.clone());
-            b.set_prefix(format!("{} {}", p.kind, p.name));
-            b
-        });
-        match p.phase {
-            Phase::Start => bar.set_position(0),
-            Phase::Copy => bar.set_position(p.done),
-            Phase::Verify => bar.set_message("verifying"),
-            Phase::Done => {
-                bar.set_position(p.done);
-                bar.finish_with_message("done");
-            }
-        }
-    }
-}
-
 fn summary(report: &Report, verb: &str) -> Table {
-    let mut t = Table::new();
-    t.load_style(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(vec![
-            "kind", "name", "read", verb, "skipped", "resumed", "time", "verified",
-        ]);
+    let mut t = table();
+    t.set_header(vec![
+        "kind", "name", "read", verb, "skipped", "resumed", "time", "verified",
+    ]);
     for i in report.items() {
         t.add_row(vec![
             match i.kind {
@@ -162,14 +123,14 @@ pub(crate) async fn run_migrate(strata: &Strata, args: MigrateArgs) -> Result<Ex
         .resume(args.resume)
         .verify(!args.no_verify)
         .detect_vectors(!args.no_detect_vectors)
-        .progress(progress_bars());
+        .progress(ItemBars::new());
     options.tables = args
         .tables
         .map(|t| t.into_iter().filter(|s| !s.is_empty()).collect());
     options.collections = args
         .collections
         .map(|c| c.into_iter().filter(|s| !s.is_empty()).collect());
-    let report = migrate(&from, &to, &options).await.map_err(to_error)?;
+    let report = migrate(&from, &to, &options).await?;
     warnings(&report);
     println!(
         "{}",
@@ -213,7 +174,7 @@ pub(crate) async fn run_export(strata: &Strata, args: ExportArgs) -> Result<Exit
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let mut options = MigrateOptions::new()
         .batch_size(args.batch_size)
-        .progress(progress_bars());
+        .progress(ItemBars::new());
     options.tables = args.tables;
     options.collections = args.collections;
     let report = jsonl::export(
@@ -222,8 +183,7 @@ pub(crate) async fn run_export(strata: &Strata, args: ExportArgs) -> Result<Exit
         &args.out.display().to_string(),
         &options,
     )
-    .await
-    .map_err(to_error)?;
+    .await?;
     warnings(&report);
     println!("{}", summary(&report, "exported"));
     println!(
@@ -245,15 +205,14 @@ pub(crate) async fn run_import(strata: &Strata, args: ImportArgs) -> Result<Exit
     let mut input = BufReader::with_capacity(1 << 20, file);
     let options = MigrateOptions::new()
         .batch_size(args.batch_size)
-        .progress(progress_bars());
+        .progress(ItemBars::new());
     let report = jsonl::import(
         &backend,
         &mut input,
         &args.file.display().to_string(),
         &options,
     )
-    .await
-    .map_err(to_error)?;
+    .await?;
     println!("{}", summary(&report, "written"));
     println!(
         "imported {} into {} in {:.2}s",

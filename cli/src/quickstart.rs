@@ -7,32 +7,30 @@ use std::{io::Write, time::Instant};
 
 use serde::Deserialize;
 
-use crate::{Dialect, Error, Result, Strata, named, params};
+use strata_host::{Dialect, Error, Result, Strata, named, params};
 
 /// One stored memory, as read back.
 #[derive(Debug, Deserialize)]
-pub struct Memory {
+pub(crate) struct Memory {
     /// Row id.
-    pub id: i64,
-    /// The agent it belongs to.
-    pub agent: String,
+    pub(crate) id: i64,
     /// `fact`, `preference`, `event`, ….
-    pub kind: String,
+    pub(crate) kind: String,
     /// The memory text.
-    pub content: String,
+    pub(crate) content: String,
     /// 0..1, higher is more important.
-    pub importance: f64,
+    pub(crate) importance: f64,
 }
 
 /// What the quickstart did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Summary {
+pub(crate) struct Summary {
     /// Memories written by this run.
-    pub written: u64,
+    pub(crate) written: u64,
     /// Memories stored in total after the run.
-    pub total: i64,
+    pub(crate) total: i64,
     /// Results printed by the filtered and hybrid vector queries.
-    pub hits: usize,
+    pub(crate) hits: usize,
 }
 
 const SESSION: &[(&str, &str, f64)] = &[
@@ -65,7 +63,7 @@ fn w(out: &mut dyn Write, line: std::fmt::Arguments<'_>) -> Result<()> {
 }
 
 /// Runs the quickstart against `strata`'s SQL role, writing a report to `out`.
-pub async fn run(strata: &Strata, out: &mut dyn Write) -> Result<Summary> {
+pub(crate) async fn run(strata: &Strata, out: &mut dyn Write) -> Result<Summary> {
     let started = Instant::now();
     let backend_cfg = strata.config().backend_for_role("sql")?;
     let backend = strata.backend(&backend_cfg.name).await?;
@@ -141,7 +139,7 @@ pub async fn run(strata: &Strata, out: &mut dyn Write) -> Result<Summary> {
 
     let top: Vec<Memory> = sql
         .all_as(
-            "SELECT id, agent, kind, content, importance FROM memories WHERE agent = ? AND importance >= ? ORDER BY importance DESC, id DESC LIMIT 3",
+            "SELECT id, kind, content, importance FROM memories WHERE agent = ? AND importance >= ? ORDER BY importance DESC, id DESC LIMIT 3",
             params!["quickstart", 0.7],
         )
         .await?;
@@ -246,7 +244,7 @@ pub async fn run(strata: &Strata, out: &mut dyn Write) -> Result<Summary> {
 /// trigrams hashed into 64 dimensions, L2-normalised. Texts that share words
 /// land close together; it is a stand-in for a real embedding model, which
 /// an application passes in the same way.
-pub fn toy_embedding(text: &str) -> Vec<f32> {
+pub(crate) fn toy_embedding(text: &str) -> Vec<f32> {
     const DIM: usize = 64;
     let mut v = vec![0f32; DIM];
     let lower = text.to_lowercase();
@@ -277,7 +275,7 @@ pub fn toy_embedding(text: &str) -> Vec<f32> {
 }
 
 async fn memories_with_embeddings(strata: &Strata, out: &mut dyn Write) -> Result<usize> {
-    use crate::vector::{Hybrid, Metric, Query, Record};
+    use strata_host::{Hybrid, Include, Metric, Query, Record};
     let backend_cfg = match strata.config().backend_for_role("vectors") {
         Ok(b) => b.name.clone(),
         Err(_) => {
@@ -326,7 +324,7 @@ async fn memories_with_embeddings(strata: &Strata, out: &mut dyn Write) -> Resul
             &Query::new(toy_embedding(question))
                 .top_k(2)
                 .filter(serde_json::json!({"kind": "preference", "importance": {"$gte": 0.8}}))
-                .include(crate::vector::Include::ALL),
+                .include(Include::ALL),
         )
         .await?;
     w(
@@ -344,7 +342,7 @@ async fn memories_with_embeddings(strata: &Strata, out: &mut dyn Write) -> Resul
             collection,
             &Hybrid::new(toy_embedding("deployment"), "staging")
                 .top_k(2)
-                .include(crate::vector::Include::ALL),
+                .include(Include::ALL),
         )
         .await?;
     w(

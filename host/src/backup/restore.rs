@@ -1,0 +1,358 @@
+//! Restores: a SQLite file backup to a database file, a logical backup
+//! into a backend (see the module docs of [`super`]).
+
+use std::{
+    path::{Path, PathBuf},
+    time::Instant,
+};
+
+use crate::{
+    config::Compression,
+    error::{Error, Result},
+    loader::Backend,
+    migrate::{
+        self, MigrateError, MigrateOptions,
+        jsonl::{self, ImportMode},
+        schema,
+    },
+    progress::{ProgressRead, Step, StepGuard},
+};
+
+use super::{
+    catalog::Which,
+    error::{BackupError, io},
+    manager::BackupManager,
+    manifest::{Manifest, SnapshotKind},
+    pipeline,
+};
+
+/// Rows per statement of a logical restore (fewer for wide rows: a
+/// statement also stops at 16 MB of input, and at the parameter limit of
+/// multi-row `VALUES`).
+const LOGICAL_RESTORE_BATCH: usize = 10_000;
+
+/// What a restore did.
+#[derive(Clone, Debug)]
+pub struct RestoreReport {
+    /// The backup restored.
+    pub manifest: Manifest,
+    /// Where it went.
+    pub path: PathBuf,
+    /// Whether an existing file was replaced.
+    pub replaced: bool,
+    /// Seconds spent downloading, checking and decompressing.
+    pub download_secs: f64,
+    /// Seconds spent in `PRAGMA integrity_check`.
+    pub check_secs: f64,
+}
+
+/// What a restore of a logical backup into a backend did.
+#[derive(Clone, Debug)]
+pub struct LogicalRestoreReport {
+    /// The backup restored.
+    pub manifest: Manifest,
+    /// The backend restored into.
+    pub backend: String,
+    /// Tables and collections loaded, with row counts.
+    pub loaded: migrate::Report,
+    /// Tables and collections that existed and were replaced (`force`).
+    pub replaced: Vec<String>,
+    /// Seconds spent downloading, checking and decompressing.
+    pub download_secs: f64,
+    /// Seconds spent loading the backend.
+    pub load_secs: f64,
+}
+
+impl BackupManager<'_> {
+    /// Downloads `manifest`'s object into `tmp`, decompressed, checking
+    /// both sizes and SHA-256s against the manifest.
+    async fn download_into(
+        &self,
+        manifest: &Manifest,
+        compression: Compression,
+        tmp: &tempfile::NamedTempFile,
+    ) -> Result<(), BackupError> {
+        let blobs = self.blobs().await?;
+        let file = tmp
+            .as_file()
+            .try_clone()
+            .map_err(io("opening the temporary file"))?;
+        pipeline::download_decompressed(&blobs, manifest, compression, file, &*self.progress).await
+    }
+
+    /// Restores backup `which` to `to` (default: the source's database
+    /// file). An existing file is replaced only with `force`; on any error
+    /// the target is left as it was.
+    pub async fn restore(
+        &self,
+        which: &Which,
+        to: Option<&Path>,
+        force: bool,
+    ) -> Result<RestoreReport, BackupError> {
+        let manifest = self.find(which).await?;
+        if manifest.snapshot != SnapshotKind::Sqlite {
+            return Err(BackupError::WrongKind {
+                timestamp: manifest.timestamp.clone(),
+                what: format!("{} of `{}`", manifest.snapshot.describe(), manifest.backend),
+                hint: "restore it into a backend with --into BACKEND, not to a file with --to"
+                    .into(),
+            });
+        }
+        let target = match to {
+            Some(p) => p.to_path_buf(),
+            None => self.source_path()?,
+        };
+        let exists = target.exists();
+        if exists && !force {
+            return Err(BackupError::TargetExists { path: target });
+        }
+        let compression =
+            Compression::from_name(&manifest.compression).ok_or_else(|| BackupError::Corrupt {
+                timestamp: manifest.timestamp.clone(),
+                what: format!("unknown compression {:?}", manifest.compression),
+            })?;
+        let dir = match target.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "database".into());
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{name}.restore-"))
+            .tempfile_in(&dir)
+            .map_err(io(format!(
+                "creating a temporary file in {}",
+                dir.display()
+            )))?;
+
+        // The restored file gets the permissions of the file it replaces,
+        // else the usual 0644 (a temporary file is created 0600).
+        let perms = match std::fs::metadata(&target) {
+            Ok(m) => Some(m.permissions()),
+            Err(_) => default_permissions(),
+        };
+        if let Some(perms) = perms {
+            std::fs::set_permissions(tmp.path(), perms).map_err(io(format!(
+                "setting permissions of {}",
+                tmp.path().display()
+            )))?;
+        }
+
+        // Download, check and decompress into the temporary file.
+        let t0 = Instant::now();
+        self.download_into(&manifest, compression, &tmp).await?;
+        tmp.as_file()
+            .sync_all()
+            .map_err(io(format!("fsync of {}", tmp.path().display())))?;
+        let download_secs = t0.elapsed().as_secs_f64();
+
+        // PRAGMA integrity_check through the source's plugin, read-only.
+        let t1 = Instant::now();
+        self.integrity_check(tmp.path(), &manifest.timestamp)
+            .await?;
+        let check_secs = t1.elapsed().as_secs_f64();
+
+        // Into place.
+        if exists {
+            for suffix in ["-wal", "-shm"] {
+                let mut p = target.clone().into_os_string();
+                p.push(suffix);
+                match std::fs::remove_file(&p) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(io(format!("removing {}", Path::new(&p).display()))(e).into());
+                    }
+                }
+            }
+        }
+        tmp.persist(&target).map_err(|e| {
+            io(format!(
+                "renaming the restored file to {}",
+                target.display()
+            ))(e.error)
+        })?;
+        std::fs::File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(format!("fsync of directory {}", dir.display())))?;
+        Ok(RestoreReport {
+            manifest,
+            path: target,
+            replaced: exists,
+            download_secs,
+            check_secs,
+        })
+    }
+
+    /// Restores logical backup `which` into backend `into` (any backend
+    /// whose contracts hold what the backup has: SQL for tables, vectors for
+    /// collections — e.g. a Postgres backup into SQLite). Tables or
+    /// collections of the backup that exist there are an error naming them,
+    /// unless `force`, which replaces them. Order: download → object
+    /// SHA-256 → decompress to a temporary file → snapshot size + SHA-256 →
+    /// only then the target: every table in one transaction (a failure
+    /// leaves the target's tables as they were), then the collections.
+    pub async fn restore_into(
+        &self,
+        which: &Which,
+        into: &str,
+        force: bool,
+    ) -> Result<LogicalRestoreReport, BackupError> {
+        let manifest = self.find(which).await?;
+        if manifest.snapshot != SnapshotKind::Jsonl {
+            return Err(BackupError::WrongKind {
+                timestamp: manifest.timestamp.clone(),
+                what: format!("{} of `{}`", manifest.snapshot.describe(), manifest.backend),
+                hint:
+                    "restore it to a database file with --to PATH, not into a backend with --into"
+                        .into(),
+            });
+        }
+        let compression =
+            Compression::from_name(&manifest.compression).ok_or_else(|| BackupError::Corrupt {
+                timestamp: manifest.timestamp.clone(),
+                what: format!("unknown compression {:?}", manifest.compression),
+            })?;
+        let target = self.strata.backend(into).await?;
+
+        // Download, check and decompress into a temporary file.
+        let t0 = Instant::now();
+        let tmp = tempfile::Builder::new()
+            .prefix(".strata-restore-")
+            .suffix(".jsonl")
+            .tempfile()
+            .map_err(io("creating a temporary file for the restore"))?;
+        self.download_into(&manifest, compression, &tmp).await?;
+        let download_secs = t0.elapsed().as_secs_f64();
+
+        // What it holds, and what of that the target already has.
+        let label = format!("backup {}", manifest.timestamp);
+        let wrap = |e: MigrateError| BackupError::Logical {
+            what: format!("restoring backup {} into `{into}`", manifest.timestamp),
+            source: Box::new(e),
+        };
+        let open = || {
+            std::fs::File::open(tmp.path()).map_err(io(format!("reading {}", tmp.path().display())))
+        };
+        let contents = jsonl::contents(
+            &mut std::io::BufReader::with_capacity(1 << 20, open()?),
+            &label,
+        )
+        .map_err(wrap)?;
+        let mut existing = Vec::new();
+        if !contents.tables.is_empty() {
+            let sql = target.sql()?;
+            for t in &contents.tables {
+                if schema::table_exists(&sql, t).await.map_err(wrap)? {
+                    existing.push(format!("table `{t}`"));
+                }
+            }
+        }
+        if !contents.collections.is_empty() {
+            let v = target.vectors()?;
+            for c in &contents.collections {
+                if v.exists(c).await? {
+                    existing.push(format!("collection `{c}`"));
+                }
+            }
+        }
+        if !existing.is_empty() && !force {
+            return Err(BackupError::ItemsExist {
+                backend: into.to_string(),
+                items: existing,
+            });
+        }
+
+        // Load: tables in one transaction, then collections.
+        let t1 = Instant::now();
+        let step = StepGuard::start(&*self.progress, Step::Restore, Some(manifest.snapshot_size));
+        let read = ProgressRead {
+            inner: open()?,
+            progress: self.progress.clone(),
+            step: Step::Restore,
+        };
+        let mut input = std::io::BufReader::with_capacity(1 << 20, read);
+        let options = MigrateOptions::new()
+            .batch_size(LOGICAL_RESTORE_BATCH)
+            .progress(self.progress.clone());
+        let loaded = jsonl::import_with(
+            &target,
+            &mut input,
+            &label,
+            &options,
+            ImportMode::Restore { replace: force },
+        )
+        .await;
+        drop(step);
+        let loaded = loaded.map_err(wrap)?;
+        Ok(LogicalRestoreReport {
+            manifest,
+            backend: into.to_string(),
+            loaded,
+            replaced: existing,
+            download_secs,
+            load_secs: t1.elapsed().as_secs_f64(),
+        })
+    }
+
+    async fn integrity_check(&self, file: &Path, timestamp: &str) -> Result<(), BackupError> {
+        let plugin = self.strata.plugin(&self.source)?;
+        let mut cfg = serde_json::json!({ "path": file.display().to_string() });
+        if plugin
+            .info()
+            .config_schema
+            .pointer("/properties/read_only")
+            .is_some()
+        {
+            cfg["read_only"] = serde_json::Value::Bool(true);
+        }
+        let check = Backend::open(
+            &format!("{}-restore-check", self.source),
+            plugin,
+            &self.strata.config().file,
+            &cfg,
+        )
+        .await?;
+        let result = async {
+            let rows = check.sql()?.all("PRAGMA integrity_check", ()).await?;
+            let lines: Vec<String> = rows
+                .iter()
+                .map(|r| {
+                    r.values()
+                        .first()
+                        .map(|v| v.to_string())
+                        .unwrap_or_default()
+                })
+                .collect();
+            Ok::<_, Error>(lines)
+        }
+        .await;
+        let _ = check.close().await;
+        // A file that is not a database at all fails to run the pragma.
+        let lines = result.map_err(|e| BackupError::IntegrityCheck {
+            timestamp: timestamp.to_string(),
+            result: e.to_string(),
+        })?;
+        if lines != ["ok"] {
+            return Err(BackupError::IntegrityCheck {
+                timestamp: timestamp.to_string(),
+                result: lines.join("; "),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(unix)]
+fn default_permissions() -> Option<std::fs::Permissions> {
+    use std::os::unix::fs::PermissionsExt as _;
+    Some(std::fs::Permissions::from_mode(0o644))
+}
+
+#[cfg(not(unix))]
+fn default_permissions() -> Option<std::fs::Permissions> {
+    None
+}

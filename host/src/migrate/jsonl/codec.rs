@@ -1,0 +1,229 @@
+//! The encoding of an export's lines: values, rows and table headers as
+//! JSON (see the format in [`super`]).
+
+use std::io::Write;
+
+use serde_json::{Value as Json, json};
+use strata_plugin_api::Value;
+
+use crate::migrate::{
+    error::MigrateError,
+    schema::{Column, Index, Kind, TableSchema},
+    values::{self, base64_decode, base64_encode},
+};
+
+pub(super) fn value_json(v: &Value) -> Json {
+    match v {
+        Value::Null => Json::Null,
+        Value::Integer(i) => (*i).into(),
+        Value::Real(r) => match serde_json::Number::from_f64(*r) {
+            Some(n) => Json::Number(n),
+            None => json!({ "f": r.to_string() }),
+        },
+        Value::Text(t) => Json::String(t.to_string()),
+        Value::Blob(b) => json!({ "b64": base64_encode(b) }),
+    }
+}
+
+/// Appends `{"row":[…]}` and a newline for one row: the bytes
+/// `serde_json::to_writer(&json!({"row": values.map(value_json)}))` writes,
+/// without building the JSON tree (the hot loop of exports and logical
+/// backups). Vector columns are written as little-endian `f32` blobs.
+pub(super) fn row_line(buf: &mut Vec<u8>, values: &[Value], columns: &[Column]) {
+    buf.extend_from_slice(b"{\"row\":[");
+    for (i, (v, c)) in values.iter().zip(columns).enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        match (c.kind, v) {
+            (Kind::Vector(_), Value::Blob(_) | Value::Text(_)) => match values::vector_of(v) {
+                Some(f) => write_value(buf, &Value::from(values::f32_to_blob(&f))),
+                None => write_value(buf, v),
+            },
+            _ => write_value(buf, v),
+        }
+    }
+    buf.extend_from_slice(b"]}\n");
+}
+
+fn write_value(buf: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::Null => buf.extend_from_slice(b"null"),
+        Value::Integer(i) => {
+            let _ = write!(buf, "{i}");
+        }
+        Value::Real(r) if r.is_finite() => {
+            let _ = serde_json::to_writer(&mut *buf, r);
+        }
+        Value::Text(t) => {
+            let _ = serde_json::to_writer(&mut *buf, t.as_str());
+        }
+        _ => {
+            let _ = serde_json::to_writer(&mut *buf, &value_json(v));
+        }
+    }
+}
+
+pub(super) fn json_value(j: &Json) -> Option<Value> {
+    Some(match j {
+        Json::Null => Value::Null,
+        Json::Number(n) => match n.as_i64() {
+            Some(i) if !n.is_f64() => Value::Integer(i),
+            _ => Value::Real(n.as_f64()?),
+        },
+        Json::String(s) => Value::from(s.as_str()),
+        Json::Object(m) => {
+            if let Some(b) = m.get("b64") {
+                Value::Blob(base64_decode(b.as_str()?)?.into())
+            } else {
+                Value::Real(m.get("f")?.as_str()?.parse().ok()?)
+            }
+        }
+        _ => return None,
+    })
+}
+
+pub(super) fn schema_json(t: &TableSchema) -> Json {
+    json!({
+        "name": t.name,
+        "columns": t.columns.iter().map(|c| json!({
+            "name": c.name, "kind": c.kind.name(), "not_null": c.not_null,
+        })).collect::<Vec<_>>(),
+        "primary_key": t.primary_key,
+        "auto_key": t.auto_key,
+        "indexes": t.indexes.iter().map(|i| json!({
+            "name": i.name, "unique": i.unique, "columns": i.columns,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+pub(super) fn schema_from_json(j: &Json) -> Option<TableSchema> {
+    let strings = |v: &Json| -> Option<Vec<String>> {
+        v.as_array()?
+            .iter()
+            .map(|s| s.as_str().map(str::to_string))
+            .collect()
+    };
+    Some(TableSchema {
+        name: j.get("name")?.as_str()?.to_string(),
+        columns: j
+            .get("columns")?
+            .as_array()?
+            .iter()
+            .map(|c| {
+                let kind = c.get("kind")?.as_str()?;
+                Some(Column {
+                    name: c.get("name")?.as_str()?.to_string(),
+                    kind: Kind::from_name(kind)?,
+                    not_null: c.get("not_null")?.as_bool()?,
+                    declared: kind.to_string(),
+                })
+            })
+            .collect::<Option<_>>()?,
+        primary_key: strings(j.get("primary_key")?)?,
+        auto_key: j.get("auto_key")?.as_bool()?,
+        indexes: j
+            .get("indexes")?
+            .as_array()?
+            .iter()
+            .map(|i| {
+                Some(Index {
+                    name: i.get("name")?.as_str()?.to_string(),
+                    unique: i.get("unique")?.as_bool()?,
+                    columns: strings(i.get("columns")?)?,
+                })
+            })
+            .collect::<Option<_>>()?,
+    })
+}
+
+pub(super) fn io_err(file: &str) -> impl Fn(std::io::Error) -> MigrateError {
+    let file = file.to_string();
+    move |e| MigrateError::File {
+        file: file.clone(),
+        message: e.to_string(),
+    }
+}
+
+pub(super) fn line(out: &mut dyn Write, file: &str, doc: &Json) -> Result<(), MigrateError> {
+    serde_json::to_writer(&mut *out, doc).map_err(|e| MigrateError::File {
+        file: file.to_string(),
+        message: e.to_string(),
+    })?;
+    out.write_all(b"\n").map_err(io_err(file))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_lines_are_what_the_json_tree_writes() {
+        let col = |kind| Column {
+            name: "c".into(),
+            kind,
+            not_null: false,
+            declared: String::new(),
+        };
+        let columns = [
+            col(Kind::Integer),
+            col(Kind::Real),
+            col(Kind::Real),
+            col(Kind::Real),
+            col(Kind::Text),
+            col(Kind::Blob),
+            col(Kind::Json),
+            col(Kind::Vector(2)),
+            col(Kind::Vector(2)),
+            col(Kind::Integer),
+        ];
+        let values = [
+            Value::Integer(i64::MIN),
+            Value::Real(1.0),
+            Value::Real(-1e-300),
+            Value::Real(f64::NAN),
+            Value::from("quote \" back \\ ctl \u{1} ünï ✓"),
+            Value::from(vec![0u8, 255, 7]),
+            Value::from(r#"{"a": [1, 2.5]}"#),
+            Value::from("[1.5,-2]"),
+            Value::from(values::f32_to_blob(&[0.25, 3.0])),
+            Value::Null,
+        ];
+        let mut fast = Vec::new();
+        row_line(&mut fast, &values, &columns);
+        let vals: Vec<Json> = values
+            .iter()
+            .zip(&columns)
+            .map(|(v, c)| match c.kind {
+                Kind::Vector(_) => value_json(&Value::from(values::f32_to_blob(
+                    &values::vector_of(v).unwrap(),
+                ))),
+                _ => value_json(v),
+            })
+            .collect();
+        let mut tree = serde_json::to_vec(&json!({ "row": vals })).unwrap();
+        tree.push(b'\n');
+        assert_eq!(
+            String::from_utf8(fast).unwrap(),
+            String::from_utf8(tree).unwrap()
+        );
+    }
+
+    #[test]
+    fn values_round_trip() {
+        for v in [
+            Value::Null,
+            Value::Integer(-7),
+            Value::Real(1.0),
+            Value::Real(f64::NAN),
+            Value::from("x"),
+            Value::from(vec![1u8, 2]),
+        ] {
+            let back = json_value(&value_json(&v)).unwrap();
+            match (&v, &back) {
+                (Value::Real(a), Value::Real(b)) if a.is_nan() => assert!(b.is_nan()),
+                _ => assert_eq!(back, v),
+            }
+        }
+    }
+}

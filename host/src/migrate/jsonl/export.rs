@@ -1,0 +1,205 @@
+//! Writing an export: the header, then every table paged by its primary
+//! key, then every collection through the vector contract's scan.
+
+use std::{io::Write, time::Instant};
+
+use serde_json::json;
+
+use crate::{
+    loader::Backend,
+    migrate::{
+        error::MigrateError,
+        options::MigrateOptions,
+        report::{ItemReport, Report},
+        schema,
+        table::Pager,
+    },
+    progress::ItemKind,
+    sql::SqlRead,
+    vector::{Include, Vectors},
+};
+
+use super::codec::{io_err, line, row_line, schema_json};
+
+/// Writes every selected table and collection of `backend` to `out`
+/// (`file` names it in errors). Uses `tables`, `collections`,
+/// `batch_size`, `detect_vectors` and `progress` of `options`. Each table
+/// is paged by its own statements; [`crate::backup`] writes the same format
+/// with every table read inside one transaction instead.
+pub async fn export(
+    backend: &Backend,
+    out: &mut dyn Write,
+    file: &str,
+    options: &MigrateOptions,
+) -> Result<Report, MigrateError> {
+    let started = Instant::now();
+    let mut report = Report::default();
+    let sql = backend.sql().ok();
+    write_header(
+        out,
+        file,
+        backend.name(),
+        sql.as_ref().map(|s| s.dialect().name()),
+    )?;
+    if let Some(sql) = &sql {
+        export_tables(sql, out, file, options, &mut report).await?;
+    }
+    let wants = options.collections.as_ref().is_none_or(|c| !c.is_empty());
+    if let (true, Ok(v)) = (wants, backend.vectors()) {
+        export_collections(&v, out, file, options, &mut report).await?;
+    }
+    out.flush().map_err(io_err(file))?;
+    report.duration = started.elapsed();
+    Ok(report)
+}
+
+/// The first line of an export.
+pub(crate) fn write_header(
+    out: &mut dyn Write,
+    file: &str,
+    source: &str,
+    dialect: Option<&str>,
+) -> Result<(), MigrateError> {
+    line(
+        out,
+        file,
+        &json!({ "strata_export": 1, "source": source, "dialect": dialect }),
+    )
+}
+
+/// Writes the selected tables (`options.tables`, else every user table)
+/// read through `sql`: the backend itself, or a transaction, in which case
+/// the catalogue and every page are read in that transaction's snapshot.
+pub(crate) async fn export_tables(
+    sql: &impl SqlRead,
+    out: &mut dyn Write,
+    file: &str,
+    options: &MigrateOptions,
+    report: &mut Report,
+) -> Result<(), MigrateError> {
+    let names = match &options.tables {
+        Some(l) => l.clone(),
+        None => schema::list_tables(sql, &mut report.warnings).await?,
+    };
+    for name in &names {
+        let t0 = Instant::now();
+        let t = schema::read_table(sql, name, options.detect_vectors, &mut report.warnings).await?;
+        line(out, file, &json!({ "table": schema_json(&t) }))?;
+        let pager = Pager::new(&t, options.batch_size);
+        let mut rep = ItemReport::new(ItemKind::Table, name);
+        let err = |source| MigrateError::Table {
+            table: name.clone(),
+            backend: sql.backend().into(),
+            source: Box::new(source),
+        };
+        // Each page is written while the next one is read.
+        let mut rows = pager.page(sql, None).await.map_err(err)?;
+        while let Some(last) = rows.last() {
+            let key = pager.key(last);
+            let write = |out: &mut dyn Write| -> Result<(), MigrateError> {
+                let mut buf = Vec::with_capacity(64 * 1024);
+                for row in &rows {
+                    row_line(&mut buf, row.values(), &t.columns);
+                    if buf.len() >= 60 * 1024 {
+                        out.write_all(&buf).map_err(io_err(file))?;
+                        buf.clear();
+                    }
+                }
+                out.write_all(&buf).map_err(io_err(file))
+            };
+            let (next, written) =
+                futures_util::future::join(pager.page(sql, Some(key)), async { write(&mut *out) })
+                    .await;
+            written?;
+            rep.read += rows.len() as u64;
+            options.copied(ItemKind::Table, name, rep.read);
+            rows = next.map_err(err)?;
+        }
+        line(
+            out,
+            file,
+            &json!({ "end": { "table": name, "rows": rep.read } }),
+        )?;
+        rep.written = rep.read;
+        rep.duration = t0.elapsed();
+        report.tables.push(rep);
+    }
+    Ok(())
+}
+
+/// Writes the selected collections (`options.collections`, else every
+/// one) through the vector contract's scan cursor.
+pub(crate) async fn export_collections(
+    v: &Vectors,
+    out: &mut dyn Write,
+    file: &str,
+    options: &MigrateOptions,
+    report: &mut Report,
+) -> Result<(), MigrateError> {
+    let names = match &options.collections {
+        Some(l) => l.clone(),
+        None => v
+            .list()
+            .await
+            .map_err(|e| MigrateError::collection(v, "*", e))?
+            .into_iter()
+            .map(|c| c.name)
+            .collect(),
+    };
+    for name in &names {
+        let t0 = Instant::now();
+        let stats = v
+            .stats(name)
+            .await
+            .map_err(|e| MigrateError::collection(v, name, e))?
+            .ok_or_else(|| MigrateError::Backend {
+                backend: v.backend().into(),
+                message: format!("no collection named `{name}`"),
+            })?;
+        line(
+            out,
+            file,
+            &json!({ "collection": {
+                "name": name, "dimension": stats.dimension, "metric": stats.metric.name(),
+            }}),
+        )?;
+        let mut rep = ItemReport::new(ItemKind::Collection, name);
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = v
+                .scan(
+                    name,
+                    cursor.as_deref(),
+                    options.batch_size as u32,
+                    None,
+                    Include::ALL,
+                )
+                .await
+                .map_err(|e| MigrateError::collection(v, name, e))?;
+            for h in &page.records {
+                line(
+                    out,
+                    file,
+                    &json!({ "record": {
+                        "id": h.id, "vector": h.vector, "metadata": h.metadata, "text": h.text,
+                    }}),
+                )?;
+            }
+            rep.read += page.records.len() as u64;
+            options.copied(ItemKind::Collection, name, rep.read);
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        line(
+            out,
+            file,
+            &json!({ "end": { "collection": name, "rows": rep.read } }),
+        )?;
+        rep.written = rep.read;
+        rep.duration = t0.elapsed();
+        report.collections.push(rep);
+    }
+    Ok(())
+}

@@ -1,0 +1,496 @@
+//! Loading an export into a backend: tables in transactions (one per table,
+//! or one for all of them in a restore), collections by batched upserts.
+
+use std::{io::BufRead, time::Instant};
+
+use serde_json::Value as Json;
+use strata_plugin_api::{Value, placeholders::Dialect};
+
+use crate::{
+    error::Error,
+    loader::Backend,
+    migrate::{
+        error::MigrateError,
+        options::MigrateOptions,
+        report::{ItemReport, Report},
+        schema::{self, Kind, TableSchema, VectorStorage},
+        table::{UnnestInsert, Upserts, max_params},
+        values,
+    },
+    params::Params,
+    progress::ItemKind,
+    sql::{Sql, SqlRead, Transaction},
+    vector::{Metric, Record, Vectors},
+};
+
+use super::{
+    codec::{io_err, json_value, schema_from_json},
+    lines::{BoundedLines, Lines, MAX_LINE},
+};
+
+/// Loads an export into `backend`: each table in one transaction, each
+/// collection by batched upserts. `file` names the input in errors; uses
+/// `batch_size` and `progress` of `options`.
+pub async fn import(
+    backend: &Backend,
+    input: &mut dyn BufRead,
+    file: &str,
+    options: &MigrateOptions,
+) -> Result<Report, MigrateError> {
+    import_with(backend, input, file, options, ImportMode::Merge).await
+}
+
+/// How [`import_with`] treats the target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImportMode {
+    /// `strata import`: each table in its own transaction, created when
+    /// missing, rows upserted on the primary key; collections upserted.
+    Merge,
+    /// A restore: **every** table in one transaction (committed before the
+    /// first collection, or at the end), each created anew — with
+    /// `replace`, an existing table or collection of the same name is
+    /// dropped first (inside the transaction, for tables); without it an
+    /// existing one is an error — rows loaded by multi-row `INSERT`s. A
+    /// failure rolls back every table.
+    Restore {
+        /// Drop existing tables and collections of the same names.
+        replace: bool,
+    },
+}
+
+/// [`import`] in the given [`ImportMode`].
+pub async fn import_with(
+    backend: &Backend,
+    input: &mut dyn BufRead,
+    file: &str,
+    options: &MigrateOptions,
+    mode: ImportMode,
+) -> Result<Report, MigrateError> {
+    let started = Instant::now();
+    let mut report = Report::default();
+    let bad = |n: usize, message: String| MigrateError::File {
+        file: format!("{file}:{n}"),
+        message,
+    };
+    let backend_err = |e: Error| MigrateError::Backend {
+        backend: backend.name().into(),
+        message: e.to_string(),
+    };
+    let mut lines = BoundedLines {
+        input,
+        buf: Vec::new(),
+        max: MAX_LINE,
+    }
+    .enumerate()
+    .map(|(i, l)| (i + 1, l));
+    let Some((_, first)) = lines.next() else {
+        return Err(bad(1, "empty file".into()));
+    };
+    let first: Json =
+        serde_json::from_str(&first.map_err(io_err(file))?).map_err(|e| bad(1, e.to_string()))?;
+    if first.get("strata_export").and_then(Json::as_i64) != Some(1) {
+        return Err(bad(
+            1,
+            "not a strata export (expected a {\"strata_export\":1,…} header)".into(),
+        ));
+    }
+    let mut vectors_storage = None;
+    // Restore mode: the one transaction every table is loaded in.
+    let mut restore_tx: Option<Transaction<'static>> = None;
+    while let Some((n, l)) = lines.next() {
+        let l = l.map_err(io_err(file))?;
+        if l.trim().is_empty() {
+            continue;
+        }
+        let doc: Json = serde_json::from_str(&l).map_err(|e| bad(n, e.to_string()))?;
+        // Headers are recognised by the same byte prefix as in [`contents`]
+        // (which decides what a restore would replace), so a crafted line
+        // cannot be a header to one and not to the other.
+        let (is_table, is_coll) = (
+            l.starts_with("{\"table\":"),
+            l.starts_with("{\"collection\":"),
+        );
+        if let Some(t) = doc.get("table").filter(|_| is_table) {
+            let t = schema_from_json(t).ok_or_else(|| bad(n, "malformed table header".into()))?;
+            // Internal tables (the vector catalogue, SQLite's own) are never
+            // written from a file: `strata_collections` replaced by a
+            // crafted backup would wipe the target's collections.
+            if schema::is_internal(&t.name) {
+                return Err(bad(
+                    n,
+                    format!(
+                        "table `{}` has a reserved name (strata_* and sqlite_* are internal)",
+                        t.name
+                    ),
+                ));
+            }
+            let sql = backend.sql().map_err(backend_err)?;
+            let storage = match vectors_storage {
+                Some(s) => s,
+                None => {
+                    let s = if sql.dialect() == Dialect::Postgres
+                        && schema::pg_vector_available(&sql).await?
+                    {
+                        VectorStorage::PgVector
+                    } else {
+                        VectorStorage::Blob
+                    };
+                    vectors_storage = Some(s);
+                    s
+                }
+            };
+            let rep = match mode {
+                ImportMode::Merge => {
+                    import_table(&sql, &t, storage, &mut lines, file, options).await?
+                }
+                ImportMode::Restore { replace } => {
+                    if restore_tx.is_none() {
+                        restore_tx =
+                            Some(sql.begin().await.map_err(|source| MigrateError::Table {
+                                table: t.name.clone(),
+                                backend: backend.name().into(),
+                                source: Box::new(source),
+                            })?);
+                    }
+                    let tx = restore_tx.as_ref().expect("begun above");
+                    restore_table(tx, &t, storage, replace, &mut lines, file, options).await?
+                }
+            };
+            report.tables.push(rep);
+        } else if let Some(c) = doc.get("collection").filter(|_| is_coll) {
+            commit_restore(&mut restore_tx, backend).await?;
+            let v = backend.vectors().map_err(backend_err)?;
+            let replace = matches!(mode, ImportMode::Restore { replace: true });
+            let rep = import_collection(&v, c, n, replace, &mut lines, file, options).await?;
+            report.collections.push(rep);
+        } else {
+            return Err(bad(n, "expected a table or collection header".into()));
+        }
+    }
+    commit_restore(&mut restore_tx, backend).await?;
+    report.duration = started.elapsed();
+    Ok(report)
+}
+
+async fn commit_restore(
+    tx: &mut Option<Transaction<'static>>,
+    backend: &Backend,
+) -> Result<(), MigrateError> {
+    if let Some(tx) = tx.take() {
+        tx.commit().await.map_err(|source| MigrateError::Table {
+            table: "*".into(),
+            backend: backend.name().into(),
+            source: Box::new(source),
+        })?;
+    }
+    Ok(())
+}
+
+async fn import_table(
+    sql: &Sql,
+    t: &TableSchema,
+    storage: VectorStorage,
+    lines: &mut Lines<'_>,
+    file: &str,
+    options: &MigrateOptions,
+) -> Result<ItemReport, MigrateError> {
+    let t0 = Instant::now();
+    let mut rep = ItemReport::new(ItemKind::Table, &t.name);
+    let on = |source| MigrateError::Table {
+        table: t.name.clone(),
+        backend: sql.backend().into(),
+        source: Box::new(source),
+    };
+    // The table is created first, committed, so that a table that already
+    // exists is merged into rather than replaced; a failed load drops it
+    // again when this import created it.
+    let existed = schema::table_exists(sql, &t.name).await?;
+    sql.exec(&schema::create_table_sql(t, sql.dialect(), storage))
+        .await
+        .map_err(on)?;
+    let result = async {
+        let tx = sql.begin().await.map_err(on)?;
+        let mut upserts = RowWriter::Values(Upserts::new(t, sql.dialect()));
+        load_rows(
+            &tx,
+            t,
+            storage,
+            &mut upserts,
+            lines,
+            file,
+            options,
+            &mut rep,
+        )
+        .await?;
+        tx.commit().await.map_err(on)
+    }
+    .await;
+    if let Err(e) = result {
+        if !existed {
+            let _ = sql
+                .exec(&format!("DROP TABLE IF EXISTS {}", schema::quote(&t.name)))
+                .await;
+        }
+        return Err(e);
+    }
+    rep.skipped = rep.read - rep.written.min(rep.read);
+    rep.duration = t0.elapsed();
+    Ok(rep)
+}
+
+/// Restore mode: the table created anew in `tx` (dropped first with
+/// `replace`), rows inserted.
+async fn restore_table(
+    tx: &Transaction<'static>,
+    t: &TableSchema,
+    storage: VectorStorage,
+    replace: bool,
+    lines: &mut Lines<'_>,
+    file: &str,
+    options: &MigrateOptions,
+) -> Result<ItemReport, MigrateError> {
+    let t0 = Instant::now();
+    let mut rep = ItemReport::new(ItemKind::Table, &t.name);
+    let on = |source| MigrateError::Table {
+        table: t.name.clone(),
+        backend: SqlRead::backend(tx).into(),
+        source: Box::new(source),
+    };
+    let dialect = SqlRead::dialect(tx);
+    if replace {
+        tx.exec(&format!("DROP TABLE IF EXISTS {}", schema::quote(&t.name)))
+            .await
+            .map_err(on)?;
+    }
+    // Without IF NOT EXISTS: a table that appeared since the caller checked
+    // is an error (rolling everything back), never a merge.
+    let create = schema::create_table_sql(t, dialect, storage).replacen(
+        "CREATE TABLE IF NOT EXISTS",
+        "CREATE TABLE",
+        1,
+    );
+    tx.exec(&create).await.map_err(on)?;
+    // Postgres: arrays through unnest (any number of rows a statement);
+    // others: multi-row VALUES under the parameter limit.
+    let mut writer = if dialect == Dialect::Postgres {
+        RowWriter::Unnest(UnnestInsert::new(t, storage))
+    } else {
+        RowWriter::Values(Upserts::insert_only(t))
+    };
+    load_rows(tx, t, storage, &mut writer, lines, file, options, &mut rep).await?;
+    rep.duration = t0.elapsed();
+    Ok(rep)
+}
+
+/// Input bytes of rows per statement at most (a batch also stops at its row count).
+const BATCH_BYTES: usize = 16 << 20;
+
+/// How rows become statements.
+enum RowWriter {
+    /// Multi-row `INSERT … VALUES` (upsert or plain), under the parameter limit.
+    Values(Upserts),
+    /// PostgreSQL `INSERT … SELECT * FROM unnest(arrays)`.
+    Unnest(UnnestInsert),
+}
+
+/// Loads the rows of one table inside `tx` (rolled back by the caller on
+/// any error), then fixes the identity sequence and creates the indexes.
+#[allow(clippy::too_many_arguments)]
+async fn load_rows(
+    tx: &Transaction<'static>,
+    t: &TableSchema,
+    storage: VectorStorage,
+    writer: &mut RowWriter,
+    lines: &mut Lines<'_>,
+    file: &str,
+    options: &MigrateOptions,
+    rep: &mut ItemReport,
+) -> Result<(), MigrateError> {
+    let dialect = SqlRead::dialect(tx);
+    let on = |source| MigrateError::Table {
+        table: t.name.clone(),
+        backend: SqlRead::backend(tx).into(),
+        source: Box::new(source),
+    };
+    let bad = |n: usize, message: String| MigrateError::File {
+        file: format!("{file}:{n}"),
+        message: format!("table `{}`: {message}", t.name),
+    };
+    let kinds: Vec<Kind> = t.columns.iter().map(|c| c.kind).collect();
+    let width = kinds.len();
+    let per_stmt = match writer {
+        RowWriter::Values(_) => (max_params(dialect) / width.max(1)).clamp(1, options.batch_size),
+        RowWriter::Unnest(_) => options.batch_size.max(1),
+    };
+    // Up to `per_stmt` rows converted for the target; `Some(expected rows)`
+    // once the table's end line is read.
+    let read_batch = |lines: &mut Lines<'_>| -> Result<(Vec<Value>, Option<u64>), MigrateError> {
+        let mut pending = Vec::with_capacity(per_stmt * width);
+        // Also bounded in bytes, so wide rows (embeddings) keep statements small.
+        let mut bytes = 0usize;
+        while pending.len() < per_stmt * width && bytes < BATCH_BYTES {
+            let Some((n, l)) = lines.next() else {
+                return Err(bad(0, "the file ends before the table's end line".into()));
+            };
+            let l = l.map_err(io_err(file))?;
+            bytes += l.len();
+            let doc: Json = serde_json::from_str(&l).map_err(|e| bad(n, e.to_string()))?;
+            if let Some(row) = doc.get("row").and_then(Json::as_array) {
+                if row.len() != width {
+                    return Err(bad(
+                        n,
+                        format!("row has {} values, the table {} columns", row.len(), width),
+                    ));
+                }
+                for (i, v) in row.iter().enumerate() {
+                    let v = json_value(v).ok_or_else(|| bad(n, format!("unreadable value {v}")))?;
+                    let v = values::to_target(v, kinds[i], storage)
+                        .map_err(|m| bad(n, format!("column `{}`: {m}", t.columns[i].name)))?;
+                    pending.push(v);
+                }
+            } else if let Some(end) = doc.get("end") {
+                let expected = end.get("rows").and_then(Json::as_u64).unwrap_or(u64::MAX);
+                return Ok((pending, Some(expected)));
+            } else {
+                return Err(bad(n, "expected a row or the table's end line".into()));
+            }
+        }
+        Ok((pending, None))
+    };
+    // Each statement runs while the next batch is parsed (the plugin works
+    // on its own runtime once the statement is sent).
+    let (mut pending, mut end) = read_batch(lines)?;
+    let expected = loop {
+        let rows = pending.len() / width.max(1);
+        rep.read += rows as u64;
+        if rows == 0 {
+            match end {
+                Some(e) => break e,
+                // (A batch without rows always ends the table; read on regardless.)
+                None => {
+                    (pending, end) = read_batch(lines)?;
+                    continue;
+                }
+            }
+        }
+        let (sql_text, params) = match writer {
+            RowWriter::Values(u) => (u.sql(rows).to_string(), std::mem::take(&mut pending)),
+            RowWriter::Unnest(u) => (u.sql().to_string(), u.params(&pending, width)),
+        };
+        let run = tx.run(&sql_text, Params::Positional(params));
+        if let Some(e) = end {
+            rep.written += run.await.map_err(on)?.changes;
+            break e;
+        }
+        let (out, next) = futures_util::future::join(run, async { read_batch(&mut *lines) }).await;
+        rep.written += out.map_err(on)?.changes;
+        options.copied(ItemKind::Table, &t.name, rep.read);
+        (pending, end) = next?;
+    };
+    if expected != rep.read {
+        return Err(bad(
+            0,
+            format!("the end line says {expected} rows, {} were read", rep.read),
+        ));
+    }
+    if t.auto_key && dialect == Dialect::Postgres {
+        let key = schema::quote(&t.primary_key[0]);
+        tx.get(
+            &format!(
+                "SELECT setval(pg_get_serial_sequence(?, ?), coalesce((SELECT max({key}) FROM {}), 0) + 1, false) AS v",
+                schema::quote(&t.name)
+            ),
+            [schema::quote(&t.name), t.primary_key[0].clone()],
+        )
+        .await
+        .map_err(on)?;
+    }
+    for stmt in schema::create_index_sql(t) {
+        tx.exec(&stmt).await.map_err(on)?;
+    }
+    Ok(())
+}
+
+async fn import_collection(
+    v: &Vectors,
+    header: &Json,
+    header_line: usize,
+    replace: bool,
+    lines: &mut Lines<'_>,
+    file: &str,
+    options: &MigrateOptions,
+) -> Result<ItemReport, MigrateError> {
+    let t0 = Instant::now();
+    let bad = |n: usize, message: String| MigrateError::File {
+        file: format!("{file}:{n}"),
+        message,
+    };
+    let (name, dim, metric) = (|| {
+        Some((
+            header.get("name")?.as_str()?.to_string(),
+            u32::try_from(header.get("dimension")?.as_u64()?).ok()?,
+            Metric::from_name(header.get("metric")?.as_str()?)?,
+        ))
+    })()
+    .ok_or_else(|| bad(header_line, "malformed collection header".into()))?;
+    if replace {
+        v.drop_collection(&name)
+            .await
+            .map_err(|e| MigrateError::collection(v, &name, e))?;
+    }
+    v.create_collection(&name, dim, metric)
+        .await
+        .map_err(|e| MigrateError::collection(v, &name, e))?;
+    let mut rep = ItemReport::new(ItemKind::Collection, &name);
+    let mut batch = Vec::new();
+    loop {
+        let Some((n, l)) = lines.next() else {
+            return Err(bad(
+                0,
+                format!("collection `{name}`: the file ends before its end line"),
+            ));
+        };
+        let doc: Json =
+            serde_json::from_str(&l.map_err(io_err(file))?).map_err(|e| bad(n, e.to_string()))?;
+        if let Some(r) = doc.get("record") {
+            let rec = (|| {
+                Some(Record {
+                    id: r.get("id")?.as_str()?.to_string(),
+                    vector: r
+                        .get("vector")?
+                        .as_array()?
+                        .iter()
+                        .map(|x| x.as_f64().map(|f| f as f32))
+                        .collect::<Option<_>>()?,
+                    metadata: r.get("metadata").cloned().unwrap_or(Json::Null),
+                    text: r.get("text").and_then(Json::as_str).map(str::to_string),
+                })
+            })()
+            .ok_or_else(|| bad(n, "malformed record".into()))?;
+            batch.push(rec);
+            rep.read += 1;
+            if batch.len() >= options.batch_size {
+                rep.written += v
+                    .upsert(&name, std::mem::take(&mut batch))
+                    .await
+                    .map_err(|e| MigrateError::collection(v, &name, e))?;
+                options.copied(ItemKind::Collection, &name, rep.read);
+            }
+        } else if doc.get("end").is_some() {
+            break;
+        } else {
+            return Err(bad(
+                n,
+                "expected a record or the collection's end line".into(),
+            ));
+        }
+    }
+    if !batch.is_empty() {
+        rep.written += v
+            .upsert(&name, batch)
+            .await
+            .map_err(|e| MigrateError::collection(v, &name, e))?;
+    }
+    rep.duration = t0.elapsed();
+    Ok(rep)
+}
