@@ -410,7 +410,9 @@ fn layout_cause_in(report: &str) -> String {
             let expected = value_after(i, "Expected:");
             let found = expected.as_ref().and_then(|_| value_after(i + 2, "Found:"));
             let cause = match (expected, found) {
-                (Some(e), Some(f)) => format!("in `{current_type}`: {msg} (expected {e}, found {f})"),
+                (Some(e), Some(f)) => {
+                    format!("in `{current_type}`: {msg} (expected {e}, found {f})")
+                }
                 _ => format!("in `{current_type}`: {msg}"),
             };
             if !causes.contains(&cause) {
@@ -419,7 +421,12 @@ fn layout_cause_in(report: &str) -> String {
         }
     }
     if causes.is_empty() {
-        let first: Vec<&str> = lines.iter().map(|l| l.trim()).filter(|l| !l.is_empty()).take(3).collect();
+        let first: Vec<&str> = lines
+            .iter()
+            .map(|l| l.trim())
+            .filter(|l| !l.is_empty())
+            .take(3)
+            .collect();
         return first.join(" ");
     }
     if causes.iter().all(|c| c.contains("package version")) {
@@ -458,22 +465,22 @@ impl Backend {
             .open_raw(name, base_dir, config)
             .await
             .map_err(|e| match e {
-            Error::Plugin(pe) => {
-                let mut e = PluginError::new(
-                    pe.kind(),
-                    format!(
-                        "opening backend `{name}` ({}): {}",
-                        plugin.info.name,
-                        pe.message()
-                    ),
-                );
-                if let Some(code) = pe.backend_code() {
-                    e = e.with_backend_code(code);
+                Error::Plugin(pe) => {
+                    let mut e = PluginError::new(
+                        pe.kind(),
+                        format!(
+                            "opening backend `{name}` ({}): {}",
+                            plugin.info.name,
+                            pe.message()
+                        ),
+                    );
+                    if let Some(code) = pe.backend_code() {
+                        e = e.with_backend_code(code);
+                    }
+                    Error::Plugin(e)
                 }
-                Error::Plugin(e)
-            }
-            other => other,
-        })?;
+                other => other,
+            })?;
         Ok(Backend {
             name: name.to_string(),
             plugin,

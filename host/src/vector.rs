@@ -364,20 +364,20 @@ impl Vectors {
 
     /// Every collection with its statistics.
     pub async fn list(&self) -> Result<Vec<CollectionStats>> {
-        Ok(call(self.store.list_collections())
+        call(self.store.list_collections())
             .await?
             .into_iter()
             .map(CollectionStats::from_info)
-            .collect::<Result<_>>()?)
+            .collect()
     }
 
     /// One collection's statistics, or `None`.
     pub async fn stats(&self, name: &str) -> Result<Option<CollectionStats>> {
-        Ok(call(self.store.collection_info(name.into()))
+        call(self.store.collection_info(name.into()))
             .await?
             .into_option()
             .map(CollectionStats::from_info)
-            .transpose()?)
+            .transpose()
     }
 
     /// Inserts or overwrites records; returns how many were written.
@@ -457,18 +457,16 @@ impl Vectors {
         include: Include,
     ) -> Result<Vec<Hit>> {
         let ids: RVec<RString> = ids.iter().map(|s| RString::from(*s)).collect();
-        Ok(
-            call(self.store.fetch(FetchRequest {
-                collection: collection.into(),
-                ids,
-                include: include.bits(),
-                ext: Default::default(),
-            }))
-                .await?
-                .into_iter()
-                .map(Hit::from_match)
-                .collect(),
-        )
+        Ok(call(self.store.fetch(FetchRequest {
+            collection: collection.into(),
+            ids,
+            include: include.bits(),
+            ext: Default::default(),
+        }))
+        .await?
+        .into_iter()
+        .map(Hit::from_match)
+        .collect())
     }
 
     async fn delete(

@@ -382,7 +382,10 @@ async fn interfaces_are_found_by_name_and_their_layout_is_checked() {
     );
     let strata = Strata::load(&file).unwrap();
     let raw = strata.backend("raw").await.unwrap();
-    let echo: EchoBox = raw.interface(ECHO).unwrap().expect("the raw fixture serves it");
+    let echo: EchoBox = raw
+        .interface(ECHO)
+        .unwrap()
+        .expect("the raw fixture serves it");
     assert_eq!(echo.echo(1), 1001);
     assert!(
         raw.interface::<EchoBox>("strata.test.nothing")
@@ -413,7 +416,11 @@ fn pinned(name: &str) -> PathBuf {
 fn a_plugin_built_on_plugin_api_1_0_loads() {
     let p = Plugin::load(pinned("fixture-abi-1-0")).unwrap();
     assert_eq!(p.info().name, "fixture-abi-1-0");
-    assert_eq!(p.info().api_version, "1.0.0", "read from the library header");
+    assert_eq!(
+        p.info().api_version,
+        "1.0.0",
+        "read from the library header"
+    );
 }
 
 #[test]

@@ -113,8 +113,10 @@ pub trait Plugin: Send + Sync + Sized + 'static {
     /// the same config: the host may open one library for several
     /// `[backends.*]` entries. A backend that connects to a server should
     /// connect here (an unreachable server is `connection`).
-    fn open(config: Self::Config, ctx: OpenContext)
-    -> impl Future<Output = PluginResult<Self>> + Send;
+    fn open(
+        config: Self::Config,
+        ctx: OpenContext,
+    ) -> impl Future<Output = PluginResult<Self>> + Send;
 
     /// This backend's capabilities: by default all of
     /// [`Plugin::CAPABILITIES`]. Narrow it when the config or the server
@@ -224,10 +226,13 @@ mod tests {
 
     #[test]
     fn config_errors_name_the_key() {
-        let e = parse_config::<Cfg>("demo", r#"{"path": "x", "nested": {"m": "many"}}"#)
-            .unwrap_err();
+        let e =
+            parse_config::<Cfg>("demo", r#"{"path": "x", "nested": {"m": "many"}}"#).unwrap_err();
         assert_eq!(e.kind(), crate::ErrorKind::InvalidConfig);
-        assert!(e.message().starts_with("demo config: key `nested.m`:"), "{e}");
+        assert!(
+            e.message().starts_with("demo config: key `nested.m`:"),
+            "{e}"
+        );
         let e = parse_config::<Cfg>("demo", r#"{"path": "x", "pth": 1}"#).unwrap_err();
         assert!(e.message().contains("unknown field `pth`"), "{e}");
         let e = parse_config::<Cfg>("demo", r#"{}"#).unwrap_err();
@@ -241,7 +246,10 @@ mod tests {
             base_dir: Some("/etc/strata".into()),
             ..OpenContext::default()
         };
-        assert_eq!(ctx.resolve("data/x.db"), PathBuf::from("/etc/strata/data/x.db"));
+        assert_eq!(
+            ctx.resolve("data/x.db"),
+            PathBuf::from("/etc/strata/data/x.db")
+        );
         assert_eq!(ctx.resolve("/abs/x.db"), PathBuf::from("/abs/x.db"));
         assert_eq!(
             OpenContext::default().resolve("x.db"),

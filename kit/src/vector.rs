@@ -68,7 +68,7 @@ pub struct QueryRequest {
     pub top_k: u32,
     /// Filter JSON (`""` = none).
     pub filter_json: String,
-    /// [`include`] flags.
+    /// [`include`](mod@include) flags.
     pub include: u32,
     /// Drop results scoring below this.
     pub min_score: Option<f64>,
@@ -90,7 +90,7 @@ pub struct HybridRequest {
     pub top_k: u32,
     /// Filter JSON (`""` = none), applied to both rankings.
     pub filter_json: String,
-    /// [`include`] flags.
+    /// [`include`](mod@include) flags.
     pub include: u32,
     /// The RRF constant (60 is customary).
     pub rrf_k: u32,
@@ -192,7 +192,7 @@ pub struct ScanRequest {
     pub limit: u32,
     /// Filter JSON (`""` = none).
     pub filter_json: String,
-    /// [`include`] flags.
+    /// [`include`](mod@include) flags.
     pub include: u32,
 }
 
@@ -244,8 +244,10 @@ pub enum VectorCall<'a> {
 pub trait VectorBackend: Send + Sync + 'static {
     /// Creates a collection; `already_exists` if one with this name exists
     /// with another dimension or metric (same spec: no-op).
-    fn create_collection(&self, spec: CollectionSpec)
-    -> impl Future<Output = PluginResult<()>> + Send;
+    fn create_collection(
+        &self,
+        spec: CollectionSpec,
+    ) -> impl Future<Output = PluginResult<()>> + Send;
     /// Drops a collection and everything derived from it; false if it did not exist.
     fn drop_collection(&self, name: String) -> impl Future<Output = PluginResult<bool>> + Send;
     /// Every collection.
@@ -286,7 +288,11 @@ pub trait VectorBackend: Send + Sync + 'static {
         request: HybridRequest,
     ) -> impl Future<Output = PluginResult<Vec<Match>>> + Send {
         drop(request);
-        async { Err(PluginError::unsupported("this backend has no hybrid search")) }
+        async {
+            Err(PluginError::unsupported(
+                "this backend has no hybrid search",
+            ))
+        }
     }
 
     /// A page of records. Default: `unsupported`.
@@ -327,7 +333,11 @@ pub fn validate_record(record: &VectorRecord, dimension: u32) -> PluginResult<()
             record.id
         )));
     }
-    validate_vector(&record.vector, dimension, &format!("record {:?}", record.id))?;
+    validate_vector(
+        &record.vector,
+        dimension,
+        &format!("record {:?}", record.id),
+    )?;
     if !record.metadata_json.is_empty() {
         match serde_json::from_str::<serde_json::Value>(&record.metadata_json) {
             Ok(serde_json::Value::Object(_)) => {}

@@ -18,11 +18,8 @@
 use std::mem::ManuallyDrop;
 
 use abi_stable::{
-    StableAbi,
-    abi_stability::abi_checking::check_layout_compatibility,
-    marker_type::ErasedObject,
-    std_types::RBox,
-    type_layout::TypeLayout,
+    StableAbi, abi_stability::abi_checking::check_layout_compatibility, marker_type::ErasedObject,
+    std_types::RBox, type_layout::TypeLayout,
 };
 
 /// An interface object, type-erased, with the layout it was built with.
@@ -57,7 +54,8 @@ impl InterfaceBox {
         // SAFETY: the layout of what the plugin boxed is compatible with
         // `T`'s (checked above), and `RBox<ErasedObject>` was made from an
         // `RBox` of it (see `new`).
-        let boxed = unsafe { std::ptr::read(&*object as *const RBox<ErasedObject> as *const RBox<T>) };
+        let boxed =
+            unsafe { std::ptr::read(&*object as *const RBox<ErasedObject> as *const RBox<T>) };
         Ok(RBox::into_inner(boxed))
     }
 }

@@ -1,7 +1,7 @@
 //! The SQL contract.
 //!
 //! Every method takes its request by value and returns an
-//! [`FfiFuture`](async_ffi::FfiFuture) that is `'static`: it owns what it
+//! [`async_ffi::FfiFuture`] that is `'static`: it owns what it
 //! needs, so plugin state lives behind `Arc`s inside the implementing type.
 //! Methods must not panic, before or while returning the future: abi_stable
 //! aborts on a panic in a trait-object method, and async-ffi re-raises a

@@ -182,7 +182,7 @@ pub struct QueryRequest {
     pub top_k: u32,
     /// Filter JSON (`""` = none).
     pub filter_json: RString,
-    /// [`include`] flags.
+    /// [`include`](mod@include) flags.
     pub include: u32,
     /// Drop results scoring below this.
     pub min_score: ROption<f64>,
@@ -207,7 +207,7 @@ pub struct HybridRequest {
     pub top_k: u32,
     /// Filter JSON (`""` = none), applied to both rankings.
     pub filter_json: RString,
-    /// [`include`] flags.
+    /// [`include`](mod@include) flags.
     pub include: u32,
     /// The RRF constant (60 is customary).
     pub rrf_k: u32,
@@ -267,7 +267,7 @@ pub struct ScanRequest {
     pub limit: u32,
     /// Filter JSON (`""` = none).
     pub filter_json: RString,
-    /// [`include`] flags.
+    /// [`include`](mod@include) flags.
     pub include: u32,
     /// Further fields of later 1.x releases.
     pub ext: Extensions,
@@ -305,7 +305,7 @@ pub struct FetchRequest {
     pub collection: RString,
     /// The ids, in the order the results come back.
     pub ids: RVec<RString>,
-    /// [`include`] flags.
+    /// [`include`](mod@include) flags.
     pub include: u32,
     /// Further fields of later 1.x releases.
     pub ext: Extensions,

@@ -205,8 +205,7 @@ impl Collection {
             count: self.records.len() as u64,
             // Free-form JSON for operators (`strata vectors stats`); an
             // indexed backend reports its index kind, size and build state.
-            details_json: json!({"index": "none (exact search)", "storage": "memory"})
-                .to_string(),
+            details_json: json!({"index": "none (exact search)", "storage": "memory"}).to_string(),
         }
     }
 }
@@ -233,10 +232,8 @@ fn to_match(id: &str, r: &Stored, score: f64, flags: u32) -> Match {
     Match {
         id: id.into(),
         score,
-        vector: wanted(include::VECTOR)
-            .then(|| r.vector.clone()),
-        metadata_json: wanted(include::METADATA)
-            .then(|| r.metadata.to_string()),
+        vector: wanted(include::VECTOR).then(|| r.vector.clone()),
+        metadata_json: wanted(include::METADATA).then(|| r.metadata.to_string()),
         text: r
             .text
             .as_deref()
@@ -341,10 +338,7 @@ impl VectorBackend for MemoryVectors {
     async fn collection_info(&self, name: String) -> PluginResult<Option<CollectionInfo>> {
         validate_collection_name(&name)?;
         let state = self.read()?;
-        Ok(state
-            .collections
-            .get(name.as_str())
-            .map(|c| c.info(&name)))
+        Ok(state.collections.get(name.as_str()).map(|c| c.info(&name)))
     }
 
     async fn upsert(&self, collection: String, records: Vec<VectorRecord>) -> PluginResult<u64> {

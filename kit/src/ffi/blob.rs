@@ -55,13 +55,10 @@ impl<B: BlobBackend> abi::BlobStore for Store<B> {
         call(move || {
             let req = GetRequest {
                 key: req.key.into_string(),
-                range: req
-                    .range
-                    .into_option()
-                    .map(|r| ByteRange {
-                        start: r.start,
-                        end: r.end,
-                    }),
+                range: req.range.into_option().map(|r| ByteRange {
+                    start: r.start,
+                    end: r.end,
+                }),
             };
             (b.runs(BlobCall::Get(&req)), async move {
                 let GetResponse { meta, data } = b.get(req).await?;

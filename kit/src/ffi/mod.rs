@@ -18,16 +18,15 @@ use std::{
 };
 
 use abi_stable::{
-    library::{CheckTypeLayout, LibHeader, RootModuleResult, __call_root_module_loader},
+    library::{__call_root_module_loader, CheckTypeLayout, LibHeader, RootModuleResult},
     prefix_type::PrefixTypeTrait,
     sabi_trait::TD_Opaque,
     std_types::{ROption, RResult, RSlice, RStr, RString, RVec},
 };
 use strata_plugin_api::{
     Backend, Backend_TO, BackendBox, InterfaceBox, Manifest, ManifestRef, OpenArgs, PluginError,
-    PluginMod,
-    PluginModRef, PluginResult, blob::BlobStoreBox, sql::PluginFuture, sql::SqlConnectionBox,
-    vector::VectorStoreBox,
+    PluginMod, PluginModRef, PluginResult, blob::BlobStoreBox, sql::PluginFuture,
+    sql::SqlConnectionBox, vector::VectorStoreBox,
 };
 
 use crate::{
@@ -81,8 +80,7 @@ extern "C" fn manifest<P: Plugin>() -> ManifestRef {
         // Generating the schema runs the config type's `JsonSchema` impl;
         // should it panic, an empty schema still leaves the kit's parser
         // refusing bad keys.
-        let schema =
-            catch(|| Ok(config_schema::<P::Config>())).unwrap_or_else(|_| "{}".into());
+        let schema = catch(|| Ok(config_schema::<P::Config>())).unwrap_or_else(|_| "{}".into());
         let leak = |s: String| RStr::from_str(Box::leak(s.into_boxed_str()));
         let capabilities: Vec<RStr<'static>> =
             P::CAPABILITIES.iter().map(|c| RStr::from_str(c)).collect();
@@ -166,9 +164,10 @@ impl<P: Plugin> Backend for BackendAdapter<P> {
     fn health(&self) -> PluginFuture<RString> {
         let backend = self.0.get().clone();
         call(move || {
-            (P::RUNS, async move {
-                backend.health().await.map(RString::from)
-            })
+            (
+                P::RUNS,
+                async move { backend.health().await.map(RString::from) },
+            )
         })
     }
 

@@ -196,15 +196,21 @@ impl<T: SqlTransaction> abi::SqlTransaction for Transaction<T> {
 
     fn savepoint(&self) -> PluginFuture<u32> {
         let t = self.0.get().clone();
-        call(move || (t.runs(SqlCall::Savepoint), async move { t.savepoint().await }))
+        call(move || {
+            (
+                t.runs(SqlCall::Savepoint),
+                async move { t.savepoint().await },
+            )
+        })
     }
 
     fn release(&self, depth: u32) -> PluginFuture<()> {
         let t = self.0.get().clone();
         call(move || {
-            (t.runs(SqlCall::Savepoint), async move {
-                t.release(depth).await
-            })
+            (
+                t.runs(SqlCall::Savepoint),
+                async move { t.release(depth).await },
+            )
         })
     }
 

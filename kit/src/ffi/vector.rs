@@ -16,8 +16,8 @@ use super::call;
 use crate::{
     guard::{Guarded, ready},
     vector::{
-        CollectionInfo, CollectionSpec, DeleteRequest, HybridRequest, Match, QueryRequest,
-        Metric, ScanPage, ScanRequest, VectorBackend, VectorCall, VectorRecord,
+        CollectionInfo, CollectionSpec, DeleteRequest, HybridRequest, Match, Metric, QueryRequest,
+        ScanPage, ScanRequest, VectorBackend, VectorCall, VectorRecord,
     },
 };
 
@@ -179,9 +179,10 @@ impl<B: VectorBackend> abi::VectorStore for Store<B> {
         call(move || {
             let collection = request.collection.into_string();
             let records: Vec<VectorRecord> = request.records.into_iter().map(record_in).collect();
-            (b.runs(VectorCall::Upsert(&collection, &records)), async move {
-                b.upsert(collection, records).await
-            })
+            (
+                b.runs(VectorCall::Upsert(&collection, &records)),
+                async move { b.upsert(collection, records).await },
+            )
         })
     }
 
@@ -232,9 +233,10 @@ impl<B: VectorBackend> abi::VectorStore for Store<B> {
         call(move || {
             let collection = request.collection.into_string();
             let filter_json = request.filter_json.into_string();
-            (b.runs(VectorCall::Count(&collection, &filter_json)), async move {
-                b.count(collection, filter_json).await
-            })
+            (
+                b.runs(VectorCall::Count(&collection, &filter_json)),
+                async move { b.count(collection, filter_json).await },
+            )
         })
     }
 
