@@ -37,3 +37,27 @@ fn default_max_vectors() -> u64 {
 fn default_max_dimension() -> u32 {
     4_096
 }
+
+#[cfg(test)]
+mod tests {
+    use strata_plugin::{ErrorKind, parse_config};
+
+    use super::TemplateConfig;
+
+    /// A key the plugin does not know is refused, naming the key. (The host
+    /// refuses it earlier, from the schema; the kit's parse is the same
+    /// check for a caller that skips the host's.)
+    #[test]
+    fn an_unknown_key_is_named() {
+        let err = parse_config::<TemplateConfig>(crate::NAME, r#"{"max_vector": 5}"#)
+            .expect_err("parsed a config with an unknown key");
+        assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{err}");
+        assert!(err.to_string().contains("max_vector"), "{err}");
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let config = parse_config::<TemplateConfig>(crate::NAME, "{}").unwrap();
+        assert_eq!(config.max_vectors, 1_000_000);
+    }
+}

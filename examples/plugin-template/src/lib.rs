@@ -36,11 +36,14 @@ pub struct TemplatePlugin {
     vectors: Arc<MemoryVectors>,
 }
 
+/// The plugin's name: `plugin = "plugin-template"` in plugins.toml finds
+/// `libstrata_plugin_template.so`. Keep it equal to the package name without
+/// its `strata-` prefix (`tests/conformance.rs` checks that the library it
+/// tests answers to it).
+pub const NAME: &str = "plugin-template";
+
 impl Plugin for TemplatePlugin {
-    // `plugin = "plugin-template"` in plugins.toml finds
-    // `libstrata_plugin_template.so`: keep this equal to the crate name
-    // without its `strata-` prefix.
-    const NAME: &'static str = "plugin-template";
+    const NAME: &'static str = NAME;
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str =
         "Template: an in-memory vector store with exact search (copy me)";

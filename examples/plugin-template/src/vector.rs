@@ -36,7 +36,7 @@ use strata_plugin::{
     },
 };
 
-use crate::config::TemplateConfig;
+use crate::{NAME, config::TemplateConfig};
 
 /// The contract's own dimension limit (see [`CollectionSpec::dimension`]).
 const MAX_DIMENSION: u32 = 65_536;
@@ -94,7 +94,7 @@ impl MemoryVectors {
     fn read(&self) -> PluginResult<RwLockReadGuard<'_, State>> {
         let state = self.state.read().map_err(|_| poisoned())?;
         if state.closed {
-            return Err(PluginError::closed("this plugin-template backend"));
+            return Err(PluginError::closed(&format!("this {NAME} backend")));
         }
         Ok(state)
     }
@@ -102,7 +102,7 @@ impl MemoryVectors {
     fn write(&self) -> PluginResult<RwLockWriteGuard<'_, State>> {
         let state = self.state.write().map_err(|_| poisoned())?;
         if state.closed {
-            return Err(PluginError::closed("this plugin-template backend"));
+            return Err(PluginError::closed(&format!("this {NAME} backend")));
         }
         Ok(state)
     }
@@ -255,7 +255,7 @@ fn check_options(text: &str, known: &[&str], what: &str) -> PluginResult<()> {
     })?;
     match options.keys().find(|k| !known.contains(&k.as_str())) {
         Some(k) => Err(PluginError::invalid_input(format!(
-            "unknown {what} option {k:?} (the plugin-template backend takes: {known:?})"
+            "unknown {what} option {k:?} (the {NAME} backend takes: {known:?})"
         ))),
         None => Ok(()),
     }
@@ -514,5 +514,58 @@ impl VectorBackend for MemoryVectors {
             records,
             next_cursor,
         })
+    }
+}
+
+// Plugin-specific behaviour, tested in process on the plain Rust types (no
+// host, no `.so`): the contract itself is the conformance suite's job
+// (`tests/conformance.rs`).
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The contract's methods are plain async fns: a test runs them on any
+    /// executor.
+    fn block_on<F: Future>(future: F) -> F::Output {
+        let runtime = tokio::runtime::Builder::new_current_thread().build();
+        runtime.unwrap().block_on(future)
+    }
+
+    /// Going past `max_vectors` is a `constraint` error that writes nothing;
+    /// overwriting existing ids does not count against the limit.
+    #[test]
+    fn max_vectors_is_enforced() {
+        block_on(max_vectors())
+    }
+
+    async fn max_vectors() {
+        let config = TemplateConfig {
+            max_vectors: 3,
+            max_dimension: 8,
+        };
+        let v = MemoryVectors::new(config);
+        let spec = CollectionSpec {
+            name: "c".into(),
+            dimension: 2,
+            metric: Metric::Dot,
+            options_json: String::new(),
+        };
+        v.create_collection(spec).await.unwrap();
+        let recs = |ids: &[&str]| {
+            ids.iter()
+                .map(|id| VectorRecord {
+                    id: id.to_string(),
+                    vector: vec![1.0, 0.0],
+                    metadata_json: String::new(),
+                    text: None,
+                })
+                .collect::<Vec<_>>()
+        };
+        v.upsert("c".into(), recs(&["a", "b"])).await.unwrap();
+        v.upsert("c".into(), recs(&["a", "b", "c"])).await.unwrap();
+        let err = v.upsert("c".into(), recs(&["d"])).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Constraint, "{err}");
+        assert!(err.to_string().contains("max_vectors = 3"), "{err}");
+        assert_eq!(v.count("c".into(), String::new()).await.unwrap(), 3);
     }
 }
