@@ -441,25 +441,33 @@ impl SqliteSql {
         }
     }
 
-    /// A point read on the caller's thread: `None` when it turned out to
-    /// write or to be long (see [`crate::inline`]), for the pool to run.
-    async fn query_inline(&self, stmt: &Statement, max_rows: u64) -> PluginResult<Option<Rows>> {
+    /// A point read on a reader, on the caller's thread: `None` when it
+    /// turned out to write or to be long (see `crate::inline`), for the pool
+    /// to run.
+    fn read_inline(&self, stmt: &Statement, max_rows: u64) -> PluginResult<Option<Rows>> {
         let shared = &self.shared;
         shared.check_open()?;
-        if shared.file.is_none() {
-            // The one connection: wait for it here (an async wait), read here.
-            let guard = shared.lock_writer("query").await?;
-            let conn = guard
-                .as_ref()
-                .ok_or_else(|| PluginError::closed("sqlite connection"))?;
-            return inline::bounded(|| read_on(conn, stmt, max_rows))
-                .transpose()
-                .map(Option::flatten);
-        }
         let reader = shared.take_reader()?;
         let outcome = inline::bounded(|| read_on(&reader, stmt, max_rows));
         shared.return_reader(reader);
         outcome.transpose().map(Option::flatten)
+    }
+
+    /// [`read_inline`](Self::read_inline) in memory, on the one connection:
+    /// waited for here (an async wait), read here.
+    async fn read_inline_in_memory(
+        &self,
+        stmt: &Statement,
+        max_rows: u64,
+    ) -> PluginResult<Option<Rows>> {
+        self.shared.check_open()?;
+        let guard = self.shared.lock_writer("query").await?;
+        let conn = guard
+            .as_ref()
+            .ok_or_else(|| PluginError::closed("sqlite connection"))?;
+        inline::bounded(|| read_on(conn, stmt, max_rows))
+            .transpose()
+            .map(Option::flatten)
     }
 }
 
@@ -509,17 +517,24 @@ impl SqlBackend for SqliteSql {
     }
 
     async fn query(&self, stmt: Statement, max_rows: u64) -> PluginResult<Rows> {
-        if self.runs(SqlCall::Query(&stmt, max_rows)) == Runs::Inline {
-            if let Some(rows) = self.query_inline(&stmt, max_rows).await? {
-                return Ok(rows);
-            }
-            let shared = self.shared.clone();
-            return inline::on_pool(
-                async move { Self::query_anywhere(&shared, &stmt, max_rows).await },
-            )
-            .await;
+        // The futures of the slow paths are boxed, so that the future of a
+        // point read stays small: the kit moves it a few times before it is
+        // polled, and copying a kilobyte each time showed in `get`'s cost.
+        if self.runs(SqlCall::Query(&stmt, max_rows)) != Runs::Inline {
+            return Box::pin(Self::query_anywhere(&self.shared, &stmt, max_rows)).await;
         }
-        Self::query_anywhere(&self.shared, &stmt, max_rows).await
+        let inline = match &self.shared.file {
+            Some(_) => self.read_inline(&stmt, max_rows)?,
+            None => Box::pin(self.read_inline_in_memory(&stmt, max_rows)).await?,
+        };
+        if let Some(rows) = inline {
+            return Ok(rows);
+        }
+        let shared = self.shared.clone();
+        Box::pin(inline::on_pool(async move {
+            Self::query_anywhere(&shared, &stmt, max_rows).await
+        }))
+        .await
     }
 
     async fn stream(&self, stmt: Statement) -> PluginResult<Cursor> {

@@ -202,3 +202,55 @@ async fn writers_wait_for_a_transaction_that_ends_in_time() {
     assert_eq!(n, 5);
     s.close().await.unwrap();
 }
+
+/// Calls on the blocking pool run to completion even when the caller stops
+/// awaiting them, like statements sent to a server. A `begin`, a stream of
+/// a writing statement and a write dropped while they wait for the writer
+/// still run once it is free: the transaction and the stream are dropped at
+/// once (rolled back, writer freed), the write happens, and the backend
+/// serves and closes as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_dropped_while_waiting_for_the_writer_finish_and_free_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path(), ", writer_timeout_ms = 10000");
+    let sql = s.sql().await.unwrap();
+    sql.exec("CREATE TABLE t (x INTEGER)").await.unwrap();
+
+    let tx = sql.begin().await.unwrap();
+    tx.run("INSERT INTO t VALUES (1)", ()).await.unwrap();
+    let waited = Duration::from_millis(100);
+    assert!(tokio::time::timeout(waited, sql.begin()).await.is_err());
+    assert!(
+        tokio::time::timeout(
+            waited,
+            sql.stream("INSERT INTO t VALUES (20) RETURNING x", ())
+        )
+        .await
+        .is_err()
+    );
+    assert!(
+        tokio::time::timeout(waited, sql.run("INSERT INTO t VALUES (3)", ()))
+            .await
+            .is_err()
+    );
+    tx.commit().await.unwrap();
+
+    // Each dropped call now takes the writer in turn; the write after them
+    // waits for all three, well within `writer_timeout_ms`.
+    let started = Instant::now();
+    sql.run("INSERT INTO t VALUES (4)", ()).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let xs: Vec<i64> = sql
+        .all("SELECT x FROM t ORDER BY x", ())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get_idx::<i64>(0).unwrap())
+        .collect();
+    // The stream's insert never ran: it was dropped before its first batch,
+    // and its statement steps only when a batch is asked for.
+    assert_eq!(xs, [1, 3, 4]);
+    let tx = sql.begin().await.unwrap();
+    tx.rollback().await.unwrap();
+    s.close().await.unwrap();
+}
