@@ -7,7 +7,7 @@ use std::path::PathBuf;
 /// next to the test binary; only `cargo build` copies it up to
 /// `target/<profile>/`, so the copy there (which `loader::built_plugin`
 /// finds first) may be older than the code under test.
-pub fn plugin() -> PathBuf {
+pub(crate) fn plugin() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let so = exe.with_file_name(strata_host::loader::library_file_name("sqlite"));
     assert!(so.is_file(), "{} not built", so.display());
