@@ -142,20 +142,42 @@ fn exe_dirs() -> Vec<PathBuf> {
     dirs
 }
 
+/// The most recently modified of `paths` that is a file; on equal times the
+/// earlier path wins.
+fn newest_file(paths: &[PathBuf]) -> Option<PathBuf> {
+    let mut best: Option<(std::time::SystemTime, &PathBuf)> = None;
+    for path in paths {
+        let Some(modified) = std::fs::metadata(path)
+            .ok()
+            .filter(|m| m.is_file())
+            .and_then(|m| m.modified().ok())
+        else {
+            continue;
+        };
+        if best.is_none_or(|(t, _)| modified > t) {
+            best = Some((modified, path));
+        }
+    }
+    best.map(|(_, p)| p.clone())
+}
+
 /// The plugin library `name` built next to the running executable (for tests
 /// and benchmarks run from the cargo target directory).
+///
+/// A test binary lives in `target/<profile>/deps/`, where cargo compiles a
+/// workspace cdylib for `cargo test`; only `cargo build` copies it up to
+/// `target/<profile>/`. Both copies may exist and either may be stale, so
+/// the most recently written one wins (ties go to the one nearer the
+/// executable).
 pub fn built_plugin(name: &str) -> Result<PathBuf> {
     let file = library_file_name(name);
     let searched = exe_dirs();
-    searched
-        .iter()
-        .map(|d| d.join(&file))
-        .find(|p| p.is_file())
-        .ok_or(Error::PluginNotFound {
-            name: name.to_string(),
-            file,
-            searched,
-        })
+    let candidates: Vec<PathBuf> = searched.iter().rev().map(|d| d.join(&file)).collect();
+    newest_file(&candidates).ok_or(Error::PluginNotFound {
+        name: name.to_string(),
+        file,
+        searched,
+    })
 }
 
 /// The library path for a backend.
@@ -627,7 +649,39 @@ impl Backend {
 
 #[cfg(test)]
 mod tests {
-    use super::layout_cause_in;
+    use super::{layout_cause_in, newest_file};
+
+    #[test]
+    fn the_newest_built_copy_of_a_plugin_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let (deps, up, missing) = (
+            dir.path().join("deps.so"),
+            dir.path().join("up.so"),
+            dir.path().join("missing.so"),
+        );
+        std::fs::write(&deps, b"new").unwrap();
+        std::fs::write(&up, b"old").unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(&up)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let paths = [missing.clone(), up.clone(), deps.clone()];
+        assert_eq!(newest_file(&paths), Some(deps.clone()));
+        // A directory of that name is not a plugin; nothing found is None.
+        assert_eq!(newest_file(&[dir.path().to_path_buf(), missing]), None);
+        // Equal times: the earlier path wins.
+        std::fs::File::options()
+            .write(true)
+            .open(&deps)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        assert_eq!(newest_file(&[deps.clone(), up.clone()]), Some(deps));
+        assert_eq!(newest_file(&[up.clone()]), Some(up));
+    }
 
     #[test]
     fn a_layout_report_is_cut_to_its_causes() {
