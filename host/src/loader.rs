@@ -482,9 +482,21 @@ impl Backend {
         config: &serde_json::Value,
     ) -> Result<Backend> {
         plugin.validate_config(config_file, name, config)?;
-        let base_dir = config_file.parent().filter(|d| !d.as_os_str().is_empty());
+        // Absolute, so that a plugin resolving a relative path later (after
+        // the application changed its working directory) still lands
+        // beside plugins.toml.
+        let base_dir = config_file
+            .parent()
+            .map(|d| {
+                if d.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    d
+                }
+            })
+            .and_then(|d| std::path::absolute(d).ok());
         let inner = plugin
-            .open_raw(name, base_dir, config)
+            .open_raw(name, base_dir.as_deref(), config)
             .await
             .map_err(|e| match e {
                 Error::Plugin(pe) => {

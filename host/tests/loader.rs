@@ -237,6 +237,36 @@ async fn bad_plugin_config_is_refused_before_open_naming_file_table_and_key() {
     assert!(!db.exists(), "nothing may be created by a refused config");
 }
 
+#[tokio::test]
+async fn a_relative_database_path_lands_beside_plugins_toml_not_in_the_working_directory() {
+    // plugins.toml documents paths as relative to the config file; the
+    // host hands the plugin that directory (absolute) at open.
+    let dir = tempfile::tempdir().unwrap();
+    let conf_dir = dir.path().join("conf");
+    std::fs::create_dir(&conf_dir).unwrap();
+    let name = format!("rel-{}.sqlite", std::process::id());
+    let file = write_config(
+        &conf_dir,
+        &format!("[backends.local]\nplugin = \"sqlite\"\nconfig = {{ path = {name:?} }}\n"),
+    );
+    let strata = Strata::load(&file).unwrap();
+    let sql = strata.sql_backend("local").await.unwrap();
+    sql.exec("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+        .await
+        .unwrap();
+    strata.close().await.unwrap();
+    assert!(
+        conf_dir.join(&name).is_file(),
+        "not created beside plugins.toml"
+    );
+    let cwd = std::env::current_dir().unwrap();
+    assert!(
+        !cwd.join(&name).exists(),
+        "created in the working directory {}",
+        cwd.display()
+    );
+}
+
 #[test]
 fn bad_plugins_toml_names_file_table_and_key() {
     let dir = tempfile::tempdir().unwrap();
