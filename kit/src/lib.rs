@@ -30,7 +30,10 @@
 //! - **Panics stay inside.** Every entry point it generates is guarded: the
 //!   manifest, `open`, the synchronous accessors, every future (its polls
 //!   and its drop) and every handle's drop. A panic becomes an `internal`
-//!   error reading `plugin panicked: …`, never an abort of the host.
+//!   error reading `plugin panicked: …`, never an abort of the host. Your
+//!   own `Drop` impls still should not panic: a drop the kit does not
+//!   reach (a value dropped on a thread of your own, a second panic while
+//!   one unwinds) aborts the process like in any Rust program.
 //! - **Where work runs** ([`Runs`]): before it hands a call's future to the
 //!   host, the kit asks the backend's `runs` method where that call runs —
 //!   inline on the caller's thread (short, bounded work: a point read), on

@@ -32,6 +32,13 @@
 //!   future and drop) and reports them as [`ErrorKind::Internal`] errors
 //!   reading `plugin panicked: …`. The host keeps a backstop for a plugin
 //!   that does not.
+//! - **`Drop` must not panic.** A raw plugin (one not written on the kit)
+//!   must guard its own `Drop` impls — of backends, handles, futures and
+//!   anything they own — as well as every entry point: a panic while
+//!   unwinding through `extern "C"` aborts the host, and a panic during a
+//!   drop that was itself caused by a panic aborts any Rust process. The
+//!   kit wraps every drop it generates; `strata-conformance` runs a plugin
+//!   in a child process first and names the entry point that killed it.
 //! - **Values and errors are small and `repr(C)`.** [`Value`] has five
 //!   storage classes; [`PluginError`] carries its kind as a wire code.
 //! - **One request struct per method**, each with an [`Extensions`] slot.
