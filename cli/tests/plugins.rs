@@ -46,5 +46,8 @@ fn plugins_schema_accepts_backend_names_library_paths_and_plugin_names() {
         err.contains("`nope`") && err.contains("libstrata_nope.so"),
         "{err}"
     );
-    assert!(!dir.path().join("x.sqlite").exists(), "schema opened a backend");
+    assert!(
+        !dir.path().join("x.sqlite").exists(),
+        "schema opened a backend"
+    );
 }

@@ -106,6 +106,28 @@ pub async fn timeout<F: Future>(limit: Duration, fut: F) -> Result<F::Output, ()
     bounded.await.map_err(|_| ())
 }
 
+/// Runs `fut` to completion on a thread of the plugin's blocking pool,
+/// inside the plugin's runtime, as [`Runs::Blocking`] does, and awaits it:
+/// for work *inside* a call that was placed elsewhere — an inline call that
+/// turned out not to be short, say. A panic in `fut` is raised again in the
+/// awaiting call (whose own guard turns it into an `internal` error).
+/// Dropping the returned future does not stop `fut`.
+pub async fn blocking<T: Send + 'static>(
+    fut: impl Future<Output = PluginResult<T>> + Send + 'static,
+) -> PluginResult<T> {
+    let rt = runtime()?;
+    let handle = rt.handle().clone();
+    match rt.spawn_blocking(move || handle.block_on(fut)).await {
+        Ok(result) => result,
+        Err(e) => match e.try_into_panic() {
+            Ok(payload) => std::panic::resume_unwind(payload),
+            Err(e) => Err(PluginError::internal(format!(
+                "the plugin's blocking pool dropped a call: {e}"
+            ))),
+        },
+    }
+}
+
 /// Places `fut` as `runs` says and hands back the FFI future the host awaits.
 pub(crate) fn place<T: Send + 'static>(
     runs: Runs,
@@ -177,5 +199,39 @@ impl<F> Drop for InRuntime<F> {
     fn drop(&mut self) {
         let _entered = self.handle.enter();
         drop(self.fut.take());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::blocking;
+    use crate::PluginError;
+
+    #[test]
+    fn blocking_runs_on_the_plugin_pool_and_raises_its_panic_in_the_caller() {
+        let caller = std::thread::current().id();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let ran_on = rt
+            .block_on(blocking(async { Ok(std::thread::current().id()) }))
+            .unwrap();
+        assert_ne!(ran_on, caller);
+        let err = rt
+            .block_on(blocking(async {
+                Err::<(), _>(PluginError::invalid_input("passed through"))
+            }))
+            .unwrap_err();
+        assert_eq!(err.message(), "passed through");
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            rt.block_on(blocking(async {
+                if true {
+                    panic!("boom in the pool");
+                }
+                Ok(())
+            }))
+        }))
+        .unwrap_err();
+        assert_eq!(panicked.downcast_ref::<&str>(), Some(&"boom in the pool"));
     }
 }

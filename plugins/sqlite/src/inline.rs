@@ -5,7 +5,7 @@
 //! do). Which calls those are is decided before the statement is even
 //! prepared, from the request alone, so two things catch a call that turns
 //! out not to be short and finish it on the plugin's blocking pool
-//! ([`on_pool`]) instead:
+//! ([`strata_plugin::runs::blocking`]) instead:
 //!
 //! - a statement that writes (`INSERT … RETURNING` read with `get`) is
 //!   seen when it is prepared, before it runs;
@@ -16,7 +16,7 @@
 //!   Only read-only statements are ever interrupted, so running one again
 //!   changes nothing but the time it takes.
 
-use std::{cell::Cell, future::Future, time::Duration, time::Instant};
+use std::{cell::Cell, time::Duration, time::Instant};
 
 use rusqlite::Connection;
 use strata_plugin::PluginResult;
@@ -75,7 +75,8 @@ fn over_limit() -> bool {
 /// Runs `f`, a read-only use of a connection on this thread, interrupting
 /// the statements it runs once they pass [`INLINE_LIMIT`]. `None` when that
 /// happened (whatever `f` returned: an error, or rows collected before the
-/// interrupt, is discarded; run it again with [`on_pool`]).
+/// interrupt, is discarded; run it again with
+/// [`strata_plugin::runs::blocking`]).
 pub(crate) fn bounded<T>(f: impl FnOnce() -> T) -> Option<T> {
     /// Disarms the deadline however `f` ends, so a panic (caught by the
     /// kit) leaves no armed deadline behind on the caller's thread.
@@ -90,27 +91,6 @@ pub(crate) fn bounded<T>(f: impl FnOnce() -> T) -> Option<T> {
     let out = f();
     let tripped = DEADLINE.with(|d| matches!(d.get(), Deadline::Tripped));
     (!tripped).then_some(out)
-}
-
-/// Runs `fut` to completion on the plugin's blocking pool, inside the
-/// plugin's runtime, as [`Runs::Blocking`](strata_plugin::Runs::Blocking)
-/// does: for an inline call that turned out to be long. A panic in it is
-/// raised again here, where the kit's guard turns it into an `internal`
-/// error.
-pub(crate) async fn on_pool<T: Send + 'static>(
-    fut: impl Future<Output = PluginResult<T>> + Send + 'static,
-) -> PluginResult<T> {
-    let rt = strata_plugin::runs::runtime()?;
-    let handle = rt.handle().clone();
-    match rt.spawn_blocking(move || handle.block_on(fut)).await {
-        Ok(result) => result,
-        Err(e) => match e.try_into_panic() {
-            Ok(payload) => std::panic::resume_unwind(payload),
-            Err(e) => Err(strata_plugin::PluginError::internal(format!(
-                "the plugin's blocking pool dropped a call: {e}"
-            ))),
-        },
-    }
 }
 
 #[cfg(test)]

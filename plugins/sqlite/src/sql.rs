@@ -531,7 +531,7 @@ impl SqlBackend for SqliteSql {
             return Ok(rows);
         }
         let shared = self.shared.clone();
-        Box::pin(inline::on_pool(async move {
+        Box::pin(strata_plugin::runs::blocking(async move {
             Self::query_anywhere(&shared, &stmt, max_rows).await
         }))
         .await

@@ -7,8 +7,10 @@
 //! one-thread runtime. Each case below runs one long call on a
 //! current-thread runtime while a ticker task on the same runtime wakes
 //! every 5 ms, and checks — loosely: a property, not a timing benchmark —
-//! that no gap between ticks reached 50 ms although the call took longer
-//! than that. Run on the caller's thread (as every call did before the
+//! that no gap between ticks reached 150 ms although the call took at least
+//! twice that. (50 ms held on a quiet machine, but a 2-core machine running
+//! other builds descheduled the ticker for 60 ms with the runtime free; a
+//! held runtime shows one gap as long as the whole call.) Run on the caller's thread (as every call did before the
 //! plugin kit), a call stops the ticker for its whole length.
 
 mod common;
@@ -27,7 +29,7 @@ use strata_host::{Include, Metric, Query, Strata};
 
 const TICK: Duration = Duration::from_millis(5);
 /// The longest the ticker may go without ticking.
-const MAX_GAP: Duration = Duration::from_millis(50);
+const MAX_GAP: Duration = Duration::from_millis(150);
 
 /// Rows of the table that is backed up (~70 MB with its index).
 const ROWS: usize = 400_000;
