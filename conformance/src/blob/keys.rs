@@ -169,7 +169,7 @@ async fn keys_are_stored_verbatim_or_refused(ctx: Ctx) -> CaseResult {
 /// characters in it.
 fn key_of(prefix: &str, len: usize) -> String {
     let mut k = format!("{prefix}long-");
-    while k.len() + 2 <= len - 1 {
+    while k.len() + 2 < len {
         k.push('é');
     }
     while k.len() < len {

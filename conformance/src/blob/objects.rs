@@ -260,7 +260,7 @@ async fn concurrent_puts_and_gets_of_one_key(ctx: Ctx) -> CaseResult {
             for i in 0..10 {
                 let got = b.get(&key).await?;
                 ensure!(
-                    versions.iter().any(|v| *v == got),
+                    versions.contains(&got),
                     "reader {r}, read {i}: {} bytes that are neither version (1 MiB or 300,000 bytes) whole",
                     got.len()
                 );
@@ -279,7 +279,7 @@ async fn concurrent_puts_and_gets_of_one_key(ctx: Ctx) -> CaseResult {
     }
     let last = b.get(&key).await?;
     ensure!(
-        versions.iter().any(|v| *v == last),
+        versions.contains(&last),
         "the final object is not a whole version"
     );
     Ok(())

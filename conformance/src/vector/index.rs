@@ -211,7 +211,7 @@ async fn deletes_are_respected_by_the_index(ctx: Ctx) -> CaseResult {
         "deleted by id"
     );
     let by_filter = v.delete_where(&c, &json!({"i": {"$gte": 2_500}})).await?;
-    let gone = |i: usize| i % 3 == 0 || i >= 2_500;
+    let gone = |i: usize| i.is_multiple_of(3) || i >= 2_500;
     let left = (0..n).filter(|i| !gone(*i)).count();
     ensure_eq!(
         by_filter as usize,

@@ -100,18 +100,16 @@ fn supervise(
             }
         };
         let end = watch(args, &mut child, |m| match m {
-            Message::Loaded(l) => {
-                if loaded.is_none() {
-                    println!(
-                        "strata-conformance {}: plugin {} {} (plugin-api {}), contracts [{}]",
-                        env!("CARGO_PKG_VERSION"),
-                        l.name,
-                        l.version,
-                        l.api_version,
-                        l.contracts.join(", ")
-                    );
-                    *loaded = Some(l);
-                }
+            Message::Loaded(l) if loaded.is_none() => {
+                println!(
+                    "strata-conformance {}: plugin {} {} (plugin-api {}), contracts [{}]",
+                    env!("CARGO_PKG_VERSION"),
+                    l.name,
+                    l.version,
+                    l.api_version,
+                    l.contracts.join(", ")
+                );
+                *loaded = Some(l);
             }
             Message::Done { id, outcome, ms } => {
                 let outcome: Outcome = outcome.into();
