@@ -28,7 +28,7 @@ impl Outcome {
 }
 
 /// How an outcome is judged against the plugin's
-/// [`Expectations`](crate::Expectations).
+/// [`Expectations`](crate::expect::Expectations).
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {

@@ -1,6 +1,6 @@
 //! The blob-store contract suite.
 //!
-//! Every case works under its own key prefix ([`Ctx::key_prefix`](crate::Ctx::key_prefix)),
+//! Every case works under its own key prefix ([`Ctx::key_prefix`](crate::ctx::Ctx::key_prefix)),
 //! which the runner empties afterwards, so cases never see each other's
 //! objects and a shared bucket stays clean. Expected bytes are generated
 //! here from a seed and compared byte for byte, reporting the first
