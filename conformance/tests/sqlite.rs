@@ -1,46 +1,55 @@
-//! The whole conformance suite against the SQLite plugin, loaded as a `.so`.
+//! The SQL and vector suites against the SQLite plugin's `.so`, through
+//! the `strata-conformance` binary, judged exactly by the plugin's
+//! expectations (`expected/sqlite.toml`, `expected/sqlite-memory.toml`).
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+mod common;
 
-use strata_conformance::{Outcome, Suite, Target, run};
-
-fn plugin_path(name: &str) -> PathBuf {
-    strata_host::loader::built_plugin(name).expect("run `cargo build --release --workspace` first")
-}
-
-async fn run_suite(config: serde_json::Value) {
-    let target = Arc::new(Target::load(plugin_path("sqlite"), config, "sqlite-test.toml").unwrap());
-    let report = run(
-        target,
-        &[Suite::Sql, Suite::Vector],
-        None,
-        Duration::from_secs(120),
-        |c| {
-            if let Outcome::Failed(m) = &c.outcome {
-                eprintln!("FAIL {}: {m}", c.id);
-            }
-        },
-    )
-    .await;
-    eprintln!("{}", report.summary());
-    assert_eq!(report.failed(), 0, "{}", report.summary());
-    assert!(report.passed() >= 25, "{}", report.summary());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sql_suite_on_a_file_database() {
+fn run_sqlite(config: &str, expected: &str) {
     let dir = tempfile::tempdir().unwrap();
-    // `hnsw_build = "inline"`: the recall and reopen cases then measure the
-    // HNSW index itself, not the exact search that answers while a
-    // background build runs (the plugin's own tests cover background builds).
-    run_suite(serde_json::json!({
-        "path": dir.path().join("nested/dir/conformance.sqlite"),
-        "hnsw_build": "inline",
-    }))
-    .await;
+    let file = dir.path().join("conformance.toml");
+    std::fs::write(&file, config).unwrap();
+    let junit = dir.path().join("junit.xml");
+    let out = common::run(
+        &[
+            &"--plugin",
+            &common::plugin("sqlite"),
+            &"--config",
+            &file,
+            &"--suite",
+            &"sql",
+            &"--suite",
+            &"vector",
+            &"--expect",
+            &common::expected(expected),
+            &"--junit",
+            &junit,
+        ],
+        &[],
+    );
+    common::assert_green(&out);
+    let report = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        report.contains("<testsuite name=\"strata-conformance sqlite\""),
+        "{report}"
+    );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sql_suite_in_memory() {
-    run_suite(serde_json::json!({ "path": ":memory:", "hnsw_build": "inline" })).await;
+/// `hnsw_build = "inline"`: the recall and reopen cases then measure the
+/// HNSW index itself, not the exact search that answers while a background
+/// build runs (the plugin's own tests cover background builds). The path
+/// is relative to the config file, in directories that do not exist yet.
+#[test]
+fn sql_and_vector_suites_on_a_file_database() {
+    run_sqlite(
+        "path = \"nested/dir/conformance.sqlite\"\nhnsw_build = \"inline\"\n",
+        "sqlite",
+    );
+}
+
+#[test]
+fn sql_and_vector_suites_in_memory() {
+    run_sqlite(
+        "path = \":memory:\"\nhnsw_build = \"inline\"\n",
+        "sqlite-memory",
+    );
 }

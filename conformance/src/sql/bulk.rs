@@ -1,0 +1,215 @@
+//! `bulk_write`: the fast path of migrations and imports.
+//!
+//! A plugin without a bulk path answers `unsupported` (the host then
+//! falls back to INSERTs): these cases then skip at run time, saying so.
+
+use strata_host::{ErrorKind, Sql, Value};
+
+use super::support::{count_rows, types};
+use crate::{
+    case::{Case, Suite, case},
+    ctx::Ctx,
+    failure::{CaseResult, Failure, ensure, ensure_eq},
+};
+
+pub(super) fn cases() -> Vec<Case> {
+    vec![
+        case!(
+            Suite::Sql,
+            bulk_write_inserts_every_row,
+            "`bulk_write` writes `row_count` rows of `columns` in one transaction and returns how many it wrote; values round-trip as with INSERT (SqlConnection::bulk_write, BulkWrite; `unsupported` = no bulk path, skipped)."
+        ),
+        case!(
+            Suite::Sql,
+            bulk_write_upserts_on_key_columns,
+            "With `key_columns`, `bulk_write` is an upsert: an existing key's other columns are replaced and counted only when a value differs, so the same rows twice report 0 (plugin-api `BulkWrite`)."
+        ),
+        case!(
+            Suite::Sql,
+            bulk_write_is_atomic_with_then,
+            "`bulk_write` is atomic: rows and the `then` statement commit together, and a row violating a constraint writes nothing and skips `then` (SqlConnection::bulk_write: \"The write is atomic (rows and then together)\")."
+        ),
+    ]
+}
+
+/// `unsupported` from `bulk_write` means the plugin has no bulk path: the
+/// case skips, saying so.
+fn no_bulk_path(e: strata_host::Error) -> Failure {
+    if e.kind() == ErrorKind::Unsupported {
+        Failure::skip(format!(
+            "the plugin has no bulk path (`bulk_write` answered `unsupported`: {e})"
+        ))
+    } else {
+        Failure::from(e)
+    }
+}
+
+fn columns(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+async fn create(ctx: &Ctx, sql: &Sql, name: &str) -> Result<String, Failure> {
+    let t = ctx.table(name);
+    let ty = types(ctx);
+    sql.exec(&format!(
+        "CREATE TABLE {t} (id {int} PRIMARY KEY, name {text} NOT NULL, score {real}, data {blob})",
+        int = ty.int,
+        text = ty.text,
+        real = ty.real,
+        blob = ty.blob
+    ))
+    .await?;
+    Ok(t)
+}
+
+fn row(id: i64, name: &str) -> [Value; 4] {
+    [
+        Value::Integer(id),
+        Value::from(name),
+        Value::Real(id as f64 / 4.0),
+        Value::from(vec![id as u8, 0, 255]),
+    ]
+}
+
+async fn rows_of(sql: &Sql, t: &str) -> Result<Vec<Vec<Value>>, Failure> {
+    Ok(sql
+        .all(
+            &format!("SELECT id, name, score, data FROM {t} ORDER BY id"),
+            (),
+        )
+        .await?
+        .into_iter()
+        .map(|r| r.into_values())
+        .collect())
+}
+
+/// `bulk_write` writes every row, values intact.
+async fn bulk_write_inserts_every_row(ctx: Ctx) -> CaseResult {
+    let sql = ctx.sql().await?;
+    let t = create(&ctx, &sql, "bulk").await?;
+    let values: Vec<Value> = (0..1000).flat_map(|i| row(i, &format!("n{i}"))).collect();
+    let n = sql
+        .bulk_write(
+            &t,
+            &columns(&["id", "name", "score", "data"]),
+            &[],
+            values.clone(),
+            None,
+        )
+        .await
+        .map_err(no_bulk_path)?;
+    ensure_eq!(n, 1000, "rows bulk_write reports");
+    let got = rows_of(&sql, &t).await?;
+    ensure_eq!(got.len(), 1000, "rows in the table");
+    let want: Vec<Vec<Value>> = values.chunks(4).map(|c| c.to_vec()).collect();
+    ensure_eq!(got, want, "rows read back");
+    Ok(())
+}
+
+/// With key columns, `bulk_write` upserts and counts only rows that changed.
+async fn bulk_write_upserts_on_key_columns(ctx: Ctx) -> CaseResult {
+    let sql = ctx.sql().await?;
+    let t = create(&ctx, &sql, "bulk_upsert").await?;
+    let cols = columns(&["id", "name", "score", "data"]);
+    let key = columns(&["id"]);
+    let values: Vec<Value> = (0..10).flat_map(|i| row(i, &format!("n{i}"))).collect();
+    let n = sql
+        .bulk_write(&t, &cols, &key, values.clone(), None)
+        .await
+        .map_err(no_bulk_path)?;
+    ensure_eq!(n, 10, "rows written the first time");
+    let n = sql.bulk_write(&t, &cols, &key, values, None).await?;
+    ensure_eq!(n, 0, "rows reported for writing the same rows again");
+    let changed: Vec<Value> = (0..10)
+        .flat_map(|i| {
+            row(
+                i,
+                &if i % 4 == 0 {
+                    format!("changed{i}")
+                } else {
+                    format!("n{i}")
+                },
+            )
+        })
+        .collect();
+    let n = sql
+        .bulk_write(&t, &cols, &key, changed.clone(), None)
+        .await?;
+    ensure_eq!(n, 3, "rows reported when 3 of 10 rows differ (ids 0, 4, 8)");
+    ensure_eq!(count_rows(&sql, &t).await?, 10, "rows in the table");
+    let want: Vec<Vec<Value>> = changed.chunks(4).map(|c| c.to_vec()).collect();
+    ensure_eq!(rows_of(&sql, &t).await?, want, "rows after the upserts");
+    Ok(())
+}
+
+/// Rows and `then` commit together; a bad row writes nothing.
+async fn bulk_write_is_atomic_with_then(ctx: Ctx) -> CaseResult {
+    let sql = ctx.sql().await?;
+    let t = create(&ctx, &sql, "bulk_atomic").await?;
+    let marks = ctx.table("bulk_marks");
+    sql.exec(&format!(
+        "CREATE TABLE {marks} (k {text})",
+        text = types(&ctx).text
+    ))
+    .await?;
+    let cols = columns(&["id", "name", "score", "data"]);
+    let then_sql = format!("INSERT INTO {marks} (k) VALUES (?)");
+    let values: Vec<Value> = (0..5).flat_map(|i| row(i, "ok")).collect();
+    let n = sql
+        .bulk_write(
+            &t,
+            &cols,
+            &[],
+            values,
+            Some((then_sql.as_str(), strata_host::params!["first"])),
+        )
+        .await
+        .map_err(no_bulk_path)?;
+    ensure_eq!(n, 5, "rows written with a `then` statement");
+    ensure_eq!(count_rows(&sql, &marks).await?, 1, "`then` ran once");
+    // Row 3 of the second write repeats id 2: a constraint violation.
+    let bad: Vec<Value> = [10, 11, 2, 12]
+        .iter()
+        .flat_map(|i| row(*i, "bad"))
+        .collect();
+    let r = sql
+        .bulk_write(
+            &t,
+            &cols,
+            &[],
+            bad,
+            Some((then_sql.as_str(), strata_host::params!["second"])),
+        )
+        .await;
+    match r {
+        Err(e) if e.kind() == ErrorKind::Constraint => {}
+        Err(e) => {
+            return Err(Failure::new(format!(
+                "a duplicate key in a bulk write: expected a `constraint` error, got `{}`: {e}",
+                e.kind()
+            )));
+        }
+        Ok(n) => {
+            return Err(Failure::new(format!(
+                "a bulk write with a duplicate key succeeded, reporting {n} rows"
+            )));
+        }
+    }
+    ensure_eq!(
+        count_rows(&sql, &t).await?,
+        5,
+        "rows after a refused bulk write"
+    );
+    ensure_eq!(
+        count_rows(&sql, &marks).await?,
+        1,
+        "`then` of a refused bulk write must not run"
+    );
+    ensure!(
+        sql.get(&format!("SELECT id FROM {t} WHERE id = 10"), ())
+            .await?
+            .is_none(),
+        "a row before the bad one was kept"
+    );
+    Ok(())
+}
