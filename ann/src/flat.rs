@@ -220,6 +220,9 @@ impl Flat {
         options: SearchOptions,
         allowed: Option<&HashSet<i64>>,
     ) -> Vec<(usize, f32)> {
+        // `k` is a caller's `top_k`: no more rows than exist are returned,
+        // so nothing below is sized by more.
+        let k = k.min(self.len());
         let found = match (index, options.exact) {
             (Some(ix), false) => self.ann_top_k(ix, q, k, options, allowed),
             _ => None,
@@ -229,13 +232,15 @@ impl Flat {
 
     /// Exact top-k of a prepared query, optionally restricted to `allowed`
     /// keys: through the int8 copy when the scan is large enough (same
-    /// answer, fewer bytes read), else by scanning the `f32` rows.
+    /// answer, fewer bytes read), else by scanning the `f32` rows. `k`
+    /// may exceed the rows (a caller's `top_k`): memory follows the rows.
     pub fn exact_top_k(
         &self,
         q: &[f32],
         k: usize,
         allowed: Option<&HashSet<i64>>,
     ) -> Vec<(usize, f32)> {
+        let k = k.min(self.len());
         if k == 0 {
             return Vec::new();
         }
@@ -301,7 +306,7 @@ impl Flat {
             return Vec::new();
         }
         let kern = kernels();
-        let mut top = TopK::new(k);
+        let mut top = TopK::new(k, rows.map_or(self.len(), <[usize]>::len));
         let mut offer = |i: usize| {
             top.offer(
                 i,
@@ -523,6 +528,53 @@ mod tests {
     }
 
     const METRICS: [Metric; 3] = [Metric::Cosine, Metric::Dot, Metric::Euclidean];
+
+    /// A caller's `k` (a `top_k` of `u32::MAX`) never sizes an allocation:
+    /// before the fix the `f32` scan reserved a heap of `k + 1` entries and
+    /// the process aborted ("memory allocation of 103079215104 bytes failed").
+    #[test]
+    fn a_huge_k_returns_every_row_without_allocating_by_k() {
+        let huge = u32::MAX as usize;
+        for metric in METRICS {
+            let mut one = Flat::with_capacity(metric, 3, 1);
+            one.push(5, &[1.0, 2.0, 3.0]);
+            one.maintain();
+            let q = one.prepare_query(&[1.0, 0.0, 0.0]);
+            assert_eq!(one.exact_top_k(&q, huge, None).len(), 1);
+            assert_eq!(one.exact_top_k(&q, usize::MAX, None).len(), 1);
+            let allowed: HashSet<i64> = [5].into();
+            assert_eq!(one.exact_top_k(&q, huge, Some(&allowed)).len(), 1);
+            // Through an index, filtered or not, and with a huge ef.
+            let mut rng = Rng(1);
+            let vecs: Vec<Vec<f32>> = (0..3000).map(|_| rng.vector(8, 1.0)).collect();
+            let l = cache(metric, 8, &vecs);
+            let index = l.build_index(crate::HnswParams::default(), 0);
+            let q = l.prepare_query(&vecs[0]);
+            let all = l.search(
+                Some(&index),
+                &q,
+                huge,
+                SearchOptions::new(Some(huge), false),
+                None,
+            );
+            assert_eq!(all.len(), 3000);
+            let half: HashSet<i64> = (0..3000).step_by(2).map(pk_of).collect();
+            let some = l.search(
+                Some(&index),
+                &q,
+                huge,
+                SearchOptions::default(),
+                Some(&half),
+            );
+            assert_eq!(some.len(), 1500);
+            // The int8 path's own entry point.
+            let (found, _) = l
+                .quant()
+                .top_k(metric, &q, huge, None, |i| l.score(&q, i), |i| l.key(i))
+                .expect("fitted");
+            assert_eq!(found.len(), 3000);
+        }
+    }
 
     #[test]
     fn int8_matches_f32_and_brute_force_on_clustered_data() {

@@ -721,6 +721,8 @@ impl Hnsw {
         let Some((ep, top)) = *self.entry.read().unwrap_or_else(|p| p.into_inner()) else {
             return Vec::new();
         };
+        // `k` and `ef` may come from a caller: never more than the nodes.
+        let k = k.min(self.len());
         let mut s = self.scratch();
         let mut cur = (self.dist(q, self.vector(ep)), ep);
         for l in (1..=top).rev() {

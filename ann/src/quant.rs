@@ -329,6 +329,8 @@ impl Quant {
             scanned: m,
             rescored: 0,
         };
+        // A caller's `k` may be far above the rows: keep no more than exist.
+        let k = k.min(m);
         if k == 0 || m == 0 {
             return Some((Vec::new(), stats));
         }

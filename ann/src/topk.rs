@@ -10,8 +10,11 @@ use std::{cmp::Ordering, collections::BinaryHeap};
 
 /// The `k` best of a stream of `(row, key, score)` offers.
 ///
+/// Memory is sized by what can be kept, `min(k, candidates)`, never by `k`
+/// alone: `k` is often a caller's `top_k`, which may be `u32::MAX`.
+///
 /// ```
-/// let mut top = strata_ann::TopK::new(2);
+/// let mut top = strata_ann::TopK::new(2, 4);
 /// for (row, key, score) in [(0, 30, 0.5), (1, 10, 0.9), (2, 20, 0.5), (3, 40, 0.1)] {
 ///     top.offer(row, key, score);
 /// }
@@ -52,11 +55,12 @@ impl Ord for Entry {
 }
 
 impl TopK {
-    /// Keeps the best `k` offers.
-    pub fn new(k: usize) -> TopK {
+    /// Keeps the best `k` of at most `candidates` offers (more offers are
+    /// taken, but the room reserved up front is for `min(k, candidates)`).
+    pub fn new(k: usize, candidates: usize) -> TopK {
         TopK {
             k,
-            heap: BinaryHeap::with_capacity(k + 1),
+            heap: BinaryHeap::with_capacity(k.min(candidates).saturating_add(1)),
         }
     }
 
@@ -108,7 +112,8 @@ pub(crate) fn best_by_key(m: usize, k: usize, key: impl Fn(usize) -> f32) -> Vec
         let b = f.to_bits() as i32;
         b ^ (((b >> 31) as u32) >> 1) as i32
     };
-    let mut heap: BinaryHeap<(Reverse<i32>, usize)> = BinaryHeap::with_capacity(k + 1);
+    let mut heap: BinaryHeap<(Reverse<i32>, usize)> =
+        BinaryHeap::with_capacity(k.min(m).saturating_add(1));
     for t in 0..m {
         let s = ordered(key(t));
         if heap.len() < k {
@@ -132,7 +137,7 @@ mod tests {
         // Five rows with one score, keys scrambled against rows.
         let keys = [50i64, 10, 40, 20, 30];
         for rotation in 0..keys.len() {
-            let mut top = TopK::new(3);
+            let mut top = TopK::new(3, keys.len());
             for i in 0..keys.len() {
                 let row = (i + rotation) % keys.len();
                 top.offer(row, keys[row], 1.0);
@@ -148,7 +153,7 @@ mod tests {
 
     #[test]
     fn higher_scores_first_then_keys() {
-        let mut top = TopK::new(4);
+        let mut top = TopK::new(4, 5);
         for (row, key, score) in [
             (0, 5, 0.1),
             (1, 4, 0.7),
@@ -167,12 +172,25 @@ mod tests {
 
     #[test]
     fn k_zero_and_fewer_offers_than_k() {
-        let mut none = TopK::new(0);
+        let mut none = TopK::new(0, 1);
         none.offer(0, 0, 1.0);
         assert!(none.is_empty());
-        let mut few = TopK::new(10);
+        let mut few = TopK::new(10, 1);
         few.offer(7, 1, 0.5);
         assert_eq!(few.into_sorted(), vec![(7, 0.5)]);
+    }
+
+    #[test]
+    fn a_huge_k_reserves_room_for_the_candidates_only() {
+        // Before the fix `TopK::new(k)` reserved `k + 1` entries: 103 GB for
+        // `u32::MAX`, an abort. Offers beyond `candidates` still fit.
+        let mut top = TopK::new(usize::MAX, 2);
+        assert!(top.heap.capacity() < 16);
+        for row in 0..5 {
+            top.offer(row, row as i64, 1.0);
+        }
+        assert_eq!(top.len(), 5);
+        assert_eq!(best_by_key(3, usize::MAX, |t| t as f32).len(), 3);
     }
 
     #[test]
