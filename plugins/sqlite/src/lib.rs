@@ -21,8 +21,6 @@
 pub mod config;
 mod error;
 mod filter_sql;
-mod hnsw;
-mod index;
 mod inline;
 pub mod sql;
 pub mod vector;

@@ -2,8 +2,8 @@
 //!
 //! # Why our own
 //!
-//! The plugin used `hnsw_rs` until its build time became the one target of
-//! the SQLite vector tier it could not meet: 100K × 384 took 47 s on the
+//! strata's SQLite plugin used `hnsw_rs` until its build time became the one
+//! target of the SQLite vector tier it could not meet: 100K × 384 took 47 s on the
 //! 2-core benchmark VM. Profiled, 45 % of that build was `search_layer`
 //! chasing neighbour pointers (every point an `Arc`, every neighbour list
 //! behind its own lock and allocation) and 30 % distances. This graph keeps
@@ -34,7 +34,7 @@
 //! `Cosine` is `1 − a·b` on vectors the caller has normalised; `L2` is the
 //! squared euclidean distance (same order as the distance, no square root);
 //! `Dot` is `−a·b` (inner product search, see [`Space::Dot`]). All come
-//! from the plugin's SIMD kernels. Smaller is closer.
+//! from the crate's SIMD kernels ([`crate::kernels`](mod@crate::kernels)). Smaller is closer.
 //!
 //! # Levels
 //!
@@ -56,14 +56,14 @@ use std::{
 };
 
 /// The highest level a node can get.
-pub(crate) const MAX_LEVEL: u8 = 16;
+pub const MAX_LEVEL: u8 = 16;
 
 const MAGIC: &[u8; 12] = b"STRATA-HNSW\0";
 const FORMAT: u32 = 1;
 
 /// How distances are computed (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Space {
+pub enum Space {
     /// `1 − a·b` on normalised vectors.
     Cosine,
     /// Squared euclidean distance.
@@ -136,17 +136,17 @@ struct Scratch {
 }
 
 /// What a build reports to, and is stopped by.
-pub(crate) struct Progress<'a> {
+pub struct Progress<'a> {
     /// Nodes inserted so far (added to as the build goes).
-    pub(crate) done: &'a AtomicUsize,
+    pub done: &'a AtomicUsize,
     /// Set to stop at the next node.
-    pub(crate) cancelled: &'a AtomicBool,
+    pub cancelled: &'a AtomicBool,
     /// Called every few hundred nodes with how many were just inserted.
-    pub(crate) tick: &'a (dyn Fn(u64) + Sync),
+    pub tick: &'a (dyn Fn(u64) + Sync),
 }
 
 /// The graph. Node `i` is the `i`-th vector pushed; `pks[i]` names its row.
-pub(crate) struct Hnsw {
+pub struct Hnsw {
     space: Space,
     dim: usize,
     m: usize,
@@ -185,28 +185,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-#[inline]
-fn prefetch(v: &[f32]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        let p = v.as_ptr().cast::<i8>();
-        // Two cache lines: the distance loop streams the rest.
-        // SAFETY: prefetching is a hint; it never faults, whatever the address.
-        unsafe {
-            _mm_prefetch::<_MM_HINT_T0>(p);
-            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64));
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = v;
-}
-
 impl Hnsw {
     /// An empty graph. `m` is clamped to 2..=128; level 0 holds `2m` links.
-    pub(crate) fn new(space: Space, dim: usize, m: usize, ef_construction: usize) -> Hnsw {
+    pub fn new(space: Space, dim: usize, m: usize, ef_construction: usize) -> Hnsw {
         let m = m.clamp(2, 128);
-        let k = crate::vector::kernels();
+        let k = crate::kernels::kernels();
         Hnsw {
             space,
             dim,
@@ -233,22 +216,27 @@ impl Hnsw {
     }
 
     /// Nodes in the graph.
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.pks.len()
     }
 
+    /// Whether the graph has no node.
+    pub fn is_empty(&self) -> bool {
+        self.pks.is_empty()
+    }
+
     /// Node `i`'s pk.
-    pub(crate) fn pk(&self, i: u32) -> i64 {
+    pub fn pk(&self, i: u32) -> i64 {
         self.pks[i as usize]
     }
 
     /// Every node's pk, in node order.
-    pub(crate) fn pks(&self) -> &[i64] {
+    pub fn pks(&self) -> &[i64] {
         &self.pks
     }
 
     /// Bytes held (vectors, links, pks).
-    pub(crate) fn bytes(&self) -> usize {
+    pub fn bytes(&self) -> usize {
         // Per node: pk, level, upper offset, in-degree, lock.
         let per_node = 8 + 1 + 8 + 4 + std::mem::size_of::<Mutex<()>>();
         self.data.len() * 4 + (self.links0.len() + self.upper.len()) * 4 + self.len() * per_node
@@ -306,9 +294,9 @@ impl Hnsw {
         slots[0].store(n as u32, Release);
     }
 
-    /// Appends nodes for `points` (storage only; [`insert_range`] links
+    /// Appends nodes for `points` (storage only; [`insert_range`](Self::insert_range) links
     /// them). Returns the first new node.
-    pub(crate) fn push(&mut self, points: &[(i64, &[f32])]) -> u32 {
+    pub fn push(&mut self, points: &[(i64, &[f32])]) -> u32 {
         let first = self.pks.len();
         assert!(
             first + points.len() < u32::MAX as usize,
@@ -351,7 +339,7 @@ impl Hnsw {
     /// Links nodes `from..len()` into the graph, on all cores. Returns false
     /// when `progress` was cancelled first (the graph is then partial:
     /// drop it).
-    pub(crate) fn insert_range(&self, from: u32, progress: Option<&Progress<'_>>) -> bool {
+    pub fn insert_range(&self, from: u32, progress: Option<&Progress<'_>>) -> bool {
         let end = self.len() as u32;
         let mut from = from;
         if from < end
@@ -554,7 +542,7 @@ impl Hnsw {
             s.fresh.clear();
             for &n in &s.links {
                 if s.visited.insert(n) {
-                    prefetch(self.vector(n));
+                    crate::kernels::prefetch(self.vector(n));
                     s.fresh.push(n);
                 }
             }
@@ -723,7 +711,7 @@ impl Hnsw {
 
     /// The `k` nodes nearest `q` among those `keep` accepts, exploring `ef`
     /// candidates (at least `k`), as `(distance, node)`, nearest first.
-    pub(crate) fn search(
+    pub fn search(
         &self,
         q: &[f32],
         k: usize,
@@ -733,6 +721,8 @@ impl Hnsw {
         let Some((ep, top)) = *self.entry.read().unwrap_or_else(|p| p.into_inner()) else {
             return Vec::new();
         };
+        // `k` and `ef` may come from a caller: never more than the nodes.
+        let k = k.min(self.len());
         let mut s = self.scratch();
         let mut cur = (self.dist(q, self.vector(ep)), ep);
         for l in (1..=top).rev() {
@@ -745,7 +735,7 @@ impl Hnsw {
     }
 
     /// Writes the graph (little-endian, checksummed; see [`read`](Self::read)).
-    pub(crate) fn write(&self, out: impl Write) -> io::Result<()> {
+    pub fn write(&self, out: impl Write) -> io::Result<()> {
         let mut w = Hashing::new(io::BufWriter::with_capacity(1 << 20, out));
         w.write_all(MAGIC)?;
         w.write_all(&FORMAT.to_le_bytes())?;
@@ -791,7 +781,17 @@ impl Hnsw {
     /// [`new`](Self::new)). A wrong checksum, a truncated file, other
     /// parameters, a duplicate pk or a link that points nowhere is an error
     /// (the caller rebuilds).
-    pub(crate) fn read(
+    pub fn read(
+        bytes: &[u8],
+        space: Space,
+        dim: usize,
+        m: usize,
+        ef_construction: usize,
+    ) -> Result<Hnsw, FormatError> {
+        Self::read_inner(bytes, space, dim, m, ef_construction).map_err(FormatError)
+    }
+
+    fn read_inner(
         bytes: &[u8],
         space: Space,
         dim: usize,
@@ -929,6 +929,12 @@ impl Hnsw {
         Ok(g)
     }
 }
+
+/// Why a graph file could not be read ([`Hnsw::read`]): a wrong checksum, a
+/// truncation, other parameters, a field out of range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct FormatError(String);
 
 /// Writes fixed-size little-endian items through a buffer of 64 KiB.
 fn write_le<const N: usize>(
@@ -1206,6 +1212,7 @@ mod tests {
             Hnsw::read(&bytes, Space::L2, 8, 16, 100)
                 .map(|_| ())
                 .unwrap_err()
+                .to_string()
                 .contains("made for")
         );
         assert!(Hnsw::read(&bytes, Space::Cosine, 9, 16, 100).is_err());
@@ -1410,7 +1417,7 @@ mod tests {
 mod speed {
     use super::*;
 
-    /// `cargo test --release -p strata-sqlite --lib hnsw::speed -- --ignored --nocapture`
+    /// `cargo test --release -p strata-ann --lib hnsw::speed -- --ignored --nocapture`
     #[test]
     #[ignore = "a measurement, not a test"]
     fn build_100k_384() {

@@ -75,7 +75,7 @@
 
 use std::cell::RefCell;
 
-use strata_plugin::vector::Metric;
+use crate::{Metric, kernels::scan_codes, topk::best_by_key};
 
 /// Unit roundoff of `f32`.
 const U: f64 = 1.0 / 16_777_216.0;
@@ -83,10 +83,10 @@ const U: f64 = 1.0 / 16_777_216.0;
 const OVERFLOW_GUARD: f64 = 1e30;
 
 /// Collections smaller than this are not quantized (their `f32` scan is cheap).
-pub(crate) const DEFAULT_MIN_FIT: usize = 1024;
+pub const DEFAULT_MIN_FIT: usize = 1024;
 
 /// The int8 copy of one collection's cache (row `i` mirrors the cache's `i`).
-pub(crate) struct Quant {
+pub struct Quant {
     dim: usize,
     /// Collections smaller than this are not quantized (the `f32` scan is cheap).
     min_fit: usize,
@@ -113,16 +113,16 @@ pub(crate) struct Quant {
 
 /// What one search did (for tests and tuning).
 #[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct SearchStats {
+pub struct SearchStats {
     /// Vectors whose codes were scanned.
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub(crate) scanned: usize,
+    pub scanned: usize,
     /// Vectors rescored with `f32` (including the first `k`).
-    pub(crate) rescored: usize,
+    pub rescored: usize,
 }
 
 impl Quant {
-    pub(crate) fn new(dim: usize) -> Quant {
+    /// An empty, unfitted copy for vectors of `dim` dimensions.
+    pub fn new(dim: usize) -> Quant {
         Quant {
             dim,
             min_fit: DEFAULT_MIN_FIT,
@@ -141,22 +141,30 @@ impl Quant {
         }
     }
 
-    #[cfg(test)]
-    pub(crate) fn set_min_fit(&mut self, n: usize) {
+    /// Sets the size below which the copy is not made (default
+    /// [`DEFAULT_MIN_FIT`]; tests quantize tiny collections with 0).
+    pub fn set_min_fit(&mut self, n: usize) {
         self.min_fit = n;
     }
 
     /// Vectors quantized (0 when not fitted).
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.resid.len()
     }
 
-    pub(crate) fn is_fitted(&self) -> bool {
+    /// Whether no vector is quantized.
+    pub fn is_empty(&self) -> bool {
+        self.resid.is_empty()
+    }
+
+    /// Whether the quantizer is fitted (the collection reached the
+    /// minimum size): only then does [`top_k`](Self::top_k) answer.
+    pub fn is_fitted(&self) -> bool {
         self.fitted
     }
 
     /// Heap bytes of the quantized copy.
-    pub(crate) fn bytes(&self) -> usize {
+    pub fn bytes(&self) -> usize {
         self.codes.capacity()
             + 4 * (self.resid.capacity()
                 + self.hat_sq.capacity()
@@ -165,7 +173,7 @@ impl Quant {
     }
 
     /// Appends one cached vector (a no-op until fitted).
-    pub(crate) fn push(&mut self, v: &[f32]) {
+    pub fn push(&mut self, v: &[f32]) {
         if !self.fitted {
             return;
         }
@@ -175,7 +183,7 @@ impl Quant {
     }
 
     /// Mirrors the cache's swap-remove of row `i` (`last` is the last row).
-    pub(crate) fn swap_remove(&mut self, i: usize, last: usize) {
+    pub fn swap_remove(&mut self, i: usize, last: usize) {
         if !self.fitted {
             return;
         }
@@ -190,7 +198,7 @@ impl Quant {
     }
 
     /// Fits, refits or drops the quantizer for the cache `data` (`n × dim`).
-    pub(crate) fn maintain(&mut self, data: &[f32]) {
+    pub fn maintain(&mut self, data: &[f32]) {
         let n = data.len() / self.dim.max(1);
         if n < self.min_fit {
             if self.fitted && n < self.min_fit / 2 {
@@ -213,7 +221,7 @@ impl Quant {
     }
 
     /// Recomputes offsets and steps from `data`, then encodes every vector.
-    pub(crate) fn fit(&mut self, data: &[f32]) {
+    pub fn fit(&mut self, data: &[f32]) {
         let d = self.dim;
         let n = data.len() / d.max(1);
         let mut lo = vec![f32::INFINITY; d];
@@ -301,7 +309,7 @@ impl Quant {
     /// `None`), best first with ties by pk; `None` when the rounding model
     /// does not hold for this query (the caller scans `f32`). `exact(i)` is
     /// the `f32` score of row `i`, `pk(i)` its tie-break key.
-    pub(crate) fn top_k(
+    pub fn top_k(
         &self,
         metric: Metric,
         q: &[f32],
@@ -321,6 +329,8 @@ impl Quant {
             scanned: m,
             rescored: 0,
         };
+        // A caller's `k` may be far above the rows: keep no more than exist.
+        let k = k.min(m);
         if k == 0 || m == 0 {
             return Some((Vec::new(), stats));
         }
@@ -354,7 +364,7 @@ impl Quant {
         SCRATCH.with_borrow_mut(|p| {
             p.clear();
             p.resize(m, 0.0);
-            scan(&qs, &self.codes, d, idx, p);
+            scan_codes(&qs, &self.codes, d, idx, p);
 
             // The k best by approximate score, rescored: T.
             let key = |t: usize| -> f32 {
@@ -426,126 +436,4 @@ fn reaches(x: f64, t: f64) -> bool {
 fn round_up(x: f64) -> f32 {
     let f = x as f32;
     if f64::from(f) < x { f.next_up() } else { f }
-}
-
-/// Positions `0..m` of the `k` largest `key`s (any order; ties arbitrary:
-/// this only picks the first vectors to rescore).
-fn best_by_key(m: usize, k: usize, key: impl Fn(usize) -> f32) -> Vec<usize> {
-    use std::{cmp::Reverse, collections::BinaryHeap};
-    // f32 → i32 with the order of `f32::total_cmp`.
-    let ordered = |f: f32| {
-        let b = f.to_bits() as i32;
-        b ^ (((b >> 31) as u32) >> 1) as i32
-    };
-    let mut heap: BinaryHeap<(Reverse<i32>, usize)> = BinaryHeap::with_capacity(k + 1);
-    for t in 0..m {
-        let s = ordered(key(t));
-        if heap.len() < k {
-            heap.push((Reverse(s), t));
-        } else if let Some(&(Reverse(top), _)) = heap.peek()
-            && s > top
-        {
-            heap.pop();
-            heap.push((Reverse(s), t));
-        }
-    }
-    heap.into_iter().map(|(_, t)| t).collect()
-}
-
-/// `out[t] = qs · codes[row t]` for every candidate row.
-fn scan(qs: &[f32], codes: &[i8], d: usize, idx: Option<&[usize]>, out: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU supports the features the function was compiled for.
-        unsafe { scan_avx2(qs, codes, d, idx, out) };
-        return;
-    }
-    scan_with(qs, codes, d, idx, out, dot_codes_generic);
-}
-
-#[inline(always)]
-fn scan_with(
-    qs: &[f32],
-    codes: &[i8],
-    d: usize,
-    idx: Option<&[usize]>,
-    out: &mut [f32],
-    dot: impl Fn(&[f32], &[i8]) -> f32,
-) {
-    match idx {
-        None => {
-            for (o, c) in out.iter_mut().zip(codes.chunks_exact(d)) {
-                *o = dot(qs, c);
-            }
-        }
-        Some(rows) => {
-            for (o, &i) in out.iter_mut().zip(rows) {
-                *o = dot(qs, &codes[i * d..(i + 1) * d]);
-            }
-        }
-    }
-}
-
-#[inline(always)]
-fn dot_codes_generic(q: &[f32], c: &[i8]) -> f32 {
-    let mut acc = [0f32; 16];
-    let (cq, cc) = (q.chunks_exact(16), c.chunks_exact(16));
-    let (rq, rc) = (cq.remainder(), cc.remainder());
-    for (x, y) in cq.zip(cc) {
-        for i in 0..16 {
-            acc[i] += x[i] * f32::from(y[i]);
-        }
-    }
-    let mut tail = 0f32;
-    for (x, y) in rq.iter().zip(rc) {
-        tail += x * f32::from(*y);
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn scan_avx2(qs: &[f32], codes: &[i8], d: usize, idx: Option<&[usize]>, out: &mut [f32]) {
-    scan_with(qs, codes, d, idx, out, |q, c| dot_codes_avx2(q, c));
-}
-
-/// `q · c` with the codes widened to `f32` 8 at a time, 4 accumulators.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-fn dot_codes_avx2(q: &[f32], c: &[i8]) -> f32 {
-    use std::arch::x86_64::*;
-    let d = q.len().min(c.len());
-    let (qp, cp) = (q.as_ptr(), c.as_ptr());
-    let mut acc = [_mm256_setzero_ps(); 4];
-    let mut j = 0;
-    // SAFETY: every load reads q[j..j+8] / c[j..j+8] with j + 8 <= d.
-    unsafe {
-        let widen = |j: usize| {
-            _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(
-                cp.add(j) as *const __m128i
-            )))
-        };
-        while j + 32 <= d {
-            for (u, a) in acc.iter_mut().enumerate() {
-                let o = j + 8 * u;
-                *a = _mm256_fmadd_ps(_mm256_loadu_ps(qp.add(o)), widen(o), *a);
-            }
-            j += 32;
-        }
-        while j + 8 <= d {
-            acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(qp.add(j)), widen(j), acc[0]);
-            j += 8;
-        }
-    }
-    let s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-    let h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-    let h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    let h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
-    let mut total = _mm_cvtss_f32(h);
-    while j < d {
-        total += q[j] * f32::from(c[j]);
-        j += 1;
-    }
-    total
 }

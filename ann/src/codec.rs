@@ -1,0 +1,62 @@
+//! Vectors as bytes, and normalisation.
+//!
+//! The byte form is `dim` little-endian `f32`s (`4 · dim` bytes), what the
+//! SQLite plugin stores in a BLOB and what any store can keep as opaque
+//! bytes.
+
+/// `v` as little-endian `f32` bytes.
+pub fn encode(v: &[f32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v.len() * 4);
+    for x in v {
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out
+}
+
+/// The `f32`s of little-endian bytes written by [`encode`]. A trailing
+/// partial value (`bytes.len() % 4 != 0`) is ignored: check the length
+/// against the expected dimension first where it matters.
+pub fn decode(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// `v / ‖v‖`; the zero vector is returned unchanged (its cosine score
+/// against anything is 0).
+pub fn normalized(v: &[f32]) -> Vec<f32> {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm == 0.0 {
+        v.to_vec()
+    } else {
+        v.iter().map(|x| x / norm).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encode_decode_round_trip() {
+        let v = [0.0, -0.0, 1.5, -3.25e-38, f32::MAX, f32::MIN_POSITIVE];
+        let bytes = encode(&v);
+        assert_eq!(bytes.len(), 24);
+        assert_eq!(&bytes[8..12], &1.5f32.to_le_bytes());
+        let back = decode(&bytes);
+        assert_eq!(
+            back.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            v.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        );
+        // A partial trailing value is dropped.
+        assert_eq!(decode(&bytes[..23]).len(), 5);
+    }
+
+    #[test]
+    fn normalized_has_unit_norm_and_keeps_zero() {
+        let n = normalized(&[3.0, 4.0]);
+        assert_eq!(n, vec![0.6, 0.8]);
+        assert_eq!(normalized(&[0.0, 0.0]), vec![0.0, 0.0]);
+    }
+}

@@ -1,0 +1,765 @@
+//! [`Flat`]: a collection's vectors in one contiguous array, and exact and
+//! index-assisted top-k over it.
+//!
+//! Row `i` holds key `keys()[i]` and `dimension` floats (normalised for
+//! cosine, as given otherwise). Deletes swap-remove: the last row moves
+//! into the hole, exactly as [`Vec::swap_remove`] does, so a caller keeping
+//! per-row data beside (the SQLite plugin keeps record ids) mirrors each
+//! [`remove`](Flat::remove) with a `swap_remove` of the row it returns.
+//!
+//! From [`QUANT_MIN_SCAN`] rows on, an exact scan reads the int8 copy
+//! ([`crate::quant`]) and rescores with `f32` only what its error bound
+//! cannot rule out; the answer is the `f32` scan's, row for row and bit for
+//! bit (ties broken by key on both paths).
+
+use std::collections::{HashMap, HashSet};
+
+use crate::{
+    AnnIndex, HnswParams, Metric, codec,
+    kernels::{Kernels, kernels},
+    quant::Quant,
+    topk::{TopK, rank},
+};
+
+/// Exact scans of at least this many rows go through the int8 copy.
+pub const QUANT_MIN_SCAN: usize = 1024;
+
+/// How one query searches ([`Flat::search`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SearchOptions {
+    /// Candidates the HNSW search explores (default: the index's
+    /// `ef_search`; always at least `k`).
+    pub ef_search: Option<usize>,
+    /// Skip the index: exact search.
+    pub exact: bool,
+}
+
+impl SearchOptions {
+    /// Options with `ef_search` and `exact` as given.
+    pub fn new(ef_search: Option<usize>, exact: bool) -> SearchOptions {
+        SearchOptions { ef_search, exact }
+    }
+}
+
+/// The vectors of one collection (see the module docs).
+pub struct Flat {
+    metric: Metric,
+    dimension: usize,
+    keys: Vec<i64>,
+    data: Vec<f32>,
+    rows: HashMap<i64, usize>,
+    /// The int8 copy of `data` (row for row).
+    quant: Quant,
+}
+
+impl Flat {
+    /// An empty store of `dimension`-dimensional vectors, with room for
+    /// `capacity` of them.
+    pub fn with_capacity(metric: Metric, dimension: usize, capacity: usize) -> Flat {
+        Flat {
+            metric,
+            dimension,
+            keys: Vec::with_capacity(capacity),
+            data: Vec::with_capacity(capacity * dimension),
+            rows: HashMap::with_capacity(capacity),
+            quant: Quant::new(dimension),
+        }
+    }
+
+    /// The metric.
+    pub fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    /// The vectors' dimension.
+    pub fn dimension(&self) -> usize {
+        self.dimension
+    }
+
+    /// Rows held.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether no row is held.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Every row's key, in row order.
+    pub fn keys(&self) -> &[i64] {
+        &self.keys
+    }
+
+    /// Row `row`'s key.
+    pub fn key(&self, row: usize) -> i64 {
+        self.keys[row]
+    }
+
+    /// The row holding `key`.
+    pub fn row_of(&self, key: i64) -> Option<usize> {
+        self.rows.get(&key).copied()
+    }
+
+    /// Row `row`'s vector, as stored (normalised for cosine).
+    pub fn vector(&self, row: usize) -> &[f32] {
+        &self.data[row * self.dimension..(row + 1) * self.dimension]
+    }
+
+    /// Every vector, row after row.
+    pub fn data(&self) -> &[f32] {
+        &self.data
+    }
+
+    /// `(key, vector)` of every row, in row order.
+    pub fn points(&self) -> impl ExactSizeIterator<Item = (i64, &[f32])> {
+        self.keys
+            .iter()
+            .enumerate()
+            .map(|(i, key)| (*key, self.vector(i)))
+    }
+
+    /// The int8 copy.
+    pub fn quant(&self) -> &Quant {
+        &self.quant
+    }
+
+    /// Mutable access to the int8 copy (tests lower its minimum size).
+    pub fn quant_mut(&mut self) -> &mut Quant {
+        &mut self.quant
+    }
+
+    /// Bytes of the `f32` array (its capacity).
+    pub fn data_bytes(&self) -> usize {
+        self.data.capacity() * 4
+    }
+
+    /// Appends `vector` under `key` (normalised for cosine); returns its
+    /// row. The caller keeps keys unique and the dimension right.
+    pub fn push(&mut self, key: i64, vector: &[f32]) -> usize {
+        let row = self.keys.len();
+        self.rows.insert(key, row);
+        self.keys.push(key);
+        let start = self.data.len();
+        if self.metric == Metric::Cosine {
+            self.data.extend(codec::normalized(vector));
+        } else {
+            self.data.extend_from_slice(vector);
+        }
+        self.quant.push(&self.data[start..]);
+        row
+    }
+
+    /// Removes `key`'s row by swap-remove (the last row takes its place);
+    /// returns the row it had, `None` when the key is not held.
+    pub fn remove(&mut self, key: i64) -> Option<usize> {
+        let i = self.rows.remove(&key)?;
+        let last = self.keys.len() - 1;
+        let d = self.dimension;
+        if i != last {
+            self.keys.swap(i, last);
+            let (head, tail) = self.data.split_at_mut(last * d);
+            head[i * d..(i + 1) * d].copy_from_slice(&tail[..d]);
+            self.rows.insert(self.keys[i], i);
+        }
+        self.quant.swap_remove(i, last);
+        self.keys.pop();
+        self.data.truncate(last * d);
+        Some(i)
+    }
+
+    /// Fits or refits the int8 copy when due (after a batch of pushes and
+    /// removes; cheap when nothing is due).
+    pub fn maintain(&mut self) {
+        self.quant.maintain(&self.data);
+    }
+
+    /// Builds an HNSW index over every row, here and now.
+    pub fn build_index(&self, params: HnswParams, generation: i64) -> AnnIndex {
+        AnnIndex::build(
+            self.metric,
+            self.dimension,
+            params,
+            generation,
+            self.points(),
+        )
+    }
+
+    /// The query in the stored form (normalised for cosine).
+    pub fn prepare_query(&self, query: &[f32]) -> Vec<f32> {
+        if self.metric == Metric::Cosine {
+            codec::normalized(query)
+        } else {
+            query.to_vec()
+        }
+    }
+
+    /// The exact score of row `row` against a prepared query: cosine
+    /// similarity, dot product or *negative* euclidean distance (higher is
+    /// better).
+    pub fn score(&self, q: &[f32], row: usize) -> f32 {
+        score_with(self.metric, kernels(), q, self.vector(row))
+    }
+
+    /// The `k` best rows for a prepared query as `(row, score)`, best first
+    /// (ties: lower key first): through `index` when one is given and the
+    /// query allows, exactly otherwise. `allowed` restricts the rows to
+    /// those keys.
+    ///
+    /// The index answers unless `options.exact`, or the filter is selective
+    /// (at most 5 % of the rows or 2,000 of them: an exact scan of those is
+    /// cheaper and exact), or its search came back with fewer than `k`
+    /// results although that many rows are allowed. Its candidates are
+    /// rescored exactly, so scores never depend on the index.
+    pub fn search(
+        &self,
+        index: Option<&AnnIndex>,
+        q: &[f32],
+        k: usize,
+        options: SearchOptions,
+        allowed: Option<&HashSet<i64>>,
+    ) -> Vec<(usize, f32)> {
+        // `k` is a caller's `top_k`: no more rows than exist are returned,
+        // so nothing below is sized by more.
+        let k = k.min(self.len());
+        let found = match (index, options.exact) {
+            (Some(ix), false) => self.ann_top_k(ix, q, k, options, allowed),
+            _ => None,
+        };
+        found.unwrap_or_else(|| self.exact_top_k(q, k, allowed))
+    }
+
+    /// Exact top-k of a prepared query, optionally restricted to `allowed`
+    /// keys: through the int8 copy when the scan is large enough (same
+    /// answer, fewer bytes read), else by scanning the `f32` rows. `k`
+    /// may exceed the rows (a caller's `top_k`): memory follows the rows.
+    pub fn exact_top_k(
+        &self,
+        q: &[f32],
+        k: usize,
+        allowed: Option<&HashSet<i64>>,
+    ) -> Vec<(usize, f32)> {
+        let k = k.min(self.len());
+        if k == 0 {
+            return Vec::new();
+        }
+        let rows = self.candidate_rows(allowed);
+        let m = rows.as_ref().map_or(self.len(), Vec::len);
+        if m >= QUANT_MIN_SCAN
+            && k.saturating_mul(16) <= m
+            && let Some(found) = self.quant_top_k(q, k, rows.as_deref())
+        {
+            return found;
+        }
+        self.f32_top_k(q, k, rows.as_deref())
+    }
+
+    /// The rows of the `allowed` keys, ascending (`None`: all rows).
+    pub(crate) fn candidate_rows(&self, allowed: Option<&HashSet<i64>>) -> Option<Vec<usize>> {
+        match allowed {
+            None => None,
+            Some(set) if set.len() < self.len() / 4 => {
+                let mut rows: Vec<usize> = set.iter().filter_map(|key| self.row_of(*key)).collect();
+                rows.sort_unstable();
+                Some(rows)
+            }
+            Some(set) => Some(
+                (0..self.len())
+                    .filter(|&i| set.contains(&self.keys[i]))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Exact top-k through the int8 copy (`None`: not available for this query).
+    pub(crate) fn quant_top_k(
+        &self,
+        q: &[f32],
+        k: usize,
+        rows: Option<&[usize]>,
+    ) -> Option<Vec<(usize, f32)>> {
+        if self.quant.len() != self.len() {
+            return None;
+        }
+        let kern = kernels();
+        self.quant
+            .top_k(
+                self.metric,
+                q,
+                k,
+                rows,
+                |i| score_with(self.metric, kern, q, self.vector(i)),
+                |i| self.keys[i],
+            )
+            .map(|(found, _)| found)
+    }
+
+    /// Exact top-k by scanning the `f32` rows `rows` (all when `None`).
+    pub(crate) fn f32_top_k(
+        &self,
+        q: &[f32],
+        k: usize,
+        rows: Option<&[usize]>,
+    ) -> Vec<(usize, f32)> {
+        if k == 0 {
+            return Vec::new();
+        }
+        let kern = kernels();
+        let mut top = TopK::new(k, rows.map_or(self.len(), <[usize]>::len));
+        let mut offer = |i: usize| {
+            top.offer(
+                i,
+                self.keys[i],
+                score_with(self.metric, kern, q, self.vector(i)),
+            );
+        };
+        match rows {
+            Some(rows) => rows.iter().for_each(|&i| offer(i)),
+            None => (0..self.len()).for_each(offer),
+        }
+        top.into_sorted()
+    }
+
+    /// Top-k through `index`, rescored exactly; `None` when exact search
+    /// must answer instead (see [`search`](Self::search)).
+    fn ann_top_k(
+        &self,
+        index: &AnnIndex,
+        q: &[f32],
+        k: usize,
+        options: SearchOptions,
+        allowed: Option<&HashSet<i64>>,
+    ) -> Option<Vec<(usize, f32)>> {
+        if k == 0 {
+            return Some(Vec::new());
+        }
+        let matching = allowed.map_or(self.len(), HashSet::len);
+        if allowed.is_some() && matching <= (self.len() / 20).max(2_000) {
+            return None;
+        }
+        let mut ef = options.ef_search.unwrap_or(index.params().ef_search).max(k);
+        if allowed.is_some() {
+            // Oversample when part of the graph is filtered away.
+            ef = ef.max(k * 4);
+        }
+        let kern = kernels();
+        let mut scored: Vec<(usize, f32)> = index
+            .search(q, k, ef, allowed)
+            .into_iter()
+            .filter_map(|key| {
+                self.row_of(key)
+                    .map(|i| (i, score_with(self.metric, kern, q, self.vector(i))))
+            })
+            .collect();
+        rank(&mut scored, k, |i| self.keys[i]);
+        (scored.len() >= k.min(matching)).then_some(scored)
+    }
+}
+
+/// The exact score of stored vector `v` against prepared query `q`.
+#[inline]
+fn score_with(metric: Metric, kern: Kernels, q: &[f32], v: &[f32]) -> f32 {
+    match metric {
+        Metric::Cosine | Metric::Dot => (kern.dot)(q, v),
+        Metric::Euclidean => -(kern.l2)(q, v).sqrt(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The int8 path against the `f32` scan (identical answers) and against
+    //! brute force in `f64` (same top-k up to ties within `f32` rounding).
+
+    use super::*;
+    use crate::quant::SearchStats;
+
+    /// splitmix64 + Box–Muller: deterministic data without a rand dependency.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+        fn unit(&mut self) -> f64 {
+            (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        }
+        fn gauss(&mut self) -> f32 {
+            let u1 = self.unit().max(f64::MIN_POSITIVE);
+            let u2 = self.unit();
+            ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+        }
+        fn vector(&mut self, d: usize, sigma: f32) -> Vec<f32> {
+            (0..d).map(|_| self.gauss() * sigma).collect()
+        }
+    }
+
+    /// `n` vectors around `clusters` centres (unit-ish centres, noise `spread`).
+    fn clustered(rng: &mut Rng, n: usize, d: usize, clusters: usize, spread: f32) -> Vec<Vec<f32>> {
+        let sigma = 1.0 / (d as f32).sqrt();
+        let centres: Vec<Vec<f32>> = (0..clusters).map(|_| rng.vector(d, sigma)).collect();
+        (0..n)
+            .map(|_| {
+                let c = &centres[(rng.next() % clusters as u64) as usize];
+                c.iter().map(|x| x + rng.gauss() * sigma * spread).collect()
+            })
+            .collect()
+    }
+
+    /// Distinct pks in a scrambled order, so pk order is not row order.
+    fn pk_of(i: usize) -> i64 {
+        ((i as i64) * 7919) % 1_000_003 + 1
+    }
+
+    fn cache(metric: Metric, d: usize, vecs: &[Vec<f32>]) -> Flat {
+        let mut l = Flat::with_capacity(metric, d, 0);
+        l.quant_mut().set_min_fit(0);
+        for (i, v) in vecs.iter().enumerate() {
+            l.push(pk_of(i), v);
+        }
+        l.maintain();
+        l
+    }
+
+    fn score64(metric: Metric, q: &[f32], x: &[f32]) -> f64 {
+        let dot: f64 = q
+            .iter()
+            .zip(x)
+            .map(|(a, b)| f64::from(*a) * f64::from(*b))
+            .sum();
+        let n = |v: &[f32]| v.iter().map(|a| f64::from(*a).powi(2)).sum::<f64>().sqrt();
+        match metric {
+            Metric::Dot => dot,
+            Metric::Cosine => {
+                if n(q) == 0.0 || n(x) == 0.0 {
+                    0.0
+                } else {
+                    dot / (n(q) * n(x))
+                }
+            }
+            Metric::Euclidean => -q
+                .iter()
+                .zip(x)
+                .map(|(a, b)| (f64::from(*a) - f64::from(*b)).powi(2))
+                .sum::<f64>()
+                .sqrt(),
+        }
+    }
+
+    /// Runs both paths over `allowed` (all when `None`) and checks them
+    /// against each other and against brute force. Returns the int8 path's
+    /// statistics.
+    fn check(
+        l: &Flat,
+        raw: &HashMap<i64, Vec<f32>>,
+        query: &[f32],
+        k: usize,
+        allowed: Option<&HashSet<i64>>,
+    ) -> SearchStats {
+        let q = l.prepare_query(query);
+        let rows = l.candidate_rows(allowed);
+        let (got, stats) = l
+            .quant()
+            .top_k(
+                l.metric(),
+                &q,
+                k,
+                rows.as_deref(),
+                |i| l.score(&q, i),
+                |i| l.key(i),
+            )
+            .expect("the int8 path answers");
+        assert_eq!(stats.scanned, rows.as_ref().map_or(l.len(), Vec::len));
+        let plain = l.f32_top_k(&q, k, rows.as_deref());
+        let bits = |v: &[(usize, f32)]| -> Vec<(i64, u32)> {
+            v.iter().map(|(i, s)| (l.key(*i), s.to_bits())).collect()
+        };
+        assert_eq!(
+            bits(&got),
+            bits(&plain),
+            "int8 path and f32 scan differ ({:?}, k {k})",
+            l.metric()
+        );
+        // Brute force in f64 over the original vectors.
+        let mut all: Vec<(i64, f64)> = raw
+            .iter()
+            .filter(|(pk, _)| allowed.is_none_or(|a| a.contains(*pk)))
+            .map(|(pk, x)| (*pk, score64(l.metric(), query, x)))
+            .collect();
+        all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        all.truncate(k);
+        assert_eq!(got.len(), all.len(), "result count");
+        let scale = raw
+            .values()
+            .map(|x| x.iter().map(|a| f64::from(*a).powi(2)).sum::<f64>().sqrt())
+            .fold(0f64, f64::max)
+            .max(1.0)
+            * query
+                .iter()
+                .map(|a| f64::from(*a).powi(2))
+                .sum::<f64>()
+                .sqrt()
+                .max(1.0);
+        let tol = 1e-5 * scale;
+        for (pos, ((i, s), (bpk, bs))) in got.iter().zip(&all).enumerate() {
+            let pk = l.key(*i);
+            let truth = score64(l.metric(), query, &raw[&pk]);
+            assert!(
+                (f64::from(*s) - truth).abs() <= tol,
+                "position {pos}: score {s} vs true {truth}"
+            );
+            assert!(
+                pk == *bpk || (truth - bs).abs() <= tol,
+                "position {pos} ({:?}): pk {pk} (true {truth}) vs brute force pk {bpk} ({bs})",
+                l.metric()
+            );
+        }
+        stats
+    }
+
+    fn raw_of(vecs: &[Vec<f32>]) -> HashMap<i64, Vec<f32>> {
+        vecs.iter()
+            .enumerate()
+            .map(|(i, v)| (pk_of(i), v.clone()))
+            .collect()
+    }
+
+    const METRICS: [Metric; 3] = [Metric::Cosine, Metric::Dot, Metric::Euclidean];
+
+    /// A caller's `k` (a `top_k` of `u32::MAX`) never sizes an allocation:
+    /// before the fix the `f32` scan reserved a heap of `k + 1` entries and
+    /// the process aborted ("memory allocation of 103079215104 bytes failed").
+    #[test]
+    fn a_huge_k_returns_every_row_without_allocating_by_k() {
+        let huge = u32::MAX as usize;
+        for metric in METRICS {
+            let mut one = Flat::with_capacity(metric, 3, 1);
+            one.push(5, &[1.0, 2.0, 3.0]);
+            one.maintain();
+            let q = one.prepare_query(&[1.0, 0.0, 0.0]);
+            assert_eq!(one.exact_top_k(&q, huge, None).len(), 1);
+            assert_eq!(one.exact_top_k(&q, usize::MAX, None).len(), 1);
+            let allowed: HashSet<i64> = [5].into();
+            assert_eq!(one.exact_top_k(&q, huge, Some(&allowed)).len(), 1);
+            // Through an index, filtered or not, and with a huge ef.
+            let mut rng = Rng(1);
+            let vecs: Vec<Vec<f32>> = (0..3000).map(|_| rng.vector(8, 1.0)).collect();
+            let l = cache(metric, 8, &vecs);
+            let index = l.build_index(crate::HnswParams::default(), 0);
+            let q = l.prepare_query(&vecs[0]);
+            let all = l.search(
+                Some(&index),
+                &q,
+                huge,
+                SearchOptions::new(Some(huge), false),
+                None,
+            );
+            assert_eq!(all.len(), 3000);
+            let half: HashSet<i64> = (0..3000).step_by(2).map(pk_of).collect();
+            let some = l.search(
+                Some(&index),
+                &q,
+                huge,
+                SearchOptions::default(),
+                Some(&half),
+            );
+            assert_eq!(some.len(), 1500);
+            // The int8 path's own entry point.
+            let (found, _) = l
+                .quant()
+                .top_k(metric, &q, huge, None, |i| l.score(&q, i), |i| l.key(i))
+                .expect("fitted");
+            assert_eq!(found.len(), 3000);
+        }
+    }
+
+    #[test]
+    fn int8_matches_f32_and_brute_force_on_clustered_data() {
+        for (d, n) in [(384, 3000), (100, 4000), (7, 2000)] {
+            let mut rng = Rng(d as u64);
+            let vecs = clustered(&mut rng, n, d, 20, 0.5);
+            let queries = clustered(&mut rng, 12, d, 20, 0.5);
+            for metric in METRICS {
+                let l = cache(metric, d, &vecs);
+                let raw = raw_of(&vecs);
+                let mut rescored = 0;
+                for k in [1, 10, 60] {
+                    for q in &queries {
+                        rescored += check(&l, &raw, q, k, None).rescored;
+                    }
+                }
+                // The bound prunes (centres differ per query, so this is loose).
+                if d >= 100 {
+                    assert!(
+                        rescored < 3 * queries.len() * n / 4,
+                        "{metric:?} d={d}: rescored {rescored} of {} scanned",
+                        3 * queries.len() * n
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn int8_exact_when_approximate_scores_tie() {
+        // Vectors differing by far less than one quantization step: every
+        // approximate score ties, the exact ones do not.
+        let d = 64;
+        let mut rng = Rng(7);
+        let base = rng.vector(d, 1.0);
+        let dir = rng.vector(d, 1.0);
+        let mut vecs: Vec<Vec<f32>> = (0..3000)
+            .map(|_| {
+                let t = (rng.unit() as f32 - 0.5) * 1e-4;
+                base.iter().zip(&dir).map(|(b, v)| b + t * v).collect()
+            })
+            .collect();
+        // Far-away spread so the quantizer's range is wide.
+        vecs.extend((0..200).map(|_| rng.vector(d, 3.0)));
+        for metric in METRICS {
+            let l = cache(metric, d, &vecs);
+            let raw = raw_of(&vecs);
+            let towards: Vec<f32> = base.iter().zip(&dir).map(|(b, v)| b + 0.01 * v).collect();
+            for q in [&base, &towards, &dir] {
+                for k in [1, 10, 100] {
+                    check(&l, &raw, q, k, None);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn int8_exact_with_duplicates_and_zero_vectors() {
+        let d = 48;
+        let mut rng = Rng(11);
+        let dup = rng.vector(d, 1.0);
+        let mut vecs: Vec<Vec<f32>> = vec![dup.clone(); 1500];
+        vecs.extend((0..500).map(|_| rng.vector(d, 1.0)));
+        vecs.extend(std::iter::repeat_n(vec![0.0; d], 30));
+        let zero = vec![0.0; d];
+        let other = rng.vector(d, 1.0);
+        for metric in METRICS {
+            let l = cache(metric, d, &vecs);
+            let raw = raw_of(&vecs);
+            for q in [&dup, &zero, &other] {
+                for k in [1, 10, 100, 3000] {
+                    check(&l, &raw, q, k, None);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn int8_exact_on_filtered_rows() {
+        let d = 96;
+        let mut rng = Rng(5);
+        let vecs = clustered(&mut rng, 5000, d, 10, 0.4);
+        let queries = clustered(&mut rng, 6, d, 10, 0.4);
+        for metric in METRICS {
+            let l = cache(metric, d, &vecs);
+            let raw = raw_of(&vecs);
+            let small: HashSet<i64> = (0..5000).step_by(97).map(pk_of).collect();
+            let large: HashSet<i64> = (0..5000).filter(|i| i % 3 != 0).map(pk_of).collect();
+            let none: HashSet<i64> = HashSet::new();
+            for q in &queries {
+                for k in [1, 10, 40] {
+                    check(&l, &raw, q, k, Some(&small));
+                    check(&l, &raw, q, k, Some(&large));
+                    check(&l, &raw, q, k, Some(&none));
+                }
+                // The dispatcher agrees too (int8 for the large set).
+                let pq = l.prepare_query(q);
+                let rows = l.candidate_rows(Some(&large));
+                assert_eq!(
+                    l.exact_top_k(&pq, 10, Some(&large)),
+                    l.f32_top_k(&pq, 10, rows.as_deref())
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn int8_copy_follows_cache_patches() {
+        let d = 32;
+        let mut rng = Rng(3);
+        for metric in METRICS {
+            let mut vecs = clustered(&mut rng, 300, d, 5, 0.5);
+            let mut l = cache(metric, d, &vecs);
+            let mut raw = raw_of(&vecs);
+            let q = rng.vector(d, 0.2);
+            check(&l, &raw, &q, 10, None);
+            // Outliers beyond the fitted range: clamped, no refit yet.
+            for _ in 0..10 {
+                let v = rng.vector(d, 2.0);
+                l.push(pk_of(vecs.len()), &v);
+                raw.insert(pk_of(vecs.len()), v.clone());
+                vecs.push(v);
+            }
+            assert_eq!(l.quant().len(), l.len());
+            check(&l, &raw, &q, 10, None);
+            check(&l, &raw, &vecs[305], 5, None);
+            // Growth: refits on doubling.
+            for v in clustered(&mut rng, 2000, d, 5, 0.5) {
+                l.push(pk_of(vecs.len()), &v);
+                raw.insert(pk_of(vecs.len()), v.clone());
+                vecs.push(v);
+            }
+            l.maintain();
+            check(&l, &raw, &q, 10, None);
+            // Deletes swap-remove in both copies.
+            for i in (0..vecs.len()).step_by(3) {
+                l.remove(pk_of(i));
+                raw.remove(&pk_of(i));
+            }
+            l.maintain();
+            assert_eq!(l.quant().len(), l.len());
+            for k in [1, 10, 50] {
+                check(&l, &raw, &q, k, None);
+                check(&l, &raw, &vecs[301], k, None);
+            }
+        }
+    }
+
+    #[test]
+    fn int8_exact_on_mixed_magnitudes() {
+        let d = 40;
+        let mut rng = Rng(13);
+        let vecs: Vec<Vec<f32>> = (0..3000)
+            .map(|i| {
+                let scale = 10f32.powi(i % 7 - 3);
+                rng.vector(d, scale)
+            })
+            .collect();
+        for metric in METRICS {
+            let l = cache(metric, d, &vecs);
+            let raw = raw_of(&vecs);
+            for q in [
+                rng.vector(d, 0.001),
+                rng.vector(d, 1.0),
+                rng.vector(d, 1000.0),
+            ] {
+                for k in [1, 10, 100] {
+                    check(&l, &raw, &q, k, None);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn huge_magnitudes_fall_back_to_the_f32_scan() {
+        let d = 16;
+        let mut rng = Rng(17);
+        let vecs: Vec<Vec<f32>> = (0..2000).map(|_| rng.vector(d, 1e18)).collect();
+        let l = cache(Metric::Dot, d, &vecs);
+        let q = rng.vector(d, 1e18);
+        assert!(
+            l.quant()
+                .top_k(l.metric(), &q, 10, None, |i| l.score(&q, i), |i| l.key(i))
+                .is_none()
+        );
+        assert_eq!(l.exact_top_k(&q, 10, None), l.f32_top_k(&q, 10, None));
+    }
+}

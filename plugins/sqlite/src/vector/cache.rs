@@ -1,0 +1,254 @@
+//! The in-memory copy of each collection: loaded on first use, patched by
+//! this backend's writes, reloaded when another process wrote.
+//!
+//! Scanning BLOBs through SQLite for every query would be far from memory
+//! speed, so each collection's vectors are cached in one contiguous `f32`
+//! array (a strata-ann [`Flat`]: normalised for cosine, with its int8 copy
+//! from 1,024 vectors on) next to the record ids, together with the
+//! collection's HNSW index once it has one. The cache is labelled with the
+//! generation of exactly what it holds; a query whose catalog generation
+//! differs — another process wrote — reloads, and the index is reconciled.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use rusqlite::Connection;
+use strata_ann::{AnnIndex, Flat, codec::decode};
+use strata_plugin::{PluginError, PluginResult};
+use tokio::sync::{OwnedRwLockReadGuard, RwLock};
+
+use super::{
+    build::Indexer,
+    catalog::{self, Meta},
+    store,
+};
+use crate::{error::map, sql::Shared};
+
+/// The cached vectors of one collection.
+pub(super) struct Loaded {
+    /// The collection generation the cache holds.
+    pub(super) generation: i64,
+    /// Record ids, row for row with `flat`.
+    pub(super) ids: Vec<String>,
+    /// The vectors, keyed by pk.
+    pub(super) flat: Flat,
+    /// The HNSW index, once the collection passed the threshold.
+    pub(super) index: Option<AnnIndex>,
+}
+
+impl Loaded {
+    fn push(&mut self, pk: i64, id: String, vector: &[f32]) {
+        self.flat.push(pk, vector);
+        self.ids.push(id);
+    }
+
+    fn remove(&mut self, pk: i64) {
+        if let Some(row) = self.flat.remove(pk) {
+            self.ids.swap_remove(row);
+        }
+    }
+}
+
+/// One collection's cache slot (`None` until loaded or after invalidation).
+/// An async lock: reloading (and building an index) awaits the database.
+type Slot = Arc<RwLock<Option<Loaded>>>;
+
+/// A loaded cache held for reading (see [`Cache::loaded`]).
+pub(super) type LoadedGuard = OwnedRwLockReadGuard<Option<Loaded>, Loaded>;
+
+/// The caches of one backend's collections, and their indexes.
+pub(super) struct Cache {
+    shared: Arc<Shared>,
+    slots: Mutex<HashMap<String, Slot>>,
+    indexer: Indexer,
+}
+
+impl Cache {
+    pub(super) fn new(shared: Arc<Shared>) -> Cache {
+        Cache {
+            indexer: Indexer::new(shared.clone()),
+            shared,
+            slots: Mutex::default(),
+        }
+    }
+
+    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The collection's cache, loaded and current, held for reading. The
+    /// guard is returned (not the slot) so a writer's [`patch`](Self::patch)
+    /// cannot invalidate the cache between this check and the caller's read.
+    pub(super) async fn loaded(&self, meta: &Meta) -> PluginResult<LoadedGuard> {
+        let slot = self.slots().entry(meta.name.clone()).or_default().clone();
+        let is_fresh = |l: &Option<Loaded>| {
+            l.as_ref().is_some_and(|l| {
+                l.generation == meta.generation && l.flat.dimension() == meta.dimension as usize
+            })
+        };
+        let built = self.indexer.build_finished(&meta.name);
+        if !built {
+            let read = slot.clone().read_owned().await;
+            if is_fresh(&read) {
+                return Ok(OwnedRwLockReadGuard::map(read, |l| {
+                    l.as_ref().expect("checked fresh")
+                }));
+            }
+        }
+        let mut guard = slot.write_owned().await;
+        if built
+            && is_fresh(&guard)
+            && let Some(l) = guard.as_mut().filter(|l| l.index.is_none())
+        {
+            l.index = self.indexer.attach(&meta.name, &l.flat, l.generation, None);
+        }
+        if !is_fresh(&guard) {
+            let previous = guard.take().and_then(|l| {
+                (l.flat.dimension() == meta.dimension as usize
+                    && l.flat.metric() == meta.ann_metric())
+                .then_some(l.index)
+                .flatten()
+            });
+            let m = meta.clone();
+            let mut loaded = self.shared.with_reader(move |c| load(c, &m)).await?;
+            loaded.index =
+                self.indexer
+                    .attach(&meta.name, &loaded.flat, loaded.generation, previous);
+            *guard = Some(loaded);
+        }
+        Ok(OwnedRwLockReadGuard::map(guard.downgrade(), |l| {
+            l.as_ref().expect("loaded above")
+        }))
+    }
+
+    /// Patches the cache (and index) after a committed write, under the
+    /// writer lock. If a query holds the slot right now, the patch is skipped:
+    /// the cache's generation then differs from the table's and the next
+    /// query reloads and reconciles.
+    pub(super) fn patch(
+        &self,
+        name: &str,
+        before: i64,
+        after: i64,
+        removed: &[i64],
+        added: &[(i64, String, Vec<f32>)],
+    ) {
+        let slot = self.slots().get(name).cloned();
+        let Some(slot) = slot else { return };
+        let Ok(mut guard) = slot.try_write() else {
+            return;
+        };
+        let Some(l) = guard.as_mut().filter(|l| l.generation == before) else {
+            *guard = None;
+            return;
+        };
+        for pk in removed {
+            l.remove(*pk);
+        }
+        let first_new = l.flat.len();
+        for (pk, id, v) in added {
+            l.push(*pk, id.clone(), v);
+        }
+        l.flat.maintain();
+        l.generation = after;
+        let index = l.index.take();
+        l.index = self
+            .indexer
+            .patch(name, &l.flat, after, index, removed, first_new);
+    }
+
+    /// Forgets collection `name` after it was dropped: waits for a load or
+    /// build of it in flight, cancels its background build and deletes its
+    /// sidecar.
+    pub(super) async fn forget(&self, name: &str) {
+        let slot = self.slots().remove(name);
+        // A query loading the collection right now holds the slot and
+        // may be starting a build: wait for it, so the build is there to
+        // be cancelled (and its sidecar is not written after the files
+        // are deleted below).
+        if let Some(slot) = slot {
+            *slot.write().await = None;
+        }
+        self.indexer.cancel_build(name);
+        self.indexer.delete_files(name);
+    }
+
+    /// Saves every index with unsaved changes (at close).
+    pub(super) async fn flush(&self) {
+        let slots: Vec<(String, Slot)> = self
+            .slots()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (name, slot) in slots {
+            let mut guard = slot.write().await;
+            if let Some(ix) = guard.as_mut().and_then(|l| l.index.as_mut())
+                && ix.unsaved() > 0
+            {
+                self.indexer.save_index(&name, ix);
+            }
+        }
+    }
+
+    /// Stops every background build (at close).
+    pub(super) fn cancel_builds(&self) {
+        self.indexer.cancel_builds();
+    }
+
+    /// The `details_json` of a collection: storage, index kind and state.
+    pub(super) fn details(&self, name: &str, loaded: &Loaded) -> serde_json::Value {
+        let mut d = serde_json::json!({
+            "storage": "sqlite",
+            "index": "exact",
+            "hnsw_threshold": self.shared.config().hnsw_threshold,
+        });
+        let quant = loaded.flat.quant();
+        d["exact_scan"] = serde_json::json!({
+            "quantized": if quant.is_fitted() { "int8" } else { "no" },
+            "f32_cache_bytes": loaded.flat.data_bytes(),
+            "int8_copy_bytes": quant.bytes(),
+        });
+        self.indexer.describe(name, loaded.index.as_ref(), &mut d);
+        d
+    }
+}
+
+/// Reads collection `meta` into a new cache.
+fn load(c: &Connection, meta: &Meta) -> PluginResult<Loaded> {
+    // One read snapshot for the generation and the rows, so the cache is
+    // labelled with the generation of exactly what it holds (a write
+    // committed after `meta` was read would otherwise be loaded under the
+    // older label, and the cache reloaded again at the next call).
+    // (Inside a transaction already, as on the writer of `:memory:`, that
+    // one is the snapshot.)
+    let _snapshot = if c.is_autocommit() {
+        Some(c.unchecked_transaction().map_err(map)?)
+    } else {
+        None
+    };
+    let generation = catalog::generation(c, &meta.name)?;
+    let count = catalog::row_count(c, &meta.name)? as usize;
+    let d = meta.dimension as usize;
+    let mut loaded = Loaded {
+        generation,
+        ids: Vec::with_capacity(count),
+        flat: Flat::with_capacity(meta.ann_metric(), d, count),
+        index: None,
+    };
+    store::each_vector(c, meta, |pk, id, blob| {
+        if blob.len() != d * 4 {
+            return Err(PluginError::internal(format!(
+                "collection {:?}: stored vector of record {id:?} has {} bytes, expected {}",
+                meta.name,
+                blob.len(),
+                d * 4
+            )));
+        }
+        loaded.push(pk, id, &decode(blob));
+        Ok(())
+    })?;
+    loaded.flat.maintain();
+    Ok(loaded)
+}

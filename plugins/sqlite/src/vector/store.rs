@@ -1,0 +1,371 @@
+//! Rows: what is read from and written to a collection's table and its
+//! FTS5 table. Every function runs on a connection the caller holds (a
+//! reader, or the writer inside its transaction); none touches the caches.
+//!
+//! An overwrite deletes the old row and inserts a new one, so every stored
+//! vector has its own `pk` forever (which keeps derived indexes simple).
+
+use std::collections::{HashMap, HashSet};
+
+use rusqlite::{Connection, OptionalExtension, params_from_iter};
+use strata_ann::codec::{decode, encode};
+use strata_plugin::{
+    PluginError, PluginResult, Value,
+    filter::Filter,
+    vector::{Match, ScanPage, VectorRecord, include},
+};
+
+use super::catalog::{Meta, fts_table, vec_table};
+use crate::{error::map, filter_sql, sql::Bind};
+
+/// One stored record.
+pub(super) struct Row {
+    id: String,
+    vector: Vec<f32>,
+    metadata: String,
+    text: Option<String>,
+}
+
+/// `row` as a result carrying what `flags` ask for.
+pub(super) fn to_match(row: &Row, score: f64, flags: u32) -> Match {
+    Match {
+        id: row.id.clone(),
+        score,
+        vector: (flags & include::VECTOR != 0).then(|| row.vector.clone()),
+        metadata_json: (flags & include::METADATA != 0).then(|| row.metadata.clone()),
+        text: row.text.clone().filter(|_| flags & include::TEXT != 0),
+    }
+}
+
+fn blob<'a>(r: &'a rusqlite::Row<'_>, i: usize) -> PluginResult<&'a [u8]> {
+    r.get_ref(i)
+        .map_err(map)?
+        .as_blob()
+        .map_err(|e| PluginError::internal(e.to_string()))
+}
+
+/// Calls `f(pk, id, vector bytes)` for every row of `meta`'s collection,
+/// in pk order.
+pub(super) fn each_vector(
+    c: &Connection,
+    meta: &Meta,
+    mut f: impl FnMut(i64, String, &[u8]) -> PluginResult<()>,
+) -> PluginResult<()> {
+    let mut stmt = c
+        .prepare(&format!(
+            "SELECT pk, id, vector FROM {} ORDER BY pk",
+            vec_table(&meta.name)
+        ))
+        .map_err(map)?;
+    let mut rows = stmt.query([]).map_err(map)?;
+    while let Some(r) = rows.next().map_err(map)? {
+        f(r.get(0).map_err(map)?, r.get(1).map_err(map)?, blob(r, 2)?)?;
+    }
+    Ok(())
+}
+
+/// The pks matching `filter` (`None`: no restriction).
+pub(super) fn filtered_pks(
+    c: &Connection,
+    meta: &Meta,
+    filter: &Filter,
+) -> PluginResult<Option<HashSet<i64>>> {
+    if filter.is_all() {
+        return Ok(None);
+    }
+    let f = filter_sql::translate(filter, "metadata")?;
+    let mut stmt = c
+        .prepare_cached(&format!(
+            "SELECT pk FROM {} WHERE {}",
+            vec_table(&meta.name),
+            f.sql
+        ))
+        .map_err(map)?;
+    let pks = stmt
+        .query_map(params_from_iter(f.params.iter().map(Bind)), |r| {
+            r.get::<_, i64>(0)
+        })
+        .map_err(map)?
+        .collect::<Result<HashSet<i64>, _>>()
+        .map_err(map)?;
+    Ok(Some(pks))
+}
+
+/// Full rows by pk.
+pub(super) fn rows_by_pk(
+    c: &Connection,
+    meta: &Meta,
+    pks: &[i64],
+) -> PluginResult<HashMap<i64, Row>> {
+    let mut out = HashMap::with_capacity(pks.len());
+    for chunk in pks.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let mut stmt = c
+            .prepare(&format!(
+                "SELECT pk, id, vector, metadata, text FROM {} WHERE pk IN ({marks})",
+                vec_table(&meta.name)
+            ))
+            .map_err(map)?;
+        let mut rows = stmt.query(params_from_iter(chunk.iter())).map_err(map)?;
+        while let Some(r) = rows.next().map_err(map)? {
+            let pk: i64 = r.get(0).map_err(map)?;
+            out.insert(
+                pk,
+                Row {
+                    id: r.get(1).map_err(map)?,
+                    vector: decode(blob(r, 2)?),
+                    metadata: r.get(3).map_err(map)?,
+                    text: r.get(4).map_err(map)?,
+                },
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Records by id, in the order asked (ids not found are left out).
+pub(super) fn fetch(
+    c: &Connection,
+    meta: &Meta,
+    ids: &[String],
+    flags: u32,
+) -> PluginResult<Vec<Match>> {
+    let mut found: HashMap<String, Row> = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let mut stmt = c
+            .prepare(&format!(
+                "SELECT id, vector, metadata, text FROM {} WHERE id IN ({marks})",
+                vec_table(&meta.name)
+            ))
+            .map_err(map)?;
+        let mut rows = stmt
+            .query(params_from_iter(chunk.iter().map(|s| s.as_str())))
+            .map_err(map)?;
+        while let Some(r) = rows.next().map_err(map)? {
+            let row = Row {
+                id: r.get(0).map_err(map)?,
+                vector: decode(blob(r, 1)?),
+                metadata: r.get(2).map_err(map)?,
+                text: r.get(3).map_err(map)?,
+            };
+            found.insert(row.id.clone(), row);
+        }
+    }
+    Ok(ids
+        .iter()
+        .filter_map(|id| found.get(id.as_str()).map(|r| to_match(r, 0.0, flags)))
+        .collect())
+}
+
+/// Rows matching `filter`.
+pub(super) fn count(c: &Connection, meta: &Meta, filter: &Filter) -> PluginResult<u64> {
+    let f = filter_sql::translate(filter, "metadata")?;
+    let n: i64 = c
+        .prepare_cached(&format!(
+            "SELECT count(*) FROM {} WHERE {}",
+            vec_table(&meta.name),
+            f.sql
+        ))
+        .map_err(map)?
+        .query_row(params_from_iter(f.params.iter().map(Bind)), |r| r.get(0))
+        .map_err(map)?;
+    Ok(n as u64)
+}
+
+/// One page of rows matching `filter` with a pk above `after`, in pk
+/// order; the cursor of the next page is the last pk of a full page.
+pub(super) fn scan(
+    c: &Connection,
+    meta: &Meta,
+    filter: &Filter,
+    after: i64,
+    limit: u32,
+    flags: u32,
+) -> PluginResult<ScanPage> {
+    let f = filter_sql::translate(filter, "metadata")?;
+    let mut params = vec![Value::Integer(after)];
+    params.extend(f.params);
+    params.push(Value::Integer(i64::from(limit)));
+    let mut stmt = c
+        .prepare_cached(&format!(
+            "SELECT pk, id, vector, metadata, text FROM {} WHERE pk > ? AND {} ORDER BY pk LIMIT ?",
+            vec_table(&meta.name),
+            f.sql
+        ))
+        .map_err(map)?;
+    let mut rows = stmt
+        .query(params_from_iter(params.iter().map(Bind)))
+        .map_err(map)?;
+    let mut records = Vec::new();
+    let mut last = None;
+    while let Some(r) = rows.next().map_err(map)? {
+        let pk: i64 = r.get(0).map_err(map)?;
+        let row = Row {
+            id: r.get(1).map_err(map)?,
+            vector: decode(blob(r, 2)?),
+            metadata: r.get(3).map_err(map)?,
+            text: r.get(4).map_err(map)?,
+        };
+        records.push(to_match(&row, 0.0, flags));
+        last = Some(pk);
+    }
+    let next_cursor = match last {
+        Some(pk) if records.len() == limit as usize => Some(pk.to_string()),
+        _ => None,
+    };
+    Ok(ScanPage {
+        records,
+        next_cursor,
+    })
+}
+
+/// FTS5 query text: every word quoted, OR-ed (BM25 ranks by how well they
+/// match); `None` when the text has no word.
+pub(super) fn fts_query(text: &str) -> Option<String> {
+    let words: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+        .collect();
+    (!words.is_empty()).then(|| words.join(" OR "))
+}
+
+/// The pks of the best `limit` BM25 matches of FTS5 query `q` among the
+/// rows passing `filter`, best first.
+pub(super) fn lexical(
+    c: &Connection,
+    meta: &Meta,
+    q: String,
+    filter: &Filter,
+    limit: usize,
+) -> PluginResult<Vec<i64>> {
+    let mut params: Vec<Value> = vec![Value::Text(q)];
+    let where_filter = if filter.is_all() {
+        String::new()
+    } else {
+        let sf = filter_sql::translate(filter, "v.metadata")?;
+        params.extend(sf.params);
+        format!(" AND {}", sf.sql)
+    };
+    params.push(Value::Integer(limit as i64));
+    let sql = format!(
+        "SELECT v.pk FROM {fts} JOIN {vt} AS v ON v.pk = {fts}.rowid WHERE {fts} MATCH ?{where_filter} ORDER BY bm25({fts}) LIMIT ?",
+        fts = fts_table(&meta.name),
+        vt = vec_table(&meta.name)
+    );
+    let mut stmt = c.prepare_cached(&sql).map_err(map)?;
+    stmt.query_map(params_from_iter(params.iter().map(Bind)), |r| {
+        r.get::<_, i64>(0)
+    })
+    .map_err(map)?
+    .collect::<Result<Vec<i64>, _>>()
+    .map_err(map)
+}
+
+/// What a write changed: pks deleted, and rows inserted as (pk, id, vector).
+#[derive(Default)]
+pub(super) struct Written {
+    pub(super) removed: Vec<i64>,
+    pub(super) added: Vec<(i64, String, Vec<f32>)>,
+}
+
+/// Writes `records` into collection `name` (inside the caller's
+/// transaction): each id's old row, if any, is deleted, a new one inserted.
+pub(super) fn upsert(
+    c: &Connection,
+    name: &str,
+    records: &[VectorRecord],
+) -> PluginResult<Written> {
+    let v = vec_table(name);
+    let mut written = Written {
+        removed: Vec::new(),
+        added: Vec::with_capacity(records.len()),
+    };
+    let mut del = c
+        .prepare_cached(&format!("DELETE FROM {v} WHERE id = ?1 RETURNING pk"))
+        .map_err(map)?;
+    let mut ins = c
+        .prepare_cached(&format!(
+            "INSERT INTO {v} (id, vector, metadata, text) VALUES (?1, ?2, ?3, ?4)"
+        ))
+        .map_err(map)?;
+    for r in records {
+        if let Some(pk) = del
+            .query_row([r.id.as_str()], |row| row.get::<_, i64>(0))
+            .optional()
+            .map_err(map)?
+        {
+            written.removed.push(pk);
+        }
+        let metadata = if r.metadata_json.is_empty() {
+            "{}"
+        } else {
+            r.metadata_json.as_str()
+        };
+        ins.execute(rusqlite::params![
+            r.id.as_str(),
+            encode(&r.vector),
+            metadata,
+            r.text.as_deref()
+        ])
+        .map_err(map)?;
+        written
+            .added
+            .push((c.last_insert_rowid(), r.id.clone(), r.vector.clone()));
+    }
+    Ok(written)
+}
+
+/// Which rows a delete removes.
+pub(super) enum Doomed<'a> {
+    Ids(&'a [String]),
+    Filter(&'a Filter),
+    All,
+}
+
+/// Deletes rows of collection `name` (inside the caller's transaction);
+/// returns their pks.
+pub(super) fn delete(c: &Connection, name: &str, doomed: Doomed<'_>) -> PluginResult<Written> {
+    let v = vec_table(name);
+    let removed = match doomed {
+        Doomed::Ids(ids) => {
+            let mut del = c
+                .prepare_cached(&format!("DELETE FROM {v} WHERE id = ?1 RETURNING pk"))
+                .map_err(map)?;
+            let mut removed = Vec::new();
+            for id in ids {
+                if let Some(pk) = del
+                    .query_row([id.as_str()], |r| r.get::<_, i64>(0))
+                    .optional()
+                    .map_err(map)?
+                {
+                    removed.push(pk);
+                }
+            }
+            removed
+        }
+        Doomed::Filter(_) | Doomed::All => {
+            let (cond, params) = match doomed {
+                Doomed::Filter(filter) => {
+                    let f = filter_sql::translate(filter, "metadata")?;
+                    (f.sql, f.params)
+                }
+                _ => ("1".to_string(), Vec::new()),
+            };
+            let mut stmt = c
+                .prepare(&format!("DELETE FROM {v} WHERE {cond} RETURNING pk"))
+                .map_err(map)?;
+            stmt.query_map(params_from_iter(params.iter().map(Bind)), |r| {
+                r.get::<_, i64>(0)
+            })
+            .map_err(map)?
+            .collect::<Result<_, _>>()
+            .map_err(map)?
+        }
+    };
+    Ok(Written {
+        removed,
+        added: Vec::new(),
+    })
+}
