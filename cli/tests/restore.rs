@@ -171,6 +171,10 @@ async fn a_restore_killed_at_any_step_of_the_swap_leaves_the_old_or_the_new_data
         std::fs::create_dir(&target_dir).unwrap();
         let target = target_dir.join("brain.sqlite");
         copy_set(&template.join("brain.sqlite"), &target);
+        // An index sidecar of the old database (a cache of its rows).
+        let sidecar = target_dir.join("brain.sqlite.strata-index");
+        std::fs::create_dir(&sidecar).unwrap();
+        std::fs::write(sidecar.join("notes.meta.json"), "{}").unwrap();
         let out = Command::new(env!("CARGO_BIN_EXE_strata"))
             .arg("--config")
             .arg(&cfg)
@@ -188,11 +192,19 @@ async fn a_restore_killed_at_any_step_of_the_swap_leaves_the_old_or_the_new_data
             "killed at step {step}, the target is neither the old database as committed nor the new one: marker {marker:?}; {outcomes:?}; stderr {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        assert!(
+            marker != "new" || !sidecar.exists(),
+            "step {step}: the new database sits beside the old one's index sidecar"
+        );
         last_dir = Some(target_dir);
         match code {
             Some(strata_host::backup::FAULT_EXIT_CODE) => faults += 1,
             Some(0) => {
                 assert_eq!(marker, "new", "a finished restore gives the new database");
+                assert!(
+                    !sidecar.exists(),
+                    "the old database's index sidecar is gone"
+                );
                 break;
             }
             _ => panic!(

@@ -76,7 +76,9 @@
 //! first checkpointed into the old file through the source's plugin
 //! (`PRAGMA wal_checkpoint(TRUNCATE)`; a database another process is
 //! reading makes it fail, and the restore is refused as `busy`); then the
-//! emptied `-wal`/`-shm` are removed and the directory fsynced; then the
+//! emptied `-wal`/`-shm` and the SQLite plugin's index sidecars
+//! (`<db>.strata-index/`: their point ids are rowids, which the new file
+//! reuses for other vectors) are removed and the directory fsynced; then the
 //! new file is renamed over the old (atomic) and the directory fsynced.
 //! A target SQLite cannot open (a corrupt file, often the reason to
 //! restore) has no commits to keep and is replaced as it is. Crash tests

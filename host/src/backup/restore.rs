@@ -182,6 +182,19 @@ impl BackupManager<'_> {
                 }
                 fault_point(step);
             }
+            // The SQLite plugin's index sidecars describe the old rows
+            // (their point ids are rowids, which the new file reuses for
+            // other vectors): a cache, rebuilt from the new file on use.
+            let mut sidecar = target.clone().into_os_string();
+            sidecar.push(".strata-index");
+            match std::fs::remove_dir_all(&sidecar) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(io(format!("removing {}", Path::new(&sidecar).display()))(e).into());
+                }
+            }
+            fault_point(5);
             sync_dir(&dir)?;
         }
         tmp.persist(&target).map_err(|e| {
@@ -190,9 +203,9 @@ impl BackupManager<'_> {
                 target.display()
             ))(e.error)
         })?;
-        fault_point(5);
-        sync_dir(&dir)?;
         fault_point(6);
+        sync_dir(&dir)?;
+        fault_point(7);
         Ok(RestoreReport {
             manifest,
             path: target,
