@@ -54,9 +54,12 @@ enum Command {
         /// Run the text as a script of several statements (no parameters).
         #[arg(long)]
         exec: bool,
-        /// The SQL text.
+        /// The SQL text (it may begin with `--`, a comment: it is never taken for a flag).
+        #[arg(allow_hyphen_values = true)]
         sql: String,
-        /// Positional parameters: JSON literals (1, 2.5, null, "text") or bare text.
+        /// Positional parameters: JSON literals (1, 2.5, -3, null, "text") or bare text
+        /// (one starting with `-` that is not a number goes after `--`).
+        #[arg(allow_negative_numbers = true)]
         params: Vec<String>,
     },
     /// Vector collections: create, list, stats, upsert, query, drop.

@@ -1,10 +1,6 @@
 //! `strata migrate`, `strata export`, `strata import`.
 
-use std::{
-    io::{BufReader, BufWriter},
-    path::PathBuf,
-    process::ExitCode,
-};
+use std::{io::BufReader, path::PathBuf, process::ExitCode};
 
 use clap::Args;
 use comfy_table::Table;
@@ -167,23 +163,14 @@ pub(crate) async fn run_migrate(strata: &Strata, args: MigrateArgs) -> Result<Ex
 /// `strata export`.
 pub(crate) async fn run_export(strata: &Strata, args: ExportArgs) -> Result<ExitCode> {
     let backend = strata.backend(&args.backend).await?;
-    let file = std::fs::File::create(&args.out).map_err(|e| Error::Io {
-        context: format!("creating {}", args.out.display()),
-        source: e,
-    })?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
     let mut options = MigrateOptions::new()
         .batch_size(args.batch_size)
         .progress(ItemBars::new());
     options.tables = args.tables;
     options.collections = args.collections;
-    let report = jsonl::export(
-        &backend,
-        &mut out,
-        &args.out.display().to_string(),
-        &options,
-    )
-    .await?;
+    // Written beside --out and renamed into place when complete: a failed
+    // export leaves no partial file.
+    let report = jsonl::export_file(&backend, &args.out, &options).await?;
     warnings(&report);
     println!("{}", summary(&report, "exported"));
     println!(

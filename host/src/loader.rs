@@ -340,6 +340,15 @@ fn describe_schema_error(
                 property.as_str().unwrap_or(&property.to_string())
             )
         }
+        // The value of a secret key is not quoted (URL passwords in other
+        // values are hidden by `Error::config`).
+        _ if crate::config::is_secret_key(&key) => {
+            let value = e.instance().to_string();
+            format!(
+                "{table} key `{key}`: {}",
+                e.to_string().replace(&value, "(value hidden)")
+            )
+        }
         _ => format!("{table} key `{key}`: {e}"),
     }
 }

@@ -21,7 +21,20 @@ fn open(dir: &std::path::Path) -> Strata {
     Strata::load(&cfg).unwrap()
 }
 
-const HEADER: &str = r#"{"strata_export":1,"source":"x","dialect":"sqlite"}"#;
+const HEADER: &str = r#"{"strata_export":2,"source":"x","dialect":"sqlite"}"#;
+
+/// `body` ended with the trailer an export writes: `tables` with their row
+/// counts, the line count and the SHA-256 of `body`.
+fn with_trailer(body: &str, tables: &[(&str, u64)]) -> std::io::Cursor<Vec<u8>> {
+    use sha2::Digest as _;
+    let trailer = serde_json::json!({ "trailer": {
+        "tables": tables.iter().map(|(n, r)| serde_json::json!({"name": n, "rows": r})).collect::<Vec<_>>(),
+        "collections": [],
+        "lines": body.lines().count(),
+        "sha256": hex::encode(sha2::Sha256::digest(body.as_bytes())),
+    }});
+    std::io::Cursor::new(format!("{body}{trailer}\n").into_bytes())
+}
 
 fn table(name: &str) -> String {
     format!(
@@ -43,7 +56,7 @@ async fn reserved_table_names_and_disguised_headers_are_refused() {
     );
     jsonl::import(
         &backend,
-        &mut ok.as_bytes(),
+        &mut with_trailer(&ok, &[("notes", 1)]),
         "ok.jsonl",
         &MigrateOptions::new(),
     )
@@ -67,7 +80,7 @@ async fn reserved_table_names_and_disguised_headers_are_refused() {
         );
         let err = jsonl::import(
             &backend,
-            &mut bad.as_bytes(),
+            &mut with_trailer(&bad, &[(name, 0)]),
             "bad.jsonl",
             &MigrateOptions::new(),
         )
@@ -85,7 +98,7 @@ async fn reserved_table_names_and_disguised_headers_are_refused() {
     );
     let err = jsonl::import(
         &backend,
-        &mut disguised.as_bytes(),
+        &mut with_trailer(&disguised, &[]),
         "d.jsonl",
         &MigrateOptions::new(),
     )

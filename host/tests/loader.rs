@@ -267,6 +267,27 @@ async fn a_relative_database_path_lands_beside_plugins_toml_not_in_the_working_d
     );
 }
 
+/// A value refused by a plugin's schema is quoted in the error, unless
+/// it is a secret: the value of a secret key, or a URL's password.
+#[tokio::test]
+async fn schema_errors_do_not_echo_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_config(
+        dir.path(),
+        "[backends.s3]\nplugin = \"s3\"\n\
+         config = { bucket = \"b\", secret_access_key = 987654321, access_key_id = \"AKIDEXAMPLE\" }\n\
+         [backends.s3b]\nplugin = \"s3\"\n\
+         config = { bucket = \"b\", endpoint = [\"http://user:pa55word@127.0.0.1:9\"] }\n",
+    );
+    let strata = Strata::load(&file).unwrap();
+    let msg = strata.backend("s3").await.unwrap_err().to_string();
+    assert!(msg.contains("`secret_access_key`"), "{msg}");
+    assert!(!msg.contains("987654321"), "{msg}");
+    let msg = strata.backend("s3b").await.unwrap_err().to_string();
+    assert!(msg.contains("`endpoint`"), "{msg}");
+    assert!(!msg.contains("pa55word"), "{msg}");
+}
+
 #[test]
 fn bad_plugins_toml_names_file_table_and_key() {
     let dir = tempfile::tempdir().unwrap();

@@ -35,6 +35,19 @@ pub enum BackupError {
         /// The target.
         path: PathBuf,
     },
+    /// The restore target is in use: its WAL could not be checkpointed
+    /// (another process has the database open).
+    #[error("{} is in use by another process (its WAL cannot be checkpointed); close it before restoring over it", path.display())]
+    TargetBusy {
+        /// The target.
+        path: PathBuf,
+    },
+    /// Another restore into the same target is running.
+    #[error("another restore into {} is running", path.display())]
+    RestoreRunning {
+        /// The target.
+        path: PathBuf,
+    },
     /// The source backend cannot be backed up this way.
     #[error("backend `{backend}` cannot be backed up: {reason}")]
     Unsupported {
@@ -98,6 +111,7 @@ impl BackupError {
                 ErrorKind::AlreadyExists
             }
             BackupError::WrongKind { .. } => ErrorKind::InvalidInput,
+            BackupError::TargetBusy { .. } | BackupError::RestoreRunning { .. } => ErrorKind::Busy,
             BackupError::Logical { source, .. } => migrate_kind(source),
             BackupError::Unsupported { .. } => ErrorKind::Unsupported,
             BackupError::Host(e) => e.kind(),

@@ -65,11 +65,27 @@
 //! against the manifest → decompress into a temporary file *in the
 //! target's directory* (so the final rename is atomic) → check the
 //! snapshot's size and SHA-256 → `fsync` → open the file through the SQLite
-//! plugin read-only and require `PRAGMA integrity_check` = `ok` → remove a
-//! stale `-wal`/`-shm` of the old target → rename into place → `fsync` the
-//! directory. Any failure before the rename leaves the target untouched
-//! (the temporary file is deleted); an existing target is replaced only
-//! with `force`.
+//! plugin read-only and require `PRAGMA integrity_check` = `ok` → the swap.
+//! Any failure before the swap leaves the target untouched (the temporary
+//! file is deleted); an existing target is replaced only with `force`.
+//!
+//! The swap is atomic with respect to the old database's committed state:
+//! killed at any moment, the target is the old database as committed (its
+//! WAL's commits included) or the new one. Removing the old `-wal` before
+//! the rename would lose the commits only the WAL holds, so the old WAL is
+//! first checkpointed into the old file through the source's plugin
+//! (`PRAGMA wal_checkpoint(TRUNCATE)`; a database another process is
+//! reading makes it fail, and the restore is refused as `busy`); then the
+//! emptied `-wal`/`-shm` and the SQLite plugin's index sidecars
+//! (`<db>.strata-index/`: their point ids are rowids, which the new file
+//! reuses for other vectors) are removed and the directory fsynced; then the
+//! new file is renamed over the old (atomic) and the directory fsynced.
+//! A target SQLite cannot open (a corrupt file, often the reason to
+//! restore) has no commits to keep and is replaced as it is. Crash tests
+//! stop the process at each step through `STRATA_FAULT_RESTORE_STEP=N`.
+//! A lock file `.NAME.restore.lock` beside the target lets one restore
+//! into it run at a time, which also makes every `.NAME.restore-*`
+//! temporary file found there a leftover of a killed restore: removed.
 //!
 //! A logical backup ([`BackupManager::restore_into`], `--into BACKEND`):
 //! the same download and checks into a temporary file, then the target
@@ -110,5 +126,5 @@ pub use error::BackupError;
 pub use manager::{BackupManager, BackupReport};
 pub use manifest::{MANIFEST_FORMAT, Manifest, SnapshotKind, timestamp};
 pub use pipeline::{download_file_decompressed, upload_file_compressed};
-pub use restore::{LogicalRestoreReport, RestoreReport};
+pub use restore::{FAULT_EXIT_CODE, LogicalRestoreReport, RestoreReport};
 pub use verify::Verified;

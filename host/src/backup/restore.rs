@@ -120,6 +120,11 @@ impl BackupManager<'_> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "database".into());
+
+        // One restore into a target at a time; what a killed one left
+        // (`.NAME.restore-*`) is removed by the next.
+        let _lock = lock_target(&dir, &name, &target)?;
+        remove_stale_temporaries(&dir, &name)?;
         let tmp = tempfile::Builder::new()
             .prefix(&format!(".{name}.restore-"))
             .tempfile_in(&dir)
@@ -155,9 +160,17 @@ impl BackupManager<'_> {
             .await?;
         let check_secs = t1.elapsed().as_secs_f64();
 
-        // Into place.
+        // The swap. Every step leaves the target the old database as
+        // committed or the new one: the old WAL is first checkpointed into
+        // the old file (so the file alone holds every commit, and its
+        // `-wal`/`-shm` hold nothing), then those are removed, then the new
+        // file is renamed over the old one (atomic), each step made durable
+        // before the next.
+        fault_point(1);
         if exists {
-            for suffix in ["-wal", "-shm"] {
+            self.checkpoint_old(&target).await?;
+            fault_point(2);
+            for (suffix, step) in [("-wal", 3), ("-shm", 4)] {
                 let mut p = target.clone().into_os_string();
                 p.push(suffix);
                 match std::fs::remove_file(&p) {
@@ -167,7 +180,22 @@ impl BackupManager<'_> {
                         return Err(io(format!("removing {}", Path::new(&p).display()))(e).into());
                     }
                 }
+                fault_point(step);
             }
+            // The SQLite plugin's index sidecars describe the old rows
+            // (their point ids are rowids, which the new file reuses for
+            // other vectors): a cache, rebuilt from the new file on use.
+            let mut sidecar = target.clone().into_os_string();
+            sidecar.push(".strata-index");
+            match std::fs::remove_dir_all(&sidecar) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(io(format!("removing {}", Path::new(&sidecar).display()))(e).into());
+                }
+            }
+            fault_point(5);
+            sync_dir(&dir)?;
         }
         tmp.persist(&target).map_err(|e| {
             io(format!(
@@ -175,9 +203,9 @@ impl BackupManager<'_> {
                 target.display()
             ))(e.error)
         })?;
-        std::fs::File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io(format!("fsync of directory {}", dir.display())))?;
+        fault_point(6);
+        sync_dir(&dir)?;
+        fault_point(7);
         Ok(RestoreReport {
             manifest,
             path: target,
@@ -298,6 +326,54 @@ impl BackupManager<'_> {
         })
     }
 
+    /// Folds the committed frames of the old target's WAL into its
+    /// database file (`PRAGMA wal_checkpoint(TRUNCATE)` through the
+    /// source's plugin, which also recovers a hot rollback journal), so
+    /// that removing its `-wal` and `-shm` loses nothing. A target another
+    /// process is using is refused. A target SQLite cannot open as a
+    /// database (the reason to restore, often) has no commits to keep.
+    async fn checkpoint_old(&self, target: &Path) -> Result<(), BackupError> {
+        let plugin = self.strata.plugin(&self.source)?;
+        let cfg = serde_json::json!({ "path": target.display().to_string() });
+        let opened = Backend::open(
+            &format!("{}-restore-target", self.source),
+            plugin,
+            &self.strata.config().file,
+            &cfg,
+        )
+        .await;
+        let old = match opened {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(target = %target.display(), "the old database cannot be opened, so it is replaced as it is: {e}");
+                return Ok(());
+            }
+        };
+        let result = async {
+            old.sql()?
+                .get("PRAGMA wal_checkpoint(TRUNCATE)", ())
+                .await
+                .map(|r| r.and_then(|r| r.values().first().cloned()))
+        }
+        .await;
+        old.close().await?;
+        match result {
+            Ok(Some(strata_plugin_api::Value::Integer(0))) | Ok(None) => Ok(()),
+            Ok(Some(_)) => Err(BackupError::TargetBusy {
+                path: target.to_path_buf(),
+            }),
+            Err(e) if e.kind() == strata_plugin_api::ErrorKind::Busy => {
+                Err(BackupError::TargetBusy {
+                    path: target.to_path_buf(),
+                })
+            }
+            Err(e) => {
+                tracing::warn!(target = %target.display(), "the old database cannot be checkpointed, so it is replaced as it is: {e}");
+                Ok(())
+            }
+        }
+    }
+
     async fn integrity_check(&self, file: &Path, timestamp: &str) -> Result<(), BackupError> {
         let plugin = self.strata.plugin(&self.source)?;
         let mut cfg = serde_json::json!({ "path": file.display().to_string() });
@@ -355,4 +431,64 @@ fn default_permissions() -> Option<std::fs::Permissions> {
 #[cfg(not(unix))]
 fn default_permissions() -> Option<std::fs::Permissions> {
     None
+}
+
+/// Takes `.NAME.restore.lock` in `dir` (held while the returned file is
+/// open; the OS releases it when a restore is killed).
+fn lock_target(dir: &Path, name: &str, target: &Path) -> Result<std::fs::File, BackupError> {
+    let path = dir.join(format!(".{name}.restore.lock"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io(format!("opening {}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(BackupError::RestoreRunning {
+            path: target.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(io(format!("locking {}", path.display()))(e).into())
+        }
+    }
+}
+
+/// Removes the `.NAME.restore-*` temporary files of earlier restores that
+/// were killed (the caller holds the target's restore lock, so none is in use).
+fn remove_stale_temporaries(dir: &Path, name: &str) -> Result<(), BackupError> {
+    let prefix = format!(".{name}.restore-");
+    let entries = std::fs::read_dir(dir).map_err(io(format!("listing {}", dir.display())))?;
+    for entry in entries {
+        let entry = entry.map_err(io(format!("listing {}", dir.display())))?;
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            let path = entry.path();
+            match std::fs::remove_file(&path) {
+                Ok(()) => {
+                    tracing::info!("removed {} left by an interrupted restore", path.display())
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(format!("removing {}", path.display()))(e).into()),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) -> Result<(), BackupError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io(format!("fsync of directory {}", dir.display()))(e).into())
+}
+
+/// Exit code of a process ended by [`fault_point`].
+pub const FAULT_EXIT_CODE: i32 = 97;
+
+/// Crash-test hook: with `STRATA_FAULT_RESTORE_STEP=N` in the environment
+/// the process ends (exit code [`FAULT_EXIT_CODE`], no destructors run, as
+/// a kill would) when a file restore reaches step `N` of its swap.
+fn fault_point(step: u32) {
+    if std::env::var("STRATA_FAULT_RESTORE_STEP").is_ok_and(|v| v == step.to_string()) {
+        std::process::exit(FAULT_EXIT_CODE);
+    }
 }

@@ -84,7 +84,8 @@ pub(super) async fn logical(
     let options = options.batch_size(LOGICAL_PAGE);
     let label = to.display().to_string();
     let file = std::fs::File::create(to).map_err(io(format!("creating {label}")))?;
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let mut buffered = std::io::BufWriter::with_capacity(1 << 20, file);
+    let mut out = jsonl::ExportWriter::new(&mut buffered);
     let mut report = migrate::Report::default();
     let sql = backend.sql().ok();
     jsonl::write_header(
@@ -110,7 +111,8 @@ pub(super) async fn logical(
             .await
             .map_err(wrap)?;
     }
-    out.flush().map_err(io(format!("writing {label}")))?;
+    out.finish(&label, &report).map_err(wrap)?;
+    buffered.flush().map_err(io(format!("writing {label}")))?;
     Ok(report)
 }
 

@@ -73,7 +73,8 @@ pub(crate) fn record_hash(h: &Hit) -> u128 {
     x.finish()
 }
 
-/// Migrates one collection.
+/// Copies one collection (verification is the caller's, once every item
+/// is copied: see [`verify_collection`]).
 pub(crate) async fn migrate_collection(
     src: &Vectors,
     dst: &Vectors,
@@ -196,48 +197,82 @@ pub(crate) async fn migrate_collection(
             }
         }
     }
-    if opts.verify {
-        progress(Phase::Verify, 0);
-        let page = opts.batch_size.max(500) as u32;
-        let (a, b) = futures_util::future::join(
-            collection_checksum(src, name, page),
-            collection_checksum(dst, name, page),
-        )
-        .await;
-        let (a, b) = (a.map_err(&src_err)?, b.map_err(&dst_err)?);
-        let target = dst.stats(name).await.map_err(&dst_err)?;
-        if a != b
-            || target
-                .as_ref()
-                .is_none_or(|t| t.dimension != stats.dimension || t.metric != stats.metric)
-        {
-            return Err(MigrateError::Verify {
-                kind: ItemKind::Collection,
-                name: name.to_string(),
-                detail: format!(
-                    "`{}` has {} records (checksum {}, dim {}, {}), `{}` has {} records (checksum {}{})",
-                    src.backend(),
-                    a.rows,
-                    a.hex(),
-                    stats.dimension,
-                    stats.metric.name(),
-                    dst.backend(),
-                    b.rows,
-                    b.hex(),
-                    target
-                        .map(|t| format!(", dim {}, {}", t.dimension, t.metric.name()))
-                        .unwrap_or_default()
-                ),
-            });
-        }
-        rep.verification = Verification::Passed {
-            rows: a.rows,
-            checksum: a.hex(),
-        };
-    }
     rep.duration = started.elapsed();
-    progress(Phase::Done, rep.resumed + rep.read);
+    if !opts.verify {
+        progress(Phase::Done, rep.resumed + rep.read);
+    }
     Ok(rep)
+}
+
+/// Verifies a copied collection (both sides scanned: counts, checksums,
+/// dimension and metric), reporting [`Phase::Verify`] then
+/// [`Phase::Done`]; the time is added to the item's duration.
+pub(crate) async fn verify_collection(
+    src: &Vectors,
+    dst: &Vectors,
+    name: &str,
+    opts: &MigrateOptions,
+    rep: &mut ItemReport,
+) -> Result<(), MigrateError> {
+    let started = Instant::now();
+    let (src_err, dst_err) = (err(src, name), err(dst, name));
+    let progress = |phase, done| {
+        opts.report(ItemProgress::new(
+            ItemKind::Collection,
+            name,
+            phase,
+            done,
+            Some(rep.resumed + rep.read),
+        ))
+    };
+    progress(Phase::Verify, 0);
+    let stats = src
+        .stats(name)
+        .await
+        .map_err(&src_err)?
+        .ok_or_else(|| MigrateError::Backend {
+            backend: src.backend().to_string(),
+            message: format!("no collection named `{name}`"),
+        })?;
+    let page = opts.batch_size.max(500) as u32;
+    let (a, b) = futures_util::future::join(
+        collection_checksum(src, name, page),
+        collection_checksum(dst, name, page),
+    )
+    .await;
+    let (a, b) = (a.map_err(&src_err)?, b.map_err(&dst_err)?);
+    let target = dst.stats(name).await.map_err(&dst_err)?;
+    if a != b
+        || target
+            .as_ref()
+            .is_none_or(|t| t.dimension != stats.dimension || t.metric != stats.metric)
+    {
+        return Err(MigrateError::Verify {
+            kind: ItemKind::Collection,
+            name: name.to_string(),
+            detail: format!(
+                "`{}` has {} records (checksum {}, dim {}, {}), `{}` has {} records (checksum {}{})",
+                src.backend(),
+                a.rows,
+                a.hex(),
+                stats.dimension,
+                stats.metric.name(),
+                dst.backend(),
+                b.rows,
+                b.hex(),
+                target
+                    .map(|t| format!(", dim {}, {}", t.dimension, t.metric.name()))
+                    .unwrap_or_default()
+            ),
+        });
+    }
+    rep.verification = Verification::Passed {
+        rows: a.rows,
+        checksum: a.hex(),
+    };
+    rep.duration += started.elapsed();
+    progress(Phase::Done, rep.resumed + rep.read);
+    Ok(())
 }
 
 /// Count and checksum of a whole collection.

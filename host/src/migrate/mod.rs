@@ -37,7 +37,15 @@
 //! 5. Verification re-reads both sides and compares row counts and an
 //!    order-independent checksum of every row's normalised values
 //!    ([`values`] documents what is compared); a mismatch fails the
-//!    migration naming the table.
+//!    migration naming the table. It runs once every table and collection
+//!    is copied, finished ones of an earlier run included, so a resumed
+//!    run spends its time copying what is left first (a run interrupted
+//!    before verifying re-verifies nothing it has not copied).
+//!
+//! An existing target table must have a primary key or unique index on
+//! the source's key columns, else the table is refused before anything is
+//! written (also in a dry run): rows could not be matched, and a re-run
+//! would copy them again.
 //!
 //! Collections move through the vector contract (scan pages → upsert), see
 //! [`collection`]. Export and import to JSON Lines are in [`jsonl`].
@@ -92,6 +100,8 @@ pub async fn migrate(
 
     // Tables: every user table unless a list is given (an empty list = none).
     let wants_tables = options.tables.as_ref().is_none_or(|t| !t.is_empty());
+    let mut copied_tables = Vec::new();
+    let mut table_sides = None;
     if wants_tables && (from.sql().is_ok() || options.tables.is_some()) {
         let src = from.sql().map_err(|e| backend_err(from, e))?;
         let names = match &options.tables {
@@ -109,14 +119,17 @@ pub async fn migrate(
             })?;
             let ctx = table::Context::new(&src, &dst, &source_id, options).await?;
             for name in &names {
-                let item = table::migrate_table(&ctx, name, &mut report.warnings).await?;
+                let (item, t) = table::migrate_table(&ctx, name, &mut report.warnings).await?;
                 report.tables.push(item);
+                copied_tables.push(t);
             }
+            table_sides = Some((src, dst));
         }
     }
 
     // Collections through the vector contract.
     let wants_collections = options.collections.as_ref().is_none_or(|c| !c.is_empty());
+    let mut collection_sides = None;
     if wants_collections && let Ok(src) = from.vectors() {
         let names = match &options.collections {
             Some(list) => list.clone(),
@@ -150,6 +163,7 @@ pub async fn migrate(
                 .await?;
                 report.collections.push(item);
             }
+            collection_sides = Some((src, dst));
         }
     } else if let Some(list) = options.collections.as_ref().filter(|l| !l.is_empty()) {
         return Err(MigrateError::Backend {
@@ -159,6 +173,23 @@ pub async fn migrate(
                 list.join(", ")
             ),
         });
+    }
+
+    // Verification, once every item is copied: a resumed run copies what
+    // is left first, so a run interrupted again still makes progress
+    // instead of re-reading finished tables every time.
+    if options.verify && !options.dry_run {
+        if let Some((src, dst)) = &table_sides {
+            for (item, t) in report.tables.iter_mut().zip(&copied_tables) {
+                table::verify_table(src, dst, t, options, item).await?;
+            }
+        }
+        if let Some((src, dst)) = &collection_sides {
+            for item in report.collections.iter_mut() {
+                let name = item.name.clone();
+                collection::verify_collection(src, dst, &name, options, item).await?;
+            }
+        }
     }
     report.duration = started.elapsed();
     Ok(report)

@@ -310,6 +310,107 @@ pub async fn table_exists(sql: &impl SqlRead, table: &str) -> Result<bool, Migra
     Ok(row.is_some())
 }
 
+/// The column sets that identify a row of `table`: its primary key and
+/// every unique index that is neither partial nor on an expression (each
+/// set sorted). Empty for a table without any.
+pub async fn unique_keys(
+    sql: &impl SqlRead,
+    table: &str,
+) -> Result<Vec<Vec<String>>, MigrateError> {
+    let err = on(sql, table);
+    let mut keys = Vec::new();
+    match sql.dialect() {
+        Dialect::Sqlite => {
+            let pk = sql
+                .all(
+                    "SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY name",
+                    [table],
+                )
+                .await
+                .map_err(&err)?;
+            if !pk.is_empty() {
+                keys.push(pk.iter().map(|r| text(r, "name")).collect());
+            }
+            let list = sql
+                .all(
+                    "SELECT name FROM pragma_index_list(?) WHERE \"unique\" = 1 AND partial = 0",
+                    [table],
+                )
+                .await
+                .map_err(&err)?;
+            for ix in list {
+                let cols = sql
+                    .all(
+                        "SELECT name, cid FROM pragma_index_info(?)",
+                        [text(&ix, "name")],
+                    )
+                    .await
+                    .map_err(&err)?;
+                if cols.iter().all(|c| int(c, "cid") >= 0) {
+                    let mut set: Vec<String> = cols.iter().map(|c| text(c, "name")).collect();
+                    set.sort();
+                    keys.push(set);
+                }
+            }
+        }
+        _ => {
+            let rows = sql
+                .all(
+                    "SELECT (SELECT string_agg(a.attname::text, chr(31) ORDER BY a.attname::text) \
+                       FROM unnest(ix.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) \
+                       JOIN pg_attribute a ON a.attrelid = ix.indrelid AND a.attnum = k.attnum \
+                       WHERE k.ord <= ix.indnkeyatts) AS cols \
+                     FROM pg_index ix \
+                     JOIN pg_class c ON c.oid = ix.indrelid \
+                     JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE n.nspname = current_schema() AND c.relname = ? AND ix.indisunique \
+                       AND ix.indexprs IS NULL AND ix.indpred IS NULL",
+                    [table],
+                )
+                .await
+                .map_err(&err)?;
+            for r in rows {
+                keys.push(
+                    text(&r, "cols")
+                        .split('\u{1f}')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                );
+            }
+        }
+    }
+    Ok(keys)
+}
+
+/// Refuses to write into an existing `table` that lacks a primary key or
+/// unique index on exactly `key`: upserts on `key` would fail there, or —
+/// where a bulk path inserts without a conflict check — copy every row
+/// again on each run.
+pub async fn require_unique_key(
+    sql: &impl SqlRead,
+    table: &str,
+    key: &[String],
+) -> Result<(), MigrateError> {
+    let mut want: Vec<String> = key.to_vec();
+    want.sort();
+    if unique_keys(sql, table).await?.contains(&want) {
+        return Ok(());
+    }
+    Err(schema_err(
+        table,
+        sql.backend(),
+        format!(
+            "the table exists without a primary key or unique index on ({}), so rows cannot be matched \
+             and writing into it again would duplicate them; drop the table, or add the key \
+             (e.g. CREATE UNIQUE INDEX ON {} ({}))",
+            key.join(", "),
+            quote(table),
+            key.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ")
+        ),
+    ))
+}
+
 /// Reads the shape of `table`. `detect_vectors` enables the BLOB-embedding
 /// heuristic on SQLite (see the module docs).
 pub async fn read_table(

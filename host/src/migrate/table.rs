@@ -341,15 +341,22 @@ async fn count(sql: &Sql, table: &str) -> Result<u64, MigrateError> {
     Ok(row.and_then(|r| r.get::<i64>("n").ok()).unwrap_or(0).max(0) as u64)
 }
 
-/// Migrates one table.
+/// Copies one table (verification is the caller's, once every item is
+/// copied: see [`verify_table`]); returns its report and shape.
 pub(crate) async fn migrate_table(
     ctx: &Context<'_>,
     name: &str,
     warnings: &mut Vec<String>,
-) -> Result<ItemReport, MigrateError> {
+) -> Result<(ItemReport, TableSchema), MigrateError> {
     let started = Instant::now();
     let opts = ctx.options;
     let t = schema::read_table(ctx.src, name, opts.detect_vectors, warnings).await?;
+    // An existing target table must identify rows by the source's key:
+    // without it an upsert cannot match them, and a bulk insert would
+    // copy every row again on each run (refused, also in a dry run).
+    if schema::table_exists(ctx.dst, name).await? {
+        schema::require_unique_key(ctx.dst, name, &t.primary_key).await?;
+    }
     let mut rep = ItemReport::new(ItemKind::Table, name);
     let total = count(ctx.src, name).await?;
     let progress = |phase, done| {
@@ -366,7 +373,7 @@ pub(crate) async fn migrate_table(
         rep.read = total;
         rep.duration = started.elapsed();
         progress(Phase::Done, total);
-        return Ok(rep);
+        return Ok((rep, t));
     }
     let item = format!("table:{name}");
     let dst_err = on(ctx.dst, name);
@@ -414,13 +421,38 @@ pub(crate) async fn migrate_table(
             .await
             .map_err(&dst_err)?;
     }
-    if opts.verify {
-        progress(Phase::Verify, 0);
-        rep.verification = verify(ctx, &t).await?;
-    }
     rep.duration = started.elapsed();
+    if !opts.verify {
+        progress(Phase::Done, rep.resumed + rep.read);
+    }
+    Ok((rep, t))
+}
+
+/// Verifies a copied table (both sides re-read: counts and checksums),
+/// reporting [`Phase::Verify`] then [`Phase::Done`]; the time is added to
+/// the item's duration.
+pub(crate) async fn verify_table(
+    src: &Sql,
+    dst: &Sql,
+    t: &TableSchema,
+    options: &MigrateOptions,
+    rep: &mut ItemReport,
+) -> Result<(), MigrateError> {
+    let started = Instant::now();
+    let progress = |phase, done| {
+        options.report(ItemProgress::new(
+            ItemKind::Table,
+            &t.name,
+            phase,
+            done,
+            Some(rep.resumed + rep.read),
+        ))
+    };
+    progress(Phase::Verify, 0);
+    rep.verification = verify(src, dst, t, options.batch_size).await?;
+    rep.duration += started.elapsed();
     progress(Phase::Done, rep.resumed + rep.read);
-    Ok(rep)
+    Ok(())
 }
 
 async fn copy(
@@ -641,12 +673,16 @@ pub(crate) async fn checksum(
     Ok((sum, per_column))
 }
 
-async fn verify(ctx: &Context<'_>, t: &TableSchema) -> Result<Verification, MigrateError> {
-    let page = ctx.options.batch_size.max(1000);
-    let (a, b) =
-        futures_util::future::join(checksum(ctx.src, t, page), checksum(ctx.dst, t, page)).await;
-    let (a, ca) = a.map_err(on(ctx.src, &t.name))?;
-    let (b, cb) = b.map_err(on(ctx.dst, &t.name))?;
+async fn verify(
+    src: &Sql,
+    dst: &Sql,
+    t: &TableSchema,
+    batch_size: usize,
+) -> Result<Verification, MigrateError> {
+    let page = batch_size.max(1000);
+    let (a, b) = futures_util::future::join(checksum(src, t, page), checksum(dst, t, page)).await;
+    let (a, ca) = a.map_err(on(src, &t.name))?;
+    let (b, cb) = b.map_err(on(dst, &t.name))?;
     if a != b {
         let differing: Vec<&str> = t
             .columns
@@ -660,10 +696,10 @@ async fn verify(ctx: &Context<'_>, t: &TableSchema) -> Result<Verification, Migr
             name: t.name.clone(),
             detail: format!(
                 "`{}` has {} rows (checksum {}), `{}` has {} rows (checksum {}); columns that differ: {}",
-                ctx.src.backend(),
+                src.backend(),
                 a.rows,
                 a.hex(),
-                ctx.dst.backend(),
+                dst.backend(),
                 b.rows,
                 b.hex(),
                 if differing.is_empty() {

@@ -31,6 +31,17 @@ pub struct SqliteConfig {
     #[schemars(range(max = 3600000))]
     pub writer_timeout_ms: u32,
     /// Open the database read-only: every write fails, nothing is created.
+    ///
+    /// SQLite's read-only mode is used (`mode=ro`): reads take the usual
+    /// locks and see other processes' commits as they land, those still in
+    /// the WAL included. For a WAL database that needs the `-shm` file
+    /// beside it; in a directory this process cannot write, a database
+    /// closed cleanly (no `-wal`, no `-shm`) is opened `immutable=1`
+    /// instead: read without locks, its file taken as all there is —
+    /// correct while no process writes it (one that can write the
+    /// directory must not, while it is read this way). A `-wal` holding
+    /// commits without its `-shm` there cannot be read and is refused,
+    /// saying so.
     #[serde(default)]
     pub read_only: bool,
     /// Prepared statements kept per connection.

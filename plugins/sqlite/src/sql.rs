@@ -37,7 +37,7 @@
 //! thread of its own: `next` hands it a request and awaits the batch.
 
 use std::{
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -62,6 +62,8 @@ use crate::{config::SqliteConfig, error::map, inline};
 pub(crate) struct Shared {
     cfg: SqliteConfig,
     file: Option<PathBuf>,
+    /// Opened `immutable=1` (see [`open_read_only`]).
+    immutable: bool,
     writer: Arc<AsyncMutex<Option<Connection>>>,
     readers: Mutex<Vec<Connection>>,
     closed: AtomicBool,
@@ -91,10 +93,14 @@ impl Shared {
                 })?;
             }
         }
-        let writer = open_connection(&cfg, file.as_ref(), true)?;
+        let (writer, immutable) = match (&file, cfg.read_only) {
+            (Some(path), true) => open_read_only(&cfg, path)?,
+            _ => (open_connection(&cfg, file.as_ref(), true, false)?, false),
+        };
         Ok(Arc::new(Shared {
             cfg,
             file,
+            immutable,
             writer: Arc::new(AsyncMutex::new(Some(writer))),
             readers: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
@@ -113,7 +119,7 @@ impl Shared {
         let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
         match pooled {
             Some(c) => Ok(c),
-            None => open_connection(&self.cfg, self.file.as_ref(), false),
+            None => open_connection(&self.cfg, self.file.as_ref(), false, self.immutable),
         }
     }
 
@@ -255,10 +261,84 @@ impl Shared {
     }
 }
 
+/// Opens a `read_only` backend's first connection, in the mode its files
+/// allow; returns it and whether it is `immutable`.
+///
+/// SQLite's read-only mode (`SQLITE_OPEN_READONLY`, as `?mode=ro`) reads a
+/// database with the usual locking, so it sees other processes' commits as
+/// they land, WAL ones included. A WAL database needs its `-shm` file for
+/// that, which SQLite creates next to the database: in a directory the
+/// process cannot write, a database closed cleanly (no `-wal`, no `-shm`)
+/// fails to open ("attempt to write a readonly database"). Such a
+/// database holds everything in its file, so it is opened `immutable=1`
+/// instead: no locks, no `-shm`, the WAL ignored — correct as long as no
+/// process writes the file while it is open (a writer could not create
+/// its own `-wal` there either, unless it may write the directory). A WAL
+/// that holds commits but has no `-shm` cannot be read at all there, and
+/// is refused saying so.
+fn open_read_only(cfg: &SqliteConfig, path: &Path) -> PluginResult<(Connection, bool)> {
+    let conn = open_connection(cfg, Some(&path.to_path_buf()), true, false)?;
+    // Reading the schema opens the WAL index, where a missing `-shm` shows.
+    let probe = conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()));
+    let Err(e) = probe else {
+        return Ok((conn, false));
+    };
+    let shm_problem = matches!(
+        &e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen)
+    );
+    let side = |suffix: &str| {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        PathBuf::from(p)
+    };
+    let (wal, shm) = (side("-wal"), side("-shm"));
+    if !shm_problem || shm.exists() || path.as_os_str().to_string_lossy().starts_with("file:") {
+        return Err(map(e));
+    }
+    drop(conn);
+    let wal_len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    if wal_len > 0 {
+        return Err(PluginError::new(
+            ErrorKind::Connection,
+            format!(
+                "cannot read {} read-only: it has a write-ahead log ({}, {wal_len} bytes) but no {}, \
+                 and SQLite cannot create that file because the directory is not writable by this \
+                 process; open the database once read-write where its directory is writable (which \
+                 folds the log into the file), or copy it with its -wal to a writable place",
+                path.display(),
+                wal.display(),
+                shm.display()
+            ),
+        ));
+    }
+    Ok((
+        open_connection(cfg, Some(&path.to_path_buf()), true, true)?,
+        true,
+    ))
+}
+
+/// `path` as an SQLite URI with `immutable=1`.
+fn immutable_uri(path: &Path) -> String {
+    let mut uri = String::from("file:");
+    for ch in path.to_string_lossy().chars() {
+        match ch {
+            '%' => uri.push_str("%25"),
+            '?' => uri.push_str("%3f"),
+            '#' => uri.push_str("%23"),
+            c => uri.push(c),
+        }
+    }
+    uri.push_str("?immutable=1");
+    uri
+}
+
 fn open_connection(
     cfg: &SqliteConfig,
     file: Option<&PathBuf>,
     writer: bool,
+    immutable: bool,
 ) -> PluginResult<Connection> {
     let mut flags = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
     if cfg.read_only || !writer {
@@ -267,6 +347,7 @@ fn open_connection(
         flags |= OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE;
     }
     let conn = match file {
+        Some(path) if immutable => Connection::open_with_flags(immutable_uri(path), flags),
         Some(path) => Connection::open_with_flags(path, flags),
         None => Connection::open_in_memory_with_flags(flags),
     }
@@ -369,11 +450,25 @@ fn query_on(conn: &Connection, stmt: &Statement, max_rows: u64) -> PluginResult<
     query_prepared(prepared, &stmt.params, max_rows)
 }
 
+/// Refuses a text that holds no statement (empty, or only comments):
+/// SQLite prepares it into nothing, and stepping nothing is an API misuse.
+/// Only a statement that is read-only and has no result columns is
+/// checked further, so the usual statements pay nothing for it.
+fn require_statement(stmt: &rusqlite::Statement<'_>) -> PluginResult<()> {
+    if stmt.readonly() && stmt.column_count() == 0 && stmt.expanded_sql().is_none() {
+        return Err(PluginError::invalid_input(
+            "no SQL statement in the text (it is empty or holds only comments)",
+        ));
+    }
+    Ok(())
+}
+
 fn query_prepared(
     mut prepared: rusqlite::CachedStatement<'_>,
     params: &[Value],
     max_rows: u64,
 ) -> PluginResult<Rows> {
+    require_statement(&prepared)?;
     bind_all(&mut prepared, params)?;
     let columns = column_names(&prepared);
     let width = columns.len();
@@ -395,20 +490,31 @@ fn query_prepared(
 
 fn run_on(conn: &Connection, stmt: &Statement) -> PluginResult<RunResult> {
     let mut prepared = conn.prepare_cached(&stmt.sql).map_err(map)?;
+    require_statement(&prepared)?;
     bind_all(&mut prepared, &stmt.params)?;
-    let readonly = prepared.readonly();
+    // `changes()` is the count of the last INSERT, UPDATE or DELETE the
+    // connection completed, whichever statement that was: a query or DDL
+    // run after an insert would report the insert's rows. The connection's
+    // running total tells whether this statement changed any.
+    let before = conn.total_changes();
     // Step to completion, so `INSERT … RETURNING` and queries run through `run` too.
     let mut rows = prepared.raw_query();
     while rows.next().map_err(map)?.is_some() {}
     drop(rows);
     Ok(RunResult {
-        changes: if readonly { 0 } else { conn.changes() },
+        changes: if conn.total_changes() == before {
+            0
+        } else {
+            conn.changes()
+        },
         last_insert_rowid: Some(conn.last_insert_rowid()),
     })
 }
 
 fn is_readonly(conn: &Connection, sql: &str) -> PluginResult<bool> {
-    Ok(conn.prepare_cached(sql).map_err(map)?.readonly())
+    let prepared = conn.prepare_cached(sql).map_err(map)?;
+    require_statement(&prepared)?;
+    Ok(prepared.readonly())
 }
 
 /// Queries with at most this many rows asked for (`get` asks for 1) are
@@ -476,6 +582,7 @@ impl SqliteSql {
 /// writing one (`INSERT … RETURNING`) is handed to the writer.
 fn read_on(conn: &Connection, stmt: &Statement, max_rows: u64) -> PluginResult<Option<Rows>> {
     let prepared = conn.prepare_cached(&stmt.sql).map_err(map)?;
+    require_statement(&prepared)?;
     if !prepared.readonly() {
         return Ok(None);
     }
@@ -854,6 +961,7 @@ fn serve_cursor(
     requests: &mpsc::Receiver<(u32, BatchReply)>,
 ) {
     let prepared = conn.prepare(&stmt.sql).map_err(map).and_then(|mut p| {
+        require_statement(&p)?;
         bind_all(&mut p, &stmt.params)?;
         Ok(p)
     });

@@ -1,7 +1,7 @@
 //! Writing an export: the header, then every table paged by its primary
 //! key, then every collection through the vector contract's scan.
 
-use std::{io::Write, time::Instant};
+use std::{io::Write, path::Path, time::Instant};
 
 use serde_json::json;
 
@@ -19,7 +19,12 @@ use crate::{
     vector::{Include, Vectors},
 };
 
-use super::codec::{io_err, line, row_line, schema_json};
+use sha2::{Digest, Sha256};
+
+use super::{
+    codec::{io_err, line, row_line, schema_json},
+    lines::{FORMAT, Listed, Trailer},
+};
 
 /// Writes every selected table and collection of `backend` to `out`
 /// (`file` names it in errors). Uses `tables`, `collections`,
@@ -35,22 +40,110 @@ pub async fn export(
     let started = Instant::now();
     let mut report = Report::default();
     let sql = backend.sql().ok();
+    let mut out = ExportWriter::new(out);
     write_header(
-        out,
+        &mut out,
         file,
         backend.name(),
         sql.as_ref().map(|s| s.dialect().name()),
     )?;
     if let Some(sql) = &sql {
-        export_tables(sql, out, file, options, &mut report).await?;
+        export_tables(sql, &mut out, file, options, &mut report).await?;
     }
     let wants = options.collections.as_ref().is_none_or(|c| !c.is_empty());
     if let (true, Ok(v)) = (wants, backend.vectors()) {
-        export_collections(&v, out, file, options, &mut report).await?;
+        export_collections(&v, &mut out, file, options, &mut report).await?;
     }
-    out.flush().map_err(io_err(file))?;
+    out.finish(file, &report)?;
     report.duration = started.elapsed();
     Ok(report)
+}
+
+/// [`export`] into the file `path`, which appears only once the export is
+/// complete: it is written to a temporary file beside it (`.NAME.export-*`),
+/// synced and renamed into place, so a failed or interrupted export never
+/// leaves a partial file at `path` (an existing file there is replaced
+/// only by a complete export).
+pub async fn export_file(
+    backend: &Backend,
+    path: &Path,
+    options: &MigrateOptions,
+) -> Result<Report, MigrateError> {
+    let file = path.display().to_string();
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "export".into());
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}.export-"))
+        .tempfile_in(&dir)
+        .map_err(io_err(&file))?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file());
+    let report = export(backend, &mut out, &file, options).await?;
+    out.into_inner()
+        .map_err(|e| io_err(&file)(e.into_error()))?
+        .sync_all()
+        .map_err(io_err(&file))?;
+    tmp.persist(path).map_err(|e| io_err(&file)(e.error))?;
+    if let Ok(d) = std::fs::File::open(&dir) {
+        let _ = d.sync_all();
+    }
+    Ok(report)
+}
+
+/// Passes an export's lines to the output, hashing and counting them for
+/// the trailer that [`ExportWriter::finish`] writes.
+pub(crate) struct ExportWriter<'a> {
+    out: &'a mut dyn Write,
+    hash: Sha256,
+    lines: u64,
+}
+
+impl<'a> ExportWriter<'a> {
+    pub(crate) fn new(out: &'a mut dyn Write) -> Self {
+        ExportWriter {
+            out,
+            hash: Sha256::new(),
+            lines: 0,
+        }
+    }
+
+    /// Writes the trailer (the tables and collections of `report`, with
+    /// the rows read, the line count and the SHA-256 of every byte
+    /// written) and flushes.
+    pub(crate) fn finish(self, file: &str, report: &Report) -> Result<(), MigrateError> {
+        let items: Vec<Listed> = report
+            .tables
+            .iter()
+            .map(|t| ("table", t))
+            .chain(report.collections.iter().map(|c| ("collection", c)))
+            .map(|(kind, i)| Listed {
+                kind,
+                name: i.name.clone(),
+                rows: i.read,
+            })
+            .collect();
+        let sha256 = hex::encode(self.hash.finalize());
+        line(self.out, file, &Trailer::line(&items, self.lines, &sha256))?;
+        self.out.flush().map_err(io_err(file))
+    }
+}
+
+impl Write for ExportWriter<'_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(data)?;
+        self.hash.update(&data[..n]);
+        self.lines += data[..n].iter().filter(|b| **b == b'\n').count() as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
 }
 
 /// The first line of an export.
@@ -63,7 +156,7 @@ pub(crate) fn write_header(
     line(
         out,
         file,
-        &json!({ "strata_export": 1, "source": source, "dialect": dialect }),
+        &json!({ "strata_export": FORMAT, "source": source, "dialect": dialect }),
     )
 }
 

@@ -1,7 +1,10 @@
 //! Loading an export into a backend: tables in transactions (one per table,
 //! or one for all of them in a restore), collections by batched upserts.
 
-use std::{io::BufRead, time::Instant};
+use std::{
+    io::{BufRead, Seek, SeekFrom},
+    time::Instant,
+};
 
 use serde_json::Value as Json;
 use strata_plugin_api::{Value, placeholders::Dialect};
@@ -25,18 +28,34 @@ use crate::{
 
 use super::{
     codec::{io_err, json_value, schema_from_json},
-    lines::{BoundedLines, Lines, MAX_LINE},
+    lines::{
+        BoundedLines, LineReader, Lines, Listed, TRAILER_PREFIX, Trailer, contents, format_of,
+        missing_trailer,
+    },
 };
 
 /// Loads an export into `backend`: each table in one transaction, each
 /// collection by batched upserts. `file` names the input in errors; uses
 /// `batch_size` and `progress` of `options`.
-pub async fn import(
+///
+/// The file is first read whole to check it against its trailer
+/// ([`contents`]): a file that is cut short, damaged or has no trailer
+/// (format 1) is refused before anything is written. Then it is read
+/// again from the start and loaded.
+pub async fn import<R: BufRead + Seek>(
     backend: &Backend,
-    input: &mut dyn BufRead,
+    input: &mut R,
     file: &str,
     options: &MigrateOptions,
 ) -> Result<Report, MigrateError> {
+    let checked = contents(input, file)?;
+    if !checked.verified {
+        return Err(MigrateError::File {
+            file: file.to_string(),
+            message: "an export of format 1 has no trailer, so it cannot be checked whole before it is loaded: export it again with this strata".into(),
+        });
+    }
+    input.seek(SeekFrom::Start(0)).map_err(io_err(file))?;
     import_with(backend, input, file, options, ImportMode::Merge).await
 }
 
@@ -76,24 +95,17 @@ pub async fn import_with(
         backend: backend.name().into(),
         message: e.to_string(),
     };
-    let mut lines = BoundedLines {
-        input,
-        buf: Vec::new(),
-        max: MAX_LINE,
-    }
-    .enumerate()
-    .map(|(i, l)| (i + 1, l));
-    let Some((_, first)) = lines.next() else {
+    let mut reader = BoundedLines {
+        reader: LineReader::new(input),
+    };
+    let Some(first) = reader.next() else {
         return Err(bad(1, "empty file".into()));
     };
-    let first: Json =
-        serde_json::from_str(&first.map_err(io_err(file))?).map_err(|e| bad(1, e.to_string()))?;
-    if first.get("strata_export").and_then(Json::as_i64) != Some(1) {
-        return Err(bad(
-            1,
-            "not a strata export (expected a {\"strata_export\":1,…} header)".into(),
-        ));
-    }
+    let format = format_of(first.map_err(io_err(file))?.as_bytes()).map_err(|m| bad(1, m))?;
+    // Whether the trailer was read (the reader checked its line count
+    // and SHA-256 against the bytes before it).
+    let mut trailer_seen = false;
+    let mut lines = reader.enumerate().map(|(i, l)| (i + 2, l));
     let mut vectors_storage = None;
     // Restore mode: the one transaction every table is loaded in.
     let mut restore_tx: Option<Transaction<'static>> = None;
@@ -103,6 +115,14 @@ pub async fn import_with(
             continue;
         }
         let doc: Json = serde_json::from_str(&l).map_err(|e| bad(n, e.to_string()))?;
+        if l.as_bytes().starts_with(TRAILER_PREFIX) {
+            let trailer = Trailer::parse(&doc)
+                .ok_or_else(|| bad(n, "a malformed trailer".into()))?
+                .0;
+            trailer.check(&listed(&report)).map_err(|m| bad(n, m))?;
+            trailer_seen = true;
+            continue;
+        }
         // Headers are recognised by the same byte prefix as in [`contents`]
         // (which decides what a restore would replace), so a crafted line
         // cannot be a header to one and not to the other.
@@ -167,9 +187,31 @@ pub async fn import_with(
             return Err(bad(n, "expected a table or collection header".into()));
         }
     }
+    // A file must end with its trailer; only restores of backups taken
+    // before trailers existed (format 1, covered by their manifest's
+    // SHA-256) go without.
+    if !trailer_seen && (format >= 2 || mode == ImportMode::Merge) {
+        let last = listed(&report).pop();
+        return Err(bad(0, missing_trailer(last.as_ref())));
+    }
     commit_restore(&mut restore_tx, backend).await?;
     report.duration = started.elapsed();
     Ok(report)
+}
+
+/// What `report` loaded, as a trailer lists it.
+fn listed(report: &Report) -> Vec<Listed> {
+    report
+        .tables
+        .iter()
+        .map(|t| ("table", t))
+        .chain(report.collections.iter().map(|c| ("collection", c)))
+        .map(|(kind, i)| Listed {
+            kind,
+            name: i.name.clone(),
+            rows: i.read,
+        })
+        .collect()
 }
 
 async fn commit_restore(
@@ -201,38 +243,33 @@ async fn import_table(
         backend: sql.backend().into(),
         source: Box::new(source),
     };
-    // The table is created first, committed, so that a table that already
-    // exists is merged into rather than replaced; a failed load drops it
-    // again when this import created it.
+    // A missing table is created inside the transaction that loads it, so
+    // a failure or a kill leaves no table at all, never an empty or partial
+    // one; an existing table is merged into, and must have the key the
+    // upserts name.
     let existed = schema::table_exists(sql, &t.name).await?;
-    sql.exec(&schema::create_table_sql(t, sql.dialect(), storage))
-        .await
-        .map_err(on)?;
-    let result = async {
-        let tx = sql.begin().await.map_err(on)?;
-        let mut upserts = RowWriter::Values(Upserts::new(t, sql.dialect()));
-        load_rows(
-            &tx,
-            t,
-            storage,
-            &mut upserts,
-            lines,
-            file,
-            options,
-            &mut rep,
-        )
-        .await?;
-        tx.commit().await.map_err(on)
+    if existed {
+        schema::require_unique_key(sql, &t.name, &t.primary_key).await?;
     }
-    .await;
-    if let Err(e) = result {
-        if !existed {
-            let _ = sql
-                .exec(&format!("DROP TABLE IF EXISTS {}", schema::quote(&t.name)))
-                .await;
-        }
-        return Err(e);
+    let tx = sql.begin().await.map_err(on)?;
+    if !existed {
+        tx.exec(&schema::create_table_sql(t, sql.dialect(), storage))
+            .await
+            .map_err(on)?;
     }
+    let mut upserts = RowWriter::Values(Upserts::new(t, sql.dialect()));
+    load_rows(
+        &tx,
+        t,
+        storage,
+        &mut upserts,
+        lines,
+        file,
+        options,
+        &mut rep,
+    )
+    .await?;
+    tx.commit().await.map_err(on)?;
     rep.skipped = rep.read - rep.written.min(rep.read);
     rep.duration = t0.elapsed();
     Ok(rep)

@@ -4,6 +4,7 @@
 use std::io::BufRead;
 
 use serde_json::Value as Json;
+use sha2::{Digest, Sha256};
 
 use crate::migrate::error::MigrateError;
 
@@ -17,12 +18,24 @@ pub struct Contents {
     pub tables: Vec<String>,
     /// Collection names.
     pub collections: Vec<String>,
+    /// The file ends with a trailer and every byte before it, the list of
+    /// tables and collections and their row counts match it. `false` only
+    /// for files of format 1 (written before trailers existed, accepted by
+    /// restores of old backups, which their manifest's SHA-256 covers);
+    /// a format 2 file without a matching trailer is an error.
+    pub verified: bool,
 }
 
 /// The longest line an export may hold (a row or a record with its
 /// vector, metadata and text). A longer one is a corrupt or foreign file,
 /// reported as such instead of being read into memory whole.
 pub const MAX_LINE: usize = 256 << 20;
+
+/// The format written: 2 ends every file with a trailer.
+pub(super) const FORMAT: i64 = 2;
+
+/// The first bytes of the trailer line.
+pub(super) const TRAILER_PREFIX: &[u8] = b"{\"trailer\":";
 
 /// Reads one line (with its `\n`) into `buf`, at most `max` bytes;
 /// `Ok(false)` at the end of the input.
@@ -42,70 +55,242 @@ pub(super) fn read_line_bounded(
     Ok(n > 0)
 }
 
-/// `BufRead::lines` with [`MAX_LINE`] (and the same end-of-line handling).
-pub(super) struct BoundedLines<'a> {
-    pub(super) input: &'a mut dyn BufRead,
+fn invalid(message: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, message)
+}
+
+/// One table or collection as the trailer lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Listed {
+    pub(super) kind: &'static str,
+    pub(super) name: String,
+    pub(super) rows: u64,
+}
+
+/// The trailer, once read and checked against the bytes before it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Trailer {
+    pub(super) items: Vec<Listed>,
+}
+
+impl Trailer {
+    /// The trailer line for `items`, after `lines` lines hashing to `sha256`.
+    pub(super) fn line(items: &[Listed], lines: u64, sha256: &str) -> Json {
+        let of = |kind: &str| {
+            items
+                .iter()
+                .filter(|i| i.kind == kind)
+                .map(|i| serde_json::json!({ "name": i.name, "rows": i.rows }))
+                .collect::<Vec<_>>()
+        };
+        serde_json::json!({ "trailer": {
+            "tables": of("table"), "collections": of("collection"),
+            "lines": lines, "sha256": sha256,
+        }})
+    }
+
+    pub(super) fn parse(doc: &Json) -> Option<(Trailer, u64, String)> {
+        let t = doc.get("trailer")?;
+        let mut items = Vec::new();
+        for kind in ["table", "collection"] {
+            for i in t.get(format!("{kind}s"))?.as_array()? {
+                items.push(Listed {
+                    kind,
+                    name: i.get("name")?.as_str()?.to_string(),
+                    rows: i.get("rows")?.as_u64()?,
+                });
+            }
+        }
+        Some((
+            Trailer { items },
+            t.get("lines")?.as_u64()?,
+            t.get("sha256")?.as_str()?.to_string(),
+        ))
+    }
+
+    /// Compares what was read (`kind`, name, rows, in file order) with
+    /// the list; the error says what differs.
+    pub(super) fn check(&self, read: &[Listed]) -> Result<(), String> {
+        if self.items == read {
+            return Ok(());
+        }
+        let show = |l: &[Listed]| {
+            l.iter()
+                .map(|i| format!("{} `{}` ({} rows)", i.kind, i.name, i.rows))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        Err(format!(
+            "the trailer lists {}, the file holds {}",
+            show(&self.items),
+            show(read)
+        ))
+    }
+}
+
+/// Lines of an export, bounded in length, hashed as they are read: the
+/// trailer line is checked against the bytes before it (line count and
+/// SHA-256) when it is read, and a line after it is an error.
+pub(super) struct LineReader<'a> {
+    input: &'a mut dyn BufRead,
     pub(super) buf: Vec<u8>,
-    pub(super) max: usize,
+    max: usize,
+    hash: Sha256,
+    lines: u64,
+    /// The trailer, once read and found to match the bytes before it.
+    pub(super) trailer: Option<Trailer>,
+}
+
+impl<'a> LineReader<'a> {
+    pub(super) fn new(input: &'a mut dyn BufRead) -> Self {
+        LineReader {
+            input,
+            buf: Vec::new(),
+            max: MAX_LINE,
+            hash: Sha256::new(),
+            lines: 0,
+            trailer: None,
+        }
+    }
+
+    /// The next line into `self.buf` (with its end of line); `Ok(false)`
+    /// at the end of the input.
+    pub(super) fn advance(&mut self) -> std::io::Result<bool> {
+        if !read_line_bounded(self.input, &mut self.buf, self.max)? {
+            return Ok(false);
+        }
+        if self.trailer.is_some() {
+            return Err(invalid(format!(
+                "line {}: a line after the trailer (the trailer ends an export)",
+                self.lines + 2
+            )));
+        }
+        if self.buf.starts_with(TRAILER_PREFIX) {
+            let doc: Json = serde_json::from_slice(&self.buf)
+                .map_err(|e| invalid(format!("line {}: the trailer: {e}", self.lines + 1)))?;
+            let (trailer, lines, sha256) = Trailer::parse(&doc)
+                .ok_or_else(|| invalid(format!("line {}: a malformed trailer", self.lines + 1)))?;
+            let got = hex::encode(self.hash.clone().finalize());
+            if lines != self.lines || sha256 != got {
+                return Err(invalid(format!(
+                    "the trailer says {lines} lines with sha256 {sha256}, the file has {} lines with sha256 {got}: it is damaged",
+                    self.lines
+                )));
+            }
+            self.trailer = Some(trailer);
+        } else {
+            self.hash.update(&self.buf);
+            self.lines += 1;
+        }
+        Ok(true)
+    }
+}
+
+/// `BufRead::lines` over a [`LineReader`] (same end-of-line handling).
+pub(super) struct BoundedLines<'a> {
+    pub(super) reader: LineReader<'a>,
 }
 
 impl Iterator for BoundedLines<'_> {
     type Item = std::io::Result<String>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        match read_line_bounded(self.input, &mut self.buf, self.max) {
+        match self.reader.advance() {
             Ok(false) => None,
             Err(e) => Some(Err(e)),
             Ok(true) => {
-                let mut line = std::mem::take(&mut self.buf);
+                let mut line = std::mem::take(&mut self.reader.buf);
                 if line.last() == Some(&b'\n') {
                     line.pop();
                     if line.last() == Some(&b'\r') {
                         line.pop();
                     }
                 }
-                Some(String::from_utf8(line).map_err(|e| {
-                    std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())
-                }))
+                Some(String::from_utf8(line).map_err(|e| invalid(e.to_string())))
             }
         }
     }
 }
 
-/// Lists what an export holds without loading it.
+/// The format of an export from its first line (1 or 2), or an error.
+pub(super) fn format_of(first: &[u8]) -> Result<i64, String> {
+    let doc: Json = serde_json::from_slice(first).map_err(|e| e.to_string())?;
+    match doc.get("strata_export").and_then(Json::as_i64) {
+        Some(v @ 1..=FORMAT) => Ok(v),
+        Some(v) => Err(format!(
+            "a strata export of format {v}, newer than this strata reads (1 to {FORMAT})"
+        )),
+        None => Err("not a strata export (expected a {\"strata_export\":2,…} header)".into()),
+    }
+}
+
+/// The error of a file that ends without its trailer, naming the last
+/// table or collection it began.
+pub(super) fn missing_trailer(last: Option<&Listed>) -> String {
+    format!(
+        "the file ends without its trailer{}: it is cut short (an interrupted export or copy)",
+        last.map(|l| format!(" (the last item in it is {} `{}`)", l.kind, l.name))
+            .unwrap_or_default()
+    )
+}
+
+/// Lists what an export holds without loading it, and checks it whole:
+/// a format 2 file must end with a trailer matching every byte before it
+/// and the tables and collections it holds with their row counts.
 pub fn contents(input: &mut dyn BufRead, file: &str) -> Result<Contents, MigrateError> {
-    let bad = |n: usize, message: String| MigrateError::File {
+    let bad = |n: u64, message: String| MigrateError::File {
         file: format!("{file}:{n}"),
         message,
     };
     let mut out = Contents::default();
-    let mut buf = Vec::new();
-    let mut n = 0usize;
+    let mut reader = LineReader::new(input);
+    let mut read: Vec<Listed> = Vec::new();
+    let mut format = 0;
+    let mut n = 0u64;
     loop {
-        if !read_line_bounded(input, &mut buf, MAX_LINE).map_err(io_err(file))? {
+        if !reader.advance().map_err(io_err(file))? {
             break;
         }
         n += 1;
         if n == 1 {
-            let first: Json = serde_json::from_slice(&buf).map_err(|e| bad(1, e.to_string()))?;
-            if first.get("strata_export").and_then(Json::as_i64) != Some(1) {
-                return Err(bad(1, "not a strata export".into()));
+            format = format_of(&reader.buf).map_err(|m| bad(1, m))?;
+            continue;
+        }
+        if reader.trailer.is_some() {
+            continue;
+        }
+        let buf = &reader.buf;
+        let (is_table, is_coll, is_end) = (
+            buf.starts_with(b"{\"table\":"),
+            buf.starts_with(b"{\"collection\":"),
+            buf.starts_with(b"{\"end\":"),
+        );
+        if is_end {
+            let doc: Json = serde_json::from_slice(buf).map_err(|e| bad(n, e.to_string()))?;
+            let rows = doc
+                .get("end")
+                .and_then(|e| e.get("rows"))
+                .and_then(Json::as_u64)
+                .ok_or_else(|| bad(n, "an end line without a row count".into()))?;
+            if let Some(last) = read.last_mut() {
+                last.rows = rows;
             }
             continue;
         }
-        let (is_table, is_coll) = (
-            buf.starts_with(b"{\"table\":"),
-            buf.starts_with(b"{\"collection\":"),
-        );
         if !(is_table || is_coll) {
             continue;
         }
-        let doc: Json = serde_json::from_slice(&buf).map_err(|e| bad(n, e.to_string()))?;
+        let doc: Json = serde_json::from_slice(buf).map_err(|e| bad(n, e.to_string()))?;
         let name = doc
             .get(if is_table { "table" } else { "collection" })
             .and_then(|h| h.get("name"))
             .and_then(Json::as_str)
             .ok_or_else(|| bad(n, "a header without a name".into()))?;
+        read.push(Listed {
+            kind: if is_table { "table" } else { "collection" },
+            name: name.to_string(),
+            rows: 0,
+        });
         if is_table {
             out.tables.push(name.to_string());
         } else {
@@ -114,6 +299,14 @@ pub fn contents(input: &mut dyn BufRead, file: &str) -> Result<Contents, Migrate
     }
     if n == 0 {
         return Err(bad(1, "empty file".into()));
+    }
+    match (&reader.trailer, format) {
+        (Some(t), _) => {
+            t.check(&read).map_err(|m| bad(n, m))?;
+            out.verified = true;
+        }
+        (None, 1) => {}
+        (None, _) => return Err(bad(n, missing_trailer(read.last()))),
     }
     Ok(out)
 }
@@ -127,13 +320,11 @@ mod bounded_lines {
 
     fn lines(text: &[u8], max: usize) -> Vec<Result<String, String>> {
         let mut input = std::io::BufReader::with_capacity(4, text);
-        BoundedLines {
-            input: &mut input,
-            buf: Vec::new(),
-            max,
-        }
-        .map(|l| l.map_err(|e| e.to_string()))
-        .collect()
+        let mut reader = LineReader::new(&mut input);
+        reader.max = max;
+        BoundedLines { reader }
+            .map(|l| l.map_err(|e| e.to_string()))
+            .collect()
     }
 
     #[test]

@@ -1,0 +1,178 @@
+//! Migrations between two SQLite backends (the loaded plugin, no servers):
+//! re-runs into a table that cannot identify rows, and when verification
+//! runs on a resumed migration.
+
+use std::sync::{Arc, Mutex};
+
+use strata_host::{
+    Strata,
+    migrate::{ItemProgress, MigrateError, MigrateOptions, Phase, jsonl, migrate},
+    progress::Progress,
+};
+
+fn open(dir: &std::path::Path) -> Strata {
+    let cfg = dir.join("plugins.toml");
+    let lib = strata_host::loader::built_plugin("sqlite")
+        .expect("run `cargo build --release --workspace` first");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[backends.a]\nlibrary = {lib:?}\nconfig = {{ path = {:?} }}\n\
+             [backends.b]\nlibrary = {lib:?}\nconfig = {{ path = {:?} }}\n",
+            dir.join("a.sqlite"),
+            dir.join("b.sqlite")
+        ),
+    )
+    .unwrap();
+    Strata::load(&cfg).unwrap()
+}
+
+async fn count(s: &Strata, backend: &str, table: &str) -> i64 {
+    s.sql_backend(backend)
+        .await
+        .unwrap()
+        .get(&format!("SELECT count(*) AS n FROM {table}"), ())
+        .await
+        .unwrap()
+        .unwrap()
+        .get::<i64>("n")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_existing_target_table_without_the_key_is_refused_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let a = s.sql_backend("a").await.unwrap();
+    a.exec(
+        "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);
+         INSERT INTO notes (body) VALUES ('x'), ('y'), ('z');",
+    )
+    .await
+    .unwrap();
+    // The target already has `notes`, without a key on `id`, holding a row.
+    let b = s.sql_backend("b").await.unwrap();
+    b.exec("CREATE TABLE notes (id INTEGER, body TEXT); INSERT INTO notes VALUES (1, 'x');")
+        .await
+        .unwrap();
+    let (from, to) = (s.backend("a").await.unwrap(), s.backend("b").await.unwrap());
+    for dry_run in [true, false] {
+        let err = migrate(&from, &to, &MigrateOptions::new().dry_run(dry_run))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, MigrateError::Schema { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(msg.contains("`notes`") && msg.contains("(id)"), "{msg}");
+        assert!(
+            msg.contains("without a primary key or unique index"),
+            "{msg}"
+        );
+        assert_eq!(count(&s, "b", "notes").await, 1, "nothing written");
+    }
+
+    // A unique index on the key is enough: the migration goes through, and
+    // a re-run writes nothing.
+    b.exec("DELETE FROM notes; CREATE UNIQUE INDEX notes_id ON notes (id);")
+        .await
+        .unwrap();
+    let r = migrate(&from, &to, &MigrateOptions::new()).await.unwrap();
+    assert_eq!(r.written(), 3);
+    let r = migrate(&from, &to, &MigrateOptions::new()).await.unwrap();
+    assert_eq!(r.written(), 0);
+    assert_eq!(count(&s, "b", "notes").await, 3);
+
+    // An import into a keyless table is refused the same way.
+    let mut out = Vec::new();
+    jsonl::export(&from, &mut out, "x.jsonl", &MigrateOptions::new())
+        .await
+        .unwrap();
+    b.exec("CREATE TABLE keyless AS SELECT * FROM notes; DROP TABLE notes; ALTER TABLE keyless RENAME TO notes;")
+        .await
+        .unwrap();
+    let err = jsonl::import(
+        &to,
+        &mut std::io::Cursor::new(out),
+        "x.jsonl",
+        &MigrateOptions::new(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("without a primary key or unique index"),
+        "{err}"
+    );
+    assert_eq!(count(&s, "b", "notes").await, 3);
+    s.close().await.unwrap();
+}
+
+/// Records (item, phase) of every item progress report.
+#[derive(Clone, Default)]
+struct Events(Arc<Mutex<Vec<(String, Phase)>>>);
+
+impl Progress for Events {
+    fn item(&self, item: &ItemProgress) {
+        self.0.lock().unwrap().push((item.name.clone(), item.phase));
+    }
+}
+
+#[tokio::test]
+async fn a_resumed_migration_copies_what_is_left_before_verifying_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let a = s.sql_backend("a").await.unwrap();
+    a.exec(
+        "CREATE TABLE first (id INTEGER PRIMARY KEY, body TEXT);
+         CREATE TABLE second (id INTEGER PRIMARY KEY, body TEXT);
+         INSERT INTO first (body) VALUES ('x'), ('y');
+         INSERT INTO second (body) VALUES ('z');",
+    )
+    .await
+    .unwrap();
+    let (from, to) = (s.backend("a").await.unwrap(), s.backend("b").await.unwrap());
+    // An earlier run finished `first` (its checkpoint says done).
+    migrate(
+        &from,
+        &to,
+        &MigrateOptions::new().tables(["first"]).verify(false),
+    )
+    .await
+    .unwrap();
+
+    let events = Events::default();
+    let r = migrate(
+        &from,
+        &to,
+        &MigrateOptions::new().resume(true).progress(events.clone()),
+    )
+    .await
+    .unwrap();
+    assert!(r.tables[0].already_done);
+    assert_eq!(r.tables[1].written, 1);
+    for t in &r.tables {
+        assert!(t.verification.to_string().starts_with("ok"), "{t:?}");
+    }
+    let events = events.0.lock().unwrap().clone();
+    let first_verify = events
+        .iter()
+        .position(|(_, p)| *p == Phase::Verify)
+        .expect("verified");
+    let last_copy = events
+        .iter()
+        .rposition(|(_, p)| matches!(p, Phase::Start | Phase::Copy))
+        .unwrap();
+    assert!(
+        last_copy < first_verify,
+        "verification began before every item was copied: {events:?}"
+    );
+    // Each item verified once, then done.
+    for name in ["first", "second"] {
+        let phases: Vec<Phase> = events
+            .iter()
+            .filter(|(n, p)| n == name && matches!(p, Phase::Verify | Phase::Done))
+            .map(|(_, p)| *p)
+            .collect();
+        assert_eq!(phases, [Phase::Verify, Phase::Done], "{name}: {events:?}");
+    }
+    s.close().await.unwrap();
+}
