@@ -615,7 +615,7 @@ impl QdrantVectors {
                 },
                 request.include,
                 shape.metric,
-                |s| f64::from(s),
+                f64::from,
             )
             .await?;
         let lexical = match sparse_q {
@@ -629,7 +629,7 @@ impl QdrantVectors {
                     },
                     request.include,
                     shape.metric,
-                    |s| f64::from(s),
+                    f64::from,
                 )
                 .await?
             }
@@ -879,7 +879,7 @@ impl VectorBackend for QdrantVectors {
             .and_then(|p| p.vectors_config.as_ref())
             .and_then(|v| match v.config.as_ref()? {
                 vectors_config::Config::ParamsMap(m) => {
-                    m.map.get(DENSE)?.quantization_config.clone()
+                    m.map.get(DENSE)?.quantization_config
                 }
                 _ => None,
             })
