@@ -11,19 +11,19 @@
 //!   open time (`strata check` reports it), within `timeout_ms`.
 //! - Collection-per-agent isolation: every collection lives under the
 //!   backend's `collection_prefix`.
-//! - The vector contract ([`vector`]): records as points with UUID v5 ids
-//!   ([`payload`]), every filter operator translated exactly ([`filter`]),
+//! - The vector contract (`vector.rs`): records as points with UUID v5 ids
+//!   (`payload.rs`), every filter operator translated exactly (`filter.rs`),
 //!   hybrid search as server-side RRF over a dense and a sparse (BM25-style)
-//!   ranking ([`sparse`]).
+//!   ranking (`sparse.rs`).
 
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod config;
 mod error;
-pub mod filter;
-pub mod payload;
-pub mod sparse;
-pub mod vector;
+mod filter;
+mod payload;
+mod sparse;
+mod vector;
 
 use std::{sync::Arc, time::Duration};
 
