@@ -878,9 +878,7 @@ impl VectorBackend for QdrantVectors {
             .and_then(|c| c.params.as_ref())
             .and_then(|p| p.vectors_config.as_ref())
             .and_then(|v| match v.config.as_ref()? {
-                vectors_config::Config::ParamsMap(m) => {
-                    m.map.get(DENSE)?.quantization_config
-                }
+                vectors_config::Config::ParamsMap(m) => m.map.get(DENSE)?.quantization_config,
                 _ => None,
             })
             .and_then(|q| q.quantization)
@@ -978,11 +976,12 @@ impl VectorBackend for QdrantVectors {
     /// Server-side RRF (Query API: a dense and a sparse prefetch, each with
     /// the filter and `candidates` results, fused by `rrf` with
     /// `k = rrf_k + 1`: Qdrant's ranks start at 0, the contract's at 1).
-    /// Qdrant's weighted RRF is `1 / ((rank + 1) / w + k − 1)`, which equals
-    /// the contract's `w / (rrf_k + rank)` only for weights 0 and 1: equal
-    /// weights and a zero weight fuse on the server (scores scaled by the
-    /// weight); two different non-zero weights fuse here, over the two
-    /// rankings fetched from the server, with the contract's formula.
+    /// Qdrant's weighted RRF is `1 / ((rank + 1) / w + k − 1)`, which is
+    /// not the contract's `w / (rrf_k + rank)` for `w ≠ 1`: equal positive
+    /// weights (the default 1 and 1) fuse on the server, scores scaled by
+    /// the weight; other weights (and a query text without words) fuse
+    /// here, over the two rankings fetched from the server, with the
+    /// contract's formula.
     async fn hybrid_query(&self, request: HybridRequest) -> PluginResult<Vec<Match>> {
         let shape = self.shape(&request.collection).await?;
         validate_vector(&request.vector, shape.dimension, "hybrid query")?;
@@ -1000,18 +999,12 @@ impl VectorBackend for QdrantVectors {
         let params = self.search_params(&Map::new())?;
         let sq = sparse::query(&request.text);
         let sq = (!sq.0.is_empty()).then_some(sq);
-        let (weights, scale) = if dw == lw {
-            (vec![], dw)
-        } else if lw == 0.0 {
-            (vec![1.0, 0.0], dw)
-        } else if dw == 0.0 {
-            (vec![0.0, 1.0], lw)
-        } else {
+        // Equal positive weights: the server's RRF is the contract's, times
+        // the weight. Anything else fuses here (see above).
+        let (Some(sq), true) = (sq.clone(), dw == lw && dw > 0.0) else {
             return self.fuse_here(&request, shape, filter, params, sq).await;
         };
-        let Some(sq) = sq else {
-            return self.fuse_here(&request, shape, filter, params, None).await;
-        };
+        let scale = dw;
         let n = request.candidates_or_default() as u64;
         let prefetch = vec![
             PrefetchQuery {
@@ -1038,7 +1031,7 @@ impl VectorBackend for QdrantVectors {
                 query: Some(Query {
                     variant: Some(query::Variant::Rrf(Rrf {
                         k: Some(request.rrf_k.saturating_add(1)),
-                        weights,
+                        weights: Vec::new(),
                     })),
                 }),
                 limit: Some(u64::from(request.top_k)),
