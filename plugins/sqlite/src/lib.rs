@@ -39,6 +39,8 @@ pub struct SqlitePlugin {
     sql: Arc<sql::SqliteSql>,
     /// One vector store per backend, so every handle shares its caches and indexes.
     vectors: Arc<vector::SqliteVectors>,
+    /// A database file (not `:memory:`): what is written survives a reopen.
+    on_disk: bool,
 }
 
 impl Plugin for SqlitePlugin {
@@ -53,6 +55,7 @@ impl Plugin for SqlitePlugin {
         cap::SQL_STREAMING,
         cap::SQL_LAST_INSERT_ROWID,
         cap::SQL_CONCURRENT,
+        cap::SQL_DURABLE,
         cap::VECTOR_HYBRID,
         cap::VECTOR_SCAN,
         cap::VECTOR_ANN,
@@ -66,13 +69,30 @@ impl Plugin for SqlitePlugin {
 
     async fn open(config: SqliteConfig, ctx: OpenContext) -> PluginResult<Self> {
         let file = config.file(&ctx);
+        // `file:…?mode=memory` URIs are in memory too.
+        let on_disk = file
+            .as_ref()
+            .is_some_and(|f| !f.to_string_lossy().contains("mode=memory"));
         let shared = Shared::open(config, file)?;
         Ok(SqlitePlugin {
             sql: Arc::new(sql::SqliteSql {
                 shared: shared.clone(),
             }),
             vectors: Arc::new(vector::SqliteVectors::new(shared)),
+            on_disk,
         })
+    }
+
+    /// Per opened database: an in-memory one keeps nothing across a close,
+    /// so it claims neither durability nor a persistent index.
+    fn capabilities(&self) -> Vec<String> {
+        Self::CAPABILITIES
+            .iter()
+            .filter(|c| {
+                self.on_disk || ![cap::SQL_DURABLE, cap::VECTOR_PERSISTENT_INDEX].contains(c)
+            })
+            .map(|c| c.to_string())
+            .collect()
     }
 
     fn sql(&self) -> Option<SqlHandle> {
