@@ -25,12 +25,22 @@ pub fn decode(bytes: &[u8]) -> Vec<f32> {
 
 /// `v / ‖v‖`; the zero vector is returned unchanged (its cosine score
 /// against anything is 0).
+///
+/// The norm is computed in `f64`: in `f32` the squares of components past
+/// about 1.8e19 overflow (`[0, 0, 0, -3.4e38]` became the zero vector and
+/// scored 0 against `[0, 0, 0, -1]`) and those below about 1e-23 underflow
+/// (`[0, 0, 0, -1e-30]` was left unnormalised). In `f64` neither happens
+/// for any finite `f32` vector of up to 2^40 dimensions.
 pub fn normalized(v: &[f32]) -> Vec<f32> {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let norm = v
+        .iter()
+        .map(|&x| f64::from(x) * f64::from(x))
+        .sum::<f64>()
+        .sqrt();
     if norm == 0.0 {
         v.to_vec()
     } else {
-        v.iter().map(|x| x / norm).collect()
+        v.iter().map(|&x| (f64::from(x) / norm) as f32).collect()
     }
 }
 
@@ -58,5 +68,22 @@ mod tests {
         let n = normalized(&[3.0, 4.0]);
         assert_eq!(n, vec![0.6, 0.8]);
         assert_eq!(normalized(&[0.0, 0.0]), vec![0.0, 0.0]);
+    }
+
+    #[test]
+    fn normalized_survives_the_edges_of_f32() {
+        // Before the fix: the f32 norm overflowed to infinity (giving the
+        // zero vector) or underflowed to 0 (leaving the vector as it was).
+        assert_eq!(
+            normalized(&[0.0, 0.0, 0.0, -3.4e38]),
+            vec![0.0, 0.0, 0.0, -1.0]
+        );
+        assert_eq!(
+            normalized(&[f32::MAX, f32::MAX]),
+            vec![0.70710677, 0.70710677]
+        );
+        assert_eq!(normalized(&[0.0, -1e-30, 0.0]), vec![0.0, -1.0, 0.0]);
+        let tiny = normalized(&[f32::from_bits(1), f32::from_bits(1)]);
+        assert_eq!(tiny, vec![0.70710677, 0.70710677], "subnormals");
     }
 }

@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::{
     AnnIndex, HnswParams, Metric, codec,
-    kernels::{Kernels, kernels},
+    kernels::{self, Kernels},
     quant::Quant,
     topk::{TopK, rank},
 };
@@ -197,9 +197,10 @@ impl Flat {
 
     /// The exact score of row `row` against a prepared query: cosine
     /// similarity, dot product or *negative* euclidean distance (higher is
-    /// better).
-    pub fn score(&self, q: &[f32], row: usize) -> f32 {
-        score_with(self.metric, kernels(), q, self.vector(row))
+    /// better). Computed by the `f32` kernels and widened to `f64`; where
+    /// they overflow (components past about 1e19), in `f64` arithmetic.
+    pub fn score(&self, q: &[f32], row: usize) -> f64 {
+        score_with(self.metric, kernels::kernels(), q, self.vector(row))
     }
 
     /// The `k` best rows for a prepared query as `(row, score)`, best first
@@ -219,7 +220,7 @@ impl Flat {
         k: usize,
         options: SearchOptions,
         allowed: Option<&HashSet<i64>>,
-    ) -> Vec<(usize, f32)> {
+    ) -> Vec<(usize, f64)> {
         // `k` is a caller's `top_k`: no more rows than exist are returned,
         // so nothing below is sized by more.
         let k = k.min(self.len());
@@ -239,7 +240,7 @@ impl Flat {
         q: &[f32],
         k: usize,
         allowed: Option<&HashSet<i64>>,
-    ) -> Vec<(usize, f32)> {
+    ) -> Vec<(usize, f64)> {
         let k = k.min(self.len());
         if k == 0 {
             return Vec::new();
@@ -278,11 +279,11 @@ impl Flat {
         q: &[f32],
         k: usize,
         rows: Option<&[usize]>,
-    ) -> Option<Vec<(usize, f32)>> {
+    ) -> Option<Vec<(usize, f64)>> {
         if self.quant.len() != self.len() {
             return None;
         }
-        let kern = kernels();
+        let kern = kernels::kernels();
         self.quant
             .top_k(
                 self.metric,
@@ -301,11 +302,11 @@ impl Flat {
         q: &[f32],
         k: usize,
         rows: Option<&[usize]>,
-    ) -> Vec<(usize, f32)> {
+    ) -> Vec<(usize, f64)> {
         if k == 0 {
             return Vec::new();
         }
-        let kern = kernels();
+        let kern = kernels::kernels();
         let mut top = TopK::new(k, rows.map_or(self.len(), <[usize]>::len));
         let mut offer = |i: usize| {
             top.offer(
@@ -330,7 +331,7 @@ impl Flat {
         k: usize,
         options: SearchOptions,
         allowed: Option<&HashSet<i64>>,
-    ) -> Option<Vec<(usize, f32)>> {
+    ) -> Option<Vec<(usize, f64)>> {
         if k == 0 {
             return Some(Vec::new());
         }
@@ -343,8 +344,8 @@ impl Flat {
             // Oversample when part of the graph is filtered away.
             ef = ef.max(k * 4);
         }
-        let kern = kernels();
-        let mut scored: Vec<(usize, f32)> = index
+        let kern = kernels::kernels();
+        let mut scored: Vec<(usize, f64)> = index
             .search(q, k, ef, allowed)
             .into_iter()
             .filter_map(|key| {
@@ -358,11 +359,31 @@ impl Flat {
 }
 
 /// The exact score of stored vector `v` against prepared query `q`.
+///
+/// The `f32` kernels answer; a result they overflowed (a product or a
+/// squared difference past `f32::MAX`: infinite, or `NaN` from `∞ − ∞`) is
+/// computed again in `f64`, where no finite `f32` input overflows. Scores
+/// are `f64` so that such a score (a dot product of 1e40, a distance of
+/// 6e38) is a number, not infinity.
 #[inline]
-fn score_with(metric: Metric, kern: Kernels, q: &[f32], v: &[f32]) -> f32 {
+fn score_with(metric: Metric, kern: Kernels, q: &[f32], v: &[f32]) -> f64 {
     match metric {
-        Metric::Cosine | Metric::Dot => (kern.dot)(q, v),
-        Metric::Euclidean => -(kern.l2)(q, v).sqrt(),
+        Metric::Cosine | Metric::Dot => {
+            let s = (kern.dot)(q, v);
+            if s.is_finite() {
+                f64::from(s)
+            } else {
+                kernels::dot_f64(q, v)
+            }
+        }
+        Metric::Euclidean => {
+            let s = (kern.l2)(q, v);
+            if s.is_finite() {
+                -f64::from(s.sqrt())
+            } else {
+                -kernels::l2_f64(q, v).sqrt()
+            }
+        }
     }
 }
 
@@ -474,7 +495,7 @@ mod tests {
             .expect("the int8 path answers");
         assert_eq!(stats.scanned, rows.as_ref().map_or(l.len(), Vec::len));
         let plain = l.f32_top_k(&q, k, rows.as_deref());
-        let bits = |v: &[(usize, f32)]| -> Vec<(i64, u32)> {
+        let bits = |v: &[(usize, f64)]| -> Vec<(i64, u64)> {
             v.iter().map(|(i, s)| (l.key(*i), s.to_bits())).collect()
         };
         assert_eq!(
@@ -508,7 +529,7 @@ mod tests {
             let pk = l.key(*i);
             let truth = score64(l.metric(), query, &raw[&pk]);
             assert!(
-                (f64::from(*s) - truth).abs() <= tol,
+                (*s - truth).abs() <= tol,
                 "position {pos}: score {s} vs true {truth}"
             );
             assert!(
@@ -528,6 +549,52 @@ mod tests {
     }
 
     const METRICS: [Metric; 3] = [Metric::Cosine, Metric::Dot, Metric::Euclidean];
+
+    /// Scores near the `f32` limit (issue 16 item 9). Before the fix: the
+    /// cosine vector `[0,0,0,-3.4e38]` scored 0.0 against `[0,0,0,-1]` (its
+    /// `f32` norm overflowed and normalised it to zero), the euclidean
+    /// query `[0,0,0,3e38]` scored `-inf` (the squared distance overflowed;
+    /// `null` in JSON), and a dot product of 1e40 was infinite.
+    #[test]
+    fn scores_near_the_f32_limit_are_finite_and_right() {
+        let close = |got: f64, want: f64| (got - want).abs() <= want.abs() * 1e-6;
+        let mut cos = Flat::with_capacity(Metric::Cosine, 4, 3);
+        cos.push(1, &[0.0, 0.0, 0.0, -3.4e38]);
+        cos.push(2, &[0.0, 0.0, 0.0, -1e-30]);
+        cos.push(3, &[f32::MAX, f32::MAX, f32::MAX, f32::MAX]);
+        let q = cos.prepare_query(&[0.0, 0.0, 0.0, -1.0]);
+        assert!(close(cos.score(&q, 0), 1.0), "{}", cos.score(&q, 0));
+        assert!(close(cos.score(&q, 1), 1.0), "{}", cos.score(&q, 1));
+        assert!(close(cos.score(&q, 2), -0.5), "{}", cos.score(&q, 2));
+
+        let mut l2 = Flat::with_capacity(Metric::Euclidean, 4, 2);
+        l2.push(1, &[0.0, 0.0, 0.0, -1.0]);
+        l2.push(2, &[0.0, 0.0, 0.0, -3e38]);
+        let q = l2.prepare_query(&[0.0, 0.0, 0.0, 3e38]);
+        let top = l2.exact_top_k(&q, 2, None);
+        assert_eq!(
+            top.iter().map(|&(r, _)| l2.key(r)).collect::<Vec<_>>(),
+            [1, 2]
+        );
+        assert!(close(top[0].1, -3e38), "{top:?}");
+        assert!(close(top[1].1, -6e38), "beyond f32::MAX: {top:?}");
+
+        let mut dot = Flat::with_capacity(Metric::Dot, 2, 2);
+        dot.push(1, &[1e20, 0.0]);
+        dot.push(2, &[-1e20, 1e20]);
+        let q = dot.prepare_query(&[1e20, 1e20]);
+        let top = dot.exact_top_k(&q, 2, None);
+        assert!(close(top[0].1, 1e40) && dot.key(top[0].0) == 1, "{top:?}");
+        assert_eq!(top[1].1, 0.0, "1e40 - 1e40 without inf - inf: {top:?}");
+        // Ordinary magnitudes keep the f32 kernels' exact bits.
+        let mut plain = Flat::with_capacity(Metric::Dot, 3, 1);
+        plain.push(1, &[0.1, 0.2, 0.3]);
+        let k = crate::kernels::kernels();
+        assert_eq!(
+            plain.score(&[1.0, 2.0, 3.0], 0),
+            f64::from((k.dot)(&[1.0, 2.0, 3.0], &[0.1, 0.2, 0.3]))
+        );
+    }
 
     /// A caller's `k` (a `top_k` of `u32::MAX`) never sizes an allocation:
     /// before the fix the `f32` scan reserved a heap of `k + 1` entries and

@@ -250,7 +250,16 @@ impl Hnsw {
 
     #[inline]
     fn dist(&self, a: &[f32], b: &[f32]) -> f32 {
-        let x = (self.kernel)(a, b);
+        let mut x = (self.kernel)(a, b);
+        if !x.is_finite() {
+            // Vectors past ~1e19 overflow the f32 kernel; f64 keeps the
+            // order where the result fits f32 (beyond, it saturates: the
+            // graph only guides, candidates are rescored exactly).
+            x = match self.space {
+                Space::L2 => crate::kernels::l2_f64(a, b),
+                _ => crate::kernels::dot_f64(a, b),
+            } as f32;
+        }
         match self.space {
             Space::Cosine => 1.0 - x,
             Space::L2 => x,

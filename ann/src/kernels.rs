@@ -118,6 +118,26 @@ fn l2_avx2(a: &[f32], b: &[f32]) -> f32 {
     l2_generic(a, b)
 }
 
+/// `a · b` in `f64` arithmetic: exact products, no overflow for any
+/// finite `f32` input (the fallback of a score the `f32` kernel overflowed).
+pub fn dot_f64(a: &[f32], b: &[f32]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum()
+}
+
+/// `‖a − b‖²` in `f64` arithmetic (see [`dot_f64`]).
+pub fn l2_f64(a: &[f32], b: &[f32]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| {
+            let d = f64::from(*x) - f64::from(*y);
+            d * d
+        })
+        .sum()
+}
+
 /// Hints the CPU to fetch the first two cache lines of `v` (HNSW search
 /// prefetches the vectors of a node's neighbours before scoring them).
 #[inline]

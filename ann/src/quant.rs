@@ -315,9 +315,9 @@ impl Quant {
         q: &[f32],
         k: usize,
         idx: Option<&[usize]>,
-        exact: impl Fn(usize) -> f32,
+        exact: impl Fn(usize) -> f64,
         pk: impl Fn(usize) -> i64,
-    ) -> Option<(Vec<(usize, f32)>, SearchStats)> {
+    ) -> Option<(Vec<(usize, f64)>, SearchStats)> {
         if !self.fitted || q.len() != self.dim {
             return None;
         }
@@ -374,17 +374,17 @@ impl Quant {
                 }
             };
             let first = best_by_key(m, k, key);
-            let mut threshold = f32::INFINITY;
+            let mut threshold = f64::INFINITY;
             for &t in &first {
                 threshold = threshold.min(exact(row(t)));
             }
             if first.len() < k || threshold.is_nan() {
-                threshold = f32::NEG_INFINITY;
+                threshold = f64::NEG_INFINITY;
             }
-            let t_f64 = f64::from(threshold);
+            let t_f64 = threshold;
 
             // Everything whose bound reaches T.
-            let mut found: Vec<(usize, f32)> = Vec::new();
+            let mut found: Vec<(usize, f64)> = Vec::new();
             match metric {
                 Metric::Euclidean => {
                     let eta = 4.0 * g * nq * a_max

@@ -31,7 +31,7 @@ pub struct TopK {
 /// (a tie) larger key.
 #[derive(Clone, Copy, Debug)]
 struct Entry {
-    score: f32,
+    score: f64,
     key: i64,
     row: usize,
 }
@@ -66,7 +66,7 @@ impl TopK {
 
     /// Offers row `row` (tie-break key `key`) with `score`.
     #[inline]
-    pub fn offer(&mut self, row: usize, key: i64, score: f32) {
+    pub fn offer(&mut self, row: usize, key: i64, score: f64) {
         let c = Entry { score, key, row };
         if self.heap.len() < self.k {
             self.heap.push(c);
@@ -89,7 +89,7 @@ impl TopK {
     }
 
     /// The kept `(row, score)`s, best first (ties: lower key first).
-    pub fn into_sorted(self) -> Vec<(usize, f32)> {
+    pub fn into_sorted(self) -> Vec<(usize, f64)> {
         let mut v = self.heap.into_vec();
         v.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.key.cmp(&b.key)));
         v.into_iter().map(|e| (e.row, e.score)).collect()
@@ -98,7 +98,7 @@ impl TopK {
 
 /// Sorts `(row, score)`s best first (ties: lower `key(row)` first) and
 /// keeps `k`.
-pub fn rank(scored: &mut Vec<(usize, f32)>, k: usize, key: impl Fn(usize) -> i64) {
+pub fn rank(scored: &mut Vec<(usize, f64)>, k: usize, key: impl Fn(usize) -> i64) {
     scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(key(a.0).cmp(&key(b.0))));
     scored.truncate(k);
 }

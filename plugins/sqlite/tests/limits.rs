@@ -1,5 +1,6 @@
-//! Sizes at the edge, through the loaded `.so`: a caller's `top_k` never
-//! sizes an allocation.
+//! Sizes and magnitudes at the edge, through the loaded `.so`: a caller's
+//! `top_k` never sizes an allocation, and scores stay right near the `f32`
+//! limit.
 
 mod common;
 
@@ -107,5 +108,90 @@ async fn a_huge_top_k_returns_what_exists() {
         .await
         .unwrap();
     assert_eq!(even.len(), 150);
+    strata.close().await.unwrap();
+}
+
+/// Vectors near the `f32` limit score what the metric says: a cosine
+/// vector `[0,0,0,-3.4e38]` against `[0,0,0,-1]` is 1, not 0 (its norm
+/// overflowed `f32` and normalised it to zero), and euclidean and dot
+/// scores beyond the `f32` range are finite numbers, not `null` (the
+/// squared distance overflowed to infinity).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scores_near_the_f32_limit_are_right() {
+    let dir = tempfile::tempdir().unwrap();
+    let strata = open(dir.path());
+    let v = strata.vectors().await.unwrap();
+    let score = |hits: &[strata_host::Hit], id: &str| {
+        hits.iter()
+            .find(|h| h.id == id)
+            .unwrap_or_else(|| panic!("{id} missing"))
+            .score
+    };
+    let close = |got: f64, want: f64| (got - want).abs() <= want.abs() * 1e-6;
+
+    v.create_collection("cos", 4, Metric::Cosine).await.unwrap();
+    v.upsert(
+        "cos",
+        [
+            Record::new("huge", vec![0.0, 0.0, 0.0, -3.4e38]),
+            Record::new("tiny", vec![0.0, 0.0, 0.0, -1e-30]),
+            Record::new("other", vec![0.0, 1.0, 0.0, 0.0]),
+        ],
+    )
+    .await
+    .unwrap();
+    let hits = v
+        .query("cos", &Query::new(vec![0.0, 0.0, 0.0, -1.0]).top_k(3))
+        .await
+        .unwrap();
+    assert!(close(score(&hits, "huge"), 1.0), "{hits:?}");
+    assert!(close(score(&hits, "tiny"), 1.0), "{hits:?}");
+    assert_eq!(score(&hits, "other"), 0.0);
+    // The huge vector as the query.
+    let hits = v
+        .query("cos", &Query::new(vec![0.0, 0.0, 0.0, -3.4e38]).top_k(3))
+        .await
+        .unwrap();
+    assert!(close(score(&hits, "huge"), 1.0), "{hits:?}");
+
+    v.create_collection("l2", 4, Metric::Euclidean)
+        .await
+        .unwrap();
+    v.upsert(
+        "l2",
+        [
+            Record::new("unit", vec![0.0, 0.0, 0.0, -1.0]),
+            Record::new("far", vec![0.0, 0.0, 0.0, -3e38]),
+        ],
+    )
+    .await
+    .unwrap();
+    let hits = v
+        .query("l2", &Query::new(vec![0.0, 0.0, 0.0, 3e38]).top_k(2))
+        .await
+        .unwrap();
+    assert!(hits.iter().all(|h| h.score.is_finite()), "{hits:?}");
+    assert!(close(score(&hits, "unit"), -3e38), "{hits:?}");
+    // 6e38 is beyond f32::MAX: the score is computed in f64.
+    assert!(close(score(&hits, "far"), -6e38), "{hits:?}");
+    assert_eq!(hits[0].id, "unit");
+
+    v.create_collection("dot", 2, Metric::Dot).await.unwrap();
+    v.upsert(
+        "dot",
+        [
+            Record::new("big", vec![1e20, 0.0]),
+            Record::new("small", vec![1.0, 0.0]),
+        ],
+    )
+    .await
+    .unwrap();
+    let hits = v
+        .query("dot", &Query::new(vec![1e20, 0.0]).top_k(2))
+        .await
+        .unwrap();
+    assert!(close(score(&hits, "big"), 1e40), "{hits:?}");
+    assert!(close(score(&hits, "small"), 1e20), "{hits:?}");
+    assert_eq!(hits[0].id, "big");
     strata.close().await.unwrap();
 }

@@ -50,7 +50,7 @@ async fn dense(
     k: usize,
     filter: &Filter,
     options: &QueryOptions,
-) -> PluginResult<Vec<(i64, String, f32)>> {
+) -> PluginResult<Vec<(i64, String, f64)>> {
     let allowed = if filter.is_all() {
         None
     } else {
@@ -114,7 +114,6 @@ pub(super) async fn query(
     .await?;
     let top: Vec<(i64, String, f64)> = top
         .into_iter()
-        .map(|(pk, id, s)| (pk, id, f64::from(s)))
         .filter(|(_, _, s)| request.min_score.is_none_or(|m| *s >= m))
         .collect();
     if request.include == 0 {
