@@ -14,6 +14,7 @@ mod plugins;
 mod progress;
 mod quickstart;
 mod sql;
+mod upsert;
 mod vectors;
 
 use std::{path::PathBuf, process::ExitCode};

@@ -7,10 +7,14 @@ use std::{
 
 use clap::Subcommand;
 use strata_host::{
-    CollectionStats, Error, ErrorKind, Hybrid, Include, Metric, PluginError, Query, Record, Strata,
+    CollectionStats, Error, ErrorKind, Hybrid, Include, Metric, PluginError, Query, Strata,
 };
 
-use crate::{error::Result, output::table};
+use crate::{
+    error::Result,
+    output::{clip, clip_json, table},
+    upsert,
+};
 
 /// `strata vectors` subcommands.
 #[derive(Subcommand, Debug)]
@@ -42,6 +46,11 @@ pub(crate) enum VectorsCommand {
         /// Records per batch.
         #[arg(long, default_value_t = 1000)]
         batch: usize,
+        /// Files up to this many MiB are read and checked whole before anything is
+        /// written (a bad record writes nothing); larger ones are written as they
+        /// are read. 0 = always as read.
+        #[arg(long, default_value_t = upsert::DEFAULT_CHECK_FIRST_MB)]
+        check_first_mb: u64,
     },
     /// Nearest neighbours of a vector (a JSON array, from a file or stdin).
     Query {
@@ -163,50 +172,52 @@ pub(crate) async fn vectors(
                 println!("{t}");
             }
         }
-        VectorsCommand::Upsert { name, file, batch } => {
-            let text = read_input(Some(&file))?;
-            let mut pending = Vec::new();
-            let mut total = 0u64;
-            let lines = text.lines().filter(|l| !l.trim().is_empty()).count();
+        VectorsCommand::Upsert {
+            name,
+            file,
+            batch,
+            check_first_mb,
+        } => {
+            let dim = v
+                .stats(&name)
+                .await?
+                .ok_or_else(|| {
+                    Error::Plugin(PluginError::new(
+                        ErrorKind::NotFound,
+                        format!("collection {name:?} does not exist (create it first)"),
+                    ))
+                })?
+                .dimension as usize;
+            let mut input: Box<dyn std::io::BufRead> = if file == Path::new("-") {
+                Box::new(std::io::BufReader::new(std::io::stdin().lock()))
+            } else {
+                Box::new(std::io::BufReader::with_capacity(
+                    1 << 20,
+                    std::fs::File::open(&file).map_err(|e| Error::Io {
+                        context: format!("reading {}", file.display()),
+                        source: e,
+                    })?,
+                ))
+            };
             // Drawn only when stderr is a terminal.
-            let bar = indicatif::ProgressBar::new(lines as u64);
-            if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "upserting [{bar:30}] {pos}/{len} records ({per_sec}, eta {eta})",
-            ) {
-                bar.set_style(style.progress_chars("=> "));
-            }
-            for (n, line) in text
-                .lines()
-                .enumerate()
-                .filter(|(_, l)| !l.trim().is_empty())
+            let bar = indicatif::ProgressBar::new_spinner();
+            if let Ok(style) =
+                indicatif::ProgressStyle::with_template("upserting: {pos} records ({per_sec})")
             {
-                let doc = parse_json(line, &format!("line {}", n + 1))?;
-                let id = doc["id"]
-                    .as_str()
-                    .ok_or_else(|| Error::Params(format!("line {}: missing string `id`", n + 1)))?;
-                let vector: Vec<f32> =
-                    serde_json::from_value(doc["vector"].clone()).map_err(|e| {
-                        Error::Params(format!(
-                            "line {}: `vector` must be an array of numbers: {e}",
-                            n + 1
-                        ))
-                    })?;
-                let mut r = Record::new(id, vector).metadata(doc["metadata"].clone());
-                if let Some(t) = doc["text"].as_str() {
-                    r = r.text(t);
-                }
-                pending.push(r);
-                if pending.len() >= batch.max(1) {
-                    let n = v.upsert(&name, std::mem::take(&mut pending)).await?;
-                    total += n;
-                    bar.inc(n);
-                }
+                bar.set_style(style);
             }
-            if !pending.is_empty() {
-                total += v.upsert(&name, pending).await?;
-            }
+            let total = upsert::upsert_lines(
+                &v,
+                &name,
+                dim,
+                &mut *input,
+                batch,
+                check_first_mb.saturating_mul(1 << 20),
+                &bar,
+            )
+            .await;
             bar.finish_and_clear();
-            println!("upserted {total} records into {name}");
+            println!("upserted {} records into {name}", total?);
         }
         VectorsCommand::Query {
             name,
@@ -257,11 +268,8 @@ pub(crate) async fn vectors(
                         (i + 1).to_string(),
                         h.id.clone(),
                         format!("{:.6}", h.score),
-                        h.metadata
-                            .as_ref()
-                            .map(|m| m.to_string())
-                            .unwrap_or_default(),
-                        h.text.clone().unwrap_or_default(),
+                        h.metadata.as_ref().map(clip_json).unwrap_or_default(),
+                        h.text.as_deref().map(clip).unwrap_or_default(),
                     ]);
                 }
                 println!("{t}");

@@ -352,6 +352,45 @@ async fn restore_refuses_an_existing_file_without_force() {
     assert_eq!((check.as_str(), ids), ("ok", vec![1]));
 }
 
+/// A backup whose manifest was deleted is listed (manifest MISSING) and
+/// cannot be restored (nothing to check it against): a restore says so,
+/// naming it, rather than that there are no backups.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_without_its_manifest_is_named_not_called_missing() {
+    let env = env("nomanifest", "keep = 10");
+    let sql = env.strata.sql().await.unwrap();
+    sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY); INSERT INTO t VALUES (1);")
+        .await
+        .unwrap();
+    let manager = BackupManager::new(&env.strata).unwrap();
+    let r = manager.backup_now().await.unwrap();
+    let ts = r.manifest.timestamp.clone();
+    let blobs = env.strata.blobs().await.unwrap();
+    blobs
+        .delete(&format!("backups/local/{ts}.manifest.json"))
+        .await
+        .unwrap();
+    let listed = manager.list().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].manifest_key.is_none() && listed[0].object.is_some());
+    let target = env.dir.path().join("restored.sqlite");
+    for which in [
+        Which::Latest,
+        Which::Timestamp(ts.clone()),
+        Which::Timestamp(ts[..8].to_string()),
+    ] {
+        let e = manager
+            .restore(&which, Some(&target), false)
+            .await
+            .unwrap_err();
+        let m = e.to_string();
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{m}");
+        assert!(!m.contains("there are none"), "{which:?}: {m}");
+        assert!(m.contains(&ts) && m.contains("manifest"), "{which:?}: {m}");
+    }
+    assert!(!target.exists());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_backup_restores_exactly_its_moment_and_latest_is_the_newest() {
     for compression in [Compression::Zstd, Compression::Gzip] {

@@ -184,3 +184,49 @@ async fn a_cut_or_damaged_export_is_refused_before_anything_is_written() {
         t.close().await.unwrap();
     }
 }
+
+/// Format 1 (before trailers): `import` refuses it (it cannot be checked
+/// whole), a restore of an old logical backup (whose manifest's SHA-256
+/// covers it) still loads it.
+#[tokio::test]
+async fn a_format_1_file_is_restored_but_not_imported() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = concat!(
+        r#"{"strata_export":1,"source":"x","dialect":"sqlite"}"#,
+        "\n",
+        r#"{"table":{"name":"old","columns":[{"name":"id","kind":"integer","not_null":true}],"primary_key":["id"],"auto_key":false,"indexes":[]}}"#,
+        "\n",
+        r#"{"row":[1]}"#,
+        "\n",
+        r#"{"end":{"table":"old","rows":1}}"#,
+        "\n"
+    );
+    let c = jsonl::contents(&mut v1.as_bytes(), "v1.jsonl").unwrap();
+    assert_eq!(
+        (c.tables.clone(), c.verified),
+        (vec!["old".to_string()], false)
+    );
+    let t = open(dir.path(), "v1");
+    let backend = t.backend("local").await.unwrap();
+    let err = jsonl::import(
+        &backend,
+        &mut std::io::Cursor::new(v1),
+        "v1.jsonl",
+        &MigrateOptions::new(),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("format 1"), "{err}");
+    assert_eq!(tables(&t).await, Vec::<String>::new());
+    jsonl::import_with(
+        &backend,
+        &mut v1.as_bytes(),
+        "v1.jsonl",
+        &MigrateOptions::new(),
+        jsonl::ImportMode::Restore { replace: false },
+    )
+    .await
+    .unwrap();
+    assert_eq!(count(&t, "SELECT count(*) AS n FROM old").await, 1);
+    t.close().await.unwrap();
+}

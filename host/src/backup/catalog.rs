@@ -93,24 +93,58 @@ pub(super) async fn find_in(
     source: &str,
     which: &Which,
 ) -> Result<Manifest, BackupError> {
-    let all: Vec<StoredBackup> = list_in(blobs, dir)
-        .await?
-        .into_iter()
-        .filter(|b| b.manifest_key.is_some())
+    let stored = list_in(blobs, dir).await?;
+    // Objects without a manifest (deleted, or an upload that was cut off)
+    // are listed by `list`, but have nothing to check them against: never
+    // restored, and named when they are what a restore asked for.
+    let orphans: Vec<&StoredBackup> = stored
+        .iter()
+        .filter(|b| b.manifest_key.is_none() && b.object.is_some())
         .collect();
-    let available = || match (all.first(), all.last()) {
-        (Some(a), Some(z)) => {
-            format!("{} backups, {} … {}", all.len(), a.timestamp, z.timestamp)
-        }
-        _ => "there are none".to_string(),
+    let all: Vec<StoredBackup> = stored
+        .iter()
+        .filter(|b| b.manifest_key.is_some())
+        .cloned()
+        .collect();
+    let span = |list: &[&StoredBackup]| match list {
+        [] => String::new(),
+        [one] => one.timestamp.clone(),
+        [a, .., z] => format!("{} … {}", a.timestamp, z.timestamp),
     };
-    let not_found = |wanted: String| BackupError::NotFound {
+    let available = |wanted_orphans: &[&StoredBackup]| {
+        let complete = match (all.first(), all.last()) {
+            (Some(a), Some(z)) => {
+                format!("{} backups, {} … {}", all.len(), a.timestamp, z.timestamp)
+            }
+            _ if orphans.is_empty() => "there are none".to_string(),
+            _ => "none with a manifest".to_string(),
+        };
+        let named = if wanted_orphans.is_empty() {
+            &orphans[..]
+        } else {
+            wanted_orphans
+        };
+        if named.is_empty() {
+            complete
+        } else {
+            format!(
+                "{complete}; {} stored without its manifest: {} (the manifest was deleted, or its upload was interrupted; without it the object cannot be checked, so it is not restored — `strata backup verify` reports it, `prune` removes it once older than the kept backups)",
+                if named.len() == 1 {
+                    "1 object".to_string()
+                } else {
+                    format!("{} objects", named.len())
+                },
+                span(named)
+            )
+        }
+    };
+    let not_found = |wanted: String, wanted_orphans: &[&StoredBackup]| BackupError::NotFound {
         wanted,
         backend: source.to_string(),
-        available: available(),
+        available: available(wanted_orphans),
     };
     let chosen = match which {
-        Which::Latest => all.last().ok_or_else(|| not_found("latest".into()))?,
+        Which::Latest => all.last().ok_or_else(|| not_found("latest".into(), &[]))?,
         Which::Timestamp(t) => {
             let exact: Vec<&StoredBackup> = all.iter().filter(|b| b.timestamp == *t).collect();
             let matching: Vec<&StoredBackup> = if exact.is_empty() {
@@ -122,14 +156,24 @@ pub(super) async fn find_in(
             };
             match matching.as_slice() {
                 [one] => *one,
-                [] => return Err(not_found(t.clone())),
+                [] => {
+                    let asked: Vec<&StoredBackup> = orphans
+                        .iter()
+                        .copied()
+                        .filter(|b| b.timestamp.starts_with(t.as_str()))
+                        .collect();
+                    return Err(not_found(t.clone(), &asked));
+                }
                 many => {
-                    return Err(not_found(format!(
-                        "{t} (ambiguous: {} backups match, {} … {})",
-                        many.len(),
-                        many[0].timestamp,
-                        many[many.len() - 1].timestamp
-                    )));
+                    return Err(not_found(
+                        format!(
+                            "{t} (ambiguous: {} backups match, {} … {})",
+                            many.len(),
+                            many[0].timestamp,
+                            many[many.len() - 1].timestamp
+                        ),
+                        &[],
+                    ));
                 }
             }
         }

@@ -42,12 +42,6 @@ pub enum BackupError {
         /// The target.
         path: PathBuf,
     },
-    /// Another restore into the same target is running.
-    #[error("another restore into {} is running", path.display())]
-    RestoreRunning {
-        /// The target.
-        path: PathBuf,
-    },
     /// The source backend cannot be backed up this way.
     #[error("backend `{backend}` cannot be backed up: {reason}")]
     Unsupported {
@@ -111,7 +105,7 @@ impl BackupError {
                 ErrorKind::AlreadyExists
             }
             BackupError::WrongKind { .. } => ErrorKind::InvalidInput,
-            BackupError::TargetBusy { .. } | BackupError::RestoreRunning { .. } => ErrorKind::Busy,
+            BackupError::TargetBusy { .. } => ErrorKind::Busy,
             BackupError::Logical { source, .. } => migrate_kind(source),
             BackupError::Unsupported { .. } => ErrorKind::Unsupported,
             BackupError::Host(e) => e.kind(),

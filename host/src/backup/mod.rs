@@ -83,9 +83,9 @@
 //! A target SQLite cannot open (a corrupt file, often the reason to
 //! restore) has no commits to keep and is replaced as it is. Crash tests
 //! stop the process at each step through `STRATA_FAULT_RESTORE_STEP=N`.
-//! A lock file `.NAME.restore.lock` beside the target lets one restore
-//! into it run at a time, which also makes every `.NAME.restore-*`
-//! temporary file found there a leftover of a killed restore: removed.
+//! Each restore holds a lock on its temporary file while it runs, so a
+//! `.NAME.restore-*` file nobody holds the lock of is a leftover of a
+//! killed restore: the next restore removes it.
 //!
 //! A logical backup ([`BackupManager::restore_into`], `--into BACKEND`):
 //! the same download and checks into a temporary file, then the target

@@ -121,9 +121,9 @@ impl BackupManager<'_> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "database".into());
 
-        // One restore into a target at a time; what a killed one left
-        // (`.NAME.restore-*`) is removed by the next.
-        let _lock = lock_target(&dir, &name, &target)?;
+        // What a killed restore left (`.NAME.restore-*`) is removed; each
+        // restore holds a lock on its own temporary file while it runs, so
+        // one still running is told apart and left alone.
         remove_stale_temporaries(&dir, &name)?;
         let tmp = tempfile::Builder::new()
             .prefix(&format!(".{name}.restore-"))
@@ -132,6 +132,9 @@ impl BackupManager<'_> {
                 "creating a temporary file in {}",
                 dir.display()
             )))?;
+        tmp.as_file().try_lock().map_err(|e| {
+            io(format!("locking {}", tmp.path().display()))(std::io::Error::other(e))
+        })?;
 
         // The restored file gets the permissions of the file it replaces,
         // else the usual 0644 (a temporary file is created 0600).
@@ -433,29 +436,9 @@ fn default_permissions() -> Option<std::fs::Permissions> {
     None
 }
 
-/// Takes `.NAME.restore.lock` in `dir` (held while the returned file is
-/// open; the OS releases it when a restore is killed).
-fn lock_target(dir: &Path, name: &str, target: &Path) -> Result<std::fs::File, BackupError> {
-    let path = dir.join(format!(".{name}.restore.lock"));
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(io(format!("opening {}", path.display())))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(BackupError::RestoreRunning {
-            path: target.to_path_buf(),
-        }),
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(io(format!("locking {}", path.display()))(e).into())
-        }
-    }
-}
-
 /// Removes the `.NAME.restore-*` temporary files of earlier restores that
-/// were killed (the caller holds the target's restore lock, so none is in use).
+/// were killed: those nobody holds the lock of (a running restore locks
+/// its own; the OS releases the lock of a killed one).
 fn remove_stale_temporaries(dir: &Path, name: &str) -> Result<(), BackupError> {
     let prefix = format!(".{name}.restore-");
     let entries = std::fs::read_dir(dir).map_err(io(format!("listing {}", dir.display())))?;
@@ -463,6 +446,12 @@ fn remove_stale_temporaries(dir: &Path, name: &str) -> Result<(), BackupError> {
         let entry = entry.map_err(io(format!("listing {}", dir.display())))?;
         if entry.file_name().to_string_lossy().starts_with(&prefix) {
             let path = entry.path();
+            let Ok(file) = std::fs::File::open(&path) else {
+                continue;
+            };
+            if file.try_lock().is_err() {
+                continue; // a restore running now
+            }
             match std::fs::remove_file(&path) {
                 Ok(()) => {
                     tracing::info!("removed {} left by an interrupted restore", path.display())
