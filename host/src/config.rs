@@ -666,9 +666,7 @@ fn redact_url_passwords(text: &str) -> String {
         out.push_str(head);
         // The userinfo ends at the last `@` of the line before a quote:
         // a password may hold `@`, `/` or `:` unescaped when written by hand.
-        let line_end = tail
-            .find(|c: char| matches!(c, '\n' | '"' | '\'' | '`'))
-            .unwrap_or(tail.len());
+        let line_end = tail.find(['\n', '"', '\'', '`']).unwrap_or(tail.len());
         let span = &tail[..line_end];
         match span.rfind('@') {
             Some(at) => match span[..at].find(':') {
@@ -724,7 +722,7 @@ fn redact_keys(text: &str) -> String {
             Some(&q) if q == b'"' || q == b'\'' => {
                 let body = j + 1;
                 let end = text[body..]
-                    .find(|c: char| c == q as char || c == '\n')
+                    .find([q as char, '\n'])
                     .map_or(text.len(), |e| body + e);
                 (body, end)
             }

@@ -470,7 +470,8 @@ fn sync_dir(dir: &Path) -> Result<(), BackupError> {
         .map_err(|e| io(format!("fsync of directory {}", dir.display()))(e).into())
 }
 
-/// Exit code of a process ended by [`fault_point`].
+/// Exit code of a process ended by the crash-test hook
+/// `STRATA_FAULT_RESTORE_STEP=N` (see the module docs of [`crate::backup`]).
 pub const FAULT_EXIT_CODE: i32 = 97;
 
 /// Crash-test hook: with `STRATA_FAULT_RESTORE_STEP=N` in the environment
