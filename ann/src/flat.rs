@@ -15,8 +15,10 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::{
-    AnnIndex, HnswParams, Metric, codec,
+    codec,
+    index::{AnnIndex, HnswParams},
     kernels::{self, Kernels},
+    metric::Metric,
     quant::Quant,
     topk::{TopK, rank},
 };

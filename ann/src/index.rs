@@ -65,8 +65,8 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Metric,
     hnsw::{Hnsw, Progress, Space},
+    metric::Metric,
 };
 
 /// HNSW parameters.

@@ -11,6 +11,7 @@
 //! | module | what |
 //! |---|---|
 //! | [`kernels`](mod@kernels) | `f32` dot product and squared euclidean distance, portable and AVX2 + FMA (chosen at run time); the int8 scan kernel. The crate's only `unsafe` |
+//! | [`metric`] | [`Metric`]: cosine, dot, euclidean |
 //! | [`codec`] | vectors as little-endian bytes; normalisation |
 //! | [`topk`] | top-k selection in one deterministic order: score descending, then key ascending |
 //! | [`quant`] | the int8 copy of a collection and its provable error bound |
@@ -96,6 +97,7 @@ pub mod hnsw;
 pub mod index;
 #[allow(unsafe_code)]
 pub mod kernels;
+pub mod metric;
 pub mod quant;
 pub mod topk;
 
@@ -103,26 +105,5 @@ pub use flat::{Flat, SearchOptions};
 pub use hnsw::Hnsw;
 pub use index::{AnnIndex, BuildCtl, HnswParams, IndexError, Origin};
 pub use kernels::{Kernels, kernels};
+pub use metric::Metric;
 pub use topk::TopK;
-
-/// How vectors are compared. Scores are higher-is-better.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Metric {
-    /// Cosine similarity (vectors are normalised when stored).
-    Cosine,
-    /// Dot product (inner product search).
-    Dot,
-    /// *Negative* euclidean distance.
-    Euclidean,
-}
-
-impl Metric {
-    /// `cosine`, `dot` or `euclidean` (the name in index files).
-    pub fn name(self) -> &'static str {
-        match self {
-            Metric::Cosine => "cosine",
-            Metric::Dot => "dot",
-            Metric::Euclidean => "euclidean",
-        }
-    }
-}

@@ -75,7 +75,7 @@
 
 use std::cell::RefCell;
 
-use crate::{Metric, kernels::scan_codes, topk::best_by_key};
+use crate::{kernels::scan_codes, metric::Metric, topk::best_by_key};
 
 /// Unit roundoff of `f32`.
 const U: f64 = 1.0 / 16_777_216.0;

@@ -1201,7 +1201,7 @@ fn markdown(args: &VectorsArgs, command: &str, reports: &[SizeReport], font: boo
          Exact = host + libstrata_sqlite.so with `hnsw_threshold = 0`, loaded by `upsert` in batches of {}; \
          its results are the recall ground truth ({} of them checked against brute force in f64). \
          HNSW plugin = a second database with `hnsw_threshold = {}, hnsw_m = {}, hnsw_ef_construction = {}` \
-         (the plugin's own flat-layout HNSW, `plugins/sqlite/src/hnsw.rs`, built on all cores; candidates rescored in f32), \
+         (the plugin's own flat-layout HNSW, `ann/src/hnsw.rs` in the strata-ann crate, built on all cores; candidates rescored exactly), \
          `ef_search` per query in `Query::options`; build/load = upserts + first query + wait until the background-built index is installed; index MB = files in \
          `<db>.strata-index/`. hnsw_rs direct = `Hnsw::<f32, DistDot>` (M {}, ef_construction {}, max_layer 16, \
          `parallel_insert_slice` on {} threads, anndists `simdeez_f` SIMD distances) on L2-normalised vectors, \
