@@ -8,24 +8,25 @@
 #              ${STRATA_QDRANT_API_KEY:-strata-test-key}, wait until /readyz
 #              answers, then prove the key is enforced (a request without it
 #              is refused, one with it lists collections). Idempotent. Exits
-#              4 when no binary can be found or built (see `available`).
+#              4 when there is no binary (it never builds one: see `build`).
 #   stop       stop it and delete its storage (no-op when not running)
 #   status     exit 0 if running, 3 if not
 #   env        print exports: eval "$(scripts/servers/qdrant.sh env)"
 #              (QDRANT_URL = the gRPC endpoint the plugin talks to,
 #              QDRANT_REST_URL, QDRANT_API_KEY)
-#   available  exit 0 if a binary is there or can be built, 4 if not,
-#              printing which
+#   available  exit 0 if a binary is there, 4 if not, printing how to get one
 #   build      build the binary from source into ~/.cache/strata/servers/qdrant
-#              (20-30 min on 2 cores, once per machine) with
+#              (20-30 min on 2 cores, once per machine; an interrupted build
+#              resumes where it stopped) with
 #              ../shared/qdrant/build-qdrant.sh, from bare git directories of
 #              github.com/qdrant/qdrant and github.com/qdrant/tonic given as
 #              QDRANT_GIT / TONIC_GIT (default: /work/.mirror/qdrant+qdrant/repo
 #              and /work/.mirror/qdrant+tonic/repo when they exist).
 #
 # The binary: $QDRANT_BIN, else `qdrant` on PATH, else
-# ~/.cache/strata/servers/qdrant/bin/qdrant. `start` builds it first when
-# none is found and the sources are there.
+# ~/.cache/strata/servers/qdrant/bin/qdrant. Building takes 20-30 minutes,
+# so only `build` does it, never `start` (a test run must not turn into a
+# half-hour compile, nor restart a build already running).
 #
 # An external server instead: set QDRANT_URL (+ QDRANT_API_KEY) and do not
 # call `start`; the tests use whatever QDRANT_URL names.
@@ -66,17 +67,40 @@ can_build() { [ -f "$BUILD_SCRIPT" ] && [ -d "$QGIT" ] && [ -d "$TGIT" ]; }
 available() {
   local bin
   if bin=$(find_bin); then log "binary: $bin"; return 0; fi
-  if can_build; then log "no binary yet; it can be built from $QGIT and $TGIT (20-30 min)"; return 0; fi
-  log "no qdrant binary (QDRANT_BIN, PATH, $CACHE_BIN) and no sources to build one: set QDRANT_BIN, or give QDRANT_GIT and TONIC_GIT (bare clones of github.com/qdrant/qdrant and github.com/qdrant/tonic) and run scripts/servers/qdrant.sh build"
+  if can_build; then
+    log "no qdrant binary yet (QDRANT_BIN, PATH, $CACHE_BIN); build it once (20-30 min): scripts/servers/qdrant.sh build"
+  else
+    log "no qdrant binary (QDRANT_BIN, PATH, $CACHE_BIN) and no sources to build one: set QDRANT_BIN, or give QDRANT_GIT and TONIC_GIT (bare clones of github.com/qdrant/qdrant and github.com/qdrant/tonic) and run scripts/servers/qdrant.sh build"
+  fi
   return 4
 }
 
 build() {
   can_build || { available || true; exit 4; }
-  log "building qdrant from source (20-30 min on 2 cores; log: $Q_DIR/build.log)"
-  mkdir -p "$Q_DIR"
-  bash "$BUILD_SCRIPT" "$QGIT" "$TGIT" >"$Q_DIR/build.log" 2>&1 \
-    || { tail -n 40 "$Q_DIR/build.log" >&2; die "building qdrant failed"; }
+  mkdir -p "$Q_DIR" "$HOME/.cache/strata"
+  # One build at a time: build-qdrant.sh starts by deleting its work tree.
+  exec 8>"$HOME/.cache/strata/qdrant-build.lock"
+  flock -n 8 || die "a qdrant build is already running (lock $HOME/.cache/strata/qdrant-build.lock)"
+  # An interrupted build resumes: build-qdrant.sh would delete its work
+  # tree and start over, so when that tree is there, fully patched (the
+  # last patch written), cargo carries on in it and the binary is installed
+  # as the script would.
+  local tag=${QDRANT_TAG:-v1.17.1}
+  local work=${QDRANT_BUILD_DIR:-$HOME/.cache/strata/build/qdrant-$tag}
+  if [ -d "$work/src/target" ] && grep -q 'fn murmur3_32_of_slice' "$work/src/src/common/inference/bm25.rs" 2>/dev/null; then
+    log "resuming the qdrant build in $work/src (log: $Q_DIR/build.log)"
+    ( cd "$work/src" \
+      && CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+         cargo build --release --bin qdrant \
+      && mkdir -p "$(dirname "$CACHE_BIN")" \
+      && install -m 755 target/release/qdrant "$CACHE_BIN" \
+      && echo "$tag" >"$(dirname "$CACHE_BIN")/../VERSION" ) >"$Q_DIR/build.log" 2>&1 \
+      || { tail -n 40 "$Q_DIR/build.log" >&2; die "building qdrant failed"; }
+  else
+    log "building qdrant from source (20-30 min on 2 cores; log: $Q_DIR/build.log)"
+    bash "$BUILD_SCRIPT" "$QGIT" "$TGIT" >"$Q_DIR/build.log" 2>&1 \
+      || { tail -n 40 "$Q_DIR/build.log" >&2; die "building qdrant failed"; }
+  fi
   log "built: $CACHE_BIN"
 }
 
@@ -98,11 +122,7 @@ PY
 
 start() {
   local bin
-  if ! bin=$(find_bin); then
-    can_build || { available || true; exit 4; }
-    build
-    bin=$(find_bin) || die "build finished but $CACHE_BIN is missing"
-  fi
+  bin=$(find_bin) || { available || true; exit 4; }
   mkdir -p "$Q_DIR"
   if is_running; then
     log "already running (pid $(head -n1 "$Q_PID"))"
