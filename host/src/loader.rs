@@ -701,7 +701,7 @@ mod tests {
             .set_modified(old)
             .unwrap();
         assert_eq!(newest_file(&[deps.clone(), up.clone()]), Some(deps));
-        assert_eq!(newest_file(&[up.clone()]), Some(up));
+        assert_eq!(newest_file(std::slice::from_ref(&up)), Some(up));
     }
 
     #[test]
