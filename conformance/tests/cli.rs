@@ -318,7 +318,7 @@ fn expectations_judge_the_run() {
             &"--config",
             &config,
             &"--filter",
-            &"sql::durable_across_reopen",
+            &"sql::last_insert_rowid_from_returning",
         ],
         &[],
     );
@@ -336,7 +336,7 @@ fn expectations_judge_the_run() {
     let expect = write(
         dir.path(),
         "expect.toml",
-        "[skip]\n\"sql::durable_across_reopen\" = \"no sql.durable\"\n",
+        "[skip]\n\"sql::last_insert_rowid_from_returning\" = \"no sql.last_insert_rowid.returning\"\n",
     );
     let config = sqlite_config("");
     let out = run(
@@ -348,7 +348,7 @@ fn expectations_judge_the_run() {
             &"--expect",
             &expect,
             &"--filter",
-            &"sql::durable_across_reopen",
+            &"sql::last_insert_rowid_from_returning",
         ],
         &[],
     );
