@@ -7,11 +7,13 @@
 //! one-thread runtime. Each case below runs one long call on a
 //! current-thread runtime while a ticker task on the same runtime wakes
 //! every 5 ms, and checks — loosely: a property, not a timing benchmark —
-//! that no gap between ticks reached 150 ms although the call took at least
-//! twice that. (50 ms held on a quiet machine, but a 2-core machine running
-//! other builds descheduled the ticker for 60 ms with the runtime free; a
-//! held runtime shows one gap as long as the whole call.) Run on the caller's thread (as every call did before the
-//! plugin kit), a call stops the ticker for its whole length.
+//! that no gap between ticks reached half the call's length (and at least
+//! 50 ms), for a call of at least 60 ms. Run on the caller's thread (as
+//! every call did before the plugin kit), a call stops the ticker for its
+//! whole length: one gap as long as the call. A bound relative to the call
+//! holds on a quiet machine (a 70 MB `VACUUM INTO` in 130 ms, gaps of 8 ms)
+//! and on a loaded one (the same in 500 ms, the free ticker descheduled for
+//! 60 ms), where a fixed one failed one way or the other.
 
 mod common;
 
@@ -28,8 +30,10 @@ use std::{
 use strata_host::{Include, Metric, Query, Strata};
 
 const TICK: Duration = Duration::from_millis(5);
-/// The longest the ticker may go without ticking.
-const MAX_GAP: Duration = Duration::from_millis(150);
+/// The shortest call that tells a held runtime from a free one.
+const MIN_CALL: Duration = Duration::from_millis(60);
+/// The longest gap allowed whatever the call's length.
+const MIN_GAP_LIMIT: Duration = Duration::from_millis(50);
 
 /// Rows of the table that is backed up (~70 MB with its index).
 const ROWS: usize = 400_000;
@@ -86,16 +90,18 @@ async fn beside_ticker<T>(call: impl Future<Output = T>) -> (T, Duration, Durati
     (out, took, ticker.await.unwrap())
 }
 
-/// Checks one case: the call was long enough to tell, the ticker kept going.
+/// Checks one case: the call was long enough to tell, the ticker kept going
+/// (no gap as long as half the call).
 fn check(what: &str, took: Duration, longest_gap: Duration) {
     eprintln!("{what}: took {took:?}, longest gap between ticks {longest_gap:?}");
     assert!(
-        took > 2 * MAX_GAP,
+        took >= MIN_CALL,
         "{what} took only {took:?}: too short to tell whether it holds the runtime"
     );
+    let limit = (took / 2).max(MIN_GAP_LIMIT);
     assert!(
-        longest_gap < MAX_GAP,
-        "{what} ({took:?}) held the caller's runtime: {longest_gap:?} between two ticks"
+        longest_gap < limit,
+        "{what} ({took:?}) held the caller's runtime: {longest_gap:?} between two ticks (limit {limit:?})"
     );
 }
 
