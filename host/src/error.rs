@@ -135,11 +135,11 @@ impl Error {
     }
 
     /// A config error; URL passwords and the values of secret keys in
-    /// `message` are hidden ([`crate::config::redact_secrets`]).
+    /// `message` are hidden ([`crate::redact::redact_secrets`]).
     pub(crate) fn config(file: &std::path::Path, message: impl Into<String>) -> Error {
         Error::Config {
             file: file.to_path_buf(),
-            message: crate::config::redact_secrets(&message.into()),
+            message: crate::redact::redact_secrets(&message.into()),
         }
     }
 }

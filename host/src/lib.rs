@@ -43,6 +43,7 @@ pub mod loader;
 pub mod migrate;
 pub mod params;
 pub mod progress;
+mod redact;
 pub mod row;
 pub mod sql;
 pub mod strata;

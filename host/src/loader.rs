@@ -342,7 +342,7 @@ fn describe_schema_error(
         }
         // The value of a secret key is not quoted (URL passwords in other
         // values are hidden by `Error::config`).
-        _ if crate::config::is_secret_key(&key) => {
+        _ if crate::redact::is_secret_key(&key) => {
             let value = e.instance().to_string();
             format!(
                 "{table} key `{key}`: {}",
