@@ -2,21 +2,7 @@
 //! with `library =`), by plugin name, and a clear error for neither. Uses the
 //! `.so` files built by `cargo build --release --workspace`.
 
-use std::{path::Path, process::Command};
-
-fn strata(config: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
 
 #[test]
 fn plugins_schema_accepts_backend_names_library_paths_and_plugin_names() {
@@ -34,13 +20,13 @@ fn plugins_schema_accepts_backend_names_library_paths_and_plugin_names() {
     )
     .unwrap();
     for name in ["mine", "named", "sqlite"] {
-        let (ok, out, err) = strata(&config, &["plugins", "schema", name]);
+        let (ok, out, err) = common::strata(&config, "plugins", &["schema", name]);
         assert!(ok, "schema {name}: {err}");
         let schema: serde_json::Value = serde_json::from_str(&out).expect("JSON Schema");
         assert_eq!(schema["title"], "SqliteConfig", "schema {name}: {out}");
         assert!(schema["properties"]["path"].is_object(), "{out}");
     }
-    let (ok, _, err) = strata(&config, &["plugins", "schema", "nope"]);
+    let (ok, _, err) = common::strata(&config, "plugins", &["schema", "nope"]);
     assert!(!ok);
     assert!(
         err.contains("`nope`") && err.contains("libstrata_nope.so"),

@@ -3,40 +3,15 @@
 //! not the text's; SQL starting with `--` is not a flag; an empty text is
 //! invalid input. Uses the `.so` files built by `cargo build --release --workspace`.
 
-use std::{path::Path, process::Command};
+mod common;
 
-fn config(dir: &Path) -> std::path::PathBuf {
-    let plugins = strata_host::loader::built_plugin("sqlite")
-        .expect("build the plugins first: cargo build --release --workspace")
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let file = dir.join("plugins.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "plugin_dirs = [{plugins:?}]\n[backends.local]\nplugin = \"sqlite\"\nconfig = {{ path = {:?} }}\n",
-            dir.join("db.sqlite")
-        ),
-    )
-    .unwrap();
-    file
-}
+use std::path::Path;
+
+use common::config;
 
 /// Runs `strata sql ARGS…`: (success, stdout, stderr).
 fn sql(cfg: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .arg("--config")
-        .arg(cfg)
-        .arg("sql")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::strata(cfg, "sql", args)
 }
 
 fn json(out: &str) -> serde_json::Value {

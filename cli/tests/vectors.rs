@@ -2,40 +2,15 @@
 //! a file upsert that meets a bad record, and query tables with huge
 //! metadata. Uses the `.so` files built by `cargo build --release --workspace`.
 
-use std::{path::Path, process::Command};
+mod common;
 
-fn config(dir: &Path) -> std::path::PathBuf {
-    let plugins = strata_host::loader::built_plugin("sqlite")
-        .expect("build the plugins first: cargo build --release --workspace")
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let file = dir.join("plugins.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "plugin_dirs = [{plugins:?}]\n[backends.local]\nplugin = \"sqlite\"\nconfig = {{ path = {:?} }}\n",
-            dir.join("db.sqlite")
-        ),
-    )
-    .unwrap();
-    file
-}
+use std::path::Path;
+
+use common::config;
 
 /// Runs `strata vectors ARGS…`: (success, stdout, stderr).
 fn vectors(cfg: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .arg("--config")
-        .arg(cfg)
-        .arg("vectors")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::strata(cfg, "vectors", args)
 }
 
 fn count(cfg: &Path, name: &str) -> u64 {
