@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use strata_ann::SearchOptions;
+use strata_ann::{Flat, SearchOptions};
 use strata_plugin::{
     PluginError, PluginResult,
     filter::Filter,
@@ -74,22 +74,96 @@ async fn dense(
         .collect())
 }
 
-/// Reads the rows of `scored` pks and returns them as results, in order.
+/// How [`materialise`] treats a ranked record whose row is gone.
+struct Recheck<'a> {
+    /// Rows read by id must pass this filter (the query's).
+    filter: &'a Filter,
+    /// Dense queries: the query vector, to score a re-read row exactly
+    /// (hybrid scores are fused ranks and are kept).
+    query: Option<&'a [f32]>,
+    /// Dense queries: rescored rows below this are left out.
+    min_score: Option<f64>,
+}
+
+/// Reads the rows of the ranked `(pk, id, score)` and returns them as
+/// results, best first (ties: lower pk first).
+///
+/// The ranking comes from the in-memory cache, the rows from the database
+/// now, and a write may have committed in between. An upsert gives a
+/// record a new pk, so a ranked pk that is gone is looked up again by its
+/// id in the same read snapshot: a record written again comes back with
+/// its current row (rescored exactly for a dense query, and only if it
+/// still passes the filter); a record deleted meanwhile is left out.
+/// Without this, a query racing a re-upsert lost records that exist both
+/// before and after the write.
 async fn materialise(
     shared: &Shared,
     meta: &Meta,
-    scored: Vec<(i64, f64)>,
+    ranked: Vec<(i64, String, f64)>,
     flags: u32,
+    recheck: Recheck<'_>,
 ) -> PluginResult<Vec<Match>> {
-    let pks: Vec<i64> = scored.iter().map(|(pk, _)| *pk).collect();
-    let m = meta.clone();
-    let rows = shared
-        .with_reader(move |c| store::rows_by_pk(c, &m, &pks))
+    let pks: Vec<i64> = ranked.iter().map(|(pk, _, _)| *pk).collect();
+    let ids: Vec<String> = ranked.iter().map(|(_, id, _)| id.clone()).collect();
+    let (m, filter) = (meta.clone(), recheck.filter.clone());
+    let (rows, again) = shared
+        .with_reader(move |c| {
+            let _snapshot = if c.is_autocommit() {
+                Some(c.unchecked_transaction().map_err(crate::error::map)?)
+            } else {
+                None
+            };
+            let rows = store::rows_by_pk(c, &m, &pks)?;
+            let gone: Vec<String> = pks
+                .iter()
+                .zip(&ids)
+                .filter(|(pk, _)| !rows.contains_key(pk))
+                .map(|(_, id)| id.clone())
+                .collect();
+            let again = if gone.is_empty() {
+                HashMap::new()
+            } else {
+                store::rows_by_id(c, &m, &gone, &filter)?
+            };
+            Ok((rows, again))
+        })
         .await?;
-    Ok(scored
-        .into_iter()
-        .filter_map(|(pk, s)| rows.get(&pk).map(|r| store::to_match(r, s, flags)))
-        .collect())
+    if again.is_empty() {
+        // The common case: every ranked row is still there, in order.
+        return Ok(ranked
+            .into_iter()
+            .filter_map(|(pk, _, s)| rows.get(&pk).map(|r| store::to_match(r, s, flags)))
+            .collect());
+    }
+    let rescore = |row: &store::Row| -> Option<f64> {
+        let q = recheck.query?;
+        let v = row.vector();
+        (v.len() == q.len()).then(|| {
+            let mut one = Flat::with_capacity(meta.ann_metric(), v.len(), 1);
+            one.push(0, v);
+            one.score(&one.prepare_query(q), 0)
+        })
+    };
+    let mut out: Vec<(f64, i64, Match)> = Vec::with_capacity(ranked.len());
+    for (pk, id, score) in ranked {
+        if let Some(r) = rows.get(&pk) {
+            out.push((score, pk, store::to_match(r, score, flags)));
+        } else if let Some((pk, r)) = again.get(&id) {
+            let score = match recheck.query {
+                Some(_) => match rescore(r) {
+                    Some(s) => s,
+                    None => continue,
+                },
+                None => score,
+            };
+            if recheck.min_score.is_some_and(|m| score < m) {
+                continue;
+            }
+            out.push((score, *pk, store::to_match(r, score, flags)));
+        }
+    }
+    out.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    Ok(out.into_iter().map(|(_, _, m)| m).collect())
 }
 
 /// A dense query.
@@ -129,8 +203,18 @@ pub(super) async fn query(
             })
             .collect());
     }
-    let scored = top.into_iter().map(|(pk, _, s)| (pk, s)).collect();
-    materialise(shared, meta, scored, request.include).await
+    materialise(
+        shared,
+        meta,
+        top,
+        request.include,
+        Recheck {
+            filter: &filter,
+            query: Some(&request.vector),
+            min_score: request.min_score,
+        },
+    )
+    .await
 }
 
 /// A hybrid query: dense and BM25 rankings fused by RRF.
@@ -168,11 +252,37 @@ pub(super) async fn hybrid(
     for (rank, (pk, _, _)) in dense.iter().enumerate() {
         *fused.entry(*pk).or_default() += request.dense_weight / (rrf_k + rank as f64 + 1.0);
     }
-    for (rank, pk) in lexical.iter().enumerate() {
+    for (rank, (pk, _)) in lexical.iter().enumerate() {
         *fused.entry(*pk).or_default() += request.lexical_weight / (rrf_k + rank as f64 + 1.0);
     }
+    let ids: HashMap<i64, &String> = dense
+        .iter()
+        .map(|(pk, id, _)| (*pk, id))
+        .chain(lexical.iter().map(|(pk, id)| (*pk, id)))
+        .collect();
     let mut ranked: Vec<(i64, f64)> = fused.into_iter().collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     ranked.truncate(k);
-    materialise(shared, meta, ranked, request.include).await
+    let ranked = ranked
+        .into_iter()
+        .map(|(pk, s)| {
+            (
+                pk,
+                ids.get(&pk).map_or_else(String::new, |id| (*id).clone()),
+                s,
+            )
+        })
+        .collect();
+    materialise(
+        shared,
+        meta,
+        ranked,
+        request.include,
+        Recheck {
+            filter: &filter,
+            query: None,
+            min_score: None,
+        },
+    )
+    .await
 }

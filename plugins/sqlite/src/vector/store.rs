@@ -26,6 +26,13 @@ pub(super) struct Row {
     text: Option<String>,
 }
 
+impl Row {
+    /// The stored vector (as written).
+    pub(super) fn vector(&self) -> &[f32] {
+        &self.vector
+    }
+}
+
 /// `row` as a result carrying what `flags` ask for.
 pub(super) fn to_match(row: &Row, score: f64, flags: u32) -> Match {
     Match {
@@ -118,6 +125,54 @@ pub(super) fn rows_by_pk(
                     text: r.get(4).map_err(map)?,
                 },
             );
+        }
+    }
+    Ok(out)
+}
+
+/// The current rows (with their pks) of records `ids` that pass `filter`,
+/// by id: how a query reads back a record that was written again (a new
+/// pk) after the cache it was ranked in.
+pub(super) fn rows_by_id(
+    c: &Connection,
+    meta: &Meta,
+    ids: &[String],
+    filter: &Filter,
+) -> PluginResult<HashMap<String, (i64, Row)>> {
+    let mut out = HashMap::with_capacity(ids.len());
+    let f = (!filter.is_all())
+        .then(|| filter_sql::translate(filter, "metadata"))
+        .transpose()?;
+    for chunk in ids.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let (cond, params) = match &f {
+            Some(f) => (format!(" AND ({})", f.sql), f.params.as_slice()),
+            None => (String::new(), &[][..]),
+        };
+        let mut stmt = c
+            .prepare(&format!(
+                "SELECT pk, id, vector, metadata, text FROM {} WHERE id IN ({marks}){cond}",
+                vec_table(&meta.name)
+            ))
+            .map_err(map)?;
+        // Positional parameters in text order: the ids, then the filter's.
+        let values: Vec<Value> = chunk
+            .iter()
+            .map(|id| Value::Text(id.as_str().into()))
+            .chain(params.iter().cloned())
+            .collect();
+        let mut rows = stmt
+            .query(params_from_iter(values.iter().map(Bind)))
+            .map_err(map)?;
+        while let Some(r) = rows.next().map_err(map)? {
+            let pk: i64 = r.get(0).map_err(map)?;
+            let row = Row {
+                id: r.get(1).map_err(map)?,
+                vector: decode(blob(r, 2)?),
+                metadata: r.get(3).map_err(map)?,
+                text: r.get(4).map_err(map)?,
+            };
+            out.insert(row.id.clone(), (pk, row));
         }
     }
     Ok(out)
@@ -231,7 +286,7 @@ pub(super) fn fts_query(text: &str) -> Option<String> {
     (!words.is_empty()).then(|| words.join(" OR "))
 }
 
-/// The pks of the best `limit` BM25 matches of FTS5 query `q` among the
+/// The `(pk, id)` of the best `limit` BM25 matches of FTS5 query `q` among the
 /// rows passing `filter`, best first.
 pub(super) fn lexical(
     c: &Connection,
@@ -239,7 +294,7 @@ pub(super) fn lexical(
     q: String,
     filter: &Filter,
     limit: usize,
-) -> PluginResult<Vec<i64>> {
+) -> PluginResult<Vec<(i64, String)>> {
     let mut params: Vec<Value> = vec![Value::Text(q)];
     let where_filter = if filter.is_all() {
         String::new()
@@ -250,16 +305,16 @@ pub(super) fn lexical(
     };
     params.push(Value::Integer(limit as i64));
     let sql = format!(
-        "SELECT v.pk FROM {fts} JOIN {vt} AS v ON v.pk = {fts}.rowid WHERE {fts} MATCH ?{where_filter} ORDER BY bm25({fts}) LIMIT ?",
+        "SELECT v.pk, v.id FROM {fts} JOIN {vt} AS v ON v.pk = {fts}.rowid WHERE {fts} MATCH ?{where_filter} ORDER BY bm25({fts}) LIMIT ?",
         fts = fts_table(&meta.name),
         vt = vec_table(&meta.name)
     );
     let mut stmt = c.prepare_cached(&sql).map_err(map)?;
     stmt.query_map(params_from_iter(params.iter().map(Bind)), |r| {
-        r.get::<_, i64>(0)
+        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
     })
     .map_err(map)?
-    .collect::<Result<Vec<i64>, _>>()
+    .collect::<Result<Vec<_>, _>>()
     .map_err(map)
 }
 
