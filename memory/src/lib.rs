@@ -1,0 +1,199 @@
+//! strata's agent memory: what an agent calls to remember and recall,
+//! on whatever storage a `plugins.toml` names.
+//!
+//! [`Memory`] sits above the host's two front ends and uses only their
+//! public contracts, so it runs on every tier with the same code:
+//!
+//! - the **SQL role** holds the traces (content, metadata, importance,
+//!   access counts and times), the knowledge graph, and the memory's own
+//!   settings (which embedder built it);
+//! - the **vectors role** holds one embedding per trace, with the trace's
+//!   metadata (for filters) and content (for the lexical half of hybrid
+//!   recall), in collection [`TRACES`].
+//!
+//! On one SQLite file both roles are the same backend; with vectors in
+//! Qdrant or Pinecone the SQL role is a SQLite sidecar (or Postgres).
+//! Moving tiers is `strata migrate`; the code calling [`Memory`] stays.
+//!
+//! # Recall
+//!
+//! [`Memory::recall`] embeds the query and asks the vector backend for a
+//! hybrid ranking (dense + BM25, fused by reciprocal rank fusion; a
+//! backend without hybrid search answers densely), of `max(4k, 20)`
+//! candidates passing the metadata filter. The candidates are then
+//! re-ranked, and the best `k` returned:
+//!
+//! ```text
+//! relevance = score / best score                      (1.0 for the best candidate)
+//! recency   = 0.5 ^ (time since last access or creation / half_life)
+//! final     = relevance × (1 + importance_weight × importance)
+//!                       × (1 − recency_weight + recency_weight × recency)
+//! ```
+//!
+//! with [`RecallWeights`] (defaults 0.5, 0.2 and 7 days). Each returned
+//! trace's access count goes up by one and its last access becomes now.
+//!
+//! # Knowledge graph
+//!
+//! Typed nodes and weighted, typed, directed edges with JSON properties
+//! ([`graph`]). Traversals are recursive CTEs written once for both SQL
+//! dialects, depth-limited and cycle-safe (a walk never revisits a node on
+//! its own path); results are sorted in Rust, by byte order, so SQLite
+//! and Postgres (whose text collations differ) return identical lists.
+//!
+//! # Not yet here
+//!
+//! Documents and chunking, feedback and consolidation, the local
+//! sentence-transformer and HTTP embedders, and the `strata memory` CLI
+//! are later increments (issue 15). The built-in [`HashEmbedder`] is
+//! lexical, not semantic.
+
+#![deny(missing_docs)]
+
+pub mod embed;
+mod error;
+pub mod graph;
+mod schema;
+mod traces;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use strata_host::{Config, Sql, Strata, Vectors};
+
+pub use embed::{EmbedError, Embedder, HashEmbedder};
+pub use error::{MemoryError, Result};
+pub use traces::{RecallOptions, RecallWeights, Recalled, Trace};
+
+/// The vector collection holding the traces' embeddings.
+pub const TRACES: &str = "strata_memory_traces";
+
+/// An agent's memory over a SQL backend and a vector backend.
+pub struct Memory {
+    /// Set when this memory opened the storage itself ([`Memory::create_at`]).
+    owned: Option<Strata>,
+    sql: Sql,
+    vectors: Vectors,
+    embedder: Arc<dyn Embedder>,
+    weights: RecallWeights,
+}
+
+impl Memory {
+    /// Opens the memory on `strata`'s `sql` and `vectors` roles, creating
+    /// its tables and collection on first use. Refuses a memory built with
+    /// another embedder ([`MemoryError::EmbedderMismatch`]).
+    pub async fn open(strata: &Strata, embedder: Arc<dyn Embedder>) -> Result<Memory> {
+        let sql = strata.sql().await?;
+        let vectors = strata.vectors().await?;
+        Memory::on(None, sql, vectors, embedder).await
+    }
+
+    /// A zero-config memory: one SQLite file, `brain.sqlite`, in `dir`
+    /// (created if missing), through the `sqlite` plugin found where the
+    /// host looks for plugins (`STRATA_PLUGIN_PATH`, the executable's
+    /// directory).
+    pub async fn create_at(dir: &Path, embedder: Arc<dyn Embedder>) -> Result<Memory> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            MemoryError::invalid(format!(
+                "cannot create the memory directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let config = Config::parse(
+            &dir.join("plugins.toml"),
+            "[backends.brain]\nplugin = \"sqlite\"\nconfig = { path = \"brain.sqlite\" }\n",
+        )?;
+        let strata = Strata::from_config(config);
+        let sql = strata.sql().await?;
+        let vectors = strata.vectors().await?;
+        Memory::on(Some(strata), sql, vectors, embedder).await
+    }
+
+    /// [`create_at`](Self::create_at) in the per-user data directory:
+    /// `$STRATA_MEMORY_DIR`, else `$XDG_DATA_HOME/strata`, else
+    /// `~/.local/share/strata`.
+    pub async fn create(embedder: Arc<dyn Embedder>) -> Result<Memory> {
+        Memory::create_at(&default_dir()?, embedder).await
+    }
+
+    async fn on(
+        owned: Option<Strata>,
+        sql: Sql,
+        vectors: Vectors,
+        embedder: Arc<dyn Embedder>,
+    ) -> Result<Memory> {
+        schema::ensure(&sql, &vectors, embedder.as_ref()).await?;
+        Ok(Memory {
+            owned,
+            sql,
+            vectors,
+            embedder,
+            weights: RecallWeights::default(),
+        })
+    }
+
+    /// Sets the re-rank weights used by [`recall`](Self::recall).
+    pub fn with_weights(mut self, weights: RecallWeights) -> Memory {
+        self.weights = weights;
+        self
+    }
+
+    /// The embedder.
+    pub fn embedder(&self) -> &dyn Embedder {
+        self.embedder.as_ref()
+    }
+
+    /// The SQL front end the memory writes to.
+    pub fn sql(&self) -> &Sql {
+        &self.sql
+    }
+
+    /// The vector front end the memory writes to.
+    pub fn vectors(&self) -> &Vectors {
+        &self.vectors
+    }
+
+    /// The knowledge graph.
+    pub fn graph(&self) -> graph::Graph<'_> {
+        graph::Graph::new(&self.sql)
+    }
+
+    /// Closes the storage this memory opened itself (a memory from
+    /// [`open`](Self::open) leaves the caller's [`Strata`] open).
+    pub async fn close(self) -> Result<()> {
+        if let Some(s) = self.owned {
+            s.close().await?;
+        }
+        Ok(())
+    }
+}
+
+fn default_dir() -> Result<PathBuf> {
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(d) = var("STRATA_MEMORY_DIR") {
+        return Ok(d);
+    }
+    if let Some(d) = var("XDG_DATA_HOME") {
+        return Ok(d.join("strata"));
+    }
+    var("HOME")
+        .map(|h| h.join(".local/share/strata"))
+        .ok_or_else(|| {
+            MemoryError::invalid(
+                "no directory for the memory: set STRATA_MEMORY_DIR (or HOME / XDG_DATA_HOME)",
+            )
+        })
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -1,0 +1,86 @@
+//! The memory's tables (both SQL dialects) and its vector collection.
+
+use strata_host::{Dialect, Metric, Sql, Vectors, params};
+
+use crate::{Embedder, MemoryError, Result, TRACES};
+
+/// Creates what is missing and checks the memory was built with
+/// `embedder` (same name and dimension).
+pub(crate) async fn ensure(sql: &Sql, vectors: &Vectors, embedder: &dyn Embedder) -> Result<()> {
+    let real = match sql.dialect() {
+        Dialect::Postgres => "DOUBLE PRECISION",
+        _ => "REAL",
+    };
+    sql.exec(&format!(
+        "CREATE TABLE IF NOT EXISTS strata_memory_meta (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS strata_memory_traces (
+            id TEXT PRIMARY KEY,
+            content TEXT NOT NULL,
+            metadata TEXT NOT NULL,
+            importance {real} NOT NULL,
+            created_ms BIGINT NOT NULL,
+            accessed_ms BIGINT NOT NULL,
+            access_count BIGINT NOT NULL DEFAULT 0
+        );
+        CREATE TABLE IF NOT EXISTS strata_memory_nodes (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            name TEXT NOT NULL,
+            props TEXT NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS strata_memory_edges (
+            src TEXT NOT NULL,
+            dst TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            weight {real} NOT NULL,
+            props TEXT NOT NULL,
+            PRIMARY KEY (src, dst, kind)
+        );
+        CREATE INDEX IF NOT EXISTS strata_memory_edges_dst ON strata_memory_edges (dst);"
+    ))
+    .await?;
+    let (name, dim) = (embedder.name().to_string(), embedder.dimension());
+    let stored = sql
+        .get(
+            "SELECT value FROM strata_memory_meta WHERE key = 'embedder'",
+            (),
+        )
+        .await?;
+    match stored {
+        None => {
+            sql.run(
+                "INSERT INTO strata_memory_meta (key, value) VALUES ('embedder', ?)",
+                params![serde_json::json!({"name": name, "dimension": dim}).to_string()],
+            )
+            .await?;
+        }
+        Some(row) => {
+            let text: String = row.get("value")?;
+            let v: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| MemoryError::Corrupt {
+                    message: format!("strata_memory_meta.embedder = {text:?}: {e}"),
+                })?;
+            let (s_name, s_dim) = (
+                v["name"].as_str().unwrap_or_default().to_string(),
+                v["dimension"].as_u64().unwrap_or_default() as u32,
+            );
+            if s_name != name || s_dim != dim {
+                return Err(MemoryError::EmbedderMismatch {
+                    stored: s_name,
+                    stored_dim: s_dim,
+                    given: name,
+                    given_dim: dim,
+                });
+            }
+        }
+    }
+    if !vectors.exists(TRACES).await? {
+        vectors
+            .create_collection(TRACES, dim, Metric::Cosine)
+            .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,356 @@
+//! Traces: remember, recall (hybrid, then re-ranked), forget.
+
+use std::collections::HashMap;
+
+use serde_json::Value as Json;
+use strata_host::{ErrorKind, Hybrid, Include, Params, Query, Record, Row, Value, params};
+
+use crate::{Memory, MemoryError, Result, TRACES, now_ms};
+
+/// One stored trace.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trace {
+    /// Its id (a UUID unless the caller chose one).
+    pub id: String,
+    /// What was remembered.
+    pub content: String,
+    /// The caller's metadata (a JSON object).
+    pub metadata: Json,
+    /// 0 (trivia) to 1 (essential).
+    pub importance: f64,
+    /// When it was remembered (ms since the Unix epoch).
+    pub created_ms: i64,
+    /// When it was last recalled, or created (ms since the Unix epoch).
+    pub accessed_ms: i64,
+    /// How many times it was recalled.
+    pub access_count: i64,
+}
+
+/// A recalled trace with its scores.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recalled {
+    /// The trace, as it was before this recall counted the access.
+    pub trace: Trace,
+    /// The re-ranked score (see the crate docs), higher is better.
+    pub score: f64,
+    /// The retrieval score relative to the best candidate (0..=1).
+    pub relevance: f64,
+}
+
+/// The re-rank's weights (see the crate docs for the formula).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RecallWeights {
+    /// How much importance lifts a trace (default 0.5: an essential trace
+    /// scores 1.5× a trivial one of equal relevance).
+    pub importance: f64,
+    /// The share of the score that recency decides (default 0.2).
+    pub recency: f64,
+    /// After this long without access, recency counts half (default 7 days).
+    pub half_life_ms: i64,
+}
+
+impl Default for RecallWeights {
+    fn default() -> RecallWeights {
+        RecallWeights {
+            importance: 0.5,
+            recency: 0.2,
+            half_life_ms: 7 * 24 * 3600 * 1000,
+        }
+    }
+}
+
+/// What [`Memory::recall`] looks for.
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct RecallOptions {
+    /// Traces wanted (default 5 when 0).
+    pub k: u32,
+    /// A metadata filter (the host's filter language), if any.
+    pub filter: Option<Json>,
+}
+
+impl RecallOptions {
+    /// The best `k` traces.
+    pub fn top(k: u32) -> RecallOptions {
+        RecallOptions { k, filter: None }
+    }
+
+    /// Only traces whose metadata pass `filter`.
+    pub fn filter(mut self, filter: Json) -> RecallOptions {
+        self.filter = Some(filter);
+        self
+    }
+}
+
+const COLUMNS: &str = "id, content, metadata, importance, created_ms, accessed_ms, access_count";
+
+fn trace(row: &Row) -> Result<Trace> {
+    let metadata: String = row.get("metadata")?;
+    Ok(Trace {
+        id: row.get("id")?,
+        content: row.get("content")?,
+        metadata: serde_json::from_str(&metadata).map_err(|e| MemoryError::Corrupt {
+            message: format!("metadata of a trace is not JSON: {e}"),
+        })?,
+        importance: row.get("importance")?,
+        created_ms: row.get("created_ms")?,
+        accessed_ms: row.get("accessed_ms")?,
+        access_count: row.get("access_count")?,
+    })
+}
+
+fn in_list(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+fn positional<'a>(ids: impl IntoIterator<Item = &'a String>) -> Params {
+    Params::Positional(ids.into_iter().map(Value::from).collect())
+}
+
+impl Memory {
+    /// Remembers `content` with `metadata` (a JSON object, or null) and
+    /// `importance` (0..=1); returns the new trace's id.
+    pub async fn remember(&self, content: &str, metadata: Json, importance: f64) -> Result<String> {
+        let id = uuid::Uuid::new_v4().to_string();
+        self.remember_as(&id, content, metadata, importance).await?;
+        Ok(id)
+    }
+
+    /// [`remember`](Self::remember) under the caller's `id`, replacing the
+    /// trace of that id if there is one (its access count is kept).
+    pub async fn remember_as(
+        &self,
+        id: &str,
+        content: &str,
+        metadata: Json,
+        importance: f64,
+    ) -> Result<()> {
+        if id.is_empty() {
+            return Err(MemoryError::invalid("a trace id must not be empty"));
+        }
+        if content.trim().is_empty() {
+            return Err(MemoryError::invalid(
+                "nothing to remember: the content is empty",
+            ));
+        }
+        let metadata = match metadata {
+            Json::Null => Json::Object(Default::default()),
+            m @ Json::Object(_) => m,
+            other => {
+                return Err(MemoryError::invalid(format!(
+                    "trace metadata must be a JSON object, got {other}"
+                )));
+            }
+        };
+        if !(0.0..=1.0).contains(&importance) {
+            return Err(MemoryError::invalid(format!(
+                "importance must be between 0 and 1, got {importance}"
+            )));
+        }
+        let vector = self.embed_one(content).await?;
+        let now = now_ms();
+        // The row first, then the vector; if the vector cannot be written
+        // the row goes again, so a trace is never half remembered.
+        let existed = self
+            .sql
+            .get(
+                "SELECT id FROM strata_memory_traces WHERE id = ?",
+                params![id],
+            )
+            .await?
+            .is_some();
+        self.sql
+            .run(
+                "INSERT INTO strata_memory_traces (id, content, metadata, importance, created_ms, accessed_ms, access_count)
+                 VALUES (?, ?, ?, ?, ?, ?, 0)
+                 ON CONFLICT (id) DO UPDATE SET content = excluded.content, metadata = excluded.metadata,
+                     importance = excluded.importance, accessed_ms = excluded.accessed_ms",
+                params![id, content, metadata.to_string(), importance, now, now],
+            )
+            .await?;
+        let record = Record::new(id, vector).metadata(metadata).text(content);
+        if let Err(e) = self.vectors.upsert(TRACES, [record]).await {
+            if !existed {
+                let _ = self
+                    .sql
+                    .run("DELETE FROM strata_memory_traces WHERE id = ?", params![id])
+                    .await;
+            }
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    async fn embed_one(&self, text: &str) -> Result<Vec<f32>> {
+        let e = self.embedder.as_ref();
+        let mut out = e.embed(&[text.to_string()]).await?;
+        let bad = |message: String| crate::EmbedError::BadOutput {
+            embedder: e.name().to_string(),
+            message,
+        };
+        if out.len() != 1 {
+            return Err(bad(format!("{} vectors for 1 text", out.len())).into());
+        }
+        let v = out.pop().unwrap_or_default();
+        if v.len() != e.dimension() as usize {
+            return Err(bad(format!(
+                "a vector of {} dimensions, declared {}",
+                v.len(),
+                e.dimension()
+            ))
+            .into());
+        }
+        Ok(v)
+    }
+
+    /// The traces of `ids` that exist, in the order asked.
+    pub async fn get(&self, ids: &[String]) -> Result<Vec<Trace>> {
+        let mut found = HashMap::new();
+        for chunk in ids.chunks(500) {
+            let rows = self
+                .sql
+                .all(
+                    &format!(
+                        "SELECT {COLUMNS} FROM strata_memory_traces WHERE id IN ({})",
+                        in_list(chunk.len())
+                    ),
+                    positional(chunk),
+                )
+                .await?;
+            for r in &rows {
+                let t = trace(r)?;
+                found.insert(t.id.clone(), t);
+            }
+        }
+        Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+    }
+
+    /// The traces most relevant to `query` (see the crate docs for the
+    /// ranking); counts an access on each returned trace.
+    pub async fn recall(&self, query: &str, options: &RecallOptions) -> Result<Vec<Recalled>> {
+        let k = if options.k == 0 { 5 } else { options.k };
+        let candidates = k.saturating_mul(4).max(20);
+        let vector = self.embed_one(query).await?;
+        let ids = Include {
+            metadata: false,
+            ..Include::default()
+        };
+        let mut hybrid = Hybrid::new(vector.clone(), query)
+            .top_k(candidates)
+            .include(ids);
+        if let Some(f) = &options.filter {
+            hybrid = hybrid.filter(f.clone());
+        }
+        let hits = match self.vectors.hybrid_query(TRACES, &hybrid).await {
+            Err(e) if e.kind() == ErrorKind::Unsupported => {
+                let mut q = Query::new(vector).top_k(candidates).include(ids);
+                if let Some(f) = &options.filter {
+                    q = q.filter(f.clone());
+                }
+                self.vectors.query(TRACES, &q).await?
+            }
+            other => other?,
+        };
+        let best = hits.iter().map(|h| h.score).fold(f64::MIN, f64::max);
+        let ids: Vec<String> = hits.iter().map(|h| h.id.clone()).collect();
+        let traces = self.get(&ids).await?;
+        let score_of: HashMap<&str, f64> = hits.iter().map(|h| (h.id.as_str(), h.score)).collect();
+        let now = now_ms();
+        let w = self.weights;
+        let mut ranked: Vec<Recalled> = traces
+            .into_iter()
+            .map(|t| {
+                let raw = score_of.get(t.id.as_str()).copied().unwrap_or(0.0);
+                let relevance = if best > 0.0 { raw / best } else { 0.0 };
+                let age = (now - t.accessed_ms).max(0) as f64;
+                let recency = 0.5f64.powf(age / w.half_life_ms.max(1) as f64);
+                let score = relevance
+                    * (1.0 + w.importance * t.importance)
+                    * (1.0 - w.recency + w.recency * recency);
+                Recalled {
+                    trace: t,
+                    score,
+                    relevance,
+                }
+            })
+            .collect();
+        ranked.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then_with(|| a.trace.id.cmp(&b.trace.id))
+        });
+        ranked.truncate(k as usize);
+        if !ranked.is_empty() {
+            let ids: Vec<String> = ranked.iter().map(|r| r.trace.id.clone()).collect();
+            let mut values = vec![Value::from(now)];
+            values.extend(ids.iter().map(Value::from));
+            self.sql
+                .run(
+                    &format!(
+                        "UPDATE strata_memory_traces SET access_count = access_count + 1, accessed_ms = ? WHERE id IN ({})",
+                        in_list(ids.len())
+                    ),
+                    Params::Positional(values),
+                )
+                .await?;
+        }
+        Ok(ranked)
+    }
+
+    /// Forgets the traces of `ids`; how many there were.
+    pub async fn forget(&self, ids: &[String]) -> Result<u64> {
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        self.vectors.delete_ids(TRACES, &refs).await?;
+        let mut n = 0;
+        for chunk in ids.chunks(500) {
+            n += self
+                .sql
+                .run(
+                    &format!(
+                        "DELETE FROM strata_memory_traces WHERE id IN ({})",
+                        in_list(chunk.len())
+                    ),
+                    positional(chunk),
+                )
+                .await?
+                .changes;
+        }
+        Ok(n)
+    }
+
+    /// Forgets every trace whose metadata pass `filter`; how many.
+    pub async fn forget_where(&self, filter: &Json) -> Result<u64> {
+        let mut ids = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self
+                .vectors
+                .scan(
+                    TRACES,
+                    cursor.as_deref(),
+                    1_000,
+                    Some(filter),
+                    Include::default(),
+                )
+                .await?;
+            ids.extend(page.records.into_iter().map(|h| h.id));
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        self.forget(&ids).await
+    }
+
+    /// How many traces there are.
+    pub async fn count(&self) -> Result<u64> {
+        let row = self
+            .sql
+            .get("SELECT count(*) AS n FROM strata_memory_traces", ())
+            .await?
+            .ok_or_else(|| MemoryError::Corrupt {
+                message: "count(*) returned no row".into(),
+            })?;
+        Ok(row.get::<i64>("n")? as u64)
+    }
+}

@@ -1,0 +1,386 @@
+//! The memory layer through the loaded plugin libraries: the same test
+//! bodies on SQLite and on Postgres + pgvector (`DATABASE_URL`, which
+//! scripts/test sets), and the graph's answers compared between the two.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use serde_json::json;
+use strata_host::Strata;
+use strata_memory::{
+    HashEmbedder, Memory, MemoryError, RecallOptions,
+    graph::{Direction, Reached},
+};
+
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+fn sqlite(dir: &Path) -> Strata {
+    let file = dir.join("plugins.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "plugin_dirs = [{:?}]\n[backends.local]\nplugin = \"sqlite\"\nconfig = {{ path = \"brain.sqlite\" }}\n",
+            target_dir()
+        ),
+    )
+    .unwrap();
+    Strata::load(&file).unwrap()
+}
+
+fn postgres(dir: &Path, test: &str) -> Strata {
+    std::env::var("DATABASE_URL").expect(
+        "DATABASE_URL is not set: these tests need the PostgreSQL server; run them through \
+         scripts/test, or `scripts/servers/postgres.sh start && eval \"$(scripts/servers/postgres.sh env)\"`",
+    );
+    let schema = format!(
+        "mem_{test}_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+            % 1_000_000
+    );
+    let file = dir.join("plugins.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "plugin_dirs = [{:?}]\n[backends.pg]\nplugin = \"postgres\"\nconfig = {{ url = \"${{DATABASE_URL}}\", schema = {schema:?} }}\n",
+            target_dir()
+        ),
+    )
+    .unwrap();
+    Strata::load(&file).unwrap()
+}
+
+fn embedder() -> Arc<HashEmbedder> {
+    Arc::new(HashEmbedder::new(128))
+}
+
+async fn traces_body(strata: &Strata) {
+    let m = Memory::open(strata, embedder()).await.unwrap();
+    let tea = m
+        .remember(
+            "the user drinks green tea every morning",
+            json!({"kind": "preference", "user": "ana"}),
+            0.3,
+        )
+        .await
+        .unwrap();
+    let coffee = m
+        .remember(
+            "the user drinks black coffee every morning",
+            json!({"kind": "preference", "user": "ben"}),
+            0.3,
+        )
+        .await
+        .unwrap();
+    let rust = m
+        .remember(
+            "the project builds with cargo and rust 1.95",
+            json!({"kind": "fact"}),
+            0.9,
+        )
+        .await
+        .unwrap();
+    m.remember(
+        "deploys happen on fridays after the review",
+        json!({"kind": "fact"}),
+        0.1,
+    )
+    .await
+    .unwrap();
+    assert_eq!(m.count().await.unwrap(), 4);
+
+    // The trace about tea ranks first for a question about tea.
+    let hits = m.recall("green tea", &RecallOptions::top(3)).await.unwrap();
+    assert_eq!(
+        hits.first().map(|h| h.trace.id.as_str()),
+        Some(tea.as_str())
+    );
+    assert!((hits[0].relevance - 1.0).abs() < 1e-9, "{hits:?}");
+    assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
+    assert_eq!(hits[0].trace.access_count, 0);
+    // The recall counted an access.
+    let again = m.get(std::slice::from_ref(&tea)).await.unwrap();
+    assert_eq!(again[0].access_count, 1);
+    assert!(again[0].accessed_ms >= hits[0].trace.accessed_ms);
+
+    // A filter keeps only matching traces, however relevant the others.
+    let facts = m
+        .recall(
+            "the user drinks tea",
+            &RecallOptions::top(5).filter(json!({"kind": "fact"})),
+        )
+        .await
+        .unwrap();
+    assert!(!facts.is_empty());
+    assert!(
+        facts
+            .iter()
+            .all(|h| h.trace.metadata["kind"] == json!("fact")),
+        "{facts:?}"
+    );
+
+    // Importance lifts a trace of equal relevance: the same text twice,
+    // one essential and one trivial.
+    let low = m
+        .remember("the office plant needs water", json!({}), 0.0)
+        .await
+        .unwrap();
+    let high = m
+        .remember("the office plant needs water", json!({}), 1.0)
+        .await
+        .unwrap();
+    let plant = m
+        .recall("office plant water", &RecallOptions::top(2))
+        .await
+        .unwrap();
+    let order: Vec<&str> = plant.iter().map(|h| h.trace.id.as_str()).collect();
+    assert_eq!(order, [high.as_str(), low.as_str()]);
+    assert!(plant[0].score > plant[1].score * 1.4, "{plant:?}");
+
+    // Bad input is refused by name, and nothing is written.
+    for (content, meta, imp, what) in [
+        ("", json!({}), 0.5, "empty"),
+        ("x", json!([1]), 0.5, "object"),
+        ("x", json!({}), 1.5, "between 0 and 1"),
+    ] {
+        let e = m.remember(content, meta, imp).await.unwrap_err();
+        assert!(
+            matches!(&e, MemoryError::InvalidInput { message } if message.contains(what)),
+            "{e}"
+        );
+    }
+    assert_eq!(m.count().await.unwrap(), 6);
+
+    // Forget by id, then by filter: gone from both the rows and the vectors.
+    assert_eq!(m.forget(std::slice::from_ref(&coffee)).await.unwrap(), 1);
+    assert_eq!(m.forget_where(&json!({"kind": "fact"})).await.unwrap(), 2);
+    assert!(m.get(std::slice::from_ref(&rust)).await.unwrap().is_empty());
+    assert_eq!(m.count().await.unwrap(), 3);
+    assert_eq!(
+        m.vectors()
+            .count(strata_memory::TRACES, None)
+            .await
+            .unwrap(),
+        3
+    );
+    let left = m
+        .recall("coffee rust cargo fridays", &RecallOptions::top(10))
+        .await
+        .unwrap();
+    assert!(
+        left.iter()
+            .all(|h| h.trace.id != coffee && h.trace.id != rust)
+    );
+
+    // Opened again with another embedder: refused, naming both.
+    let e = Memory::open(strata, Arc::new(HashEmbedder::new(64)))
+        .await
+        .err()
+        .expect("another embedder must be refused");
+    assert!(
+        matches!(
+            &e,
+            MemoryError::EmbedderMismatch {
+                stored_dim: 128,
+                given_dim: 64,
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
+/// What the graph answers for one fixed graph with a cycle, a diamond
+/// and ids that collations order differently.
+#[derive(Debug, PartialEq)]
+struct GraphAnswers {
+    out1: Vec<Reached>,
+    out3: Vec<Reached>,
+    both2: Vec<Reached>,
+    knows_only: Vec<Reached>,
+    path: Option<Vec<String>>,
+    path_back: Option<Vec<String>>,
+    unreachable: Option<Vec<String>>,
+    neighbours: Vec<String>,
+}
+
+async fn graph_body(strata: &Strata) -> GraphAnswers {
+    let m = Memory::open(strata, embedder()).await.unwrap();
+    let g = m.graph();
+    for id in ["ana", "Ben", "cleo", "_dev", "eve", "Zed", "lone"] {
+        g.add_node(id, "person", &id.to_uppercase(), json!({"id": id}))
+            .await
+            .unwrap();
+    }
+    for (s, d, k) in [
+        ("ana", "Ben", "knows"),
+        ("Ben", "cleo", "knows"),
+        ("cleo", "ana", "knows"), // a cycle
+        ("ana", "_dev", "works_with"),
+        ("_dev", "eve", "knows"),
+        ("cleo", "eve", "knows"), // a diamond to eve
+        ("eve", "Zed", "knows"),
+    ] {
+        g.add_edge(s, d, k, 1.0, json!({})).await.unwrap();
+    }
+    // Replacing an edge keeps one edge.
+    g.add_edge("ana", "Ben", "knows", 0.5, json!({"since": 2020}))
+        .await
+        .unwrap();
+    let e = g.edges("ana", Direction::Out, Some("knows")).await.unwrap();
+    assert_eq!(e.len(), 1);
+    assert_eq!(
+        (e[0].weight, e[0].props.clone()),
+        (0.5, json!({"since": 2020}))
+    );
+    // An edge to a missing node, an id with the separator, a depth too far.
+    assert!(
+        g.add_edge("ana", "nobody", "knows", 1.0, json!({}))
+            .await
+            .is_err()
+    );
+    assert!(g.add_node("a\u{1f}b", "x", "x", json!({})).await.is_err());
+    assert!(g.traverse("ana", 99, Direction::Out, None).await.is_err());
+    let answers = GraphAnswers {
+        out1: g.traverse("ana", 1, Direction::Out, None).await.unwrap(),
+        out3: g.traverse("ana", 3, Direction::Out, None).await.unwrap(),
+        both2: g.traverse("eve", 2, Direction::Both, None).await.unwrap(),
+        knows_only: g
+            .traverse("ana", 4, Direction::Out, Some("knows"))
+            .await
+            .unwrap(),
+        path: g
+            .shortest_path("ana", "Zed", 6, Direction::Out)
+            .await
+            .unwrap(),
+        path_back: g
+            .shortest_path("Zed", "ana", 6, Direction::In)
+            .await
+            .unwrap(),
+        unreachable: g
+            .shortest_path("ana", "lone", 6, Direction::Both)
+            .await
+            .unwrap(),
+        neighbours: g.neighbours("cleo", Direction::Both).await.unwrap(),
+    };
+    let r = |id: &str, depth| Reached {
+        id: id.into(),
+        depth,
+    };
+    assert_eq!(answers.out1, [r("Ben", 1), r("_dev", 1)]);
+    assert_eq!(
+        answers.out3,
+        [
+            r("Ben", 1),
+            r("_dev", 1),
+            r("cleo", 2),
+            r("eve", 2),
+            r("Zed", 3)
+        ]
+    );
+    assert_eq!(
+        answers.both2,
+        [
+            r("Zed", 1),
+            r("_dev", 1),
+            r("cleo", 1),
+            r("Ben", 2),
+            r("ana", 2)
+        ]
+    );
+    // Only "knows" edges: _dev is out of reach, eve comes through cleo.
+    assert_eq!(
+        answers.knows_only,
+        [r("Ben", 1), r("cleo", 2), r("eve", 3), r("Zed", 4)]
+    );
+    assert_eq!(
+        answers.path.as_deref(),
+        Some(&["ana", "_dev", "eve", "Zed"].map(String::from)[..])
+    );
+    assert_eq!(
+        answers.path_back.as_deref(),
+        Some(&["Zed", "eve", "_dev", "ana"].map(String::from)[..])
+    );
+    assert_eq!(answers.unreachable, None);
+    assert_eq!(answers.neighbours, ["Ben", "ana", "eve"]);
+    assert!(g.remove_node("eve").await.unwrap());
+    assert!(
+        g.edges("_dev", Direction::Out, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(!g.remove_node("eve").await.unwrap());
+    answers
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn traces_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let s = sqlite(dir.path());
+        traces_body(&s).await;
+        s.close().await.unwrap();
+    });
+}
+
+#[test]
+fn traces_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let s = postgres(dir.path(), "traces");
+        traces_body(&s).await;
+        s.close().await.unwrap();
+    });
+}
+
+/// One graph, built and walked on both backends: the same answers.
+#[test]
+fn graph_answers_are_identical_on_sqlite_and_postgres() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    rt().block_on(async {
+        let lite = sqlite(a.path());
+        let pg = postgres(b.path(), "graph");
+        let on_sqlite = graph_body(&lite).await;
+        let on_postgres = graph_body(&pg).await;
+        assert_eq!(on_sqlite, on_postgres);
+        lite.close().await.unwrap();
+        pg.close().await.unwrap();
+    });
+}
+
+/// The zero-config memory: one SQLite file in the directory given.
+#[test]
+fn create_at_makes_one_sqlite_brain() {
+    let dir = tempfile::tempdir().unwrap();
+    // The host finds the sqlite plugin beside the test binary (target/release).
+    rt().block_on(async {
+        let m = Memory::create_at(&dir.path().join("brain"), embedder())
+            .await
+            .unwrap();
+        let id = m
+            .remember("remember the milk", json!({}), 0.5)
+            .await
+            .unwrap();
+        let hits = m.recall("milk", &RecallOptions::top(1)).await.unwrap();
+        assert_eq!(hits[0].trace.id, id);
+        m.close().await.unwrap();
+    });
+    assert!(dir.path().join("brain/brain.sqlite").is_file());
+}
