@@ -26,12 +26,35 @@
 //! ```text
 //! relevance = score / best score                      (1.0 for the best candidate)
 //! recency   = 0.5 ^ (time since last access or creation / half_life)
+//! feedback  = (useful + 1) / (useful + not_useful + 2)  (0.5 without feedback)
 //! final     = relevance × (1 + importance_weight × importance)
 //!                       × (1 − recency_weight + recency_weight × recency)
+//!                       × (1 + feedback_weight × (feedback − 0.5))
 //! ```
 //!
-//! with [`RecallWeights`] (defaults 0.5, 0.2 and 7 days). Each returned
-//! trace's access count goes up by one and its last access becomes now.
+//! with [`RecallWeights`] (defaults 0.5, 0.2, 7 days and 1). Each returned
+//! trace's access count goes up by one and its last access becomes now;
+//! [`Memory::feedback`] records whether a recalled trace helped.
+//!
+//! # Consolidation
+//!
+//! [`Memory::consolidate`] decays the importance of traces idle for
+//! longer than a set time and merges near-duplicates (cosine similarity
+//! at or above a threshold): the survivor is the more important one (then
+//! the older), it takes the larger importance and the summed access and
+//! feedback counts, and the other trace is forgotten. Every change is
+//! written to `strata_memory_consolidation_log` (time, action, traces,
+//! before/after as JSON).
+//!
+//! # Documents
+//!
+//! [`Memory::ingest`] splits a text into chunks of about `chunk_chars`
+//! characters (default 800), ending at whitespace where one is within the
+//! last fifth of the chunk, each starting `overlap_chars` (default 100)
+//! before the previous one ended; chunks are embedded in batches and kept
+//! in collection [`CHUNKS`] (metadata: the document's, plus `document`
+//! and `chunk`), so [`Memory::recall_chunks`] finds passages with the
+//! document they came from.
 //!
 //! # Knowledge graph
 //!
@@ -43,13 +66,16 @@
 //!
 //! # Not yet here
 //!
-//! Documents and chunking, feedback and consolidation, the local
-//! sentence-transformer and HTTP embedders, and the `strata memory` CLI
-//! are later increments (issue 15). The built-in [`HashEmbedder`] is
+//! Real embedding models (the local sentence-transformer and
+//! OpenAI-compatible HTTP endpoints), recall expanded through the graph,
+//! whole-brain migration and the `strata memory` CLI are later increments
+//! (issue 15). The built-in [`HashEmbedder`] is
 //! lexical, not semantic.
 
 #![deny(missing_docs)]
 
+mod consolidate;
+mod documents;
 pub mod embed;
 mod error;
 pub mod graph;
@@ -63,12 +89,17 @@ use std::{
 
 use strata_host::{Config, Sql, Strata, Vectors};
 
+pub use consolidate::{ConsolidateOptions, ConsolidationReport};
+pub use documents::{ChunkHit, Document, IngestOptions, chunk_text};
 pub use embed::{EmbedError, Embedder, HashEmbedder};
 pub use error::{MemoryError, Result};
 pub use traces::{RecallOptions, RecallWeights, Recalled, Trace};
 
 /// The vector collection holding the traces' embeddings.
 pub const TRACES: &str = "strata_memory_traces";
+
+/// The vector collection holding the document chunks' embeddings.
+pub const CHUNKS: &str = "strata_memory_chunks";
 
 /// An agent's memory over a SQL backend and a vector backend.
 pub struct Memory {

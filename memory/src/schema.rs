@@ -2,7 +2,7 @@
 
 use strata_host::{Dialect, Metric, Sql, Vectors, params};
 
-use crate::{Embedder, MemoryError, Result, TRACES};
+use crate::{CHUNKS, Embedder, MemoryError, Result, TRACES};
 
 /// Creates what is missing and checks the memory was built with
 /// `embedder` (same name and dimension).
@@ -23,8 +23,37 @@ pub(crate) async fn ensure(sql: &Sql, vectors: &Vectors, embedder: &dyn Embedder
             importance {real} NOT NULL,
             created_ms BIGINT NOT NULL,
             accessed_ms BIGINT NOT NULL,
-            access_count BIGINT NOT NULL DEFAULT 0
+            access_count BIGINT NOT NULL DEFAULT 0,
+            useful BIGINT NOT NULL DEFAULT 0,
+            not_useful BIGINT NOT NULL DEFAULT 0
         );
+        CREATE TABLE IF NOT EXISTS strata_memory_feedback (
+            trace_id TEXT NOT NULL,
+            useful BIGINT NOT NULL,
+            at_ms BIGINT NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS strata_memory_consolidation_log (
+            at_ms BIGINT NOT NULL,
+            action TEXT NOT NULL,
+            trace_id TEXT NOT NULL,
+            other_id TEXT,
+            detail TEXT NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS strata_memory_documents (
+            id TEXT PRIMARY KEY,
+            title TEXT NOT NULL,
+            metadata TEXT NOT NULL,
+            chunks BIGINT NOT NULL,
+            created_ms BIGINT NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS strata_memory_chunks (
+            id TEXT PRIMARY KEY,
+            document TEXT NOT NULL,
+            n BIGINT NOT NULL,
+            start_char BIGINT NOT NULL,
+            content TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS strata_memory_chunks_document ON strata_memory_chunks (document);
         CREATE TABLE IF NOT EXISTS strata_memory_nodes (
             id TEXT PRIMARY KEY,
             kind TEXT NOT NULL,
@@ -77,10 +106,12 @@ pub(crate) async fn ensure(sql: &Sql, vectors: &Vectors, embedder: &dyn Embedder
             }
         }
     }
-    if !vectors.exists(TRACES).await? {
-        vectors
-            .create_collection(TRACES, dim, Metric::Cosine)
-            .await?;
+    for collection in [TRACES, CHUNKS] {
+        if !vectors.exists(collection).await? {
+            vectors
+                .create_collection(collection, dim, Metric::Cosine)
+                .await?;
+        }
     }
     Ok(())
 }

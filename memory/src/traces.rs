@@ -24,6 +24,10 @@ pub struct Trace {
     pub accessed_ms: i64,
     /// How many times it was recalled.
     pub access_count: i64,
+    /// Times a recall of it was marked useful ([`Memory::feedback`]).
+    pub useful: i64,
+    /// Times a recall of it was marked not useful.
+    pub not_useful: i64,
 }
 
 /// A recalled trace with its scores.
@@ -47,6 +51,9 @@ pub struct RecallWeights {
     pub recency: f64,
     /// After this long without access, recency counts half (default 7 days).
     pub half_life_ms: i64,
+    /// How much feedback moves a trace (default 1: always useful → ×1.5,
+    /// never → ×0.5, none → ×1).
+    pub feedback: f64,
 }
 
 impl Default for RecallWeights {
@@ -55,6 +62,7 @@ impl Default for RecallWeights {
             importance: 0.5,
             recency: 0.2,
             half_life_ms: 7 * 24 * 3600 * 1000,
+            feedback: 1.0,
         }
     }
 }
@@ -82,9 +90,10 @@ impl RecallOptions {
     }
 }
 
-const COLUMNS: &str = "id, content, metadata, importance, created_ms, accessed_ms, access_count";
+pub(crate) const COLUMNS: &str =
+    "id, content, metadata, importance, created_ms, accessed_ms, access_count, useful, not_useful";
 
-fn trace(row: &Row) -> Result<Trace> {
+pub(crate) fn trace(row: &Row) -> Result<Trace> {
     let metadata: String = row.get("metadata")?;
     Ok(Trace {
         id: row.get("id")?,
@@ -96,14 +105,16 @@ fn trace(row: &Row) -> Result<Trace> {
         created_ms: row.get("created_ms")?,
         accessed_ms: row.get("accessed_ms")?,
         access_count: row.get("access_count")?,
+        useful: row.get("useful")?,
+        not_useful: row.get("not_useful")?,
     })
 }
 
-fn in_list(n: usize) -> String {
+pub(crate) fn in_list(n: usize) -> String {
     vec!["?"; n].join(", ")
 }
 
-fn positional<'a>(ids: impl IntoIterator<Item = &'a String>) -> Params {
+pub(crate) fn positional<'a>(ids: impl IntoIterator<Item = &'a String>) -> Params {
     Params::Positional(ids.into_iter().map(Value::from).collect())
 }
 
@@ -181,18 +192,24 @@ impl Memory {
         Ok(())
     }
 
-    async fn embed_one(&self, text: &str) -> Result<Vec<f32>> {
+    pub(crate) async fn embed_one(&self, text: &str) -> Result<Vec<f32>> {
+        let mut out = self.embed_many(&[text.to_string()]).await?;
+        Ok(out.pop().unwrap_or_default())
+    }
+
+    /// One vector per text, checked: as many as texts, each of the
+    /// declared dimension.
+    pub(crate) async fn embed_many(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
         let e = self.embedder.as_ref();
-        let mut out = e.embed(&[text.to_string()]).await?;
+        let out = e.embed(texts).await?;
         let bad = |message: String| crate::EmbedError::BadOutput {
             embedder: e.name().to_string(),
             message,
         };
-        if out.len() != 1 {
-            return Err(bad(format!("{} vectors for 1 text", out.len())).into());
+        if out.len() != texts.len() {
+            return Err(bad(format!("{} vectors for {} texts", out.len(), texts.len())).into());
         }
-        let v = out.pop().unwrap_or_default();
-        if v.len() != e.dimension() as usize {
+        if let Some(v) = out.iter().find(|v| v.len() != e.dimension() as usize) {
             return Err(bad(format!(
                 "a vector of {} dimensions, declared {}",
                 v.len(),
@@ -200,7 +217,31 @@ impl Memory {
             ))
             .into());
         }
-        Ok(v)
+        Ok(out)
+    }
+
+    /// Records whether recalled trace `id` was useful; the re-rank uses it
+    /// (see the crate docs). False when there is no such trace.
+    pub async fn feedback(&self, id: &str, useful: bool) -> Result<bool> {
+        let column = if useful { "useful" } else { "not_useful" };
+        let n = self
+            .sql
+            .run(
+                &format!("UPDATE strata_memory_traces SET {column} = {column} + 1 WHERE id = ?"),
+                params![id],
+            )
+            .await?
+            .changes;
+        if n == 0 {
+            return Ok(false);
+        }
+        self.sql
+            .run(
+                "INSERT INTO strata_memory_feedback (trace_id, useful, at_ms) VALUES (?, ?, ?)",
+                params![id, i64::from(useful), now_ms()],
+            )
+            .await?;
+        Ok(true)
     }
 
     /// The traces of `ids` that exist, in the order asked.
@@ -264,9 +305,11 @@ impl Memory {
                 let relevance = if best > 0.0 { raw / best } else { 0.0 };
                 let age = (now - t.accessed_ms).max(0) as f64;
                 let recency = 0.5f64.powf(age / w.half_life_ms.max(1) as f64);
+                let feedback = (t.useful as f64 + 1.0) / ((t.useful + t.not_useful) as f64 + 2.0);
                 let score = relevance
                     * (1.0 + w.importance * t.importance)
-                    * (1.0 - w.recency + w.recency * recency);
+                    * (1.0 - w.recency + w.recency * recency)
+                    * (1.0 + w.feedback * (feedback - 0.5));
                 Recalled {
                     trace: t,
                     score,

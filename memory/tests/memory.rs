@@ -322,6 +322,142 @@ async fn graph_body(strata: &Strata) -> GraphAnswers {
     answers
 }
 
+async fn lifecycle_body(strata: &Strata) {
+    let m = Memory::open(strata, embedder()).await.unwrap();
+
+    // Feedback moves the ranking: of two equal traces, the one that would
+    // win the tie (lower id) is marked unhelpful, the other helpful.
+    let a = m
+        .remember("standup is at nine", json!({}), 0.5)
+        .await
+        .unwrap();
+    let b = m
+        .remember("standup is at nine", json!({}), 0.5)
+        .await
+        .unwrap();
+    let (first, second) = if a < b { (a, b) } else { (b, a) };
+    let before = m.recall("standup", &RecallOptions::top(2)).await.unwrap();
+    assert_eq!(before[0].trace.id, first, "ties go to the lower id");
+    assert!(m.feedback(&first, false).await.unwrap());
+    assert!(m.feedback(&first, false).await.unwrap());
+    assert!(m.feedback(&second, true).await.unwrap());
+    assert!(!m.feedback("no-such-trace", true).await.unwrap());
+    let after = m.recall("standup", &RecallOptions::top(2)).await.unwrap();
+    assert_eq!(after[0].trace.id, second, "{after:?}");
+    assert_eq!((after[0].trace.useful, after[1].trace.not_useful), (1, 2));
+    m.forget(&[first, second]).await.unwrap();
+
+    // Consolidation: near-duplicates merge into the more important one,
+    // idle traces decay, and the log says what happened.
+    let weak = m
+        .remember("the user likes green tea", json!({}), 0.2)
+        .await
+        .unwrap();
+    let strong = m
+        .remember("The user likes green TEA!", json!({}), 0.8)
+        .await
+        .unwrap();
+    let other = m
+        .remember("invoices are due on the first monday", json!({}), 0.5)
+        .await
+        .unwrap();
+    m.recall("green tea", &RecallOptions::top(2)).await.unwrap(); // counts accesses
+    let report = m
+        .consolidate(&strata_memory::ConsolidateOptions::default().idle_ms(0))
+        .await
+        .unwrap();
+    assert_eq!((report.decayed, report.merged), (3, 1), "{report:?}");
+    let left = m
+        .get(&[weak.clone(), strong.clone(), other.clone()])
+        .await
+        .unwrap();
+    let ids: Vec<&str> = left.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(ids, [strong.as_str(), other.as_str()]);
+    assert!((left[0].importance - 0.72).abs() < 1e-9, "{left:?}");
+    assert_eq!(
+        left[0].access_count, 2,
+        "the merged trace's access was added"
+    );
+    assert!((left[1].importance - 0.45).abs() < 1e-9);
+    let log = m
+        .sql()
+        .all(
+            "SELECT action, trace_id, other_id FROM strata_memory_consolidation_log ORDER BY action, trace_id",
+            (),
+        )
+        .await
+        .unwrap();
+    let merges: Vec<(String, String)> = log
+        .iter()
+        .filter(|r| r.get::<String>("action").unwrap() == "merge")
+        .map(|r| (r.get("trace_id").unwrap(), r.get("other_id").unwrap()))
+        .collect();
+    assert_eq!(merges, [(strong.clone(), weak.clone())]);
+    assert_eq!(log.len(), 4);
+
+    // Documents: chunked, embedded, recalled with their document.
+    let text = format!(
+        "{}\n\nThe moon pulls the oceans and makes the tides rise twice a day. {}",
+        "Rust programs are compiled ahead of time by cargo and rustc. ".repeat(8),
+        "Bread needs flour, water, salt and a long slow rise. ".repeat(8)
+    );
+    let doc = m
+        .ingest(
+            "notes",
+            &text,
+            json!({"source": "test"}),
+            strata_memory::IngestOptions::new(200, 40),
+        )
+        .await
+        .unwrap();
+    assert!(doc.chunks >= 4, "{doc:?}");
+    let hits = m.recall_chunks("moon tides oceans", 2, None).await.unwrap();
+    assert!(hits[0].content.contains("tides"), "{hits:?}");
+    assert_eq!(hits[0].document, doc);
+    let only = m
+        .recall_chunks(
+            "bread",
+            10,
+            Some(json!({"document": doc.id.as_str(), "source": "test"})),
+        )
+        .await
+        .unwrap();
+    assert!(!only.is_empty() && only.iter().all(|h| h.document.id == doc.id));
+    assert!(
+        m.ingest("blank", "  \n ", json!({}), Default::default())
+            .await
+            .is_err()
+    );
+    assert!(m.forget_document(&doc.id).await.unwrap());
+    assert!(
+        m.recall_chunks("moon tides", 5, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(!m.forget_document(&doc.id).await.unwrap());
+}
+
+#[test]
+fn feedback_consolidation_and_documents_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let s = sqlite(dir.path());
+        lifecycle_body(&s).await;
+        s.close().await.unwrap();
+    });
+}
+
+#[test]
+fn feedback_consolidation_and_documents_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let s = postgres(dir.path(), "life");
+        lifecycle_body(&s).await;
+        s.close().await.unwrap();
+    });
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
