@@ -80,6 +80,7 @@ pub mod embed;
 mod error;
 pub mod graph;
 mod schema;
+mod stats;
 mod traces;
 
 use std::{
@@ -93,6 +94,7 @@ pub use consolidate::{ConsolidateOptions, ConsolidationReport};
 pub use documents::{ChunkHit, Document, IngestOptions, chunk_text};
 pub use embed::{EmbedError, Embedder, HashEmbedder};
 pub use error::{MemoryError, Result};
+pub use stats::{Advice, MemoryStats};
 pub use traces::{RecallOptions, RecallWeights, Recalled, Trace};
 
 /// The vector collection holding the traces' embeddings.

@@ -270,28 +270,8 @@ impl Memory {
     /// ranking); counts an access on each returned trace.
     pub async fn recall(&self, query: &str, options: &RecallOptions) -> Result<Vec<Recalled>> {
         let k = if options.k == 0 { 5 } else { options.k };
-        let candidates = k.saturating_mul(4).max(20);
         let vector = self.embed_one(query).await?;
-        let ids = Include {
-            metadata: false,
-            ..Include::default()
-        };
-        let mut hybrid = Hybrid::new(vector.clone(), query)
-            .top_k(candidates)
-            .include(ids);
-        if let Some(f) = &options.filter {
-            hybrid = hybrid.filter(f.clone());
-        }
-        let hits = match self.vectors.hybrid_query(TRACES, &hybrid).await {
-            Err(e) if e.kind() == ErrorKind::Unsupported => {
-                let mut q = Query::new(vector).top_k(candidates).include(ids);
-                if let Some(f) = &options.filter {
-                    q = q.filter(f.clone());
-                }
-                self.vectors.query(TRACES, &q).await?
-            }
-            other => other?,
-        };
+        let hits = self.search_traces(query, vector, options).await?;
         let best = hits.iter().map(|h| h.score).fold(f64::MIN, f64::max);
         let ids: Vec<String> = hits.iter().map(|h| h.id.clone()).collect();
         let traces = self.get(&ids).await?;
@@ -338,6 +318,38 @@ impl Memory {
                 .await?;
         }
         Ok(ranked)
+    }
+
+    /// The candidates of a recall, before the re-rank: a hybrid ranking
+    /// (dense answer when the backend has no hybrid search).
+    pub(crate) async fn search_traces(
+        &self,
+        query: &str,
+        vector: Vec<f32>,
+        options: &RecallOptions,
+    ) -> Result<Vec<strata_host::Hit>> {
+        let k = if options.k == 0 { 5 } else { options.k };
+        let candidates = k.saturating_mul(4).max(20);
+        let ids = Include {
+            metadata: false,
+            ..Include::default()
+        };
+        let mut hybrid = Hybrid::new(vector.clone(), query)
+            .top_k(candidates)
+            .include(ids);
+        if let Some(f) = &options.filter {
+            hybrid = hybrid.filter(f.clone());
+        }
+        Ok(match self.vectors.hybrid_query(TRACES, &hybrid).await {
+            Err(e) if e.kind() == ErrorKind::Unsupported => {
+                let mut q = Query::new(vector).top_k(candidates).include(ids);
+                if let Some(f) = &options.filter {
+                    q = q.filter(f.clone());
+                }
+                self.vectors.query(TRACES, &q).await?
+            }
+            other => other?,
+        })
     }
 
     /// Forgets the traces of `ids`; how many there were.

@@ -180,6 +180,26 @@ async fn traces_body(strata: &Strata) {
             .all(|h| h.trace.id != coffee && h.trace.id != rust)
     );
 
+    // Stats count what is there and time real recalls.
+    let stats = m.stats(10).await.unwrap();
+    assert_eq!(
+        (stats.traces, stats.vectors, stats.documents, stats.recalls_timed),
+        (3, 3, 0, 3)
+    );
+    let texts = m
+        .sql()
+        .all("SELECT content FROM strata_memory_traces", ())
+        .await
+        .unwrap();
+    let bytes: usize = texts
+        .iter()
+        .map(|r| r.get::<String>("content").unwrap().len())
+        .sum();
+    assert_eq!(stats.text_bytes, bytes as u64);
+    assert_eq!(stats.vector_bytes, 3 * 128 * 4);
+    assert!(stats.recall_p99_ms >= stats.recall_p50_ms && stats.recall_p50_ms > 0.0);
+    assert!(matches!(stats.advice, strata_memory::Advice::Stay(_)));
+
     // Opened again with another embedder: refused, naming both.
     let e = Memory::open(strata, Arc::new(HashEmbedder::new(64)))
         .await
