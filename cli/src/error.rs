@@ -14,6 +14,9 @@ pub(crate) enum CliError {
     /// From a backup, restore or verification.
     #[error(transparent)]
     Backup(#[from] BackupError),
+    /// From the memory layer.
+    #[error(transparent)]
+    Memory(#[from] strata_memory::MemoryError),
 }
 
 /// The CLI's result type.

@@ -8,6 +8,7 @@
 
 mod backup;
 mod error;
+mod memory;
 mod migrate;
 mod output;
 mod plugins;
@@ -73,6 +74,18 @@ enum Command {
         json: bool,
         #[command(subcommand)]
         what: VectorsCommand,
+    },
+    /// Agent memory: remember, recall, forget, feedback, documents, consolidation,
+    /// the knowledge graph, and stats with tier advice.
+    Memory {
+        /// Print JSON instead of tables.
+        #[arg(long, global = true)]
+        json: bool,
+        /// Dimension of the built-in hashing embedder (a memory keeps the one it was built with).
+        #[arg(long, global = true, default_value_t = 256)]
+        dimension: u32,
+        #[command(subcommand)]
+        what: memory::MemoryCommand,
     },
     /// The main job: write and read agent memories through the loaded SQL plugin.
     Quickstart,
@@ -144,6 +157,11 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Export(args) => migrate::run_export(&strata, args).await?,
         Command::Import(args) => migrate::run_import(&strata, args).await?,
         Command::Backup(args) => backup::run(&strata, args).await?,
+        Command::Memory {
+            json,
+            dimension,
+            what,
+        } => memory::run(&strata, json, dimension, what).await?,
         Command::Quickstart => {
             let mut out = std::io::stdout();
             quickstart::run(&strata, &mut out).await?;

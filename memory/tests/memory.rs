@@ -183,7 +183,12 @@ async fn traces_body(strata: &Strata) {
     // Stats count what is there and time real recalls.
     let stats = m.stats(10).await.unwrap();
     assert_eq!(
-        (stats.traces, stats.vectors, stats.documents, stats.recalls_timed),
+        (
+            stats.traces,
+            stats.vectors,
+            stats.documents,
+            stats.recalls_timed
+        ),
         (3, 3, 0, 3)
     );
     let texts = m
