@@ -375,7 +375,7 @@ pub(crate) async fn run(
                 json!({"decayed": r.decayed, "merged": r.merged}),
                 || {
                     println!(
-                        "decayed {} traces, merged {} (see strata_memory_consolidation_log)",
+                        "decayed {} traces, merged {} (see memory_consolidation_log)",
                         r.decayed, r.merged
                     )
                 },

@@ -60,14 +60,14 @@ pub struct ConsolidationReport {
 
 impl Memory {
     /// Decays idle traces and merges near-duplicates (see the crate docs);
-    /// every change goes to `strata_memory_consolidation_log`.
+    /// every change goes to `memory_consolidation_log`.
     pub async fn consolidate(&self, options: &ConsolidateOptions) -> Result<ConsolidationReport> {
         let mut report = ConsolidationReport::default();
         let now = now_ms();
         let rows = self
             .sql
             .all(
-                &format!("SELECT {COLUMNS} FROM strata_memory_traces ORDER BY created_ms, id"),
+                &format!("SELECT {COLUMNS} FROM memory_traces ORDER BY created_ms, id"),
                 (),
             )
             .await?;
@@ -77,7 +77,7 @@ impl Memory {
                 let after = t.importance * options.decay;
                 self.sql
                     .run(
-                        "UPDATE strata_memory_traces SET importance = ? WHERE id = ?",
+                        "UPDATE memory_traces SET importance = ? WHERE id = ?",
                         params![after, t.id.as_str()],
                     )
                     .await?;
@@ -137,7 +137,7 @@ impl Memory {
                 let importance = keep.importance.max(drop.importance);
                 self.sql
                     .run(
-                        "UPDATE strata_memory_traces SET importance = ?, access_count = access_count + ?,
+                        "UPDATE memory_traces SET importance = ?, access_count = access_count + ?,
                              useful = useful + ?, not_useful = not_useful + ? WHERE id = ?",
                         params![
                             importance,
@@ -182,8 +182,15 @@ impl Memory {
     ) -> Result<()> {
         self.sql
             .run(
-                "INSERT INTO strata_memory_consolidation_log (at_ms, action, trace_id, other_id, detail) VALUES (?, ?, ?, ?, ?)",
-                params![at, action, trace_id, other, detail.to_string()],
+                "INSERT INTO memory_consolidation_log (id, at_ms, action, trace_id, other_id, detail) VALUES (?, ?, ?, ?, ?, ?)",
+                params![
+                    uuid::Uuid::new_v4().to_string(),
+                    at,
+                    action,
+                    trace_id,
+                    other,
+                    detail.to_string()
+                ],
             )
             .await?;
         Ok(())

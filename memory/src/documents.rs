@@ -141,13 +141,13 @@ impl Memory {
             .transaction(|tx| {
                 Box::pin(async move {
                     tx.run(
-                        "INSERT INTO strata_memory_documents (id, title, metadata, chunks, created_ms) VALUES (?, ?, ?, ?, ?)",
+                        "INSERT INTO memory_documents (id, title, metadata, chunks, created_ms) VALUES (?, ?, ?, ?, ?)",
                         params![doc_id.as_str(), title_s, meta_s, n, now_ms()],
                     )
                     .await?;
                     for (i, (start, content)) in rows.iter().enumerate() {
                         tx.run(
-                            "INSERT INTO strata_memory_chunks (id, document, n, start_char, content) VALUES (?, ?, ?, ?, ?)",
+                            "INSERT INTO memory_chunks (id, document, n, start_char, content) VALUES (?, ?, ?, ?, ?)",
                             params![
                                 format!("{doc_id}#{i}"),
                                 doc_id.as_str(),
@@ -194,7 +194,7 @@ impl Memory {
                 .sql
                 .all(
                     &format!(
-                        "SELECT id, title, metadata, chunks FROM strata_memory_documents WHERE id IN ({})",
+                        "SELECT id, title, metadata, chunks FROM memory_documents WHERE id IN ({})",
                         in_list(chunk.len())
                     ),
                     positional(chunk),
@@ -253,7 +253,7 @@ impl Memory {
             .sql
             .all(
                 &format!(
-                    "SELECT id, document, n, start_char, content FROM strata_memory_chunks WHERE id IN ({})",
+                    "SELECT id, document, n, start_char, content FROM memory_chunks WHERE id IN ({})",
                     in_list(ids.len())
                 ),
                 Params::Positional(ids.iter().map(Value::from).collect()),
@@ -302,17 +302,11 @@ impl Memory {
             .delete_where(CHUNKS, &json!({"document": id}))
             .await?;
         self.sql
-            .run(
-                "DELETE FROM strata_memory_chunks WHERE document = ?",
-                params![id],
-            )
+            .run("DELETE FROM memory_chunks WHERE document = ?", params![id])
             .await?;
         let n = self
             .sql
-            .run(
-                "DELETE FROM strata_memory_documents WHERE id = ?",
-                params![id],
-            )
+            .run("DELETE FROM memory_documents WHERE id = ?", params![id])
             .await?
             .changes;
         Ok(n > 0)

@@ -120,7 +120,7 @@ impl<'a> Graph<'a> {
         let props = object("node", props)?;
         self.sql
             .run(
-                "INSERT INTO strata_memory_nodes (id, kind, name, props) VALUES (?, ?, ?, ?)
+                "INSERT INTO memory_nodes (id, kind, name, props) VALUES (?, ?, ?, ?)
                  ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, name = excluded.name, props = excluded.props",
                 params![id, kind, name, props],
             )
@@ -133,7 +133,7 @@ impl<'a> Graph<'a> {
         let row = self
             .sql
             .get(
-                "SELECT id, kind, name, props FROM strata_memory_nodes WHERE id = ?",
+                "SELECT id, kind, name, props FROM memory_nodes WHERE id = ?",
                 params![id],
             )
             .await?;
@@ -175,7 +175,7 @@ impl<'a> Graph<'a> {
         }
         self.sql
             .run(
-                "INSERT INTO strata_memory_edges (src, dst, kind, weight, props) VALUES (?, ?, ?, ?, ?)
+                "INSERT INTO memory_edges (src, dst, kind, weight, props) VALUES (?, ?, ?, ?, ?)
                  ON CONFLICT (src, dst, kind) DO UPDATE SET weight = excluded.weight, props = excluded.props",
                 params![src, dst, kind, weight, props],
             )
@@ -190,12 +190,12 @@ impl<'a> Graph<'a> {
             .transaction(|tx| {
                 Box::pin(async move {
                     tx.run(
-                        "DELETE FROM strata_memory_edges WHERE src = ? OR dst = ?",
+                        "DELETE FROM memory_edges WHERE src = ? OR dst = ?",
                         params![&id, &id],
                     )
                     .await?;
                     let n = tx
-                        .run("DELETE FROM strata_memory_nodes WHERE id = ?", params![&id])
+                        .run("DELETE FROM memory_nodes WHERE id = ?", params![&id])
                         .await?
                         .changes;
                     Ok::<bool, strata_host::Error>(n > 0)
@@ -233,7 +233,7 @@ impl<'a> Graph<'a> {
             .sql
             .all(
                 &format!(
-                    "SELECT src, dst, kind, weight, props FROM strata_memory_edges WHERE {side}{kind_cond}"
+                    "SELECT src, dst, kind, weight, props FROM memory_edges WHERE {side}{kind_cond}"
                 ),
                 strata_host::Params::Positional(values),
             )
@@ -279,11 +279,11 @@ impl<'a> Graph<'a> {
         // One recursive term (Postgres allows no more), over the edges
         // seen from the side the walk leaves by.
         let edges = match direction {
-            Direction::Out => "SELECT src AS here, dst AS next, kind FROM strata_memory_edges",
-            Direction::In => "SELECT dst AS here, src AS next, kind FROM strata_memory_edges",
+            Direction::Out => "SELECT src AS here, dst AS next, kind FROM memory_edges",
+            Direction::In => "SELECT dst AS here, src AS next, kind FROM memory_edges",
             Direction::Both => {
-                "SELECT src AS here, dst AS next, kind FROM strata_memory_edges
-                 UNION ALL SELECT dst AS here, src AS next, kind FROM strata_memory_edges"
+                "SELECT src AS here, dst AS next, kind FROM memory_edges
+                 UNION ALL SELECT dst AS here, src AS next, kind FROM memory_edges"
             }
         };
         format!(

@@ -15,6 +15,11 @@
 //! Qdrant or Pinecone the SQL role is a SQLite sidecar (or Postgres).
 //! Moving tiers is `strata migrate`; the code calling [`Memory`] stays.
 //!
+//! The tables are named `memory_*` (not `strata_*`, the prefix the
+//! migration and backup engines keep for strata's own bookkeeping): a
+//! brain is user data, and `strata migrate` and `strata backup` move it
+//! whole like any other tables and collections.
+//!
 //! # Recall
 //!
 //! [`Memory::recall`] embeds the query and asks the vector backend for a
@@ -24,7 +29,8 @@
 //! re-ranked, and the best `k` returned:
 //!
 //! ```text
-//! relevance = score / best score                      (1.0 for the best candidate)
+//! relevance = 0.7 × cosine / best cosine              (exact, query to trace)
+//!           + 0.3 × fused score / best fused score    (the hybrid RRF score)
 //! recency   = 0.5 ^ (time since last access or creation / half_life)
 //! feedback  = (useful + 1) / (useful + not_useful + 2)  (0.5 without feedback)
 //! final     = relevance × (1 + importance_weight × importance)
@@ -43,7 +49,7 @@
 //! at or above a threshold): the survivor is the more important one (then
 //! the older), it takes the larger importance and the summed access and
 //! feedback counts, and the other trace is forgotten. Every change is
-//! written to `strata_memory_consolidation_log` (time, action, traces,
+//! written to `memory_consolidation_log` (time, action, traces,
 //! before/after as JSON).
 //!
 //! # Documents
@@ -98,10 +104,10 @@ pub use stats::{Advice, MemoryStats};
 pub use traces::{RecallOptions, RecallWeights, Recalled, Trace};
 
 /// The vector collection holding the traces' embeddings.
-pub const TRACES: &str = "strata_memory_traces";
+pub const TRACES: &str = "memory_traces";
 
 /// The vector collection holding the document chunks' embeddings.
-pub const CHUNKS: &str = "strata_memory_chunks";
+pub const CHUNKS: &str = "memory_chunks";
 
 /// An agent's memory over a SQL backend and a vector backend.
 pub struct Memory {
@@ -120,6 +126,17 @@ impl Memory {
     pub async fn open(strata: &Strata, embedder: Arc<dyn Embedder>) -> Result<Memory> {
         let sql = strata.sql().await?;
         let vectors = strata.vectors().await?;
+        Memory::on(None, sql, vectors, embedder).await
+    }
+
+    /// Opens the memory on the given SQL and vector front ends (of any
+    /// backends: e.g. a SQLite sidecar for the SQL part and Qdrant for the
+    /// vectors).
+    pub async fn open_on(
+        sql: Sql,
+        vectors: Vectors,
+        embedder: Arc<dyn Embedder>,
+    ) -> Result<Memory> {
         Memory::on(None, sql, vectors, embedder).await
     }
 

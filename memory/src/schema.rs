@@ -12,11 +12,11 @@ pub(crate) async fn ensure(sql: &Sql, vectors: &Vectors, embedder: &dyn Embedder
         _ => "REAL",
     };
     sql.exec(&format!(
-        "CREATE TABLE IF NOT EXISTS strata_memory_meta (
+        "CREATE TABLE IF NOT EXISTS memory_meta (
             key TEXT PRIMARY KEY,
             value TEXT NOT NULL
         );
-        CREATE TABLE IF NOT EXISTS strata_memory_traces (
+        CREATE TABLE IF NOT EXISTS memory_traces (
             id TEXT PRIMARY KEY,
             content TEXT NOT NULL,
             metadata TEXT NOT NULL,
@@ -27,40 +27,42 @@ pub(crate) async fn ensure(sql: &Sql, vectors: &Vectors, embedder: &dyn Embedder
             useful BIGINT NOT NULL DEFAULT 0,
             not_useful BIGINT NOT NULL DEFAULT 0
         );
-        CREATE TABLE IF NOT EXISTS strata_memory_feedback (
+        CREATE TABLE IF NOT EXISTS memory_feedback (
+            id TEXT PRIMARY KEY,
             trace_id TEXT NOT NULL,
             useful BIGINT NOT NULL,
             at_ms BIGINT NOT NULL
         );
-        CREATE TABLE IF NOT EXISTS strata_memory_consolidation_log (
+        CREATE TABLE IF NOT EXISTS memory_consolidation_log (
+            id TEXT PRIMARY KEY,
             at_ms BIGINT NOT NULL,
             action TEXT NOT NULL,
             trace_id TEXT NOT NULL,
             other_id TEXT,
             detail TEXT NOT NULL
         );
-        CREATE TABLE IF NOT EXISTS strata_memory_documents (
+        CREATE TABLE IF NOT EXISTS memory_documents (
             id TEXT PRIMARY KEY,
             title TEXT NOT NULL,
             metadata TEXT NOT NULL,
             chunks BIGINT NOT NULL,
             created_ms BIGINT NOT NULL
         );
-        CREATE TABLE IF NOT EXISTS strata_memory_chunks (
+        CREATE TABLE IF NOT EXISTS memory_chunks (
             id TEXT PRIMARY KEY,
             document TEXT NOT NULL,
             n BIGINT NOT NULL,
             start_char BIGINT NOT NULL,
             content TEXT NOT NULL
         );
-        CREATE INDEX IF NOT EXISTS strata_memory_chunks_document ON strata_memory_chunks (document);
-        CREATE TABLE IF NOT EXISTS strata_memory_nodes (
+        CREATE INDEX IF NOT EXISTS memory_chunks_document ON memory_chunks (document);
+        CREATE TABLE IF NOT EXISTS memory_nodes (
             id TEXT PRIMARY KEY,
             kind TEXT NOT NULL,
             name TEXT NOT NULL,
             props TEXT NOT NULL
         );
-        CREATE TABLE IF NOT EXISTS strata_memory_edges (
+        CREATE TABLE IF NOT EXISTS memory_edges (
             src TEXT NOT NULL,
             dst TEXT NOT NULL,
             kind TEXT NOT NULL,
@@ -68,20 +70,17 @@ pub(crate) async fn ensure(sql: &Sql, vectors: &Vectors, embedder: &dyn Embedder
             props TEXT NOT NULL,
             PRIMARY KEY (src, dst, kind)
         );
-        CREATE INDEX IF NOT EXISTS strata_memory_edges_dst ON strata_memory_edges (dst);"
+        CREATE INDEX IF NOT EXISTS memory_edges_dst ON memory_edges (dst);"
     ))
     .await?;
     let (name, dim) = (embedder.name().to_string(), embedder.dimension());
     let stored = sql
-        .get(
-            "SELECT value FROM strata_memory_meta WHERE key = 'embedder'",
-            (),
-        )
+        .get("SELECT value FROM memory_meta WHERE key = 'embedder'", ())
         .await?;
     match stored {
         None => {
             sql.run(
-                "INSERT INTO strata_memory_meta (key, value) VALUES ('embedder', ?)",
+                "INSERT INTO memory_meta (key, value) VALUES ('embedder', ?)",
                 params![serde_json::json!({"name": name, "dimension": dim}).to_string()],
             )
             .await?;
@@ -90,7 +89,7 @@ pub(crate) async fn ensure(sql: &Sql, vectors: &Vectors, embedder: &dyn Embedder
             let text: String = row.get("value")?;
             let v: serde_json::Value =
                 serde_json::from_str(&text).map_err(|e| MemoryError::Corrupt {
-                    message: format!("strata_memory_meta.embedder = {text:?}: {e}"),
+                    message: format!("memory_meta.embedder = {text:?}: {e}"),
                 })?;
             let (s_name, s_dim) = (
                 v["name"].as_str().unwrap_or_default().to_string(),

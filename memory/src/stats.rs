@@ -113,28 +113,28 @@ impl Memory {
             }
         };
         let traces = self
-            .scalar("SELECT count(*) AS n FROM strata_memory_traces")
+            .scalar("SELECT count(*) AS n FROM memory_traces")
             .await?;
         let documents = self
-            .scalar("SELECT count(*) AS n FROM strata_memory_documents")
+            .scalar("SELECT count(*) AS n FROM memory_documents")
             .await?;
         let chunks = self
-            .scalar("SELECT count(*) AS n FROM strata_memory_chunks")
+            .scalar("SELECT count(*) AS n FROM memory_chunks")
             .await?;
         let nodes = self
-            .scalar("SELECT count(*) AS n FROM strata_memory_nodes")
+            .scalar("SELECT count(*) AS n FROM memory_nodes")
             .await?;
         let edges = self
-            .scalar("SELECT count(*) AS n FROM strata_memory_edges")
+            .scalar("SELECT count(*) AS n FROM memory_edges")
             .await?;
-        let text = self.scalar(&text_bytes("strata_memory_traces")).await?
-            + self.scalar(&text_bytes("strata_memory_chunks")).await?;
+        let text = self.scalar(&text_bytes("memory_traces")).await?
+            + self.scalar(&text_bytes("memory_chunks")).await?;
         let vectors =
             self.vectors.count(TRACES, None).await? + self.vectors.count(CHUNKS, None).await?;
         let samples_rows = self
             .sql
             .all(
-                "SELECT content FROM strata_memory_traces ORDER BY created_ms, id LIMIT ?",
+                "SELECT content FROM memory_traces ORDER BY created_ms, id LIMIT ?",
                 strata_host::params![i64::from(samples)],
             )
             .await?;

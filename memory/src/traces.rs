@@ -37,7 +37,8 @@ pub struct Recalled {
     pub trace: Trace,
     /// The re-ranked score (see the crate docs), higher is better.
     pub score: f64,
-    /// The retrieval score relative to the best candidate (0..=1).
+    /// The retrieval score relative to the best candidate (0..=1; see the
+    /// crate docs).
     pub relevance: f64,
 }
 
@@ -87,6 +88,25 @@ impl RecallOptions {
     pub fn filter(mut self, filter: Json) -> RecallOptions {
         self.filter = Some(filter);
         self
+    }
+}
+
+/// The share of relevance the exact cosine decides (the rest: the fused
+/// hybrid score).
+const DENSE_SHARE: f64 = 0.7;
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let (mut dot, mut na, mut nb) = (0f64, 0f64, 0f64);
+    for (x, y) in a.iter().zip(b) {
+        let (x, y) = (f64::from(*x), f64::from(*y));
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        dot / (na.sqrt() * nb.sqrt())
     }
 }
 
@@ -164,15 +184,12 @@ impl Memory {
         // the row goes again, so a trace is never half remembered.
         let existed = self
             .sql
-            .get(
-                "SELECT id FROM strata_memory_traces WHERE id = ?",
-                params![id],
-            )
+            .get("SELECT id FROM memory_traces WHERE id = ?", params![id])
             .await?
             .is_some();
         self.sql
             .run(
-                "INSERT INTO strata_memory_traces (id, content, metadata, importance, created_ms, accessed_ms, access_count)
+                "INSERT INTO memory_traces (id, content, metadata, importance, created_ms, accessed_ms, access_count)
                  VALUES (?, ?, ?, ?, ?, ?, 0)
                  ON CONFLICT (id) DO UPDATE SET content = excluded.content, metadata = excluded.metadata,
                      importance = excluded.importance, accessed_ms = excluded.accessed_ms",
@@ -184,7 +201,7 @@ impl Memory {
             if !existed {
                 let _ = self
                     .sql
-                    .run("DELETE FROM strata_memory_traces WHERE id = ?", params![id])
+                    .run("DELETE FROM memory_traces WHERE id = ?", params![id])
                     .await;
             }
             return Err(e.into());
@@ -227,7 +244,7 @@ impl Memory {
         let n = self
             .sql
             .run(
-                &format!("UPDATE strata_memory_traces SET {column} = {column} + 1 WHERE id = ?"),
+                &format!("UPDATE memory_traces SET {column} = {column} + 1 WHERE id = ?"),
                 params![id],
             )
             .await?
@@ -237,8 +254,13 @@ impl Memory {
         }
         self.sql
             .run(
-                "INSERT INTO strata_memory_feedback (trace_id, useful, at_ms) VALUES (?, ?, ?)",
-                params![id, i64::from(useful), now_ms()],
+                "INSERT INTO memory_feedback (id, trace_id, useful, at_ms) VALUES (?, ?, ?, ?)",
+                params![
+                    uuid::Uuid::new_v4().to_string(),
+                    id,
+                    i64::from(useful),
+                    now_ms()
+                ],
             )
             .await?;
         Ok(true)
@@ -252,7 +274,7 @@ impl Memory {
                 .sql
                 .all(
                     &format!(
-                        "SELECT {COLUMNS} FROM strata_memory_traces WHERE id IN ({})",
+                        "SELECT {COLUMNS} FROM memory_traces WHERE id IN ({})",
                         in_list(chunk.len())
                     ),
                     positional(chunk),
@@ -270,19 +292,44 @@ impl Memory {
     /// ranking); counts an access on each returned trace.
     pub async fn recall(&self, query: &str, options: &RecallOptions) -> Result<Vec<Recalled>> {
         let k = if options.k == 0 { 5 } else { options.k };
-        let vector = self.embed_one(query).await?;
-        let hits = self.search_traces(query, vector, options).await?;
-        let best = hits.iter().map(|h| h.score).fold(f64::MIN, f64::max);
+        let vector_q = self.embed_one(query).await?;
+        let hits = self.search_traces(query, vector_q.clone(), options).await?;
+        // Relevance (see the crate docs): mostly the exact cosine of the
+        // trace to the query, relative to the best candidate's, partly the
+        // fused rank score relative to the best. Fused RRF scores alone
+        // are nearly flat at the top (1/61 against 1/62), so importance
+        // would outweigh them and lift an unrelated trace.
+        let cosines: Vec<f64> = hits
+            .iter()
+            .map(|h| {
+                h.vector
+                    .as_deref()
+                    .map_or(0.0, |v| cosine(&vector_q, v))
+                    .max(0.0)
+            })
+            .collect();
+        let best_cos = cosines.iter().copied().fold(0.0, f64::max);
+        let best = hits.iter().map(|h| h.score).fold(0.0, f64::max);
         let ids: Vec<String> = hits.iter().map(|h| h.id.clone()).collect();
         let traces = self.get(&ids).await?;
-        let score_of: HashMap<&str, f64> = hits.iter().map(|h| (h.id.as_str(), h.score)).collect();
+        let score_of: HashMap<&str, f64> = hits
+            .iter()
+            .zip(&cosines)
+            .map(|(h, c)| {
+                let dense = if best_cos > 0.0 { c / best_cos } else { 0.0 };
+                let fused = if best > 0.0 { h.score / best } else { 0.0 };
+                (
+                    h.id.as_str(),
+                    DENSE_SHARE * dense + (1.0 - DENSE_SHARE) * fused,
+                )
+            })
+            .collect();
         let now = now_ms();
         let w = self.weights;
         let mut ranked: Vec<Recalled> = traces
             .into_iter()
             .map(|t| {
-                let raw = score_of.get(t.id.as_str()).copied().unwrap_or(0.0);
-                let relevance = if best > 0.0 { raw / best } else { 0.0 };
+                let relevance = score_of.get(t.id.as_str()).copied().unwrap_or(0.0);
                 let age = (now - t.accessed_ms).max(0) as f64;
                 let recency = 0.5f64.powf(age / w.half_life_ms.max(1) as f64);
                 let feedback = (t.useful as f64 + 1.0) / ((t.useful + t.not_useful) as f64 + 2.0);
@@ -310,7 +357,7 @@ impl Memory {
             self.sql
                 .run(
                     &format!(
-                        "UPDATE strata_memory_traces SET access_count = access_count + 1, accessed_ms = ? WHERE id IN ({})",
+                        "UPDATE memory_traces SET access_count = access_count + 1, accessed_ms = ? WHERE id IN ({})",
                         in_list(ids.len())
                     ),
                     Params::Positional(values),
@@ -330,8 +377,9 @@ impl Memory {
     ) -> Result<Vec<strata_host::Hit>> {
         let k = if options.k == 0 { 5 } else { options.k };
         let candidates = k.saturating_mul(4).max(20);
+        // The vectors come back too: the re-rank scores them exactly.
         let ids = Include {
-            metadata: false,
+            vector: true,
             ..Include::default()
         };
         let mut hybrid = Hybrid::new(vector.clone(), query)
@@ -362,7 +410,7 @@ impl Memory {
                 .sql
                 .run(
                     &format!(
-                        "DELETE FROM strata_memory_traces WHERE id IN ({})",
+                        "DELETE FROM memory_traces WHERE id IN ({})",
                         in_list(chunk.len())
                     ),
                     positional(chunk),
@@ -401,7 +449,7 @@ impl Memory {
     pub async fn count(&self) -> Result<u64> {
         let row = self
             .sql
-            .get("SELECT count(*) AS n FROM strata_memory_traces", ())
+            .get("SELECT count(*) AS n FROM memory_traces", ())
             .await?
             .ok_or_else(|| MemoryError::Corrupt {
                 message: "count(*) returned no row".into(),
