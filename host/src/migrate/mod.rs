@@ -123,6 +123,21 @@ pub async fn migrate(
                 report.tables.push(item);
                 copied_tables.push(t);
             }
+            // Foreign keys once every table exists (a key may reference a
+            // table copied after its own); Postgres targets only.
+            if !options.dry_run {
+                for t in &copied_tables {
+                    for stmt in schema::foreign_key_sql(&dst, t).await? {
+                        dst.exec(&stmt)
+                            .await
+                            .map_err(|source| MigrateError::Table {
+                                table: t.name.clone(),
+                                backend: dst.backend().to_string(),
+                                source: Box::new(source),
+                            })?;
+                    }
+                }
+            }
             table_sides = Some((src, dst));
         }
     }
