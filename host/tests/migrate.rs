@@ -525,3 +525,59 @@ fn export_import_round_trip_and_a_failed_import_leaves_nothing() {
         drop_schema(&strata, &schema).await;
     });
 }
+
+/// Issue 16 #5: two tables whose names share their first 63 bytes would be
+/// merged into one by PostgreSQL (which cuts identifiers there); such a
+/// name is refused before anything is written, naming both tables.
+#[test]
+fn names_postgres_would_cut_are_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = pg_schema("longname");
+    let strata = Strata::load(config(dir.path(), &schema)).unwrap();
+    let prefix = "t".repeat(63);
+    let (a, b) = (format!("{prefix}_alpha"), format!("{prefix}_beta"));
+    rt().block_on(async {
+        let src = strata.sql_backend("src").await.unwrap();
+        src.exec(&format!(
+            "CREATE TABLE \"{a}\" (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO \"{a}\" VALUES (1, 'a');
+             CREATE TABLE \"{b}\" (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO \"{b}\" VALUES (1, 'b');"
+        ))
+        .await
+        .unwrap();
+        let (s, p) = (
+            strata.backend("src").await.unwrap(),
+            strata.backend("pg").await.unwrap(),
+        );
+        let options = MigrateOptions::new().verify(false);
+        let err = migrate(&s, &p, &options).await.unwrap_err();
+        assert!(matches!(err, MigrateError::Schema { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains(&a) && text.contains(&b), "{text}");
+        assert!(text.contains("63"), "{text}");
+        // Nothing was written: not even the checkpoint table.
+        let pg = strata.sql_backend("pg").await.unwrap();
+        let n = pg
+            .get(
+                "SELECT count(*)::bigint AS n FROM pg_tables WHERE schemaname = current_schema() \
+                 AND (tablename LIKE 'ttt%' OR tablename = 'strata_migrations')",
+                (),
+            )
+            .await
+            .unwrap()
+            .unwrap()
+            .get::<i64>("n")
+            .unwrap();
+        assert_eq!(n, 0);
+
+        // A long column name is refused the same way.
+        let c = "c".repeat(64);
+        src.exec(&format!(
+            "DROP TABLE \"{a}\"; DROP TABLE \"{b}\"; CREATE TABLE wide (id INTEGER PRIMARY KEY, \"{c}\" TEXT);"
+        ))
+        .await
+        .unwrap();
+        let err = migrate(&s, &p, &options).await.unwrap_err();
+        assert!(err.to_string().contains(&format!("column `{c}`")), "{err}");
+        drop_schema(&strata, &schema).await;
+    });
+}

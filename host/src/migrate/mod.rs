@@ -117,6 +117,14 @@ pub async fn migrate(
                     names.join(", ")
                 ),
             })?;
+            // Names the target would change are refused before anything is
+            // written (Postgres cuts identifiers at 63 bytes).
+            schema::check_target_names(dst.dialect(), dst.backend(), &names, None)?;
+            for name in &names {
+                let t =
+                    schema::read_table(&src, name, options.detect_vectors, &mut Vec::new()).await?;
+                schema::check_target_names(dst.dialect(), dst.backend(), &[], Some(&t))?;
+            }
             let ctx = table::Context::new(&src, &dst, &source_id, options).await?;
             for name in &names {
                 let (item, t) = table::migrate_table(&ctx, name, &mut report.warnings).await?;

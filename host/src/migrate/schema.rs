@@ -920,6 +920,71 @@ async fn read_postgres(
     })
 }
 
+/// PostgreSQL's identifier limit (NAMEDATALEN - 1): longer names are
+/// silently cut to their first 63 bytes.
+pub const PG_MAX_IDENTIFIER: usize = 63;
+
+/// The first `PG_MAX_IDENTIFIER` bytes of `name` (at a character boundary,
+/// as PostgreSQL cuts it).
+fn pg_truncated(name: &str) -> &str {
+    let mut end = PG_MAX_IDENTIFIER.min(name.len());
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
+}
+
+/// Refuses, before anything is written to a `dialect` target, a table
+/// name of `tables` or a column name of `t` (when given) that the target
+/// would not keep as it is: on PostgreSQL a name over 63 bytes is cut, so
+/// two tables sharing their first 63 bytes would be merged into one (the
+/// error names both).
+pub fn check_target_names(
+    dialect: Dialect,
+    backend: &str,
+    tables: &[String],
+    t: Option<&TableSchema>,
+) -> Result<(), MigrateError> {
+    if dialect != Dialect::Postgres {
+        return Ok(());
+    }
+    let too_long = |what: &str, name: &str, others: &mut dyn Iterator<Item = &str>| {
+        let cut = pg_truncated(name);
+        let clash = others
+            .filter(|o| *o != name && pg_truncated(o) == cut)
+            .map(|o| format!(", the same as {what} `{o}`"))
+            .next()
+            .unwrap_or_default();
+        format!(
+            "{what} `{name}` is {} bytes; PostgreSQL keeps only the first {PG_MAX_IDENTIFIER} (`{cut}`{clash}), \
+             so it would not arrive under its own name: rename it (at most {PG_MAX_IDENTIFIER} bytes)",
+            name.len()
+        )
+    };
+    for name in tables {
+        if name.len() > PG_MAX_IDENTIFIER {
+            return Err(schema_err(
+                name,
+                backend,
+                too_long("table", name, &mut tables.iter().map(String::as_str)),
+            ));
+        }
+    }
+    if let Some(t) = t {
+        for c in &t.columns {
+            if c.name.len() > PG_MAX_IDENTIFIER {
+                let mut others = t.columns.iter().map(|c| c.name.as_str());
+                return Err(schema_err(
+                    &t.name,
+                    backend,
+                    too_long("column", &c.name, &mut others),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// How the target stores vectors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VectorStorage {

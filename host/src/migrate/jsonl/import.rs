@@ -49,6 +49,9 @@ pub async fn import<R: BufRead + Seek>(
     options: &MigrateOptions,
 ) -> Result<Report, MigrateError> {
     let checked = contents(input, file)?;
+    if let Ok(sql) = backend.sql() {
+        schema::check_target_names(sql.dialect(), backend.name(), &checked.tables, None)?;
+    }
     if !checked.verified {
         return Err(MigrateError::File {
             file: file.to_string(),
@@ -147,6 +150,12 @@ pub async fn import_with(
                 ));
             }
             let sql = backend.sql().map_err(backend_err)?;
+            let names: Vec<String> = listed(&report)
+                .into_iter()
+                .map(|l| l.name)
+                .chain([t.name.clone()])
+                .collect();
+            schema::check_target_names(sql.dialect(), backend.name(), &names, Some(&t))?;
             let storage = match vectors_storage {
                 Some(s) => s,
                 None => {
