@@ -623,3 +623,37 @@ async fn close_beside_an_open_transaction_is_busy_not_a_hang() {
         .unwrap();
     s2.close().await.unwrap();
 }
+
+/// Issue 16: valid Postgres the placeholder lexer used to read as named
+/// parameters — an array slice whose upper bound is a function call, and
+/// the prefix `@` (absolute value) operator — runs as written, and next to
+/// real parameters.
+#[tokio::test]
+async fn array_slices_and_the_prefix_at_operator_are_not_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = strata(dir.path(), &[("pg", format!("{{ url = {:?} }}", url()))]);
+    let sql = s.sql_backend("pg").await.unwrap();
+    let row = sql
+        .get(
+            "SELECT CAST((ARRAY[1,2,3])[2:cardinality(ARRAY[1,2,3])] AS text) AS slice, \
+             @x AS magnitude, CAST(@ -2.5 AS float8) AS lit FROM (SELECT -5 AS x) t",
+            (),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.get::<String>("slice").unwrap(), "{2,3}");
+    assert_eq!(row.get::<i64>("magnitude").unwrap(), 5);
+    assert_eq!(row.get::<f64>("lit").unwrap(), 2.5);
+    let row = sql
+        .get(
+            "SELECT CAST((ARRAY[10,20,30])[2:cardinality(ARRAY[1,2,3])] AS text) AS s, @ CAST(:n AS int) AS m",
+            strata_host::named! {"n" => -7},
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.get::<String>("s").unwrap(), "{20,30}");
+    assert_eq!(row.get::<i64>("m").unwrap(), 7);
+    s.close().await.unwrap();
+}
