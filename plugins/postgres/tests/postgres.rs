@@ -657,3 +657,70 @@ async fn array_slices_and_the_prefix_at_operator_are_not_parameters() {
     assert_eq!(row.get::<i64>("m").unwrap(), 7);
     s.close().await.unwrap();
 }
+
+/// Issue 16 #9 on pgvector (which scores in `f32`): a vector whose norm is
+/// above 2^62 (any metric), or non-zero below 2^-50 (cosine), is refused as
+/// `invalid_input` naming the record or the query vector, at upsert and at
+/// query, instead of scoring 0, NaN or null.
+#[tokio::test]
+async fn vectors_pgvector_cannot_score_are_refused() {
+    use strata_host::{Metric, Query, Record};
+    let dir = tempfile::tempdir().unwrap();
+    let schema = format!("unscorable_{}", std::process::id());
+    let s = strata(
+        dir.path(),
+        &[(
+            "pg",
+            format!("{{ url = {:?}, schema = {schema:?} }}", url()),
+        )],
+    );
+    let v = s.backend("pg").await.unwrap().vectors().unwrap();
+    for (name, metric) in [
+        ("unscorable_cos", Metric::Cosine),
+        ("unscorable_l2", Metric::Euclidean),
+    ] {
+        v.create_collection(name, 4, metric).await.unwrap();
+        v.upsert(name, [Record::new("ok", vec![1.0, 2.0, 3.0, 4.0])])
+            .await
+            .unwrap();
+        let e = v
+            .upsert(
+                name,
+                [Record::new("huge-one", vec![0.0, 0.0, 0.0, -3.4e38])],
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        assert!(e.to_string().contains("huge-one"), "{e}");
+        let e = v
+            .query(name, &Query::new(vec![0.0, 0.0, 0.0, 3.0e38]))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        assert!(e.to_string().contains("query vector"), "{e}");
+        // Just under the bound is scored.
+        assert_eq!(
+            v.query(name, &Query::new(vec![0.0, 0.0, 0.0, 4.0e18]))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+    // Tiny non-zero vectors: refused under cosine only.
+    let tiny = vec![0.0, 0.0, 0.0, -1.0e-40];
+    let e = v
+        .upsert("unscorable_cos", [Record::new("tiny", tiny.clone())])
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("tiny"), "{e}");
+    v.upsert("unscorable_l2", [Record::new("tiny", tiny)])
+        .await
+        .unwrap();
+    let sql = s.sql_backend("pg").await.unwrap();
+    sql.exec(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .await
+        .unwrap();
+    s.close().await.unwrap();
+}
