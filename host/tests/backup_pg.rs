@@ -676,6 +676,12 @@ async fn make_typed(sql: &Sql) {
              (3, '0044-03-15 BC', '0001-12-31 23:59:59.5 BC', '0001-01-01 00:00:00+00 BC'),
              (4, '4713-01-01 BC', '0001-01-01 00:00:00', '2024-02-29 12:00:00+00'),
              (5, NULL, NULL, NULL);
+         CREATE TABLE specials (id bigint PRIMARY KEY, n numeric, f float8, r real, b bytea, u uuid, t text);
+         INSERT INTO specials VALUES
+             (1, 'NaN', 'Infinity', 'NaN', '', 'ffffffff-ffff-ffff-ffff-ffffffffffff', ''),
+             (2, 'Infinity', '-Infinity', '-Infinity', '\x00ff', '00000000-0000-0000-0000-000000000000', E'tab\there'),
+             (3, '-Infinity', 'NaN', 'Infinity', NULL, NULL, NULL),
+             (4, '-0.000000000000000000001', '-0', '1e-45', '\x5c', NULL, 'ünï ✓');
          INSERT INTO zowners VALUES (1, 'ann'), (2, 'bob');
          INSERT INTO items (owner, qty, small, price, weight, doc, docb, tags, wait) VALUES
              (1, 3, 7, 12.5, 0.1, '{"b": 1,  "a": [2, 3]}', '{"b": 1, "a": 2}',
@@ -738,6 +744,8 @@ async fn texts(sql: &Sql, query: &str) -> Vec<String> {
 
 const ITEMS: &str = "SELECT concat_ws('|', id, owner, qty, small, price, weight, ratio, doc, docb, tags, wait) AS t \
                      FROM items ORDER BY id";
+const SPECIALS: &str =
+    "SELECT concat_ws('|', id, n, f, r, encode(b, 'hex'), u, t) AS t FROM specials ORDER BY id";
 const DAYS: &str = "SELECT concat_ws('|', id, day, stamp, stampz) AS t FROM days ORDER BY id";
 const LOOSE: &str = "SELECT concat_ws('|', x, n, tags, wait) AS t FROM loose ORDER BY 1";
 
@@ -767,6 +775,7 @@ async fn a_postgres_backup_restores_exact_types_constraints_and_keyless_tables()
     let days = texts(&src, DAYS).await;
     assert!(days[2].contains("0044-03-15 BC"), "{days:?}");
     assert_eq!(days, texts(&dst, DAYS).await);
+    assert_eq!(texts(&src, SPECIALS).await, texts(&dst, SPECIALS).await);
     // Into SQLite the values are kept as Postgres writes them (not as
     // `5881610-07-11`), and the keyless table and text forms come along.
     manager
@@ -831,8 +840,9 @@ async fn a_postgres_to_postgres_migration_keeps_exact_types_and_constraints() {
     let report = strata_host::migrate::migrate(&from, &to, &options)
         .await
         .unwrap();
-    assert_eq!(report.tables.len(), 3);
+    assert_eq!(report.tables.len(), 4);
     let dst = env.sql("restored").await;
+    assert_eq!(texts(&src, SPECIALS).await, texts(&dst, SPECIALS).await);
     assert_eq!(shape(&src).await, shape(&dst).await);
     assert_eq!(texts(&src, ITEMS).await, texts(&dst, ITEMS).await);
     // `days` goes through the plugin's binary COPY (every type it encodes).
