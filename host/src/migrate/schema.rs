@@ -51,6 +51,10 @@
 //! once every table is loaded). A serial or identity key becomes an
 //! identity column of the same integer type (a `nextval` default would name
 //! the source's sequence). Export files carry these in the table header.
+//! Types defined in the backend's own schema (enums, domains, composites)
+//! may not exist on the target: such a column is created as `text` holding
+//! the values' text form (with a warning); built-in types and types in
+//! `public` (pgvector, citext) are kept.
 //!
 //! **Across dialects** the kind table above applies, and defaults, CHECK
 //! constraints and foreign keys are not carried (their expressions are
@@ -793,13 +797,14 @@ async fn read_postgres(
     let cols = sql
         .all(
             "SELECT a.attname::text AS name, format_type(a.atttypid, a.atttypmod) AS formatted, \
-             t.typname::text AS base, a.attnotnull::int AS nn, \
+             t.typname::text AS base, tn.nspname::text AS type_schema, a.attnotnull::int AS nn, \
              (a.attidentity <> '' OR coalesce(pg_get_expr(d.adbin, d.adrelid), '') LIKE 'nextval(%')::int AS auto, \
              pg_get_expr(d.adbin, d.adrelid) AS dflt, a.attgenerated::text AS generated \
              FROM pg_attribute a \
              JOIN pg_class c ON c.oid = a.attrelid \
              JOIN pg_namespace n ON n.oid = c.relnamespace \
              JOIN pg_type t ON t.oid = a.atttypid \
+             JOIN pg_namespace tn ON tn.oid = t.typnamespace \
              LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
              WHERE n.nspname = current_schema() AND c.relname = ? AND a.attnum > 0 AND NOT a.attisdropped \
              ORDER BY a.attnum",
@@ -813,6 +818,17 @@ async fn read_postgres(
         let name = text(r, "name");
         let formatted = text(r, "formatted");
         let kind = pg_kind(table, backend, &name, &formatted, &text(r, "base"))?;
+        // A type of the backend's own schema (an enum, a domain, a
+        // composite) may not exist where the table is restored: such a
+        // column travels and is created as text.
+        let portable_type = matches!(text(r, "type_schema").as_str(), "pg_catalog" | "public");
+        if !portable_type {
+            warnings.push(format!(
+                "table `{table}` on `{backend}`: column `{name}` has type {formatted} of schema `{}`, \
+                 which the target may not have: copied as text",
+                text(r, "type_schema")
+            ));
+        }
         let auto = int(r, "auto") != 0;
         if auto {
             auto_cols.push(name.clone());
@@ -832,7 +848,7 @@ async fn read_postgres(
             name,
             kind,
             not_null: int(r, "nn") != 0,
-            pg_type: Some(formatted.clone()),
+            pg_type: portable_type.then(|| formatted.clone()),
             declared: formatted,
             default,
         });
