@@ -764,7 +764,7 @@ async fn a_postgres_backup_restores_exact_types_constraints_and_keyless_tables()
     // schema has no such type).
     src.exec(
         "CREATE TYPE mood AS ENUM ('calm', 'busy');
-         CREATE TABLE moods (id int PRIMARY KEY, m mood, ms mood[]);
+         CREATE TABLE moods (id int PRIMARY KEY, m mood DEFAULT 'calm', ms mood[]);
          INSERT INTO moods VALUES (1, 'busy', '{calm,busy}'), (2, NULL, NULL);",
     )
     .await

@@ -834,7 +834,8 @@ async fn read_postgres(
             auto_cols.push(name.clone());
         }
         let dflt = text(r, "dflt");
-        let default = if dflt.is_empty() || auto {
+        // (A text column takes no default written for the schema's type.)
+        let default = if dflt.is_empty() || auto || !portable_type {
             None
         } else if !text(r, "generated").is_empty() {
             warnings.push(format!(
