@@ -525,3 +525,117 @@ fn export_import_round_trip_and_a_failed_import_leaves_nothing() {
         drop_schema(&strata, &schema).await;
     });
 }
+
+/// Issue 16 #5: two tables whose names share their first 63 bytes would be
+/// merged into one by PostgreSQL (which cuts identifiers there); such a
+/// name is refused before anything is written, naming both tables.
+#[test]
+fn names_postgres_would_cut_are_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = pg_schema("longname");
+    let strata = Strata::load(config(dir.path(), &schema)).unwrap();
+    let prefix = "t".repeat(63);
+    let (a, b) = (format!("{prefix}_alpha"), format!("{prefix}_beta"));
+    rt().block_on(async {
+        let src = strata.sql_backend("src").await.unwrap();
+        src.exec(&format!(
+            "CREATE TABLE \"{a}\" (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO \"{a}\" VALUES (1, 'a');
+             CREATE TABLE \"{b}\" (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO \"{b}\" VALUES (1, 'b');"
+        ))
+        .await
+        .unwrap();
+        let (s, p) = (
+            strata.backend("src").await.unwrap(),
+            strata.backend("pg").await.unwrap(),
+        );
+        let options = MigrateOptions::new().verify(false);
+        let err = migrate(&s, &p, &options).await.unwrap_err();
+        assert!(matches!(err, MigrateError::Schema { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains(&a) && text.contains(&b), "{text}");
+        assert!(text.contains("63"), "{text}");
+        // Nothing was written: not even the checkpoint table.
+        let pg = strata.sql_backend("pg").await.unwrap();
+        let n = pg
+            .get(
+                "SELECT count(*)::bigint AS n FROM pg_tables WHERE schemaname = current_schema() \
+                 AND (tablename LIKE 'ttt%' OR tablename = 'strata_migrations')",
+                (),
+            )
+            .await
+            .unwrap()
+            .unwrap()
+            .get::<i64>("n")
+            .unwrap();
+        assert_eq!(n, 0);
+
+        // A long column name is refused the same way.
+        let c = "c".repeat(64);
+        src.exec(&format!(
+            "DROP TABLE \"{a}\"; DROP TABLE \"{b}\"; CREATE TABLE wide (id INTEGER PRIMARY KEY, \"{c}\" TEXT);"
+        ))
+        .await
+        .unwrap();
+        let err = migrate(&s, &p, &options).await.unwrap_err();
+        assert!(err.to_string().contains(&format!("column `{c}`")), "{err}");
+        drop_schema(&strata, &schema).await;
+    });
+}
+
+/// Issue 16: a table without a primary key is exported (SQLite: in rowid
+/// order, paged, duplicate rows kept) and imported into a fresh table on
+/// Postgres; importing it again into the now existing keyless table is
+/// refused instead of duplicating every row.
+#[test]
+fn a_keyless_table_exports_and_imports_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = pg_schema("keyless");
+    let strata = Strata::load(config(dir.path(), &schema)).unwrap();
+    rt().block_on(async {
+        let src = strata.sql_backend("src").await.unwrap();
+        src.exec(
+            "CREATE TABLE loose (x TEXT, n INTEGER);
+             WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 250)
+             INSERT INTO loose SELECT 'row' || (i % 7), i % 7 FROM s;",
+        )
+        .await
+        .unwrap();
+        let (s, p) = (
+            strata.backend("src").await.unwrap(),
+            strata.backend("pg").await.unwrap(),
+        );
+        let options = MigrateOptions::new()
+            .batch_size(40)
+            .tables(["loose"])
+            .collections(Vec::<String>::new());
+        let mut out = Vec::new();
+        let r = jsonl::export(&s, &mut out, "loose.jsonl", &options)
+            .await
+            .unwrap();
+        assert_eq!(r.tables[0].read, 250);
+        let mut input = std::io::Cursor::new(out.clone());
+        jsonl::import(&p, &mut input, "loose.jsonl", &options)
+            .await
+            .unwrap();
+        let pg = strata.sql_backend("pg").await.unwrap();
+        let counts = |sql: Sql| async move {
+            sql.all(
+                "SELECT x, count(*) AS c FROM loose GROUP BY x ORDER BY x",
+                (),
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get::<String>("x").unwrap(), r.get::<i64>("c").unwrap()))
+            .collect::<Vec<_>>()
+        };
+        assert_eq!(counts(src.clone()).await, counts(pg.clone()).await);
+        let err = jsonl::import(&p, &mut std::io::Cursor::new(out), "loose.jsonl", &options)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("no primary key"), "{err}");
+        assert_eq!(counts(src).await.iter().map(|c| c.1).sum::<i64>(), 250);
+        assert_eq!(counts(pg).await.iter().map(|c| c.1).sum::<i64>(), 250);
+        drop_schema(&strata, &schema).await;
+    });
+}

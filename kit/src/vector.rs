@@ -325,14 +325,26 @@ pub fn validate_collection_name(name: &str) -> PluginResult<()> {
     }
 }
 
-/// Checks one record against a collection's dimension, with a message naming the record.
-pub fn validate_record(record: &VectorRecord, dimension: u32) -> PluginResult<()> {
-    if record.id.is_empty() || record.id.len() > 512 {
+/// Checks a record id: 1-512 bytes of UTF-8 without NUL (`\0`, which
+/// PostgreSQL text cannot hold and C-string APIs would cut short), so every
+/// backend accepts and refuses the same ids.
+pub fn validate_id(id: &str) -> PluginResult<()> {
+    if id.is_empty() || id.len() > 512 {
         return Err(PluginError::invalid_input(format!(
-            "record id {:?} is invalid: ids are 1-512 bytes",
-            record.id
+            "record id {id:?} is invalid: ids are 1-512 bytes"
         )));
     }
+    if id.contains('\0') {
+        return Err(PluginError::invalid_input(format!(
+            "record id {id:?} is invalid: ids cannot contain NUL (\\0)"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks one record against a collection's dimension, with a message naming the record.
+pub fn validate_record(record: &VectorRecord, dimension: u32) -> PluginResult<()> {
+    validate_id(&record.id)?;
     validate_vector(
         &record.vector,
         dimension,
@@ -408,6 +420,10 @@ mod tests {
     #[test]
     fn a_batch_with_an_id_twice_is_refused_naming_it() {
         assert!(validate_batch(&[rec("a", &[1.0, 0.0]), rec("b", &[0.0, 1.0])], 2).is_ok());
+        // Issue 16 #15: NUL in an id is refused by every kit-based plugin.
+        let e = validate_batch(&[rec("a\0b", &[1.0, 0.0])], 2).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        assert!(e.message().contains("NUL"), "{}", e.message());
         let e = validate_batch(&[rec("a", &[1.0, 0.0]), rec("a", &[1.0, 1.0])], 2).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidInput);
         assert!(e.to_string().contains("\"a\" appears twice"), "{e}");

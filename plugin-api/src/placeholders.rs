@@ -16,6 +16,12 @@
 //! - In the Postgres dialect `$1` is a numbered parameter and `$tag$` opens a
 //!   dollar-quoted body; `$` right after an identifier character is part of
 //!   the identifier.
+//! - Where a named parameter can start depends on the dialect. SQLite takes
+//!   `:name`, `@name` and `$name` (its own three forms). PostgreSQL takes
+//!   `:name` and `$name`, but **not `@name`**: `@` is Postgres' prefix
+//!   absolute-value operator (`@x`, `@ -5`) and part of `@>`, `<@`, `@@`;
+//!   and **not `:name` inside `[…]`**, where `:` separates an array
+//!   slice's bounds (`arr[2:n]`, `(ARRAY[1,2,3])[2:cardinality(a)]`).
 
 use std::fmt;
 
@@ -163,6 +169,9 @@ fn rewrite_with(
     let mut saw_positional = false;
     let mut copied = 0usize; // bytes of `sql` already copied to `out`
     let mut i = 0usize;
+    // Postgres: `[` … `]` nesting (array subscripts and slices), where `:`
+    // is a slice separator, never a parameter.
+    let mut brackets = 0usize;
 
     while i < bytes.len() {
         let b = bytes[i];
@@ -191,6 +200,17 @@ fn rewrite_with(
             }
             b'/' if bytes.get(i + 1) == Some(&b'*') => i = skip_block_comment(bytes, i, pg),
             b':' if bytes.get(i + 1) == Some(&b':') => i += 2,
+            b'[' if pg => {
+                brackets += 1;
+                i += 1;
+            }
+            b']' if pg => {
+                brackets = brackets.saturating_sub(1);
+                i += 1;
+            }
+            // Postgres: the prefix `@` operator, and slice bounds.
+            b'@' if pg => i += 1,
+            b':' if pg && brackets > 0 => i += 1,
             b'$' if pg && i > 0 && is_ident_char(bytes[i - 1]) => i += 1,
             b'$' if pg && dollar_tag_len(bytes, i).is_some() => {
                 let tag_len = dollar_tag_len(bytes, i).unwrap_or(0);
@@ -455,6 +475,27 @@ mod tests {
         );
     }
 
+    /// Issue 16: valid Postgres that was read as named parameters.
+    #[test]
+    fn postgres_slices_and_prefix_at_are_not_parameters() {
+        for q in [
+            "SELECT (ARRAY[1,2,3])[2:cardinality(ARRAY[1,2,3])]",
+            "SELECT a[1:n], a[:n], a[n:], m[1:2][x:y] FROM t",
+            "SELECT @x, @ -5, @(a - b), j @> k, k <@ j, v @@ q FROM t",
+        ] {
+            let r = pg(q);
+            assert_eq!(r.sql, q);
+            assert_eq!(r.expected, Expected::Nothing, "{q}");
+        }
+        // Parameters still work around and inside brackets.
+        let r = pg("SELECT a[?:?], b[:lo] FROM t WHERE c = ?");
+        assert_eq!(r.sql, "SELECT a[$1:$2], b[:lo] FROM t WHERE c = $3");
+        let r = pg("SELECT a[1:2] FROM t WHERE c = :c AND d = $d");
+        assert_eq!(r.sql, "SELECT a[1:2] FROM t WHERE c = $1 AND d = $2");
+        // SQLite keeps its three named forms.
+        assert_eq!(sqlite("SELECT @x, :y, $z").sql, "SELECT ?1, ?2, ?3");
+    }
+
     #[test]
     fn mixing_is_an_error() {
         assert!(matches!(
@@ -469,7 +510,8 @@ mod tests {
 
     #[test]
     fn named_are_numbered_by_first_use_and_reused() {
-        let r = pg("insert into t values (:id, @name, $id, :name, :other)");
+        // (`@name` is not a parameter on Postgres: see the module docs.)
+        let r = pg("insert into t values (:id, $name, $id, :name, :other)");
         assert_eq!(r.sql, "insert into t values ($1, $2, $1, $2, $3)");
         assert_eq!(
             r.expected,

@@ -8,7 +8,9 @@ use super::support::{random_vectors, store_with};
 use crate::{
     case::{Case, Suite, case},
     ctx::Ctx,
-    failure::{CaseResult, Failure, ensure, ensure_eq, expect_error, expect_kind},
+    failure::{
+        CaseResult, Failure, accepted_or_refused, ensure, ensure_eq, expect_error, expect_kind,
+    },
 };
 
 pub(super) fn cases() -> Vec<Case> {
@@ -36,7 +38,7 @@ pub(super) fn cases() -> Vec<Case> {
         case!(
             Suite::Vector,
             vectors_round_trip_bit_exact,
-            "Stored vectors come back bit for bit: -0.0, subnormals, f32::MIN_POSITIVE, f32::MAX (fetch with include vector; plugin-api `Match::vector`)."
+            "Stored vectors come back bit for bit: -0.0, subnormals, f32::MIN_POSITIVE, f32::MAX (fetch with include vector; plugin-api `Match::vector`). A vector with components near ±f32::MAX may instead be refused at upsert with `invalid_input` (rules: vectors, a backend that cannot score it)."
         ),
         case!(
             Suite::Vector,
@@ -383,12 +385,21 @@ async fn vectors_round_trip_bit_exact(ctx: Ctx) -> CaseResult {
         f32::MIN_POSITIVE,
         f32::from_bits(1),
         -f32::from_bits(0x007f_ffff),
-        f32::MAX,
-        f32::MIN,
+        1.0e18,
+        -1.0e18,
         1.0 + f32::EPSILON,
         0.1,
     ];
     let mut records = vec![Record::new("special", special.clone())];
+    // Components at ±f32::MAX: kept bit for bit, or refused at upsert with
+    // `invalid_input` by a backend that cannot score them (rules: vectors).
+    let huge = Record::new(
+        "huge",
+        vec![f32::MAX, f32::MIN, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0],
+    );
+    if accepted_or_refused(v.upsert(&c, [huge.clone()]).await, "upsert of ±f32::MAX")?.is_some() {
+        records.push(huge);
+    }
     let randoms = random_vectors(77, 20, 8);
     for (i, r) in randoms.iter().enumerate() {
         records.push(Record::new(format!("r{i}"), r.clone()));

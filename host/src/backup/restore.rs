@@ -276,6 +276,8 @@ impl BackupManager<'_> {
         let mut existing = Vec::new();
         if !contents.tables.is_empty() {
             let sql = target.sql()?;
+            schema::check_target_names(sql.dialect(), into, &contents.tables, None)
+                .map_err(wrap)?;
             for t in &contents.tables {
                 if schema::table_exists(&sql, t).await.map_err(wrap)? {
                     existing.push(format!("table `{t}`"));

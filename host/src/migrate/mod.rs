@@ -117,11 +117,34 @@ pub async fn migrate(
                     names.join(", ")
                 ),
             })?;
+            // Names the target would change are refused before anything is
+            // written (Postgres cuts identifiers at 63 bytes).
+            schema::check_target_names(dst.dialect(), dst.backend(), &names, None)?;
+            for name in &names {
+                let t =
+                    schema::read_table(&src, name, options.detect_vectors, &mut Vec::new()).await?;
+                schema::check_target_names(dst.dialect(), dst.backend(), &[], Some(&t))?;
+            }
             let ctx = table::Context::new(&src, &dst, &source_id, options).await?;
             for name in &names {
                 let (item, t) = table::migrate_table(&ctx, name, &mut report.warnings).await?;
                 report.tables.push(item);
                 copied_tables.push(t);
+            }
+            // Foreign keys once every table exists (a key may reference a
+            // table copied after its own); Postgres targets only.
+            if !options.dry_run {
+                for t in &copied_tables {
+                    for stmt in schema::foreign_key_sql(&dst, t).await? {
+                        dst.exec(&stmt)
+                            .await
+                            .map_err(|source| MigrateError::Table {
+                                table: t.name.clone(),
+                                backend: dst.backend().to_string(),
+                                source: Box::new(source),
+                            })?;
+                    }
+                }
             }
             table_sides = Some((src, dst));
         }

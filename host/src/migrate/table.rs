@@ -86,7 +86,9 @@ fn on(sql: &Sql, table: &str) -> impl Fn(Error) -> MigrateError {
     }
 }
 
-/// Keyset-paged reads of one table in primary-key order.
+/// Keyset-paged reads of one table in primary-key order (a table without
+/// a primary key: in [`schema::row_locator`] order, the locator read as an
+/// extra last column).
 pub(crate) struct Pager {
     first: String,
     next: String,
@@ -94,14 +96,29 @@ pub(crate) struct Pager {
 }
 
 impl Pager {
-    pub(crate) fn new(t: &TableSchema, page: usize) -> Pager {
+    pub(crate) fn new(t: &TableSchema, page: usize, dialect: Dialect) -> Pager {
+        let base = format!("SELECT {} FROM {}", t.select_list(), quote(&t.name));
+        if t.primary_key.is_empty()
+            && let Some((locator, after)) = schema::row_locator(dialect)
+        {
+            let base = format!(
+                "SELECT {}, {locator} AS \"strata_row_locator\" FROM {}",
+                t.select_list(),
+                quote(&t.name)
+            );
+            let order = after.split_once(" ORDER BY ").map_or("", |(_, o)| o);
+            return Pager {
+                first: format!("{base} ORDER BY {order} LIMIT {page}"),
+                next: format!("{base} WHERE {after} LIMIT {page}"),
+                keys: vec![t.columns.len()],
+            };
+        }
         let key_list = t
             .primary_key
             .iter()
             .map(|k| quote(k))
             .collect::<Vec<_>>()
             .join(", ");
-        let base = format!("SELECT {} FROM {}", t.column_list(), quote(&t.name));
         let tail = format!(" ORDER BY {key_list} LIMIT {page}");
         let cond = if t.primary_key.len() == 1 {
             format!("{key_list} > ?")
@@ -145,22 +162,32 @@ pub(crate) struct UnnestInsert {
 
 impl UnnestInsert {
     pub(crate) fn new(t: &TableSchema, vectors: VectorStorage) -> UnnestInsert {
-        let arrays = t
-            .columns
-            .iter()
-            .map(|c| {
-                // Arrays carry no typmod: `vector(3)[]` is spelled `vector[]`.
-                let ty = schema::pg_type(c.kind, vectors);
-                let base = ty.split('(').next().unwrap_or(&ty).to_string();
-                format!("CAST(? AS {base}[])")
-            })
+        // Arrays carry no typmod: `numeric(12,4)[]` is sent as `numeric[]`
+        // and the insert coerces. A column that is itself an array, or of
+        // a type with no portable kind, is sent as text and cast in the
+        // select list (`unnest` would flatten an array of arrays).
+        let (mut arrays, mut select) = (Vec::new(), Vec::new());
+        for (i, c) in t.columns.iter().enumerate() {
+            let ty = schema::pg_column_type(c, vectors);
+            if c.kind == Kind::PgText || ty.ends_with(']') {
+                arrays.push("CAST(? AS text[])".to_string());
+                select.push(format!("CAST(u.c{i} AS {ty})"));
+            } else {
+                arrays.push(format!("CAST(? AS {}[])", schema::without_typmod(&ty)));
+                select.push(format!("u.c{i}"));
+            }
+        }
+        let names = (0..t.columns.len())
+            .map(|i| format!("c{i}"))
             .collect::<Vec<_>>()
             .join(", ");
         UnnestInsert {
             sql: format!(
-                "INSERT INTO {} ({}) SELECT * FROM unnest({arrays})",
+                "INSERT INTO {} ({}) SELECT {} FROM unnest({}) AS u({names})",
                 quote(&t.name),
-                t.column_list()
+                t.column_list(),
+                select.join(", "),
+                arrays.join(", ")
             ),
         }
     }
@@ -266,29 +293,43 @@ impl Upserts {
                 .collect::<Vec<_>>()
                 .join(", ");
             // Skip rows that are already identical: a re-run writes nothing.
+            // Postgres compares json and text-form columns as text (`json`,
+            // `xml` and some others have no equality operator).
+            let as_text: Vec<bool> = t
+                .columns
+                .iter()
+                .filter(|c| !t.primary_key.contains(&c.name))
+                .map(|c| matches!(c.kind, Kind::Json | Kind::PgText))
+                .collect();
+            let side = |prefix: &str| -> Vec<String> {
+                rest.iter()
+                    .zip(&as_text)
+                    .map(|(c, text)| {
+                        if *text {
+                            format!("CAST({prefix}.{c} AS text)")
+                        } else {
+                            format!("{prefix}.{c}")
+                        }
+                    })
+                    .collect()
+            };
             let differs = match dialect {
+                // A single-column row value is just the value.
+                Dialect::Postgres if rest.len() == 1 => format!(
+                    "{} IS DISTINCT FROM {}",
+                    side(&table)[0],
+                    side("excluded")[0]
+                ),
                 Dialect::Postgres => format!(
                     "({}) IS DISTINCT FROM ({})",
-                    rest.iter()
-                        .map(|c| format!("{table}.{c}"))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    rest.iter()
-                        .map(|c| format!("excluded.{c}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    side(&table).join(", "),
+                    side("excluded").join(", ")
                 ),
                 _ => rest
                     .iter()
                     .map(|c| format!("{table}.{c} IS NOT excluded.{c}"))
                     .collect::<Vec<_>>()
                     .join(" OR "),
-            };
-            // A single-column row value is just the value on Postgres.
-            let differs = if rest.len() == 1 && dialect == Dialect::Postgres {
-                format!("{table}.{0} IS DISTINCT FROM excluded.{0}", rest[0])
-            } else {
-                differs
             };
             format!(" ON CONFLICT ({keys}) DO UPDATE SET {set} WHERE {differs}")
         };
@@ -464,7 +505,7 @@ async fn copy(
     progress: &impl Fn(Phase, u64),
 ) -> Result<(), MigrateError> {
     let batch = ctx.options.batch_size;
-    let pager = Pager::new(t, batch);
+    let pager = Pager::new(t, batch, ctx.src.dialect());
     let kinds: Vec<Kind> = t.columns.iter().map(|c| c.kind).collect();
     let names: Vec<String> = t.columns.iter().map(|c| c.name.clone()).collect();
     let src_err = on(ctx.src, &t.name);
@@ -650,7 +691,7 @@ pub(crate) async fn checksum(
     t: &TableSchema,
     page: usize,
 ) -> Result<(Checksum, Vec<Checksum>)> {
-    let pager = Pager::new(t, page);
+    let pager = Pager::new(t, page, sql.dialect());
     let kinds: Vec<Kind> = t.columns.iter().map(|c| c.kind).collect();
     let mut sum = Checksum::default();
     let mut per_column = vec![Checksum::default(); kinds.len()];

@@ -395,7 +395,7 @@ pub fn hash_value(h: &mut Hasher128, kind: Kind, v: &Value) {
             Value::Text(t) => h.field(9, timestamp_text(t).as_bytes()),
             other => raw(h, other),
         },
-        Kind::Text | Kind::Blob => raw(h, v),
+        Kind::Text | Kind::Blob | Kind::PgText => raw(h, v),
     }
 }
 

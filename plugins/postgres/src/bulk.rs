@@ -192,6 +192,27 @@ pub(crate) async fn write(pool: &PgPool, req: BulkWrite) -> PluginResult<u64> {
                     .filter(|c| !req.key_columns.contains(c))
                     .map(|c| quote(c))
                     .collect();
+                // `json` has no equality operator: compared as text.
+                let json: Vec<bool> = req
+                    .columns
+                    .iter()
+                    .zip(&encs)
+                    .filter(|(c, _)| !req.key_columns.contains(c))
+                    .map(|(_, e)| *e == Enc::Json)
+                    .collect();
+                let side = |prefix: &str| {
+                    rest.iter()
+                        .zip(&json)
+                        .map(|(c, j)| {
+                            if *j {
+                                format!("CAST({prefix}.{c} AS text)")
+                            } else {
+                                format!("{prefix}.{c}")
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
                 let action = if rest.is_empty() {
                     "DO NOTHING".to_string()
                 } else {
@@ -201,14 +222,8 @@ pub(crate) async fn write(pool: &PgPool, req: BulkWrite) -> PluginResult<u64> {
                             .map(|c| format!("{c} = excluded.{c}"))
                             .collect::<Vec<_>>()
                             .join(", "),
-                        rest.iter()
-                            .map(|c| format!("{table}.{c}"))
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        rest.iter()
-                            .map(|c| format!("excluded.{c}"))
-                            .collect::<Vec<_>>()
-                            .join(", "),
+                        side(&table),
+                        side("excluded"),
                     )
                 };
                 let done = sqlx::raw_sql(AssertSqlSafe(format!(
@@ -423,8 +438,14 @@ fn field(out: &mut Vec<u8>, enc: Enc, v: &Value) -> Result<(), String> {
         }
         Enc::Date => {
             let t = text_of(v)?;
-            let days = parse_date(&t).ok_or_else(|| format!("{t:?} is not a date (YYYY-MM-DD)"))?;
-            out.extend_from_slice(&((days - 10_957) as i32).to_be_bytes());
+            let days = match t.trim() {
+                "infinity" => i32::MAX,
+                "-infinity" => i32::MIN,
+                _ => parse_date(&t)
+                    .and_then(|d| i32::try_from(d - 10_957).ok())
+                    .ok_or_else(|| format!("{t:?} is not a date (YYYY-MM-DD[ BC])"))?,
+            };
+            out.extend_from_slice(&days.to_be_bytes());
         }
         Enc::Timestamp | Enc::TimestampTz => {
             let t = text_of(v)?;
@@ -468,8 +489,18 @@ fn field(out: &mut Vec<u8>, enc: Enc, v: &Value) -> Result<(), String> {
 /// `YYYY-MM-DD` → days since 1970-01-01 (Howard Hinnant's algorithm).
 fn parse_date(s: &str) -> Option<i64> {
     let s = s.trim();
+    let (s, bc) = match s.strip_suffix(" BC") {
+        Some(rest) => (rest, true),
+        None => (s, false),
+    };
     let mut it = s.splitn(3, '-');
     let y: i64 = it.next()?.parse().ok()?;
+    // 1 BC is proleptic year 0 (there is no year 0 written).
+    let y = match (bc, y) {
+        (true, 1..) => 1 - y,
+        (true, _) => return None,
+        (false, _) => y,
+    };
     let m: i64 = it.next()?.parse().ok()?;
     let d: i64 = it.next()?.get(..2)?.parse().ok()?;
     if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
@@ -488,7 +519,17 @@ fn parse_date(s: &str) -> Option<i64> {
 /// 2000-01-01 00:00:00 (UTC for `tz`; an offset on a plain timestamp is refused).
 fn parse_timestamp(s: &str, tz: bool) -> Option<i64> {
     let s = s.trim();
-    let days = parse_date(s.get(..10)?)?;
+    match s {
+        "infinity" => return Some(i64::MAX),
+        "-infinity" => return Some(i64::MIN),
+        _ => {}
+    }
+    // `… BC` (Postgres' text form before year 1): the era goes with the date.
+    let (s, era) = match s.strip_suffix(" BC") {
+        Some(rest) => (rest, " BC"),
+        None => (s, ""),
+    };
+    let days = parse_date(&format!("{}{era}", s.get(..10)?))?;
     let rest = s.get(10..)?;
     let rest = rest.strip_prefix([' ', 'T'])?;
     let (clock, offset) = match rest.find(['+', '-', 'Z']) {
@@ -548,5 +589,17 @@ mod tests {
             Some(-1)
         );
         assert_eq!(parse_timestamp("2000-01-01 00:00:00+01:00", false), None);
+        // Before year 1 and the special values (issue 16 #4).
+        assert_eq!(
+            parse_date("0001-12-31 BC"),
+            Some(parse_date("0001-01-01").unwrap() - 1)
+        );
+        assert_eq!(parse_date("0000-01-01 BC"), None);
+        assert_eq!(parse_timestamp("infinity", true), Some(i64::MAX));
+        assert_eq!(parse_timestamp("-infinity", false), Some(i64::MIN));
+        assert_eq!(
+            parse_timestamp("0001-12-31 23:59:59+00:00 BC", true),
+            parse_timestamp("0001-01-01 00:00:00+00:00", true).map(|t| t - 1_000_000)
+        );
     }
 }

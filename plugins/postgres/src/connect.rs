@@ -5,7 +5,7 @@
 use std::{str::FromStr, sync::Arc, time::Duration};
 
 use sqlx::{
-    PgPool, Row,
+    ConnectOptions, PgPool, Row,
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 use strata_plugin::{ErrorKind, OpenContext, PluginError, PluginResult};
@@ -25,6 +25,22 @@ pub(crate) async fn connect(cfg: &PostgresConfig, ctx: &OpenContext) -> PluginRe
             ErrorKind::InvalidConfig,
             format!(
                 "schema {s:?} is not a valid name: use letters, digits and `_`, starting with a letter or `_`, at most 63"
+            ),
+        ));
+    }
+    // sqlx reads any URL (a `mysql://` one connects to its host and port);
+    // a URL of another database is a configuration mistake.
+    let scheme = cfg.url.split_once("://").map_or("", |(s, _)| s);
+    if !matches!(scheme, "postgres" | "postgresql") {
+        return Err(PluginError::new(
+            ErrorKind::InvalidConfig,
+            format!(
+                "url must be a postgres:// or postgresql:// URL, not {}",
+                if scheme.is_empty() {
+                    "one without a scheme".to_string()
+                } else {
+                    format!("a {scheme}:// one")
+                }
             ),
         ));
     }
@@ -76,6 +92,28 @@ pub(crate) async fn connect(cfg: &PostgresConfig, ctx: &OpenContext) -> PluginRe
     ));
     let session = Arc::new(session);
     let timeout = Duration::from_millis(cfg.connect_timeout_ms);
+    // One direct connection first: the pool retries a refused or reset
+    // connection until its timeout and then reports only `timeout`; this
+    // says at once what went wrong (refused port → `connection`, bad
+    // password, missing database).
+    let cannot = |e: sqlx::Error| {
+        let err = error::map(e);
+        PluginError::new(
+            err.kind(),
+            format!("cannot connect: {}", redact(err.message(), &cfg.url)),
+        )
+        .with_backend_code(err.backend_code().unwrap_or_default())
+    };
+    let probe = tokio::time::timeout(timeout, opts.connect())
+        .await
+        .map_err(|_| {
+            PluginError::new(
+                ErrorKind::Timeout,
+                format!("could not connect within {} ms", cfg.connect_timeout_ms),
+            )
+        })?
+        .map_err(cannot)?;
+    let _ = sqlx::Connection::close(probe).await;
     let pool = tokio::time::timeout(
         timeout,
         PgPoolOptions::new()
@@ -99,14 +137,7 @@ pub(crate) async fn connect(cfg: &PostgresConfig, ctx: &OpenContext) -> PluginRe
             format!("could not connect within {} ms", cfg.connect_timeout_ms),
         )
     })?
-    .map_err(|e| {
-        let err = error::map(e);
-        PluginError::new(
-            err.kind(),
-            format!("cannot connect: {}", redact(err.message(), &cfg.url)),
-        )
-        .with_backend_code(err.backend_code().unwrap_or_default())
-    })?;
+    .map_err(cannot)?;
     if let Some(s) = &cfg.schema {
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
             "CREATE SCHEMA IF NOT EXISTS \"{s}\""

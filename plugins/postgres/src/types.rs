@@ -7,12 +7,17 @@
 //! | float4, float8 | Real |
 //! | text, varchar, bpchar, name, char, citext, enums | Text |
 //! | bytea | Blob |
-//! | json, jsonb | Text (the JSON document) |
+//! | json, jsonb | Text (the JSON document; a `json` parameter is sent as its text, kept byte for byte) |
 //! | numeric | Text (exact decimal, e.g. `"12.50"`) |
 //! | uuid | Text (`8-4-4-4-12` hex) |
 //! | date | Text `YYYY-MM-DD` |
 //! | timestamp | Text `YYYY-MM-DD HH:MM:SS[.ffffff]` |
 //! | timestamptz | Text, UTC, `YYYY-MM-DD HH:MM:SS[.ffffff]+00:00` |
+//!
+//! Dates and timestamps before year 1 end with ` BC` (`0001-01-01 BC` is
+//! the day before `0001-01-01`; there is no year 0), and the special values
+//! are `infinity` / `-infinity` (without an offset): Postgres' own text
+//! forms, so each reads back as the same value.
 //! | vector (pgvector) | Text `[1,2,3]` |
 //!
 //! Parameters take the type the server infers for them: an Integer binds to
@@ -56,7 +61,11 @@ impl ParamKind {
                 ParamKind::Text
             }
             "BYTEA" => ParamKind::Bytea,
-            "JSON" | "JSONB" => ParamKind::Json,
+            // `json` keeps its text exactly (whitespace, key order,
+            // duplicate keys): sent as text and cast, never re-serialised
+            // (sqlx's JSON encoding is jsonb's, whose text form differs).
+            "JSON" => ParamKind::CastFromText("json".into()),
+            "JSONB" => ParamKind::Json,
             other => ParamKind::CastFromText(other.to_ascii_lowercase()),
         }
     }
@@ -200,9 +209,9 @@ pub(crate) fn read(row: &PgRow, i: usize) -> PluginResult<Value> {
         "TIMESTAMP" => Value::Text(timestamp(i64::from_be_bytes(
             be(8)?.try_into().map_err(|_| bad())?,
         ))),
-        "TIMESTAMPTZ" => Value::Text(format!(
-            "{}+00:00",
-            timestamp(i64::from_be_bytes(be(8)?.try_into().map_err(|_| bad())?))
+        "TIMESTAMPTZ" => Value::Text(timestamp_with(
+            i64::from_be_bytes(be(8)?.try_into().map_err(|_| bad())?),
+            "+00:00",
         )),
         "VECTOR" | "vector" => Value::Text(vector(bytes).ok_or_else(bad)?),
         "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" | "\"CHAR\"" | "JSON" | "CITEXT"
@@ -295,13 +304,29 @@ fn numeric(b: &[u8]) -> Option<String> {
 }
 
 /// Days since 2000-01-01 → `YYYY-MM-DD` (proleptic Gregorian).
+/// Days since 2000-01-01 → `YYYY-MM-DD`, `YYYY-MM-DD BC` before year 1
+/// (Postgres' own text form: there is no year 0, 1 BC precedes 1 AD), or
+/// `infinity` / `-infinity`.
 fn date(days: i32) -> String {
+    match days {
+        i32::MAX => return "infinity".into(),
+        i32::MIN => return "-infinity".into(),
+        _ => {}
+    }
     let (y, m, d) = civil(i64::from(days) + 10_957);
-    format!("{y:04}-{m:02}-{d:02}")
+    let (y, era) = year_era(y);
+    format!("{y:04}-{m:02}-{d:02}{era}")
 }
 
-/// Microseconds since 2000-01-01 00:00:00 → `YYYY-MM-DD HH:MM:SS[.ffffff]`.
-fn timestamp(micros: i64) -> String {
+/// A proleptic year (0 = 1 BC) → the year as written and its era suffix.
+fn year_era(y: i64) -> (i64, &'static str) {
+    if y <= 0 { (1 - y, " BC") } else { (y, "") }
+}
+
+/// Microseconds since 2000-01-01 00:00:00 → `YYYY-MM-DD HH:MM:SS[.ffffff]`
+/// (with `offset`, e.g. `+00:00`, after the time), ` BC` after it all
+/// before year 1, or `infinity` / `-infinity` (never with an offset).
+fn timestamp_with(micros: i64, offset: &str) -> String {
     if micros == i64::MAX {
         return "infinity".into();
     }
@@ -312,6 +337,7 @@ fn timestamp(micros: i64) -> String {
     let frac = micros.rem_euclid(1_000_000);
     let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, d) = civil(days + 10_957);
+    let (y, era) = year_era(y);
     let base = format!(
         "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
         sod / 3600,
@@ -319,10 +345,15 @@ fn timestamp(micros: i64) -> String {
         sod % 60
     );
     if frac == 0 {
-        base
+        format!("{base}{offset}{era}")
     } else {
-        format!("{base}.{frac:06}")
+        format!("{base}.{frac:06}{offset}{era}")
     }
+}
+
+/// [`timestamp_with`] without an offset (a plain `timestamp`).
+fn timestamp(micros: i64) -> String {
+    timestamp_with(micros, "")
 }
 
 /// Days since 1970-01-01 → (year, month, day). Howard Hinnant's algorithm.
@@ -357,6 +388,25 @@ fn vector(b: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 16 #4: the special values and dates before year 1 are read
+    /// in Postgres' own text form, which reads back as the same value.
+    #[test]
+    fn infinity_and_bc_dates_read_as_postgres_writes_them() {
+        assert_eq!(date(i32::MAX), "infinity");
+        assert_eq!(date(i32::MIN), "-infinity");
+        assert_eq!(date(0), "2000-01-01");
+        // 0001-01-01 is day -730119; the day before is 1 BC's last.
+        assert_eq!(date(-730_119), "0001-01-01");
+        assert_eq!(date(-730_120), "0001-12-31 BC");
+        assert_eq!(date(-730_120 - 365), "0001-01-01 BC");
+        assert_eq!(timestamp_with(i64::MAX, "+00:00"), "infinity");
+        assert_eq!(timestamp(i64::MIN), "-infinity");
+        assert_eq!(
+            timestamp_with(-730_120 * 86_400 * 1_000_000 + 500_000, "+00:00"),
+            "0001-12-31 00:00:00.500000+00:00 BC"
+        );
+    }
 
     #[test]
     fn dates_and_times() {

@@ -8,7 +8,7 @@ use strata_plugin_api::Value;
 
 use crate::migrate::{
     error::MigrateError,
-    schema::{Column, Index, Kind, TableSchema},
+    schema::{self, Column, Index, Kind, TableSchema},
     values::{self, base64_decode, base64_encode},
 };
 
@@ -83,21 +83,76 @@ pub(super) fn json_value(j: &Json) -> Option<Value> {
     })
 }
 
+/// The table header. `pg_type` and `default` (per column), `checks` and
+/// `foreign_keys` appear only for a PostgreSQL source (a Postgres target
+/// recreates them exactly); readers of files without them use the kinds.
 pub(super) fn schema_json(t: &TableSchema) -> Json {
-    json!({
+    let constraints = |l: &[(String, String)]| {
+        l.iter()
+            .map(|(name, def)| json!({ "name": name, "def": def }))
+            .collect::<Vec<_>>()
+    };
+    let mut j = json!({
         "name": t.name,
-        "columns": t.columns.iter().map(|c| json!({
-            "name": c.name, "kind": c.kind.name(), "not_null": c.not_null,
-        })).collect::<Vec<_>>(),
+        "columns": t.columns.iter().map(|c| {
+            let mut col = json!({
+                "name": c.name, "kind": c.kind.name(), "not_null": c.not_null,
+            });
+            if let Some(p) = &c.pg_type {
+                col["pg_type"] = json!(p);
+            }
+            if let Some(d) = &c.default {
+                col["default"] = json!(d);
+            }
+            col
+        }).collect::<Vec<_>>(),
         "primary_key": t.primary_key,
         "auto_key": t.auto_key,
         "indexes": t.indexes.iter().map(|i| json!({
             "name": i.name, "unique": i.unique, "columns": i.columns,
         })).collect::<Vec<_>>(),
-    })
+    });
+    if !t.checks.is_empty() {
+        j["checks"] = json!(constraints(&t.checks));
+    }
+    if !t.foreign_keys.is_empty() {
+        j["foreign_keys"] = json!(constraints(&t.foreign_keys));
+    }
+    j
 }
 
+fn constraints_from_json(j: Option<&Json>) -> Option<Vec<(String, String)>> {
+    let Some(j) = j else {
+        return Some(Vec::new());
+    };
+    j.as_array()?
+        .iter()
+        .map(|c| {
+            Some((
+                c.get("name")?.as_str()?.to_string(),
+                c.get("def")?.as_str()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// Reads a table header. Types, defaults and constraints from a file go
+/// into DDL, so they must pass [`schema::plain_type_name`] and
+/// [`schema::single_fragment`] (else the header is malformed).
 pub(super) fn schema_from_json(j: &Json) -> Option<TableSchema> {
+    let t = schema_from_json_unchecked(j)?;
+    let ok = t.columns.iter().all(|c| {
+        c.pg_type.as_deref().is_none_or(schema::plain_type_name)
+            && c.default.as_deref().is_none_or(schema::single_fragment)
+    }) && t
+        .checks
+        .iter()
+        .chain(&t.foreign_keys)
+        .all(|(_, def)| schema::single_fragment(def));
+    ok.then_some(t)
+}
+
+fn schema_from_json_unchecked(j: &Json) -> Option<TableSchema> {
     let strings = |v: &Json| -> Option<Vec<String>> {
         v.as_array()?
             .iter()
@@ -112,11 +167,20 @@ pub(super) fn schema_from_json(j: &Json) -> Option<TableSchema> {
             .iter()
             .map(|c| {
                 let kind = c.get("kind")?.as_str()?;
+                let optional = |key: &str| -> Option<Option<String>> {
+                    match c.get(key) {
+                        None | Some(Json::Null) => Some(None),
+                        Some(v) => Some(Some(v.as_str()?.to_string())),
+                    }
+                };
+                let pg_type = optional("pg_type")?;
                 Some(Column {
                     name: c.get("name")?.as_str()?.to_string(),
                     kind: Kind::from_name(kind)?,
                     not_null: c.get("not_null")?.as_bool()?,
-                    declared: kind.to_string(),
+                    declared: pg_type.clone().unwrap_or_else(|| kind.to_string()),
+                    pg_type,
+                    default: optional("default")?,
                 })
             })
             .collect::<Option<_>>()?,
@@ -134,6 +198,8 @@ pub(super) fn schema_from_json(j: &Json) -> Option<TableSchema> {
                 })
             })
             .collect::<Option<_>>()?,
+        checks: constraints_from_json(j.get("checks"))?,
+        foreign_keys: constraints_from_json(j.get("foreign_keys"))?,
     })
 }
 
@@ -164,6 +230,8 @@ mod tests {
             kind,
             not_null: false,
             declared: String::new(),
+            pg_type: None,
+            default: None,
         };
         let columns = [
             col(Kind::Integer),

@@ -176,9 +176,10 @@ pub(crate) async fn export_tables(
     };
     for name in &names {
         let t0 = Instant::now();
-        let t = schema::read_table(sql, name, options.detect_vectors, &mut report.warnings).await?;
+        let t = schema::read_table_keyless(sql, name, options.detect_vectors, &mut report.warnings)
+            .await?;
         line(out, file, &json!({ "table": schema_json(&t) }))?;
-        let pager = Pager::new(&t, options.batch_size);
+        let pager = Pager::new(&t, options.batch_size, sql.dialect());
         let mut rep = ItemReport::new(ItemKind::Table, name);
         let err = |source| MigrateError::Table {
             table: name.clone(),

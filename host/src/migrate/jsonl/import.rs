@@ -49,6 +49,9 @@ pub async fn import<R: BufRead + Seek>(
     options: &MigrateOptions,
 ) -> Result<Report, MigrateError> {
     let checked = contents(input, file)?;
+    if let Ok(sql) = backend.sql() {
+        schema::check_target_names(sql.dialect(), backend.name(), &checked.tables, None)?;
+    }
     if !checked.verified {
         return Err(MigrateError::File {
             file: file.to_string(),
@@ -109,6 +112,8 @@ pub async fn import_with(
     let mut vectors_storage = None;
     // Restore mode: the one transaction every table is loaded in.
     let mut restore_tx: Option<Transaction<'static>> = None;
+    // Tables whose foreign keys are added once every table is loaded.
+    let mut with_keys: Vec<TableSchema> = Vec::new();
     while let Some((n, l)) = lines.next() {
         let l = l.map_err(io_err(file))?;
         if l.trim().is_empty() {
@@ -145,6 +150,12 @@ pub async fn import_with(
                 ));
             }
             let sql = backend.sql().map_err(backend_err)?;
+            let names: Vec<String> = listed(&report)
+                .into_iter()
+                .map(|l| l.name)
+                .chain([t.name.clone()])
+                .collect();
+            schema::check_target_names(sql.dialect(), backend.name(), &names, Some(&t))?;
             let storage = match vectors_storage {
                 Some(s) => s,
                 None => {
@@ -177,7 +188,11 @@ pub async fn import_with(
                 }
             };
             report.tables.push(rep);
+            if !t.foreign_keys.is_empty() {
+                with_keys.push(t);
+            }
         } else if let Some(c) = doc.get("collection").filter(|_| is_coll) {
+            add_foreign_keys(&mut with_keys, &restore_tx, backend).await?;
             commit_restore(&mut restore_tx, backend).await?;
             let v = backend.vectors().map_err(backend_err)?;
             let replace = matches!(mode, ImportMode::Restore { replace: true });
@@ -194,6 +209,7 @@ pub async fn import_with(
         let last = listed(&report).pop();
         return Err(bad(0, missing_trailer(last.as_ref())));
     }
+    add_foreign_keys(&mut with_keys, &restore_tx, backend).await?;
     commit_restore(&mut restore_tx, backend).await?;
     report.duration = started.elapsed();
     Ok(report)
@@ -212,6 +228,39 @@ fn listed(report: &Report) -> Vec<Listed> {
             rows: i.read,
         })
         .collect()
+}
+
+/// Adds the foreign keys of the tables in `pending` (emptied) that the
+/// target lacks: inside the restore's transaction, else on the backend.
+async fn add_foreign_keys(
+    pending: &mut Vec<TableSchema>,
+    restore_tx: &Option<Transaction<'static>>,
+    backend: &Backend,
+) -> Result<(), MigrateError> {
+    for t in pending.drain(..) {
+        let on = |source| MigrateError::Table {
+            table: t.name.clone(),
+            backend: backend.name().into(),
+            source: Box::new(source),
+        };
+        match restore_tx {
+            Some(tx) => {
+                for stmt in schema::foreign_key_sql(tx, &t).await? {
+                    tx.exec(&stmt).await.map_err(on)?;
+                }
+            }
+            None => {
+                let sql = backend.sql().map_err(|e| MigrateError::Backend {
+                    backend: backend.name().into(),
+                    message: e.to_string(),
+                })?;
+                for stmt in schema::foreign_key_sql(&sql, &t).await? {
+                    sql.exec(&stmt).await.map_err(on)?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn commit_restore(
@@ -248,6 +297,15 @@ async fn import_table(
     // one; an existing table is merged into, and must have the key the
     // upserts name.
     let existed = schema::table_exists(sql, &t.name).await?;
+    if existed && t.primary_key.is_empty() {
+        return Err(MigrateError::Schema {
+            table: t.name.clone(),
+            backend: sql.backend().into(),
+            message: "the table exists, and the file's table has no primary key, so its rows \
+                      cannot be matched and importing would duplicate them; drop the table first"
+                .into(),
+        });
+    }
     if existed {
         schema::require_unique_key(sql, &t.name, &t.primary_key).await?;
     }
@@ -257,7 +315,12 @@ async fn import_table(
             .await
             .map_err(on)?;
     }
-    let mut upserts = RowWriter::Values(Upserts::new(t, sql.dialect()));
+    // A keyless table is only ever created here: plain inserts.
+    let mut upserts = RowWriter::Values(if t.primary_key.is_empty() {
+        Upserts::insert_only(t)
+    } else {
+        Upserts::new(t, sql.dialect())
+    });
     load_rows(
         &tx,
         t,

@@ -136,6 +136,7 @@ impl Shared {
         request: &QueryRequest,
     ) -> PluginResult<Vec<Match>> {
         validate_vector(&request.vector, meta.dimension, "query")?;
+        super::catalog::check_scorable(&request.vector, meta.metric, "query vector")?;
         let filter = Filter::parse_str(&request.filter_json)?;
         let options = query_options(&request.options_json)?;
         let k = request.top_k as usize;
@@ -190,6 +191,7 @@ impl Shared {
     ) -> PluginResult<Vec<Match>> {
         self.ensure_index(&meta).await?;
         validate_vector(&request.vector, meta.dimension, "hybrid query")?;
+        super::catalog::check_scorable(&request.vector, meta.metric, "query vector")?;
         let filter = Filter::parse_str(&request.filter_json)?;
         let k = request.top_k as usize;
         if k == 0 {

@@ -28,6 +28,9 @@ pub(super) async fn upsert(
     records: &[VectorRecord],
 ) -> PluginResult<u64> {
     validate_batch(records, meta.dimension)?;
+    for r in records {
+        super::catalog::check_scorable(&r.vector, meta.metric, &format!("record {:?}", r.id))?;
+    }
     if records.is_empty() {
         return Ok(0);
     }
