@@ -109,6 +109,14 @@ fn element(t: &str, v: &str, cmp: &str, s: &Scalar, params: &mut Vec<Value>) -> 
                 "0".into()
             }
         }
+        Scalar::Number(n) if n.is_finite() => {
+            // Read by SQLite's JSON parser, as the stored metadata was: its
+            // reading of a long decimal may differ from the exact double
+            // by an ULP (8.914289636593238e212), so a bound real would not
+            // equal the stored value it was written from.
+            params.push(Value::Text(json_number(*n).to_string()));
+            format!("({t} IN ('integer', 'real') AND {v} {cmp} json_extract(?, '$'))")
+        }
         Scalar::Number(n) => {
             params.push(Value::Real(*n));
             format!("({t} IN ('integer', 'real') AND {v} {cmp} ?)")
@@ -174,8 +182,9 @@ fn field(path: &str, op: &FieldOp, col: &str, params: &mut Vec<Value>) -> String
 /// list are each bound as one JSON array (numbers as JSON numbers, so SQLite
 /// compares them numerically with integer and real fields alike, as `$eq`
 /// does with its bound real), and `true` / `false` / `null` are type tests.
-/// A non-finite number (only a filter built in code can hold one, JSON has
-/// none) is compared through `$eq`'s bound real instead.
+/// The numbers are read by SQLite's JSON parser, as the stored metadata and
+/// `$eq`'s operand are. A non-finite number (only a filter built in code can
+/// hold one, JSON has none) is compared through `$eq`'s bound real instead.
 fn in_list(
     list: &[Scalar],
     path: &str,
@@ -422,6 +431,29 @@ mod tests {
                 inner.prop_map(|f| Filter::Not(Box::new(f))),
             ]
         })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256),
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        /// Any float, stored in metadata and looked up by `$eq` (a bound
+        /// real) and by `$in` (a JSON array): both find it.
+        #[test]
+        fn any_float_is_found_by_eq_and_in(
+            x in prop::num::f64::NORMAL | prop::num::f64::SUBNORMAL | prop::num::f64::ZERO,
+        ) {
+            let docs = vec![json!({"n": x}), json!({"n": [x]})];
+            let c = db(&docs);
+            for f in [json!({"n": x}), json!({"n": {"$in": [x, "x"]}})] {
+                let (sql, reference) = both(&c, &docs, &Filter::parse(&f).unwrap());
+                prop_assert_eq!(&reference, &vec![0, 1]);
+                prop_assert_eq!(sql, reference, "{}", f);
+            }
+        }
     }
 
     proptest! {
