@@ -209,6 +209,7 @@ impl Config {
         Parser {
             file,
             env: &|name| std::env::var(name).ok(),
+            interpolated: Default::default(),
         }
         .parse(text)
     }
@@ -219,7 +220,12 @@ impl Config {
         text: &str,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config> {
-        Parser { file, env }.parse(text)
+        Parser {
+            file,
+            env,
+            interpolated: Default::default(),
+        }
+        .parse(text)
     }
 
     /// Reads a standalone plugin config table (the conformance runner's
@@ -228,6 +234,7 @@ impl Config {
         let parser = Parser {
             file,
             env: &|name| std::env::var(name).ok(),
+            interpolated: Default::default(),
         };
         let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
             parser.err(format!("invalid TOML: {}", e.to_string().trim_end()))
@@ -282,6 +289,10 @@ fn base_dir(file: &Path) -> PathBuf {
 struct Parser<'a> {
     file: &'a Path,
     env: &'a dyn Fn(&str) -> Option<String>,
+    /// Every value `${VAR}` interpolation changed, with the text it was
+    /// written as: an error quoting a value quotes it as written, since a
+    /// variable may hold a secret ([`Parser::shown`]).
+    interpolated: std::cell::RefCell<Vec<(String, String)>>,
 }
 
 fn type_name(v: &toml::Value) -> &'static str {
@@ -299,6 +310,26 @@ fn type_name(v: &toml::Value) -> &'static str {
 impl Parser<'_> {
     fn err(&self, message: impl Into<String>) -> Error {
         Error::config(self.file, message)
+    }
+
+    /// `value` quoted for an error: as written in the file when `${VAR}`
+    /// interpolation made it (the variables' values are never shown, they
+    /// may be secrets), as is otherwise.
+    fn shown(&self, value: &str) -> String {
+        self.as_written(value)
+            .unwrap_or_else(|| format!("{value:?}"))
+    }
+
+    /// `value` as written in the file, quoted, when `${VAR}` interpolation made it.
+    fn as_written(&self, value: &str) -> Option<String> {
+        self.interpolated
+            .borrow()
+            .iter()
+            .rev()
+            .find(|(expanded, _)| expanded == value)
+            .map(|(_, written)| {
+                format!("{written:?} (as written; the values of variables are not shown)")
+            })
     }
 
     fn parse(&self, text: &str) -> Result<Config> {
@@ -366,13 +397,14 @@ impl Parser<'_> {
                 && !cfg.backends.contains_key(name)
             {
                 return Err(self.err(format!(
-                        "[roles]: key `{role}` names backend `{name}`, which is not defined (defined: {})",
-                        if cfg.backends.is_empty() {
-                            "none".to_string()
-                        } else {
-                            cfg.backends.keys().cloned().collect::<Vec<_>>().join(", ")
-                        }
-                    )));
+                    "[roles]: key `{role}` names backend {}, which is not defined (defined: {})",
+                    self.as_written(name).unwrap_or_else(|| format!("`{name}`")),
+                    if cfg.backends.is_empty() {
+                        "none".to_string()
+                    } else {
+                        cfg.backends.keys().cloned().collect::<Vec<_>>().join(", ")
+                    }
+                )));
             }
         }
         Ok(cfg)
@@ -406,7 +438,8 @@ impl Parser<'_> {
                                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
                         {
                             return Err(self.err(format!(
-                                "{table_name}: key `plugin` must be a plugin name like \"sqlite\" (letters, digits, `_`, `-`), found {s:?}; use `library` for a path"
+                                "{table_name}: key `plugin` must be a plugin name like \"sqlite\" (letters, digits, `_`, `-`), found {}; use `library` for a path",
+                                self.shown(&s)
                             )));
                         }
                         plugin = Some(s);
@@ -469,8 +502,19 @@ impl Parser<'_> {
                         toml::Value::Integer(i) if *i > 0 => {
                             std::time::Duration::from_secs(*i as u64)
                         }
-                        toml::Value::String(_) => parse_duration(&string(v)?)
-                            .map_err(|e| self.err(format!("{T}: key `interval`: {e}")))?,
+                        toml::Value::String(raw) => {
+                            let text = string(v)?;
+                            parse_duration(&text).map_err(|e| {
+                                // The parser's message quotes the text (and
+                                // parts of it): not a variable's value.
+                                let e = if text == *raw {
+                                    e
+                                } else {
+                                    format!("{} is not a duration", self.shown(&text))
+                                };
+                                self.err(format!("{T}: key `interval`: {e}"))
+                            })?
+                        }
                         other => {
                             return Err(self.err(format!(
                                 "{T}: key `interval` must be a duration like \"6h\" or a positive number of seconds, found {}",
@@ -499,7 +543,8 @@ impl Parser<'_> {
                     let s = string(v)?;
                     b.compression = Compression::from_name(&s).ok_or_else(|| {
                         self.err(format!(
-                            "{T}: key `compression` must be \"zstd\" or \"gzip\", found {s:?}"
+                            "{T}: key `compression` must be \"zstd\" or \"gzip\", found {}",
+                            self.shown(&s)
                         ))
                     })?;
                 }
@@ -507,7 +552,8 @@ impl Parser<'_> {
                     let s = string(v)?;
                     if s.starts_with('/') || s.contains("//") {
                         return Err(self.err(format!(
-                            "{T}: key `prefix` must not start with `/` or contain `//`, found {s:?}"
+                            "{T}: key `prefix` must not start with `/` or contain `//`, found {}",
+                            self.shown(&s)
                         )));
                     }
                     b.prefix = s;
@@ -625,6 +671,11 @@ impl Parser<'_> {
             }
         }
         out.push_str(rest);
+        if out != s {
+            self.interpolated
+                .borrow_mut()
+                .push((out.clone(), s.to_string()));
+        }
         Ok(out)
     }
 }
@@ -794,6 +845,24 @@ mod secrets_in_errors {
             "[backends.pg]\nplugin = \"postgres\"\n[backends.pg.config]\npassword = 'sw0rdfish\n",
         );
         assert!(!m.contains("sw0rdfish"), "{m}");
+    }
+
+    /// Found by tests/config_props.rs: errors quoting a value quoted it
+    /// after interpolation, showing the variable's value.
+    #[test]
+    fn errors_quote_interpolated_values_as_written() {
+        for text in [
+            "[backends.b]\nplugin = \"x/${PW}\"\n",
+            "[backends.b]\nplugin = \"sqlite\"\n[backup]\ncompression = \"${PW}\"\n",
+            "[backends.b]\nplugin = \"sqlite\"\n[backup]\nprefix = \"/${PW}\"\n",
+            "[backends.b]\nplugin = \"sqlite\"\n[backup]\ninterval = \"1${PW}\"\n",
+            "[backends.b]\nplugin = \"sqlite\"\n[backup]\nsource = \"${PW}\"\n",
+            "[backends.b]\nplugin = \"sqlite\"\n[roles]\nsql = \"${PW}\"\n",
+        ] {
+            let m = message(text);
+            assert!(!m.contains("from-env") && !m.contains("env-pw"), "{m}");
+            assert!(m.contains("${PW}") && m.contains("as written"), "{m}");
+        }
     }
 
     #[test]

@@ -39,10 +39,11 @@ fn redact_url_passwords(text: &str) -> String {
     while let Some(pos) = rest.find("://") {
         let (head, tail) = rest.split_at(pos + 3);
         out.push_str(head);
-        // The userinfo ends at the last `@` of the line before a quote:
-        // a password may hold `@`, `/` or `:` unescaped when written by hand.
-        let line_end = tail.find(['\n', '"', '\'', '`']).unwrap_or(tail.len());
-        let span = &tail[..line_end];
+        // The userinfo ends at the last `@` of the line: a password may
+        // hold `@`, `/`, `:` and quotes unescaped when written by hand (a
+        // TOML syntax error quotes such a line as written). On a line with
+        // more after the URL this hides more than the password, never less.
+        let span = &tail[..tail.find('\n').unwrap_or(tail.len())];
         match span.rfind('@') {
             Some(at) => match span[..at].find(':') {
                 Some(colon) if !span[..colon].contains(char::is_whitespace) => {
@@ -136,6 +137,19 @@ mod tests {
                 "a s3://bucket/key and http://host:8080/x",
             ),
             ("postgres://user@h/db", "postgres://user@h/db"),
+            // Quotes (and `@`) in the password (found by tests/config_props.rs).
+            (
+                "url = \"postgres://user:0/\"\"@h/db\" }",
+                "url = \"postgres://user:***@h/db\" }",
+            ),
+            (
+                "url = \"postgres://u:a'b@h/db\"",
+                "url = \"postgres://u:***@h/db\"",
+            ),
+            (
+                "config = { url = \"postgres://user:@/'0@h/db\" }\"",
+                "config = { url = \"postgres://user:***@h/db\" }\"",
+            ),
             (
                 "password = \"x y\", other = 1",
                 "password = \"***\", other = 1",

@@ -159,6 +159,46 @@ impl Filter {
         }
     }
 
+    /// The filter as a JSON document that [`Filter::parse`] reads back as
+    /// an equal filter: `{}` for [`Filter::All`], `{"$and": […]}`,
+    /// `{"$or": […]}`, `{"$not": …}`, and `{"a.b": {"$op": arg}}` for a
+    /// field condition. A non-finite number (which no parsed filter holds)
+    /// becomes `null`.
+    pub fn to_json(&self) -> Json {
+        let one = |key: String, value: Json| {
+            let mut map = serde_json::Map::new();
+            map.insert(key, value);
+            Json::Object(map)
+        };
+        match self {
+            Filter::All => Json::Object(serde_json::Map::new()),
+            Filter::And(fs) => one(
+                "$and".into(),
+                Json::Array(fs.iter().map(Filter::to_json).collect()),
+            ),
+            Filter::Or(fs) => one(
+                "$or".into(),
+                Json::Array(fs.iter().map(Filter::to_json).collect()),
+            ),
+            Filter::Not(f) => one("$not".into(), f.to_json()),
+            Filter::Field { path, op } => {
+                let arg = match op {
+                    FieldOp::Eq(s)
+                    | FieldOp::Ne(s)
+                    | FieldOp::Gt(s)
+                    | FieldOp::Gte(s)
+                    | FieldOp::Lt(s)
+                    | FieldOp::Lte(s) => s.to_json(),
+                    FieldOp::In(list) | FieldOp::Nin(list) => {
+                        Json::Array(list.iter().map(Scalar::to_json).collect())
+                    }
+                    FieldOp::Exists(b) => Json::Bool(*b),
+                };
+                one(path.join("."), one(op.name().into(), arg))
+            }
+        }
+    }
+
     /// True for the match-everything filter.
     pub fn is_all(&self) -> bool {
         matches!(self, Filter::All)

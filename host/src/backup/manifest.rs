@@ -248,3 +248,95 @@ mod tests {
         assert!(Manifest::parse(&m.timestamp, odd.as_bytes()).is_err());
     }
 }
+
+/// Property tests of the manifest reader: it never panics, reads back what
+/// was written, and no changed byte yields a different manifest.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn config() -> ProptestConfig {
+        ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES")
+                .ok()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(256),
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    fn manifest() -> impl Strategy<Value = Manifest> {
+        (
+            (any::<u32>(), "[0-9TZ.]{0,20}", "\\PC{0,10}", "\\PC{0,10}"),
+            (any::<bool>(), "\\PC{0,16}", any::<u64>(), "[0-9a-f]{0,64}"),
+            (any::<u64>(), "[0-9a-f]{0,64}", any::<u64>()),
+        )
+            .prop_map(
+                |(
+                    (format, timestamp, backend, plugin),
+                    (jsonl, object_key, object_size, object_sha256),
+                    (snapshot_size, snapshot_sha256, duration_ms),
+                )| Manifest {
+                    format,
+                    timestamp,
+                    backend,
+                    plugin,
+                    strata_version: "0.1.0".into(),
+                    compression: "zstd".into(),
+                    snapshot: if jsonl {
+                        SnapshotKind::Jsonl
+                    } else {
+                        SnapshotKind::Sqlite
+                    },
+                    object_key,
+                    object_size,
+                    object_sha256,
+                    snapshot_size,
+                    snapshot_sha256,
+                    duration_ms,
+                    manifest_sha256: String::new(),
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn any_bytes_are_read_or_refused_without_panicking(
+            bytes in prop_oneof![
+                prop::collection::vec(any::<u8>(), 0..300),
+                "\\{(\"[a-z_0-9]{1,16}\": ?(\"[^\"]{0,8}\"|[0-9]{1,21}|null),?){0,16}\\}"
+                    .prop_map(String::into_bytes),
+            ],
+            ts in "[0-9TZ.]{0,20}",
+        ) {
+            let _ = Manifest::parse(&ts, &bytes);
+        }
+
+        #[test]
+        fn a_written_manifest_reads_back(m in manifest()) {
+            let mut want = m.clone();
+            want.manifest_sha256 = m.self_checksum();
+            prop_assert_eq!(Manifest::parse(&m.timestamp, &m.to_bytes()).unwrap(), want);
+        }
+
+        #[test]
+        fn no_changed_byte_yields_another_manifest(
+            m in manifest(),
+            at in any::<prop::sample::Index>(),
+            to in any::<u8>(),
+        ) {
+            let mut want = m.clone();
+            want.manifest_sha256 = m.self_checksum();
+            let mut bytes = m.to_bytes();
+            let i = at.index(bytes.len());
+            bytes[i] = to;
+            if let Ok(got) = Manifest::parse(&m.timestamp, &bytes) {
+                prop_assert_eq!(got, want, "byte {} changed to {:?}", i, to as char);
+            }
+        }
+    }
+}

@@ -352,3 +352,143 @@ mod bounded_lines {
         assert!(lines(b"\xff\xfe\n", 11)[0].is_err());
     }
 }
+
+/// Property tests of the export reader: it never panics, reads back what
+/// was written, and refuses every cut and every changed byte.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn config() -> ProptestConfig {
+        ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES")
+                .ok()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(256),
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    /// Tables, then collections (the order exports have): whether a
+    /// table, the name, and rows (arbitrary JSON lines).
+    fn items() -> impl Strategy<Value = Vec<(bool, String, Vec<String>)>> {
+        prop::collection::vec(
+            (
+                any::<bool>(),
+                "\\PC{1,8}",
+                prop::collection::vec(
+                    prop_oneof![
+                        "\\PC{0,12}".prop_map(|s| json!([s, 1, null]).to_string()),
+                        any::<i64>().prop_map(|n| json!({"id": n, "vector": [0.5]}).to_string()),
+                    ],
+                    0..4,
+                ),
+            ),
+            0..4,
+        )
+        .prop_map(|mut items| {
+            items.sort_by_key(|i| !i.0);
+            items
+        })
+    }
+
+    /// A complete export of format 2 holding `items`, as the writer lays it out.
+    fn export_bytes(items: &[(bool, String, Vec<String>)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let push = |out: &mut Vec<u8>, doc: String| {
+            out.extend_from_slice(doc.as_bytes());
+            out.push(b'\n');
+        };
+        push(
+            &mut out,
+            json!({"strata_export": FORMAT, "source": "src", "dialect": "sqlite"}).to_string(),
+        );
+        let mut listed = Vec::new();
+        for (is_table, name, rows) in items {
+            let kind = if *is_table { "table" } else { "collection" };
+            push(
+                &mut out,
+                json!({ kind: { "name": name, "columns": [] } }).to_string(),
+            );
+            for r in rows {
+                push(&mut out, r.clone());
+            }
+            push(
+                &mut out,
+                json!({ "end": { kind: name, "rows": rows.len() } }).to_string(),
+            );
+            listed.push(Listed {
+                kind,
+                name: name.clone(),
+                rows: rows.len() as u64,
+            });
+        }
+        let lines = out.iter().filter(|b| **b == b'\n').count() as u64;
+        let sha = hex::encode(Sha256::digest(&out));
+        push(&mut out, Trailer::line(&listed, lines, &sha).to_string());
+        out
+    }
+
+    fn read(bytes: &[u8]) -> Result<Contents, MigrateError> {
+        let mut input = std::io::BufReader::with_capacity(7, bytes);
+        contents(&mut input, "export.jsonl")
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn any_bytes_are_read_or_refused_without_panicking(
+            bytes in prop_oneof![
+                prop::collection::vec(any::<u8>(), 0..200),
+                "(\\{\"(strata_export|table|collection|end|trailer)\":[^\n]{0,20}\n){0,6}"
+                    .prop_map(String::into_bytes),
+            ]
+        ) {
+            let _ = read(&bytes);
+        }
+
+        #[test]
+        fn a_whole_export_reads_back(items in items()) {
+            let got = read(&export_bytes(&items))
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert!(got.verified);
+            let names = |t: bool| -> Vec<String> {
+                items.iter().filter(|i| i.0 == t).map(|i| i.1.clone()).collect()
+            };
+            prop_assert_eq!(got.tables, names(true));
+            prop_assert_eq!(got.collections, names(false));
+        }
+
+        #[test]
+        fn a_cut_export_is_refused(items in items(), at in any::<prop::sample::Index>()) {
+            let bytes = export_bytes(&items);
+            // Every cut but the trailer's own end of line loses something.
+            let cut = at.index(bytes.len() - 1);
+            prop_assert!(read(&bytes[..cut]).is_err(), "cut at {} of {}", cut, bytes.len());
+        }
+
+        #[test]
+        fn a_changed_byte_is_refused(
+            items in items(),
+            at in any::<prop::sample::Index>(),
+            to in any::<u8>(),
+        ) {
+            let mut bytes = export_bytes(&items);
+            let i = at.index(bytes.len());
+            prop_assume!(bytes[i] != to);
+            let was = bytes[i];
+            bytes[i] = to;
+            let got = read(&bytes);
+            // The trailer's own end of line, and blanks inside the
+            // trailer's JSON, carry nothing.
+            let harmless = i == bytes.len() - 1
+                || (i > bytes[..bytes.len() - 1].iter().rposition(|b| *b == b'\n').unwrap_or(0)
+                    && was.is_ascii_whitespace() && to.is_ascii_whitespace());
+            prop_assert!(got.is_err() || harmless, "byte {} {:?} -> {:?} accepted", i, was as char, to as char);
+        }
+    }
+}
