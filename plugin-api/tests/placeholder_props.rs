@@ -103,14 +103,28 @@ fn model(toks: &[Tok], named: bool, names: &[String], dialect: Dialect) -> (Stri
     let mut slots = Vec::new();
     let mut seen: Vec<String> = Vec::new();
     let mut params = 0;
+    // Names drawn so far (a `@name` on Postgres draws one but is no parameter).
+    let mut drawn = 0;
     for t in toks {
         let (text, out) = match t {
             Tok::Text(s, Some(d)) if *d != dialect => continue,
             Tok::Text(s, _) => (s.clone(), s.clone()),
             Tok::QuestionQuestion => ("??".to_string(), "?".to_string()),
+            Tok::Param
+                if named
+                    && dialect == Dialect::Postgres
+                    && names[drawn % names.len()].starts_with('@') =>
+            {
+                // `@` is Postgres' prefix abs operator, never a parameter
+                // there (plugin-api CHANGELOG): the text stays as written.
+                let name = names[drawn % names.len()].clone();
+                drawn += 1;
+                (name.clone(), name)
+            }
             Tok::Param => {
                 let (text, wire) = if named {
-                    let name = &names[params % names.len()];
+                    let name = &names[drawn % names.len()];
+                    drawn += 1;
                     let bare = name[1..].to_string();
                     let wire = match seen.iter().position(|n| *n == bare) {
                         Some(k) if dialect != Dialect::Question => k + 1,
