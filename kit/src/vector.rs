@@ -387,6 +387,48 @@ pub fn validate_vector(vector: &[f32], dimension: u32, what: &str) -> PluginResu
     Ok(())
 }
 
+/// The largest vector norm an engine that scores in `f32` (pgvector,
+/// Qdrant) handles without overflow: squares of distances and products
+/// overflow `f32` near 2^64. See [`check_f32_scorable`].
+pub const F32_MAX_NORM: f64 = 4_611_686_018_427_387_904.0; // 2^62
+
+/// The smallest norm of a non-zero vector such an engine's cosine keeps:
+/// below it the product of two norms underflows `f32` to 0 and the score
+/// becomes NaN or 0. See [`check_f32_scorable`].
+pub const F32_MIN_COSINE_NORM: f64 = 8.881_784_197_001_252e-16; // 2^-50
+
+/// Refuses, with `invalid_input` naming `what` (a record id or "query
+/// vector") and `engine`, a vector an engine computing in `f32` cannot
+/// score under `metric`: a norm above 2^62 under any metric, or a non-zero
+/// norm below 2^-50 under cosine. The vector contract lets a backend
+/// refuse such vectors at upsert and query instead of returning a wrong
+/// score; backends that score in `f64` (the SQLite plugin) need not.
+pub fn check_f32_scorable(
+    vector: &[f32],
+    metric: Metric,
+    what: &str,
+    engine: &str,
+) -> PluginResult<()> {
+    let norm = vector
+        .iter()
+        .map(|&x| f64::from(x) * f64::from(x))
+        .sum::<f64>()
+        .sqrt();
+    if norm > F32_MAX_NORM {
+        return Err(PluginError::invalid_input(format!(
+            "{what}: its norm {norm:e} is above 2^62, which {engine} cannot score \
+             without overflow (it computes in f32); scale the vector down"
+        )));
+    }
+    if metric == Metric::Cosine && norm > 0.0 && norm < F32_MIN_COSINE_NORM {
+        return Err(PluginError::invalid_input(format!(
+            "{what}: its norm {norm:e} is below 2^-50, too small for {engine}'s cosine \
+             (computed in f32); scale the vector up"
+        )));
+    }
+    Ok(())
+}
+
 /// Checks an `upsert` batch: every record ([`validate_record`]) and no id
 /// twice (which record wins would otherwise depend on the backend).
 pub fn validate_batch(records: &[VectorRecord], dimension: u32) -> PluginResult<()> {

@@ -48,8 +48,8 @@ use strata_plugin::{
     ErrorKind, PluginError, PluginResult, Runs, VectorBackend,
     vector::{
         CollectionInfo, CollectionSpec, DeleteRequest, DeleteTarget, HybridRequest, Match, Metric,
-        QueryRequest, ScanPage, ScanRequest, VectorCall, VectorRecord, include, validate_batch,
-        validate_collection_name, validate_vector,
+        QueryRequest, ScanPage, ScanRequest, VectorCall, VectorRecord, check_f32_scorable, include,
+        validate_batch, validate_collection_name, validate_vector,
     },
 };
 
@@ -908,6 +908,14 @@ impl VectorBackend for QdrantVectors {
     async fn upsert(&self, collection: String, records: Vec<VectorRecord>) -> PluginResult<u64> {
         let shape = self.shape(&collection).await?;
         validate_batch(&records, shape.dimension)?;
+        for r in &records {
+            check_f32_scorable(
+                &r.vector,
+                shape.metric,
+                &format!("record {:?}", r.id),
+                "Qdrant",
+            )?;
+        }
         let written = records.len() as u64;
         let q = self.qname(&collection)?;
         let points = self.points(records, shape.metric)?;
@@ -940,6 +948,7 @@ impl VectorBackend for QdrantVectors {
     async fn query(&self, request: QueryRequest) -> PluginResult<Vec<Match>> {
         let shape = self.shape(&request.collection).await?;
         validate_vector(&request.vector, shape.dimension, "query")?;
+        check_f32_scorable(&request.vector, shape.metric, "query vector", "Qdrant")?;
         let t = translate_str(&request.filter_json)?;
         let params = self.search_params(&object_options(&request.options_json, "query")?)?;
         if request.top_k == 0 {
@@ -985,6 +994,7 @@ impl VectorBackend for QdrantVectors {
     async fn hybrid_query(&self, request: HybridRequest) -> PluginResult<Vec<Match>> {
         let shape = self.shape(&request.collection).await?;
         validate_vector(&request.vector, shape.dimension, "hybrid query")?;
+        check_f32_scorable(&request.vector, shape.metric, "query vector", "Qdrant")?;
         let (dw, lw) = (request.dense_weight, request.lexical_weight);
         if [dw, lw].iter().any(|w| !w.is_finite() || *w < 0.0) {
             return Err(PluginError::invalid_input(format!(

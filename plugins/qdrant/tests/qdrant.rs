@@ -306,3 +306,62 @@ async fn quantized_recall_is_at_least_nine_tenths_of_unquantized() {
         assert!(*r >= 0.9 * recalls[0], "quantized recall {recalls:?}");
     }
 }
+
+/// Qdrant scores in `f32`: a vector whose norm is past 2^62 (any metric)
+/// or a non-zero one below 2^-50 (cosine) would come back with a score of
+/// -inf or 0 (the conformance cases `extreme_vectors_*` found both on the
+/// real server). They are refused by name, at upsert and at query, and
+/// nothing of a refused batch is written.
+#[tokio::test]
+async fn vectors_qdrant_cannot_score_are_refused() {
+    let Some((url, key)) = server("vectors_qdrant_cannot_score_are_refused") else {
+        return;
+    };
+    let (_dir, s, v) = open(&url, &key, &unique("scorable"), "").await;
+    v.create_collection("e", 4, Metric::Euclidean)
+        .await
+        .unwrap();
+    v.create_collection("c", 4, Metric::Cosine).await.unwrap();
+    let huge = vec![0.0, 0.0, 0.0, 3e38];
+    let tiny = vec![1e-41, 0.0, 0.0, 0.0];
+    let err = v
+        .upsert(
+            "e",
+            [
+                Record::new("ok", vec![1.0, 0.0, 0.0, 0.0]),
+                Record::new("big", huge.clone()),
+            ],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(
+        err.to_string().contains("\"big\"") && err.to_string().contains("2^62"),
+        "{err}"
+    );
+    assert_eq!(v.count("e", None).await.unwrap(), 0);
+    v.upsert("e", [Record::new("ok", vec![1.0, 0.0, 0.0, 0.0])])
+        .await
+        .unwrap();
+    let err = v.query("e", &Query::new(huge)).await.unwrap_err();
+    assert!(err.to_string().contains("query vector"), "{err}");
+    let err = v
+        .upsert("c", [Record::new("sub", tiny.clone())])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("2^-50"), "{err}");
+    let err = v.query("c", &Query::new(tiny)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    // Large but scorable vectors and the zero vector still go in.
+    v.upsert(
+        "e",
+        [
+            Record::new("large", vec![1e18, 0.0, 0.0, 0.0]),
+            Record::new("zero", vec![0.0; 4]),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(v.count("e", None).await.unwrap(), 3);
+    s.close().await.unwrap();
+}

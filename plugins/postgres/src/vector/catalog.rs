@@ -53,37 +53,10 @@ struct CollectionOptions {
     language: Option<String>,
 }
 
-/// The largest vector norm pgvector scores without overflow: it computes
-/// distances and products in `f32`, whose squares overflow near 2^64.
-pub(super) const MAX_NORM: f64 = 4_611_686_018_427_387_904.0; // 2^62
-
-/// The smallest norm of a non-zero vector pgvector's cosine distance keeps
-/// (below it the product of two norms underflows `f32` to 0 and the score
-/// becomes NaN or 0).
-pub(super) const MIN_COSINE_NORM: f64 = 8.881_784_197_001_252e-16; // 2^-50
-
-/// Refuses, with `invalid_input` naming `what` (a record id or "query
-/// vector"), a vector pgvector cannot score under `metric`: a norm above
-/// 2^62 under any metric, or a non-zero norm below 2^-50 under cosine.
+/// Refuses a vector pgvector cannot score (it computes in `f32`): see
+/// the kit's [`check_f32_scorable`](strata_plugin::vector::check_f32_scorable).
 pub(super) fn check_scorable(vector: &[f32], metric: Metric, what: &str) -> PluginResult<()> {
-    let norm = vector
-        .iter()
-        .map(|&x| f64::from(x) * f64::from(x))
-        .sum::<f64>()
-        .sqrt();
-    if norm > MAX_NORM {
-        return Err(PluginError::invalid_input(format!(
-            "{what}: its norm {norm:e} is above 2^62, which pgvector cannot score \
-             without overflow (it computes in f32); scale the vector down"
-        )));
-    }
-    if metric == Metric::Cosine && norm > 0.0 && norm < MIN_COSINE_NORM {
-        return Err(PluginError::invalid_input(format!(
-            "{what}: its norm {norm:e} is below 2^-50, too small for pgvector's cosine \
-             (computed in f32); scale the vector up"
-        )));
-    }
-    Ok(())
+    strata_plugin::vector::check_f32_scorable(vector, metric, what, "pgvector")
 }
 
 /// One collection, as the catalog describes it.
