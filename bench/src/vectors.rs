@@ -22,6 +22,7 @@ use std::{
 };
 
 mod pg;
+mod qdrant;
 
 use hnsw_rs::prelude::*;
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -95,8 +96,10 @@ pub(crate) struct VectorsArgs {
     #[arg(long, default_value = "benchmarks")]
     out_dir: PathBuf,
     /// The backend measured: `sqlite` (exact + HNSW sidecar vs hnsw_rs) or
-    /// `pg` (pgvector through the Postgres plugin vs the same SQL sent with sqlx).
-    #[arg(long, default_value = "sqlite", value_parser = ["sqlite", "pg"])]
+    /// `pg` (pgvector through the Postgres plugin vs the same SQL sent with sqlx),
+    /// `qdrant` (the Qdrant plugin vs the same requests through qdrant-client;
+    /// $QDRANT_URL / $QDRANT_API_KEY name the server).
+    #[arg(long, default_value = "sqlite", value_parser = ["sqlite", "pg", "qdrant"])]
     backend: String,
     /// PostgreSQL URL for `--backend pg` (default: $DATABASE_URL).
     #[arg(long)]
@@ -1024,6 +1027,9 @@ fn today() -> String {
 pub(crate) fn run(args: VectorsArgs) {
     if args.backend == "pg" {
         return pg::run(args);
+    }
+    if args.backend == "qdrant" {
+        return qdrant::run(args);
     }
     assert!(args.dim > 0, "--dim must be positive");
     assert!(args.queries > 0, "--queries must be positive");

@@ -93,7 +93,7 @@ struct PgReport {
 }
 
 /// Exact top-k ids per query, by brute force (f64 cosine), on two threads.
-fn ground_truth(data: &[f32], dim: usize, queries: &[Vec<f32>]) -> Vec<Vec<usize>> {
+pub(super) fn ground_truth(data: &[f32], dim: usize, queries: &[Vec<f32>]) -> Vec<Vec<usize>> {
     let one = |q: &Vec<f32>| {
         let mut all: Vec<(usize, f64)> = data
             .chunks_exact(dim)
@@ -116,7 +116,7 @@ fn ground_truth(data: &[f32], dim: usize, queries: &[Vec<f32>]) -> Vec<Vec<usize
     })
 }
 
-fn ids(hits: Vec<strata_host::vector::Hit>) -> Result<Vec<usize>, String> {
+pub(super) fn ids(hits: Vec<strata_host::vector::Hit>) -> Result<Vec<usize>, String> {
     Ok(parse_hits(hits)?.into_iter().map(|(i, _)| i).collect())
 }
 
