@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use serde_json::{Value as Json, json};
-use strata_host::{Include, Params, Query, Record, Value, params};
+use strata_host::{Include, Params, Record, Value, params};
 
 use crate::{
     CHUNKS, Memory, MemoryError, Result, now_ms,
@@ -108,15 +108,7 @@ impl Memory {
         metadata: Json,
         options: IngestOptions,
     ) -> Result<Document> {
-        let metadata = match metadata {
-            Json::Null => Json::Object(Default::default()),
-            m @ Json::Object(_) => m,
-            other => {
-                return Err(MemoryError::invalid(format!(
-                    "document metadata must be a JSON object, got {other}"
-                )));
-            }
-        };
+        let metadata = crate::json_object("document metadata", metadata)?;
         let chunks = chunk_text(text, options);
         if chunks.is_empty() {
             return Err(MemoryError::invalid(format!(
@@ -228,23 +220,16 @@ impl Memory {
         filter: Option<Json>,
     ) -> Result<Vec<ChunkHit>> {
         let vector = self.embed_one(query).await?;
-        let include = Include::default();
-        let mut h = strata_host::Hybrid::new(vector.clone(), query)
-            .top_k(k.max(1))
-            .include(include);
-        if let Some(f) = &filter {
-            h = h.filter(f.clone());
-        }
-        let hits = match self.vectors.hybrid_query(CHUNKS, &h).await {
-            Err(e) if e.kind() == strata_host::ErrorKind::Unsupported => {
-                let mut q = Query::new(vector).top_k(k.max(1)).include(include);
-                if let Some(f) = filter {
-                    q = q.filter(f);
-                }
-                self.vectors.query(CHUNKS, &q).await?
-            }
-            other => other?,
-        };
+        let hits = self
+            .ranked(
+                CHUNKS,
+                query,
+                vector,
+                k.max(1),
+                filter.as_ref(),
+                Include::default(),
+            )
+            .await?;
         if hits.is_empty() {
             return Ok(Vec::new());
         }

@@ -85,13 +85,7 @@ fn check_id(what: &str, id: &str) -> Result<()> {
 }
 
 fn object(what: &str, props: Json) -> Result<String> {
-    match props {
-        Json::Null => Ok("{}".into()),
-        p @ Json::Object(_) => Ok(p.to_string()),
-        other => Err(MemoryError::invalid(format!(
-            "{what} properties must be a JSON object, got {other}"
-        ))),
-    }
+    crate::json_object(&format!("{what} properties"), props).map(|p| p.to_string())
 }
 
 fn parse_props(text: &str) -> Result<Json> {

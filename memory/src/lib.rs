@@ -210,6 +210,36 @@ impl Memory {
         graph::Graph::new(&self.sql)
     }
 
+    /// The `k` best records of `collection` for `query` (its embedding
+    /// `vector`) passing `filter`: a hybrid ranking (dense + BM25), or a
+    /// dense one when the vector backend has no hybrid search.
+    pub(crate) async fn ranked(
+        &self,
+        collection: &str,
+        query: &str,
+        vector: Vec<f32>,
+        k: u32,
+        filter: Option<&serde_json::Value>,
+        include: strata_host::Include,
+    ) -> Result<Vec<strata_host::Hit>> {
+        let mut hybrid = strata_host::Hybrid::new(vector.clone(), query)
+            .top_k(k)
+            .include(include);
+        if let Some(f) = filter {
+            hybrid = hybrid.filter(f.clone());
+        }
+        Ok(match self.vectors.hybrid_query(collection, &hybrid).await {
+            Err(e) if e.kind() == strata_host::ErrorKind::Unsupported => {
+                let mut q = strata_host::Query::new(vector).top_k(k).include(include);
+                if let Some(f) = filter {
+                    q = q.filter(f.clone());
+                }
+                self.vectors.query(collection, &q).await?
+            }
+            other => other?,
+        })
+    }
+
     /// Closes the storage this memory opened itself (a memory from
     /// [`open`](Self::open) leaves the caller's [`Strata`] open).
     pub async fn close(self) -> Result<()> {
@@ -239,6 +269,18 @@ fn default_dir() -> Result<PathBuf> {
                 "no directory for the memory: set STRATA_MEMORY_DIR (or HOME / XDG_DATA_HOME)",
             )
         })
+}
+
+/// `value` as a JSON object (`null` is an empty one); anything else is
+/// refused naming `what`.
+pub(crate) fn json_object(what: &str, value: serde_json::Value) -> Result<serde_json::Value> {
+    match value {
+        serde_json::Value::Null => Ok(serde_json::Value::Object(Default::default())),
+        v @ serde_json::Value::Object(_) => Ok(v),
+        other => Err(MemoryError::invalid(format!(
+            "{what} must be a JSON object, got {other}"
+        ))),
+    }
 }
 
 /// Milliseconds since the Unix epoch.

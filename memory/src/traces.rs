@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use serde_json::Value as Json;
-use strata_host::{ErrorKind, Hybrid, Include, Params, Query, Record, Row, Value, params};
+use strata_host::{Include, Params, Record, Row, Value, params};
 
 use crate::{Memory, MemoryError, Result, TRACES, now_ms};
 
@@ -164,15 +164,7 @@ impl Memory {
                 "nothing to remember: the content is empty",
             ));
         }
-        let metadata = match metadata {
-            Json::Null => Json::Object(Default::default()),
-            m @ Json::Object(_) => m,
-            other => {
-                return Err(MemoryError::invalid(format!(
-                    "trace metadata must be a JSON object, got {other}"
-                )));
-            }
-        };
+        let metadata = crate::json_object("trace metadata", metadata)?;
         if !(0.0..=1.0).contains(&importance) {
             return Err(MemoryError::invalid(format!(
                 "importance must be between 0 and 1, got {importance}"
@@ -382,22 +374,15 @@ impl Memory {
             vector: true,
             ..Include::default()
         };
-        let mut hybrid = Hybrid::new(vector.clone(), query)
-            .top_k(candidates)
-            .include(ids);
-        if let Some(f) = &options.filter {
-            hybrid = hybrid.filter(f.clone());
-        }
-        Ok(match self.vectors.hybrid_query(TRACES, &hybrid).await {
-            Err(e) if e.kind() == ErrorKind::Unsupported => {
-                let mut q = Query::new(vector).top_k(candidates).include(ids);
-                if let Some(f) = &options.filter {
-                    q = q.filter(f.clone());
-                }
-                self.vectors.query(TRACES, &q).await?
-            }
-            other => other?,
-        })
+        self.ranked(
+            TRACES,
+            query,
+            vector,
+            candidates,
+            options.filter.as_ref(),
+            ids,
+        )
+        .await
     }
 
     /// Forgets the traces of `ids`; how many there were.

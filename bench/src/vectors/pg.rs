@@ -121,7 +121,7 @@ pub(super) fn ids(hits: Vec<strata_host::vector::Hit>) -> Result<Vec<usize>, Str
 }
 
 /// One measured pass through the plugin (after warm-up).
-async fn plugin_pass(
+pub(super) async fn plugin_pass(
     v: &Vectors,
     queries: &[Vec<f32>],
     options: Option<Json>,

@@ -26,7 +26,7 @@ use qdrant_client::{
 use serde_json::json;
 
 use super::{
-    pg::{ground_truth, ids},
+    pg::{ground_truth, plugin_pass},
     *,
 };
 
@@ -149,39 +149,6 @@ async fn direct_pass(
     Ok((results, lat, total))
 }
 
-async fn plugin_pass(
-    v: &Vectors,
-    queries: &[Vec<f32>],
-    options: Json,
-    warmup: usize,
-) -> Result<PassOut, String> {
-    let query = |q: &[f32]| {
-        strata_host::Query::new(q.to_vec())
-            .top_k(TOP_K as u32)
-            .include(Include::default())
-            .options(options.clone())
-    };
-    for q in queries.iter().cycle().take(warmup) {
-        v.query(COLLECTION, &query(q))
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    let (mut lat, mut results) = (Vec::new(), Vec::new());
-    let start = Instant::now();
-    for q in queries {
-        let t = Instant::now();
-        let hits = v
-            .query(COLLECTION, &query(q))
-            .await
-            .map_err(|e| e.to_string())?;
-        lat.push(t.elapsed());
-        results.push(hits);
-    }
-    let total = start.elapsed();
-    let results = results.into_iter().map(ids).collect::<Result<_, _>>()?;
-    Ok((results, lat, total))
-}
-
 fn row(method: QMethod, ef: Option<usize>, acc: Acc, truth: &[Vec<usize>]) -> QRow {
     let (results, qps, p50, p99) = acc.finish();
     QRow {
@@ -254,7 +221,7 @@ async fn size(
     let mut rows = Vec::new();
     let warm = a.warmup.min(5);
     let (mut pe, mut de) = (Acc::default(), Acc::default());
-    let (r, l, t) = plugin_pass(&v, &queries, json!({"exact": true}), warm).await?;
+    let (r, l, t) = plugin_pass(&v, &queries, Some(json!({"exact": true})), warm).await?;
     pe.add(r, l, t);
     let (r, l, t) = direct_pass(&client, &collection, &queries, None, true, warm).await?;
     de.add(r, l, t);
@@ -267,7 +234,8 @@ async fn size(
             for k in 0..2 {
                 if (k + round) % 2 == 0 {
                     let (r, l, t) =
-                        plugin_pass(&v, &queries, json!({ "ef_search": ef }), a.warmup).await?;
+                        plugin_pass(&v, &queries, Some(json!({ "ef_search": ef })), a.warmup)
+                            .await?;
                     p.add(r, l, t);
                 } else {
                     let (r, l, t) =
