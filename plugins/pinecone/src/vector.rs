@@ -6,7 +6,11 @@
 //!   index also holds a registry namespace, `<namespace_prefix>__strata_collections`,
 //!   with one record per collection (id = the name, metadata = its spec):
 //!   a collection exists from `create_collection` to `drop_collection`,
-//!   empty or not, and queries of a collection never see the registry.
+//!   empty or not, and queries of a collection never see the registry. A
+//!   namespace under the prefix that holds records but was never
+//!   registered (written by another tool) is a collection too, with the
+//!   index's dimension and metric: data written elsewhere can be read and
+//!   migrated home.
 //! - **Records** keep their string ids (Pinecone's ids are strings of up to
 //!   512 bytes, like the contract's); metadata and text are laid out as
 //!   [`crate::layout`] says, filters translated as [`crate::filter`] says.
@@ -233,6 +237,23 @@ impl PineconeVectors {
                 )
                 .await?;
             if found.contains_key(name) {
+                self.homes().insert(name.to_string(), i);
+                return Ok(Some(i));
+            }
+        }
+        // A namespace written by another tool (never registered) is a
+        // collection too, while it holds records: that is how data
+        // written to Pinecone elsewhere is read (and migrated home).
+        let namespace = self.namespace(name);
+        for (i, ix) in self.indexes.iter().enumerate() {
+            if self
+                .namespace_counts(ix)
+                .await?
+                .get(&namespace)
+                .copied()
+                .unwrap_or(0)
+                > 0
+            {
                 self.homes().insert(name.to_string(), i);
                 return Ok(Some(i));
             }
@@ -549,11 +570,17 @@ impl VectorBackend for PineconeVectors {
         let registry = self.registry();
         let mut out = Vec::new();
         for (i, ix) in self.indexes.iter().enumerate() {
-            let names = self.all_ids(ix, &registry, "list collections").await?;
-            if names.is_empty() {
-                continue;
-            }
+            let mut names = self.all_ids(ix, &registry, "list collections").await?;
             let counts = self.namespace_counts(ix).await?;
+            // Namespaces written by other tools, under this prefix.
+            for ns in counts.keys() {
+                if let Some(name) = ns.strip_prefix(self.cfg.namespace_prefix.as_str())
+                    && !ns.ends_with("__strata_collections")
+                    && !names.iter().any(|n| n == name)
+                {
+                    names.push(name.to_string());
+                }
+            }
             for name in names {
                 if validate_collection_name(&name).is_err() {
                     continue;
