@@ -53,6 +53,12 @@ pub mod capabilities {
     pub const VECTOR_ANN: &str = "vector.ann";
     /// The index survives closing and reopening the backend.
     pub const VECTOR_PERSISTENT_INDEX: &str = "vector.persistent_index";
+    /// An acknowledged write may stay invisible to reads for a while
+    /// (Pinecone, unless its plugin is told to wait). A *declined* promise:
+    /// the vector suite reads what it just wrote, so against a backend
+    /// claiming this it skips its cases, naming this capability, instead
+    /// of sleeping — run it with the backend's read-after-write option.
+    pub const VECTOR_EVENTUALLY_CONSISTENT: &str = "vector.eventually_consistent";
 }
 
 /// A plugin's description of itself, read before anything is opened.

@@ -2,17 +2,19 @@
 //! ([`strata_pinecone_fake`]) until interrupted. For tests only.
 //!
 //! ```text
-//! pinecone-fake [--port P] [--api-key K] --index DIM:METRIC [--index …]
+//! pinecone-fake [--port P] [--api-key K] [--lag-ms N] --index DIM:METRIC [--index …]
 //! ```
 //!
 //! Each `--index 4:cosine` serves an index named `d4-cosine` at
-//! `http://127.0.0.1:P/d4-cosine`. The first line on stdout is the base URL.
+//! `http://127.0.0.1:P/d4-cosine`. `--lag-ms` delays the visibility of
+//! every write (Pinecone is eventually consistent). The first line on
+//! stdout is the base URL.
 
 use strata_pinecone_fake::{Fake, IndexSpec};
 
 fn usage(msg: &str) -> ! {
     eprintln!(
-        "pinecone-fake: {msg}\nusage: pinecone-fake [--port P] [--api-key K] --index DIM:METRIC [--index ...]"
+        "pinecone-fake: {msg}\nusage: pinecone-fake [--port P] [--api-key K] [--lag-ms N] --index DIM:METRIC [--index ...]"
     );
     std::process::exit(2)
 }
@@ -20,6 +22,7 @@ fn usage(msg: &str) -> ! {
 fn main() {
     let mut port = 0u16;
     let mut key = None;
+    let mut lag = 0u64;
     let mut indexes = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -30,6 +33,7 @@ fn main() {
         match a.as_str() {
             "--port" => port = value().parse().unwrap_or_else(|_| usage("bad --port")),
             "--api-key" => key = Some(value()),
+            "--lag-ms" => lag = value().parse().unwrap_or_else(|_| usage("bad --lag-ms")),
             "--index" => {
                 let v = value();
                 let (dim, metric) = v
@@ -55,6 +59,7 @@ fn main() {
         eprintln!("pinecone-fake: cannot listen: {e}");
         std::process::exit(1)
     });
+    fake.set_lag(std::time::Duration::from_millis(lag));
     println!("{}", fake.url());
     // Until SIGINT / SIGTERM.
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -47,6 +47,13 @@ pub struct PineconeConfig {
     #[serde(default = "default_retry_base_ms")]
     #[schemars(range(min = 1))]
     pub retry_base_ms: u64,
+    /// Pinecone acknowledges a write before every read sees it. 0: do not
+    /// wait (the backend claims `vector.eventually_consistent`). Otherwise
+    /// each write waits, polling `fetch` (and the namespace's stats for a
+    /// delete of everything), until it reads back, for at most this many
+    /// milliseconds (then a `timeout` error: the write itself happened).
+    #[serde(default)]
+    pub read_after_write_ms: u64,
     /// Most records in one upsert request (Pinecone's limit: 1,000).
     #[serde(default = "default_batch_records")]
     #[schemars(range(min = 1, max = 1000))]
@@ -66,6 +73,7 @@ impl std::fmt::Debug for PineconeConfig {
             .field("extra_index_hosts", &self.extra_index_hosts)
             .field("namespace_prefix", &self.namespace_prefix)
             .field("api_version", &self.api_version)
+            .field("read_after_write_ms", &self.read_after_write_ms)
             .finish_non_exhaustive()
     }
 }

@@ -10,6 +10,7 @@
 //! |---|---|
 //! | `strata_m` | the metadata, as JSON text: what fetch, scan and query return, exactly as written |
 //! | `strata_t` | the text, when the record has one |
+//! | `strata_w` | with `read_after_write_ms`: the writing upsert's random stamp, to see when it reads back |
 //! | `e~P` | for each addressable path `P` (below) holding scalars: a list of typed tokens, one per scalar (the value itself, or each scalar element of an array): `s<string>`, `n<number>` (shortest `f64` form, `-0` as `0`), `t` / `f`, and `z` for null |
 //! | `x~P` | `true` when `P` is present and not null |
 //! | `n<~P`, `n>~P` | the least and greatest number at `P` (the value, or among an array's elements) |
@@ -29,6 +30,8 @@ use serde_json::{Map, Value as Json};
 pub(crate) const META: &str = "strata_m";
 /// The text.
 pub(crate) const TEXT: &str = "strata_t";
+/// The write stamp of the upsert that wrote a record (with `read_after_write_ms`).
+pub(crate) const STAMP: &str = "strata_w";
 /// How many chunks of a string are stored ([`chunks`]): range filters are
 /// exact against bounds shorter than `CHUNKS * CHUNK_BYTES` bytes.
 pub(crate) const CHUNKS: usize = 8;

@@ -82,7 +82,11 @@ impl Plugin for PineconePlugin {
     const DESCRIPTION: &'static str =
         "Pinecone over its REST data plane: one namespace per collection, exact filters, retries";
     const CONTRACTS: Contracts = Contracts::VECTOR;
-    const CAPABILITIES: &'static [&'static str] = &[cap::VECTOR_SCAN, cap::VECTOR_ANN];
+    const CAPABILITIES: &'static [&'static str] = &[
+        cap::VECTOR_SCAN,
+        cap::VECTOR_ANN,
+        cap::VECTOR_EVENTUALLY_CONSISTENT,
+    ];
     const RUNS: Runs = Runs::Async;
     type Config = PineconeConfig;
 
@@ -195,6 +199,17 @@ impl Plugin for PineconePlugin {
             vectors: Arc::new(PineconeVectors::new(cfg, indexes)),
             hosts,
         })
+    }
+
+    /// `vector.eventually_consistent` unless writes wait until they read back.
+    fn capabilities(&self) -> Vec<String> {
+        Self::CAPABILITIES
+            .iter()
+            .filter(|c| {
+                **c != cap::VECTOR_EVENTUALLY_CONSISTENT || !self.vectors.waits_for_writes()
+            })
+            .map(|c| c.to_string())
+            .collect()
     }
 
     fn vectors(&self) -> Option<VectorHandle> {

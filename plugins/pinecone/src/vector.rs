@@ -29,8 +29,16 @@
 //!   indexes can neither count nor delete by metadata filter); a count
 //!   without a filter is the namespace's count in `describe_index_stats`.
 //! - **Freshness**: Pinecone acknowledges a write before every read sees
-//!   it (seconds, on serverless). The plugin does not wait; the backend
-//!   does not claim read-after-write consistency.
+//!   it (seconds, on serverless). By default the plugin does not wait and
+//!   the backend claims `vector.eventually_consistent`. With
+//!   `read_after_write_ms`, each write then polls until it reads back: an
+//!   upsert stamps its records (`strata_w`, one random value per call),
+//!   reads the stamps the ids had before, and waits until `fetch` returns
+//!   every id with its stamp — or with another stamp than before (a
+//!   concurrent upsert of the same id won: the record is then as fresh as
+//!   this write, so the wait is over); a delete waits
+//!   until `fetch` finds none of its ids (a delete of everything, until the
+//!   namespace's count is 0); create and drop wait for the registry.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -38,6 +46,7 @@ use std::{
         Mutex, PoisonError,
         atomic::{AtomicBool, Ordering},
     },
+    time::{Duration, Instant},
 };
 
 use serde_json::{Map, Value as Json, json};
@@ -75,6 +84,24 @@ const MAX_URL_IDS_BYTES: usize = 6_000;
 const LIST_PAGE: u32 = 100;
 /// Largest scan page.
 const MAX_SCAN_PAGE: u32 = 1_000;
+
+/// What a write waits for (`read_after_write_ms`).
+enum Visible<'a> {
+    /// These ids are found (with this upsert's stamp, or another than
+    /// they had before it, when given).
+    Present {
+        namespace: &'a str,
+        ids: &'a [&'a str],
+        stamp: Option<(&'a str, &'a HashMap<String, Option<String>>)>,
+    },
+    /// None of these ids is found.
+    Gone {
+        namespace: &'a str,
+        ids: &'a [&'a str],
+    },
+    /// The namespace holds nothing.
+    Empty { namespace: &'a str },
+}
 
 /// One index this backend writes to.
 pub(crate) struct Index {
@@ -120,6 +147,13 @@ fn as_object(j: &Json) -> Option<&Map<String, Json>> {
     j.as_object()
 }
 
+/// The write stamp of a fetched record.
+fn stamp_of(v: &Json) -> Option<&str> {
+    v.get("metadata")
+        .and_then(|m| m.get(layout::STAMP))
+        .and_then(Json::as_str)
+}
+
 /// A scan cursor: the list token of the current page and how many of its ids were handed out.
 fn parse_cursor(c: &str) -> PluginResult<(usize, Option<String>)> {
     let bad = || {
@@ -151,6 +185,71 @@ impl PineconeVectors {
             return Err(PluginError::closed("this pinecone backend"));
         }
         Ok(())
+    }
+
+    /// Whether writes wait until they read back (`read_after_write_ms`).
+    pub(crate) fn waits_for_writes(&self) -> bool {
+        self.cfg.read_after_write_ms > 0
+    }
+
+    /// Whether a write reads back.
+    async fn visible(&self, ix: &Index, check: &Visible<'_>, what: &str) -> PluginResult<bool> {
+        Ok(match check {
+            Visible::Present {
+                namespace,
+                ids,
+                stamp,
+            } => {
+                let found = self.fetch_raw(ix, namespace, ids, what).await?;
+                ids.iter().all(|id| match (found.get(*id), stamp) {
+                    (None, _) => false,
+                    (Some(_), None) => true,
+                    (Some(v), Some((mine, before))) => {
+                        let now = stamp_of(v);
+                        now == Some(*mine)
+                            || (now.is_some() && before.get(*id).and_then(Option::as_deref) != now)
+                    }
+                })
+            }
+            Visible::Gone { namespace, ids } => {
+                self.fetch_raw(ix, namespace, ids, what).await?.is_empty()
+            }
+            Visible::Empty { namespace } => {
+                self.namespace_counts(ix)
+                    .await?
+                    .get(*namespace)
+                    .copied()
+                    .unwrap_or(0)
+                    == 0
+            }
+        })
+    }
+
+    /// With `read_after_write_ms`, polls until the write reads back (10 ms,
+    /// doubling to 500 ms) or the time is up.
+    async fn settle(&self, ix: &Index, check: Visible<'_>, what: &str) -> PluginResult<()> {
+        let budget = self.cfg.read_after_write_ms;
+        if budget == 0 {
+            return Ok(());
+        }
+        let deadline = Instant::now() + Duration::from_millis(budget);
+        let mut pause = Duration::from_millis(10);
+        loop {
+            if self.visible(ix, &check, what).await? {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(PluginError::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "{what}: written, but reads did not show it within read_after_write_ms ({budget} ms)"
+                    ),
+                ));
+            }
+            tokio::time::sleep(pause.min(deadline - now)).await;
+            pause = (pause * 2).min(Duration::from_millis(500));
+        }
     }
 
     /// How many collections this backend sees.
@@ -530,6 +629,17 @@ impl VectorBackend for PineconeVectors {
                 &format!("create collection {:?}", spec.name),
             )
             .await?;
+        let registry = self.registry();
+        self.settle(
+            ix,
+            Visible::Present {
+                namespace: &registry,
+                ids: &[spec.name.as_str()],
+                stamp: None,
+            },
+            &format!("create collection {:?}", spec.name),
+        )
+        .await?;
         self.homes().insert(spec.name, i);
         Ok(())
     }
@@ -562,6 +672,25 @@ impl VectorBackend for PineconeVectors {
             )
             .await?;
         self.homes().remove(&name);
+        let registry = self.registry();
+        self.settle(
+            ix,
+            Visible::Gone {
+                namespace: &registry,
+                ids: &[name.as_str()],
+            },
+            &what,
+        )
+        .await?;
+        let namespace = self.namespace(&name);
+        self.settle(
+            ix,
+            Visible::Empty {
+                namespace: &namespace,
+            },
+            &what,
+        )
+        .await?;
         Ok(true)
     }
 
@@ -615,6 +744,9 @@ impl VectorBackend for PineconeVectors {
         }
         validate_batch(&records, ix.dimension)?;
         // Everything is checked and encoded before the first request.
+        let stamp = self
+            .waits_for_writes()
+            .then(|| format!("{:016x}", rand::random::<u64>()));
         let mut encoded: Vec<Vec<u8>> = Vec::with_capacity(records.len());
         for r in &records {
             let what = format!("record {:?}", r.id);
@@ -625,7 +757,10 @@ impl VectorBackend for PineconeVectors {
                 serde_json::from_str(&r.metadata_json)
                     .map_err(|e| PluginError::invalid_input(format!("{what}: metadata: {e}")))?
             };
-            let md = layout::encode(&meta, r.text.as_deref());
+            let mut md = layout::encode(&meta, r.text.as_deref());
+            if let Some(s) = &stamp {
+                md.insert(layout::STAMP.into(), Json::String(s.clone()));
+            }
             let md_bytes = Json::Object(md.clone()).to_string().len();
             if md_bytes > MAX_METADATA_BYTES {
                 return Err(PluginError::invalid_input(format!(
@@ -639,11 +774,26 @@ impl VectorBackend for PineconeVectors {
             encoded.push(body);
         }
         let namespace = self.namespace(&collection);
+        let what = format!("upsert into {collection:?}");
+        // With read_after_write_ms: the stamps the ids have now.
+        let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+        let before: HashMap<String, Option<String>> = if stamp.is_some() {
+            self.fetch_raw(ix, &namespace, &ids, &what)
+                .await?
+                .into_iter()
+                .map(|(id, v)| {
+                    let s = stamp_of(&v).map(str::to_string);
+                    (id, s)
+                })
+                .collect()
+        } else {
+            HashMap::new()
+        };
         let head = format!(
             "{{\"namespace\":{},\"vectors\":[",
             Json::String(namespace.clone())
         );
-        let what = format!("upsert into {collection:?}");
+
         let max_bytes = self.cfg.batch_max_bytes;
         let mut batch: Vec<u8> = Vec::new();
         let mut in_batch = 0usize;
@@ -678,6 +828,18 @@ impl VectorBackend for PineconeVectors {
         if in_batch > 0 {
             let body = flush(&mut batch, &mut in_batch);
             ix.client.post_bytes("vectors/upsert", body, &what).await?;
+        }
+        if let Some(stamp) = &stamp {
+            self.settle(
+                ix,
+                Visible::Present {
+                    namespace: &namespace,
+                    ids: &ids,
+                    stamp: Some((stamp, &before)),
+                },
+                &what,
+            )
+            .await?;
         }
         Ok(records.len() as u64)
     }
@@ -818,11 +980,31 @@ impl VectorBackend for PineconeVectors {
                     .into_keys()
                     .collect();
                 self.delete_ids(ix, &namespace, &existing, &what).await?;
+                let gone: Vec<&str> = existing.iter().map(String::as_str).collect();
+                self.settle(
+                    ix,
+                    Visible::Gone {
+                        namespace: &namespace,
+                        ids: &gone,
+                    },
+                    &what,
+                )
+                .await?;
                 Ok(existing.len() as u64)
             }
             DeleteTarget::Filter(f) => {
                 let ids = self.matching_ids(ix, &namespace, &f, &what).await?;
                 self.delete_ids(ix, &namespace, &ids, &what).await?;
+                let gone: Vec<&str> = ids.iter().map(String::as_str).collect();
+                self.settle(
+                    ix,
+                    Visible::Gone {
+                        namespace: &namespace,
+                        ids: &gone,
+                    },
+                    &what,
+                )
+                .await?;
                 Ok(ids.len() as u64)
             }
             DeleteTarget::All => {
@@ -846,6 +1028,14 @@ impl VectorBackend for PineconeVectors {
                         Err(e) if e.kind() == ErrorKind::NotFound => {}
                         Err(e) => return Err(e),
                     }
+                    self.settle(
+                        ix,
+                        Visible::Empty {
+                            namespace: &namespace,
+                        },
+                        &what,
+                    )
+                    .await?;
                 }
                 Ok(n)
             }

@@ -559,3 +559,95 @@ async fn sqlite_to_pinecone_to_sqlite_keeps_5k_records_identical() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eventual_consistency_is_declared_or_waited_for() {
+    let f = fake(&[(4, "cosine")]);
+    f.set_lag(Duration::from_millis(1_500));
+    let dir = tempfile::tempdir().unwrap();
+    let lazy = config(&f, &[(4, "cosine")], "").replace("\"t_\"", "\"lazy_\"");
+    let careful = config(&f, &[(4, "cosine")], ", read_after_write_ms = 10000")
+        .replace("\"t_\"", "\"careful_\"");
+    let s = load(dir.path(), &[("lazy", lazy), ("careful", careful)]);
+    let eventual = "vector.eventually_consistent";
+    let caps = |b: &strata_host::Backend| b.capabilities().unwrap();
+    assert!(
+        caps(&s.backend("lazy").await.unwrap())
+            .iter()
+            .any(|c| c == eventual)
+    );
+    assert!(
+        !caps(&s.backend("careful").await.unwrap())
+            .iter()
+            .any(|c| c == eventual)
+    );
+
+    // Without waiting, a read right after a write does not see it yet.
+    let lazy = s.vectors_backend("lazy").await.unwrap();
+    lazy.create_collection("notes", 4, Metric::Cosine)
+        .await
+        .unwrap();
+    lazy.upsert(
+        "notes",
+        (0..5).map(|i| Record::new(format!("r{i}"), unit(4, i))),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        lazy.count("notes", None).await.unwrap(),
+        0,
+        "read before the lag"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lazy.count("notes", None).await.unwrap() != 5 {
+        assert!(Instant::now() < deadline, "the writes never became visible");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // With read_after_write_ms, every write reads back when it returns.
+    let careful = s.vectors_backend("careful").await.unwrap();
+    careful
+        .create_collection("notes", 4, Metric::Cosine)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    careful
+        .upsert(
+            "notes",
+            (0..50).map(|i| Record::new(format!("r{i}"), unit(4, i))),
+        )
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(1_400),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(careful.count("notes", None).await.unwrap(), 50);
+    // An overwrite is waited for too (the stamp changes).
+    careful
+        .upsert(
+            "notes",
+            [Record::new("r0", unit(4, 0)).metadata(json!({"v": 2}))],
+        )
+        .await
+        .unwrap();
+    let got = careful.fetch("notes", &["r0"], Include::ALL).await.unwrap();
+    assert_eq!(got[0].metadata.as_ref().unwrap(), &json!({"v": 2}));
+    assert_eq!(careful.delete_ids("notes", &["r1", "r2"]).await.unwrap(), 2);
+    assert_eq!(careful.count("notes", None).await.unwrap(), 48);
+    assert_eq!(careful.delete_all("notes").await.unwrap(), 48);
+    assert_eq!(careful.count("notes", None).await.unwrap(), 0);
+    assert!(careful.drop_collection("notes").await.unwrap());
+    assert!(!careful.exists("notes").await.unwrap());
+    // A budget shorter than the lag is a timeout naming the option.
+    let dir = tempfile::tempdir().unwrap();
+    let short = config(&f, &[(4, "cosine")], ", read_after_write_ms = 100");
+    let s = load(dir.path(), &[("short", short)]);
+    let short = s.vectors_backend("short").await.unwrap();
+    let e = short
+        .create_collection("other", 4, Metric::Cosine)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert!(e.to_string().contains("read_after_write_ms"), "{e}");
+}
