@@ -108,6 +108,7 @@ mod ffi;
 mod guard;
 mod plugin;
 pub mod runs;
+pub mod sparse;
 pub mod sql;
 mod value;
 pub mod vector;

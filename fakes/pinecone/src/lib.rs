@@ -9,8 +9,8 @@
 //!
 //! | endpoint | |
 //! |---|---|
-//! | `POST /vectors/upsert` | ≤ 1,000 records and ≤ 2 MB per request; id 1–512 bytes; values of the index's dimension (a cosine index refuses an all-zero vector); metadata ≤ 40 KB, values string / number / boolean / list of strings (no null, no nesting), keys not starting with `$` |
-//! | `POST /query` | `topK` 1–10,000 (≤ 1,000 with `includeValues` / `includeMetadata`), by `vector` or `id`, optional `filter` ([`filter`]); cosine and dot product scores are similarities, euclidean scores are **squared** distances, closest first |
+//! | `POST /vectors/upsert` | ≤ 1,000 records and ≤ 2 MB per request; id 1–512 bytes; values of the index's dimension (a cosine index refuses an all-zero vector); `sparseValues` only on a dotproduct index (unique `u32` indices, ≤ 2,048 non-zero values); metadata ≤ 40 KB, values string / number / boolean / list of strings (no null, no nesting), keys not starting with `$` |
+//! | `POST /query` | `topK` 1–10,000 (≤ 1,000 with `includeValues` / `includeMetadata`), by `vector` or `id`, optional `filter` ([`filter`]) and, on a dotproduct index, `sparseVector` (its dot product with the record's `sparseValues` is added); cosine and dot product scores are similarities, euclidean scores are **squared** distances, closest first |
 //! | `GET /vectors/fetch?ids=…&namespace=…` | ≤ 1,000 ids |
 //! | `POST /vectors/delete` | exactly one of `ids` (≤ 1,000), `deleteAll`, `filter` |
 //! | `GET /vectors/list?namespace=&prefix=&limit=&paginationToken=` | ids in byte order, `limit` ≤ 100 |
@@ -68,6 +68,8 @@ pub const MAX_TOP_K: u64 = 10_000;
 pub const MAX_TOP_K_WITH_DATA: u64 = 1_000;
 /// Largest `limit` of a list page.
 pub const MAX_LIST_LIMIT: usize = 100;
+/// Most non-zero values in one sparse vector.
+pub const MAX_SPARSE_VALUES: usize = 2_048;
 
 /// One index the fake serves.
 #[derive(Clone, Debug)]
@@ -114,7 +116,82 @@ pub struct Logged {
 #[derive(Clone)]
 struct Stored {
     values: Vec<f32>,
+    sparse: Option<Sparse>,
     metadata: Map<String, Json>,
+}
+
+#[derive(Clone)]
+struct Sparse {
+    indices: Vec<u32>,
+    values: Vec<f32>,
+}
+
+impl Sparse {
+    fn to_json(&self) -> Json {
+        json!({"indices": self.indices, "values": self.values})
+    }
+
+    fn dot(&self, other: &Sparse) -> f64 {
+        let at: HashMap<u32, f32> = other
+            .indices
+            .iter()
+            .copied()
+            .zip(other.values.iter().copied())
+            .collect();
+        self.indices
+            .iter()
+            .zip(&self.values)
+            .filter_map(|(i, v)| at.get(i).map(|w| f64::from(*v) * f64::from(*w)))
+            .sum()
+    }
+}
+
+fn check_sparse(ix: &Index, v: Option<&Json>, what: &str) -> Result<Option<Sparse>, Answer> {
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    if ix.spec.metric != "dotproduct" {
+        return Err(bad(format!(
+            "{what}: sparse values are only supported by indexes with the dotproduct metric"
+        )));
+    }
+    let indices = v
+        .get("indices")
+        .and_then(Json::as_array)
+        .and_then(|a| {
+            a.iter()
+                .map(|i| i.as_u64().and_then(|i| u32::try_from(i).ok()))
+                .collect::<Option<Vec<u32>>>()
+        })
+        .ok_or_else(|| bad(format!("{what}: sparse indices must be an array of uint32")))?;
+    let values = v
+        .get("values")
+        .and_then(Json::as_array)
+        .and_then(|a| {
+            a.iter()
+                .map(|x| x.as_f64().map(|f| f as f32))
+                .collect::<Option<Vec<f32>>>()
+        })
+        .ok_or_else(|| bad(format!("{what}: sparse values must be an array of numbers")))?;
+    if indices.len() != values.len() {
+        return Err(bad(format!(
+            "{what}: sparse indices and values differ in length"
+        )));
+    }
+    if indices.len() > MAX_SPARSE_VALUES {
+        return Err(bad(format!(
+            "{what}: sparse vector has {} non-zero values, the limit is {MAX_SPARSE_VALUES}",
+            indices.len()
+        )));
+    }
+    let mut seen = std::collections::HashSet::new();
+    if !indices.iter().all(|i| seen.insert(*i)) {
+        return Err(bad(format!("{what}: sparse indices must be unique")));
+    }
+    if values.iter().any(|x| !x.is_finite()) {
+        return Err(bad(format!("{what}: sparse values must be finite")));
+    }
+    Ok(Some(Sparse { indices, values }))
 }
 
 enum Op {
@@ -536,12 +613,17 @@ fn upsert(
     let mut items = Vec::with_capacity(vectors.len());
     for v in vectors {
         let id = check_id(v.get("id").unwrap_or(&Json::Null))?;
-        if v.get("sparseValues").is_some() {
-            return Err(bad("this is a dense index: sparseValues are not accepted"));
-        }
         let values = check_values(ix, v.get("values"), &format!("vector {id}"))?;
+        let sparse = check_sparse(ix, v.get("sparseValues"), &format!("vector {id}"))?;
         let metadata = check_metadata(v.get("metadata"), &id)?;
-        items.push((id, Stored { values, metadata }));
+        items.push((
+            id,
+            Stored {
+                values,
+                sparse,
+                metadata,
+            },
+        ));
     }
     let n = items.len();
     ix.pending.push_back((due, Op::Upsert(ns, items)));
@@ -601,11 +683,18 @@ fn query(ix: &mut Index, b: Map<String, Json>) -> Result<Answer, Answer> {
         },
         _ => return Err(bad("a query takes exactly one of vector or id")),
     };
+    let sparse_q = check_sparse(ix, b.get("sparseVector"), "query")?;
     let metric = ix.spec.metric.as_str();
     let mut scored: Vec<(f64, &String, &Stored)> = records
         .iter()
         .filter(|(_, s)| filter.as_ref().is_none_or(|f| f.matches(&s.metadata)))
-        .map(|(id, s)| (score(metric, &q, &s.values), id, s))
+        .map(|(id, s)| {
+            let lexical = match (&sparse_q, &s.sparse) {
+                (Some(q), Some(d)) => q.dot(d),
+                _ => 0.0,
+            };
+            (score(metric, &q, &s.values) + lexical, id, s)
+        })
         .collect();
     if metric == "euclidean" {
         scored.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(b.1)));
@@ -619,6 +708,9 @@ fn query(ix: &mut Index, b: Map<String, Json>) -> Result<Answer, Answer> {
             let mut m = json!({"id": id, "score": score as f32, "values": []});
             if with_values {
                 m["values"] = json!(s.values);
+                if let Some(sp) = &s.sparse {
+                    m["sparseValues"] = sp.to_json();
+                }
             }
             if with_metadata {
                 m["metadata"] = Json::Object(s.metadata.clone());
@@ -657,10 +749,11 @@ fn fetch(ix: &mut Index, query: &str) -> Result<Answer, Answer> {
     if let Some(records) = ix.namespaces.get(&ns) {
         for id in ids {
             if let Some(s) = records.get(id) {
-                out.insert(
-                    id.clone(),
-                    json!({"id": id, "values": s.values, "metadata": s.metadata}),
-                );
+                let mut v = json!({"id": id, "values": s.values, "metadata": s.metadata});
+                if let Some(sp) = &s.sparse {
+                    v["sparseValues"] = sp.to_json();
+                }
+                out.insert(id.clone(), v);
             }
         }
     }

@@ -53,10 +53,11 @@ use serde_json::{Map, Value as Json, json};
 use strata_plugin::{
     ErrorKind, PluginError, PluginResult, Runs, VectorBackend,
     filter::Filter,
+    sparse,
     vector::{
-        CollectionInfo, CollectionSpec, DeleteRequest, DeleteTarget, Match, Metric, QueryRequest,
-        ScanPage, ScanRequest, VectorCall, VectorRecord, check_f32_scorable, include,
-        validate_batch, validate_collection_name, validate_id, validate_vector,
+        CollectionInfo, CollectionSpec, DeleteRequest, DeleteTarget, HybridRequest, Match, Metric,
+        QueryRequest, ScanPage, ScanRequest, VectorCall, VectorRecord, check_f32_scorable,
+        fuse_rrf, include, validate_batch, validate_collection_name, validate_id, validate_vector,
     },
 };
 
@@ -80,6 +81,8 @@ pub(crate) const MAX_METADATA_BYTES: usize = 40 * 1024;
 const IDS_PER_REQUEST: usize = 100;
 /// Bytes of ids in one fetch URL.
 const MAX_URL_IDS_BYTES: usize = 6_000;
+/// Most non-zero values of a sparse vector (Pinecone's limit).
+const MAX_SPARSE_VALUES: usize = 2_048;
 /// Ids per list page (Pinecone's limit).
 const LIST_PAGE: u32 = 100;
 /// Largest scan page.
@@ -103,6 +106,15 @@ enum Visible<'a> {
     Empty { namespace: &'a str },
 }
 
+/// Where a collection lives.
+#[derive(Clone, Copy, Debug)]
+struct Home {
+    /// Its index (in `indexes`).
+    index: usize,
+    /// Created with `{"hybrid": true}`: records carry sparse vectors of their text.
+    hybrid: bool,
+}
+
 /// One index this backend writes to.
 pub(crate) struct Index {
     pub(crate) client: IndexClient,
@@ -116,7 +128,7 @@ pub(crate) struct PineconeVectors {
     indexes: Vec<Index>,
     closed: AtomicBool,
     /// Which index holds each collection, as far as this backend has seen.
-    homes: Mutex<HashMap<String, usize>>,
+    homes: Mutex<HashMap<String, Home>>,
 }
 
 pub(crate) fn metric_name(m: Metric) -> &'static str {
@@ -141,6 +153,36 @@ fn not_found(name: &str) -> PluginError {
         ErrorKind::NotFound,
         format!("collection {name:?} does not exist"),
     )
+}
+
+/// The collection options: `{"hybrid": true}` or none. Returns `hybrid`.
+fn collection_options(text: &str) -> PluginResult<bool> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(false);
+    }
+    let Ok(Json::Object(m)) = serde_json::from_str::<Json>(text) else {
+        return Err(PluginError::invalid_input(
+            "collection options must be a JSON object",
+        ));
+    };
+    let mut hybrid = false;
+    for (k, v) in &m {
+        match (k.as_str(), v) {
+            ("hybrid", Json::Bool(b)) => hybrid = *b,
+            ("hybrid", other) => {
+                return Err(PluginError::invalid_input(format!(
+                    "collection option hybrid must be true or false, not {other}"
+                )));
+            }
+            (other, _) => {
+                return Err(PluginError::invalid_input(format!(
+                    "unknown collection option {other:?}: a Pinecone collection takes only `hybrid` (its index decides the rest)"
+                )));
+            }
+        }
+    }
+    Ok(hybrid)
 }
 
 fn as_object(j: &Json) -> Option<&Map<String, Json>> {
@@ -265,7 +307,7 @@ impl PineconeVectors {
         format!("{}{name}", self.cfg.namespace_prefix)
     }
 
-    fn homes(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+    fn homes(&self) -> std::sync::MutexGuard<'_, HashMap<String, Home>> {
         self.homes.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -319,11 +361,11 @@ impl PineconeVectors {
     }
 
     /// The index holding collection `name`, if it exists.
-    async fn home(&self, name: &str) -> PluginResult<Option<usize>> {
+    async fn home(&self, name: &str) -> PluginResult<Option<Home>> {
         self.open_check()?;
         validate_collection_name(name)?;
-        if let Some(i) = self.homes().get(name) {
-            return Ok(Some(*i));
+        if let Some(h) = self.homes().get(name) {
+            return Ok(Some(*h));
         }
         let registry = self.registry();
         for (i, ix) in self.indexes.iter().enumerate() {
@@ -335,9 +377,15 @@ impl PineconeVectors {
                     &format!("look up collection {name:?}"),
                 )
                 .await?;
-            if found.contains_key(name) {
-                self.homes().insert(name.to_string(), i);
-                return Ok(Some(i));
+            if let Some(record) = found.get(name) {
+                let hybrid = record
+                    .get("metadata")
+                    .and_then(|m| m.get("hybrid"))
+                    .and_then(Json::as_bool)
+                    .unwrap_or(false);
+                let home = Home { index: i, hybrid };
+                self.homes().insert(name.to_string(), home);
+                return Ok(Some(home));
             }
         }
         // A namespace written by another tool (never registered) is a
@@ -353,18 +401,23 @@ impl PineconeVectors {
                 .unwrap_or(0)
                 > 0
             {
-                self.homes().insert(name.to_string(), i);
-                return Ok(Some(i));
+                let home = Home {
+                    index: i,
+                    hybrid: false,
+                };
+                self.homes().insert(name.to_string(), home);
+                return Ok(Some(home));
             }
         }
         Ok(None)
     }
 
     async fn existing(&self, name: &str) -> PluginResult<&Index> {
-        match self.home(name).await? {
-            Some(i) => Ok(&self.indexes[i]),
-            None => Err(not_found(name)),
-        }
+        Ok(&self.indexes[self.existing_home(name).await?.index])
+    }
+
+    async fn existing_home(&self, name: &str) -> PluginResult<Home> {
+        self.home(name).await?.ok_or_else(|| not_found(name))
     }
 
     /// Records per namespace of one index.
@@ -559,27 +612,27 @@ impl VectorBackend for PineconeVectors {
                 spec.dimension
             )));
         }
-        let options = spec.options_json.trim();
-        if !options.is_empty() {
-            match serde_json::from_str::<Json>(options) {
-                Ok(Json::Object(m)) if m.is_empty() => {}
-                Ok(Json::Object(m)) => {
-                    return Err(PluginError::invalid_input(format!(
-                        "unknown collection option(s) {:?}: a Pinecone collection takes none (its index decides)",
-                        m.keys().collect::<Vec<_>>()
-                    )));
-                }
-                _ => {
-                    return Err(PluginError::invalid_input(
-                        "collection options must be a JSON object",
-                    ));
-                }
-            }
+        let hybrid = collection_options(&spec.options_json)?;
+        if hybrid && spec.metric != Metric::Dot {
+            return Err(PluginError::invalid_input(format!(
+                "collection {:?}: hybrid needs a sparse-dense index, which Pinecone offers only                  with the dotproduct metric, not {}",
+                spec.name,
+                metric_name(spec.metric)
+            )));
         }
-        if let Some(i) = self.home(&spec.name).await? {
-            let ix = &self.indexes[i];
-            if ix.dimension == spec.dimension && ix.metric == spec.metric {
+        if let Some(h) = self.home(&spec.name).await? {
+            let ix = &self.indexes[h.index];
+            if ix.dimension == spec.dimension && ix.metric == spec.metric && h.hybrid == hybrid {
                 return Ok(());
+            }
+            if ix.dimension == spec.dimension && ix.metric == spec.metric {
+                return Err(PluginError::new(
+                    ErrorKind::AlreadyExists,
+                    format!(
+                        "collection {:?} exists with hybrid = {}, not {hybrid}",
+                        spec.name, h.hybrid
+                    ),
+                ));
             }
             return Err(PluginError::new(
                 ErrorKind::AlreadyExists,
@@ -623,6 +676,7 @@ impl VectorBackend for PineconeVectors {
                             "strata_collection": spec.name,
                             "dimension": spec.dimension,
                             "metric": metric_name(spec.metric),
+                            "hybrid": hybrid,
                         },
                     }],
                 }),
@@ -640,15 +694,15 @@ impl VectorBackend for PineconeVectors {
             &format!("create collection {:?}", spec.name),
         )
         .await?;
-        self.homes().insert(spec.name, i);
+        self.homes().insert(spec.name, Home { index: i, hybrid });
         Ok(())
     }
 
     async fn drop_collection(&self, name: String) -> PluginResult<bool> {
-        let Some(i) = self.home(&name).await? else {
+        let Some(h) = self.home(&name).await? else {
             return Ok(false);
         };
-        let ix = &self.indexes[i];
+        let ix = &self.indexes[h.index];
         let what = format!("drop collection {name:?}");
         match ix
             .client
@@ -698,7 +752,7 @@ impl VectorBackend for PineconeVectors {
         self.open_check()?;
         let registry = self.registry();
         let mut out = Vec::new();
-        for (i, ix) in self.indexes.iter().enumerate() {
+        for ix in &self.indexes {
             let mut names = self.all_ids(ix, &registry, "list collections").await?;
             let counts = self.namespace_counts(ix).await?;
             // Namespaces written by other tools, under this prefix.
@@ -716,7 +770,6 @@ impl VectorBackend for PineconeVectors {
                 }
                 let n = counts.get(&self.namespace(&name)).copied().unwrap_or(0);
                 out.push(self.info(&name, ix, n));
-                self.homes().insert(name, i);
             }
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -724,10 +777,10 @@ impl VectorBackend for PineconeVectors {
     }
 
     async fn collection_info(&self, name: String) -> PluginResult<Option<CollectionInfo>> {
-        let Some(i) = self.home(&name).await? else {
+        let Some(h) = self.home(&name).await? else {
             return Ok(None);
         };
-        let ix = &self.indexes[i];
+        let ix = &self.indexes[h.index];
         let n = self
             .namespace_counts(ix)
             .await?
@@ -738,7 +791,8 @@ impl VectorBackend for PineconeVectors {
     }
 
     async fn upsert(&self, collection: String, records: Vec<VectorRecord>) -> PluginResult<u64> {
-        let ix = self.existing(&collection).await?;
+        let home = self.existing_home(&collection).await?;
+        let ix = &self.indexes[home.index];
         if records.is_empty() {
             return Ok(0);
         }
@@ -769,8 +823,21 @@ impl VectorBackend for PineconeVectors {
                      {MAX_METADATA_BYTES} bytes per record"
                 )));
             }
-            let body = serde_json::to_vec(&json!({"id": r.id, "values": r.vector, "metadata": md}))
-                .map_err(|e| PluginError::internal(e.to_string()))?;
+            let mut record = json!({"id": r.id, "values": r.vector, "metadata": md});
+            if let Some(text) = r.text.as_deref().filter(|_| home.hybrid) {
+                let (indices, values) = sparse::document(text);
+                if indices.len() > MAX_SPARSE_VALUES {
+                    return Err(PluginError::invalid_input(format!(
+                        "{what}: its text has {} distinct terms, and Pinecone's sparse vectors                          hold at most {MAX_SPARSE_VALUES}",
+                        indices.len()
+                    )));
+                }
+                if !indices.is_empty() {
+                    record["sparseValues"] = json!({"indices": indices, "values": values});
+                }
+            }
+            let body =
+                serde_json::to_vec(&record).map_err(|e| PluginError::internal(e.to_string()))?;
             encoded.push(body);
         }
         let namespace = self.namespace(&collection);
@@ -923,6 +990,81 @@ impl VectorBackend for PineconeVectors {
                 let id = m.get("id")?.as_str()?;
                 self.to_match(ix, found.get(id)?, *s, flags)
             })
+            .collect())
+    }
+
+    /// Two queries of a hybrid collection, fused here by the contract's
+    /// RRF: the dense ranking (the query vector) and the lexical one (an
+    /// all-zero dense vector with the text's sparse vector, keeping only
+    /// records sharing a term with it), each `candidates` long and filtered.
+    async fn hybrid_query(&self, request: HybridRequest) -> PluginResult<Vec<Match>> {
+        let home = self.existing_home(&request.collection).await?;
+        let ix = &self.indexes[home.index];
+        if !home.hybrid {
+            return Err(PluginError::unsupported(format!(
+                "collection {:?} has no lexical side: hybrid search needs a collection created                  with the option {{\"hybrid\": true}} in a dotproduct index (Pinecone's                  sparse-dense records)",
+                request.collection
+            )));
+        }
+        Self::check_vector(ix, &request.vector, "query vector")?;
+        let (_, pf) = translate_str(&request.filter_json)?;
+        let n = request.candidates_or_default().min(MAX_TOP_K as usize);
+        if request.top_k == 0 || pf == Pf::False {
+            return Ok(Vec::new());
+        }
+        let namespace = self.namespace(&request.collection);
+        let what = format!("hybrid query {:?}", request.collection);
+        let ranking =
+            async |vector: Json, sparse_vector: Option<Json>| -> PluginResult<Vec<Match>> {
+                let mut body = json!({
+                    "namespace": namespace,
+                    "vector": vector,
+                    "topK": n,
+                    "includeValues": false,
+                    "includeMetadata": false,
+                });
+                if let Some(sv) = sparse_vector {
+                    body["sparseVector"] = sv;
+                }
+                if pf != Pf::True {
+                    body["filter"] = pf.to_json();
+                }
+                let r = ix.client.post("query", &body, &what).await?;
+                Ok(r.get("matches")
+                    .and_then(Json::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|m| {
+                                let score = m.get("score").and_then(Json::as_f64).unwrap_or(0.0);
+                                self.to_match(ix, m, score, 0)
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default())
+            };
+        let dense = ranking(json!(request.vector), None).await?;
+        let (indices, values) = sparse::query(&request.text);
+        let lexical = if indices.is_empty() {
+            Vec::new()
+        } else {
+            let zeros = vec![0.0f32; ix.dimension as usize];
+            let mut hits = ranking(
+                json!(zeros),
+                Some(json!({"indices": indices, "values": values})),
+            )
+            .await?;
+            hits.retain(|m| m.score > 0.0);
+            hits
+        };
+        let fused = fuse_rrf(&request, dense, lexical);
+        if request.include & include::ALL == 0 {
+            return Ok(fused);
+        }
+        let ids: Vec<&str> = fused.iter().map(|m| m.id.as_str()).collect();
+        let found = self.fetch_raw(ix, &namespace, &ids, &what).await?;
+        Ok(fused
+            .iter()
+            .filter_map(|m| self.to_match(ix, found.get(&m.id)?, m.score, request.include))
             .collect())
     }
 

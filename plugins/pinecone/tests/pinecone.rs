@@ -651,3 +651,102 @@ async fn eventual_consistency_is_declared_or_waited_for() {
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
     assert!(e.to_string().contains("read_after_write_ms"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hybrid_search_on_a_sparse_dense_index_fuses_by_rrf() {
+    let f = fake(&[(4, "dotproduct"), (4, "cosine")]);
+    let (_d, _s, v) = open(&f, &[(4, "dotproduct"), (4, "cosine")], "").await;
+    let hybrid = json!({"hybrid": true});
+    let e = v
+        .create_collection_with("cos", 4, Metric::Cosine, Some(&hybrid))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("dotproduct"), "{e}");
+    v.create_collection("plain", 4, Metric::Dot).await.unwrap();
+    let e = v
+        .hybrid_query(
+            "plain",
+            &strata_host::Hybrid::new(vec![1.0, 0.0, 0.0, 0.0], "x"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+    assert!(e.to_string().contains("\"hybrid\": true"), "{e}");
+    let e = v
+        .create_collection_with("plain", 4, Metric::Dot, Some(&hybrid))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
+
+    v.create_collection_with("h", 4, Metric::Dot, Some(&hybrid))
+        .await
+        .unwrap();
+    let records: Vec<Record> = (0..20)
+        .map(|i| {
+            let text = if i == 17 {
+                "the zebra crossed".to_string()
+            } else {
+                format!("memory {i} about horses")
+            };
+            Record::new(format!("d{i:02}"), unit(4, i))
+                .metadata(json!({"i": i}))
+                .text(text)
+        })
+        .collect();
+    v.upsert("h", records).await.unwrap();
+    let q = unit(4, 3);
+    let dense = v
+        .query("h", &Query::new(q.clone()).top_k(20))
+        .await
+        .unwrap();
+    let rank17 = dense.iter().position(|h| h.id == "d17").unwrap() + 1;
+    assert!(
+        rank17 > 3,
+        "the dense ranking alone should not favour d17 (rank {rank17})"
+    );
+    let hits = v
+        .hybrid_query(
+            "h",
+            &strata_host::Hybrid::new(q.clone(), "Zebra!")
+                .top_k(5)
+                .include(Include::ALL),
+        )
+        .await
+        .unwrap();
+    let h17 = hits
+        .iter()
+        .find(|h| h.id == "d17")
+        .expect("the keyword match is in the top 5");
+    let want = 1.0 / (60.0 + rank17 as f64) + 1.0 / 61.0;
+    assert!((h17.score - want).abs() < 1e-12, "{} vs {want}", h17.score);
+    assert_eq!(h17.text.as_deref(), Some("the zebra crossed"));
+    assert_eq!(h17.metadata.as_ref().unwrap(), &json!({"i": 17}));
+    // The best dense hit without the keyword is fused from its dense rank alone.
+    let top_dense = &dense[0];
+    let fused = hits.iter().find(|h| h.id == top_dense.id).unwrap();
+    assert!((fused.score - 1.0 / 61.0).abs() < 1e-12, "{}", fused.score);
+    // Filters apply to both rankings.
+    let hits = v
+        .hybrid_query(
+            "h",
+            &strata_host::Hybrid::new(q, "zebra")
+                .top_k(5)
+                .filter(json!({"i": {"$ne": 17}})),
+        )
+        .await
+        .unwrap();
+    assert!(hits.iter().all(|h| h.id != "d17"), "{hits:?}");
+    assert_eq!(hits.len(), 5);
+    // A text with more terms than a sparse vector holds is refused by name.
+    let long: String = (0..2_100).map(|i| format!("w{i} ")).collect();
+    let e = v
+        .upsert("h", [Record::new("long", unit(4, 1)).text(long)])
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(
+        e.to_string().contains("\"long\"") && e.to_string().contains("2048"),
+        "{e}"
+    );
+}
