@@ -750,3 +750,72 @@ async fn hybrid_search_on_a_sparse_dense_index_fuses_by_rrf() {
         "{e}"
     );
 }
+
+/// Against the real service, only when `PINECONE_API_KEY`,
+/// `PINECONE_INDEX_HOST`, `PINECONE_INDEX_DIMENSION` and
+/// `PINECONE_INDEX_METRIC` (`cosine` | `dotproduct` | `euclidean`) are set;
+/// one line saying it was skipped otherwise. Not run by this project's CI
+/// (no Pinecone account): see README.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_round_trip_against_real_pinecone() {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let (Some(_), Some(host), Some(dim), Some(metric)) = (
+        env("PINECONE_API_KEY"),
+        env("PINECONE_INDEX_HOST"),
+        env("PINECONE_INDEX_DIMENSION").and_then(|d| d.parse::<u32>().ok()),
+        env("PINECONE_INDEX_METRIC"),
+    ) else {
+        eprintln!(
+            "pinecone live test: SKIPPED (set PINECONE_API_KEY, PINECONE_INDEX_HOST, PINECONE_INDEX_DIMENSION, PINECONE_INDEX_METRIC)"
+        );
+        return;
+    };
+    let metric = match metric.as_str() {
+        "cosine" => Metric::Cosine,
+        "dotproduct" => Metric::Dot,
+        _ => Metric::Euclidean,
+    };
+    let prefix = format!("strata_live_{}_", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let s = load(
+        dir.path(),
+        &[(
+            "pc",
+            format!(
+                "{{ index_host = {host:?}, namespace_prefix = {prefix:?}, read_after_write_ms = 120000 }}"
+            ),
+        )],
+    );
+    let v = s.vectors_backend("pc").await.unwrap();
+    v.create_collection("live", dim, metric).await.unwrap();
+    let records: Vec<Record> = (0..20)
+        .map(|i| {
+            let mut x = vec![0.0f32; dim as usize];
+            x[i % dim as usize] = 1.0;
+            x[(i + 1) % dim as usize] += 0.5;
+            Record::new(format!("r{i:02}"), x)
+                .metadata(json!({"kind": if i % 2 == 0 { "even" } else { "odd" }, "n": i, "src": {"app": "live"}}))
+                .text(format!("record {i}"))
+        })
+        .collect();
+    v.upsert("live", records.clone()).await.unwrap();
+    let got = v.fetch("live", &["r03"], Include::ALL).await.unwrap();
+    assert_eq!(
+        got[0].metadata.as_ref().unwrap(),
+        &records[3].metadata
+    );
+    let f = json!({"kind": "odd", "n": {"$gte": 11}, "src.app": "live"});
+    assert_eq!(v.count("live", Some(&f)).await.unwrap(), 5);
+    let hits = v
+        .query(
+            "live",
+            &Query::new(records[0].vector.clone())
+                .top_k(20)
+                .filter(f.clone()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 5, "{hits:?}");
+    assert_eq!(v.delete_where("live", &f).await.unwrap(), 5);
+    assert!(v.drop_collection("live").await.unwrap());
+}
