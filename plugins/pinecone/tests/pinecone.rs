@@ -800,10 +800,7 @@ async fn live_round_trip_against_real_pinecone() {
         .collect();
     v.upsert("live", records.clone()).await.unwrap();
     let got = v.fetch("live", &["r03"], Include::ALL).await.unwrap();
-    assert_eq!(
-        got[0].metadata.as_ref().unwrap(),
-        &records[3].metadata
-    );
+    assert_eq!(got[0].metadata.as_ref().unwrap(), &records[3].metadata);
     let f = json!({"kind": "odd", "n": {"$gte": 11}, "src.app": "live"});
     assert_eq!(v.count("live", Some(&f)).await.unwrap(), 5);
     let hits = v

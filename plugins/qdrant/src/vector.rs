@@ -79,6 +79,14 @@ struct Shape {
     metric: Metric,
 }
 
+/// How long a collection another client is still creating is waited for.
+const SETTLING: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Qdrant's answer while a new collection's shards come up.
+fn settling(e: &PluginError) -> bool {
+    e.kind() == ErrorKind::Internal && e.message().contains("read operations failed")
+}
+
 /// The vector handle of one opened backend.
 pub(crate) struct QdrantVectors {
     client: Qdrant,
@@ -328,24 +336,36 @@ impl QdrantVectors {
     }
 
     /// The raw collection info, `None` when it does not exist.
+    ///
+    /// A collection another client is creating answers `Internal: … read
+    /// operations failed` until its shards are up (found by a test reading
+    /// a collection while `strata migrate` in another process created it):
+    /// that answer is retried for up to [`SETTLING`], then returned.
     async fn raw_info(
         &self,
         name: &str,
     ) -> PluginResult<Option<qdrant_client::qdrant::CollectionInfo>> {
         let q = self.qname(name)?;
-        match self
-            .client
-            .collection_info(GetCollectionInfoRequest { collection_name: q })
-            .await
-        {
-            Ok(r) => Ok(r.result),
-            Err(e) => {
-                let e = map(e, &format!("collection {name:?}"));
-                if e.kind() == ErrorKind::NotFound {
-                    self.forget(name);
-                    Ok(None)
-                } else {
-                    Err(e)
+        let deadline = std::time::Instant::now() + SETTLING;
+        loop {
+            match self
+                .client
+                .collection_info(GetCollectionInfoRequest {
+                    collection_name: q.clone(),
+                })
+                .await
+            {
+                Ok(r) => return Ok(r.result),
+                Err(e) => {
+                    let e = map(e, &format!("collection {name:?}"));
+                    if e.kind() == ErrorKind::NotFound {
+                        self.forget(name);
+                        return Ok(None);
+                    }
+                    if !settling(&e) || std::time::Instant::now() >= deadline {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
             }
         }
@@ -451,17 +471,26 @@ impl QdrantVectors {
 
     async fn count_raw(&self, name: &str, filter: Option<QFilter>) -> PluginResult<u64> {
         let q = self.qname(name)?;
-        let r = self
-            .client
-            .count(CountPoints {
-                collection_name: q,
-                filter,
-                exact: Some(true),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| self.fail(name, "count in", e))?;
-        Ok(r.result.map_or(0, |c| c.count))
+        let deadline = std::time::Instant::now() + SETTLING;
+        loop {
+            let r = self
+                .client
+                .count(CountPoints {
+                    collection_name: q.clone(),
+                    filter: filter.clone(),
+                    exact: Some(true),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| self.fail(name, "count in", e));
+            match r {
+                Ok(r) => return Ok(r.result.map_or(0, |c| c.count)),
+                Err(e) if settling(&e) && std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     fn search_params(&self, options: &Map<String, Json>) -> PluginResult<SearchParams> {

@@ -120,3 +120,136 @@ async fn sqlite_to_qdrant_to_sqlite_keeps_20k_records_identical() {
     q.drop_collection("memories").await.unwrap();
     s.close().await.unwrap();
 }
+
+/// `strata migrate --from pg --to q` (the CLI, as users run it) SIGKILLed
+/// mid-way, then resumed: the target ends identical to the source, and the
+/// resumed run does not rewrite what the killed one wrote (Qdrant has no
+/// SQL side for checkpoints, so the collection is compared page by page and
+/// only missing records are written). Needs `QDRANT_URL` and
+/// `DATABASE_URL` (skipped, with one line, without them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_to_qdrant_survives_a_kill_and_resumes() {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let (Some(url), Some(db)) = (env("QDRANT_URL"), env("DATABASE_URL")) else {
+        eprintln!(
+            "qdrant test postgres_to_qdrant_survives_a_kill_and_resumes: SKIPPED (needs QDRANT_URL and DATABASE_URL)"
+        );
+        return;
+    };
+    let key = env("QDRANT_API_KEY").unwrap_or_default();
+    let postgres = strata_host::loader::built_plugin("postgres")
+        .expect("run `cargo build --release -p strata-postgres` first");
+    let qdrant = strata_host::loader::built_plugin("qdrant")
+        .expect("run `cargo build --release -p strata-qdrant` first");
+    // The CLI sits in the profile directory, beside the plugin or one up
+    // (when the plugin found is the copy in deps/).
+    let strata_bin = qdrant
+        .ancestors()
+        .skip(1)
+        .take(2)
+        .map(|d| d.join("strata"))
+        .find(|p| p.is_file())
+        .expect("run `cargo build --release -p strata-cli` first");
+    let dir = tempfile::tempdir().unwrap();
+    let tag = format!("kill{}", std::process::id());
+    let toml = format!(
+        "[backends.pg]\nlibrary = {postgres:?}\nconfig = {{ url = {db:?}, schema = \"{tag}\" }}\n\
+         [backends.q]\nlibrary = {qdrant:?}\nconfig = {{ url = {url:?}, api_key = {key:?}, collection_prefix = \"{tag}_\" }}\n"
+    );
+    let config = dir.path().join("plugins.toml");
+    std::fs::write(&config, toml).unwrap();
+    let s = Strata::load(&config).unwrap();
+    let pg = s.vectors_backend("pg").await.unwrap();
+    let n = 20_000u32;
+    const KINDS: [&str; 3] = ["a", "b", "c"];
+    pg.create_collection("memories", 16, Metric::Cosine)
+        .await
+        .unwrap();
+    let records: Vec<Record> = (0..n)
+        .map(|i| {
+            let v: Vec<f32> = (0..16)
+                .map(|d| ((i * 17 + d * 5) % 89) as f32 / 89.0 - 0.4 + d as f32 * 1e-3)
+                .collect();
+            Record::new(format!("m{i:05}"), v)
+                .metadata(
+                    json!({"n": i, "kind": KINDS[(i % 3) as usize], "nested": {"ok": i % 2 == 0}}),
+                )
+                .text(format!("memory {i}"))
+        })
+        .collect();
+    for chunk in records.chunks(5_000) {
+        pg.upsert("memories", chunk.to_vec()).await.unwrap();
+    }
+
+    let q = s.vectors_backend("q").await.unwrap();
+    let mut child = std::process::Command::new(&strata_bin)
+        .args([
+            "migrate",
+            "--from",
+            "pg",
+            "--to",
+            "q",
+            "--tables",
+            "",
+            "--batch-size",
+            "200",
+            "--config",
+        ])
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once some pages are in, well before the end.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let copied = loop {
+        let c = if q.exists("memories").await.unwrap() {
+            q.count("memories", None).await.unwrap()
+        } else {
+            0
+        };
+        if c >= 1_000 {
+            break c;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the migration ended before it could be killed"
+        );
+        assert!(std::time::Instant::now() < deadline, "no progress in 120 s");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let at_kill = q.count("memories", None).await.unwrap();
+    assert!(
+        at_kill >= copied && at_kill < u64::from(n),
+        "killed with {at_kill} of {n} copied"
+    );
+
+    let resumed = migrate(
+        &s.backend("pg").await.unwrap(),
+        &s.backend("q").await.unwrap(),
+        &MigrateOptions::new()
+            .tables(Vec::<String>::new())
+            .resume(true),
+    )
+    .await
+    .unwrap();
+    let rep = &resumed.collections[0];
+    assert!(
+        matches!(rep.verification, Verification::Passed { rows, .. } if rows == u64::from(n)),
+        "{resumed:?}"
+    );
+    assert_eq!(
+        rep.written,
+        u64::from(n) - at_kill,
+        "the resumed run rewrote records: {rep:?}"
+    );
+    assert_eq!(
+        collection_checksum(&q, "memories").await.unwrap(),
+        collection_checksum(&pg, "memories").await.unwrap()
+    );
+    q.drop_collection("memories").await.unwrap();
+    pg.drop_collection("memories").await.unwrap();
+    s.close().await.unwrap();
+}
