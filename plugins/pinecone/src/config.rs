@@ -58,6 +58,10 @@ pub struct PineconeConfig {
     #[serde(default = "default_batch_records")]
     #[schemars(range(min = 1, max = 1000))]
     pub batch_max_records: usize,
+    /// Upsert requests in flight at once (an upsert larger than one batch).
+    #[serde(default = "default_parallel")]
+    #[schemars(range(min = 1, max = 64))]
+    pub parallel_requests: usize,
     /// Most bytes in one upsert request body (Pinecone's limit: 2 MB).
     #[serde(default = "default_batch_bytes")]
     #[schemars(range(min = 65536, max = 2097152))]
@@ -89,6 +93,9 @@ fn default_max_retries() -> u32 {
 }
 fn default_retry_base_ms() -> u64 {
     250
+}
+fn default_parallel() -> usize {
+    4
 }
 fn default_batch_records() -> usize {
     200

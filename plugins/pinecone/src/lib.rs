@@ -68,6 +68,9 @@ fn check(cfg: &PineconeConfig) -> PluginResult<()> {
             "pinecone config: key `batch_max_bytes`: 65536 to 2097152 (Pinecone's 2 MB per request)",
         ));
     }
+    if !(1..=64).contains(&cfg.parallel_requests) {
+        return Err(invalid("pinecone config: key `parallel_requests`: 1 to 64"));
+    }
     if cfg.api_version.trim().is_empty() {
         return Err(invalid(
             "pinecone config: key `api_version`: must not be empty",

@@ -49,6 +49,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use futures_util::StreamExt;
 use serde_json::{Map, Value as Json, json};
 use strata_plugin::{
     ErrorKind, PluginError, PluginResult, Runs, VectorBackend,
@@ -861,15 +862,13 @@ impl VectorBackend for PineconeVectors {
             Json::String(namespace.clone())
         );
 
+        // Batches are cut before anything is sent, then sent
+        // `parallel_requests` at a time (an upsert is idempotent: a failed
+        // call may have written some batches, and rerunning it is safe).
         let max_bytes = self.cfg.batch_max_bytes;
+        let mut bodies: Vec<Vec<u8>> = Vec::new();
         let mut batch: Vec<u8> = Vec::new();
         let mut in_batch = 0usize;
-        let flush = |batch: &mut Vec<u8>, in_batch: &mut usize| {
-            let mut body = std::mem::take(batch);
-            body.extend_from_slice(b"]}");
-            *in_batch = 0;
-            body
-        };
         for rec in encoded {
             if head.len() + rec.len() + 2 > max_bytes {
                 return Err(PluginError::invalid_input(format!(
@@ -881,8 +880,9 @@ impl VectorBackend for PineconeVectors {
                 && (in_batch >= self.cfg.batch_max_records
                     || batch.len() + rec.len() + 3 > max_bytes)
             {
-                let body = flush(&mut batch, &mut in_batch);
-                ix.client.post_bytes("vectors/upsert", body, &what).await?;
+                batch.extend_from_slice(b"]}");
+                bodies.push(std::mem::take(&mut batch));
+                in_batch = 0;
             }
             if in_batch == 0 {
                 batch.extend_from_slice(head.as_bytes());
@@ -893,9 +893,16 @@ impl VectorBackend for PineconeVectors {
             in_batch += 1;
         }
         if in_batch > 0 {
-            let body = flush(&mut batch, &mut in_batch);
-            ix.client.post_bytes("vectors/upsert", body, &what).await?;
+            batch.extend_from_slice(b"]}");
+            bodies.push(batch);
         }
+        let mut sends = futures_util::stream::iter(bodies)
+            .map(|body| ix.client.post_bytes("vectors/upsert", body, &what))
+            .buffer_unordered(self.cfg.parallel_requests.max(1));
+        while let Some(sent) = sends.next().await {
+            sent?;
+        }
+        drop(sends);
         if let Some(stamp) = &stamp {
             self.settle(
                 ix,

@@ -816,3 +816,35 @@ async fn live_round_trip_against_real_pinecone() {
     assert_eq!(v.delete_where("live", &f).await.unwrap(), 5);
     assert!(v.drop_collection("live").await.unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_over_the_batch_limit_late_in_an_upsert_sends_nothing() {
+    let f = fake(&[(8192, "dotproduct")]);
+    let (_d, _s, v) = open(&f, &[(8192, "dotproduct")], ", batch_max_bytes = 65536").await;
+    v.create_collection("wide", 8192, Metric::Dot)
+        .await
+        .unwrap();
+    f.clear_requests();
+    // Sparse vectors print short (~33 KB of JSON); the last one, dense,
+    // prints ~90 KB: over the 64 KiB batch limit on its own.
+    let mut records: Vec<Record> = (0..5)
+        .map(|i| {
+            let mut x = vec![0.0f32; 8192];
+            x[i] = 1.0;
+            Record::new(format!("s{i}"), x)
+        })
+        .collect();
+    records.push(Record::new(
+        "dense",
+        (0..8192).map(|i| 0.123_456_79 + i as f32 * 1e-7).collect(),
+    ));
+    let e = v.upsert("wide", records).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("batch_max_bytes"), "{e}");
+    assert!(
+        upserts(&f).is_empty(),
+        "sent {:?} before refusing",
+        upserts(&f)
+    );
+    assert_eq!(v.count("wide", None).await.unwrap(), 0);
+}
