@@ -539,7 +539,8 @@ impl PineconeVectors {
         Ok(())
     }
 
-    fn to_match(&self, ix: &Index, v: &Json, score: f64, flags: u32) -> Option<Match> {
+    /// A fetched or queried record as a result, with what `flags` asks for.
+    fn to_match(v: &Json, score: f64, flags: u32) -> Option<Match> {
         let id = v.get("id")?.as_str()?.to_string();
         let vector = (flags & include::VECTOR != 0).then(|| {
             v.get("values")
@@ -556,7 +557,6 @@ impl PineconeVectors {
         } else {
             (String::new(), None)
         };
-        let _ = ix;
         Some(Match {
             id,
             score,
@@ -980,7 +980,7 @@ impl VectorBackend for PineconeVectors {
         if inline {
             return Ok(raw
                 .iter()
-                .filter_map(|(m, s)| self.to_match(ix, m, *s, flags))
+                .filter_map(|(m, s)| Self::to_match(m, *s, flags))
                 .collect());
         }
         // More results than Pinecone returns with data: fetch it by id.
@@ -995,7 +995,7 @@ impl VectorBackend for PineconeVectors {
             .iter()
             .filter_map(|(m, s)| {
                 let id = m.get("id")?.as_str()?;
-                self.to_match(ix, found.get(id)?, *s, flags)
+                Self::to_match(found.get(id)?, *s, flags)
             })
             .collect())
     }
@@ -1043,7 +1043,7 @@ impl VectorBackend for PineconeVectors {
                         a.iter()
                             .filter_map(|m| {
                                 let score = m.get("score").and_then(Json::as_f64).unwrap_or(0.0);
-                                self.to_match(ix, m, score, 0)
+                                Self::to_match(m, score, 0)
                             })
                             .collect()
                     })
@@ -1071,7 +1071,7 @@ impl VectorBackend for PineconeVectors {
         let found = self.fetch_raw(ix, &namespace, &ids, &what).await?;
         Ok(fused
             .iter()
-            .filter_map(|m| self.to_match(ix, found.get(&m.id)?, m.score, request.include))
+            .filter_map(|m| Self::to_match(found.get(&m.id)?, m.score, request.include))
             .collect())
     }
 
@@ -1101,7 +1101,7 @@ impl VectorBackend for PineconeVectors {
             .await?;
         Ok(ids
             .iter()
-            .filter_map(|id| self.to_match(ix, found.get(id)?, 0.0, flags))
+            .filter_map(|id| Self::to_match(found.get(id)?, 0.0, flags))
             .collect())
     }
 
@@ -1237,7 +1237,7 @@ impl VectorBackend for PineconeVectors {
                         continue;
                     }
                 }
-                if let Some(m) = self.to_match(ix, v, 0.0, request.include) {
+                if let Some(m) = Self::to_match(v, 0.0, request.include) {
                     records.push(m);
                 }
                 if records.len() == limit {
