@@ -85,6 +85,7 @@ mod documents;
 pub mod embed;
 mod error;
 pub mod graph;
+pub mod minilm;
 mod schema;
 mod stats;
 mod traces;
@@ -100,6 +101,7 @@ pub use consolidate::{ConsolidateOptions, ConsolidationReport};
 pub use documents::{ChunkHit, Document, IngestOptions, chunk_text};
 pub use embed::{EmbedError, Embedder, HashEmbedder};
 pub use error::{MemoryError, Result};
+pub use minilm::{MiniLmEmbedder, ModelError};
 pub use stats::{Advice, MemoryStats};
 pub use traces::{RecallOptions, RecallWeights, Recalled, Trace};
 

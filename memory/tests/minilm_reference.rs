@@ -1,0 +1,167 @@
+//! The pure-Rust all-MiniLM-L6-v2 against the reference: token ids and
+//! embeddings computed by `sentence-transformers` (PyTorch) from the same
+//! model directory (`fixtures/minilm-reference.json`; how it was made is in
+//! `fixtures/minilm-reference.py` and `fixtures/README.md`).
+//!
+//! Needs the model: `scripts/models/minilm.sh` fetches it into
+//! `~/.cache/strata/models/all-MiniLM-L6-v2` (or set `STRATA_MINILM_DIR`).
+//! Without it, each test prints one SKIPPED line and passes.
+
+use std::{path::PathBuf, sync::Arc};
+
+use strata_memory::{Embedder, MiniLmEmbedder};
+
+/// The model directory, as scripts/models/minilm.sh chooses it.
+fn model_dir() -> PathBuf {
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(d) = var("STRATA_MINILM_DIR") {
+        return d;
+    }
+    let models = var("STRATA_MODELS_DIR").unwrap_or_else(|| {
+        var("XDG_CACHE_HOME")
+            .or_else(|| var("HOME").map(|h| h.join(".cache")))
+            .unwrap_or_default()
+            .join("strata/models")
+    });
+    models.join("all-MiniLM-L6-v2")
+}
+
+fn load() -> Option<MiniLmEmbedder> {
+    let dir = model_dir();
+    if !dir.join("model.safetensors").is_file() {
+        println!(
+            "SKIPPED: no all-MiniLM-L6-v2 in {} (run scripts/models/minilm.sh)",
+            dir.display()
+        );
+        return None;
+    }
+    Some(MiniLmEmbedder::load(&dir).expect("the model directory loads"))
+}
+
+struct Case {
+    text: String,
+    ids: Vec<u32>,
+    embedding: Vec<f32>,
+}
+
+fn reference() -> Vec<Case> {
+    let j: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/minilm-reference.json")).unwrap();
+    j["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| Case {
+            text: c["text"].as_str().unwrap().to_string(),
+            ids: c["token_ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as u32)
+                .collect(),
+            embedding: c["embedding"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect(),
+        })
+        .collect()
+}
+
+fn assert_close(text: &str, got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{text:?}: dimension");
+    let worst = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    let cos: f32 = got.iter().zip(want).map(|(a, b)| a * b).sum();
+    println!(
+        "{:>3} chars: largest difference {worst:.1e}, cosine {cos:.7}",
+        text.chars().count()
+    );
+    assert!(
+        worst <= 1e-4 && cos >= 0.9999,
+        "{text:?}: largest component difference {worst:e}, cosine {cos}"
+    );
+}
+
+#[test]
+fn tokenizer_matches_the_reference_ids() {
+    let Some(m) = load() else { return };
+    assert_eq!(m.max_tokens(), 256);
+    for c in reference() {
+        assert_eq!(m.token_ids(&c.text), c.ids, "token ids of {:?}", c.text);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embeddings_match_sentence_transformers() {
+    let Some(m) = load() else { return };
+    assert_eq!((m.name(), m.dimension()), ("all-MiniLM-L6-v2", 384));
+    let cases = reference();
+    let texts: Vec<String> = cases.iter().map(|c| c.text.clone()).collect();
+    // One batch of all the texts (packed, of different lengths) …
+    let all = m.embed(&texts).await.unwrap();
+    assert_eq!(all.len(), cases.len());
+    for (c, v) in cases.iter().zip(&all) {
+        assert_close(&c.text, v, &c.embedding);
+    }
+    // … and one text at a time, single-threaded, through the trait object.
+    let one: Arc<dyn Embedder> = Arc::new(m.with_batch(1).with_threads(1));
+    for c in &cases {
+        let v = one.embed(std::slice::from_ref(&c.text)).await.unwrap();
+        assert_close(&c.text, &v[0], &c.embedding);
+    }
+}
+
+#[test]
+fn embed_works_outside_a_tokio_runtime() {
+    let Some(m) = load() else { return };
+    let texts = vec!["a cat sat on the mat".to_string(), "a kitten".to_string()];
+    let fut = m.embed(&texts);
+    // A minimal executor: block on the future with a thread park waker.
+    let v = block_on(fut).unwrap();
+    assert_eq!(v.len(), 2);
+    let sim: f32 = v[0].iter().zip(&v[1]).map(|(a, b)| a * b).sum();
+    assert!(sim > 0.3, "cat / kitten similarity {sim}");
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
+#[test]
+fn semantic_neighbours_rank_first() {
+    let Some(m) = load() else { return };
+    let t = |s: &str| s.to_string();
+    let v = m
+        .embed_blocking(&[
+            t("How do I bake sourdough bread?"),
+            t("A recipe for a naturally leavened loaf"),
+            t("The stock market fell sharply today"),
+        ])
+        .unwrap();
+    let cos = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    assert!(cos(&v[0], &v[1]) > cos(&v[0], &v[2]) + 0.2);
+}
