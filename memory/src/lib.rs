@@ -86,6 +86,7 @@ pub mod embed;
 mod error;
 pub mod graph;
 pub mod minilm;
+pub mod openai;
 mod schema;
 mod stats;
 mod traces;
@@ -102,6 +103,7 @@ pub use documents::{ChunkHit, Document, IngestOptions, chunk_text};
 pub use embed::{EmbedError, Embedder, HashEmbedder};
 pub use error::{MemoryError, Result};
 pub use minilm::{MiniLmEmbedder, ModelError};
+pub use openai::{OpenAiConfig, OpenAiEmbedder};
 pub use stats::{Advice, MemoryStats};
 pub use traces::{RecallOptions, RecallWeights, Recalled, Trace};
 
