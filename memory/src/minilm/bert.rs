@@ -7,9 +7,12 @@
 //! computes (a masked key gets weight exp(-inf) = 0), without computing
 //! the padding.
 //!
-//! Weights are stored transposed (`[in, out]`, once, at load), so the
-//! inner loop of a dense layer is `out_row += x[i] * w_row`: contiguous,
-//! no reduction, and auto-vectorised by the compiler.
+//! Weights are transposed once, at load, into panels of 16 output columns
+//! (`[in, 16]` each, contiguous), so a dense layer's inner loop is a
+//! register-held 4 × 16 block of sums, `acc[r][c] += x[r][i] * w[i][c]`:
+//! contiguous, no horizontal reduction, auto-vectorised by the compiler
+//! (and compiled a second time for AVX2, chosen at run time when the CPU
+//! has it).
 
 use super::{ModelError, safetensors::SafeTensors};
 
@@ -26,7 +29,7 @@ pub(crate) struct BertConfig {
     pub(crate) eps: f32,
 }
 
-/// A dense layer, `y = x Wᵀ + b`, with W kept as `[in, out]`.
+/// A dense layer, `y = x Wᵀ + b`, W kept in panels (see [`Linear::new`]).
 struct Linear {
     wt: Vec<f32>,
     b: Vec<f32>,
@@ -85,12 +88,7 @@ impl Bert {
         let linear = |name: &str, out: usize, inp: usize| -> Result<Linear, ModelError> {
             let w = t(&format!("{name}.weight"), &[out, inp])?;
             let b = t(&format!("{name}.bias"), &[out])?;
-            Ok(Linear {
-                wt: transpose(&w, out, inp),
-                b,
-                inp,
-                out,
-            })
+            Ok(Linear::new(&w, b, out, inp))
         };
         let norm = |name: &str| -> Result<LayerNorm, ModelError> {
             Ok(LayerNorm {
@@ -101,24 +99,15 @@ impl Bert {
         let mut layers = Vec::with_capacity(cfg.layers);
         for l in 0..cfg.layers {
             let p = format!("encoder.layer.{l}");
-            let q = linear(&format!("{p}.attention.self.query"), h, h)?;
-            let k = linear(&format!("{p}.attention.self.key"), h, h)?;
-            let v = linear(&format!("{p}.attention.self.value"), h, h)?;
-            // Fuse: row i of the [in, 3h] matrix is q's row i, k's, v's.
-            let mut wt = Vec::with_capacity(h * 3 * h);
-            for r in 0..h {
-                for m in [&q, &k, &v] {
-                    wt.extend_from_slice(&m.wt[r * h..(r + 1) * h]);
-                }
+            // Query, key and value fused: their [h, h] weights stacked
+            // into one [3h, h].
+            let (mut w, mut b) = (Vec::with_capacity(3 * h * h), Vec::with_capacity(3 * h));
+            for m in ["query", "key", "value"] {
+                w.extend(t(&format!("{p}.attention.self.{m}.weight"), &[h, h])?);
+                b.extend(t(&format!("{p}.attention.self.{m}.bias"), &[h])?);
             }
-            let b = [q.b, k.b, v.b].concat();
             layers.push(Layer {
-                qkv: Linear {
-                    wt,
-                    b,
-                    inp: h,
-                    out: 3 * h,
-                },
+                qkv: Linear::new(&w, b, 3 * h, h),
                 attn_out: linear(&format!("{p}.attention.output.dense"), h, h)?,
                 ln1: norm(&format!("{p}.attention.output.LayerNorm"))?,
                 up: linear(&format!("{p}.intermediate.dense"), i, h)?,
@@ -264,7 +253,27 @@ impl Bert {
     }
 }
 
+/// Output columns per weight panel (two AVX registers of f32).
+const PANEL: usize = 16;
+/// Rows of `x` per micro-kernel call.
+const TILE: usize = 4;
+
 impl Linear {
+    /// A dense layer from PyTorch's `[out, inp]` weight: stored as panels
+    /// of [`PANEL`] output columns, each `[inp, PANEL]` contiguous (the
+    /// last one zero-padded), so the micro-kernel streams its weights.
+    fn new(w: &[f32], b: Vec<f32>, out: usize, inp: usize) -> Linear {
+        let panels = out.div_ceil(PANEL);
+        let mut wt = vec![0f32; panels * inp * PANEL];
+        for o in 0..out {
+            let (p, c) = (o / PANEL, o % PANEL);
+            for i in 0..inp {
+                wt[p * inp * PANEL + i * PANEL + c] = w[o * inp + i];
+            }
+        }
+        Linear { wt, b, inp, out }
+    }
+
     /// `y = x Wᵀ + b` for every row of `x` (`[rows, inp]` into `[rows, out]`).
     fn forward(&self, x: &[f32], y: &mut [f32], threads: usize) {
         let rows = x.len() / self.inp;
@@ -275,7 +284,7 @@ impl Linear {
             self.rows(x, y);
             return;
         }
-        let per = rows.div_ceil(threads);
+        let per = rows.div_ceil(threads).next_multiple_of(TILE);
         std::thread::scope(|s| {
             for (xs, ys) in x.chunks(per * self.inp).zip(y.chunks_mut(per * self.out)) {
                 s.spawn(move || self.rows(xs, ys));
@@ -283,52 +292,68 @@ impl Linear {
         });
     }
 
+    /// [`forward`](Self::forward) on one thread, with AVX2 when the CPU has
+    /// it (checked at run time; the same loops, compiled for it).
     fn rows(&self, x: &[f32], y: &mut [f32]) {
-        const TILE: usize = 4;
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, which `rows_avx2` is compiled for.
+            unsafe { self.rows_avx2(x, y) };
+            return;
+        }
+        self.rows_with(x, y);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn rows_avx2(&self, x: &[f32], y: &mut [f32]) {
+        self.rows_with(x, y);
+    }
+
+    /// The blocked product: for each weight panel, for each tile of
+    /// [`TILE`] rows, a `TILE × PANEL` block of accumulators (kept in
+    /// registers) summed over `inp`. Separate multiply and add (no FMA), so
+    /// both compilations give the same sums in the same order.
+    #[inline(always)]
+    fn rows_with(&self, x: &[f32], y: &mut [f32]) {
         let (inp, out) = (self.inp, self.out);
-        for (xs, ys) in x.chunks(TILE * inp).zip(y.chunks_mut(TILE * out)) {
-            for yr in ys.chunks_mut(out) {
-                yr.copy_from_slice(&self.b);
+        let rows = x.len() / inp;
+        // x re-laid as tiles of TILE rows interleaved: [tile][i][r].
+        let tiles = rows.div_ceil(TILE);
+        let mut xp = vec![0f32; tiles * inp * TILE];
+        for r in 0..rows {
+            let (t, k) = (r / TILE, r % TILE);
+            for (i, v) in x[r * inp..(r + 1) * inp].iter().enumerate() {
+                xp[t * inp * TILE + i * TILE + k] = *v;
             }
-            let n = ys.len() / out;
-            if n == TILE {
-                let (y0, rest) = ys.split_at_mut(out);
-                let (y1, rest) = rest.split_at_mut(out);
-                let (y2, y3) = rest.split_at_mut(out);
-                for i in 0..inp {
-                    let w = &self.wt[i * out..(i + 1) * out];
-                    let (a0, a1, a2, a3) = (xs[i], xs[inp + i], xs[2 * inp + i], xs[3 * inp + i]);
-                    for k in 0..out {
-                        let wk = w[k];
-                        y0[k] += a0 * wk;
-                        y1[k] += a1 * wk;
-                        y2[k] += a2 * wk;
-                        y3[k] += a3 * wk;
+        }
+        for (p, panel) in self.wt.chunks_exact(inp * PANEL).enumerate() {
+            let c0 = p * PANEL;
+            let width = PANEL.min(out - c0);
+            for (t, xt) in xp.chunks_exact(inp * TILE).enumerate() {
+                let mut acc = [[0f32; PANEL]; TILE];
+                for (xs, w) in xt.chunks_exact(TILE).zip(panel.chunks_exact(PANEL)) {
+                    let xs: &[f32; TILE] = xs.try_into().expect("TILE values");
+                    let w: &[f32; PANEL] = w.try_into().expect("PANEL values");
+                    for r in 0..TILE {
+                        let a = xs[r];
+                        for c in 0..PANEL {
+                            acc[r][c] += a * w[c];
+                        }
                     }
                 }
-            } else {
-                for (xr, yr) in xs.chunks(inp).zip(ys.chunks_mut(out)) {
-                    for (i, a) in xr.iter().enumerate() {
-                        let w = &self.wt[i * out..(i + 1) * out];
-                        for (o, wk) in yr.iter_mut().zip(w) {
-                            *o += a * wk;
+                for (r, acc) in acc.iter().enumerate() {
+                    let row = t * TILE + r;
+                    if row < rows {
+                        let dst = &mut y[row * out + c0..row * out + c0 + width];
+                        for ((d, a), b) in dst.iter_mut().zip(acc).zip(&self.b[c0..]) {
+                            *d = a + b;
                         }
                     }
                 }
             }
         }
     }
-}
-
-/// `[rows, cols]` row-major into `[cols, rows]`.
-fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut t = vec![0f32; w.len()];
-    for r in 0..rows {
-        for c in 0..cols {
-            t[c * rows + r] = w[r * cols + c];
-        }
-    }
-    t
 }
 
 fn add(x: &mut [f32], y: &[f32]) {
@@ -417,19 +442,19 @@ mod tests {
 
     #[test]
     fn linear_tiled_threaded_and_plain_agree() {
-        let (inp, out, rows) = (7, 5, 11);
+        let (inp, out, rows) = (7, 21, 11);
         let w: Vec<f32> = (0..out * inp).map(|i| (i as f32 * 0.37).sin()).collect();
         let b: Vec<f32> = (0..out).map(|i| i as f32 * 0.1).collect();
         let x: Vec<f32> = (0..rows * inp).map(|i| (i as f32 * 0.11).cos()).collect();
-        let l = Linear {
-            wt: transpose(&w, out, inp),
-            b: b.clone(),
-            inp,
-            out,
-        };
-        for threads in [1, 2, 3] {
+        let l = Linear::new(&w, b.clone(), out, inp);
+        for threads in [0, 1, 2, 3] {
             let mut y = vec![0f32; rows * out];
-            l.forward(&x, &mut y, threads);
+            if threads == 0 {
+                // The portable kernel, whatever the CPU.
+                l.rows_with(&x, &mut y);
+            } else {
+                l.forward(&x, &mut y, threads);
+            }
             for r in 0..rows {
                 for o in 0..out {
                     let want: f32 = b[o]
