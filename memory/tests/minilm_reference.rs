@@ -150,3 +150,32 @@ fn semantic_neighbours_rank_first() {
     let cos = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
     assert!(cos(&v[0], &v[1]) > cos(&v[0], &v[2]) + 0.2);
 }
+
+#[test]
+fn a_config_disagreeing_with_the_weights_is_refused_naming_the_tensor() {
+    let Some(_) = load() else { return };
+    let src = strata_memory::minilm::default_model_dir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("1_Pooling")).unwrap();
+    for f in [
+        "tokenizer.json",
+        "1_Pooling/config.json",
+        "model.safetensors",
+    ] {
+        std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
+    }
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).unwrap()).unwrap();
+    config["intermediate_size"] = 1024.into();
+    std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+    let e = MiniLmEmbedder::load(dir.path()).unwrap_err().to_string();
+    assert!(
+        e.contains("encoder.layer.0.intermediate.dense.weight")
+            && e.contains("[1536, 384]")
+            && e.contains("[1024, 384]"),
+        "{e}"
+    );
+    std::fs::remove_file(dir.path().join("model.safetensors")).unwrap();
+    let e = MiniLmEmbedder::load(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("model.safetensors is missing"), "{e}");
+}
