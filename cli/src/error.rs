@@ -17,6 +17,12 @@ pub(crate) enum CliError {
     /// From the memory layer.
     #[error(transparent)]
     Memory(#[from] strata_memory::MemoryError),
+    /// Loading the local embedding model.
+    #[error("embedding model: {0}")]
+    Model(#[from] strata_memory::ModelError),
+    /// Setting up an embedder.
+    #[error(transparent)]
+    Embed(#[from] strata_memory::EmbedError),
 }
 
 /// The CLI's result type.

@@ -84,6 +84,8 @@ enum Command {
         /// Dimension of the built-in hashing embedder (a memory keeps the one it was built with).
         #[arg(long, global = true, default_value_t = 256)]
         dimension: u32,
+        #[command(flatten)]
+        embedder: memory::EmbedderArgs,
         #[command(subcommand)]
         what: memory::MemoryCommand,
     },
@@ -160,8 +162,9 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Memory {
             json,
             dimension,
+            embedder,
             what,
-        } => memory::run(&strata, json, dimension, what).await?,
+        } => memory::run(&strata, json, dimension, embedder, what).await?,
         Command::Quickstart => {
             let mut out = std::io::stdout();
             quickstart::run(&strata, &mut out).await?;

@@ -1,9 +1,14 @@
 //! `strata memory …`: the agent memory layer (`strata-memory`) from the
 //! command line, over the `sql` and `vectors` roles of `plugins.toml`.
 //!
-//! The embedder is the model-free hashing one (`--dimension`, default
-//! 256): a memory remembers which embedder built it and refuses another,
-//! so use the same `--dimension` every time.
+//! The embedder (`--embedder`): `hash`, the model-free demo (lexical, not
+//! semantic; `--dimension`, default 256), `minilm`, the local
+//! all-MiniLM-L6-v2 (384 dimensions; `--model-dir`, default where
+//! `scripts/models/minilm.sh` puts it), or `openai`, an OpenAI-compatible
+//! `/v1/embeddings` endpoint (`--openai-url`, `--openai-model`,
+//! `--openai-dimension`; the key from `$OPENAI_API_KEY`, never an
+//! argument). A memory remembers which embedder built it and refuses
+//! another, so use the same choice every time.
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
@@ -11,8 +16,8 @@ use clap::{Subcommand, ValueEnum};
 use serde_json::{Value as Json, json};
 use strata_host::Strata;
 use strata_memory::{
-    Advice, ConsolidateOptions, HashEmbedder, IngestOptions, Memory, RecallOptions,
-    graph::Direction,
+    Advice, ConsolidateOptions, Embedder, HashEmbedder, IngestOptions, Memory, MiniLmEmbedder,
+    OpenAiConfig, OpenAiEmbedder, RecallOptions, graph::Direction,
 };
 
 use crate::{
@@ -226,14 +231,75 @@ fn print(json_out: bool, value: Json, human: impl FnOnce()) {
     }
 }
 
+/// Which embedder `strata memory` uses.
+#[derive(Clone, Copy, Debug, Default, ValueEnum)]
+pub(crate) enum EmbedderKind {
+    /// The model-free hashing demo (lexical, not semantic).
+    #[default]
+    Hash,
+    /// The local all-MiniLM-L6-v2 sentence-transformer.
+    Minilm,
+    /// An OpenAI-compatible /v1/embeddings endpoint.
+    Openai,
+}
+
+/// The embedder options of `strata memory`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct EmbedderArgs {
+    /// The embedder: hash (demo), minilm (local model) or openai (HTTP endpoint).
+    #[arg(long, global = true, value_enum, default_value_t = EmbedderKind::Hash)]
+    embedder: EmbedderKind,
+    /// The all-MiniLM-L6-v2 directory for --embedder minilm (default: $STRATA_MINILM_DIR,
+    /// else ~/.cache/strata/models/all-MiniLM-L6-v2, where scripts/models/minilm.sh puts it).
+    #[arg(long, global = true)]
+    model_dir: Option<PathBuf>,
+    /// The API root for --embedder openai, e.g. https://api.openai.com/v1 (key: $OPENAI_API_KEY).
+    #[arg(long, global = true, default_value = "https://api.openai.com/v1")]
+    openai_url: String,
+    /// The model for --embedder openai.
+    #[arg(long, global = true, default_value = "text-embedding-3-small")]
+    openai_model: String,
+    /// The vector length the --embedder openai model returns.
+    #[arg(long, global = true, default_value_t = 1536)]
+    openai_dimension: u32,
+}
+
+impl EmbedderArgs {
+    fn build(&self, dimension: u32) -> Result<Arc<dyn Embedder>> {
+        Ok(match self.embedder {
+            EmbedderKind::Hash => Arc::new(HashEmbedder::new(dimension)),
+            EmbedderKind::Minilm => {
+                let dir = self
+                    .model_dir
+                    .clone()
+                    .or_else(strata_memory::minilm::default_model_dir)
+                    .ok_or_else(|| strata_memory::MemoryError::InvalidInput {
+                        message: "no model directory: pass --model-dir or set STRATA_MINILM_DIR"
+                            .into(),
+                    })?;
+                Arc::new(MiniLmEmbedder::load(dir)?)
+            }
+            EmbedderKind::Openai => {
+                let mut config =
+                    OpenAiConfig::new(&self.openai_url, &self.openai_model, self.openai_dimension);
+                config.api_key = std::env::var("OPENAI_API_KEY")
+                    .ok()
+                    .filter(|k| !k.is_empty());
+                Arc::new(OpenAiEmbedder::new(config)?)
+            }
+        })
+    }
+}
+
 /// Runs `strata memory …`.
 pub(crate) async fn run(
     strata: &Strata,
     json_out: bool,
     dimension: u32,
+    embedder: EmbedderArgs,
     what: MemoryCommand,
 ) -> Result<ExitCode> {
-    let memory = Memory::open(strata, Arc::new(HashEmbedder::new(dimension))).await?;
+    let memory = Memory::open(strata, embedder.build(dimension)?).await?;
     match what {
         MemoryCommand::Remember {
             text,

@@ -111,3 +111,59 @@ fn remember_recall_feedback_forget_graph_and_stats() {
     );
     assert_eq!(json(&cfg, &["stats"])["traces"], 0);
 }
+
+#[test]
+fn the_minilm_embedder_recalls_by_meaning_and_is_remembered() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    // A missing model directory is named, with the script that fetches it.
+    let (ok, _, err) = strata(
+        &cfg,
+        "memory",
+        &[
+            "--embedder",
+            "minilm",
+            "--model-dir",
+            "/nonexistent/minilm",
+            "stats",
+        ],
+    );
+    assert!(
+        !ok && err.contains("/nonexistent/minilm/config.json") && err.contains("minilm.sh"),
+        "{err}"
+    );
+    let Some(model) = strata_memory::minilm::default_model_dir()
+        .filter(|d| d.join("model.safetensors").is_file())
+    else {
+        eprintln!(
+            "cli memory test the_minilm_embedder_recalls_by_meaning_and_is_remembered: SKIPPED (no all-MiniLM-L6-v2 model: run scripts/models/minilm.sh)"
+        );
+        return;
+    };
+    let model = model.to_str().unwrap();
+    let m = |args: &[&str]| {
+        let mut all = vec!["--embedder", "minilm", "--model-dir", model];
+        all.extend_from_slice(args);
+        json(&cfg, &all)
+    };
+    m(&[
+        "remember",
+        "The user drinks green tea every morning",
+        "--id",
+        "tea",
+    ]);
+    m(&[
+        "remember",
+        "Deployments happen on Fridays",
+        "--id",
+        "deploys",
+    ]);
+    // No word in common with either: only the meaning finds it.
+    let hits = m(&["recall", "favourite beverage", "-k", "2"]);
+    assert_eq!(hits[0]["id"], "tea", "{hits}");
+    let (ok, _, err) = strata(&cfg, "memory", &["stats"]);
+    assert!(
+        !ok && err.contains("all-MiniLM-L6-v2") && err.contains("384"),
+        "the hash embedder must be refused on a MiniLM memory: {err}"
+    );
+}

@@ -70,13 +70,21 @@
 //! its own path); results are sorted in Rust, by byte order, so SQLite
 //! and Postgres (whose text collations differ) return identical lists.
 //!
+//! # Embedders
+//!
+//! Every entry point takes an `Arc<dyn` [`Embedder`]`>`, and a memory
+//! remembers which one built it:
+//!
+//! - [`MiniLmEmbedder`]: all-MiniLM-L6-v2, local, in pure Rust (384
+//!   dimensions, semantic; [`minilm`]; `scripts/models/minilm.sh` fetches
+//!   the model);
+//! - [`OpenAiEmbedder`]: an OpenAI-compatible `/embeddings` endpoint
+//!   ([`openai`]);
+//! - [`HashEmbedder`]: a model-free **demo**, lexical, not semantic.
+//!
 //! # Not yet here
 //!
-//! Real embedding models (the local sentence-transformer and
-//! OpenAI-compatible HTTP endpoints), recall expanded through the graph,
-//! whole-brain migration and the `strata memory` CLI are later increments
-//! (issue 15). The built-in [`HashEmbedder`] is
-//! lexical, not semantic.
+//! Recall expanded through the graph (issue 15).
 
 #![deny(missing_docs)]
 
@@ -85,6 +93,8 @@ mod documents;
 pub mod embed;
 mod error;
 pub mod graph;
+pub mod minilm;
+pub mod openai;
 mod schema;
 mod stats;
 mod traces;
@@ -100,6 +110,8 @@ pub use consolidate::{ConsolidateOptions, ConsolidationReport};
 pub use documents::{ChunkHit, Document, IngestOptions, chunk_text};
 pub use embed::{EmbedError, Embedder, HashEmbedder};
 pub use error::{MemoryError, Result};
+pub use minilm::{MiniLmEmbedder, ModelError};
+pub use openai::{OpenAiConfig, OpenAiEmbedder};
 pub use stats::{Advice, MemoryStats};
 pub use traces::{RecallOptions, RecallWeights, Recalled, Trace};
 
