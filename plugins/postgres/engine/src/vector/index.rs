@@ -38,7 +38,7 @@ impl Shared {
         let schema = self.schema().await?;
         let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
             .bind(format!("{schema}.{}", ident(&meta.hnsw_name())))
-            .fetch_one(&self.pool)
+            .fetch_one(&*self.db)
             .await
             .map_err(map)?;
         let state = if exists {
@@ -54,7 +54,8 @@ impl Shared {
 
     /// Whether queries on the collection can use its HNSW index, building it
     /// first when the collection has reached the threshold. The build runs
-    /// in one transaction under an advisory lock (a query that finds the
+    /// in one transaction under an advisory lock (in pooler-safe mode: a
+    /// lock on the collection's catalog row; a query that finds the
     /// lock taken searches exactly while the other connection builds), with
     /// `maintenance_work_mem` raised so the graph builds in memory; writes
     /// to the collection wait for it.
@@ -76,13 +77,35 @@ impl Shared {
             IndexState::Built => Ok(true),
             IndexState::Below => Ok(false),
             IndexState::Due => {
-                let mut tx = self.pool.begin().await.map_err(map)?;
-                let ours: bool =
+                // On the direct connection when there is one (it bypasses
+                // the pooler), else the pool; with the session settings.
+                let mut tx = if self.db.has_direct() {
+                    self.db.ddl.begin().await.map_err(map)?
+                } else {
+                    self.db.begin_with(None, &Vec::new()).await.map_err(map)?
+                };
+                let ours: bool = if self.db.pooler_safe {
+                    // No advisory locks in pooler-safe mode (a pooler may
+                    // not support them): the build lock is the collection's
+                    // catalog row, locked without waiting; a row lock lives
+                    // exactly as long as the transaction, on any connection.
+                    let schema = self.schema().await?;
+                    sqlx::query_scalar::<_, i32>(AssertSqlSafe(format!(
+                        "SELECT 1 FROM {schema}.strata_collections WHERE table_name = $1 \
+                         FOR NO KEY UPDATE SKIP LOCKED"
+                    )))
+                    .bind(&meta.table_name)
+                    .fetch_optional(self.db.on(&mut tx))
+                    .await
+                    .map_err(map)?
+                    .is_some()
+                } else {
                     sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext($1))")
                         .bind(&meta.table)
                         .fetch_one(&mut *tx)
                         .await
-                        .map_err(map)?;
+                        .map_err(map)?
+                };
                 if !ours {
                     // Another connection is building it: search exactly
                     // meanwhile rather than queue behind the build.
@@ -115,7 +138,7 @@ impl Shared {
             "SELECT count(*) FROM {}",
             meta.table
         )))
-        .fetch_one(&self.pool)
+        .fetch_one(&*self.db)
         .await
         .map_err(map)?;
         Ok(n as u64)
@@ -137,7 +160,7 @@ impl Shared {
                 self.schema().await?,
                 ident(&format!("{}_hnsw", meta.table_name))
             ))
-            .fetch_one(&self.pool)
+            .fetch_one(&*self.db)
             .await
             .map_err(map)?;
         let mut details = serde_json::json!({
