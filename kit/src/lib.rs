@@ -107,6 +107,7 @@ pub mod blob;
 mod ffi;
 mod guard;
 mod plugin;
+pub mod request;
 pub mod runs;
 pub mod sql;
 mod value;

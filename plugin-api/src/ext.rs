@@ -20,7 +20,10 @@ pub mod keys {
     /// refuses the statement rather than run it as anyone else (the
     /// Supabase plugin applies it as PostgREST does: transaction-local
     /// `request.jwt.claims` and `role`, so row-level security decides).
-    /// Every statement of a transaction run as a user carries it.
+    /// Every statement of a transaction run as a user carries it. On a
+    /// vector data request (upsert, query, hybrid_query, fetch, delete,
+    /// count, scan) it means the same, for a plugin claiming
+    /// [`VECTOR_AS_USER`](crate::capabilities::VECTOR_AS_USER).
     pub const AUTH_CLAIMS: &str = "strata.auth.claims";
     /// As [`AUTH_CLAIMS`], but the value is a JSON string holding a signed
     /// JWT (compact form): the plugin verifies it and uses its claims. A

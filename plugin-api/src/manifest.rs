@@ -58,6 +58,9 @@ pub mod capabilities {
     /// that user (e.g. under row-level security). The host sends those keys
     /// only to a plugin that claims this.
     pub const SQL_AS_USER: &str = "sql.as_user";
+    /// Vector data requests (upsert, query, hybrid_query, fetch, delete,
+    /// count, scan) may carry the same keys, with the same meaning.
+    pub const VECTOR_AS_USER: &str = "vector.as_user";
 }
 
 /// A plugin's description of itself, read before anything is opened.

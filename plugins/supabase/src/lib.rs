@@ -18,7 +18,11 @@
 //!   verified HS256 tokens are accepted. `service_role` is accepted only
 //!   when the config allows it; other roles only when listed in `roles`.
 //! - What is not here: Supabase's REST data path (PostgREST), Auth's own
-//!   API, Storage. The vector contract runs as the backend's own role.
+//!   API, Storage.
+//! - Vector data requests run as their user too (`vectors.as_user(claims)`):
+//!   a policy on the collection's table (say on `metadata ->> 'owner'`)
+//!   decides; the catalog, collection management and index builds run as
+//!   the backend's own role.
 
 #![warn(missing_docs, unreachable_pub)]
 
@@ -58,6 +62,7 @@ impl Plugin for SupabasePlugin {
         cap::VECTOR_SCAN,
         cap::VECTOR_ANN,
         cap::VECTOR_PERSISTENT_INDEX,
+        cap::VECTOR_AS_USER,
     ];
     const DIALECT: Option<&'static str> = Some("postgres");
     const RUNS: Runs = Runs::Async;

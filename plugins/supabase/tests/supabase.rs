@@ -485,3 +485,112 @@ async fn plugins_without_the_capability_refuse_as_user() {
     assert!(e.to_string().contains("sql.as_user"), "{e}");
     s.close().await.unwrap();
 }
+
+/// A vector collection whose table carries a policy on the records'
+/// `metadata ->> 'owner'`: each user upserts, queries, fetches, counts,
+/// scans and deletes only their own records (and reads public ones).
+#[tokio::test]
+async fn vector_records_are_each_users_own_under_rls() {
+    use strata_host::{Hybrid, Include, Metric, Query, Record};
+    let dir = tempfile::tempdir().unwrap();
+    let s = strata(dir.path(), "supa_rls_vec", "");
+    let sql = s.sql_backend("s").await.unwrap();
+    setup(&sql, "supa_rls_vec").await;
+    let v = s.vectors_backend("s").await.unwrap();
+    v.create_collection("memories", 3, Metric::Cosine)
+        .await
+        .unwrap();
+    let table = sql
+        .get(
+            "SELECT table_name FROM supa_rls_vec.strata_collections WHERE name = 'memories'",
+            (),
+        )
+        .await
+        .unwrap()
+        .unwrap()
+        .get::<String>("table_name")
+        .unwrap();
+    let t = format!("supa_rls_vec.\"{table}\"");
+    sql.exec(&format!(
+        "ALTER TABLE {t} ENABLE ROW LEVEL SECURITY;
+         GRANT SELECT, INSERT, UPDATE, DELETE ON {t} TO anon, authenticated, service_role;
+         CREATE POLICY own ON {t} FOR ALL TO authenticated
+           USING (metadata ->> 'owner' = auth.uid()::text)
+           WITH CHECK (metadata ->> 'owner' = auth.uid()::text);
+         CREATE POLICY read_public ON {t} FOR SELECT TO anon, authenticated
+           USING (coalesce((metadata ->> 'public')::boolean, false));"
+    ))
+    .await
+    .unwrap();
+    let (a, b) = (v.as_user(&user(1)).unwrap(), v.as_user(&user(2)).unwrap());
+    let rec = |id: &str, x: f32, owner: u32, public: bool| {
+        Record::new(id, vec![1.0, x, 0.0])
+            .metadata(json!({"owner": uid(owner), "public": public}))
+            .text(format!("memory {id}"))
+    };
+    assert_eq!(
+        a.upsert(
+            "memories",
+            [rec("a1", 0.1, 1, false), rec("a2", 0.2, 1, false)]
+        )
+        .await
+        .unwrap(),
+        2
+    );
+    assert_eq!(
+        b.upsert(
+            "memories",
+            [rec("b1", 0.1, 2, false), rec("b2", 0.3, 2, true)]
+        )
+        .await
+        .unwrap(),
+        2
+    );
+    // Not in another's name, and not over another's record.
+    for bad in [rec("x", 0.5, 2, false), rec("b1", 0.5, 1, false)] {
+        let e = a.upsert("memories", [bad]).await.unwrap_err();
+        assert!(e.to_string().contains("row-level security"), "{e}");
+    }
+    let ids = |hits: Vec<strata_host::Hit>| {
+        let mut ids: Vec<String> = hits.into_iter().map(|h| h.id).collect();
+        ids.sort();
+        ids
+    };
+    let q = Query::new(vec![1.0, 0.1, 0.0]).top_k(10);
+    assert_eq!(
+        ids(a.query("memories", &q).await.unwrap()),
+        ["a1", "a2", "b2"]
+    );
+    assert_eq!(ids(b.query("memories", &q).await.unwrap()), ["b1", "b2"]);
+    let h = Hybrid::new(vec![1.0, 0.1, 0.0], "memory");
+    assert_eq!(
+        ids(a.hybrid_query("memories", &h).await.unwrap()),
+        ["a1", "a2", "b2"]
+    );
+    assert_eq!(
+        ids(a
+            .fetch("memories", &["a1", "b1", "b2"], Include::ALL)
+            .await
+            .unwrap()),
+        ["a1", "b2"]
+    );
+    assert_eq!(a.count("memories", None).await.unwrap(), 3);
+    let anon = v.as_user(&json!({"role": "anon"})).unwrap();
+    assert_eq!(anon.count("memories", None).await.unwrap(), 1);
+    let page = a
+        .scan("memories", None, 100, None, Include::default())
+        .await
+        .unwrap();
+    assert_eq!(ids(page.records), ["a1", "a2", "b2"]);
+    // Deleting "everything" as A deletes A's records only.
+    assert_eq!(a.delete_all("memories").await.unwrap(), 2);
+    assert_eq!(b.delete_ids("memories", &["b1"]).await.unwrap(), 1);
+    assert_eq!(a.delete_ids("memories", &["b2"]).await.unwrap(), 0);
+    assert_eq!(v.count("memories", None).await.unwrap(), 1);
+    // Collection management is not a user's request.
+    assert_eq!(
+        a.drop_collection("memories").await.unwrap_err().kind(),
+        ErrorKind::Unsupported
+    );
+    s.close().await.unwrap();
+}

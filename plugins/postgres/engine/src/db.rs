@@ -124,18 +124,38 @@ impl Db {
         }
     }
 
+    /// The settings of the vector request being served (the kit's
+    /// [`strata_plugin::request::extensions`]); refused requests come back
+    /// as a sqlx error [`error::map`](crate::error::map) turns back into
+    /// the refusal.
+    pub(crate) fn current_scope(&self) -> Result<LocalSettings, sqlx::Error> {
+        if self.scope.is_none() {
+            return Ok(Vec::new());
+        }
+        self.scope_of(&strata_plugin::request::extensions())
+            .map_err(|e| sqlx::Error::Configuration(Box::new(Refused(e))))
+    }
+
     /// Whether a one-shot statement with `scoped` settings needs a transaction of its own.
     pub(crate) fn needs_tx(&self, scoped: &LocalSettings) -> bool {
         self.pooler_safe || !scoped.is_empty()
     }
 
     /// Begins a transaction (`begin_sql`, else `BEGIN`) with the session
-    /// settings (pooler-safe mode) and `scoped` applied.
+    /// settings (pooler-safe mode) and `scoped` applied (when empty: those
+    /// of the vector request being served, [`Db::current_scope`]).
     pub(crate) async fn begin_with(
         &self,
         begin_sql: Option<String>,
         scoped: &LocalSettings,
     ) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+        let current;
+        let scoped = if scoped.is_empty() {
+            current = self.current_scope()?;
+            &current
+        } else {
+            scoped
+        };
         let mut tx = match begin_sql {
             Some(b) => self.pool.begin_with(sqlx::AssertSqlSafe(b)).await?,
             None => self.pool.begin().await?,
@@ -297,12 +317,16 @@ impl<'c> Executor<'c> for &'c Db {
         'c: 'e,
         E: 'q + Execute<'q, Postgres>,
     {
-        if !self.pooler_safe {
+        let scoped = match self.current_scope() {
+            Ok(s) => s,
+            Err(e) => return futures_util::stream::once(async { Err(e) }).boxed(),
+        };
+        if !self.needs_tx(&scoped) {
             return self.pool.fetch_many(query);
         }
         let db = self;
         futures_util::stream::once(async move {
-            let mut tx = db.begin_with(None, &Vec::new()).await?;
+            let mut tx = db.begin_with(None, &scoped).await?;
             let items: Vec<Either<PgQueryResult, PgRow>> =
                 db.on(&mut tx).fetch_many(query).try_collect().await?;
             tx.commit().await?;
@@ -320,12 +344,16 @@ impl<'c> Executor<'c> for &'c Db {
         'c: 'e,
         E: 'q + Execute<'q, Postgres>,
     {
-        if !self.pooler_safe {
+        let scoped = match self.current_scope() {
+            Ok(s) => s,
+            Err(e) => return Box::pin(async { Err(e) }),
+        };
+        if !self.needs_tx(&scoped) {
             return self.pool.fetch_optional(query);
         }
         let db = self;
         Box::pin(async move {
-            let mut tx = db.begin_with(None, &Vec::new()).await?;
+            let mut tx = db.begin_with(None, &scoped).await?;
             let row = db.on(&mut tx).fetch_optional(query).await?;
             tx.commit().await?;
             Ok(row)
@@ -342,4 +370,23 @@ impl<'c> Executor<'c> for &'c Db {
     {
         self.pool.prepare_with(sql, parameters)
     }
+}
+
+/// A request its [`RequestScope`] refused, carried through sqlx's error
+/// type by the executor and turned back by [`crate::error::map`].
+#[derive(Debug)]
+pub(crate) struct Refused(pub(crate) strata_plugin::PluginError);
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// Runs `fut` as the backend's own role, whatever user the request being
+/// served runs as (the catalog, index builds).
+pub(crate) async fn as_backend<F: std::future::Future>(fut: F) -> F::Output {
+    strata_plugin::request::scope(Extensions::new(), fut).await
 }

@@ -14,7 +14,10 @@ use strata_plugin::{
     vector::{CollectionSpec, Metric, validate_collection_name},
 };
 
-use crate::{db::Db, error::map};
+use crate::{
+    db::{Db, as_backend},
+    error::map,
+};
 
 /// The largest dimension pgvector's `vector` type stores.
 pub(super) const MAX_DIM: u32 = 16_000;
@@ -185,8 +188,9 @@ impl Shared {
     /// The quoted schema; on first use checks pgvector (installing it into
     /// `public` when missing and allowed) and creates the catalog table.
     pub(super) async fn schema(&self) -> PluginResult<&str> {
+        // As the backend itself: it may create the catalog.
         self.schema
-            .get_or_try_init(|| self.prepare())
+            .get_or_try_init(|| as_backend(self.prepare()))
             .await
             .map(String::as_str)
     }
@@ -290,7 +294,12 @@ impl Shared {
     }
 
     /// Reads one collection from the catalog (bypassing the cache).
+    /// As the backend itself (a user needs no access to the catalog).
     pub(super) async fn read_meta(&self, name: &str) -> PluginResult<Option<Arc<Meta>>> {
+        as_backend(self.read_meta_now(name)).await
+    }
+
+    async fn read_meta_now(&self, name: &str) -> PluginResult<Option<Arc<Meta>>> {
         let schema = self.schema().await?;
         let row: Option<(String, i32, String, sqlx::types::Json<CollectionOptions>)> =
             sqlx::query_as(AssertSqlSafe(format!(

@@ -34,7 +34,12 @@ impl Shared {
 
     /// Looks at the server: does the index exist, else is the collection
     /// at the threshold? (On first use of a collection and after upserts.)
+    /// As the backend itself: the threshold counts every row, whoever asks.
     pub(super) async fn refresh_index_state(&self, meta: &Meta) -> PluginResult<IndexState> {
+        crate::db::as_backend(self.refresh_index_state_now(meta)).await
+    }
+
+    async fn refresh_index_state_now(&self, meta: &Meta) -> PluginResult<IndexState> {
         let schema = self.schema().await?;
         let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
             .bind(format!("{schema}.{}", ident(&meta.hnsw_name())))
@@ -65,7 +70,12 @@ impl Shared {
     /// transaction may belong to the very task asking (on another pooled
     /// connection), a wait the server cannot see as a deadlock. The query
     /// then searches exactly and a later one builds the index.
+    /// As the backend itself (an index is built by the table's owner).
     pub(super) async fn ensure_index(&self, meta: &Meta) -> PluginResult<bool> {
+        crate::db::as_backend(self.ensure_index_now(meta)).await
+    }
+
+    async fn ensure_index_now(&self, meta: &Meta) -> PluginResult<bool> {
         if !meta.hnsw {
             return Ok(false);
         }
