@@ -382,7 +382,7 @@ impl Sql {
     /// one transaction through the plugin's bulk path (binary `COPY` on
     /// Postgres), as an upsert on `key_columns` when given, then runs `then`
     /// in the same transaction. Returns the rows inserted or changed. Fails
-    /// with [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) when the plugin
+    /// with [`ErrorKind::Unsupported`] when the plugin
     /// has no bulk path (or not for these column types): use `INSERT`s then.
     pub async fn bulk_write(
         &self,

@@ -8,7 +8,7 @@
 //!   (nothing outlives a transaction: no `SET` at connect, no named
 //!   prepared statements, no advisory locks, no cursor past its
 //!   transaction), an optional `direct_url` for DDL and index builds, and
-//!   [`auth::Auth`] as the request scope.
+//!   its request scope (`auth::Auth`, below).
 //! - Requests as a user (`sql.as_user(claims)` / `sql.as_user_jwt(token)`
 //!   in the host): the claims cross the ABI in the statement's extension
 //!   slot (`strata.auth.claims` / `strata.auth.jwt`) and are applied as

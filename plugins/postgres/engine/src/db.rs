@@ -1,4 +1,4 @@
-//! Where the engine's statements go: [`Db`], the pool plus the options
+//! Where the engine's statements go: `Db`, the pool plus the options
 //! that make it safe behind a transaction-mode pooler (PgBouncer,
 //! Supavisor) and that run a request as a user (row-level security).
 //!
@@ -13,10 +13,10 @@
 //!   statement_timeout, hnsw.*) are applied with `set_config(…, true)`
 //!   (transaction-local) at the start of every transaction;
 //! - no named prepared statements: every extended-protocol query is sent
-//!   unnamed ([`Unnamed`]; sqlx's statement cache is off), and since sqlx
+//!   unnamed (`Unnamed`; sqlx's statement cache is off), and since sqlx
 //!   sends Parse/Describe and Bind/Execute under two Syncs (between which
 //!   the pooler may switch server connections), every such query runs
-//!   inside a transaction: a one-shot statement on [`Db`] as an executor
+//!   inside a transaction: a one-shot statement on `Db` as an executor
 //!   becomes `BEGIN; settings; statement; COMMIT`;
 //! - no advisory locks, no cursor outliving its transaction (streams
 //!   already declare theirs in a transaction of their own).

@@ -267,7 +267,7 @@ impl PgSql {
     }
 
     /// Closes the backend: this handle answers `closed`, the pool closes
-    /// ([`crate::connect::close_pool`]).
+    /// (`connect::close_pool`).
     pub async fn shutdown(&self) -> PluginResult<()> {
         self.closed.store(true, Ordering::Release);
         let db = &self.shared.db;
