@@ -454,6 +454,33 @@ async fn twenty_users_through_a_pool_of_four_never_see_each_other() {
     for t in tasks {
         t.await.unwrap();
     }
+    // No named prepared statement was left on any server connection the
+    // pooler handed out (sqlx's default would leave one per statement).
+    let probes: Vec<_> = (0..20)
+        .map(|_| {
+            let sql = sql.clone();
+            tokio::spawn(async move {
+                let tx = sql.begin().await.unwrap();
+                let n = tx
+                    .get("SELECT count(*) AS n FROM pg_prepared_statements", ())
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .get::<i64>("n")
+                    .unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                tx.commit().await.unwrap();
+                n
+            })
+        })
+        .collect();
+    for p in probes {
+        assert_eq!(
+            p.await.unwrap(),
+            0,
+            "a named prepared statement outlived its transaction"
+        );
+    }
     let all = sql
         .get("SELECT count(*) AS n FROM notes", ())
         .await
