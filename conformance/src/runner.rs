@@ -11,8 +11,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+use strata_plugin_api::capabilities as cap;
+
 use crate::{
-    case::Case,
+    case::{Case, Suite},
     ctx::Ctx,
     expect::Expectations,
     report::{CaseOutcome, Outcome, Report, RunError},
@@ -73,6 +75,16 @@ pub async fn run(
             Outcome::NotApplicable(format!(
                 "the plugin does not implement the {} contract",
                 case.suite.name()
+            ))
+        } else if case.suite == Suite::Vector
+            && capabilities
+                .iter()
+                .any(|c| c == cap::VECTOR_EVENTUALLY_CONSISTENT)
+        {
+            Outcome::Skipped(format!(
+                "the backend declines read-after-write ({}): the vector cases read what they \
+                 just wrote; run them with the backend's read-after-write option on",
+                cap::VECTOR_EVENTUALLY_CONSISTENT
             ))
         } else if let Some(missing) = case
             .requires

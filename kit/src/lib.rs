@@ -109,6 +109,7 @@ mod guard;
 mod plugin;
 pub mod request;
 pub mod runs;
+pub mod sparse;
 pub mod sql;
 mod value;
 pub mod vector;

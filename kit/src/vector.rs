@@ -308,6 +308,31 @@ pub trait VectorBackend: Send + Sync + 'static {
     }
 }
 
+/// Fuses a dense and a lexical ranking (each best first) by the
+/// contract's reciprocal rank fusion: `score(d) = Σ weight_r / (rrf_k +
+/// rank_r(d))`, ranks from 1, best first (ties by id), at most `top_k`. A
+/// record in both rankings keeps the dense ranking's data.
+pub fn fuse_rrf(request: &HybridRequest, dense: Vec<Match>, lexical: Vec<Match>) -> Vec<Match> {
+    let k = f64::from(request.rrf_k);
+    let mut fused: std::collections::HashMap<String, Match> = std::collections::HashMap::new();
+    for (ranking, w) in [
+        (dense, request.dense_weight),
+        (lexical, request.lexical_weight),
+    ] {
+        for (rank, m) in ranking.into_iter().enumerate() {
+            let add = w / (k + rank as f64 + 1.0);
+            fused
+                .entry(m.id.clone())
+                .or_insert(Match { score: 0.0, ..m })
+                .score += add;
+        }
+    }
+    let mut out: Vec<Match> = fused.into_values().collect();
+    out.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+    out.truncate(request.top_k as usize);
+    out
+}
+
 /// Checks a collection name: `[A-Za-z][A-Za-z0-9_-]{0,63}`.
 pub fn validate_collection_name(name: &str) -> PluginResult<()> {
     let ok = !name.is_empty()

@@ -61,6 +61,12 @@ pub mod capabilities {
     /// Vector data requests (upsert, query, hybrid_query, fetch, delete,
     /// count, scan) may carry the same keys, with the same meaning.
     pub const VECTOR_AS_USER: &str = "vector.as_user";
+    /// An acknowledged write may stay invisible to reads for a while
+    /// (Pinecone, unless its plugin is told to wait). A *declined* promise:
+    /// the vector suite reads what it just wrote, so against a backend
+    /// claiming this it skips its cases, naming this capability, instead
+    /// of sleeping — run it with the backend's read-after-write option.
+    pub const VECTOR_EVENTUALLY_CONSISTENT: &str = "vector.eventually_consistent";
 }
 
 /// A plugin's description of itself, read before anything is opened.

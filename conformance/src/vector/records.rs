@@ -68,7 +68,7 @@ pub(super) fn cases() -> Vec<Case> {
         case!(
             Suite::Vector,
             large_metadata_and_text,
-            "A record with 1 MiB of metadata (deeply nested, long strings, many keys) and 1 MiB of text round-trips exactly and its fields still filter (plugin-api `VectorRecord`)."
+            "A record with 1 MiB of metadata (deeply nested, long strings, many keys) and 1 MiB of text round-trips exactly and its fields still filter (plugin-api `VectorRecord`); a backend with a documented smaller per-record limit refuses the whole upsert with `invalid_input` naming the record and writes nothing (reported as a skip)."
         ),
         case!(
             Suite::Vector,
@@ -552,16 +552,37 @@ async fn large_metadata_and_text(ctx: Ctx) -> CaseResult {
     let text: String = (0..(1usize << 20) / 8)
         .map(|i| if i % 3 == 0 { "zebra   " } else { "word    " })
         .collect();
-    v.upsert(
-        &c,
-        [
-            Record::new("big", vec![1.0, 0.0, 0.0, 0.0])
-                .metadata(meta.clone())
-                .text(text.clone()),
-            Record::new("small", vec![0.0, 1.0, 0.0, 0.0]).metadata(json!({"kind": "small"})),
-        ],
-    )
-    .await?;
+    let written = v
+        .upsert(
+            &c,
+            [
+                Record::new("big", vec![1.0, 0.0, 0.0, 0.0])
+                    .metadata(meta.clone())
+                    .text(text.clone()),
+                Record::new("small", vec![0.0, 1.0, 0.0, 0.0]).metadata(json!({"kind": "small"})),
+            ],
+        )
+        .await;
+    if let Err(e) = written {
+        // A backend with a documented per-record limit (Pinecone: 40 KB of
+        // metadata) refuses the whole upsert up front, naming the record,
+        // and writes nothing: reported as a skip with its reason.
+        if e.kind() != ErrorKind::InvalidInput {
+            return Err(e.into());
+        }
+        ensure!(
+            e.to_string().contains("big"),
+            "the refusal does not name the record: {e}"
+        );
+        ensure_eq!(
+            v.count(&c, None).await?,
+            0,
+            "records written by a refused upsert"
+        );
+        return Err(Failure::skip(format!(
+            "the backend refuses 1 MiB of metadata and text per record with invalid_input: {e}"
+        )));
+    }
     let got = v.fetch(&c, &["big"], Include::ALL).await?;
     let big = got
         .first()

@@ -14,7 +14,7 @@
 //! - The vector contract (`vector.rs`): records as points with UUID v5 ids
 //!   (`payload.rs`), every filter operator translated exactly (`filter.rs`),
 //!   hybrid search as server-side RRF over a dense and a sparse (BM25-style)
-//!   ranking (`sparse.rs`).
+//!   ranking (the kit's `sparse` module).
 
 #![warn(missing_docs, unreachable_pub)]
 
@@ -22,7 +22,6 @@ pub mod config;
 mod error;
 mod filter;
 mod payload;
-mod sparse;
 mod vector;
 
 use std::{sync::Arc, time::Duration};

@@ -10,7 +10,7 @@
 //!   vector would not be the one stored (and a migration would not
 //!   round-trip);
 //! - `text` (sparse, `idf` modifier): the record's text as term weights
-//!   ([`crate::sparse`]), the lexical side of hybrid search.
+//!   (the kit's [`strata_plugin::sparse`]), the lexical side of hybrid search.
 //!
 //! The payload layout is [`crate::payload`]'s, the filter translation
 //! [`crate::filter`]'s. Writes use `wait = true`, so an acknowledged upsert
@@ -48,8 +48,8 @@ use strata_plugin::{
     ErrorKind, PluginError, PluginResult, Runs, VectorBackend,
     vector::{
         CollectionInfo, CollectionSpec, DeleteRequest, DeleteTarget, HybridRequest, Match, Metric,
-        QueryRequest, ScanPage, ScanRequest, VectorCall, VectorRecord, check_f32_scorable, include,
-        validate_batch, validate_collection_name, validate_vector,
+        QueryRequest, ScanPage, ScanRequest, VectorCall, VectorRecord, check_f32_scorable,
+        fuse_rrf, include, validate_batch, validate_collection_name, validate_vector,
     },
 };
 
@@ -58,8 +58,8 @@ use crate::{
     error::map,
     filter::{Translation, translate, translate_str},
     payload::{self, LONG, get_str, point_id, record_payload},
-    sparse,
 };
+use strata_plugin::sparse;
 
 /// The dense vector's name.
 const DENSE: &str = "dense";
@@ -635,24 +635,7 @@ impl QdrantVectors {
             }
             None => Vec::new(),
         };
-        let k = f64::from(request.rrf_k);
-        let mut fused: HashMap<String, Match> = HashMap::new();
-        for (ranking, w) in [
-            (dense, request.dense_weight),
-            (lexical, request.lexical_weight),
-        ] {
-            for (rank, m) in ranking.into_iter().enumerate() {
-                let add = w / (k + rank as f64 + 1.0);
-                fused
-                    .entry(m.id.clone())
-                    .or_insert(Match { score: 0.0, ..m })
-                    .score += add;
-            }
-        }
-        let mut out: Vec<Match> = fused.into_values().collect();
-        out.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
-        out.truncate(request.top_k as usize);
-        Ok(out)
+        Ok(fuse_rrf(request, dense, lexical))
     }
 }
 

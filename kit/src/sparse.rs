@@ -1,15 +1,18 @@
-//! The lexical side of hybrid search: text as a sparse vector of term weights.
+//! The lexical side of hybrid search for engines that rank sparse vectors
+//! (Qdrant's sparse vectors, Pinecone's sparse-dense records): text as a
+//! sparse vector of term weights, the same for every plugin that uses it.
 //!
 //! Words are maximal runs of letters and digits (any script), lower-cased.
 //! A term's index is the FNV-1a hash of its UTF-8 bytes (32 bits: two words
 //! share an index about once in 4 billion pairs, and then count as one
 //! term). A document weighs each term by BM25's saturated term frequency
 //! `tf · (k1 + 1) / (tf + k1)` (k1 = 1.2, without length normalisation:
-//! the corpus's average length is not known when one record is written);
-//! the collection's sparse vector has Qdrant's `idf` modifier, so the
-//! server multiplies in each term's inverse document frequency at query
-//! time. A query weighs each distinct term 1. The score is then BM25
-//! without length normalisation (b = 0).
+//! the corpus's average length is not known when one record is written).
+//! A query weighs each distinct term 1, so a record's score is the sum of
+//! its matched terms' weights: BM25 without length normalisation (b = 0)
+//! where the engine multiplies in each term's inverse document frequency
+//! (Qdrant's `idf` modifier), saturated term frequency alone where it does
+//! not (Pinecone).
 
 use std::collections::BTreeMap;
 
@@ -34,7 +37,7 @@ fn term_index(word: &str) -> u32 {
 }
 
 /// A document's sparse vector (indices ascending); empty for no words.
-pub(crate) fn document(text: &str) -> (Vec<u32>, Vec<f32>) {
+pub fn document(text: &str) -> (Vec<u32>, Vec<f32>) {
     let mut tf: BTreeMap<u32, f32> = BTreeMap::new();
     for w in words(text) {
         *tf.entry(term_index(&w)).or_default() += 1.0;
@@ -45,7 +48,7 @@ pub(crate) fn document(text: &str) -> (Vec<u32>, Vec<f32>) {
 }
 
 /// A query's sparse vector: each distinct term weighs 1.
-pub(crate) fn query(text: &str) -> (Vec<u32>, Vec<f32>) {
+pub fn query(text: &str) -> (Vec<u32>, Vec<f32>) {
     let mut terms: BTreeMap<u32, f32> = BTreeMap::new();
     for w in words(text) {
         terms.insert(term_index(&w), 1.0);
