@@ -562,7 +562,12 @@ impl Backend {
             .map_err(Error::Plugin)?
             .into_option()
             .ok_or_else(no_contract)?;
-        Ok(Sql::new(conn, dialect, self.name.clone()))
+        Ok(Sql::new(
+            conn,
+            dialect,
+            self.name.clone(),
+            self.has_capability(strata_plugin_api::capabilities::SQL_AS_USER),
+        ))
     }
 
     /// The VectorStore front end, when the plugin implements the vector contract.
@@ -582,7 +587,11 @@ impl Backend {
             .map_err(Error::Plugin)?
             .into_option()
             .ok_or_else(no_contract)?;
-        Ok(crate::vector::Vectors::new(store, self.name.clone()))
+        Ok(crate::vector::Vectors::new(
+            store,
+            self.name.clone(),
+            self.has_capability(strata_plugin_api::capabilities::VECTOR_AS_USER),
+        ))
     }
 
     /// The blob-store front end, when the plugin implements the blob contract.

@@ -25,7 +25,8 @@ use abi_stable::std_types::RString;
 use futures_util::future::BoxFuture;
 use rustc_hash::FxBuildHasher;
 use strata_plugin_api::{
-    PluginError, Value,
+    ErrorKind, Extensions, PluginError, Value, capabilities,
+    ext::keys,
     placeholders::{Dialect, Rewritten, rewrite},
     sql::{
         BulkWrite, Rows, RunResult, SqlConnectionBox, SqlCursorBox, SqlTransactionBox, Statement,
@@ -59,20 +60,23 @@ impl From<RunResult> for RunOutcome {
 
 struct Inner {
     conn: SqlConnectionBox,
-    statements: Arc<Statements>,
+    /// Whether the plugin claims `sql.as_user` ([`Sql::as_user`]).
+    as_user: bool,
 }
 
 /// A SQL backend, shared cheaply between tasks (`Clone` is an `Arc` clone).
 #[derive(Clone)]
 pub struct Sql {
     inner: Arc<Inner>,
+    statements: Arc<Statements>,
 }
 
 impl std::fmt::Debug for Sql {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sql")
-            .field("backend", &self.inner.statements.backend)
-            .field("dialect", &self.inner.statements.dialect)
+            .field("backend", &self.statements.backend)
+            .field("dialect", &self.statements.dialect)
+            .field("as_user", &!self.statements.ext.is_empty())
             .finish()
     }
 }
@@ -85,9 +89,16 @@ struct Statements {
     backend: String,
     /// Keyed by the application's own statement strings, so hash flooding is
     /// not a concern, and SipHash over every statement text was a measurable
-    /// share of a point read: FxHash instead.
-    map: Mutex<HashMap<Box<str>, Arc<Prepared>, FxBuildHasher>>,
+    /// share of a point read: FxHash instead. Shared by the handles
+    /// [`Sql::as_user`] makes.
+    map: Arc<Mutex<PreparedMap>>,
+    /// Sent with every statement: the user a handle of [`Sql::as_user`]
+    /// runs as (empty otherwise).
+    ext: Extensions,
 }
+
+/// Rewritten statements by the application's SQL text.
+type PreparedMap = HashMap<Box<str>, Arc<Prepared>, FxBuildHasher>;
 
 const STATEMENT_CACHE: usize = 512;
 
@@ -103,8 +114,24 @@ impl Statements {
         Statements {
             dialect,
             backend,
-            map: Mutex::new(HashMap::with_hasher(FxBuildHasher)),
+            map: Arc::new(Mutex::new(HashMap::with_hasher(FxBuildHasher))),
+            ext: Extensions::new(),
         }
+    }
+
+    /// Refuses a call that cannot carry the user a scoped handle runs as.
+    fn unscoped(&self, call: &str) -> Result<()> {
+        if self.ext.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Plugin(PluginError::new(
+            ErrorKind::Unsupported,
+            format!(
+                "{call} cannot run as a user (it carries no statement to attach the user to): \
+                 on a handle from `as_user`, use run / get / all / stream, or call {call} on the \
+                 backend's own handle"
+            ),
+        )))
     }
 
     fn prepare(&self, sql: &str, params: impl IntoParams) -> Result<(Statement, Arc<Prepared>)> {
@@ -137,7 +164,7 @@ impl Statements {
             Statement {
                 sql: prepared.wire_sql.clone(),
                 params: values,
-                ext: Default::default(),
+                ext: self.ext.clone(),
             },
             prepared,
         ))
@@ -184,46 +211,107 @@ impl Prepared {
 }
 
 impl Sql {
-    pub(crate) fn new(conn: SqlConnectionBox, dialect: Dialect, backend: String) -> Sql {
+    pub(crate) fn new(
+        conn: SqlConnectionBox,
+        dialect: Dialect,
+        backend: String,
+        as_user: bool,
+    ) -> Sql {
         Sql {
-            inner: Arc::new(Inner {
-                conn,
-                statements: Arc::new(Statements::new(dialect, backend)),
-            }),
+            inner: Arc::new(Inner { conn, as_user }),
+            statements: Arc::new(Statements::new(dialect, backend)),
         }
+    }
+
+    /// A handle on the same backend whose every statement runs as the user
+    /// `claims` describes (a JSON object, as a JWT carries them: `sub`,
+    /// `role`, …), its transactions included. The claims travel with each
+    /// statement under the documented extension key
+    /// [`AUTH_CLAIMS`](strata_plugin_api::ext::keys::AUTH_CLAIMS); the
+    /// plugin applies them (the Supabase plugin: transaction-local
+    /// `request.jwt.claims` and `role`, so row-level security decides).
+    /// Only a backend claiming `sql.as_user` takes them: on any other this
+    /// is an `Unsupported` error, never a statement run as someone else.
+    /// `exec` and `bulk_write` on the handle are refused (no statement to
+    /// carry the user).
+    ///
+    /// ```ignore
+    /// let alice = sql.as_user(&serde_json::json!({"sub": alice_id, "role": "authenticated"}))?;
+    /// let mine = alice.all("select * from notes", ()).await?; // only what RLS lets alice see
+    /// ```
+    pub fn as_user(&self, claims: &serde_json::Value) -> Result<Sql> {
+        if !claims.is_object() {
+            return Err(Error::Plugin(PluginError::invalid_input(
+                "as_user: the claims must be a JSON object (as a JWT's payload)",
+            )));
+        }
+        self.scoped(keys::AUTH_CLAIMS, claims.to_string())
+    }
+
+    /// As [`Sql::as_user`], with a signed JWT (compact form) that the
+    /// plugin verifies (the Supabase plugin: HS256 with its `jwt_secret`)
+    /// and whose claims it uses; sent under
+    /// [`AUTH_JWT`](strata_plugin_api::ext::keys::AUTH_JWT).
+    pub fn as_user_jwt(&self, token: &str) -> Result<Sql> {
+        self.scoped(keys::AUTH_JWT, serde_json::Value::from(token).to_string())
+    }
+
+    fn scoped(&self, key: &str, json: String) -> Result<Sql> {
+        if !self.inner.as_user {
+            return Err(Error::Plugin(PluginError::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "backend `{}` cannot run statements as a user: its plugin does not claim `{}`",
+                    self.statements.backend,
+                    capabilities::SQL_AS_USER
+                ),
+            )));
+        }
+        let mut ext = Extensions::new();
+        ext.insert(key, json);
+        Ok(Sql {
+            inner: self.inner.clone(),
+            statements: Arc::new(Statements {
+                dialect: self.statements.dialect,
+                backend: self.statements.backend.clone(),
+                map: self.statements.map.clone(),
+                ext,
+            }),
+        })
     }
 
     /// The backend name this handle talks to.
     pub fn backend(&self) -> &str {
-        &self.inner.statements.backend
+        &self.statements.backend
     }
 
     /// The plugin's SQL dialect.
     pub fn dialect(&self) -> Dialect {
-        self.inner.statements.dialect
+        self.statements.dialect
     }
 
     /// Runs a script of statements, without parameters.
     pub async fn exec(&self, script: &str) -> Result<()> {
+        self.statements.unscoped("exec")?;
         call(self.inner.conn.exec(script.into())).await
     }
 
     /// Runs one statement: rows changed and the last insert id.
     pub async fn run(&self, sql: &str, params: impl IntoParams) -> Result<RunOutcome> {
-        let (stmt, _) = self.inner.statements.prepare(sql, params)?;
+        let (stmt, _) = self.statements.prepare(sql, params)?;
         call(self.inner.conn.run(stmt)).await.map(Into::into)
     }
 
     /// The first row of a query, or `None`.
     pub async fn get(&self, sql: &str, params: impl IntoParams) -> Result<Option<Row>> {
-        let (stmt, prepared) = self.inner.statements.prepare(sql, params)?;
+        let (stmt, prepared) = self.statements.prepare(sql, params)?;
         let rows = call(self.inner.conn.query(stmt, 1)).await?;
         Ok(prepared.first_row(rows))
     }
 
     /// Every row of a query, in the order the backend returns them.
     pub async fn all(&self, sql: &str, params: impl IntoParams) -> Result<Vec<Row>> {
-        let (stmt, prepared) = self.inner.statements.prepare(sql, params)?;
+        let (stmt, prepared) = self.statements.prepare(sql, params)?;
         let rows = call(self.inner.conn.query(stmt, 0)).await?;
         Ok(prepared.rows(rows))
     }
@@ -243,7 +331,7 @@ impl Sql {
 
     /// A streaming read: rows arrive in batches, never all at once.
     pub async fn stream(&self, sql: &str, params: impl IntoParams) -> Result<RowStream> {
-        let (stmt, _) = self.inner.statements.prepare(sql, params)?;
+        let (stmt, _) = self.statements.prepare(sql, params)?;
         let cursor = call(self.inner.conn.stream(stmt)).await?;
         Ok(RowStream::new(cursor))
     }
@@ -256,7 +344,7 @@ impl Sql {
                 tx,
                 pending_rollback: Mutex::new(None),
             }),
-            statements: self.inner.statements.clone(),
+            statements: self.statements.clone(),
             depth: 0,
             finished: false,
             _parent: std::marker::PhantomData,
@@ -294,7 +382,7 @@ impl Sql {
     /// one transaction through the plugin's bulk path (binary `COPY` on
     /// Postgres), as an upsert on `key_columns` when given, then runs `then`
     /// in the same transaction. Returns the rows inserted or changed. Fails
-    /// with [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) when the plugin
+    /// with [`ErrorKind::Unsupported`] when the plugin
     /// has no bulk path (or not for these column types): use `INSERT`s then.
     pub async fn bulk_write(
         &self,
@@ -304,9 +392,10 @@ impl Sql {
         values: Vec<Value>,
         then: Option<(&str, Params)>,
     ) -> Result<u64> {
+        self.statements.unscoped("bulk_write")?;
         let width = columns.len().max(1);
         let then = match then {
-            Some((sql, params)) => Some(self.inner.statements.prepare(sql, params)?.0),
+            Some((sql, params)) => Some(self.statements.prepare(sql, params)?.0),
             None => None,
         };
         let request = BulkWrite {
@@ -445,6 +534,7 @@ impl Transaction<'_> {
     /// As [`Sql::exec`], inside the transaction.
     pub async fn exec(&self, script: &str) -> Result<()> {
         self.check()?;
+        self.statements.unscoped("exec")?;
         self.flush().await?;
         call(self.shared.tx.exec(script.into())).await
     }

@@ -10,6 +10,8 @@ use std::sync::Arc;
 use abi_stable::std_types::{ROption, RString, RVec};
 use serde_json::Value as Json;
 use strata_plugin_api::{
+    ErrorKind, Extensions, PluginError, capabilities,
+    ext::keys,
     filter::Filter,
     vector::{
         CollectionInfo, CollectionSpec, CountRequest, DeleteRequest, FetchRequest, HybridRequest,
@@ -19,7 +21,10 @@ use strata_plugin_api::{
 
 pub use strata_plugin_api::vector::Metric;
 
-use crate::{boundary::call, error::Result};
+use crate::{
+    boundary::call,
+    error::{Error, Result},
+};
 
 /// One record to store.
 #[derive(Clone, Debug, PartialEq)]
@@ -298,6 +303,11 @@ fn options_text(options: Option<&Json>) -> RString {
 pub struct Vectors {
     store: Arc<VectorStoreBox>,
     backend: String,
+    /// Whether the plugin claims `vector.as_user` ([`Vectors::as_user`]).
+    as_user: bool,
+    /// Sent with every data request: the user a handle of
+    /// [`Vectors::as_user`] runs as (empty otherwise).
+    ext: Extensions,
 }
 
 impl std::fmt::Debug for Vectors {
@@ -309,11 +319,62 @@ impl std::fmt::Debug for Vectors {
 }
 
 impl Vectors {
-    pub(crate) fn new(store: VectorStoreBox, backend: String) -> Vectors {
+    pub(crate) fn new(store: VectorStoreBox, backend: String, as_user: bool) -> Vectors {
         Vectors {
             store: Arc::new(store),
             backend,
+            as_user,
+            ext: Extensions::new(),
         }
+    }
+
+    /// A handle on the same store whose data requests (upsert, query,
+    /// hybrid_query, fetch, delete, count, scan) run as the user `claims`
+    /// describes, as [`Sql::as_user`](crate::Sql::as_user) does for SQL
+    /// (the Supabase plugin: under the collection table's row-level
+    /// security). Only a backend claiming `vector.as_user` takes it;
+    /// creating and dropping collections on the handle is refused.
+    pub fn as_user(&self, claims: &Json) -> Result<Vectors> {
+        if !claims.is_object() {
+            return Err(Error::Plugin(PluginError::invalid_input(
+                "as_user: the claims must be a JSON object (as a JWT's payload)",
+            )));
+        }
+        self.scoped(keys::AUTH_CLAIMS, claims.to_string())
+    }
+
+    /// As [`Vectors::as_user`], with a signed JWT the plugin verifies.
+    pub fn as_user_jwt(&self, token: &str) -> Result<Vectors> {
+        self.scoped(keys::AUTH_JWT, Json::from(token).to_string())
+    }
+
+    fn scoped(&self, key: &str, json: String) -> Result<Vectors> {
+        if !self.as_user {
+            return Err(Error::Plugin(PluginError::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "backend `{}` cannot run vector requests as a user: its plugin does not claim `{}`",
+                    self.backend,
+                    capabilities::VECTOR_AS_USER
+                ),
+            )));
+        }
+        let mut ext = Extensions::new();
+        ext.insert(key, json);
+        Ok(Vectors {
+            ext,
+            ..self.clone()
+        })
+    }
+
+    fn unscoped(&self, call: &str) -> Result<()> {
+        if self.ext.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Plugin(PluginError::new(
+            ErrorKind::Unsupported,
+            format!("{call} is not a user's request: call it on the backend's own handle"),
+        )))
     }
 
     /// The backend name.
@@ -340,6 +401,7 @@ impl Vectors {
         metric: Metric,
         options: Option<&Json>,
     ) -> Result<()> {
+        self.unscoped("create_collection")?;
         call(self.store.create_collection(CollectionSpec {
             name: name.into(),
             dimension,
@@ -352,6 +414,7 @@ impl Vectors {
 
     /// Drops a collection; false if it did not exist.
     pub async fn drop_collection(&self, name: &str) -> Result<bool> {
+        self.unscoped("drop_collection")?;
         call(self.store.drop_collection(name.into())).await
     }
 
@@ -403,7 +466,7 @@ impl Vectors {
         call(self.store.upsert(UpsertRequest {
             collection: collection.into(),
             records,
-            ext: Default::default(),
+            ext: self.ext.clone(),
         }))
         .await
     }
@@ -418,7 +481,7 @@ impl Vectors {
             include: q.include.bits(),
             min_score: q.min_score.into(),
             options_json: options_text(q.options.as_ref()),
-            ext: Default::default(),
+            ext: self.ext.clone(),
         };
         Ok(call(self.store.query(req))
             .await?
@@ -440,7 +503,7 @@ impl Vectors {
             dense_weight: q.dense_weight,
             lexical_weight: q.lexical_weight,
             candidates: q.candidates,
-            ext: Default::default(),
+            ext: self.ext.clone(),
         };
         Ok(call(self.store.hybrid_query(req))
             .await?
@@ -461,7 +524,7 @@ impl Vectors {
             collection: collection.into(),
             ids,
             include: include.bits(),
-            ext: Default::default(),
+            ext: self.ext.clone(),
         }))
         .await?
         .into_iter()
@@ -481,7 +544,7 @@ impl Vectors {
             ids: ids.iter().map(|s| RString::from(*s)).collect(),
             filter_json: filter_text(filter)?,
             all,
-            ext: Default::default(),
+            ext: self.ext.clone(),
         }))
         .await
     }
@@ -509,7 +572,7 @@ impl Vectors {
         call(self.store.count(CountRequest {
             collection: collection.into(),
             filter_json: filter_text(filter)?,
-            ext: Default::default(),
+            ext: self.ext.clone(),
         }))
         .await
     }
@@ -532,7 +595,7 @@ impl Vectors {
                 limit,
                 filter_json: filter_text(filter)?,
                 include: include.bits(),
-                ext: Default::default(),
+                ext: self.ext.clone(),
             }),
         )
         .await?;

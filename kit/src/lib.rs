@@ -107,6 +107,7 @@ pub mod blob;
 mod ffi;
 mod guard;
 mod plugin;
+pub mod request;
 pub mod runs;
 pub mod sparse;
 pub mod sql;
@@ -120,8 +121,11 @@ pub use plugin::{
 };
 pub use runs::Runs;
 pub use sql::{SqlBackend, SqlCursor, SqlTransaction};
+/// The documented extension keys (`strata.*`) a request may carry, e.g.
+/// [`ext_keys::AUTH_CLAIMS`] on a [`sql::Statement`]: run it as this user.
+pub use strata_plugin_api::ext::keys as ext_keys;
 pub use strata_plugin_api::{
-    ErrorKind, PluginError, PluginResult, capabilities, filter, placeholders::Dialect,
+    ErrorKind, Extensions, PluginError, PluginResult, capabilities, filter, placeholders::Dialect,
 };
 pub use value::Value;
 pub use vector::VectorBackend;

@@ -8,7 +8,7 @@
 
 use std::future::Future;
 
-use crate::{PluginError, PluginResult, Runs, Value};
+use crate::{Extensions, PluginError, PluginResult, Runs, Value};
 
 /// One statement and its positional parameters.
 #[derive(Clone, Debug, PartialEq)]
@@ -17,14 +17,19 @@ pub struct Statement {
     pub sql: String,
     /// Parameter values, first placeholder first.
     pub params: Vec<Value>,
+    /// The request's extension entries as the host sent them (e.g.
+    /// [`crate::ext_keys::AUTH_CLAIMS`]: run as this user).
+    /// A plugin reads the keys it knows and ignores the others.
+    pub ext: Extensions,
 }
 
 impl Statement {
-    /// A statement with parameters.
+    /// A statement with parameters (no extension entries).
     pub fn new(sql: impl Into<String>, params: impl Into<Vec<Value>>) -> Self {
         Statement {
             sql: sql.into(),
             params: params.into(),
+            ext: Extensions::new(),
         }
     }
 }

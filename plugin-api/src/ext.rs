@@ -10,6 +10,27 @@
 //! such, and a plugin that does not know it never sees a request carrying
 //! it (the host checks the plugin's version first).
 
+/// The documented `strata.*` keys.
+pub mod keys {
+    /// On a SQL [`Statement`](crate::sql::Statement): run it as this user.
+    /// The value is the user's claims, a JSON object as a JWT carries them
+    /// (`{"sub": "…", "role": "authenticated", …}`). It cannot be ignored:
+    /// the host sends it only to a plugin claiming
+    /// [`SQL_AS_USER`](crate::capabilities::SQL_AS_USER), and such a plugin
+    /// refuses the statement rather than run it as anyone else (the
+    /// Supabase plugin applies it as PostgREST does: transaction-local
+    /// `request.jwt.claims` and `role`, so row-level security decides).
+    /// Every statement of a transaction run as a user carries it. On a
+    /// vector data request (upsert, query, hybrid_query, fetch, delete,
+    /// count, scan) it means the same, for a plugin claiming
+    /// [`VECTOR_AS_USER`](crate::capabilities::VECTOR_AS_USER).
+    pub const AUTH_CLAIMS: &str = "strata.auth.claims";
+    /// As [`AUTH_CLAIMS`], but the value is a JSON string holding a signed
+    /// JWT (compact form): the plugin verifies it and uses its claims. A
+    /// plugin that cannot verify tokens refuses it.
+    pub const AUTH_JWT: &str = "strata.auth.jwt";
+}
+
 use abi_stable::{
     StableAbi,
     std_types::{RString, RVec, Tuple2},

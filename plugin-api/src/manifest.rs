@@ -53,6 +53,14 @@ pub mod capabilities {
     pub const VECTOR_ANN: &str = "vector.ann";
     /// The index survives closing and reopening the backend.
     pub const VECTOR_PERSISTENT_INDEX: &str = "vector.persistent_index";
+    /// SQL statements may carry [`AUTH_CLAIMS`](crate::ext::keys::AUTH_CLAIMS)
+    /// or [`AUTH_JWT`](crate::ext::keys::AUTH_JWT): the plugin runs them as
+    /// that user (e.g. under row-level security). The host sends those keys
+    /// only to a plugin that claims this.
+    pub const SQL_AS_USER: &str = "sql.as_user";
+    /// Vector data requests (upsert, query, hybrid_query, fetch, delete,
+    /// count, scan) may carry the same keys, with the same meaning.
+    pub const VECTOR_AS_USER: &str = "vector.as_user";
     /// An acknowledged write may stay invisible to reads for a while
     /// (Pinecone, unless its plugin is told to wait). A *declined* promise:
     /// the vector suite reads what it just wrote, so against a backend

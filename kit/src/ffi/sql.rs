@@ -49,6 +49,7 @@ fn statement_in(s: abi::Statement) -> Statement {
     Statement {
         sql: s.sql.into_string(),
         params: values_in(s.params),
+        ext: s.ext,
     }
 }
 

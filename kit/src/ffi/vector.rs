@@ -13,6 +13,7 @@ use strata_plugin_api::{
 };
 
 use super::call;
+use crate::request::scope;
 use crate::{
     guard::{Guarded, ready},
     vector::{
@@ -181,7 +182,10 @@ impl<B: VectorBackend> abi::VectorStore for Store<B> {
             let records: Vec<VectorRecord> = request.records.into_iter().map(record_in).collect();
             (
                 b.runs(VectorCall::Upsert(&collection, &records)),
-                async move { b.upsert(collection, records).await },
+                scope(
+                    request.ext,
+                    async move { b.upsert(collection, records).await },
+                ),
             )
         })
     }
@@ -189,20 +193,26 @@ impl<B: VectorBackend> abi::VectorStore for Store<B> {
     fn query(&self, request: abi::QueryRequest) -> PluginFuture<RVec<abi::Match>> {
         let b = self.0.get().clone();
         call(move || {
+            let ext = request.ext.clone();
             let request = query_in(request);
-            (b.runs(VectorCall::Query(&request)), async move {
-                b.query(request).await.map(matches_out)
-            })
+            (
+                b.runs(VectorCall::Query(&request)),
+                scope(ext, async move { b.query(request).await.map(matches_out) }),
+            )
         })
     }
 
     fn hybrid_query(&self, request: abi::HybridRequest) -> PluginFuture<RVec<abi::Match>> {
         let b = self.0.get().clone();
         call(move || {
+            let ext = request.ext.clone();
             let request = hybrid_in(request);
-            (b.runs(VectorCall::HybridQuery(&request)), async move {
-                b.hybrid_query(request).await.map(matches_out)
-            })
+            (
+                b.runs(VectorCall::HybridQuery(&request)),
+                scope(ext, async move {
+                    b.hybrid_query(request).await.map(matches_out)
+                }),
+            )
         })
     }
 
@@ -212,19 +222,24 @@ impl<B: VectorBackend> abi::VectorStore for Store<B> {
             let collection = request.collection.into_string();
             let ids = strings_in(request.ids);
             let include = request.include;
-            (b.runs(VectorCall::Fetch(&collection, &ids)), async move {
-                b.fetch(collection, ids, include).await.map(matches_out)
-            })
+            (
+                b.runs(VectorCall::Fetch(&collection, &ids)),
+                scope(request.ext, async move {
+                    b.fetch(collection, ids, include).await.map(matches_out)
+                }),
+            )
         })
     }
 
     fn delete(&self, request: abi::DeleteRequest) -> PluginFuture<u64> {
         let b = self.0.get().clone();
         call(move || {
+            let ext = request.ext.clone();
             let request = delete_in(request);
-            (b.runs(VectorCall::Delete(&request)), async move {
-                b.delete(request).await
-            })
+            (
+                b.runs(VectorCall::Delete(&request)),
+                scope(ext, async move { b.delete(request).await }),
+            )
         })
     }
 
@@ -235,7 +250,9 @@ impl<B: VectorBackend> abi::VectorStore for Store<B> {
             let filter_json = request.filter_json.into_string();
             (
                 b.runs(VectorCall::Count(&collection, &filter_json)),
-                async move { b.count(collection, filter_json).await },
+                scope(request.ext, async move {
+                    b.count(collection, filter_json).await
+                }),
             )
         })
     }
@@ -243,10 +260,12 @@ impl<B: VectorBackend> abi::VectorStore for Store<B> {
     fn scan(&self, request: abi::ScanRequest) -> PluginFuture<abi::ScanPage> {
         let b = self.0.get().clone();
         call(move || {
+            let ext = request.ext.clone();
             let request = scan_in(request);
-            (b.runs(VectorCall::Scan(&request)), async move {
-                b.scan(request).await.map(page_out)
-            })
+            (
+                b.runs(VectorCall::Scan(&request)),
+                scope(ext, async move { b.scan(request).await.map(page_out) }),
+            )
         })
     }
 }

@@ -34,11 +34,16 @@ impl Shared {
 
     /// Looks at the server: does the index exist, else is the collection
     /// at the threshold? (On first use of a collection and after upserts.)
+    /// As the backend itself: the threshold counts every row, whoever asks.
     pub(super) async fn refresh_index_state(&self, meta: &Meta) -> PluginResult<IndexState> {
+        crate::db::as_backend(self.refresh_index_state_now(meta)).await
+    }
+
+    async fn refresh_index_state_now(&self, meta: &Meta) -> PluginResult<IndexState> {
         let schema = self.schema().await?;
         let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
             .bind(format!("{schema}.{}", ident(&meta.hnsw_name())))
-            .fetch_one(&self.pool)
+            .fetch_one(&*self.db)
             .await
             .map_err(map)?;
         let state = if exists {
@@ -54,7 +59,8 @@ impl Shared {
 
     /// Whether queries on the collection can use its HNSW index, building it
     /// first when the collection has reached the threshold. The build runs
-    /// in one transaction under an advisory lock (a query that finds the
+    /// in one transaction under an advisory lock (in pooler-safe mode: a
+    /// lock on the collection's catalog row; a query that finds the
     /// lock taken searches exactly while the other connection builds), with
     /// `maintenance_work_mem` raised so the graph builds in memory; writes
     /// to the collection wait for it.
@@ -64,7 +70,12 @@ impl Shared {
     /// transaction may belong to the very task asking (on another pooled
     /// connection), a wait the server cannot see as a deadlock. The query
     /// then searches exactly and a later one builds the index.
+    /// As the backend itself (an index is built by the table's owner).
     pub(super) async fn ensure_index(&self, meta: &Meta) -> PluginResult<bool> {
+        crate::db::as_backend(self.ensure_index_now(meta)).await
+    }
+
+    async fn ensure_index_now(&self, meta: &Meta) -> PluginResult<bool> {
         if !meta.hnsw {
             return Ok(false);
         }
@@ -76,13 +87,35 @@ impl Shared {
             IndexState::Built => Ok(true),
             IndexState::Below => Ok(false),
             IndexState::Due => {
-                let mut tx = self.pool.begin().await.map_err(map)?;
-                let ours: bool =
+                // On the direct connection when there is one (it bypasses
+                // the pooler), else the pool; with the session settings.
+                let mut tx = if self.db.has_direct() {
+                    self.db.ddl.begin().await.map_err(map)?
+                } else {
+                    self.db.begin_with(None, &Vec::new()).await.map_err(map)?
+                };
+                let ours: bool = if self.db.pooler_safe {
+                    // No advisory locks in pooler-safe mode (a pooler may
+                    // not support them): the build lock is the collection's
+                    // catalog row, locked without waiting; a row lock lives
+                    // exactly as long as the transaction, on any connection.
+                    let schema = self.schema().await?;
+                    sqlx::query_scalar::<_, i32>(AssertSqlSafe(format!(
+                        "SELECT 1 FROM {schema}.strata_collections WHERE table_name = $1 \
+                         FOR NO KEY UPDATE SKIP LOCKED"
+                    )))
+                    .bind(&meta.table_name)
+                    .fetch_optional(self.db.on(&mut tx))
+                    .await
+                    .map_err(map)?
+                    .is_some()
+                } else {
                     sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext($1))")
                         .bind(&meta.table)
                         .fetch_one(&mut *tx)
                         .await
-                        .map_err(map)?;
+                        .map_err(map)?
+                };
                 if !ours {
                     // Another connection is building it: search exactly
                     // meanwhile rather than queue behind the build.
@@ -115,7 +148,7 @@ impl Shared {
             "SELECT count(*) FROM {}",
             meta.table
         )))
-        .fetch_one(&self.pool)
+        .fetch_one(&*self.db)
         .await
         .map_err(map)?;
         Ok(n as u64)
@@ -137,7 +170,7 @@ impl Shared {
                 self.schema().await?,
                 ident(&format!("{}_hnsw", meta.table_name))
             ))
-            .fetch_one(&self.pool)
+            .fetch_one(&*self.db)
             .await
             .map_err(map)?;
         let mut details = serde_json::json!({

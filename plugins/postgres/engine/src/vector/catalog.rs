@@ -8,13 +8,16 @@ use std::{
 };
 
 use serde::{Deserialize, Serialize};
-use sqlx::{AssertSqlSafe, postgres::PgPool};
+use sqlx::AssertSqlSafe;
 use strata_plugin::{
     ErrorKind, PluginError, PluginResult,
     vector::{CollectionSpec, Metric, validate_collection_name},
 };
 
-use crate::error::map;
+use crate::{
+    db::{Db, as_backend},
+    error::map,
+};
 
 /// The largest dimension pgvector's `vector` type stores.
 pub(super) const MAX_DIM: u32 = 16_000;
@@ -149,7 +152,7 @@ pub(super) fn valid_language(s: &str) -> bool {
 /// The state of one backend's vector store (every handle shares it: the
 /// plugin hands out one `Arc<PgVectors>`).
 pub(super) struct Shared {
-    pub(super) pool: PgPool,
+    pub(super) db: Arc<Db>,
     pub(super) defaults: Defaults,
     /// The schema every collection lives in, quoted; resolved on first use
     /// together with the pgvector check and the catalog table.
@@ -171,10 +174,10 @@ pub(super) enum IndexState {
 }
 
 impl Shared {
-    /// A store on `pool` with `defaults`; nothing is read until first use.
-    pub(super) fn new(pool: PgPool, defaults: Defaults) -> Shared {
+    /// A store on `db` with `defaults`; nothing is read until first use.
+    pub(super) fn new(db: Arc<Db>, defaults: Defaults) -> Shared {
         Shared {
-            pool,
+            db,
             defaults,
             schema: tokio::sync::OnceCell::new(),
             metas: Mutex::new(HashMap::new()),
@@ -185,15 +188,16 @@ impl Shared {
     /// The quoted schema; on first use checks pgvector (installing it into
     /// `public` when missing and allowed) and creates the catalog table.
     pub(super) async fn schema(&self) -> PluginResult<&str> {
+        // As the backend itself: it may create the catalog.
         self.schema
-            .get_or_try_init(|| self.prepare())
+            .get_or_try_init(|| as_backend(self.prepare()))
             .await
             .map(String::as_str)
     }
 
     pub(super) async fn prepare(&self) -> PluginResult<String> {
         let schema: Option<String> = sqlx::query_scalar("SELECT current_schema()::text")
-            .fetch_one(&self.pool)
+            .fetch_one(&*self.db)
             .await
             .map_err(map)?;
         let schema = schema.ok_or_else(|| {
@@ -218,7 +222,7 @@ impl Shared {
         // unique index; the loser retries and finds the table.
         for attempt in 0..3 {
             match sqlx::raw_sql(AssertSqlSafe(ddl.clone()))
-                .execute(&self.pool)
+                .execute(&*self.db)
                 .await
             {
                 Ok(_) => break,
@@ -233,14 +237,14 @@ impl Shared {
         const CHECK: &str = "SELECT n.nspname::text, n.nspname = ANY (current_schemas(false)) \
              FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'vector'";
         let found: Option<(String, bool)> = sqlx::query_as(CHECK)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&*self.db)
             .await
             .map_err(map)?;
         let found = match found {
             Some(f) => f,
             None => {
                 if let Err(e) = sqlx::raw_sql("CREATE EXTENSION IF NOT EXISTS vector SCHEMA public")
-                    .execute(&self.pool)
+                    .execute(&*self.db)
                     .await
                 {
                     let e = map(e);
@@ -257,7 +261,7 @@ impl Shared {
                     }
                 }
                 sqlx::query_as(CHECK)
-                    .fetch_one(&self.pool)
+                    .fetch_one(&*self.db)
                     .await
                     .map_err(map)?
             }
@@ -290,14 +294,19 @@ impl Shared {
     }
 
     /// Reads one collection from the catalog (bypassing the cache).
+    /// As the backend itself (a user needs no access to the catalog).
     pub(super) async fn read_meta(&self, name: &str) -> PluginResult<Option<Arc<Meta>>> {
+        as_backend(self.read_meta_now(name)).await
+    }
+
+    async fn read_meta_now(&self, name: &str) -> PluginResult<Option<Arc<Meta>>> {
         let schema = self.schema().await?;
         let row: Option<(String, i32, String, sqlx::types::Json<CollectionOptions>)> =
             sqlx::query_as(AssertSqlSafe(format!(
                 "SELECT table_name, dimension, metric, options FROM {schema}.strata_collections WHERE name = $1"
             )))
             .bind(name)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&*self.db)
             .await
             .map_err(map)?;
         let Some((table_name, dimension, metric, opts)) = row else {
@@ -433,7 +442,7 @@ pub(super) async fn create(shared: &Shared, spec: CollectionSpec) -> PluginResul
     let known: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_ts_config WHERE cfgname = $1)")
             .bind(&language)
-            .fetch_one(&shared.pool)
+            .fetch_one(&*shared.db)
             .await
             .map_err(map)?;
     if !known {
@@ -443,7 +452,7 @@ pub(super) async fn create(shared: &Shared, spec: CollectionSpec) -> PluginResul
     }
     let table_name = table_name(&name);
     let table = format!("{schema}.{}", ident(&table_name));
-    let mut tx = shared.pool.begin().await.map_err(map)?;
+    let mut tx = shared.db.begin_with(None, &Vec::new()).await.map_err(map)?;
     // Concurrent creators of one name queue on the catalog's primary key.
     let inserted = sqlx::query(AssertSqlSafe(format!(
         "INSERT INTO {schema}.strata_collections (name, table_name, dimension, metric, options)
@@ -454,7 +463,7 @@ pub(super) async fn create(shared: &Shared, spec: CollectionSpec) -> PluginResul
     .bind(spec.dimension as i32)
     .bind(spec.metric.name())
     .bind(sqlx::types::Json(&opts))
-    .execute(&mut *tx)
+    .execute(shared.db.on(&mut tx))
     .await
     .map_err(map)?
     .rows_affected();
@@ -519,12 +528,12 @@ pub(super) async fn create(shared: &Shared, spec: CollectionSpec) -> PluginResul
 pub(super) async fn drop(shared: &Shared, name: String) -> PluginResult<bool> {
     validate_collection_name(&name)?;
     let schema = shared.schema().await?.to_string();
-    let mut tx = shared.pool.begin().await.map_err(map)?;
+    let mut tx = shared.db.begin_with(None, &Vec::new()).await.map_err(map)?;
     let table: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
         "DELETE FROM {schema}.strata_collections WHERE name = $1 RETURNING table_name"
     )))
     .bind(name.as_str())
-    .fetch_optional(&mut *tx)
+    .fetch_optional(shared.db.on(&mut tx))
     .await
     .map_err(map)?;
     if let Some(t) = &table {

@@ -38,7 +38,10 @@ pub(crate) fn map(err: sqlx::Error) -> PluginError {
             PluginError::new(ErrorKind::Connection, format!("connection error: {e}"))
         }
         sqlx::Error::Tls(e) => PluginError::new(ErrorKind::Connection, format!("TLS error: {e}")),
-        sqlx::Error::Configuration(e) => PluginError::new(ErrorKind::InvalidConfig, format!("{e}")),
+        sqlx::Error::Configuration(e) => match e.downcast::<crate::db::Refused>() {
+            Ok(refused) => refused.0,
+            Err(e) => PluginError::new(ErrorKind::InvalidConfig, format!("{e}")),
+        },
         sqlx::Error::Protocol(m) => {
             PluginError::new(ErrorKind::Connection, format!("protocol error: {m}"))
         }

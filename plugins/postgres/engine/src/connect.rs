@@ -12,12 +12,22 @@ use strata_plugin::{ErrorKind, OpenContext, PluginError, PluginResult};
 
 use crate::{
     config::{PostgresConfig, valid_identifier},
+    db::LocalSettings,
     error,
 };
 
-/// Connects the pool `cfg` describes (within `connect_timeout_ms`) and
-/// creates the backend's schema when it is missing.
-pub(crate) async fn connect(cfg: &PostgresConfig, ctx: &OpenContext) -> PluginResult<PgPool> {
+/// Connects the pool `cfg` describes to `url` (within `connect_timeout_ms`)
+/// and creates the backend's schema when it is missing. Returns the pool
+/// and the session settings: `SET` on every new connection, unless
+/// `pooler_safe`, when nothing is set at connect and the caller applies
+/// them per transaction ([`crate::db`]); sqlx's statement cache is off then
+/// (no named statements).
+pub(crate) async fn connect(
+    cfg: &PostgresConfig,
+    ctx: &OpenContext,
+    url: &str,
+    pooler_safe: bool,
+) -> PluginResult<(PgPool, LocalSettings)> {
     if let Some(s) = &cfg.schema
         && !valid_identifier(s)
     {
@@ -30,7 +40,7 @@ pub(crate) async fn connect(cfg: &PostgresConfig, ctx: &OpenContext) -> PluginRe
     }
     // sqlx reads any URL (a `mysql://` one connects to its host and port);
     // a URL of another database is a configuration mistake.
-    let scheme = cfg.url.split_once("://").map_or("", |(s, _)| s);
+    let scheme = url.split_once("://").map_or("", |(s, _)| s);
     if !matches!(scheme, "postgres" | "postgresql") {
         return Err(PluginError::new(
             ErrorKind::InvalidConfig,
@@ -44,16 +54,19 @@ pub(crate) async fn connect(cfg: &PostgresConfig, ctx: &OpenContext) -> PluginRe
             ),
         ));
     }
-    let mut opts = PgConnectOptions::from_str(&cfg.url).map_err(|e| {
+    let mut opts = PgConnectOptions::from_str(url).map_err(|e| {
         PluginError::new(
             ErrorKind::InvalidConfig,
             format!(
                 "url is not a valid postgres URL: {}",
-                redact(&e.to_string(), &cfg.url)
+                redact(&e.to_string(), url)
             ),
         )
     })?;
     opts = opts.application_name(&cfg.application_name);
+    if pooler_safe {
+        opts = opts.statement_cache_capacity(0);
+    }
     if let Some(mode) = cfg.ssl_mode {
         opts = opts.ssl_mode(mode.sqlx());
     }
@@ -76,20 +89,25 @@ pub(crate) async fn connect(cfg: &PostgresConfig, ctx: &OpenContext) -> PluginRe
     // placeholders until then): the default ef_search, and iterative
     // index scans, so a filtered query keeps walking the graph until
     // top_k rows pass the filter, in exact distance order.
-    let mut session = String::new();
+    let mut settings: LocalSettings = Vec::new();
     if let Some(s) = &cfg.schema {
-        session.push_str(&format!("SET search_path = \"{s}\", public; "));
+        settings.push(("search_path".into(), format!("\"{s}\", public")));
     }
     if cfg.statement_timeout_ms > 0 {
-        session.push_str(&format!(
-            "SET statement_timeout = {}; ",
-            cfg.statement_timeout_ms
+        settings.push((
+            "statement_timeout".into(),
+            cfg.statement_timeout_ms.to_string(),
         ));
     }
-    session.push_str(&format!(
-        "SET hnsw.ef_search = {}; SET hnsw.iterative_scan = strict_order;",
-        cfg.hnsw_ef_search
-    ));
+    settings.push(("hnsw.ef_search".into(), cfg.hnsw_ef_search.to_string()));
+    settings.push(("hnsw.iterative_scan".into(), "strict_order".into()));
+    let session: String = settings
+        .iter()
+        .map(|(k, v)| match k.as_str() {
+            "search_path" => format!("SET search_path = {v}; "),
+            _ => format!("SET {k} = {v}; "),
+        })
+        .collect();
     let session = Arc::new(session);
     let timeout = Duration::from_millis(cfg.connect_timeout_ms);
     // One direct connection first: the pool retries a refused or reset
@@ -100,7 +118,7 @@ pub(crate) async fn connect(cfg: &PostgresConfig, ctx: &OpenContext) -> PluginRe
         let err = error::map(e);
         PluginError::new(
             err.kind(),
-            format!("cannot connect: {}", redact(err.message(), &cfg.url)),
+            format!("cannot connect: {}", redact(err.message(), url)),
         )
         .with_backend_code(err.backend_code().unwrap_or_default())
     };
@@ -114,30 +132,31 @@ pub(crate) async fn connect(cfg: &PostgresConfig, ctx: &OpenContext) -> PluginRe
         })?
         .map_err(cannot)?;
     let _ = sqlx::Connection::close(probe).await;
-    let pool = tokio::time::timeout(
-        timeout,
-        PgPoolOptions::new()
-            .max_connections(cfg.pool_size)
-            .acquire_timeout(timeout)
-            .after_connect(move |conn, _| {
-                let session = session.clone();
-                Box::pin(async move {
-                    sqlx::raw_sql(sqlx::AssertSqlSafe(session.as_str().to_owned()))
-                        .execute(conn)
-                        .await
-                        .map(drop)
-                })
+    let mut pool_opts = PgPoolOptions::new()
+        .max_connections(cfg.pool_size)
+        .acquire_timeout(timeout);
+    if !pooler_safe {
+        pool_opts = pool_opts.after_connect(move |conn, _| {
+            let session = session.clone();
+            Box::pin(async move {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(session.as_str().to_owned()))
+                    .execute(conn)
+                    .await
+                    .map(drop)
             })
-            .connect_with(opts),
-    )
-    .await
-    .map_err(|_| {
-        PluginError::new(
-            ErrorKind::Timeout,
-            format!("could not connect within {} ms", cfg.connect_timeout_ms),
-        )
-    })?
-    .map_err(cannot)?;
+        });
+    } else {
+        pool_opts = pool_opts.after_connect(|conn, _| Box::pin(warm_type_cache(conn)));
+    }
+    let pool = tokio::time::timeout(timeout, pool_opts.connect_with(opts))
+        .await
+        .map_err(|_| {
+            PluginError::new(
+                ErrorKind::Timeout,
+                format!("could not connect within {} ms", cfg.connect_timeout_ms),
+            )
+        })?
+        .map_err(cannot)?;
     if let Some(s) = &cfg.schema {
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
             "CREATE SCHEMA IF NOT EXISTS \"{s}\""
@@ -146,7 +165,43 @@ pub(crate) async fn connect(cfg: &PostgresConfig, ctx: &OpenContext) -> PluginRe
         .await
         .map_err(error::map)?;
     }
-    Ok(pool)
+    Ok((pool, settings))
+}
+
+/// Pooler-safe mode: teaches a new connection pgvector's type, so no
+/// query ever has to look it up between its Parse and its Bind. sqlx looks
+/// up a result column's unknown type with a simple query, which destroys
+/// the unnamed statement just parsed (a named one would survive, but is
+/// not safe behind the pooler): the Bind then fails with SQLSTATE 26000.
+/// So the lookup happens here, once per connection: in one transaction
+/// (one server connection), a named statement is prepared and deallocated
+/// again. Nothing to do while pgvector is not installed; a failure only
+/// leaves the cache cold.
+async fn warm_type_cache(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+    use sqlx::Executor;
+    sqlx::raw_sql("BEGIN").execute(&mut *conn).await?;
+    let warmed: Result<(), sqlx::Error> = async {
+        let row = sqlx::raw_sql(
+            "SELECT format('%I.%I', n.nspname, t.typname) FROM pg_type t \
+             JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.typname = 'vector' LIMIT 1",
+        )
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(row) = row {
+            let ty: String = row.try_get(0)?;
+            conn.prepare(sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(
+                format!("SELECT NULL::{ty}"),
+            )))
+            .await?;
+            sqlx::raw_sql("DEALLOCATE ALL").execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+    .await;
+    sqlx::raw_sql(if warmed.is_ok() { "COMMIT" } else { "ROLLBACK" })
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// Whether pgvector can serve this backend's vector contract, as far as one

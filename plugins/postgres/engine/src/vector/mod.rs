@@ -75,7 +75,9 @@ mod index;
 mod query;
 mod write;
 
-use sqlx::{AssertSqlSafe, postgres::PgPool};
+use std::sync::Arc;
+
+use sqlx::AssertSqlSafe;
 use strata_plugin::{
     PluginResult, Runs, VectorBackend,
     vector::{
@@ -86,17 +88,17 @@ use strata_plugin::{
 
 pub(crate) use self::catalog::Defaults;
 use self::catalog::Shared;
-use crate::error::map;
+use crate::{db::Db, error::map};
 
-/// The vector store of one Postgres backend.
-pub(crate) struct PgVectors {
+/// The vector store of one Postgres backend (the vector contract of [`crate::Engine`]).
+pub struct PgVectors {
     shared: Shared,
 }
 
 impl PgVectors {
-    pub(crate) fn new(pool: PgPool, defaults: Defaults) -> PgVectors {
+    pub(crate) fn new(db: Arc<Db>, defaults: Defaults) -> PgVectors {
         PgVectors {
-            shared: Shared::new(pool, defaults),
+            shared: Shared::new(db, defaults),
         }
     }
 }
@@ -116,7 +118,7 @@ impl VectorBackend for PgVectors {
         let names: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
             "SELECT name FROM {schema}.strata_collections ORDER BY name"
         )))
-        .fetch_all(&shared.pool)
+        .fetch_all(&*shared.db)
         .await
         .map_err(map)?;
         let mut out = Vec::with_capacity(names.len());

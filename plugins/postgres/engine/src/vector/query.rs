@@ -114,16 +114,25 @@ impl Shared {
     ) -> PluginResult<Vec<PgRow>> {
         let q = sqlx::query_with(AssertSqlSafe(sql), args);
         match ef_search {
-            None => q.fetch_all(&self.pool).await.map_err(map),
+            None => q.fetch_all(&*self.db).await.map_err(map),
             Some(ef) => {
                 let mut tx = self
-                    .pool
-                    .begin_with(AssertSqlSafe(format!(
-                        "BEGIN; SET LOCAL hnsw.ef_search = {ef}"
-                    )))
+                    .db
+                    .begin_with(
+                        Some(format!("BEGIN; SET LOCAL hnsw.ef_search = {ef}")),
+                        &Vec::new(),
+                    )
                     .await
                     .map_err(map)?;
-                let rows = q.fetch_all(&mut *tx).await.map_err(map)?;
+                // In pooler-safe mode the session settings were just
+                // applied after the BEGIN: set the override again.
+                if self.db.pooler_safe {
+                    sqlx::raw_sql(AssertSqlSafe(format!("SET LOCAL hnsw.ef_search = {ef}")))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map)?;
+                }
+                let rows = q.fetch_all(self.db.on(&mut tx)).await.map_err(map)?;
                 drop(tx);
                 Ok(rows)
             }
@@ -259,7 +268,7 @@ pub(super) async fn fetch(
                 meta.table
             )))
             .bind(ids)
-            .fetch_all(&shared.pool)
+            .fetch_all(&*shared.db)
             .await
             .map_err(map)?;
             let mut found: HashMap<String, Match> = HashMap::with_capacity(rows.len());
@@ -287,7 +296,7 @@ pub(super) async fn count(
                 AssertSqlSafe(format!("SELECT count(*) FROM {} WHERE {cond}", meta.table)),
                 arguments(None, &args.values)?,
             )
-            .fetch_one(&shared.pool)
+            .fetch_one(&*shared.db)
             .await
             .map_err(map)?;
             Ok(n as u64)
@@ -319,7 +328,7 @@ pub(super) async fn scan(shared: &Shared, request: ScanRequest) -> PluginResult<
                 )),
                 arguments(None, &args.values)?,
             )
-            .fetch_all(&shared.pool)
+            .fetch_all(&*shared.db)
             .await
             .map_err(map)?;
             let records = rows

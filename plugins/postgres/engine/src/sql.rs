@@ -19,8 +19,9 @@ use std::{
 
 use futures_util::TryStreamExt;
 use sqlx::{
-    AssertSqlSafe, Column, Executor, Postgres, SqlSafeStr, Statement as _, Transaction,
-    postgres::{PgArguments, PgPool, PgRow},
+    AssertSqlSafe, Column, Executor, PgConnection, Postgres, SqlSafeStr, Statement as _,
+    Transaction,
+    postgres::{PgArguments, PgRow},
 };
 use strata_plugin::{
     PluginError, PluginResult, Runs, SqlBackend, SqlCursor, SqlTransaction,
@@ -29,6 +30,7 @@ use strata_plugin::{
 };
 
 use crate::{
+    db::{Db, LocalSettings, On},
     error::map,
     params::rewrite_params,
     types::{ParamKind, bind, read},
@@ -43,16 +45,16 @@ struct Described {
 
 /// State shared by the SQL handle and its transactions.
 struct Shared {
-    pool: PgPool,
+    db: Arc<Db>,
     /// `SERIALIZABLE` (default), `REPEATABLE READ` or `READ COMMITTED`.
     isolation: &'static str,
     described: Mutex<HashMap<String, Arc<Described>>>,
 }
 
 impl Shared {
-    fn new(pool: PgPool, isolation: &'static str) -> Arc<Shared> {
+    fn new(db: Arc<Db>, isolation: &'static str) -> Arc<Shared> {
         Arc::new(Shared {
-            pool,
+            db,
             isolation,
             described: Mutex::new(HashMap::new()),
         })
@@ -76,10 +78,9 @@ impl Shared {
         }
         let text = AssertSqlSafe(original.to_string()).into_sql_str();
         let stmt = match conn {
-            Some(c) => c.prepare(text).await,
-            None => self.pool.prepare(text).await,
-        }
-        .map_err(map)?;
+            Some(c) => self.db.describe(c, text).await?,
+            None => self.db.pool.prepare(text).await.map_err(map)?,
+        };
         let kinds: Vec<ParamKind> = match stmt.parameters() {
             Some(sqlx::Either::Left(types)) => types.iter().map(ParamKind::of).collect(),
             Some(sqlx::Either::Right(n)) => vec![ParamKind::Text; n],
@@ -234,22 +235,22 @@ where
     }
 }
 
-/// The SQL handle of one backend.
-pub(crate) struct PgSql {
+/// The SQL handle of one backend (the SQL contract of [`crate::Engine`]).
+pub struct PgSql {
     shared: Arc<Shared>,
     closed: AtomicBool,
 }
 
 impl PgSql {
-    pub(crate) fn new(pool: PgPool, isolation: &'static str) -> PgSql {
+    pub(crate) fn new(db: Arc<Db>, isolation: &'static str) -> PgSql {
         PgSql {
-            shared: Shared::new(pool, isolation),
+            shared: Shared::new(db, isolation),
             closed: AtomicBool::new(false),
         }
     }
 
     fn check(&self) -> PluginResult<()> {
-        if self.closed.load(Ordering::Acquire) || self.shared.pool.is_closed() {
+        if self.closed.load(Ordering::Acquire) || self.shared.db.pool.is_closed() {
             Err(PluginError::closed("postgres connection"))
         } else {
             Ok(())
@@ -257,19 +258,39 @@ impl PgSql {
     }
 
     /// The backend's health check: the server's version and the schema.
-    pub(crate) async fn health(&self) -> PluginResult<String> {
+    pub async fn health(&self) -> PluginResult<String> {
         let (v, schema): (String, String) = sqlx::query_as("SELECT version(), current_schema()")
-            .fetch_one(&self.shared.pool)
+            .fetch_one(&*self.shared.db)
             .await
             .map_err(map)?;
         Ok(format!("{v}; schema {schema}"))
     }
 
     /// Closes the backend: this handle answers `closed`, the pool closes
-    /// ([`crate::connect::close_pool`]).
-    pub(crate) async fn shutdown(&self) -> PluginResult<()> {
+    /// (`connect::close_pool`).
+    pub async fn shutdown(&self) -> PluginResult<()> {
         self.closed.store(true, Ordering::Release);
-        crate::connect::close_pool(&self.shared.pool).await
+        let db = &self.shared.db;
+        if db.has_direct() {
+            let _ = crate::connect::close_pool(&db.ddl).await;
+        }
+        crate::connect::close_pool(&db.pool).await
+    }
+
+    /// Runs `stmt` in a transaction of its own, with the settings its
+    /// request scope and the pooler-safe mode ask for.
+    async fn in_tx<T>(
+        &self,
+        stmt: &Statement,
+        scoped: &LocalSettings,
+        body: impl AsyncFnOnce(On<'_>, &Described, PgArguments) -> PluginResult<T>,
+    ) -> PluginResult<T> {
+        let db = &self.shared.db;
+        let mut tx = db.begin_with(None, scoped).await.map_err(map)?;
+        let (d, args) = self.shared.prepare(Some(&mut tx), stmt).await?;
+        let out = body(db.on(&mut tx), &d, args).await?;
+        tx.commit().await.map_err(map)?;
+        Ok(out)
     }
 }
 
@@ -277,42 +298,66 @@ impl SqlBackend for PgSql {
     type Transaction = Tx;
     type Cursor = Cursor;
 
+    /// Scripts (DDL, mostly) go to the direct connection when there is one.
     async fn exec(&self, script: String) -> PluginResult<()> {
         self.check()?;
-        sqlx::raw_sql(AssertSqlSafe(script))
-            .execute(&self.shared.pool)
-            .await
-            .map_err(map)?;
+        let db = &self.shared.db;
+        let q = sqlx::raw_sql(AssertSqlSafe(script));
+        if db.has_direct() {
+            q.execute(&db.ddl).await
+        } else {
+            q.execute(&**db).await
+        }
+        .map_err(map)?;
         Ok(())
     }
 
     async fn run(&self, stmt: Statement) -> PluginResult<RunResult> {
         self.check()?;
+        let scoped = self.shared.db.scope_of(&stmt.ext)?;
+        if self.shared.db.needs_tx(&scoped) {
+            return self
+                .in_tx(&stmt, &scoped, async |on, d, args| {
+                    run_on(on, d, args).await
+                })
+                .await;
+        }
         let (d, args) = self.shared.prepare(None, &stmt).await?;
-        run_on(&self.shared.pool, &d, args).await
+        run_on(&self.shared.db.pool, &d, args).await
     }
 
     async fn query(&self, stmt: Statement, max_rows: u64) -> PluginResult<Rows> {
         self.check()?;
+        let scoped = self.shared.db.scope_of(&stmt.ext)?;
+        if self.shared.db.needs_tx(&scoped) {
+            return self
+                .in_tx(&stmt, &scoped, async |on, d, args| {
+                    query_on(on, d, args, max_rows).await
+                })
+                .await;
+        }
         let (d, args) = self.shared.prepare(None, &stmt).await?;
-        query_on(&self.shared.pool, &d, args, max_rows).await
+        query_on(&self.shared.db.pool, &d, args, max_rows).await
     }
 
     async fn stream(&self, stmt: Statement) -> PluginResult<Cursor> {
         self.check()?;
-        let (d, args) = self.shared.prepare(None, &stmt).await?;
-        let mut tx = self.shared.pool.begin().await.map_err(map)?;
+        let db = &self.shared.db;
+        let scoped = db.scope_of(&stmt.ext)?;
+        let mut tx = db.begin_with(None, &scoped).await.map_err(map)?;
+        let (d, args) = self.shared.prepare(Some(&mut tx), &stmt).await?;
         let name = format!("strata_cursor_{}", CURSORS.fetch_add(1, Ordering::Relaxed));
         sqlx::query_with(
             AssertSqlSafe(format!("DECLARE {name} NO SCROLL CURSOR FOR {}", d.sql)),
             args,
         )
-        .execute(&mut *tx)
+        .execute(db.on(&mut tx))
         .await
         .map_err(map)?;
         Ok(Cursor {
             name,
             columns: d.columns.clone(),
+            persistent: !db.pooler_safe,
             tx: tokio::sync::Mutex::new(Some(tx)),
         })
     }
@@ -321,11 +366,11 @@ impl SqlBackend for PgSql {
         self.check()?;
         let tx = self
             .shared
-            .pool
-            .begin_with(AssertSqlSafe(format!(
-                "BEGIN ISOLATION LEVEL {}",
-                self.shared.isolation
-            )))
+            .db
+            .begin_with(
+                Some(format!("BEGIN ISOLATION LEVEL {}", self.shared.isolation)),
+                &Vec::new(),
+            )
             .await
             .map_err(map)?;
         Ok(Tx {
@@ -333,6 +378,7 @@ impl SqlBackend for PgSql {
             state: tokio::sync::Mutex::new(TxState {
                 tx: Some(tx),
                 depth: 0,
+                scoped: Vec::new(),
             }),
         })
     }
@@ -343,7 +389,7 @@ impl SqlBackend for PgSql {
 
     async fn bulk_write(&self, request: BulkWrite) -> PluginResult<u64> {
         self.check()?;
-        crate::bulk::write(&self.shared.pool, request).await
+        crate::bulk::write(&self.shared.db, request).await
     }
 
     /// Every call is async network I/O: polled in the plugin's runtime.
@@ -357,6 +403,8 @@ static CURSORS: AtomicU64 = AtomicU64::new(0);
 struct TxState {
     tx: Option<Transaction<'static, Postgres>>,
     depth: u32,
+    /// The request scope's settings applied in the transaction so far.
+    scoped: LocalSettings,
 }
 
 impl TxState {
@@ -376,11 +424,23 @@ impl TxState {
     fn check_depth(&self, depth: u32) -> PluginResult<()> {
         check_savepoint(self.depth, depth)
     }
+
+    /// The connection, with `scoped` applied when the transaction does not
+    /// run under those settings yet (the first statement of a transaction
+    /// run as a user; every statement of it carries the same claims).
+    async fn scoped(&mut self, db: &Db, scoped: LocalSettings) -> PluginResult<&mut PgConnection> {
+        if !scoped.is_empty() && scoped != self.scoped {
+            let conn = &mut **self.tx()?;
+            db.apply_scoped(conn, &scoped).await.map_err(map)?;
+            self.scoped = scoped;
+        }
+        Ok(&mut **self.tx()?)
+    }
 }
 
 /// A transaction on one pooled connection. Dropping it rolls back (the
 /// connection is handed back through the plugin's runtime).
-pub(crate) struct Tx {
+pub struct Tx {
     shared: Arc<Shared>,
     state: tokio::sync::Mutex<TxState>,
 }
@@ -400,17 +460,21 @@ impl SqlTransaction for Tx {
     }
 
     async fn run(&self, stmt: Statement) -> PluginResult<RunResult> {
+        let db = &self.shared.db;
+        let scoped = db.scope_of(&stmt.ext)?;
         let mut st = self.state.lock().await;
-        let conn = &mut **st.tx()?;
+        let conn = st.scoped(db, scoped).await?;
         let (d, args) = self.shared.prepare(Some(&mut *conn), &stmt).await?;
-        run_on(conn, &d, args).await
+        run_on(db.on(conn), &d, args).await
     }
 
     async fn query(&self, stmt: Statement, max_rows: u64) -> PluginResult<Rows> {
+        let db = &self.shared.db;
+        let scoped = db.scope_of(&stmt.ext)?;
         let mut st = self.state.lock().await;
-        let conn = &mut **st.tx()?;
+        let conn = st.scoped(db, scoped).await?;
         let (d, args) = self.shared.prepare(Some(&mut *conn), &stmt).await?;
-        query_on(conn, &d, args, max_rows).await
+        query_on(db.on(conn), &d, args, max_rows).await
     }
 
     async fn savepoint(&self) -> PluginResult<u32> {
@@ -479,9 +543,11 @@ impl Drop for Tx {
 }
 
 /// A server-side cursor in its own transaction.
-pub(crate) struct Cursor {
+pub struct Cursor {
     name: String,
     columns: Vec<String>,
+    /// False in pooler-safe mode: `FETCH` is sent unnamed.
+    persistent: bool,
     tx: tokio::sync::Mutex<Option<Transaction<'static, Postgres>>>,
 }
 
@@ -503,6 +569,7 @@ impl SqlCursor for Cursor {
             max_rows.max(1),
             self.name
         )))
+        .persistent(self.persistent)
         .fetch_all(&mut **t)
         .await
         .map_err(map)?;

@@ -29,10 +29,10 @@
 //! final checkpoint is one); a server crash before that loses whole bulk
 //! writes, each with its own `then` statement, never part of one.
 
-use sqlx::{Arguments, AssertSqlSafe, PgPool, Postgres, Row, postgres::PgArguments};
+use sqlx::{Arguments, AssertSqlSafe, Postgres, Row, postgres::PgArguments};
 use strata_plugin::{ErrorKind, PluginError, PluginResult, Value, sql::BulkWrite};
 
-use crate::error::map;
+use crate::{db::Db, error::map};
 
 /// The binary encoding of one column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,7 +80,7 @@ fn quote(name: &str) -> String {
 }
 
 /// Writes `req` (see the module docs); returns rows inserted or changed.
-pub(crate) async fn write(pool: &PgPool, req: BulkWrite) -> PluginResult<u64> {
+pub(crate) async fn write(db: &Db, req: BulkWrite) -> PluginResult<u64> {
     let width = req.columns.len();
     if width == 0 || req.values.len() as u64 != req.row_count * width as u64 {
         return Err(PluginError::invalid_input(format!(
@@ -92,7 +92,7 @@ pub(crate) async fn write(pool: &PgPool, req: BulkWrite) -> PluginResult<u64> {
         )));
     }
     let table = quote(&req.table);
-    let mut tx = pool.begin().await.map_err(map)?;
+    let mut tx = db.begin_with(None, &Vec::new()).await.map_err(map)?;
     // Rows and checkpoint commit together, so an asynchronous commit is safe
     // for a migration: a server crash loses whole batches with their
     // checkpoint, and the caller's next synchronous commit flushes them all.
@@ -106,7 +106,7 @@ pub(crate) async fn write(pool: &PgPool, req: BulkWrite) -> PluginResult<u64> {
          WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped",
     )
     .bind(&table)
-    .fetch_all(&mut *tx)
+    .fetch_all(db.on(&mut tx))
     .await
     .map_err(map)?;
     if types.is_empty() {
@@ -251,7 +251,7 @@ pub(crate) async fn write(pool: &PgPool, req: BulkWrite) -> PluginResult<u64> {
             .map_err(|e| PluginError::invalid_input(e.to_string()))?;
         }
         sqlx::query_with::<Postgres, _>(AssertSqlSafe(stmt.sql), args)
-            .execute(&mut *tx)
+            .execute(db.on(&mut tx))
             .await
             .map_err(map)?;
     }

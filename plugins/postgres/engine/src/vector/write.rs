@@ -42,7 +42,7 @@ pub(super) async fn upsert(
         meta.table
     );
     // One transaction: an upsert is all or nothing.
-    let mut tx = shared.pool.begin().await.map_err(map)?;
+    let mut tx = shared.db.begin_with(None, &Vec::new()).await.map_err(map)?;
     for chunk in records.chunks(UPSERT_CHUNK) {
         let ids: Vec<&str> = chunk.iter().map(|r| r.id.as_str()).collect();
         let vectors: Vec<PgVector> = chunk.iter().map(|r| PgVector(r.vector.to_vec())).collect();
@@ -62,7 +62,7 @@ pub(super) async fn upsert(
             .bind(&vectors)
             .bind(&metadata)
             .bind(&texts)
-            .execute(&mut *tx)
+            .execute(shared.db.on(&mut tx))
             .await
             .map_err(map)?;
     }
@@ -102,7 +102,7 @@ pub(super) async fn delete(shared: &Shared, request: DeleteRequest) -> PluginRes
                 AssertSqlSafe(format!("DELETE FROM {} WHERE {cond}", meta.table)),
                 arguments(None, &args.values)?,
             )
-            .execute(&shared.pool)
+            .execute(&*shared.db)
             .await
             .map_err(map)?;
             Ok(r.rows_affected())
