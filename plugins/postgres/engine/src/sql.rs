@@ -68,6 +68,13 @@ impl Shared {
         conn: Option<&mut sqlx::PgConnection>,
         original: &str,
     ) -> PluginResult<Arc<Described>> {
+        if lead_keyword(original).is_none() {
+            // Postgres answers an empty query with EmptyQueryResponse, which
+            // would read as success: refuse it by name instead.
+            return Err(PluginError::invalid_input(
+                "empty statement: nothing but whitespace and comments",
+            ));
+        }
         if let Some(d) = self
             .described
             .lock()
@@ -133,6 +140,50 @@ impl Shared {
     }
 }
 
+/// The statement's first keyword, lower-cased, after whitespace, `--` line
+/// comments and (nested, as Postgres nests them) `/* */` block comments;
+/// `None` when nothing else is there.
+pub(crate) fn lead_keyword(sql: &str) -> Option<String> {
+    let mut rest = sql;
+    loop {
+        rest = rest.trim_start();
+        if let Some(after) = rest.strip_prefix("--") {
+            rest = after.split_once('\n').map_or("", |(_, r)| r);
+        } else if rest.starts_with("/*") {
+            let bytes = rest.as_bytes();
+            let (mut depth, mut i) = (0usize, 0usize);
+            while i + 1 < bytes.len() {
+                match (bytes[i], bytes[i + 1]) {
+                    (b'/', b'*') => {
+                        depth += 1;
+                        i += 2;
+                    }
+                    (b'*', b'/') => {
+                        depth -= 1;
+                        i += 2;
+                        if depth == 0 {
+                            break;
+                        }
+                    }
+                    _ => i += 1,
+                }
+            }
+            if depth > 0 {
+                // Unterminated: the server names the error.
+                return Some(String::new());
+            }
+            rest = &rest[i..];
+        } else {
+            break;
+        }
+    }
+    let word: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect();
+    (!rest.is_empty()).then(|| word.to_ascii_lowercase())
+}
+
 fn to_rows(columns: &[String], rows: &[PgRow]) -> PluginResult<Rows> {
     let width = columns.len();
     let mut out = Rows {
@@ -180,17 +231,8 @@ where
             sqlx::Either::Right(row) => rows.push(row),
         }
     }
-    let reads_only = {
-        let head = d
-            .sql
-            .trim_start()
-            .get(..8)
-            .unwrap_or(&d.sql)
-            .to_ascii_lowercase();
-        ["select", "values", "show", "table", "explain"]
-            .iter()
-            .any(|k| head.starts_with(k))
-    };
+    let reads_only = lead_keyword(&d.sql)
+        .is_some_and(|k| ["select", "values", "show", "table", "explain"].contains(&k.as_str()));
     Ok(RunResult {
         changes: if reads_only { 0 } else { affected },
         last_insert_rowid: if reads_only { None } else { rowid_of(&rows) },
@@ -595,6 +637,31 @@ impl Drop for Cursor {
             detach(async move {
                 let _ = t.rollback().await;
             });
+        }
+    }
+}
+
+#[cfg(test)]
+mod lead_keyword_tests {
+    use super::lead_keyword;
+
+    #[test]
+    fn comments_and_whitespace_are_skipped() {
+        for (sql, want) in [
+            ("SELECT 1", Some("select")),
+            ("  \n\t select 1", Some("select")),
+            ("/* note */ SELECT 42", Some("select")),
+            ("-- note\nSELECT 42", Some("select")),
+            ("/* a /* nested */ comment */ VALUES (1)", Some("values")),
+            ("-- one\n-- two\n/* three */ insert into t values (1)", Some("insert")),
+            ("(SELECT 1)", Some("")),
+            ("/* unterminated SELECT 1", Some("")),
+            ("", None),
+            ("   \n\t", None),
+            ("-- only a comment", None),
+            ("/* only a comment */", None),
+        ] {
+            assert_eq!(lead_keyword(sql).as_deref(), want, "{sql:?}");
         }
     }
 }
