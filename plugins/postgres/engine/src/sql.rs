@@ -653,7 +653,10 @@ mod lead_keyword_tests {
             ("/* note */ SELECT 42", Some("select")),
             ("-- note\nSELECT 42", Some("select")),
             ("/* a /* nested */ comment */ VALUES (1)", Some("values")),
-            ("-- one\n-- two\n/* three */ insert into t values (1)", Some("insert")),
+            (
+                "-- one\n-- two\n/* three */ insert into t values (1)",
+                Some("insert"),
+            ),
             ("(SELECT 1)", Some("")),
             ("/* unterminated SELECT 1", Some("")),
             ("", None),
