@@ -253,7 +253,7 @@ pub(crate) struct EmbedderArgs {
     /// else ~/.cache/strata/models/all-MiniLM-L6-v2, where scripts/models/minilm.sh puts it).
     #[arg(long, global = true)]
     model_dir: Option<PathBuf>,
-    /// The API root for --embedder openai, e.g. https://api.openai.com/v1 (key: $OPENAI_API_KEY).
+    /// The API root for --embedder openai (the key comes from $OPENAI_API_KEY).
     #[arg(long, global = true, default_value = "https://api.openai.com/v1")]
     openai_url: String,
     /// The model for --embedder openai.
