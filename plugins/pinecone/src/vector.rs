@@ -186,6 +186,14 @@ fn collection_options(text: &str) -> PluginResult<bool> {
     Ok(hybrid)
 }
 
+/// Whether a fetched record's metadata (as read back) matches `filter`,
+/// by the reference semantics: filtered counts, deletes and scans.
+fn matches(filter: &Filter, record: &Json) -> bool {
+    let (meta, _) = layout::decode(record.get("metadata").and_then(as_object));
+    let meta: Json = serde_json::from_str(&meta).unwrap_or(Json::Null);
+    filter.matches(&meta)
+}
+
 fn as_object(j: &Json) -> Option<&Map<String, Json>> {
     j.as_object()
 }
@@ -505,12 +513,8 @@ impl PineconeVectors {
             let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
             let found = self.fetch_raw(ix, namespace, &refs, what).await?;
             for id in &ids {
-                if let Some(v) = found.get(id) {
-                    let (meta, _) = layout::decode(v.get("metadata").and_then(as_object));
-                    let meta: Json = serde_json::from_str(&meta).unwrap_or(Json::Null);
-                    if filter.matches(&meta) {
-                        out.push(id.clone());
-                    }
+                if found.get(id).is_some_and(|v| matches(filter, v)) {
+                    out.push(id.clone());
                 }
             }
             match next {
@@ -1230,12 +1234,8 @@ impl VectorBackend for PineconeVectors {
             let found = self.fetch_raw(ix, &namespace, &rest, &what).await?;
             for (n, id) in rest.iter().enumerate() {
                 let Some(v) = found.get(*id) else { continue };
-                if !f.is_all() {
-                    let (meta, _) = layout::decode(v.get("metadata").and_then(as_object));
-                    let meta: Json = serde_json::from_str(&meta).unwrap_or(Json::Null);
-                    if !f.matches(&meta) {
-                        continue;
-                    }
+                if !f.is_all() && !matches(&f, v) {
+                    continue;
                 }
                 if let Some(m) = Self::to_match(v, 0.0, request.include) {
                     records.push(m);
