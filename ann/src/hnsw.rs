@@ -36,6 +36,19 @@
 //! `Dot` is `−a·b` (inner product search, see [`Space::Dot`]). All come
 //! from the crate's SIMD kernels ([`crate::kernels`](mod@crate::kernels)). Smaller is closer.
 //!
+//! # Copies
+//!
+//! Exact copies of one vector (the same text remembered many times) are
+//! kept out of the graph: the first node with a vector is linked as usual,
+//! and every later node with bit-for-bit the same vector becomes a *copy*
+//! of it, with no links in or out, chained from it (`next_copy`). A search
+//! that reaches the first node offers its copies to the results at the same
+//! distance, each through the caller's filter. Linked as ordinary nodes, 51
+//! copies each of 97 vectors filled every candidate list and neighbour list
+//! with zero-distance copies: each group became a closed clique at level 0
+//! and a query stayed in whichever group it entered first (a CI failure,
+//! now `many_copies_of_few_vectors_keep_recall`).
+//!
 //! # Levels
 //!
 //! A node's level is drawn from its pk (SplitMix64 → `⌊−ln u · 1/ln M⌋`,
@@ -59,7 +72,11 @@ use std::{
 pub const MAX_LEVEL: u8 = 16;
 
 const MAGIC: &[u8; 12] = b"STRATA-HNSW\0";
-const FORMAT: u32 = 1;
+/// 2: exact copies are unlinked (see "Copies"); a format-1 file, whose
+/// copies are linked, is rebuilt.
+const FORMAT: u32 = 2;
+/// No node (end of a copy chain; "not a copy").
+const NONE: u32 = u32::MAX;
 
 /// How distances are computed (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,6 +182,15 @@ pub struct Hnsw {
     locks: Vec<Mutex<()>>,
     /// Level-0 in-degree of each node.
     indeg: Vec<AtomicU32>,
+    /// For a copy, the node it copies (the first with its vector); else
+    /// [`NONE`].
+    copy_of: Vec<u32>,
+    /// The next copy of the same vector after node `i` (a chain starting
+    /// at the first node), or [`NONE`].
+    next_copy: Vec<u32>,
+    /// Hash of a vector's bits → the first node with a vector of that hash
+    /// (a collision with another vector just leaves that one linked).
+    firsts: std::collections::HashMap<u64, u32>,
     /// Nodes whose level-0 in-degree fell to 0 (to [`repair`](Self::repair)).
     orphans: Mutex<Vec<u32>>,
     /// Entry node and its level.
@@ -179,6 +205,11 @@ fn splitmix(x: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+/// Bit-for-bit equal vectors (what makes a copy: `-0.0` and `0.0` differ).
+fn bits_eq(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -208,6 +239,9 @@ impl Hnsw {
             upper: Vec::new(),
             locks: Vec::new(),
             indeg: Vec::new(),
+            copy_of: Vec::new(),
+            next_copy: Vec::new(),
+            firsts: std::collections::HashMap::new(),
             orphans: Mutex::new(Vec::new()),
             entry: RwLock::new(None),
             promote: Mutex::new(()),
@@ -237,9 +271,41 @@ impl Hnsw {
 
     /// Bytes held (vectors, links, pks).
     pub fn bytes(&self) -> usize {
-        // Per node: pk, level, upper offset, in-degree, lock.
-        let per_node = 8 + 1 + 8 + 4 + std::mem::size_of::<Mutex<()>>();
-        self.data.len() * 4 + (self.links0.len() + self.upper.len()) * 4 + self.len() * per_node
+        // Per node: pk, level, upper offset, in-degree, copy links, lock.
+        let per_node = 8 + 1 + 8 + 4 + 8 + std::mem::size_of::<Mutex<()>>();
+        // A hash map slot: key, value and a control byte, at its capacity.
+        let firsts = self.firsts.capacity() * (8 + 4 + 1);
+        self.data.len() * 4
+            + (self.links0.len() + self.upper.len()) * 4
+            + self.len() * per_node
+            + firsts
+    }
+
+    /// Nodes that are exact copies of an earlier node (kept out of the
+    /// graph; see the module docs).
+    pub fn copies(&self) -> usize {
+        self.copy_of.iter().filter(|&&c| c != NONE).count()
+    }
+
+    /// Records node `i` (its vector already stored) as a copy of an earlier
+    /// node with bit-for-bit the same vector, if there is one.
+    fn note_copy(&mut self, i: u32) {
+        let v = self.vector(i);
+        let mut h = 0x243F_6A88_85A3_08D3u64;
+        for x in v {
+            h = (h.rotate_left(5) ^ x.to_bits() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+        match self.firsts.get(&h) {
+            Some(&f) if bits_eq(self.vector(f), v) => {
+                self.copy_of[i as usize] = f;
+                self.next_copy[i as usize] = self.next_copy[f as usize];
+                self.next_copy[f as usize] = i;
+            }
+            Some(_) => {}
+            None => {
+                self.firsts.insert(h, i);
+            }
+        }
     }
 
     #[inline]
@@ -318,9 +384,18 @@ impl Hnsw {
                 self.dim,
                 "vector of pk {pk} has the wrong dimension"
             );
-            let level = self.level_for(*pk);
+            let node = self.pks.len() as u32;
             self.pks.push(*pk);
             self.data.extend_from_slice(v);
+            self.copy_of.push(NONE);
+            self.next_copy.push(NONE);
+            self.note_copy(node);
+            // A copy is never linked: no upper levels.
+            let level = if self.copy_of[node as usize] == NONE {
+                self.level_for(*pk)
+            } else {
+                0
+            };
             self.levels.push(level);
             self.links0
                 .extend((0..self.m0 + 1).map(|_| AtomicU32::new(0)));
@@ -436,7 +511,10 @@ impl Hnsw {
         let mut links = Vec::with_capacity(self.m0);
         let mut theirs = Vec::with_capacity(self.m0 + 1);
         for o in orphans {
-            if Some(o) == entry || self.indeg[o as usize].load(Relaxed) > 0 {
+            if Some(o) == entry
+                || self.indeg[o as usize].load(Relaxed) > 0
+                || self.copy_of[o as usize] != NONE
+            {
                 continue;
             }
             let vo = self.vector(o);
@@ -497,7 +575,8 @@ impl Hnsw {
 
     /// The `ef` nodes nearest `q` at `level` reachable from `entry`, sorted
     /// nearest first; with `keep`, only kept nodes are returned (all are
-    /// traversed).
+    /// traversed). With `copies`, each node reached offers its copies too
+    /// (searches; an insert links to linked nodes only).
     #[allow(clippy::too_many_arguments)]
     fn search_layer(
         &self,
@@ -506,6 +585,7 @@ impl Hnsw {
         ef: usize,
         level: u8,
         keep: Option<&dyn Fn(u32) -> bool>,
+        copies: bool,
         salt: u64,
         s: &mut Scratch,
     ) -> Vec<(f32, u32)> {
@@ -520,21 +600,11 @@ impl Hnsw {
         // could hold only so many reverse links: a third of 1,500 identical
         // vectors became unreachable.
         let key = |d: f32, n: u32| (D(d), splitmix(n as u64 ^ salt) as u32, n);
+        type Key = (D, u32, u32);
         let mut candidates: BinaryHeap<Reverse<(D, u32)>> = BinaryHeap::with_capacity(ef * 2);
-        let mut results: BinaryHeap<(D, u32, u32)> = BinaryHeap::with_capacity(ef + 1);
+        let mut results: BinaryHeap<Key> = BinaryHeap::with_capacity(ef + 1);
         let kept = |i: u32| keep.is_none_or(|k| k(i));
-        for &(d, e) in entry {
-            if s.visited.insert(e) {
-                candidates.push(Reverse((D(d), e)));
-                if kept(e) {
-                    results.push(key(d, e));
-                    if results.len() > ef {
-                        results.pop();
-                    }
-                }
-            }
-        }
-        let worst = |r: &BinaryHeap<(D, u32, u32)>| {
+        let worst = |r: &BinaryHeap<Key>| {
             if r.len() >= ef {
                 r.peek()
                     .map_or((D(f32::INFINITY), u32::MAX, u32::MAX), |x| *x)
@@ -542,7 +612,50 @@ impl Hnsw {
                 (D(f32::INFINITY), u32::MAX, u32::MAX)
             }
         };
-        let mut bound = worst(&results);
+        // The traversal's bound comes from the `ef` best *linked* nodes
+        // that gave a result (`reached`), not from the results: 51 copies
+        // of one vector would otherwise fill an `ef` of 64 and shrink the
+        // search to a greedy walk that stops in the first group it finds.
+        // Without copies both heaps hold the same nodes.
+        let mut reached: BinaryHeap<Key> = BinaryHeap::with_capacity(ef + 1);
+        // Node `n` at distance `d` (and, with `copies`, each copy of it)
+        // into the results if kept.
+        let offer = |results: &mut BinaryHeap<Key>,
+                     reached: &mut BinaryHeap<Key>,
+                     bound: &mut Key,
+                     d: f32,
+                     n: u32| {
+            let mut any = false;
+            let mut x = n;
+            while x != NONE {
+                if kept(x) {
+                    any = true;
+                    results.push(key(d, x));
+                    if results.len() > ef {
+                        results.pop();
+                    }
+                }
+                x = if copies {
+                    self.next_copy[x as usize]
+                } else {
+                    NONE
+                };
+            }
+            if any {
+                reached.push(key(d, n));
+                if reached.len() > ef {
+                    reached.pop();
+                }
+                *bound = worst(reached);
+            }
+        };
+        let mut bound = worst(&reached);
+        for &(d, e) in entry {
+            if s.visited.insert(e) {
+                candidates.push(Reverse((D(d), e)));
+                offer(&mut results, &mut reached, &mut bound, d, e);
+            }
+        }
         while let Some(Reverse((D(d), c))) = candidates.pop() {
             if d > bound.0.0 {
                 break;
@@ -557,20 +670,13 @@ impl Hnsw {
             }
             for &n in &s.fresh {
                 let dn = self.dist(q, self.vector(n));
-                let kn = key(dn, n);
-                if kn < bound {
+                if key(dn, n) < bound {
                     candidates.push(Reverse((D(dn), n)));
-                    if kept(n) {
-                        results.push(kn);
-                        if results.len() > ef {
-                            results.pop();
-                        }
-                        bound = worst(&results);
-                    }
+                    offer(&mut results, &mut reached, &mut bound, dn, n);
                 }
             }
         }
-        let mut out: Vec<(D, u32, u32)> = results.into_vec();
+        let mut out: Vec<Key> = results.into_vec();
         out.sort_unstable();
         out.into_iter().map(|(D(d), _, n)| (d, n)).collect()
     }
@@ -593,6 +699,9 @@ impl Hnsw {
     }
 
     fn insert_node(&self, i: u32, s: &mut Scratch) {
+        if self.copy_of[i as usize] != NONE {
+            return; // reached through the node it copies
+        }
         let q = self.vector(i);
         let level = self.levels[i as usize];
         let entry = *self.entry.read().unwrap_or_else(|p| p.into_inner());
@@ -624,7 +733,8 @@ impl Hnsw {
         let mut pruned = Vec::with_capacity(self.m0 + 1);
         let mut cands = Vec::with_capacity(self.m0 + 1);
         for l in (0..=level.min(top)).rev() {
-            let mut w = self.search_layer(q, &eps, self.ef_construction, l, None, i as u64, s);
+            let mut w =
+                self.search_layer(q, &eps, self.ef_construction, l, None, false, i as u64, s);
             w.retain(|x| x.1 != i);
             self.select(&w, self.m, &mut chosen);
             {
@@ -737,7 +847,7 @@ impl Hnsw {
         for l in (1..=top).rev() {
             cur = self.greedy(q, cur, l, &mut s);
         }
-        let mut found = self.search_layer(q, &[cur], ef.max(k), 0, keep, 0, &mut s);
+        let mut found = self.search_layer(q, &[cur], ef.max(k), 0, keep, true, 0, &mut s);
         self.give_back(s);
         found.truncate(k);
         found
@@ -908,6 +1018,16 @@ impl Hnsw {
         }
         g.locks = (0..n).map(|_| Mutex::new(())).collect();
         g.indeg = (0..n).map(|_| AtomicU32::new(0)).collect();
+        g.copy_of = vec![NONE; n];
+        g.next_copy = vec![NONE; n];
+        for i in 0..n as u32 {
+            g.note_copy(i);
+            if g.copy_of[i as usize] != NONE
+                && (g.levels[i as usize] != 0 || g.slots(i, 0)[0].load(Relaxed) != 0)
+            {
+                return Err(format!("node {i} is a copy but has links"));
+            }
+        }
         for i in 0..n as u32 {
             for l in 0..=g.levels[i as usize] {
                 let slots = g.slots(i, l);
@@ -919,6 +1039,9 @@ impl Hnsw {
                     let t = s.load(Relaxed);
                     if t as usize >= n || g.levels[t as usize] < l {
                         return Err(format!("node {i} links to {t} at level {l}"));
+                    }
+                    if g.copy_of[t as usize] != NONE {
+                        return Err(format!("node {i} links to {t}, a copy, at level {l}"));
                     }
                     if l == 0 {
                         g.indeg[t as usize].fetch_add(1, Relaxed);
@@ -1207,15 +1330,21 @@ mod tests {
 
     #[test]
     fn write_read_round_trip_and_corruption() {
-        let points = data(1_500, 8, 3);
+        let mut points = data(1_500, 8, 3);
+        // With copies: the reader finds them again, as the writer had them.
+        points.extend(std::iter::repeat_n(points[10].clone(), 40));
         let g = build(Space::Cosine, &points);
         let mut bytes = Vec::new();
         g.write(&mut bytes).unwrap();
         let h = Hnsw::read(&bytes, Space::Cosine, 8, 16, 100).unwrap();
         assert_eq!(h.pks, g.pks);
         assert_eq!(h.levels, g.levels);
+        assert_eq!((h.copies(), &h.copy_of), (40, &g.copy_of));
+        assert_eq!(h.next_copy, g.next_copy);
         let q = &points[10];
         assert_eq!(h.search(q, 5, 32, None), g.search(q, 5, 32, None));
+        assert_eq!(h.search(q, 41, 64, None).len(), 41);
+        assert!(h.search(q, 41, 64, None).iter().all(|x| x.0.abs() < 1e-6));
         // Wrong space or dimension.
         assert!(
             Hnsw::read(&bytes, Space::L2, 8, 16, 100)
@@ -1278,6 +1407,8 @@ mod tests {
     }
 
     /// Nodes reachable from the entry point at level 0.
+    /// (A copy counts as reached with the node it copies, as searches offer
+    /// it.)
     fn reachable(g: &Hnsw) -> usize {
         let Some((entry, _)) = *g.entry.read().unwrap() else {
             return 0;
@@ -1288,6 +1419,11 @@ mod tests {
         let mut links = Vec::new();
         let mut count = 1;
         while let Some(x) = stack.pop() {
+            let mut c = g.next_copy[x as usize];
+            while c != NONE {
+                count += 1;
+                c = g.next_copy[c as usize];
+            }
             g.links(x, 0, &mut links);
             for &t in &links {
                 if !seen[t as usize] {
@@ -1347,6 +1483,58 @@ mod tests {
                 }
             }
             assert!(missed <= 1, "{space:?}: {missed} of 30 twins unreachable");
+        }
+    }
+
+    #[test]
+    fn many_copies_of_few_vectors_keep_recall() {
+        // Found by CI: 5,000 records holding 97 distinct vectors (~51
+        // copies each, as when an agent stores the same few texts over and
+        // over). Neighbour lists filled with zero-distance copies, each
+        // cluster of copies became a closed clique at level 0, and a query
+        // stayed in whichever cluster it entered first.
+        let distinct = data(97, 24, 5);
+        let points: Vec<Vec<f32>> = (0..5_000).map(|i| distinct[i % 97].clone()).collect();
+        let queries = data(140, 24, 77).split_off(100);
+        for space in [Space::Cosine, Space::L2] {
+            let g = build(space, &points);
+            check_indegrees(&g);
+            assert_eq!(
+                g.copies(),
+                5_000 - 97,
+                "{space:?}: copies kept out of the graph"
+            );
+            let mut worst = 0.0f32;
+            for q in &queries {
+                let mut exact: Vec<f32> = distinct.iter().map(|p| g.dist(q, p)).collect();
+                exact.sort_by(f32::total_cmp);
+                // The 20 nearest records are copies of the nearest distinct
+                // vector (51 or 52 of each): all at exact[0].
+                let got = g.search(q, 20, 64, None);
+                assert_eq!(got.len(), 20, "{space:?}");
+                for &(d, _) in &got {
+                    worst = worst.max(d - exact[0]);
+                }
+                // Through a filter that rejects every node the graph links
+                // (the first of each vector): only copies can answer.
+                let linked_out = |n: u32| g.copy_of[n as usize] != NONE;
+                let got = g.search(q, 20, 64, Some(&linked_out));
+                assert_eq!(got.len(), 20, "{space:?}, filtered");
+                for &(d, n) in &got {
+                    assert!(linked_out(n));
+                    worst = worst.max(d - exact[0]);
+                }
+            }
+            assert!(
+                worst <= 1e-5,
+                "{space:?}: a top-20 result is {worst} farther than the nearest vector"
+            );
+            assert!(
+                reachable(&g) as f64 >= 0.99 * g.len() as f64,
+                "{space:?}: {} of {} reachable",
+                reachable(&g),
+                g.len()
+            );
         }
     }
 
