@@ -34,7 +34,28 @@ enum BackupCommand {
     /// List stored backups, oldest first.
     List,
     /// Check every stored backup (manifest, size, sha256); exits 1 naming each bad one.
-    Verify,
+    ///
+    /// With --restore, also prove one backup (--backup, default the latest)
+    /// restores by restoring it: a SQLite backup into a temporary file
+    /// (integrity check, tables counted, then removed), a logical one into
+    /// the scratch backend --into (its tables and collections of the
+    /// backup's names are replaced; the copy is left there).
+    Verify {
+        /// Also restore a backup as a trial.
+        #[arg(long)]
+        restore: bool,
+        /// With --restore: which backup (a timestamp, a unique prefix, or `latest`).
+        #[arg(
+            long,
+            value_name = "WHICH",
+            default_value = "latest",
+            requires = "restore"
+        )]
+        backup: String,
+        /// With --restore, for a logical backup: the scratch backend to restore into.
+        #[arg(long, value_name = "BACKEND", requires = "restore")]
+        into: Option<String>,
+    },
     /// Restore a backup (a timestamp, a unique prefix of one, or `latest`).
     ///
     /// A SQLite backup is a database file: written to --to PATH (default:
@@ -139,7 +160,11 @@ pub(crate) async fn run(strata: &Strata, args: BackupArgs) -> Result<ExitCode> {
                 manager.source()
             );
         }
-        BackupCommand::Verify => {
+        BackupCommand::Verify {
+            restore,
+            backup,
+            into,
+        } => {
             let results = manager.verify().await?;
             let mut bad = 0;
             for v in &results {
@@ -151,6 +176,41 @@ pub(crate) async fn run(strata: &Strata, args: BackupArgs) -> Result<ExitCode> {
                 }
             }
             println!("{} ok, {bad} bad", results.len() - bad);
+            if restore {
+                let trial = manager
+                    .trial_restore(&Which::parse(&backup), into.as_deref())
+                    .await?;
+                let held: Vec<String> = trial
+                    .items
+                    .iter()
+                    .map(|(kind, name, rows)| format!("{kind} {name}: {rows}"))
+                    .collect();
+                if trial.problems.is_empty() {
+                    println!(
+                        "restored {} into {}: ok ({})",
+                        trial.timestamp,
+                        trial.into,
+                        if held.is_empty() {
+                            "empty".to_string()
+                        } else {
+                            held.join(", ")
+                        }
+                    );
+                } else {
+                    println!(
+                        "restored {} into {}: BAD: {}",
+                        trial.timestamp,
+                        trial.into,
+                        trial.problems.join("; ")
+                    );
+                    eprintln!(
+                        "error: backup {} does not restore: {}",
+                        trial.timestamp,
+                        trial.problems.join("; ")
+                    );
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
             if bad > 0 {
                 let names: Vec<&str> = results
                     .iter()

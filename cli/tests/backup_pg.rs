@@ -192,6 +192,35 @@ async fn the_cli_backs_up_and_restores_and_a_killed_run_changes_nothing() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+    // A trial restore into the scratch backend, through the CLI; without
+    // one, a logical backup cannot be proven and the CLI says why.
+    let out = strata_cli(
+        &env,
+        &["backup", "verify", "--restore", "--into", "restored"],
+    )
+    .output()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!(
+            "into backend restored: ok (table {table}: 400000)"
+        )),
+        "{stdout}"
+    );
+    let out = strata_cli(&env, &["backup", "verify", "--restore"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("scratch backend"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     drop((src, dst));
     env.cleanup().await;
 }

@@ -288,6 +288,27 @@ async fn a_flipped_byte_is_caught_by_verify_and_restore() {
     assert_eq!(bad[1].0, bad_manifest.timestamp);
     assert!(bad[1].1.contains("manifest"), "{}", bad[1].1);
 
+    // A trial restore (into a temporary file beside the database, removed
+    // afterwards) counts the good one's rows and reports the bad one.
+    let before = files_in(env.dir.path());
+    let trial = manager
+        .trial_restore(&Which::Timestamp(good.timestamp.clone()), None)
+        .await
+        .unwrap();
+    assert!(trial.problems.is_empty(), "{:?}", trial.problems);
+    assert_eq!(trial.items, [("table", "t".to_string(), 2000)]);
+    assert!(trial.into.starts_with("file "), "{}", trial.into);
+    let trial = manager
+        .trial_restore(&Which::Timestamp(bad_object.timestamp.clone()), None)
+        .await
+        .unwrap();
+    assert!(
+        trial.problems.iter().any(|p| p.contains("sha256")),
+        "{:?}",
+        trial.problems
+    );
+    assert_eq!(files_in(env.dir.path()), before, "the trial left files");
+
     // Restoring either over the live database fails and leaves it byte-for-byte as it was.
     drop(sql);
     env.strata.close().await.unwrap();

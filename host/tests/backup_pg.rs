@@ -869,3 +869,81 @@ async fn a_postgres_to_postgres_migration_keeps_exact_types_and_constraints() {
     drop((src, dst));
     env.cleanup().await;
 }
+
+/// Issue 16 #4, second half: `verify` checks that a backup is what was
+/// uploaded; `trial_restore` proves it restores. A backup holding every
+/// special value restores into a scratch backend with every row counted;
+/// one whose CHECK constraint calls a function of the source's schema
+/// passes `verify` (its checksums are right) and fails the trial, naming
+/// the function. The trial refuses to run into the source itself or
+/// without a scratch backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trial_restore_proves_what_checksums_cannot() {
+    let env = env("trial", "keep = 5");
+    let src = env.sql("pg").await;
+    make_typed(&src).await;
+    let manager = BackupManager::new(&env.strata).unwrap();
+    manager.backup_now().await.unwrap();
+
+    for (scratch, wanted) in [
+        (None, "scratch backend"),
+        (Some("pg"), "source `pg` itself"),
+    ] {
+        let e = manager
+            .trial_restore(&Which::Latest, scratch)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        assert!(e.to_string().contains(wanted), "{e}");
+    }
+    let trial = manager
+        .trial_restore(&Which::Latest, Some("restored"))
+        .await
+        .unwrap();
+    assert!(trial.problems.is_empty(), "{:?}", trial.problems);
+    assert_eq!(trial.into, "backend restored");
+    let held: Vec<(&str, &str, u64)> = trial
+        .items
+        .iter()
+        .map(|(k, n, r)| (*k, n.as_str(), *r))
+        .collect();
+    for want in [
+        ("table", "days", 5),
+        ("table", "specials", 4),
+        ("table", "items", 3),
+        ("table", "loose", 4),
+        ("table", "zowners", 2),
+    ] {
+        assert!(held.contains(&want), "{want:?} not in {held:?}");
+    }
+    let dst = env.sql("restored").await;
+    assert_eq!(texts(&src, DAYS).await, texts(&dst, DAYS).await);
+    assert_eq!(texts(&src, SPECIALS).await, texts(&dst, SPECIALS).await);
+
+    // A constraint the target cannot have: checksums pass, the trial fails.
+    src.exec(
+        "CREATE FUNCTION is_even(n int) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT n % 2 = 0';
+         CREATE TABLE evens (id int PRIMARY KEY, n int CONSTRAINT even CHECK (is_even(n)));
+         INSERT INTO evens VALUES (1, 2), (2, 4);",
+    )
+    .await
+    .unwrap();
+    manager.backup_now().await.unwrap();
+    let verified = manager.verify().await.unwrap();
+    assert_eq!(verified.len(), 2);
+    assert!(
+        verified.iter().all(|v| v.problems.is_empty()),
+        "{verified:?}"
+    );
+    let trial = manager
+        .trial_restore(&Which::Latest, Some("restored"))
+        .await
+        .unwrap();
+    assert!(
+        trial.problems.iter().any(|p| p.contains("is_even")),
+        "{:?}",
+        trial.problems
+    );
+    drop((src, dst));
+    env.cleanup().await;
+}

@@ -87,6 +87,16 @@ pub enum BackupError {
         /// What the check said.
         result: String,
     },
+    /// A trial restore ([`BackupManager::trial_restore`](super::BackupManager::trial_restore))
+    /// cannot run as asked: a logical backup without a scratch backend, or
+    /// a scratch backend that is the backed-up source itself.
+    #[error("cannot trial-restore backup {timestamp}: {reason}")]
+    Scratch {
+        /// The backup's timestamp.
+        timestamp: String,
+        /// What is missing or wrong.
+        reason: String,
+    },
     /// A plugin, configuration or I/O error while taking, checking or
     /// restoring a backup.
     #[error(transparent)]
@@ -104,7 +114,7 @@ impl BackupError {
             BackupError::TargetExists { .. } | BackupError::ItemsExist { .. } => {
                 ErrorKind::AlreadyExists
             }
-            BackupError::WrongKind { .. } => ErrorKind::InvalidInput,
+            BackupError::WrongKind { .. } | BackupError::Scratch { .. } => ErrorKind::InvalidInput,
             BackupError::TargetBusy { .. } => ErrorKind::Busy,
             BackupError::Logical { source, .. } => migrate_kind(source),
             BackupError::Unsupported { .. } => ErrorKind::Unsupported,

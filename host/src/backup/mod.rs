@@ -100,6 +100,18 @@
 //! the tables restored and the failing collection partly loaded (the
 //! vector contract has no transactions); re-run with `force`.
 //!
+//! # Proving a backup restores
+//!
+//! [`BackupManager::verify`] proves each backup is what was uploaded
+//! (manifest, size, SHA-256). That is not proof it restores: a CHECK
+//! constraint calling a function of the source's schema, or a value written
+//! in a form the target does not read back, pass every checksum.
+//! [`BackupManager::trial_restore`] restores one backup through the same
+//! code as a real restore — a SQLite file into a temporary directory beside
+//! the source database (removed afterwards), a logical backup into a
+//! scratch backend named by the caller (never the source) — and counts what
+//! the copy holds against what was read from the backup.
+//!
 //! # Where the code is
 //!
 //! [`BackupManager`] (`manager.rs`) takes backups and finds them; the
@@ -127,4 +139,4 @@ pub use manager::{BackupManager, BackupReport};
 pub use manifest::{MANIFEST_FORMAT, Manifest, SnapshotKind, timestamp};
 pub use pipeline::{download_file_decompressed, upload_file_compressed};
 pub use restore::{FAULT_EXIT_CODE, LogicalRestoreReport, RestoreReport};
-pub use verify::Verified;
+pub use verify::{TrialRestore, Verified};
