@@ -683,6 +683,13 @@ async fn make_typed(sql: &Sql) {
              (3, '-Infinity', 'NaN', 'Infinity', NULL, NULL, NULL),
              (4, '-0.000000000000000000001', '-0', '1e-45', '\x5c', NULL, 'ünï ✓');
          INSERT INTO zowners VALUES (1, 'ann'), (2, 'bob');
+         CREATE TABLE priced (
+             id int PRIMARY KEY,
+             net numeric(10,2) NOT NULL,
+             gross numeric(12,3) GENERATED ALWAYS AS (net * 1.2) STORED,
+             label text GENERATED ALWAYS AS ('#' || id::text) VIRTUAL
+         );
+         INSERT INTO priced (id, net) VALUES (1, 10), (2, 2.5), (3, 0);
          INSERT INTO items (owner, qty, small, price, weight, doc, docb, tags, wait) VALUES
              (1, 3, 7, 12.5, 0.1, '{"b": 1,  "a": [2, 3]}', '{"b": 1, "a": 2}',
               ARRAY['x', 'y z', 'q"uote', NULL], interval '1 day 02:03:04.5'),
@@ -703,7 +710,8 @@ async fn shape(sql: &Sql) -> Vec<String> {
             "SELECT c.relname::text || '.' || a.attname::text || ' ' || format_type(a.atttypid, a.atttypmod) \
                || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END \
                || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '') \
-               || CASE WHEN a.attidentity <> '' THEN ' identity' ELSE '' END AS line \
+               || CASE WHEN a.attidentity <> '' THEN ' identity' ELSE '' END \
+               || CASE WHEN a.attgenerated <> '' THEN ' generated ' || a.attgenerated::text ELSE '' END AS line \
              FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
              JOIN pg_namespace n ON n.oid = c.relnamespace \
              LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
@@ -747,6 +755,7 @@ const ITEMS: &str = "SELECT concat_ws('|', id, owner, qty, small, price, weight,
 const SPECIALS: &str =
     "SELECT concat_ws('|', id, n, f, r, encode(b, 'hex'), u, t) AS t FROM specials ORDER BY id";
 const DAYS: &str = "SELECT concat_ws('|', id, day, stamp, stampz) AS t FROM days ORDER BY id";
+const PRICED: &str = "SELECT concat_ws('|', id, net, gross, label) AS t FROM priced ORDER BY id";
 const LOOSE: &str = "SELECT concat_ws('|', x, n, tags, wait) AS t FROM loose ORDER BY 1";
 
 /// Issue 16 #11 and "whole-database Postgres backups are refused": a
@@ -781,6 +790,20 @@ async fn a_postgres_backup_restores_exact_types_constraints_and_keyless_tables()
     assert_eq!(texts(&src, moods).await, texts(&dst, moods).await);
     assert_eq!(texts(&src, ITEMS).await, texts(&dst, ITEMS).await);
     assert_eq!(texts(&src, LOOSE).await, texts(&dst, LOOSE).await);
+    // Generated columns come back generated (shape shows the expression
+    // as the default and the kind), computed by the target.
+    assert_eq!(texts(&src, PRICED).await, texts(&dst, PRICED).await);
+    dst.exec("UPDATE priced SET net = 100 WHERE id = 3")
+        .await
+        .unwrap();
+    assert_eq!(
+        texts(
+            &dst,
+            "SELECT concat_ws('|', gross, label) AS t FROM priced WHERE id = 3"
+        )
+        .await,
+        ["120.000|#3"]
+    );
     // Issue 16 #4: infinity and BC dates restore (they used to verify and
     // then fail: `infinity+00:00`, `0001-01-01 BC` read as `0000-01-01`).
     let days = texts(&src, DAYS).await;
@@ -808,6 +831,15 @@ async fn a_postgres_backup_restores_exact_types_constraints_and_keyless_tables()
     assert_eq!(
         texts(&lite, "SELECT CAST(count(*) AS TEXT) AS t FROM loose").await,
         ["4"]
+    );
+    // Across dialects a generated column is a plain one holding the values.
+    assert_eq!(
+        texts(
+            &lite,
+            "SELECT id || '|' || net || '|' || gross || '|' || label AS t FROM priced ORDER BY id"
+        )
+        .await,
+        ["1|10.00|12.000|#1", "2|2.50|3.000|#2", "3|0.00|0.000|#3"]
     );
     // json keeps its text as written (jsonb would reorder and respace it).
     assert_eq!(
@@ -851,8 +883,9 @@ async fn a_postgres_to_postgres_migration_keeps_exact_types_and_constraints() {
     let report = strata_host::migrate::migrate(&from, &to, &options)
         .await
         .unwrap();
-    assert_eq!(report.tables.len(), 4);
+    assert_eq!(report.tables.len(), 5);
     let dst = env.sql("restored").await;
+    assert_eq!(texts(&src, PRICED).await, texts(&dst, PRICED).await);
     assert_eq!(texts(&src, SPECIALS).await, texts(&dst, SPECIALS).await);
     assert_eq!(shape(&src).await, shape(&dst).await);
     assert_eq!(texts(&src, ITEMS).await, texts(&dst, ITEMS).await);

@@ -50,7 +50,10 @@
 //! its DEFAULT, the table's CHECK constraints and its foreign keys (added
 //! once every table is loaded). A serial or identity key becomes an
 //! identity column of the same integer type (a `nextval` default would name
-//! the source's sequence). Export files carry these in the table header.
+//! the source's sequence). A generated column stays generated (`GENERATED
+//! ALWAYS AS (expr) STORED` or `VIRTUAL`): its values are read but never
+//! written, the target computes them. Export files carry these in the table
+//! header.
 //! Types defined in the backend's own schema (enums, domains, composites)
 //! may not exist on the target: such a column is created as `text` holding
 //! the values' text form (with a warning); built-in types and types in
@@ -59,9 +62,9 @@
 //! **Across dialects** the kind table above applies, and defaults, CHECK
 //! constraints and foreign keys are not carried (their expressions are
 //! dialect-specific); neither are triggers, views, expression and partial
-//! indexes (reported as warnings), nor generated columns' expressions (a
-//! generated column is copied as a plain column with its values, with a
-//! warning).
+//! indexes (reported as warnings), nor generated columns' expressions (on
+//! a SQLite target a generated column is a plain column holding the values
+//! read, with a warning).
 //!
 //! **Tables without a primary key**: migrations refuse them (they page and
 //! upsert by the key). Exports and logical backups accept them
@@ -181,6 +184,21 @@ pub struct Column {
     /// source is PostgreSQL (never a `nextval(…)` of a serial key: the
     /// target's key is an identity column). Only a Postgres target gets it.
     pub default: Option<String>,
+    /// A generated column's expression and whether it is stored, when the
+    /// source is PostgreSQL: a Postgres target creates the column
+    /// `GENERATED ALWAYS AS (expr) STORED|VIRTUAL` and computes it again
+    /// (its values are read but never written); another target gets a
+    /// plain column holding the values read.
+    pub generated: Option<Generated>,
+}
+
+/// A generated column's definition ([`Column::generated`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Generated {
+    /// The expression, as PostgreSQL prints it.
+    pub expr: String,
+    /// `STORED` (else `VIRTUAL`, PostgreSQL 18's default).
+    pub stored: bool,
 }
 
 /// A secondary index.
@@ -247,6 +265,27 @@ impl TableSchema {
             })
             .collect::<Vec<_>>()
             .join(", ")
+    }
+
+    /// The table as rows are written to it on `dialect`: on Postgres,
+    /// without the generated columns (the target computes them); else as
+    /// it is. `None` when that is the table itself.
+    pub fn writable(&self, dialect: Dialect) -> Option<TableSchema> {
+        // (A key that is generated: left to the target's own error, which
+        // names the column, rather than paged without its key.)
+        let keyed = |c: &Column| self.primary_key.contains(&c.name);
+        if dialect != Dialect::Postgres
+            || self.columns.iter().all(|c| c.generated.is_none())
+            || self
+                .columns
+                .iter()
+                .any(|c| c.generated.is_some() && keyed(c))
+        {
+            return None;
+        }
+        let mut t = self.clone();
+        t.columns.retain(|c| c.generated.is_none());
+        Some(t)
     }
 
     /// A comma-separated quoted column list.
@@ -618,6 +657,7 @@ async fn read_sqlite(
             declared,
             pg_type: None,
             default: None,
+            generated: None,
         });
     }
     keyed.sort();
@@ -835,16 +875,30 @@ async fn read_postgres(
         }
         let dflt = text(r, "dflt");
         // (A text column takes no default written for the schema's type.)
-        let default = if dflt.is_empty() || auto || !portable_type {
-            None
-        } else if !text(r, "generated").is_empty() {
-            warnings.push(format!(
-                "table `{table}` on `{backend}`: column `{name}` is generated ({dflt}): copied as a plain column with its values"
-            ));
-            None
-        } else {
-            Some(dflt)
+        let generated = match text(r, "generated").as_str() {
+            "" => None,
+            g if portable_type => Some(Generated {
+                expr: dflt.clone(),
+                stored: g == "s",
+            }),
+            _ => {
+                warnings.push(format!(
+                    "table `{table}` on `{backend}`: column `{name}` is generated ({dflt}) with a type of its schema: copied as a plain column with its values"
+                ));
+                None
+            }
         };
+        if generated.is_some() {
+            warnings.push(format!(
+                "table `{table}` on `{backend}`: column `{name}` is generated ({dflt}): a Postgres target computes it again; another target gets a plain column with its values"
+            ));
+        }
+        let default =
+            if dflt.is_empty() || auto || !portable_type || !text(r, "generated").is_empty() {
+                None
+            } else {
+                Some(dflt)
+            };
         columns.push(Column {
             name,
             kind,
@@ -852,6 +906,7 @@ async fn read_postgres(
             pg_type: portable_type.then(|| formatted.clone()),
             declared: formatted,
             default,
+            generated,
         });
     }
     let cons = sql
@@ -1166,6 +1221,14 @@ pub fn create_table_sql(t: &TableSchema, dialect: Dialect, vectors: VectorStorag
                 sql.push_str(&ty);
                 if let Some(d) = &c.default {
                     let _ = write!(sql, " DEFAULT {d}");
+                }
+                if let Some(g) = &c.generated {
+                    let _ = write!(
+                        sql,
+                        " GENERATED ALWAYS AS ({}) {}",
+                        g.expr,
+                        if g.stored { "STORED" } else { "VIRTUAL" }
+                    );
                 }
             }
         }

@@ -446,7 +446,18 @@ pub(crate) async fn migrate_table(
             None => None,
         };
         rep.resumed = checkpoint.as_ref().map_or(0, |c| c.rows);
-        copy(ctx, &t, &item, after, &mut rep, &progress).await?;
+        // Generated columns are computed by a Postgres target: neither
+        // read nor written.
+        let writable = t.writable(ctx.dst.dialect());
+        copy(
+            ctx,
+            writable.as_ref().unwrap_or(&t),
+            &item,
+            after,
+            &mut rep,
+            &progress,
+        )
+        .await?;
         finish(ctx, &t).await?;
         ctx.dst
             .run(

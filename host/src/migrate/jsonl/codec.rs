@@ -104,6 +104,9 @@ pub(super) fn schema_json(t: &TableSchema) -> Json {
             if let Some(d) = &c.default {
                 col["default"] = json!(d);
             }
+            if let Some(g) = &c.generated {
+                col["generated"] = json!({ "expr": g.expr, "stored": g.stored });
+            }
             col
         }).collect::<Vec<_>>(),
         "primary_key": t.primary_key,
@@ -144,6 +147,9 @@ pub(super) fn schema_from_json(j: &Json) -> Option<TableSchema> {
     let ok = t.columns.iter().all(|c| {
         c.pg_type.as_deref().is_none_or(schema::plain_type_name)
             && c.default.as_deref().is_none_or(schema::single_fragment)
+            && c.generated
+                .as_ref()
+                .is_none_or(|g| schema::single_fragment(&g.expr))
     }) && t
         .checks
         .iter()
@@ -174,6 +180,13 @@ fn schema_from_json_unchecked(j: &Json) -> Option<TableSchema> {
                     }
                 };
                 let pg_type = optional("pg_type")?;
+                let generated = match c.get("generated") {
+                    None | Some(Json::Null) => None,
+                    Some(g) => Some(schema::Generated {
+                        expr: g.get("expr")?.as_str()?.to_string(),
+                        stored: g.get("stored")?.as_bool()?,
+                    }),
+                };
                 Some(Column {
                     name: c.get("name")?.as_str()?.to_string(),
                     kind: Kind::from_name(kind)?,
@@ -181,6 +194,7 @@ fn schema_from_json_unchecked(j: &Json) -> Option<TableSchema> {
                     declared: pg_type.clone().unwrap_or_else(|| kind.to_string()),
                     pg_type,
                     default: optional("default")?,
+                    generated,
                 })
             })
             .collect::<Option<_>>()?,
@@ -232,6 +246,7 @@ mod tests {
             declared: String::new(),
             pg_type: None,
             default: None,
+            generated: None,
         };
         let columns = [
             col(Kind::Integer),

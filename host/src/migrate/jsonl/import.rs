@@ -315,11 +315,14 @@ async fn import_table(
             .await
             .map_err(on)?;
     }
-    // A keyless table is only ever created here: plain inserts.
+    // A keyless table is only ever created here: plain inserts. (Generated
+    // columns are computed by a Postgres target, not written.)
+    let writable = t.writable(sql.dialect());
+    let tw = writable.as_ref().unwrap_or(t);
     let mut upserts = RowWriter::Values(if t.primary_key.is_empty() {
-        Upserts::insert_only(t)
+        Upserts::insert_only(tw)
     } else {
-        Upserts::new(t, sql.dialect())
+        Upserts::new(tw, sql.dialect())
     });
     load_rows(
         &tx,
@@ -372,10 +375,13 @@ async fn restore_table(
     tx.exec(&create).await.map_err(on)?;
     // Postgres: arrays through unnest (any number of rows a statement);
     // others: multi-row VALUES under the parameter limit.
+    // (Generated columns are computed by a Postgres target, not written.)
+    let writable = t.writable(dialect);
+    let tw = writable.as_ref().unwrap_or(t);
     let mut writer = if dialect == Dialect::Postgres {
-        RowWriter::Unnest(UnnestInsert::new(t, storage))
+        RowWriter::Unnest(UnnestInsert::new(tw, storage))
     } else {
-        RowWriter::Values(Upserts::insert_only(t))
+        RowWriter::Values(Upserts::insert_only(tw))
     };
     load_rows(tx, t, storage, &mut writer, lines, file, options, &mut rep).await?;
     rep.duration = t0.elapsed();
@@ -417,7 +423,14 @@ async fn load_rows(
         message: format!("table `{}`: {message}", t.name),
     };
     let kinds: Vec<Kind> = t.columns.iter().map(|c| c.kind).collect();
-    let width = kinds.len();
+    // A row holds every column; the statements write the columns of
+    // `writable` (a Postgres target computes generated ones).
+    let written: Vec<bool> = match t.writable(dialect) {
+        None => vec![true; kinds.len()],
+        Some(_) => t.columns.iter().map(|c| c.generated.is_none()).collect(),
+    };
+    let row_width = kinds.len();
+    let width = written.iter().filter(|w| **w).count();
     let per_stmt = match writer {
         RowWriter::Values(_) => (max_params(dialect) / width.max(1)).clamp(1, options.batch_size),
         RowWriter::Unnest(_) => options.batch_size.max(1),
@@ -436,13 +449,20 @@ async fn load_rows(
             bytes += l.len();
             let doc: Json = serde_json::from_str(&l).map_err(|e| bad(n, e.to_string()))?;
             if let Some(row) = doc.get("row").and_then(Json::as_array) {
-                if row.len() != width {
+                if row.len() != row_width {
                     return Err(bad(
                         n,
-                        format!("row has {} values, the table {} columns", row.len(), width),
+                        format!(
+                            "row has {} values, the table {} columns",
+                            row.len(),
+                            row_width
+                        ),
                     ));
                 }
                 for (i, v) in row.iter().enumerate() {
+                    if !written[i] {
+                        continue;
+                    }
                     let v = json_value(v).ok_or_else(|| bad(n, format!("unreadable value {v}")))?;
                     let v = values::to_target(v, kinds[i], storage)
                         .map_err(|m| bad(n, format!("column `{}`: {m}", t.columns[i].name)))?;
