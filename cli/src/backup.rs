@@ -275,6 +275,33 @@ pub(crate) async fn run(strata: &Strata, args: BackupArgs) -> Result<ExitCode> {
             } else {
                 println!("pruned {} backup(s): {}", pruned.len(), pruned.join(", "));
             }
+            let stale = manager.abort_stale_uploads().await?;
+            if !stale.listed {
+                println!(
+                    "incomplete multipart uploads: not checked (the blob store's plugin cannot list them; \
+                     give the bucket a lifecycle rule that aborts them)"
+                );
+            } else {
+                let keys: Vec<&str> = stale.aborted.iter().map(|u| u.key.as_str()).collect();
+                println!(
+                    "aborted {} incomplete upload(s) left by interrupted backups{}{}",
+                    keys.len(),
+                    if keys.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", keys.join(", "))
+                    },
+                    if stale.young > 0 {
+                        format!(
+                            " ({} younger than stale_upload_age = {:?} left alone)",
+                            stale.young,
+                            manager.settings().stale_upload_age
+                        )
+                    } else {
+                        String::new()
+                    }
+                );
+            }
         }
         BackupCommand::Schedule => {
             println!(

@@ -55,6 +55,21 @@ impl From<ObjectMeta> for BlobMeta {
 pub struct Blobs {
     inner: BlobStoreBox,
     backend: String,
+    /// Interface `strata.blob.uploads.v1`, when the plugin offers it.
+    uploads: Option<strata_plugin_api::blob::BlobUploadsBox>,
+}
+
+/// A multipart upload begun and neither completed nor aborted
+/// ([`Blobs::pending_uploads`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PendingUpload {
+    /// The key being written.
+    pub key: String,
+    /// The store's id of the upload.
+    pub upload_id: String,
+    /// When it began, Unix milliseconds, if the store says.
+    pub initiated_ms: Option<i64>,
 }
 
 impl std::fmt::Debug for Blobs {
@@ -66,8 +81,52 @@ impl std::fmt::Debug for Blobs {
 }
 
 impl Blobs {
-    pub(crate) fn new(inner: BlobStoreBox, backend: String) -> Blobs {
-        Blobs { inner, backend }
+    pub(crate) fn new(
+        inner: BlobStoreBox,
+        backend: String,
+        uploads: Option<strata_plugin_api::blob::BlobUploadsBox>,
+    ) -> Blobs {
+        Blobs {
+            inner,
+            backend,
+            uploads,
+        }
+    }
+
+    /// The multipart uploads left open under `prefix` (by a process killed
+    /// mid-upload), in key order; `None` when the plugin cannot list them
+    /// (it does not offer the interface `strata.blob.uploads.v1`).
+    pub async fn pending_uploads(&self, prefix: &str) -> Result<Option<Vec<PendingUpload>>> {
+        let Some(u) = &self.uploads else {
+            return Ok(None);
+        };
+        let found = call(u.list_uploads(prefix.into())).await?;
+        Ok(Some(
+            found
+                .into_iter()
+                .map(|p| PendingUpload {
+                    key: p.key.into_string(),
+                    upload_id: p.upload_id.into_string(),
+                    initiated_ms: p.initiated_ms.into_option(),
+                })
+                .collect(),
+        ))
+    }
+
+    /// Aborts an open multipart upload (its parts are discarded; the key
+    /// keeps its content). `Unsupported` when the plugin cannot.
+    pub async fn abort_upload(&self, upload: &PendingUpload) -> Result<()> {
+        let Some(u) = &self.uploads else {
+            return Err(crate::Error::Plugin(strata_plugin_api::PluginError::new(
+                strata_plugin_api::ErrorKind::Unsupported,
+                format!(
+                    "backend `{}` cannot abort multipart uploads (no interface {})",
+                    self.backend,
+                    strata_plugin_api::blob::BLOB_UPLOADS_V1
+                ),
+            )));
+        };
+        call(u.abort_upload(upload.key.as_str().into(), upload.upload_id.as_str().into())).await
     }
 
     /// The backend's name.

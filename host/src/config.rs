@@ -92,6 +92,7 @@ impl Compression {
 /// compression = "zstd"     # or "gzip"
 /// prefix = "backups/"      # key prefix in the backup store
 /// source = "local"         # backend to back up (default: the `sql` role)
+/// stale_upload_age = "1h"  # open multipart uploads older than this are aborted by prune
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BackupSettings {
@@ -105,6 +106,10 @@ pub struct BackupSettings {
     pub prefix: String,
     /// The backend backed up (default: the `sql` role).
     pub source: Option<String>,
+    /// A multipart upload under the backup prefix begun longer ago than
+    /// this and still open is one a killed backup left: prune aborts it
+    /// (default 1 h; a running backup's own upload is younger).
+    pub stale_upload_age: std::time::Duration,
 }
 
 impl Default for BackupSettings {
@@ -115,6 +120,7 @@ impl Default for BackupSettings {
             compression: Compression::Zstd,
             prefix: "backups/".into(),
             source: None,
+            stale_upload_age: std::time::Duration::from_secs(3600),
         }
     }
 }
@@ -559,9 +565,31 @@ impl Parser<'_> {
                     b.prefix = s;
                 }
                 "source" => b.source = Some(string(v)?),
+                "stale_upload_age" => {
+                    b.stale_upload_age = match v {
+                        toml::Value::Integer(i) if *i >= 0 => {
+                            std::time::Duration::from_secs(*i as u64)
+                        }
+                        toml::Value::String(_) => {
+                            let text = string(v)?;
+                            parse_duration(&text).map_err(|_| {
+                                self.err(format!(
+                                    "{T}: key `stale_upload_age`: {} is not a duration like \"1h\"",
+                                    self.shown(&text)
+                                ))
+                            })?
+                        }
+                        other => {
+                            return Err(self.err(format!(
+                                "{T}: key `stale_upload_age` must be a duration like \"1h\" or a number of seconds, found {}",
+                                type_name(other)
+                            )));
+                        }
+                    }
+                }
                 other => {
                     return Err(self.err(format!(
-                        "{T}: unknown key `{other}` (expected interval, keep, compression, prefix, source)"
+                        "{T}: unknown key `{other}` (expected interval, keep, compression, prefix, source, stale_upload_age)"
                     )));
                 }
             }

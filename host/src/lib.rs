@@ -49,7 +49,7 @@ pub mod sql;
 pub mod strata;
 pub mod vector;
 
-pub use blob::{BlobMeta, BlobWriter, Blobs};
+pub use blob::{BlobMeta, BlobWriter, Blobs, PendingUpload};
 pub use config::Config;
 pub use error::{Error, Result};
 pub use loader::{Backend, Plugin, PluginInfo};

@@ -615,7 +615,10 @@ impl Backend {
             .map_err(Error::Plugin)?
             .into_option()
             .ok_or_else(no_contract)?;
-        Ok(crate::blob::Blobs::new(store, self.name.clone()))
+        let uploads = self.interface::<strata_plugin_api::blob::BlobUploadsBox>(
+            strata_plugin_api::blob::BLOB_UPLOADS_V1,
+        )?;
+        Ok(crate::blob::Blobs::new(store, self.name.clone(), uploads))
     }
 
     /// This backend's capability flags: what the opened backend reports

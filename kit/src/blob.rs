@@ -89,6 +89,18 @@ pub struct MultipartRequest {
     pub content_type: String,
 }
 
+/// A multipart upload begun and neither completed nor aborted
+/// ([`BlobBackend::list_uploads`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingUpload {
+    /// The key being written.
+    pub key: String,
+    /// The store's id of the upload.
+    pub upload_id: String,
+    /// When it began, Unix milliseconds, if the store says.
+    pub initiated_ms: Option<i64>,
+}
+
 /// Which blob call the kit is about to run, for the `runs` methods.
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug)]
@@ -111,6 +123,10 @@ pub enum BlobCall<'a> {
     Complete,
     /// A writer's `abort`.
     Abort,
+    /// `list_uploads`, with the prefix.
+    ListUploads(&'a str),
+    /// `abort_upload`, with the key.
+    AbortUpload(&'a str),
 }
 
 /// The blob-store contract. Every method is required; `runs` puts every
@@ -135,11 +151,44 @@ pub trait BlobBackend: Send + Sync + 'static {
         req: MultipartRequest,
     ) -> impl Future<Output = PluginResult<Self::Writer>> + Send;
 
+    /// Whether this store implements [`list_uploads`](Self::list_uploads)
+    /// and [`abort_upload`](Self::abort_upload): only then does the kit
+    /// offer the interface `strata.blob.uploads.v1`
+    /// (`strata_plugin_api::blob::BLOB_UPLOADS_V1`) that the host's backup
+    /// prune uses to find uploads a killed process left open.
+    const LISTS_UPLOADS: bool = false;
+
+    /// Every multipart upload left open under `prefix`, in key order.
+    fn list_uploads(
+        &self,
+        prefix: String,
+    ) -> impl Future<Output = PluginResult<Vec<PendingUpload>>> + Send {
+        let _ = prefix;
+        async { Err(no_uploads()) }
+    }
+
+    /// Aborts upload `upload_id` of `key`; one that is gone succeeds.
+    fn abort_upload(
+        &self,
+        key: String,
+        upload_id: String,
+    ) -> impl Future<Output = PluginResult<()>> + Send {
+        let _ = (key, upload_id);
+        async { Err(no_uploads()) }
+    }
+
     /// Where `call` runs (see [`Runs`]); the blocking pool by default.
     fn runs(&self, call: BlobCall<'_>) -> Runs {
         let _ = call;
         Runs::Blocking
     }
+}
+
+fn no_uploads() -> crate::PluginError {
+    crate::PluginError::new(
+        crate::ErrorKind::Unsupported,
+        "this blob store cannot list or abort multipart uploads",
+    )
 }
 
 /// An open multipart write. Calls do not overlap: the host awaits each

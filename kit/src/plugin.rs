@@ -172,12 +172,25 @@ impl VectorHandle {
 }
 
 /// A blob handle given to the host ([`Plugin::blobs`]).
-pub struct BlobHandle(pub(crate) strata_plugin_api::blob::BlobStoreBox);
+pub struct BlobHandle {
+    pub(crate) store: strata_plugin_api::blob::BlobStoreBox,
+    /// Makes the `strata.blob.uploads.v1` interface, when the backend
+    /// implements it ([`BlobBackend::LISTS_UPLOADS`]).
+    pub(crate) uploads: Option<Box<dyn FnOnce() -> strata_plugin_api::InterfaceBox>>,
+}
 
 impl BlobHandle {
     /// Wraps a backend; every handle of one backend shares its `Arc`.
     pub fn new<B: BlobBackend>(backend: Arc<B>) -> BlobHandle {
-        BlobHandle(crate::ffi::blob::store(backend))
+        let uploads = B::LISTS_UPLOADS.then(|| {
+            let b = backend.clone();
+            Box::new(move || strata_plugin_api::InterfaceBox::new(crate::ffi::blob::uploads(b)))
+                as Box<dyn FnOnce() -> strata_plugin_api::InterfaceBox>
+        });
+        BlobHandle {
+            store: crate::ffi::blob::store(backend),
+            uploads,
+        }
     }
 }
 

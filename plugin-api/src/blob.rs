@@ -174,3 +174,41 @@ pub trait BlobWriter: Send + Sync {
 
 /// An open multipart write as a boxed trait object.
 pub type BlobWriterBox = BlobWriter_TO<'static, RBox<()>>;
+
+/// The name of the [`BlobUploads`] interface (1.1), found with
+/// [`Backend::interface`](crate::Backend::interface). A plugin built before
+/// it, or one whose store cannot list multipart uploads, answers "none".
+pub const BLOB_UPLOADS_V1: &str = "strata.blob.uploads.v1";
+
+/// A multipart upload begun and neither completed nor aborted: what a
+/// process killed mid-upload leaves behind (S3 keeps its parts, and bills
+/// them, until the upload is aborted).
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq)]
+pub struct PendingUpload {
+    /// The key being written (relative to the plugin's prefix).
+    pub key: RString,
+    /// The store's id of the upload, for [`BlobUploads::abort_upload`].
+    pub upload_id: RString,
+    /// When it began, Unix milliseconds, if the store says.
+    pub initiated_ms: ROption<i64>,
+    /// Further fields of later 1.x releases.
+    pub ext: Extensions,
+}
+
+/// Interface [`BLOB_UPLOADS_V1`]: the multipart uploads left open in a blob
+/// store, and aborting them. Neither is in [`BlobStore`] (1.0), which
+/// cannot grow within 1.x.
+#[sabi_trait]
+pub trait BlobUploads: Send + Sync {
+    /// Every open multipart upload whose key starts with `prefix`, in key
+    /// order (a store that pages its answer is read to the end).
+    fn list_uploads(&self, prefix: RString) -> PluginFuture<RVec<PendingUpload>>;
+    /// Aborts upload `upload_id` of `key`: its parts are discarded and the
+    /// key keeps its previous content. Aborting one that is gone succeeds.
+    #[sabi(last_prefix_field)]
+    fn abort_upload(&self, key: RString, upload_id: RString) -> PluginFuture<()>;
+}
+
+/// The [`BlobUploads`] interface as a boxed trait object.
+pub type BlobUploadsBox = BlobUploads_TO<'static, RBox<()>>;

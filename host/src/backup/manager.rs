@@ -43,6 +43,9 @@ pub struct BackupReport {
     pub upload_secs: f64,
     /// Timestamps pruned afterwards (retention).
     pub pruned: Vec<String>,
+    /// Multipart uploads left open by interrupted backups, aborted
+    /// afterwards ([`BackupManager::abort_stale_uploads`]).
+    pub stale_uploads: super::StaleUploads,
     /// For a logical backup: the tables and collections read, with counts.
     pub export: Option<migrate::Report>,
 }
@@ -218,11 +221,23 @@ impl<'a> BackupManager<'a> {
             .await?;
         drop(tmp);
         let pruned = self.prune().await?;
+        // The backup is complete and pruned: a failure to clean up what
+        // earlier killed backups left must not turn it into an error.
+        let stale_uploads = match self.abort_stale_uploads().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(
+                    "cannot list or abort the multipart uploads left by interrupted backups: {e}"
+                );
+                super::StaleUploads::default()
+            }
+        };
         Ok(BackupReport {
             manifest,
             snapshot_secs,
             upload_secs,
             pruned,
+            stale_uploads,
             export,
         })
     }

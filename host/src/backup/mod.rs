@@ -139,4 +139,5 @@ pub use manager::{BackupManager, BackupReport};
 pub use manifest::{MANIFEST_FORMAT, Manifest, SnapshotKind, timestamp};
 pub use pipeline::{download_file_decompressed, upload_file_compressed};
 pub use restore::{FAULT_EXIT_CODE, LogicalRestoreReport, RestoreReport};
+pub use retention::StaleUploads;
 pub use verify::{TrialRestore, Verified};

@@ -5,7 +5,10 @@ use std::sync::Arc;
 use abi_stable::{sabi_trait::TD_Opaque, std_types::RString};
 use strata_plugin_api::{
     Extensions,
-    blob::{self as abi, BlobStore_TO, BlobStoreBox, BlobWriter_TO, BlobWriterBox},
+    blob::{
+        self as abi, BlobStore_TO, BlobStoreBox, BlobUploads_TO, BlobUploadsBox, BlobWriter_TO,
+        BlobWriterBox,
+    },
     sql::PluginFuture,
 };
 
@@ -156,5 +159,46 @@ impl<W: BlobWriter> abi::BlobWriter for Writer<W> {
     fn abort(&self) -> PluginFuture<()> {
         let w = self.0.get().clone();
         call(move || (w.runs(BlobCall::Abort), async move { w.abort().await }))
+    }
+}
+
+/// A backend as the ABI's `strata.blob.uploads.v1` interface.
+pub(crate) fn uploads<B: BlobBackend>(backend: Arc<B>) -> BlobUploadsBox {
+    BlobUploads_TO::from_value(Uploads(Guarded::new(backend)), TD_Opaque)
+}
+
+struct Uploads<B>(Guarded<Arc<B>>);
+
+impl<B: BlobBackend> abi::BlobUploads for Uploads<B> {
+    fn list_uploads(
+        &self,
+        prefix: RString,
+    ) -> PluginFuture<abi_stable::std_types::RVec<abi::PendingUpload>> {
+        let b = self.0.get().clone();
+        call(move || {
+            let prefix = prefix.into_string();
+            (b.runs(BlobCall::ListUploads(&prefix)), async move {
+                Ok(b.list_uploads(prefix)
+                    .await?
+                    .into_iter()
+                    .map(|u| abi::PendingUpload {
+                        key: u.key.into(),
+                        upload_id: u.upload_id.into(),
+                        initiated_ms: u.initiated_ms.into(),
+                        ext: Extensions::new(),
+                    })
+                    .collect())
+            })
+        })
+    }
+
+    fn abort_upload(&self, key: RString, upload_id: RString) -> PluginFuture<()> {
+        let b = self.0.get().clone();
+        call(move || {
+            let (key, upload_id) = (key.into_string(), upload_id.into_string());
+            (b.runs(BlobCall::AbortUpload(&key)), async move {
+                b.abort_upload(key, upload_id).await
+            })
+        })
     }
 }

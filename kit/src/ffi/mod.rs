@@ -139,7 +139,7 @@ impl<P: Plugin> Backend for BackendAdapter<P> {
     }
 
     fn blobs(&self) -> RResult<ROption<BlobStoreBox>, PluginError> {
-        catch(|| Ok(self.0.get().blobs().map(|h| h.0).into())).into()
+        catch(|| Ok(self.0.get().blobs().map(|h| h.store).into())).into()
     }
 
     fn capabilities(&self) -> RResult<RVec<RString>, PluginError> {
@@ -155,10 +155,21 @@ impl<P: Plugin> Backend for BackendAdapter<P> {
         .into()
     }
 
-    fn interface(&self, _name: RStr<'_>) -> RResult<ROption<InterfaceBox>, PluginError> {
-        // No interface has been added since 1.0: a later kit generates the
-        // ones its traits implement.
-        RResult::ROk(ROption::RNone)
+    fn interface(&self, name: RStr<'_>) -> RResult<ROption<InterfaceBox>, PluginError> {
+        // The interfaces added since 1.0 that the plugin's traits implement.
+        catch(|| {
+            Ok(match name.as_str() {
+                strata_plugin_api::blob::BLOB_UPLOADS_V1 => self
+                    .0
+                    .get()
+                    .blobs()
+                    .and_then(|h| h.uploads)
+                    .map(|make| make())
+                    .into(),
+                _ => ROption::RNone,
+            })
+        })
+        .into()
     }
 
     fn health(&self) -> PluginFuture<RString> {

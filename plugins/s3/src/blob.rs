@@ -23,7 +23,7 @@ use strata_plugin::{
     BlobBackend, BlobWriter, PluginError, PluginResult, Runs,
     blob::{
         BlobCall, GetRequest, GetResponse, ListPage, ListRequest, MultipartRequest, ObjectMeta,
-        PutRequest,
+        PendingUpload, PutRequest,
     },
     runs::detach,
 };
@@ -38,6 +38,7 @@ const MAX_KEY_BYTES: usize = 1024;
 #[derive(Clone)]
 pub(crate) struct S3Blobs {
     store: Arc<AmazonS3>,
+    uploads: Arc<crate::uploads::Uploads>,
     bucket: String,
     prefix: String,
     part_size: usize,
@@ -50,6 +51,7 @@ impl S3Blobs {
         let store = cfg.client()?;
         Ok(S3Blobs {
             store: Arc::new(store),
+            uploads: Arc::new(crate::uploads::Uploads::new(&cfg)?),
             part_size: cfg.part_size_mib as usize * 1024 * 1024,
             concurrency: cfg.upload_concurrency.max(1) as usize,
             bucket: cfg.bucket,
@@ -228,6 +230,31 @@ impl BlobBackend for S3Blobs {
             blobs: self.clone(),
             key: req.key,
         })
+    }
+
+    const LISTS_UPLOADS: bool = true;
+
+    async fn list_uploads(&self, prefix: String) -> PluginResult<Vec<PendingUpload>> {
+        let full = format!("{}{prefix}", self.prefix);
+        let mut found = self.uploads.list(&self.store, &full).await?;
+        for u in &mut found {
+            if let Some(k) = u.key.strip_prefix(&self.prefix) {
+                u.key = k.to_string();
+            }
+        }
+        Ok(found)
+    }
+
+    async fn abort_upload(&self, key: String, upload_id: String) -> PluginResult<()> {
+        if key.is_empty() || upload_id.is_empty() {
+            return Err(S3Error::Key {
+                key,
+                reason: "aborting an upload needs its key and upload id".into(),
+            }
+            .into());
+        }
+        let full = format!("{}{key}", self.prefix);
+        Ok(self.uploads.abort(&self.store, &full, &upload_id).await?)
     }
 
     /// Every call is a task on the plugin's runtime (see the module docs).

@@ -141,13 +141,7 @@ impl S3Config {
             }
             b = b.with_endpoint(endpoint.trim_end_matches('/'));
         }
-        let region = self
-            .region
-            .clone()
-            .or_else(|| std::env::var("AWS_REGION").ok())
-            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
-            .unwrap_or_else(|| "us-east-1".into());
-        b = b.with_region(region);
+        b = b.with_region(self.region());
         if let Some(k) = &self.access_key_id {
             b = b.with_access_key_id(k);
         }
@@ -166,6 +160,47 @@ impl S3Config {
         b.with_client_options(client)
             .build()
             .map_err(|e| S3Error::Config(e.to_string()))
+    }
+}
+
+impl S3Config {
+    /// The region: the config's, else `AWS_REGION`, `AWS_DEFAULT_REGION`,
+    /// then `us-east-1`.
+    pub(crate) fn region(&self) -> String {
+        self.region
+            .clone()
+            .or_else(|| std::env::var("AWS_REGION").ok())
+            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+            .unwrap_or_else(|| "us-east-1".into())
+    }
+
+    /// The bucket's URL, ending in `/`, as object_store addresses it:
+    /// `endpoint/bucket/` in path style, `scheme://bucket.host/` otherwise;
+    /// AWS itself without an endpoint.
+    pub(crate) fn bucket_url(&self) -> Result<url::Url, S3Error> {
+        let endpoint = self
+            .endpoint
+            .clone()
+            .unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", self.region()));
+        let bad = |e: String| S3Error::Config(format!("key `endpoint`: {endpoint:?}: {e}"));
+        let mut url =
+            url::Url::parse(endpoint.trim_end_matches('/')).map_err(|e| bad(e.to_string()))?;
+        if self.path_style {
+            url.path_segments_mut()
+                .map_err(|()| bad("cannot be a base URL".into()))?
+                .pop_if_empty()
+                .push(&self.bucket)
+                .push("");
+        } else {
+            let host = url
+                .host_str()
+                .ok_or_else(|| bad("no host".into()))?
+                .to_string();
+            url.set_host(Some(&format!("{}.{host}", self.bucket)))
+                .map_err(|e| bad(e.to_string()))?;
+            url.set_path("/");
+        }
+        Ok(url)
     }
 }
 

@@ -41,6 +41,15 @@ pub(crate) enum S3Error {
     /// A call on a multipart writer that has completed or aborted.
     #[error("multipart upload of {0:?} is already completed or aborted")]
     WriterClosed(String),
+    /// A request made without object_store (listing or aborting open
+    /// multipart uploads) failed.
+    #[error("s3 {op} {key:?}: {message}")]
+    Http {
+        op: &'static str,
+        key: String,
+        status: Option<u16>,
+        message: String,
+    },
 }
 
 impl From<S3Error> for PluginError {
@@ -50,6 +59,21 @@ impl From<S3Error> for PluginError {
             S3Error::Config(_) => PluginError::new(ErrorKind::InvalidConfig, message),
             S3Error::Key { .. } => PluginError::new(ErrorKind::InvalidInput, message),
             S3Error::WriterClosed(_) => PluginError::new(ErrorKind::Closed, message),
+            S3Error::Http { status, .. } => {
+                let kind = match status {
+                    None if message.contains("timed out") => ErrorKind::Timeout,
+                    None if message.contains("connect") => ErrorKind::Connection,
+                    Some(404) => ErrorKind::NotFound,
+                    Some(401 | 403) => ErrorKind::Connection,
+                    Some(s) if s >= 500 => ErrorKind::Busy,
+                    _ => ErrorKind::Internal,
+                };
+                let err = PluginError::new(kind, message);
+                match status {
+                    Some(s) => err.with_backend_code(s.to_string()),
+                    None => err,
+                }
+            }
             S3Error::Store { source, .. } => {
                 let status = http_status(&source);
                 let kind = match &*source {
