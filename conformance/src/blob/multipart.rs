@@ -4,7 +4,7 @@ use super::support::{bytes, same_bytes};
 use crate::{
     case::{Case, Suite, case},
     ctx::Ctx,
-    failure::{CaseResult, ensure, ensure_eq},
+    failure::{CaseResult, Failure, ensure, ensure_eq},
 };
 
 pub(super) fn cases() -> Vec<Case> {
@@ -28,6 +28,11 @@ pub(super) fn cases() -> Vec<Case> {
             Suite::Blob,
             concurrent_multipart_uploads_to_one_key,
             "Two multipart uploads to one key, interleaved, both complete; the object is then one of the two whole uploads, never a mix of their parts; a third, aborted, changes nothing (rules: objects)."
+        ),
+        case!(
+            Suite::Blob,
+            open_uploads_are_listed_and_aborted,
+            "With the optional interface `strata.blob.uploads.v1`: an upload left open (its writer never completed, aborted or dropped, as a killed process leaves it) is listed under its prefix with its key, a completed one is not, and abort_upload removes it, twice without error, leaving no object (plugin-api `blob::BlobUploads`; skipped when the plugin does not offer the interface)."
         ),
     ]
 }
@@ -148,6 +153,54 @@ async fn concurrent_multipart_uploads_to_one_key(ctx: Ctx) -> CaseResult {
         b.head(&key).await?.size,
         got.len() as u64,
         "head agrees with the bytes"
+    );
+    Ok(())
+}
+
+async fn open_uploads_are_listed_and_aborted(ctx: Ctx) -> CaseResult {
+    let b = ctx.blobs().await?;
+    let prefix = ctx.key_prefix();
+    let Some(before) = b.pending_uploads(&prefix).await? else {
+        return Err(Failure::skip(
+            "the plugin does not offer the interface strata.blob.uploads.v1 (optional)",
+        ));
+    };
+    ensure!(
+        before.is_empty(),
+        "open uploads under a fresh prefix: {before:?}"
+    );
+    let (left, done) = (format!("{prefix}left.bin"), format!("{prefix}done.bin"));
+    let data = bytes(31, 6 << 20);
+    let mut w = b.writer(&left).await?;
+    w.write(data.clone()).await?;
+    // What a killed process leaves: the writer is never completed, aborted
+    // or dropped.
+    std::mem::forget(w);
+    let mut w = b.writer(&done).await?;
+    w.write(data).await?;
+    w.complete().await?;
+    let open = b
+        .pending_uploads(&prefix)
+        .await?
+        .ok_or_else(|| Failure::new("the interface went away"))?;
+    let keys: Vec<&str> = open.iter().map(|u| u.key.as_str()).collect();
+    ensure_eq!(
+        keys,
+        vec![left.as_str()],
+        "open uploads (the completed one must not be listed)"
+    );
+    ensure!(!open[0].upload_id.is_empty(), "an upload without an id");
+    b.abort_upload(&open[0]).await?;
+    b.abort_upload(&open[0]).await?;
+    let after = b
+        .pending_uploads(&prefix)
+        .await?
+        .ok_or_else(|| Failure::new("the interface went away"))?;
+    ensure!(after.is_empty(), "still open after abort: {after:?}");
+    ensure!(!b.exists(&left).await?, "an aborted upload left an object");
+    ensure!(
+        b.exists(&done).await?,
+        "the completed upload's object is gone"
     );
     Ok(())
 }
