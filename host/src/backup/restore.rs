@@ -379,7 +379,9 @@ impl BackupManager<'_> {
         }
     }
 
-    async fn integrity_check(&self, file: &Path, timestamp: &str) -> Result<(), BackupError> {
+    /// The SQLite file `file` opened through the source's plugin, read-only
+    /// when the plugin's schema has that key, as backend `{source}-{role}`.
+    pub(super) async fn open_file(&self, file: &Path, role: &str) -> Result<Backend> {
         let plugin = self.strata.plugin(&self.source)?;
         let mut cfg = serde_json::json!({ "path": file.display().to_string() });
         if plugin
@@ -390,13 +392,17 @@ impl BackupManager<'_> {
         {
             cfg["read_only"] = serde_json::Value::Bool(true);
         }
-        let check = Backend::open(
-            &format!("{}-restore-check", self.source),
+        Backend::open(
+            &format!("{}-{role}", self.source),
             plugin,
             &self.strata.config().file,
             &cfg,
         )
-        .await?;
+        .await
+    }
+
+    async fn integrity_check(&self, file: &Path, timestamp: &str) -> Result<(), BackupError> {
+        let check = self.open_file(file, "restore-check").await?;
         let result = async {
             let rows = check.sql()?.all("PRAGMA integrity_check", ()).await?;
             let lines: Vec<String> = rows

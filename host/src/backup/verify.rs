@@ -243,23 +243,7 @@ impl BackupManager<'_> {
         &self,
         path: &Path,
     ) -> Result<Vec<(&'static str, String, u64)>, BackupError> {
-        let plugin = self.strata.plugin(&self.source)?;
-        let mut cfg = serde_json::json!({ "path": path.display().to_string() });
-        if plugin
-            .info()
-            .config_schema
-            .pointer("/properties/read_only")
-            .is_some()
-        {
-            cfg["read_only"] = serde_json::Value::Bool(true);
-        }
-        let db = crate::loader::Backend::open(
-            &format!("{}-trial", self.source),
-            plugin,
-            &self.strata.config().file,
-            &cfg,
-        )
-        .await?;
+        let db = self.open_file(path, "trial").await?;
         let counted = async {
             let sql = db.sql()?;
             let names = sql
