@@ -230,7 +230,7 @@ fn backend_err(b: &Backend, e: Error) -> MigrateError {
 /// kinds; see [`values`]). Two sides of a migration give equal results.
 pub async fn table_checksum(sql: &Sql, table: &str) -> Result<values::Checksum, MigrateError> {
     let t = schema::read_table(sql, table, true, &mut Vec::new()).await?;
-    table::checksum(sql, &t, 2000)
+    table::checksum(sql, &t, 2000, false)
         .await
         .map(|(sum, _)| sum)
         .map_err(|source| MigrateError::Table {

@@ -695,17 +695,19 @@ async fn finish(ctx: &Context<'_>, t: &TableSchema) -> Result<(), MigrateError> 
 }
 
 /// The checksum of every row of `t` on `sql`, hashing the source's columns
-/// normalised by the source's kinds; also one checksum per column, to name
-/// the columns that differ when the rows do.
+/// normalised by the source's kinds; with `by_column`, also one checksum
+/// per column, to name the columns that differ when the rows do (a second
+/// hash of every value: only asked for once the rows are known to differ).
 pub(crate) async fn checksum(
     sql: &Sql,
     t: &TableSchema,
     page: usize,
+    by_column: bool,
 ) -> Result<(Checksum, Vec<Checksum>)> {
     let pager = Pager::new(t, page, sql.dialect());
     let kinds: Vec<Kind> = t.columns.iter().map(|c| c.kind).collect();
     let mut sum = Checksum::default();
-    let mut per_column = vec![Checksum::default(); kinds.len()];
+    let mut per_column = vec![Checksum::default(); if by_column { kinds.len() } else { 0 }];
     let mut after = None;
     loop {
         let rows = pager.page(sql, after.take()).await?;
@@ -715,9 +717,11 @@ pub(crate) async fn checksum(
             let mut h = Hasher128::default();
             for (i, (k, v)) in kinds.iter().zip(row.values()).enumerate() {
                 values::hash_value(&mut h, *k, v);
-                let mut c = Hasher128::default();
-                values::hash_value(&mut c, *k, v);
-                per_column[i].add(c.finish());
+                if by_column {
+                    let mut c = Hasher128::default();
+                    values::hash_value(&mut c, *k, v);
+                    per_column[i].add(c.finish());
+                }
             }
             sum.add(h.finish());
         }
@@ -732,10 +736,20 @@ async fn verify(
     batch_size: usize,
 ) -> Result<Verification, MigrateError> {
     let page = batch_size.max(1000);
-    let (a, b) = futures_util::future::join(checksum(src, t, page), checksum(dst, t, page)).await;
-    let (a, ca) = a.map_err(on(src, &t.name))?;
-    let (b, cb) = b.map_err(on(dst, &t.name))?;
+    let (a, b) =
+        futures_util::future::join(checksum(src, t, page, false), checksum(dst, t, page, false))
+            .await;
+    let (a, _) = a.map_err(on(src, &t.name))?;
+    let (b, _) = b.map_err(on(dst, &t.name))?;
     if a != b {
+        // Read both sides again, hashing each column apart, to name the
+        // columns that differ (the common case, equal rows, pays for one
+        // hash per value only).
+        let (ca, cb) =
+            futures_util::future::join(checksum(src, t, page, true), checksum(dst, t, page, true))
+                .await;
+        let (_, ca) = ca.map_err(on(src, &t.name))?;
+        let (_, cb) = cb.map_err(on(dst, &t.name))?;
         let differing: Vec<&str> = t
             .columns
             .iter()

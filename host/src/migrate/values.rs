@@ -373,9 +373,14 @@ pub fn hash_value(h: &mut Hasher128, kind: Kind, v: &Value) {
             Some(t) => h.field(6, t.as_bytes()),
             None => raw(h, v),
         },
-        Kind::Vector(_) => match vector_of(v) {
-            Some(f) => h.field(7, &f32_to_blob(&f)),
-            None => raw(h, v),
+        Kind::Vector(_) => match v {
+            // Little-endian f32 bytes already: hashed as they are (what
+            // decoding and encoding them again would give, bit for bit).
+            Value::Blob(b) if b.len().is_multiple_of(4) => h.field(7, b),
+            _ => match vector_of(v) {
+                Some(f) => h.field(7, &f32_to_blob(&f)),
+                None => raw(h, v),
+            },
         },
         Kind::Numeric => {
             let t = match v {
