@@ -8,7 +8,9 @@
 //!   sqllogictest records): `INSERT`s of literal rows, `UPDATE`s by key,
 //!   range `SELECT`s of a few rows and aggregates. Plugin: `run` for
 //!   statements, `all` for queries. sqlx: `query(text)` (extended protocol,
-//!   sqlx's statement cache) and `raw_sql(text)` (simple protocol).
+//!   sqlx's statement cache) and `raw_sql(text)` (simple protocol), both
+//!   through a `PgPool` as the plugin uses one, and `raw_sql` on one
+//!   `PgConnection` (no pool: what the pool itself costs).
 //!   tokio-postgres: `simple_query(text)` (simple protocol, text values) and
 //!   `query(text, &[])` (unnamed prepare, then execute).
 //! - **repeated**: three statement texts (a point read by key, an
@@ -28,7 +30,7 @@ use std::{
 
 use clap::Args;
 use rand::{Rng, SeedableRng, rngs::StdRng};
-use sqlx::{AssertSqlSafe, Column, Executor, PgPool, Row, TypeInfo, postgres::PgRow};
+use sqlx::{AssertSqlSafe, Column, Connection, Executor, PgPool, Row, TypeInfo, postgres::PgRow};
 use strata_host::{Sql, Strata, loader::library_file_name};
 
 /// Options of `strata-bench sql`.
@@ -66,6 +68,8 @@ enum Side {
     SqlxQuery,
     /// sqlx `raw_sql(text)`: simple protocol.
     SqlxRaw,
+    /// sqlx `raw_sql(text)` on one connection, no pool.
+    SqlxRawConn,
     /// tokio-postgres `simple_query`.
     TpgSimple,
     /// tokio-postgres `query(text, params)`: prepare + execute per call.
@@ -78,7 +82,9 @@ impl Side {
     fn label(self, repeated: bool) -> &'static str {
         match (self, repeated) {
             (Side::Plugin, false) => "strata host + libstrata_postgres.so (`run` / `all`)",
-            (Side::Plugin, true) => "strata host + libstrata_postgres.so (`run` / `get`, `?` params)",
+            (Side::Plugin, true) => {
+                "strata host + libstrata_postgres.so (`run` / `get`, `?` params)"
+            }
             (Side::Supabase, false) => {
                 "strata host + libstrata_supabase.so via PgBouncer (transaction mode)"
             }
@@ -87,7 +93,8 @@ impl Side {
             }
             (Side::SqlxQuery, false) => "sqlx `query(text)` (extended protocol, statement cache)",
             (Side::SqlxQuery, true) => "sqlx `query(text).bind(..)` (statement cache)",
-            (Side::SqlxRaw, _) => "sqlx `raw_sql(text)` (simple protocol)",
+            (Side::SqlxRaw, _) => "sqlx `raw_sql(text)` (simple protocol), through a `PgPool`",
+            (Side::SqlxRawConn, _) => "sqlx `raw_sql(text)` (simple protocol), one `PgConnection`",
             (Side::TpgSimple, _) => "tokio-postgres `simple_query(text)` (simple protocol)",
             (Side::TpgText, _) => "tokio-postgres `query(text, params)` (prepare + execute)",
             (Side::TpgPrepared, _) => "tokio-postgres, statements prepared once",
@@ -100,6 +107,7 @@ impl Side {
             Side::Supabase => "supabase",
             Side::SqlxQuery => "sqlx_query",
             Side::SqlxRaw => "sqlx_raw",
+            Side::SqlxRawConn => "sqlx_raw_conn",
             Side::TpgSimple => "tpg_simple",
             Side::TpgText => "tpg_text",
             Side::TpgPrepared => "tpg_prepared",
@@ -238,6 +246,7 @@ struct Clients {
     plugin: Sql,
     supabase: Option<Sql>,
     pool: PgPool,
+    conn: tokio::sync::Mutex<sqlx::PgConnection>,
     tpg: tokio_postgres::Client,
     prepared: Vec<tokio_postgres::Statement>,
 }
@@ -273,6 +282,16 @@ async fn distinct_one(cl: &Clients, side: Side, rec: &Record) {
                 std::hint::black_box(decode_sqlx(&rows));
             } else {
                 std::hint::black_box(q.execute(&cl.pool).await.expect("sqlx raw execute"));
+            }
+        }
+        Side::SqlxRawConn => {
+            let mut conn = cl.conn.lock().await;
+            let q = sqlx::raw_sql(AssertSqlSafe(text.to_owned()));
+            if rec.read {
+                let rows = q.fetch_all(&mut *conn).await.expect("sqlx raw query");
+                std::hint::black_box(decode_sqlx(&rows));
+            } else {
+                std::hint::black_box(q.execute(&mut *conn).await.expect("sqlx raw execute"));
             }
         }
         Side::TpgSimple => {
@@ -391,7 +410,9 @@ async fn repeated_one(cl: &Clients, side: Side, texts: &[String; 3], op: &Op) {
                 }
             }
         }
-        Side::SqlxRaw | Side::TpgSimple => unreachable!("not a side of the repeated workload"),
+        Side::SqlxRaw | Side::SqlxRawConn | Side::TpgSimple => {
+            unreachable!("not a side of the repeated workload")
+        }
     }
 }
 
@@ -481,6 +502,13 @@ pub(crate) fn run(args: SqlArgs) {
                 .await
                 .expect("sqlx pool")
         };
+        let mut single = sqlx::PgConnection::connect(&url)
+            .await
+            .expect("sqlx connection");
+        single
+            .execute(AssertSqlSafe(set_path.clone()))
+            .await
+            .expect("search_path");
         let (tpg, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
             .await
             .expect("tokio-postgres connect");
@@ -497,7 +525,13 @@ pub(crate) fn run(args: SqlArgs) {
             distinct_sides.push(Side::Supabase);
             repeated_sides.push(Side::Supabase);
         }
-        distinct_sides.extend([Side::SqlxQuery, Side::SqlxRaw, Side::TpgSimple, Side::TpgText]);
+        distinct_sides.extend([
+            Side::SqlxQuery,
+            Side::SqlxRaw,
+            Side::SqlxRawConn,
+            Side::TpgSimple,
+            Side::TpgText,
+        ]);
         repeated_sides.extend([Side::SqlxQuery, Side::TpgPrepared, Side::TpgText]);
 
         let prefilled = 10_000;
@@ -526,6 +560,7 @@ pub(crate) fn run(args: SqlArgs) {
             plugin,
             supabase,
             pool,
+            conn: tokio::sync::Mutex::new(single),
             tpg,
             prepared,
         };

@@ -790,10 +790,7 @@ impl SqlCursor for Cursor {
         .fetch_all(&mut **t)
         .await
         .map_err(map)?;
-        let out = self
-            .shared
-            .rows(&mut **t, self.columns.clone(), &rows)
-            .await?;
+        let out = self.shared.rows(t, self.columns.clone(), &rows).await?;
         if (rows.len() as u32) < max_rows.max(1) {
             // Exhausted: end the transaction now and free the connection.
             if let Some(t) = guard.take() {
