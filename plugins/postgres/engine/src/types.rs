@@ -20,6 +20,11 @@
 //! forms, so each reads back as the same value.
 //! | vector (pgvector) | Text `[1,2,3]` |
 //!
+//! Values arrive in binary (prepared statements) or in Postgres' text
+//! output (statements without parameters go by the simple protocol) and
+//! read to the same strata value either way: the text forms are parsed
+//! and written again as above.
+//!
 //! Parameters take the type the server infers for them: an Integer binds to
 //! an int2/int4/int8/float/numeric/bool parameter, a Real to float, Text to
 //! text-like, json/jsonb, and — through an explicit cast the plugin adds — to
