@@ -10,11 +10,15 @@
 //!   the backup manager vs plain file copy + the same compression.
 //! - `migrate`: memory rows with 384-d embeddings SQLite → Postgres through
 //!   `strata_host::migrate` vs rusqlite + binary `COPY`; peak memory.
+//! - `sql`: ad-hoc SQL on PostgreSQL (distinct texts without parameters,
+//!   repeated texts with parameters) through host + loaded Postgres plugin
+//!   vs sqlx and tokio-postgres direct.
 
 mod backup;
 mod backup_pg;
 mod migrate;
 mod plot;
+mod sql_pg;
 mod vectors;
 
 use std::{
@@ -73,6 +77,11 @@ enum Bench {
         #[command(flatten)]
         args: migrate::MigrateArgs,
     },
+    /// Ad-hoc SQL on PostgreSQL: host + Postgres plugin vs sqlx and tokio-postgres direct.
+    Sql {
+        #[command(flatten)]
+        args: sql_pg::SqlArgs,
+    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -100,6 +109,7 @@ fn main() {
         Bench::Vectors { args } => vectors::run(args),
         Bench::Backup { args } => backup::run(args),
         Bench::Migrate { args } => migrate::run(args),
+        Bench::Sql { args } => sql_pg::run(args),
     }
 }
 

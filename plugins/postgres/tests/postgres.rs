@@ -724,3 +724,227 @@ async fn vectors_pgvector_cannot_score_are_refused() {
         .unwrap();
     s.close().await.unwrap();
 }
+
+/// Issue 17: a statement without parameters goes as one simple-protocol
+/// query, so nothing is prepared for it: a new text costs one round trip
+/// (it used to be described, prepared as a named statement and executed).
+/// With parameters, the statement is prepared once on its connection.
+#[tokio::test]
+async fn statements_without_parameters_are_not_prepared() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = unique("adhoc");
+    let s = strata(
+        dir.path(),
+        &[(
+            "pg",
+            format!("{{ url = {:?}, schema = {schema:?} }}", url()),
+        )],
+    );
+    let sql = s.sql_backend("pg").await.unwrap();
+    sql.exec("CREATE TABLE t (a int PRIMARY KEY, b text)")
+        .await
+        .unwrap();
+    let prepared = "SELECT count(*) AS n FROM pg_prepared_statements WHERE statement LIKE '%/* issue 17 */%' AND statement NOT LIKE '%pg_prepared_statements%'";
+    // In one transaction: every statement on one connection, where
+    // pg_prepared_statements shows what was prepared on it.
+    let tx = sql.begin().await.unwrap();
+    let out = tx
+        .run("INSERT INTO t VALUES (1, 'one') /* issue 17 */", ())
+        .await
+        .unwrap();
+    assert_eq!(out.changes, 1);
+    let rows = tx
+        .all("SELECT a, b FROM t WHERE a = 1 /* issue 17 */", ())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].get::<String>("b").unwrap(), "one");
+    let n = |r: Option<strata_host::Row>| r.unwrap().get::<i64>("n").unwrap();
+    assert_eq!(
+        n(tx.get(prepared, ()).await.unwrap()),
+        0,
+        "statements without parameters were prepared"
+    );
+    // With parameters: prepared once (described and executed on the same
+    // connection: one named statement, not two).
+    for k in 2..5 {
+        tx.run("INSERT INTO t VALUES (?, 'p') /* issue 17 */", [k])
+            .await
+            .unwrap();
+    }
+    assert_eq!(n(tx.get(prepared, ()).await.unwrap()), 1);
+    tx.commit().await.unwrap();
+    // A statement that is not plainly one, or names a parameter it is not
+    // given, is still refused as before (never run as two statements).
+    let err = sql
+        .run("INSERT INTO t VALUES (9, 'x'); DELETE FROM t", ())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Syntax, "{err}");
+    let err = sql.get("SELECT $1::int AS x", ()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    let count = sql.get("SELECT count(*) AS n FROM t", ()).await.unwrap();
+    assert_eq!(n(count), 4);
+    sql.exec(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .await
+        .unwrap();
+    s.close().await.unwrap();
+}
+
+/// Issue 17: a result read through the simple protocol (text values, no
+/// parameters) gives exactly the values the same statement gives
+/// prepared (binary values, one parameter), for every type strata reads —
+/// including dates and times before year 1 and at infinity, time zones
+/// other than UTC, floats at their limits, pgvector's vectors and enums —
+/// and the same refusal for types it does not read.
+#[tokio::test]
+async fn text_and_binary_results_read_to_the_same_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = unique("textbin");
+    let s = strata(
+        dir.path(),
+        &[(
+            "pg",
+            format!("{{ url = {:?}, schema = {schema:?} }}", url()),
+        )],
+    );
+    let sql = s.sql_backend("pg").await.unwrap();
+    sql.exec(
+        "CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy'); \
+         CREATE DOMAIN posint AS int CHECK (VALUE > 0)",
+    )
+    .await
+    .unwrap();
+    let exprs = [
+        "true",
+        "false",
+        "CAST(-32768 AS int2)",
+        "CAST(2147483647 AS int4)",
+        "CAST(-9223372036854775808 AS int8)",
+        "CAST(4294967295 AS oid)",
+        "CAST(0.1 AS float4)",
+        "CAST(1e-7 AS float4)",
+        "CAST(3.4028235e38 AS float4)",
+        "CAST('NaN' AS float4)",
+        "CAST('-Infinity' AS float4)",
+        "CAST(0.1 AS float8)",
+        "CAST(-0.0 AS float8)",
+        "CAST(2.2250738585072014e-308 AS float8)",
+        "CAST(1.7976931348623157e308 AS float8)",
+        "CAST(5e-324 AS float8)",
+        "CAST('Infinity' AS float8)",
+        "CAST(12.50 AS numeric)",
+        "CAST(-0.0001 AS numeric)",
+        "CAST(100000000000000000000 AS numeric)",
+        "CAST('NaN' AS numeric)",
+        "CAST('-Infinity' AS numeric)",
+        "CAST('it''s' AS text)",
+        "CAST('ümlaut' AS varchar(10))",
+        "CAST('pad' AS char(5))",
+        "CAST('nm' AS name)",
+        "CAST('x' AS \"char\")",
+        "CAST('{\"b\": 1,  \"a\": [1, 2]}' AS json)",
+        "CAST('{\"b\": 1,  \"a\": [1, 2]}' AS jsonb)",
+        "CAST('A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11' AS uuid)",
+        "CAST('2025-02-28' AS date)",
+        "CAST('0001-01-01' AS date)",
+        "CAST('0044-03-15 BC' AS date)",
+        "CAST('infinity' AS date)",
+        "CAST('-infinity' AS date)",
+        "CAST('10000-01-01' AS date)",
+        "CAST('2000-01-01 00:00:01.5' AS timestamp)",
+        "CAST('1999-12-31 23:59:59.999999' AS timestamp)",
+        "CAST('0001-12-31 00:00:00.25 BC' AS timestamp)",
+        "CAST('infinity' AS timestamp)",
+        "CAST('2026-06-01 12:34:56.000100+02' AS timestamptz)",
+        "CAST('1900-01-01 00:00:00+00' AS timestamptz)",
+        "CAST('0001-01-01 00:00:00+00 BC' AS timestamptz)",
+        "CAST('-infinity' AS timestamptz)",
+        "CAST('\\x00ff10' AS bytea)",
+        "CAST('' AS bytea)",
+        "CAST('[1e-7,2.5,-3,100000]' AS vector)",
+        "CAST('happy' AS mood)",
+        "CAST(NULL AS interval)",
+        "CAST(NULL AS mood)",
+    ];
+    let no_params = format!(
+        "SELECT {}",
+        exprs
+            .iter()
+            .enumerate()
+            .map(|(i, e)| format!("{e} AS c{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let with_param = format!("{no_params} WHERE CAST(? AS int) = 1");
+    let render = |rows: Vec<strata_host::Row>| {
+        rows.iter()
+            .map(|r| format!("{:?} {:?}", r.columns(), r.values()))
+            .collect::<Vec<_>>()
+    };
+    let text = render(sql.all(&no_params, ()).await.unwrap());
+    let binary = render(sql.all(&with_param, [1]).await.unwrap());
+    assert_eq!(text, binary);
+    // Spot checks of the shared form.
+    let row = sql.get(&no_params, ()).await.unwrap().unwrap();
+    assert_eq!(
+        row.get::<String>("c40").unwrap(),
+        "2026-06-01 10:34:56.000100+00:00"
+    );
+    assert_eq!(
+        row.get::<String>("c38").unwrap(),
+        "0001-12-31 00:00:00.250000 BC"
+    );
+    assert_eq!(
+        row.get::<String>("c46").unwrap(),
+        "[0.0000001,2.5,-3,100000]"
+    );
+    assert_eq!(row.get::<String>("c47").unwrap(), "happy");
+    // In a session time zone other than UTC (offsets with minutes), and
+    // with types that are not read: the same answer both ways.
+    let tx = sql.begin().await.unwrap();
+    tx.exec("SET LOCAL TIME ZONE 'America/St_Johns'")
+        .await
+        .unwrap();
+    let text = render(tx.all(&no_params, ()).await.unwrap());
+    let binary = render(tx.all(&with_param, [1]).await.unwrap());
+    assert_eq!(text, binary);
+    for t in [
+        "CAST('1 day' AS interval)",
+        "ARRAY[1, 2]",
+        "CAST(5 AS posint)",
+    ] {
+        let outcome = |r: Result<Vec<strata_host::Row>, strata_host::Error>| match r {
+            Ok(rows) => Ok(render(rows)),
+            Err(e) => Err((e.kind(), e.to_string())),
+        };
+        let a = outcome(tx.all(&format!("SELECT {t} AS v"), ()).await);
+        let b = outcome(
+            tx.all(&format!("SELECT {t} AS v WHERE CAST(? AS int) = 1"), [1])
+                .await,
+        );
+        assert_eq!(a, b, "{t}");
+        if !t.contains("posint") {
+            assert!(matches!(a, Err((ErrorKind::Unsupported, _))), "{t}: {a:?}");
+        }
+    }
+    tx.rollback().await.unwrap();
+    // `run` reads a RETURNING id from text as from binary.
+    sql.exec("CREATE TABLE ids (id bigserial PRIMARY KEY, v text)")
+        .await
+        .unwrap();
+    let a = sql
+        .run("INSERT INTO ids (v) VALUES ('a') RETURNING id", ())
+        .await
+        .unwrap();
+    let b = sql
+        .run("INSERT INTO ids (v) VALUES (?) RETURNING id", ["b"])
+        .await
+        .unwrap();
+    assert_eq!((a.changes, a.last_insert_rowid), (1, Some(1)));
+    assert_eq!((b.changes, b.last_insert_rowid), (1, Some(2)));
+    sql.exec(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .await
+        .unwrap();
+    s.close().await.unwrap();
+}

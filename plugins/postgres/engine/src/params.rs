@@ -23,14 +23,19 @@ fn is_ident_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
 }
 
-/// `sql` with every `$n` replaced by `render(n - 1)`.
-pub(crate) fn rewrite_params(
-    sql: &str,
-    mut render: impl FnMut(usize) -> String,
-) -> PluginResult<String> {
+/// What the lexer finds outside literals, identifiers and comments.
+enum Found {
+    /// A `$n` parameter at `start..end`, numbered `n` (1-based, checked).
+    Param { start: usize, end: usize, n: usize },
+    /// A `;` at this byte.
+    Semicolon(usize),
+}
+
+/// Walks `sql`, calling `on` for every parameter and `;` outside string
+/// literals, quoted identifiers, comments and dollar-quoted bodies; stops
+/// early when `on` answers `false`.
+fn lex(sql: &str, mut on: impl FnMut(Found) -> bool) -> PluginResult<()> {
     let bytes = sql.as_bytes();
-    let mut out = String::with_capacity(sql.len() + 16);
-    let mut copied = 0usize;
     let mut i = 0usize;
     while i < bytes.len() {
         match bytes[i] {
@@ -49,6 +54,12 @@ pub(crate) fn rewrite_params(
                 }
             }
             b'/' if bytes.get(i + 1) == Some(&b'*') => i = skip_block_comment(bytes, i),
+            b';' => {
+                if !on(Found::Semicolon(i)) {
+                    return Ok(());
+                }
+                i += 1;
+            }
             b'$' if i > 0 && is_ident_char(bytes[i - 1]) => i += 1,
             b'$' if bytes.get(i + 1).is_some_and(u8::is_ascii_digit) => {
                 let end = i
@@ -64,10 +75,10 @@ pub(crate) fn rewrite_params(
                         &sql[i..end]
                     )));
                 }
-                out.push_str(&sql[copied..i]);
-                out.push_str(&render(n - 1));
+                if !on(Found::Param { start: i, end, n }) {
+                    return Ok(());
+                }
                 i = end;
-                copied = end;
             }
             b'$' => {
                 i = match dollar_tag_len(bytes, i) {
@@ -85,8 +96,62 @@ pub(crate) fn rewrite_params(
             _ => i += 1,
         }
     }
+    Ok(())
+}
+
+/// `sql` with every `$n` replaced by `render(n - 1)`.
+pub(crate) fn rewrite_params(
+    sql: &str,
+    mut render: impl FnMut(usize) -> String,
+) -> PluginResult<String> {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut copied = 0usize;
+    lex(sql, |found| {
+        if let Found::Param { start, end, n } = found {
+            out.push_str(&sql[copied..start]);
+            out.push_str(&render(n - 1));
+            copied = end;
+        }
+        true
+    })?;
     out.push_str(&sql[copied..]);
     Ok(out)
+}
+
+/// Whether `sql` can be sent as one simple-protocol `Query` message: no
+/// `$n` parameter (not even an invalid one) and one statement — nothing
+/// but whitespace, comments and `;` after its first `;`. The simple
+/// protocol runs every statement of a string, where a prepared statement
+/// refuses a second one; a string that is not plainly one statement keeps
+/// the prepared path and its error.
+pub(crate) fn is_one_statement_without_params(sql: &str) -> bool {
+    let mut params = false;
+    let mut semicolons = Vec::new();
+    let lexed = lex(sql, |found| match found {
+        Found::Param { .. } => {
+            params = true;
+            false
+        }
+        Found::Semicolon(at) => {
+            semicolons.push(at);
+            true
+        }
+    });
+    if lexed.is_err() || params {
+        return false;
+    }
+    let Some(&first) = semicolons.first() else {
+        return true;
+    };
+    // Every piece after the first `;` holds nothing but whitespace and comments.
+    let mut from = first + 1;
+    for &at in semicolons[1..].iter().chain(std::iter::once(&sql.len())) {
+        if crate::sql::lead_keyword(&sql[from..at]).is_some() {
+            return false;
+        }
+        from = at + 1;
+    }
+    true
 }
 
 /// Skips a quoted token starting at `start` (the opening quote); a doubled
@@ -178,5 +243,32 @@ mod tests {
             "SELECT '$1' || ($1::text)::uuid /* $1 */ -- $1"
         );
         assert!(rewrite_params("SELECT $0", |_| String::new()).is_err());
+    }
+
+    #[test]
+    fn one_statement_without_params_is_told_apart() {
+        for one in [
+            "SELECT 1",
+            "SELECT 1;",
+            "SELECT 1; ; -- done\n",
+            "SELECT 1; /* a; b */",
+            "SELECT ';', \"a;b\", $$ ; $$, $t$ $1 ; $t$ -- ; $1\n",
+            "SELECT E'\\'; $1'",
+            "SELECT a$1 FROM t",
+            "INSERT INTO t VALUES ('x;y') /* $2 */",
+        ] {
+            assert!(is_one_statement_without_params(one), "{one:?}");
+        }
+        for not in [
+            "SELECT $1",
+            "SELECT 1 WHERE x = $2",
+            "SELECT $0",
+            "SELECT 1; SELECT 2",
+            "SELECT 1; -- c\n DROP TABLE t",
+            "SELECT 1; /* unterminated",
+            "SELECT 1;; SELECT 2;",
+        ] {
+            assert!(!is_one_statement_without_params(not), "{not:?}");
+        }
     }
 }

@@ -2,10 +2,20 @@
 //!
 //! Every call answers [`Runs::Async`]: its future is polled by whatever
 //! executor the host runs, inside the plugin's runtime context (see the
-//! crate docs). Parameter types are described by the server once per
-//! statement text (then cached): each strata value is encoded as the type
-//! the server expects, and types without a native encoding are sent as text
-//! with an explicit cast added to the SQL ([`crate::params`]).
+//! crate docs).
+//!
+//! A statement without parameters (one statement, no `$n`) goes as one
+//! simple-protocol `Query`: one round trip, nothing prepared, values back in
+//! Postgres' text form and read to the same strata values as the binary
+//! form ([`crate::types::read_value`]); only a `query` answered with no
+//! rows asks the server for its column names (described once per text,
+//! then cached). A statement with parameters runs on one connection:
+//! described by the server once per statement text (then cached: parameter
+//! types, columns), prepared there, and executed on that same connection,
+//! so sqlx's per-connection statement cache serves the execution without
+//! a second prepare. Each strata value is encoded as the type the server
+//! expects, and types without a native encoding are sent as text with an
+//! explicit cast added to the SQL ([`crate::params`]).
 //! Streaming reads declare a server-side cursor in a transaction of their
 //! own and `FETCH` one batch per call.
 
@@ -19,7 +29,7 @@ use std::{
 
 use futures_util::TryStreamExt;
 use sqlx::{
-    AssertSqlSafe, Column, Executor, PgConnection, Postgres, SqlSafeStr, Statement as _,
+    AssertSqlSafe, Column, Executor, PgConnection, Postgres, Row, SqlSafeStr, Statement as _,
     Transaction,
     postgres::{PgArguments, PgRow},
 };
@@ -30,10 +40,10 @@ use strata_plugin::{
 };
 
 use crate::{
-    db::{Db, LocalSettings, On},
+    db::{Db, LocalSettings},
     error::map,
-    params::rewrite_params,
-    types::{ParamKind, bind, read},
+    params::{is_one_statement_without_params, rewrite_params},
+    types::{ColumnType, ParamKind, bind, read_value},
 };
 
 /// A statement as the server wants it: parameter kinds and the SQL with casts added.
@@ -49,6 +59,9 @@ struct Shared {
     /// `SERIALIZABLE` (default), `REPEATABLE READ` or `READ COMMITTED`.
     isolation: &'static str,
     described: Mutex<HashMap<String, Arc<Described>>>,
+    /// Readers of the types sqlx did not know (by OID) when a
+    /// simple-protocol result had a column of one.
+    custom_types: Mutex<HashMap<u32, ColumnType>>,
 }
 
 impl Shared {
@@ -57,6 +70,7 @@ impl Shared {
             db,
             isolation,
             described: Mutex::new(HashMap::new()),
+            custom_types: Mutex::new(HashMap::new()),
         })
     }
 
@@ -65,16 +79,10 @@ impl Shared {
     /// connection (`conn`), so it sees tables created earlier in it.
     async fn describe(
         &self,
-        conn: Option<&mut sqlx::PgConnection>,
+        conn: &mut PgConnection,
         original: &str,
     ) -> PluginResult<Arc<Described>> {
-        if lead_keyword(original).is_none() {
-            // Postgres answers an empty query with EmptyQueryResponse, which
-            // would read as success: refuse it by name instead.
-            return Err(PluginError::invalid_input(
-                "empty statement: nothing but whitespace and comments",
-            ));
-        }
+        check_not_empty(original)?;
         if let Some(d) = self
             .described
             .lock()
@@ -84,10 +92,7 @@ impl Shared {
             return Ok(d.clone());
         }
         let text = AssertSqlSafe(original.to_string()).into_sql_str();
-        let stmt = match conn {
-            Some(c) => self.db.describe(c, text).await?,
-            None => self.db.pool.prepare(text).await.map_err(map)?,
-        };
+        let stmt = self.db.describe(conn, text).await?;
         let kinds: Vec<ParamKind> = match stmt.parameters() {
             Some(sqlx::Either::Left(types)) => types.iter().map(ParamKind::of).collect(),
             Some(sqlx::Either::Right(n)) => vec![ParamKind::Text; n],
@@ -121,7 +126,7 @@ impl Shared {
 
     async fn prepare(
         &self,
-        conn: Option<&mut sqlx::PgConnection>,
+        conn: &mut PgConnection,
         stmt: &Statement,
     ) -> PluginResult<(Arc<Described>, PgArguments)> {
         let d = self.describe(conn, &stmt.sql).await?;
@@ -138,6 +143,182 @@ impl Shared {
         }
         Ok((d, args))
     }
+    /// The readers of `row`'s columns. Types sqlx has not resolved (seen
+    /// first in a simple-protocol result: pgvector's, enums, domains) are
+    /// looked up once per backend by OID, named as sqlx names them
+    /// (`oid::regtype::text`), so both protocols read them alike.
+    async fn column_types(
+        &self,
+        conn: &mut PgConnection,
+        row: &PgRow,
+    ) -> PluginResult<Vec<ColumnType>> {
+        let mut types: Vec<Option<ColumnType>> = row
+            .columns()
+            .iter()
+            .map(|c| ColumnType::of(c.type_info()))
+            .collect();
+        if types.iter().all(Option::is_some) {
+            return Ok(types.into_iter().flatten().collect());
+        }
+        let oid_of = |i: usize| row.columns()[i].type_info().oid().map_or(0, |o| o.0);
+        let missing: Vec<u32> = {
+            let known = self.custom_types.lock().unwrap_or_else(|p| p.into_inner());
+            (0..types.len())
+                .filter(|&i| types[i].is_none() && !known.contains_key(&oid_of(i)))
+                .map(oid_of)
+                .collect()
+        };
+        if !missing.is_empty() {
+            let list: Vec<String> = missing.iter().map(u32::to_string).collect();
+            let found = sqlx::raw_sql(AssertSqlSafe(format!(
+                "SELECT t.oid::int8, t.oid::regtype::text, t.typtype = 'e' \
+                 FROM pg_catalog.pg_type t WHERE t.oid IN ({})",
+                list.join(", ")
+            )))
+            .fetch_all(self.db.on(conn))
+            .await
+            .map_err(map)?;
+            let mut known = self.custom_types.lock().unwrap_or_else(|p| p.into_inner());
+            for r in found {
+                let oid: i64 = r.try_get(0).map_err(map)?;
+                let name: String = r.try_get(1).map_err(map)?;
+                let enumerated: bool = r.try_get(2).map_err(map)?;
+                known.insert(oid as u32, ColumnType::named(&name, enumerated));
+            }
+        }
+        let known = self.custom_types.lock().unwrap_or_else(|p| p.into_inner());
+        for (i, t) in types.iter_mut().enumerate() {
+            if t.is_none() {
+                *t =
+                    Some(known.get(&oid_of(i)).cloned().unwrap_or_else(|| {
+                        ColumnType::named(&format!("oid {}", oid_of(i)), false)
+                    }));
+            }
+        }
+        Ok(types.into_iter().flatten().collect())
+    }
+
+    /// `rows` (all of one result) as strata rows under `columns`.
+    async fn rows(
+        &self,
+        conn: &mut PgConnection,
+        columns: Vec<String>,
+        rows: &[PgRow],
+    ) -> PluginResult<Rows> {
+        let width = columns.len();
+        let mut out = Rows {
+            columns,
+            values: Vec::with_capacity(width * rows.len()),
+            row_count: rows.len() as u64,
+        };
+        let Some(first) = rows.first() else {
+            return Ok(out);
+        };
+        let types = self.column_types(conn, first).await?;
+        for r in rows {
+            for (i, t) in types.iter().enumerate().take(width) {
+                let raw = r.try_get_raw(i).map_err(map)?;
+                out.values.push(read_value(raw, t, &out.columns[i])?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// `run` of `stmt` on `conn` (pooled, or a transaction's). Statements
+    /// that return rows: `INSERT … RETURNING id` reports the last row's
+    /// first column as the "last insert id"; a query changes nothing.
+    async fn run_on(&self, conn: &mut PgConnection, stmt: &Statement) -> PluginResult<RunResult> {
+        check_not_empty(&stmt.sql)?;
+        let (rows, affected, has_columns) = if simple(stmt) {
+            #[allow(deprecated)]
+            let stream =
+                sqlx::raw_sql(AssertSqlSafe(stmt.sql.clone())).fetch_many(self.db.on(conn));
+            let (rows, affected) = collect_many(stream).await?;
+            // No row: whether the statement has columns does not matter
+            // (a query of no rows counts 0 either way).
+            let has_columns = rows.first().is_some_and(|r| !r.columns().is_empty());
+            (rows, affected, has_columns)
+        } else {
+            let (d, args) = self.prepare(conn, stmt).await?;
+            let (rows, affected) = run_prepared(self.db.on(conn), &d, args).await?;
+            (rows, affected, !d.columns.is_empty())
+        };
+        if !has_columns {
+            return Ok(RunResult {
+                changes: affected,
+                last_insert_rowid: None,
+            });
+        }
+        if reads_only(&stmt.sql) {
+            return Ok(RunResult {
+                changes: 0,
+                last_insert_rowid: None,
+            });
+        }
+        let last_insert_rowid = match rows.last() {
+            Some(last) => {
+                let types = self.column_types(conn, last).await?;
+                rowid_of(last, &types)
+            }
+            None => None,
+        };
+        Ok(RunResult {
+            changes: affected,
+            last_insert_rowid,
+        })
+    }
+
+    /// `query` of `stmt` on `conn` (pooled, or a transaction's).
+    async fn query_on(
+        &self,
+        conn: &mut PgConnection,
+        stmt: &Statement,
+        max_rows: u64,
+    ) -> PluginResult<Rows> {
+        check_not_empty(&stmt.sql)?;
+        if !simple(stmt) {
+            let (d, args) = self.prepare(conn, stmt).await?;
+            let rows = fetch_prepared(self.db.on(conn), &d, args, max_rows).await?;
+            return self.rows(conn, d.columns.clone(), &rows).await;
+        }
+        let q = sqlx::raw_sql(AssertSqlSafe(stmt.sql.clone()));
+        let rows: Vec<PgRow> = if max_rows == 0 {
+            q.fetch_all(self.db.on(conn)).await
+        } else {
+            q.fetch(self.db.on(conn)).try_take(max_rows).await
+        }
+        .map_err(map)?;
+        let columns = match rows.first() {
+            Some(r) => r.columns().iter().map(|c| c.name().to_string()).collect(),
+            // No row to read the names from: the server describes the
+            // statement (once per text).
+            None => self.describe(conn, &stmt.sql).await?.columns.clone(),
+        };
+        self.rows(conn, columns, &rows).await
+    }
+}
+
+/// Whether `stmt` goes as one simple-protocol query (see the module docs).
+fn simple(stmt: &Statement) -> bool {
+    stmt.params.is_empty() && is_one_statement_without_params(&stmt.sql)
+}
+
+/// Refuses a statement of nothing but whitespace and comments: Postgres
+/// answers an empty query with EmptyQueryResponse, which would read as
+/// success.
+fn check_not_empty(sql: &str) -> PluginResult<()> {
+    if lead_keyword(sql).is_none() {
+        return Err(PluginError::invalid_input(
+            "empty statement: nothing but whitespace and comments",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a statement only reads (its rows are no "changes").
+fn reads_only(sql: &str) -> bool {
+    lead_keyword(sql)
+        .is_some_and(|k| ["select", "values", "show", "table", "explain"].contains(&k.as_str()))
 }
 
 /// The statement's first keyword, lower-cased, after whitespace, `--` line
@@ -184,46 +365,44 @@ pub(crate) fn lead_keyword(sql: &str) -> Option<String> {
     (!rest.is_empty()).then(|| word.to_ascii_lowercase())
 }
 
-fn to_rows(columns: &[String], rows: &[PgRow]) -> PluginResult<Rows> {
-    let width = columns.len();
-    let mut out = Rows {
-        columns: columns.to_vec(),
-        values: Vec::with_capacity(width * rows.len()),
-        row_count: rows.len() as u64,
-    };
-    for r in rows {
-        for i in 0..width {
-            out.values.push(read(r, i)?);
-        }
-    }
-    Ok(out)
-}
-
-fn rowid_of(rows: &[PgRow]) -> Option<i64> {
-    rows.last()
-        .and_then(|r| read(r, 0).ok())
+/// The last insert id a statement's rows report: the last row's first
+/// column, when it reads as an integer.
+fn rowid_of(last: &PgRow, types: &[ColumnType]) -> Option<i64> {
+    let (t, name) = (types.first()?, last.columns().first()?.name());
+    read_value(last.try_get_raw(0).ok()?, t, name)
+        .ok()
         .and_then(|v| v.as_i64())
 }
 
-async fn run_on<'c, E>(exec: E, d: &Described, args: PgArguments) -> PluginResult<RunResult>
+/// Runs a prepared statement: its rows and the command's row count.
+async fn run_prepared<'c, E>(
+    exec: E,
+    d: &Described,
+    args: PgArguments,
+) -> PluginResult<(Vec<PgRow>, u64)>
 where
     E: Executor<'c, Database = Postgres>,
 {
     let q = sqlx::query_with(AssertSqlSafe(d.sql.clone()), args);
     if d.columns.is_empty() {
         let r = q.execute(exec).await.map_err(map)?;
-        return Ok(RunResult {
-            changes: r.rows_affected(),
-            last_insert_rowid: None,
-        });
+        return Ok((Vec::new(), r.rows_affected()));
     }
-    // Statements that return rows: `INSERT … RETURNING id` reports the last
-    // row's first column as the "last insert id"; a plain query changes nothing.
     // `fetch_many` is deprecated for multi-statement strings; here it runs one
     // prepared statement and is the one call that yields both the rows and
     // the command's row count.
     #[allow(deprecated)]
-    let mut stream = q.fetch_many(exec);
+    let stream = q.fetch_many(exec);
+    collect_many(stream).await
+}
+
+/// The rows and the summed row counts of a `fetch_many` stream.
+async fn collect_many(
+    stream: impl futures_util::Stream<
+        Item = Result<sqlx::Either<sqlx::postgres::PgQueryResult, PgRow>, sqlx::Error>,
+    >,
+) -> PluginResult<(Vec<PgRow>, u64)> {
+    let mut stream = std::pin::pin!(stream);
     let (mut rows, mut affected) = (Vec::new(), 0u64);
     while let Some(item) = stream.try_next().await.map_err(map)? {
         match item {
@@ -231,30 +410,25 @@ where
             sqlx::Either::Right(row) => rows.push(row),
         }
     }
-    let reads_only = lead_keyword(&d.sql)
-        .is_some_and(|k| ["select", "values", "show", "table", "explain"].contains(&k.as_str()));
-    Ok(RunResult {
-        changes: if reads_only { 0 } else { affected },
-        last_insert_rowid: if reads_only { None } else { rowid_of(&rows) },
-    })
+    Ok((rows, affected))
 }
 
-async fn query_on<'c, E>(
+/// The rows of a prepared statement (the first `max_rows`; 0: all).
+async fn fetch_prepared<'c, E>(
     exec: E,
     d: &Described,
     args: PgArguments,
     max_rows: u64,
-) -> PluginResult<Rows>
+) -> PluginResult<Vec<PgRow>>
 where
     E: Executor<'c, Database = Postgres>,
 {
     let q = sqlx::query_with(AssertSqlSafe(d.sql.clone()), args);
-    let rows: Vec<PgRow> = if max_rows == 0 {
-        q.fetch_all(exec).await.map_err(map)?
+    if max_rows == 0 {
+        q.fetch_all(exec).await.map_err(map)
     } else {
-        q.fetch(exec).try_take(max_rows).await.map_err(map)?
-    };
-    to_rows(&d.columns, &rows)
+        q.fetch(exec).try_take(max_rows).await.map_err(map)
+    }
 }
 
 trait TryTake {
@@ -323,14 +497,12 @@ impl PgSql {
     /// request scope and the pooler-safe mode ask for.
     async fn in_tx<T>(
         &self,
-        stmt: &Statement,
         scoped: &LocalSettings,
-        body: impl AsyncFnOnce(On<'_>, &Described, PgArguments) -> PluginResult<T>,
+        body: impl AsyncFnOnce(&mut PgConnection) -> PluginResult<T>,
     ) -> PluginResult<T> {
         let db = &self.shared.db;
         let mut tx = db.begin_with(None, scoped).await.map_err(map)?;
-        let (d, args) = self.shared.prepare(Some(&mut tx), stmt).await?;
-        let out = body(db.on(&mut tx), &d, args).await?;
+        let out = body(&mut tx).await?;
         tx.commit().await.map_err(map)?;
         Ok(out)
     }
@@ -354,32 +526,35 @@ impl SqlBackend for PgSql {
         Ok(())
     }
 
+    /// One pooled connection serves the whole statement (describe,
+    /// prepare, execute), or a transaction of its own when the pooler-safe
+    /// mode or the request's scope asks for one.
     async fn run(&self, stmt: Statement) -> PluginResult<RunResult> {
         self.check()?;
-        let scoped = self.shared.db.scope_of(&stmt.ext)?;
-        if self.shared.db.needs_tx(&scoped) {
+        let shared = &self.shared;
+        let scoped = shared.db.scope_of(&stmt.ext)?;
+        if shared.db.needs_tx(&scoped) {
             return self
-                .in_tx(&stmt, &scoped, async |on, d, args| {
-                    run_on(on, d, args).await
-                })
+                .in_tx(&scoped, async |conn| shared.run_on(conn, &stmt).await)
                 .await;
         }
-        let (d, args) = self.shared.prepare(None, &stmt).await?;
-        run_on(&self.shared.db.pool, &d, args).await
+        let mut conn = shared.db.pool.acquire().await.map_err(map)?;
+        shared.run_on(&mut conn, &stmt).await
     }
 
     async fn query(&self, stmt: Statement, max_rows: u64) -> PluginResult<Rows> {
         self.check()?;
-        let scoped = self.shared.db.scope_of(&stmt.ext)?;
-        if self.shared.db.needs_tx(&scoped) {
+        let shared = &self.shared;
+        let scoped = shared.db.scope_of(&stmt.ext)?;
+        if shared.db.needs_tx(&scoped) {
             return self
-                .in_tx(&stmt, &scoped, async |on, d, args| {
-                    query_on(on, d, args, max_rows).await
+                .in_tx(&scoped, async |conn| {
+                    shared.query_on(conn, &stmt, max_rows).await
                 })
                 .await;
         }
-        let (d, args) = self.shared.prepare(None, &stmt).await?;
-        query_on(&self.shared.db.pool, &d, args, max_rows).await
+        let mut conn = shared.db.pool.acquire().await.map_err(map)?;
+        shared.query_on(&mut conn, &stmt, max_rows).await
     }
 
     async fn stream(&self, stmt: Statement) -> PluginResult<Cursor> {
@@ -387,7 +562,7 @@ impl SqlBackend for PgSql {
         let db = &self.shared.db;
         let scoped = db.scope_of(&stmt.ext)?;
         let mut tx = db.begin_with(None, &scoped).await.map_err(map)?;
-        let (d, args) = self.shared.prepare(Some(&mut tx), &stmt).await?;
+        let (d, args) = self.shared.prepare(&mut tx, &stmt).await?;
         let name = format!("strata_cursor_{}", CURSORS.fetch_add(1, Ordering::Relaxed));
         sqlx::query_with(
             AssertSqlSafe(format!("DECLARE {name} NO SCROLL CURSOR FOR {}", d.sql)),
@@ -397,6 +572,7 @@ impl SqlBackend for PgSql {
         .await
         .map_err(map)?;
         Ok(Cursor {
+            shared: self.shared.clone(),
             name,
             columns: d.columns.clone(),
             persistent: !db.pooler_safe,
@@ -506,8 +682,7 @@ impl SqlTransaction for Tx {
         let scoped = db.scope_of(&stmt.ext)?;
         let mut st = self.state.lock().await;
         let conn = st.scoped(db, scoped).await?;
-        let (d, args) = self.shared.prepare(Some(&mut *conn), &stmt).await?;
-        run_on(db.on(conn), &d, args).await
+        self.shared.run_on(conn, &stmt).await
     }
 
     async fn query(&self, stmt: Statement, max_rows: u64) -> PluginResult<Rows> {
@@ -515,8 +690,7 @@ impl SqlTransaction for Tx {
         let scoped = db.scope_of(&stmt.ext)?;
         let mut st = self.state.lock().await;
         let conn = st.scoped(db, scoped).await?;
-        let (d, args) = self.shared.prepare(Some(&mut *conn), &stmt).await?;
-        query_on(db.on(conn), &d, args, max_rows).await
+        self.shared.query_on(conn, &stmt, max_rows).await
     }
 
     async fn savepoint(&self) -> PluginResult<u32> {
@@ -586,6 +760,7 @@ impl Drop for Tx {
 
 /// A server-side cursor in its own transaction.
 pub struct Cursor {
+    shared: Arc<Shared>,
     name: String,
     columns: Vec<String>,
     /// False in pooler-safe mode: `FETCH` is sent unnamed.
@@ -615,7 +790,7 @@ impl SqlCursor for Cursor {
         .fetch_all(&mut **t)
         .await
         .map_err(map)?;
-        let out = to_rows(&self.columns, &rows)?;
+        let out = self.shared.rows(t, self.columns.clone(), &rows).await?;
         if (rows.len() as u32) < max_rows.max(1) {
             // Exhausted: end the transaction now and free the connection.
             if let Some(t) = guard.take() {

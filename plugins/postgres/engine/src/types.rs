@@ -20,6 +20,11 @@
 //! forms, so each reads back as the same value.
 //! | vector (pgvector) | Text `[1,2,3]` |
 //!
+//! Values arrive in binary (prepared statements) or in Postgres' text
+//! output (statements without parameters go by the simple protocol) and
+//! read to the same strata value either way: the text forms are parsed
+//! and written again as above.
+//!
 //! Parameters take the type the server infers for them: an Integer binds to
 //! an int2/int4/int8/float/numeric/bool parameter, a Real to float, Text to
 //! text-like, json/jsonb, and — through an explicit cast the plugin adds — to
@@ -27,8 +32,8 @@
 //! input form; Blob to bytea; Null to any.
 
 use sqlx::{
-    Arguments, Column, Row, TypeInfo, ValueRef,
-    postgres::{PgArguments, PgRow, PgTypeInfo},
+    Arguments, TypeInfo, ValueRef,
+    postgres::{PgArguments, PgTypeInfo, PgValueFormat, PgValueRef},
 };
 use strata_plugin::{ErrorKind, PluginError, PluginResult, Value};
 
@@ -160,22 +165,108 @@ pub(crate) fn bind(
     .map_err(enc)
 }
 
-/// Reads column `i` of `row`.
-pub(crate) fn read(row: &PgRow, i: usize) -> PluginResult<Value> {
-    let raw = row.try_get_raw(i).map_err(crate::error::map)?;
+/// How the values of one result column are read, worked out once per
+/// result from the column's type (not once per value).
+#[derive(Clone, Debug)]
+pub(crate) struct ColumnType {
+    /// The type's name as sqlx gives it (`INT4`, `vector`, `my_enum`).
+    ty: String,
+    read: ReadAs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReadAs {
+    Bool,
+    Int2,
+    Int4,
+    Int8,
+    Oid,
+    Float4,
+    Float8,
+    Bytea,
+    Jsonb,
+    Uuid,
+    Numeric,
+    Date,
+    Timestamp,
+    Timestamptz,
+    Vector,
+    Text,
+    Unsupported,
+}
+
+impl ColumnType {
+    /// The reader of a column of type `t`; `None` when sqlx has not
+    /// resolved `t` (a type it does not know by OID, seen in a
+    /// simple-protocol result before anything looked it up): then
+    /// [`ColumnType::named`] with the server's name for it.
+    pub(crate) fn of(t: &PgTypeInfo) -> Option<ColumnType> {
+        let ty = t.name();
+        if ty == "?" {
+            return None;
+        }
+        let enumerated = matches!(t.kind(), sqlx::postgres::PgTypeKind::Enum(_));
+        Some(ColumnType::named(ty, enumerated))
+    }
+
+    /// The reader of a column whose type is named `ty` (as sqlx names it:
+    /// upper case for built-in types, `oid::regtype::text` for others).
+    pub(crate) fn named(ty: &str, enumerated: bool) -> ColumnType {
+        let read = match ty {
+            "BOOL" => ReadAs::Bool,
+            "INT2" => ReadAs::Int2,
+            "INT4" => ReadAs::Int4,
+            "INT8" => ReadAs::Int8,
+            "OID" => ReadAs::Oid,
+            "FLOAT4" => ReadAs::Float4,
+            "FLOAT8" => ReadAs::Float8,
+            "BYTEA" => ReadAs::Bytea,
+            "JSONB" => ReadAs::Jsonb,
+            "UUID" => ReadAs::Uuid,
+            "NUMERIC" => ReadAs::Numeric,
+            "DATE" => ReadAs::Date,
+            "TIMESTAMP" => ReadAs::Timestamp,
+            "TIMESTAMPTZ" => ReadAs::Timestamptz,
+            "VECTOR" | "vector" => ReadAs::Vector,
+            "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" | "\"CHAR\"" | "JSON" | "CITEXT"
+            | "XML" | "UNKNOWN" => ReadAs::Text,
+            _ if enumerated => ReadAs::Text,
+            _ => ReadAs::Unsupported,
+        };
+        ColumnType {
+            ty: ty.to_string(),
+            read,
+        }
+    }
+}
+
+/// Reads one value of the column named `column`, of type `col`, in the
+/// format the server sent it — binary (prepared statements) or text (the
+/// simple protocol) — to the same strata value either way.
+pub(crate) fn read_value(
+    raw: PgValueRef<'_>,
+    col: &ColumnType,
+    column: &str,
+) -> PluginResult<Value> {
     if raw.is_null() {
         return Ok(Value::Null);
     }
-    let ty = raw.type_info().name().to_string();
+    let ty = col.ty.as_str();
     let bytes = raw
         .as_bytes()
-        .map_err(|e| PluginError::internal(format!("column {}: {e}", row.columns()[i].name())))?;
-    let bad = || {
-        PluginError::internal(format!(
-            "column {}: malformed {ty} value",
-            row.columns()[i].name()
-        ))
-    };
+        .map_err(|e| PluginError::internal(format!("column {column}: {e}")))?;
+    if col.read == ReadAs::Unsupported {
+        return Err(PluginError::new(
+            ErrorKind::Unsupported,
+            format!(
+                "column {column} has type {ty}, which strata does not read yet; select it as text (`::text`)"
+            ),
+        ));
+    }
+    let bad = || PluginError::internal(format!("column {column}: malformed {ty} value"));
+    if raw.format() == PgValueFormat::Text {
+        return read_text(bytes, col.read, ty).ok_or_else(bad)?;
+    }
     let be = |n: usize| -> PluginResult<&[u8]> {
         if bytes.len() == n {
             Ok(bytes)
@@ -183,59 +274,201 @@ pub(crate) fn read(row: &PgRow, i: usize) -> PluginResult<Value> {
             Err(bad())
         }
     };
-    Ok(match ty.as_str() {
-        "BOOL" => Value::Integer(i64::from(be(1)?[0] != 0)),
-        "INT2" => Value::Integer(i64::from(i16::from_be_bytes(
+    Ok(match col.read {
+        ReadAs::Bool => Value::Integer(i64::from(be(1)?[0] != 0)),
+        ReadAs::Int2 => Value::Integer(i64::from(i16::from_be_bytes(
             be(2)?.try_into().map_err(|_| bad())?,
         ))),
-        "INT4" => Value::Integer(i64::from(i32::from_be_bytes(
+        ReadAs::Int4 => Value::Integer(i64::from(i32::from_be_bytes(
             be(4)?.try_into().map_err(|_| bad())?,
         ))),
-        "INT8" => Value::Integer(i64::from_be_bytes(be(8)?.try_into().map_err(|_| bad())?)),
-        "OID" => Value::Integer(i64::from(u32::from_be_bytes(
+        ReadAs::Int8 => Value::Integer(i64::from_be_bytes(be(8)?.try_into().map_err(|_| bad())?)),
+        ReadAs::Oid => Value::Integer(i64::from(u32::from_be_bytes(
             be(4)?.try_into().map_err(|_| bad())?,
         ))),
-        "FLOAT4" => Value::Real(f64::from(f32::from_be_bytes(
+        ReadAs::Float4 => Value::Real(f64::from(f32::from_be_bytes(
             be(4)?.try_into().map_err(|_| bad())?,
         ))),
-        "FLOAT8" => Value::Real(f64::from_be_bytes(be(8)?.try_into().map_err(|_| bad())?)),
-        "BYTEA" => Value::Blob(bytes.to_vec()),
-        "JSONB" => Value::Text(text(bytes.get(1..).ok_or_else(bad)?, &ty)?),
-        "UUID" => Value::Text(uuid(be(16)?)),
-        "NUMERIC" => Value::Text(numeric(bytes).ok_or_else(bad)?),
-        "DATE" => Value::Text(date(i32::from_be_bytes(
+        ReadAs::Float8 => Value::Real(f64::from_be_bytes(be(8)?.try_into().map_err(|_| bad())?)),
+        ReadAs::Bytea => Value::Blob(bytes.to_vec()),
+        ReadAs::Jsonb => Value::Text(text(bytes.get(1..).ok_or_else(bad)?, ty)?),
+        ReadAs::Uuid => Value::Text(uuid(be(16)?)),
+        ReadAs::Numeric => Value::Text(numeric(bytes).ok_or_else(bad)?),
+        ReadAs::Date => Value::Text(date(i32::from_be_bytes(
             be(4)?.try_into().map_err(|_| bad())?,
         ))),
-        "TIMESTAMP" => Value::Text(timestamp(i64::from_be_bytes(
+        ReadAs::Timestamp => Value::Text(timestamp(i64::from_be_bytes(
             be(8)?.try_into().map_err(|_| bad())?,
         ))),
-        "TIMESTAMPTZ" => Value::Text(timestamp_with(
+        ReadAs::Timestamptz => Value::Text(timestamp_with(
             i64::from_be_bytes(be(8)?.try_into().map_err(|_| bad())?),
             "+00:00",
         )),
-        "VECTOR" | "vector" => Value::Text(vector(bytes).ok_or_else(bad)?),
-        "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" | "\"CHAR\"" | "JSON" | "CITEXT"
-        | "XML" | "UNKNOWN" => Value::Text(text(bytes, &ty)?),
-        other if raw.type_info().kind_is_enum() => Value::Text(text(bytes, other)?),
-        other => {
-            return Err(PluginError::new(
-                ErrorKind::Unsupported,
-                format!(
-                    "column {} has type {other}, which strata does not read yet; select it as text (`::text`)",
-                    row.columns()[i].name()
-                ),
-            ));
-        }
+        ReadAs::Vector => Value::Text(vector(bytes).ok_or_else(bad)?),
+        ReadAs::Text => Value::Text(text(bytes, ty)?),
+        ReadAs::Unsupported => unreachable!("refused above"),
     })
 }
 
-trait EnumCheck {
-    fn kind_is_enum(&self) -> bool;
+/// A value in Postgres' text output (the simple protocol; `DateStyle` ISO
+/// as sqlx sets it, any `TimeZone`) read to the value its binary form
+/// gives; `None` when malformed. Dates, times and vectors are parsed and
+/// written again in the binary path's form (Postgres trims trailing
+/// fractional zeros and prints the session's offset; pgvector prints
+/// `1e-07` where Rust prints `0.0000001`).
+fn read_text(bytes: &[u8], read: ReadAs, ty: &str) -> Option<PluginResult<Value>> {
+    let s = std::str::from_utf8(bytes).ok();
+    Some(Ok(match read {
+        ReadAs::Bool => match s? {
+            "t" => Value::Integer(1),
+            "f" => Value::Integer(0),
+            _ => return None,
+        },
+        ReadAs::Int2 => Value::Integer(i64::from(s?.parse::<i16>().ok()?)),
+        ReadAs::Int4 => Value::Integer(i64::from(s?.parse::<i32>().ok()?)),
+        ReadAs::Int8 => Value::Integer(s?.parse::<i64>().ok()?),
+        ReadAs::Oid => Value::Integer(i64::from(s?.parse::<u32>().ok()?)),
+        ReadAs::Float4 => Value::Real(f64::from(s?.parse::<f32>().ok()?)),
+        ReadAs::Float8 => Value::Real(s?.parse::<f64>().ok()?),
+        ReadAs::Bytea => Value::Blob(bytea_text(bytes)?),
+        ReadAs::Jsonb | ReadAs::Numeric => Value::Text(s?.to_string()),
+        ReadAs::Uuid => {
+            let s = s?;
+            if s.len() != 36 {
+                return None;
+            }
+            Value::Text(s.to_ascii_lowercase())
+        }
+        ReadAs::Date => Value::Text(date(parse_date(s?)?)),
+        ReadAs::Timestamp => Value::Text(timestamp(parse_timestamp(s?, false)?)),
+        ReadAs::Timestamptz => Value::Text(timestamp_with(parse_timestamp(s?, true)?, "+00:00")),
+        ReadAs::Vector => {
+            let inner = s?.strip_prefix('[')?.strip_suffix(']')?;
+            let xs: Vec<f32> = if inner.trim().is_empty() {
+                Vec::new()
+            } else {
+                inner
+                    .split(',')
+                    .map(|x| x.trim().parse::<f32>().ok())
+                    .collect::<Option<_>>()?
+            };
+            Value::Text(vector_text(xs))
+        }
+        ReadAs::Text => return Some(text(bytes, ty).map(Value::Text)),
+        ReadAs::Unsupported => return None,
+    }))
 }
-impl EnumCheck for PgTypeInfo {
-    fn kind_is_enum(&self) -> bool {
-        matches!(self.kind(), sqlx::postgres::PgTypeKind::Enum(_))
+
+/// `bytea` text output: hex (`\x0a1b`, the default) or the escape format.
+fn bytea_text(b: &[u8]) -> Option<Vec<u8>> {
+    if let Some(h) = b.strip_prefix(b"\\x") {
+        return hex::decode(h).ok();
     }
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            out.push(b[i]);
+            i += 1;
+        } else if b.get(i + 1) == Some(&b'\\') {
+            out.push(b'\\');
+            i += 2;
+        } else {
+            let oct = std::str::from_utf8(b.get(i + 1..i + 4)?).ok()?;
+            out.push(u8::from_str_radix(oct, 8).ok()?);
+            i += 4;
+        }
+    }
+    Some(out)
+}
+
+/// Days since 1970-01-01 of a date in `YYYY-MM-DD[ BC]` (a year of four or
+/// more digits; year n BC is the proleptic year 1 - n).
+fn ymd_days(s: &str) -> Option<i64> {
+    let (s, bc) = match s.strip_suffix(" BC") {
+        Some(rest) => (rest, true),
+        None => (s, false),
+    };
+    let mut it = s.splitn(3, '-');
+    let (y, m, d) = (it.next()?, it.next()?, it.next()?);
+    if y.len() < 4 || m.len() != 2 || d.len() != 2 || !y.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (y, m, d): (i64, u32, u32) = (y.parse().ok()?, m.parse().ok()?, d.parse().ok()?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    Some(days_from_civil(if bc { 1 - y } else { y }, m, d))
+}
+
+/// A `date`'s text → days since 2000-01-01 (`i32::MAX` / `MIN` for the infinities).
+fn parse_date(s: &str) -> Option<i32> {
+    match s {
+        "infinity" => Some(i32::MAX),
+        "-infinity" => Some(i32::MIN),
+        _ => i32::try_from(ymd_days(s)? - 10_957).ok(),
+    }
+}
+
+/// A `timestamp[tz]`'s text → microseconds since 2000-01-01 00:00:00 UTC
+/// (`i64::MAX` / `MIN` for the infinities); with `offset`, the session's
+/// UTC offset (`+00`, `-03:30`, `+05:53:28`) follows the time.
+fn parse_timestamp(s: &str, offset: bool) -> Option<i64> {
+    match s {
+        "infinity" => return Some(i64::MAX),
+        "-infinity" => return Some(i64::MIN),
+        _ => {}
+    }
+    let (s, bc) = match s.strip_suffix(" BC") {
+        Some(rest) => (rest, " BC"),
+        None => (s, ""),
+    };
+    let (day, time) = s.split_once(' ')?;
+    let days = ymd_days(&format!("{day}{bc}"))? - 10_957;
+    let (clock, off_secs) = if offset {
+        let at = time.rfind(['+', '-'])?;
+        let (clock, off) = time.split_at(at);
+        let sign = if off.starts_with('-') { -1 } else { 1 };
+        let mut secs = 0i64;
+        for (k, part) in off[1..].split(':').enumerate() {
+            if k > 2 || part.len() != 2 {
+                return None;
+            }
+            secs += part.parse::<i64>().ok()? * [3600, 60, 1][k];
+        }
+        (clock, sign * secs)
+    } else {
+        (time, 0)
+    };
+    let (hms, frac) = clock.split_once('.').unwrap_or((clock, ""));
+    let mut parts = hms.split(':');
+    let (h, m, sec): (i64, i64, i64) = (
+        parts.next()?.parse().ok()?,
+        parts.next()?.parse().ok()?,
+        parts.next()?.parse().ok()?,
+    );
+    if parts.next().is_some() || frac.len() > 6 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let micros: i64 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<6}").parse().ok()?
+    };
+    let secs = days * 86_400 + h * 3600 + m * 60 + sec - off_secs;
+    secs.checked_mul(1_000_000)?.checked_add(micros)
+}
+
+/// (year, month, day), proleptic Gregorian → days since 1970-01-01 (the
+/// inverse of [`civil`]; Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 fn text(bytes: &[u8], ty: &str) -> PluginResult<String> {
@@ -373,16 +606,28 @@ fn civil(z: i64) -> (i64, u32, u32) {
 /// pgvector binary: dim (u16), unused (u16), dim × f32, big-endian.
 fn vector(b: &[u8]) -> Option<String> {
     let dim = u16::from_be_bytes(b.get(0..2)?.try_into().ok()?) as usize;
+    let xs: Vec<f32> = (0..dim)
+        .map(|i| {
+            Some(f32::from_be_bytes(
+                b.get(4 + 4 * i..8 + 4 * i)?.try_into().ok()?,
+            ))
+        })
+        .collect::<Option<_>>()?;
+    Some(vector_text(xs))
+}
+
+/// A vector as strata writes it: `[1,2.5,-0.1]` (each element in Rust's
+/// shortest round-trip form).
+fn vector_text(xs: Vec<f32>) -> String {
     let mut out = String::from("[");
-    for i in 0..dim {
-        let x = f32::from_be_bytes(b.get(4 + 4 * i..8 + 4 * i)?.try_into().ok()?);
+    for (i, x) in xs.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
         out.push_str(&x.to_string());
     }
     out.push(']');
-    Some(out)
+    out
 }
 
 #[cfg(test)]
@@ -416,6 +661,88 @@ mod tests {
         assert_eq!(timestamp(0), "2000-01-01 00:00:00");
         assert_eq!(timestamp(1_500_000), "2000-01-01 00:00:01.500000");
         assert_eq!(timestamp(-1), "1999-12-31 23:59:59.999999");
+    }
+
+    /// Issue 17: Postgres' text output (the simple protocol) parses back
+    /// to the binary value, so both print alike.
+    #[test]
+    fn text_dates_and_times_read_as_their_binary_values() {
+        for days in (-800_000..3_000_000)
+            .step_by(997)
+            .chain([0, -1, -730_119, -730_120])
+        {
+            assert_eq!(parse_date(&date(days)), Some(days), "{}", date(days));
+        }
+        for micros in [
+            0,
+            1,
+            -1,
+            1_500_000,
+            -730_120 * 86_400 * 1_000_000 + 250_000,
+            9_000_000_000_000_000,
+        ] {
+            assert_eq!(parse_timestamp(&timestamp(micros), false), Some(micros));
+        }
+        // As Postgres writes them: trailing fractional zeros trimmed, the
+        // session's offset, ` BC` last.
+        assert_eq!(
+            parse_timestamp("2000-01-01 00:00:01.5", false),
+            Some(1_500_000)
+        );
+        assert_eq!(parse_timestamp("2000-01-01 05:30:00+05:30", true), Some(0));
+        assert_eq!(
+            parse_timestamp("1999-12-31 20:29:08-03:30:52", true),
+            Some(0)
+        );
+        assert_eq!(
+            timestamp_with(
+                parse_timestamp("0001-01-01 00:00:00+00 BC", true).unwrap(),
+                "+00:00"
+            ),
+            "0001-01-01 00:00:00+00:00 BC"
+        );
+        assert_eq!(
+            parse_date("10000-01-01").map(date).as_deref(),
+            Some("10000-01-01")
+        );
+        assert_eq!(parse_date("infinity"), Some(i32::MAX));
+        assert_eq!(parse_timestamp("-infinity", true), Some(i64::MIN));
+        for bad in ["2000-13-01", "20-01-01", "2000-01-01 BCE", "yesterday"] {
+            assert_eq!(parse_date(bad), None, "{bad}");
+        }
+        assert_eq!(parse_timestamp("2000-01-01 00:00:00.1234567", false), None);
+    }
+
+    #[test]
+    fn text_numbers_bytes_and_vectors() {
+        let col = |ty: &str| ColumnType::named(ty, false);
+        let read =
+            |ty: &str, s: &str| read_text(s.as_bytes(), col(ty).read, ty).map(|r| r.unwrap());
+        assert_eq!(read("BOOL", "t"), Some(Value::Integer(1)));
+        assert_eq!(read("BOOL", "f"), Some(Value::Integer(0)));
+        assert_eq!(
+            read("OID", "4294967295"),
+            Some(Value::Integer(4_294_967_295))
+        );
+        assert_eq!(read("FLOAT4", "0.1"), Some(Value::Real(f64::from(0.1f32))));
+        assert_eq!(
+            read("FLOAT8", "-Infinity"),
+            Some(Value::Real(f64::NEG_INFINITY))
+        );
+        assert!(matches!(read("FLOAT8", "NaN"), Some(Value::Real(x)) if x.is_nan()));
+        assert_eq!(
+            read("BYTEA", "\\x00ff10"),
+            Some(Value::Blob(vec![0, 255, 16]))
+        );
+        assert_eq!(
+            read("BYTEA", "a\\\\b\\001"),
+            Some(Value::Blob(b"a\\b\x01".to_vec()))
+        );
+        assert_eq!(
+            read("vector", "[1e-07,2.5,-3]"),
+            Some(Value::Text("[0.0000001,2.5,-3]".into()))
+        );
+        assert_eq!(read("INT2", "70000"), None);
     }
 
     #[test]
