@@ -10,9 +10,13 @@
 //!   the backup manager vs plain file copy + the same compression.
 //! - `migrate`: memory rows with 384-d embeddings SQLite → Postgres through
 //!   `strata_host::migrate` vs rusqlite + binary `COPY`; peak memory.
+//! - `memory`: agent-memory recall (`strata_memory::Memory`) p50/p99 at
+//!   10K and 100K memories on SQLite or Postgres, embedding timed apart
+//!   from search.
 
 mod backup;
 mod backup_pg;
+mod memory;
 mod migrate;
 mod plot;
 mod vectors;
@@ -73,6 +77,12 @@ enum Bench {
         #[command(flatten)]
         args: migrate::MigrateArgs,
     },
+    /// Agent memory: recall p50/p99 through `strata_memory::Memory` on SQLite or Postgres,
+    /// embedding timed apart from search.
+    Memory {
+        #[command(flatten)]
+        args: memory::MemoryArgs,
+    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -100,6 +110,7 @@ fn main() {
         Bench::Vectors { args } => vectors::run(args),
         Bench::Backup { args } => backup::run(args),
         Bench::Migrate { args } => migrate::run(args),
+        Bench::Memory { args } => memory::run(args),
     }
 }
 

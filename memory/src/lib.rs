@@ -113,7 +113,7 @@ pub use error::{MemoryError, Result};
 pub use minilm::{MiniLmEmbedder, ModelError};
 pub use openai::{OpenAiConfig, OpenAiEmbedder};
 pub use stats::{Advice, MemoryStats};
-pub use traces::{RecallOptions, RecallWeights, Recalled, Trace};
+pub use traces::{NewTrace, RecallOptions, RecallWeights, Recalled, Trace};
 
 /// The vector collection holding the traces' embeddings.
 pub const TRACES: &str = "memory_traces";

@@ -10,7 +10,7 @@ use std::{
 use serde_json::json;
 use strata_host::Strata;
 use strata_memory::{
-    HashEmbedder, Memory, MemoryError, RecallOptions,
+    HashEmbedder, Memory, MemoryError, NewTrace, RecallOptions,
     graph::{Direction, Reached},
 };
 
@@ -479,6 +479,79 @@ fn feedback_consolidation_and_documents_on_postgres() {
     rt().block_on(async {
         let s = postgres(dir.path(), "life");
         lifecycle_body(&s).await;
+        s.close().await.unwrap();
+    });
+}
+
+/// `remember_many` (one embed call, multi-row writes) and
+/// `recall_by_vector` (the caller's query embedding).
+async fn batch_body(strata: &Strata) {
+    let m = Memory::open(strata, embedder()).await.unwrap();
+    let mut batch: Vec<NewTrace> = (0..250)
+        .map(|i| {
+            NewTrace::new(format!("note {i}: the build cache lives in directory {i}"))
+                .metadata(json!({ "n": i }))
+        })
+        .collect();
+    batch.push(
+        NewTrace::new("the release train leaves on thursdays")
+            .id("train")
+            .importance(0.9),
+    );
+    let ids = m.remember_many(&batch).await.unwrap();
+    assert_eq!(ids.len(), 251);
+    assert_eq!(ids[250], "train");
+    assert_eq!(m.count().await.unwrap(), 251);
+    let t = &m.get(&["train".to_string()]).await.unwrap()[0];
+    assert_eq!((t.importance, t.metadata.clone()), (0.9, json!({})));
+
+    // Again under the same id: replaced, not added.
+    m.remember_many(&[NewTrace::new("the release train leaves on fridays").id("train")])
+        .await
+        .unwrap();
+    assert_eq!(m.count().await.unwrap(), 251);
+
+    let v = HashEmbedder::new(128).vector("when does the release train leave");
+    let hits = m
+        .recall_by_vector(
+            "when does the release train leave",
+            v,
+            &RecallOptions::top(3),
+        )
+        .await
+        .unwrap();
+    assert_eq!(hits[0].trace.id, "train");
+    assert!(hits[0].trace.content.contains("fridays"));
+    let err = m
+        .recall_by_vector("x", vec![0.0; 3], &RecallOptions::top(3))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("3 dimensions"), "{err}");
+    // A bad item refuses the whole batch before anything is written.
+    let err = m
+        .remember_many(&[NewTrace::new("fine"), NewTrace::new("bad").importance(2.0)])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MemoryError::InvalidInput { .. }), "{err}");
+    assert_eq!(m.count().await.unwrap(), 251);
+}
+
+#[test]
+fn batch_remember_and_recall_by_vector_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let s = sqlite(dir.path());
+        batch_body(&s).await;
+        s.close().await.unwrap();
+    });
+}
+
+#[test]
+fn batch_remember_and_recall_by_vector_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let s = postgres(dir.path(), "batch");
+        batch_body(&s).await;
         s.close().await.unwrap();
     });
 }
