@@ -82,9 +82,10 @@
 //!   ([`openai`]);
 //! - [`HashEmbedder`]: a model-free **demo**, lexical, not semantic.
 //!
-//! # Not yet here
-//!
-//! Recall expanded through the graph (issue 15).
+//! Traces can be linked to nodes ([`Memory::link`]), and a recall can
+//! be expanded through the graph ([`RecallOptions::expand_graph`]): the
+//! traces linked to nodes near the hits' nodes are added, their scores
+//! discounted per step ([`links`] says exactly how).
 
 #![deny(missing_docs)]
 
@@ -93,6 +94,7 @@ mod documents;
 pub mod embed;
 mod error;
 pub mod graph;
+pub mod links;
 pub mod minilm;
 pub mod openai;
 mod schema;
@@ -110,6 +112,7 @@ pub use consolidate::{ConsolidateOptions, ConsolidationReport};
 pub use documents::{ChunkHit, Document, IngestOptions, chunk_text};
 pub use embed::{EmbedError, Embedder, HashEmbedder};
 pub use error::{MemoryError, Result};
+pub use links::{GRAPH_DISCOUNT, Via};
 pub use minilm::{MiniLmEmbedder, ModelError};
 pub use openai::{OpenAiConfig, OpenAiEmbedder};
 pub use stats::{Advice, MemoryStats};

@@ -83,6 +83,9 @@ pub struct Recalled {
     /// The retrieval score relative to the best candidate (0..=1; see the
     /// crate docs).
     pub relevance: f64,
+    /// How it was reached through the knowledge graph, for a trace added
+    /// by [`RecallOptions::expand_graph`] (`None`: recalled directly).
+    pub via: Option<crate::Via>,
 }
 
 /// The re-rank's weights (see the crate docs for the formula).
@@ -119,12 +122,29 @@ pub struct RecallOptions {
     pub k: u32,
     /// A metadata filter (the host's filter language), if any.
     pub filter: Option<Json>,
+    /// Expand the hits through the knowledge graph, up to this many steps
+    /// from their linked nodes ([`links`](crate::links); `None`: no
+    /// expansion).
+    pub expand_graph: Option<u32>,
 }
 
 impl RecallOptions {
     /// The best `k` traces.
     pub fn top(k: u32) -> RecallOptions {
-        RecallOptions { k, filter: None }
+        RecallOptions {
+            k,
+            filter: None,
+            expand_graph: None,
+        }
+    }
+
+    /// Also return up to `k` traces linked to graph nodes within `depth`
+    /// steps of the hits' nodes (at most [`MAX_DEPTH`](crate::graph::MAX_DEPTH)),
+    /// scored down by [`GRAPH_DISCOUNT`](crate::GRAPH_DISCOUNT) per step
+    /// (see [`links`](crate::links)).
+    pub fn expand_graph(mut self, depth: u32) -> RecallOptions {
+        self.expand_graph = Some(depth);
+        self
     }
 
     /// Only traces whose metadata pass `filter`.
@@ -511,6 +531,7 @@ impl Memory {
                     trace: t,
                     score,
                     relevance,
+                    via: None,
                 }
             })
             .collect();
@@ -520,6 +541,23 @@ impl Memory {
                 .then_with(|| a.trace.id.cmp(&b.trace.id))
         });
         ranked.truncate(k as usize);
+        if let Some(depth) = options.expand_graph {
+            if depth > crate::graph::MAX_DEPTH {
+                return Err(MemoryError::invalid(format!(
+                    "expand_graph depth {depth} is over the limit of {}",
+                    crate::graph::MAX_DEPTH
+                )));
+            }
+            let more = self
+                .expand(&ranked, depth, k as usize, options.filter.as_ref())
+                .await?;
+            ranked.extend(more);
+            ranked.sort_by(|a, b| {
+                b.score
+                    .total_cmp(&a.score)
+                    .then_with(|| a.trace.id.cmp(&b.trace.id))
+            });
+        }
         if !ranked.is_empty() {
             let ids: Vec<String> = ranked.iter().map(|r| r.trace.id.clone()).collect();
             let mut values = vec![Value::from(now)];
@@ -569,6 +607,15 @@ impl Memory {
         self.vectors.delete_ids(TRACES, &refs).await?;
         let mut n = 0;
         for chunk in ids.chunks(500) {
+            self.sql
+                .run(
+                    &format!(
+                        "DELETE FROM memory_trace_links WHERE trace_id IN ({})",
+                        in_list(chunk.len())
+                    ),
+                    positional(chunk),
+                )
+                .await?;
             n += self
                 .sql
                 .run(

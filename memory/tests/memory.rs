@@ -10,7 +10,7 @@ use std::{
 use serde_json::json;
 use strata_host::Strata;
 use strata_memory::{
-    HashEmbedder, Memory, MemoryError, NewTrace, RecallOptions,
+    GRAPH_DISCOUNT, HashEmbedder, Memory, MemoryError, NewTrace, RecallOptions, Via,
     graph::{Direction, Reached},
 };
 
@@ -552,6 +552,158 @@ fn batch_remember_and_recall_by_vector_on_postgres() {
     rt().block_on(async {
         let s = postgres(dir.path(), "batch");
         batch_body(&s).await;
+        s.close().await.unwrap();
+    });
+}
+
+/// Recall expanded through the knowledge graph: traces linked to the
+/// hits' nodes and their neighbours come back, discounted per step.
+async fn expand_body(strata: &Strata) {
+    let m = Memory::open(strata, embedder()).await.unwrap();
+    let g = m.graph();
+    g.add_node("ana", "person", "Ana", json!({})).await.unwrap();
+    g.add_node("tea", "topic", "oolong", json!({}))
+        .await
+        .unwrap();
+    g.add_node("kyoto", "place", "Kyoto", json!({}))
+        .await
+        .unwrap();
+    g.add_edge("ana", "tea", "likes", 1.0, json!({}))
+        .await
+        .unwrap();
+    g.add_edge("kyoto", "tea", "grows", 1.0, json!({}))
+        .await
+        .unwrap();
+    let note = |id: &str, text: &str, kind: &str| {
+        NewTrace::new(text).id(id).metadata(json!({ "kind": kind }))
+    };
+    m.remember_many(&[
+        note("drink", "ana likes to drink oolong tea", "pref"),
+        note("sister", "ana has a sister in osaka", "secret"),
+        note("steamed", "oolong is partly oxidised, then rolled", "fact"),
+        note("uji", "uji near kyoto is famous for matcha", "fact"),
+        note(
+            "printer",
+            "the printer on floor three is out of toner",
+            "fact",
+        ),
+    ])
+    .await
+    .unwrap();
+    for (t, n) in [
+        ("drink", "ana"),
+        ("sister", "ana"),
+        ("steamed", "tea"),
+        ("uji", "kyoto"),
+    ] {
+        m.link(t, n).await.unwrap();
+    }
+    m.link("drink", "ana").await.unwrap(); // twice is once
+    assert_eq!(m.links("drink").await.unwrap(), ["ana"]);
+    assert!(m.link("drink", "nowhere").await.is_err());
+    assert!(m.link("no-trace", "ana").await.is_err());
+
+    let q = "what does ana like to drink";
+    let plain = m.recall(q, &RecallOptions::top(1)).await.unwrap();
+    let ids = |r: &[strata_memory::Recalled]| -> Vec<String> {
+        r.iter().map(|h| h.trace.id.clone()).collect()
+    };
+    assert_eq!(ids(&plain), ["drink"]);
+    assert_eq!(plain[0].via, None);
+
+    // Depth 0: the traces on the hit's own node, at half its score.
+    let r = m
+        .recall(q, &RecallOptions::top(1).expand_graph(0))
+        .await
+        .unwrap();
+    assert_eq!(ids(&r), ["drink", "sister"]);
+    assert_eq!(r[1].score, r[0].score * GRAPH_DISCOUNT);
+    assert_eq!(
+        r[1].via,
+        Some(Via {
+            hit: "drink".into(),
+            node: "ana".into(),
+            steps: 0
+        })
+    );
+
+    // Depth 1 with a filter: the neighbour's trace (a quarter), the
+    // filtered-out one not.
+    let not_secret = json!({"kind": {"$ne": "secret"}});
+    let r = m
+        .recall(
+            q,
+            &RecallOptions::top(1)
+                .filter(not_secret.clone())
+                .expand_graph(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(&r), ["drink", "steamed"]);
+    assert_eq!(r[1].score, r[0].score * GRAPH_DISCOUNT * GRAPH_DISCOUNT);
+    assert_eq!(r[1].via.as_ref().map(|v| v.steps), Some(1));
+
+    // Depth 2 reaches kyoto (ana -> tea <- kyoto, edges walked both ways),
+    // but at most k (1) traces are added: the nearer one.
+    let r = m
+        .recall(
+            q,
+            &RecallOptions::top(1)
+                .filter(not_secret.clone())
+                .expand_graph(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(&r), ["drink", "steamed"]);
+    assert!(m.unlink("steamed", "tea").await.unwrap());
+    assert!(!m.unlink("steamed", "tea").await.unwrap());
+    let r = m
+        .recall(q, &RecallOptions::top(1).filter(not_secret).expand_graph(2))
+        .await
+        .unwrap();
+    assert_eq!(ids(&r), ["drink", "uji"]);
+    assert_eq!(r[1].score, r[0].score * GRAPH_DISCOUNT.powi(3));
+    assert_eq!(
+        r[1].via,
+        Some(Via {
+            hit: "drink".into(),
+            node: "kyoto".into(),
+            steps: 2
+        })
+    );
+
+    // Forgetting a trace or removing a node drops its links.
+    m.forget(&["sister".to_string()]).await.unwrap();
+    assert!(g.remove_node("kyoto").await.unwrap());
+    assert!(m.links("uji").await.unwrap().is_empty());
+    let r = m
+        .recall(q, &RecallOptions::top(1).expand_graph(3))
+        .await
+        .unwrap();
+    assert_eq!(ids(&r), ["drink"]);
+    let err = m
+        .recall(q, &RecallOptions::top(1).expand_graph(17))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("expand_graph depth 17"), "{err}");
+}
+
+#[test]
+fn recall_expanded_through_the_graph_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let s = sqlite(dir.path());
+        expand_body(&s).await;
+        s.close().await.unwrap();
+    });
+}
+
+#[test]
+fn recall_expanded_through_the_graph_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let s = postgres(dir.path(), "expand");
+        expand_body(&s).await;
         s.close().await.unwrap();
     });
 }
