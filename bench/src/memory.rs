@@ -3,7 +3,8 @@
 //! plugin (HNSW sidecar) or on Postgres + pgvector, embedding time
 //! measured apart from search time.
 //!
-//! Memories are synthetic agent notes (seeded templates, ~15 words each),
+//! Memories are synthetic agent notes (seeded templates, ~15 words each,
+//! plus three words of a Zipf-like long tail of 30,000 pseudo-words),
 //! loaded with `Memory::remember_many` in batches and embedded with the
 //! hash demo embedder (384 buckets), so a 100K load takes seconds, not the
 //! ~30 minutes all-MiniLM-L6-v2 would need on two cores; the vectors are
@@ -13,9 +14,11 @@
 //! - **embed**: the query's embedding (the hash embedder here; the real
 //!   model's cost is measured once, apart, with all-MiniLM-L6-v2 when
 //!   it is present);
+//! - **dense search**: the vector backend's nearest-neighbour query alone
+//!   (the recall's `max(4k, 20)` candidates, with their vectors), to tell
+//!   the vector index from the lexical half;
 //! - **hybrid search**: the vector backend's dense + BM25 ranking of the
-//!   recall's candidates (`max(4k, 20)`, with their vectors), what
-//!   `Memory::recall` asks the backend for;
+//!   same candidates, what `Memory::recall` asks the backend for;
 //! - **recall**: `Memory::recall_by_vector` (hybrid search, then reading
 //!   the traces, the re-rank and the access-count update): a whole recall
 //!   without the embedding.
@@ -166,15 +169,38 @@ const WHY: &[&str] = &[
     "for the demo",
 ];
 
+/// A pseudo-word of the long tail: two to four syllables, drawn so that
+/// word `r` is about `1 / (r + 10)` likely (Zipf-like over 30,000 words), as
+/// names, identifiers and rare terms are in real notes.
+fn rare_word(rng: &mut StdRng) -> String {
+    const SYL: &[&str] = &[
+        "ka", "lo", "mi", "ren", "tus", "vo", "zel", "qua", "dri", "fen", "gor", "hap", "jin",
+        "pex", "sar", "tol", "ub", "wim", "yad", "nox",
+    ];
+    // Inverse of the continuous 1/(r + 10) distribution over [0, 30000).
+    let u: f64 = rng.random();
+    let r = (10.0 * (30_010.0f64 / 10.0).powf(u) - 10.0) as usize;
+    let mut w = String::new();
+    let mut x = r + 1;
+    while x > 0 {
+        w.push_str(SYL[x % SYL.len()]);
+        x /= SYL.len();
+    }
+    w
+}
+
 fn memory_text(rng: &mut StdRng, i: usize) -> String {
     let pick = |rng: &mut StdRng, xs: &[&'static str]| xs[rng.random_range(0..xs.len())];
     format!(
-        "{} {} {} {} {} (note {i})",
+        "{} {} {} {} {}, re {} {} {} (note {i})",
         pick(rng, NAMES),
         pick(rng, VERBS),
         pick(rng, THINGS),
         pick(rng, WHEN),
-        pick(rng, WHY)
+        pick(rng, WHY),
+        rare_word(rng),
+        rare_word(rng),
+        rare_word(rng),
     )
 }
 
@@ -191,6 +217,7 @@ struct SizeResult {
     load: Duration,
     build: Duration,
     embed: Vec<Duration>,
+    dense: Vec<Duration>,
     search: Vec<Duration>,
     recall: Vec<Duration>,
     recall_total: Duration,
@@ -309,11 +336,14 @@ async fn run_size(args: &MemoryArgs, size: usize) -> SizeResult {
     let queries: Vec<String> = (0..args.queries + 20)
         .map(|_| {
             let t = &texts[rng.random_range(0..size)];
-            t.split_whitespace()
-                .filter(|w| w.len() > 3 && !w.starts_with('('))
-                .take(5)
-                .collect::<Vec<_>>()
-                .join(" ")
+            // Two words of the template part, two of the long tail.
+            let words: Vec<&str> = t
+                .split_whitespace()
+                .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()))
+                .filter(|w| w.len() > 3 && w.parse::<u64>().is_err())
+                .collect();
+            let n = words.len();
+            [words[1], words[2], words[n - 2], words[n - 1]].join(" ")
         })
         .collect();
     let candidates = args.k.saturating_mul(4).max(20);
@@ -322,6 +352,7 @@ async fn run_size(args: &MemoryArgs, size: usize) -> SizeResult {
         load,
         build,
         embed: Vec::new(),
+        dense: Vec::new(),
         search: Vec::new(),
         recall: Vec::new(),
         recall_total: Duration::ZERO,
@@ -342,6 +373,16 @@ async fn run_size(args: &MemoryArgs, size: usize) -> SizeResult {
                 vector: true,
                 ..Include::default()
             });
+        let dense_q = strata_host::Query::new(vector.clone())
+            .top_k(candidates)
+            .include(Include {
+                vector: true,
+                ..Include::default()
+            });
+        let t = Instant::now();
+        let hits = v.query(TRACES, &dense_q).await.unwrap_or_else(|e| fail(e));
+        let dense = t.elapsed();
+        std::hint::black_box(hits);
         let t = Instant::now();
         let hits = v
             .hybrid_query(TRACES, &hybrid)
@@ -358,6 +399,7 @@ async fn run_size(args: &MemoryArgs, size: usize) -> SizeResult {
         assert!(!got.is_empty(), "no trace recalled for {q:?}");
         if timed {
             res.embed.push(embed);
+            res.dense.push(dense);
             res.search.push(search);
             res.recall.push(recall);
             res.recall_total += recall;
@@ -420,18 +462,19 @@ pub(crate) fn run(args: MemoryArgs) {
     let mut rows = String::new();
     for &size in &args.sizes {
         let mut r = rt.block_on(run_size(&args, size));
-        for v in [&mut r.embed, &mut r.search, &mut r.recall] {
+        for v in [&mut r.embed, &mut r.dense, &mut r.search, &mut r.recall] {
             v.sort_unstable();
         }
         let p = |v: &[Duration]| format!("{:.3} / {:.3}", ms(pct(v, 0.5)), ms(pct(v, 0.99)));
         let row = format!(
-            "| {} | {} | {:.1} s ({:.0}/s) | {:.1} s | {} | {} | {} | {:.0} |\n",
+            "| {} | {} | {:.1} s ({:.0}/s) | {:.1} s | {} | {} | {} | {} | {:.0} |\n",
             args.backend,
             r.size,
             r.load.as_secs_f64(),
             r.size as f64 / r.load.as_secs_f64(),
             r.build.as_secs_f64(),
             p(&r.embed),
+            p(&r.dense),
             p(&r.search),
             p(&r.recall),
             r.recall.len() as f64 / r.recall_total.as_secs_f64(),
@@ -440,10 +483,13 @@ pub(crate) fn run(args: MemoryArgs) {
         rows.push_str(&row);
     }
     let minilm = rt.block_on(minilm_embed(&args));
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
     let mut report = format!(
-        "\n### memory, {} ({}; k = {}, {} timed queries per size)\n\n\
-         | backend | memories | load (remember_many, hash embedder) | index build | embed p50 / p99 ms (hash) | hybrid search p50 / p99 ms | recall without embedding p50 / p99 ms | recalls/s |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|\n{rows}",
+        "\n### memory, {} ({}; load average at the end {load}; k = {}, {} timed queries per size)\n\n\
+         | backend | memories | load (remember_many, hash embedder) | index build | embed p50 / p99 ms (hash) | dense search p50 / p99 ms | hybrid search p50 / p99 ms | recall without embedding p50 / p99 ms | recalls/s |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|\n{rows}",
         args.backend,
         crate::vectors::machine_note(),
         args.k,
