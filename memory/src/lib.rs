@@ -113,7 +113,7 @@ pub use documents::{ChunkHit, Document, IngestOptions, chunk_text};
 pub use embed::{EmbedError, Embedder, HashEmbedder};
 pub use error::{MemoryError, Result};
 pub use links::{GRAPH_DISCOUNT, Via};
-pub use minilm::{MiniLmEmbedder, ModelError};
+pub use minilm::{MiniLmEmbedder, ModelError, Pooling};
 pub use openai::{OpenAiConfig, OpenAiEmbedder};
 pub use stats::{Advice, MemoryStats};
 pub use traces::{NewTrace, RecallOptions, RecallWeights, Recalled, Trace};
