@@ -21,7 +21,11 @@
 //!   same candidates, what `Memory::recall` asks the backend for;
 //! - **recall**: `Memory::recall_by_vector` (hybrid search, then reading
 //!   the traces, the re-rank and the access-count update): a whole recall
-//!   without the embedding.
+//!   without the embedding;
+//! - **question**: the same words asked as a question, `what do we know
+//!   about … ?`: the hybrid search with that text as typed (function words
+//!   included), and the recall, which leaves function words out of the
+//!   full-text half.
 
 use std::{
     path::PathBuf,
@@ -221,6 +225,8 @@ struct SizeResult {
     search: Vec<Duration>,
     recall: Vec<Duration>,
     recall_total: Duration,
+    question_raw: Vec<Duration>,
+    question: Vec<Duration>,
 }
 
 fn fail(msg: impl std::fmt::Display) -> ! {
@@ -356,6 +362,8 @@ async fn run_size(args: &MemoryArgs, size: usize) -> SizeResult {
         search: Vec::new(),
         recall: Vec::new(),
         recall_total: Duration::ZERO,
+        question_raw: Vec::new(),
+        question: Vec::new(),
     };
     for (i, q) in queries.iter().enumerate() {
         let timed = i >= 20;
@@ -392,17 +400,42 @@ async fn run_size(args: &MemoryArgs, size: usize) -> SizeResult {
         std::hint::black_box(hits);
         let t = Instant::now();
         let got = m
-            .recall_by_vector(q, vector, &RecallOptions::top(args.k))
+            .recall_by_vector(q, vector.clone(), &RecallOptions::top(args.k))
             .await
             .unwrap_or_else(|e| fail(e));
         let recall = t.elapsed();
         assert!(!got.is_empty(), "no trace recalled for {q:?}");
+        // The same words asked as a question: the full-text half as typed
+        // (function words and all), then the recall (which drops them).
+        let question = format!("what do we know about {q}?");
+        let raw = strata_host::Hybrid::new(vector.clone(), question.as_str())
+            .top_k(candidates)
+            .include(Include {
+                vector: true,
+                ..Include::default()
+            });
+        let t = Instant::now();
+        let hits = v
+            .hybrid_query(TRACES, &raw)
+            .await
+            .unwrap_or_else(|e| fail(e));
+        let question_raw = t.elapsed();
+        std::hint::black_box(hits);
+        let t = Instant::now();
+        let got = m
+            .recall_by_vector(&question, vector, &RecallOptions::top(args.k))
+            .await
+            .unwrap_or_else(|e| fail(e));
+        let question_t = t.elapsed();
+        std::hint::black_box(got);
         if timed {
             res.embed.push(embed);
             res.dense.push(dense);
             res.search.push(search);
             res.recall.push(recall);
             res.recall_total += recall;
+            res.question_raw.push(question_raw);
+            res.question.push(question_t);
         }
     }
     if let Some(schema) = schema {
@@ -462,12 +495,19 @@ pub(crate) fn run(args: MemoryArgs) {
     let mut rows = String::new();
     for &size in &args.sizes {
         let mut r = rt.block_on(run_size(&args, size));
-        for v in [&mut r.embed, &mut r.dense, &mut r.search, &mut r.recall] {
+        for v in [
+            &mut r.embed,
+            &mut r.dense,
+            &mut r.search,
+            &mut r.recall,
+            &mut r.question_raw,
+            &mut r.question,
+        ] {
             v.sort_unstable();
         }
         let p = |v: &[Duration]| format!("{:.3} / {:.3}", ms(pct(v, 0.5)), ms(pct(v, 0.99)));
         let row = format!(
-            "| {} | {} | {:.1} s ({:.0}/s) | {:.1} s | {} | {} | {} | {} | {:.0} |\n",
+            "| {} | {} | {:.1} s ({:.0}/s) | {:.1} s | {} | {} | {} | {} | {:.0} | {} | {} |\n",
             args.backend,
             r.size,
             r.load.as_secs_f64(),
@@ -478,6 +518,8 @@ pub(crate) fn run(args: MemoryArgs) {
             p(&r.search),
             p(&r.recall),
             r.recall.len() as f64 / r.recall_total.as_secs_f64(),
+            p(&r.question_raw),
+            p(&r.question),
         );
         eprint!("{row}");
         rows.push_str(&row);
@@ -488,8 +530,8 @@ pub(crate) fn run(args: MemoryArgs) {
         .unwrap_or_default();
     let mut report = format!(
         "\n### memory, {} ({}; load average at the end {load}; k = {}, {} timed queries per size)\n\n\
-         | backend | memories | load (remember_many, hash embedder) | index build | embed p50 / p99 ms (hash) | dense search p50 / p99 ms | hybrid search p50 / p99 ms | recall without embedding p50 / p99 ms | recalls/s |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|\n{rows}",
+         | backend | memories | load (remember_many, hash embedder) | index build | embed p50 / p99 ms (hash) | dense search p50 / p99 ms | hybrid search p50 / p99 ms | recall without embedding p50 / p99 ms | recalls/s | question: hybrid search with the text as typed p50 / p99 ms | question: recall p50 / p99 ms |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n{rows}",
         args.backend,
         crate::vectors::machine_note(),
         args.k,
