@@ -264,28 +264,26 @@ fn pick_embedder(stored: Option<&str>) -> (Arc<dyn Embedder>, String) {
         Some(name) => name != HashEmbedder::default().name(),
         None => model.is_some(),
     };
-    if want_minilm {
-        if let Some(d) = model {
-            match MiniLmEmbedder::load(d) {
-                Ok(e) => {
-                    let why = format!(
-                        "{} (local sentence-transformer, semantic; from {})",
-                        e.name(),
+    if want_minilm && let Some(d) = model {
+        match MiniLmEmbedder::load(d) {
+            Ok(e) => {
+                let why = format!(
+                    "{} (local sentence-transformer, semantic; from {})",
+                    e.name(),
+                    d.display()
+                );
+                return (Arc::new(e), why);
+            }
+            Err(err) => {
+                let e = HashEmbedder::default();
+                let name = e.name().to_string();
+                return (
+                    Arc::new(e),
+                    format!(
+                        "{name} (demo: lexical, not semantic; the local model in {} did not load: {err})",
                         d.display()
-                    );
-                    return (Arc::new(e), why);
-                }
-                Err(err) => {
-                    let e = HashEmbedder::default();
-                    let name = e.name().to_string();
-                    return (
-                        Arc::new(e),
-                        format!(
-                            "{name} (demo: lexical, not semantic; the local model in {} did not load: {err})",
-                            d.display()
-                        ),
-                    );
-                }
+                    ),
+                );
             }
         }
     }

@@ -22,6 +22,10 @@ use strata_memory::{EmbedError, Embedder, OpenAiConfig, OpenAiEmbedder};
 const KEY: &str = "sk-test-0123456789abcdef";
 const MODEL: &str = "text-embedding-fake";
 
+/// A scripted answer: (status, `Retry-After` value); status 0 closes the
+/// connection unanswered.
+type Scripted = (u16, Option<&'static str>);
+
 /// What the fake answers with.
 #[derive(Clone)]
 struct Fake {
@@ -33,7 +37,7 @@ struct Fake {
     seen: Arc<Mutex<Vec<serde_json::Value>>>,
     /// Answers given before the normal ones, first to last: (status,
     /// `Retry-After` value); status 0 closes the connection unanswered.
-    script: Arc<Mutex<VecDeque<(u16, Option<&'static str>)>>>,
+    script: Arc<Mutex<VecDeque<Scripted>>>,
     /// When each request arrived.
     arrivals: Arc<Mutex<Vec<Instant>>>,
 }
