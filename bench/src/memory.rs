@@ -23,7 +23,7 @@
 //!   the traces, the re-rank and the access-count update): a whole recall
 //!   without the embedding;
 //! - **question**: the same words asked as a question, `what do we know
-//!   about … ?`: the hybrid search with that text as typed (function words
+//!   about the … ?` ("the" is in most memories): the hybrid search with that text as typed (function words
 //!   included), and the recall, which leaves function words out of the
 //!   full-text half.
 
@@ -407,7 +407,7 @@ async fn run_size(args: &MemoryArgs, size: usize) -> SizeResult {
         assert!(!got.is_empty(), "no trace recalled for {q:?}");
         // The same words asked as a question: the full-text half as typed
         // (function words and all), then the recall (which drops them).
-        let question = format!("what do we know about {q}?");
+        let question = format!("what do we know about the {q}?");
         let raw = strata_host::Hybrid::new(vector.clone(), question.as_str())
             .top_k(candidates)
             .include(Include {
