@@ -3,7 +3,9 @@
 //!
 //! A link says a trace is about a node ("the user drinks green tea" is
 //! about node `ana` and node `tea`); links live in `memory_trace_links`
-//! (trace, node) and go when either side is forgotten or removed.
+//! (trace, node) and go when either side is forgotten or removed; when
+//! [`Memory::consolidate`] merges a trace into another, its links move to
+//! the survivor.
 //!
 //! An expanded recall first ranks and keeps the best `k` traces as usual,
 //! then, for each of them in rank order, walks the graph from every node

@@ -387,6 +387,13 @@ async fn lifecycle_body(strata: &Strata) {
         .await
         .unwrap();
     m.recall("green tea", &RecallOptions::top(2)).await.unwrap(); // counts accesses
+    // The merged-away trace's graph links move to the survivor.
+    for n in ["tea", "user"] {
+        m.graph().add_node(n, "thing", n, json!({})).await.unwrap();
+    }
+    m.link(&weak, "tea").await.unwrap();
+    m.link(&weak, "user").await.unwrap();
+    m.link(&strong, "user").await.unwrap();
     let report = m
         .consolidate(&strata_memory::ConsolidateOptions::default().idle_ms(0))
         .await
@@ -398,6 +405,8 @@ async fn lifecycle_body(strata: &Strata) {
         .unwrap();
     let ids: Vec<&str> = left.iter().map(|t| t.id.as_str()).collect();
     assert_eq!(ids, [strong.as_str(), other.as_str()]);
+    assert_eq!(m.links(&strong).await.unwrap(), ["tea", "user"]);
+    assert!(m.links(&weak).await.unwrap().is_empty());
     assert!((left[0].importance - 0.72).abs() < 1e-9, "{left:?}");
     assert_eq!(
         left[0].access_count, 2,
@@ -782,6 +791,8 @@ struct BrainAnswers {
     /// Every chunk row, by id, and the document of the best chunk.
     chunks: (Vec<String>, String),
     graph: Vec<Reached>,
+    /// Each trace's graph links.
+    links: Vec<Vec<String>>,
     log: Vec<String>,
 }
 
@@ -831,11 +842,16 @@ async fn answers(m: &Memory, ids: &[String]) -> BrainAnswers {
             )
         })
         .collect();
+    let mut links = Vec::new();
+    for id in ids {
+        links.push(m.links(id).await.unwrap());
+    }
     BrainAnswers {
         traces,
         recall,
         chunks,
         graph,
+        links,
         log,
     }
 }
@@ -897,6 +913,9 @@ fn a_whole_brain_migrates_sqlite_to_postgres_and_back() {
                 .await
                 .unwrap();
         }
+        src.link(&ids[3], "bob").await.unwrap();
+        src.link(&ids[2], "china").await.unwrap();
+        src.link(&ids[2], "tea").await.unwrap();
         src.ingest(
             "notes",
             &"The moon makes the tides rise and fall. ".repeat(30),
@@ -906,6 +925,8 @@ fn a_whole_brain_migrates_sqlite_to_postgres_and_back() {
         .await
         .unwrap();
         let before = answers(&src, &ids).await;
+        assert_eq!(before.links[2], ["china", "tea"]);
+        assert_eq!(before.links[3], ["bob"]);
         assert!(
             !before.log.is_empty() && before.chunks.0.len() >= 5,
             "{before:?}"
