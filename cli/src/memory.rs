@@ -274,6 +274,10 @@ pub(crate) struct EmbedderArgs {
     /// The vector length the --embedder openai model returns.
     #[arg(long, global = true, default_value_t = 1536)]
     openai_dimension: u32,
+    /// Retries after a 429, a 5xx or a transport error (Retry-After, else
+    /// full-jitter backoff), for --embedder openai.
+    #[arg(long, global = true, default_value_t = 4)]
+    openai_max_retries: u32,
 }
 
 impl EmbedderArgs {
@@ -294,6 +298,7 @@ impl EmbedderArgs {
             EmbedderKind::Openai => {
                 let mut config =
                     OpenAiConfig::new(&self.openai_url, &self.openai_model, self.openai_dimension);
+                config.max_retries = self.openai_max_retries;
                 config.api_key = std::env::var("OPENAI_API_KEY")
                     .ok()
                     .filter(|k| !k.is_empty());
