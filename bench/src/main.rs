@@ -13,9 +13,13 @@
 //! - `sql`: ad-hoc SQL on PostgreSQL (distinct texts without parameters,
 //!   repeated texts with parameters) through host + loaded Postgres plugin
 //!   vs sqlx and tokio-postgres direct.
+//! - `memory`: agent-memory recall (`strata_memory::Memory`) p50/p99 at
+//!   10K and 100K memories on SQLite or Postgres, embedding timed apart
+//!   from search.
 
 mod backup;
 mod backup_pg;
+mod memory;
 mod migrate;
 mod plot;
 mod sql_pg;
@@ -82,6 +86,12 @@ enum Bench {
         #[command(flatten)]
         args: sql_pg::SqlArgs,
     },
+    /// Agent memory: recall p50/p99 through `strata_memory::Memory` on SQLite or Postgres,
+    /// embedding timed apart from search.
+    Memory {
+        #[command(flatten)]
+        args: memory::MemoryArgs,
+    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -110,6 +120,8 @@ fn main() {
         Bench::Backup { args } => backup::run(args),
         Bench::Migrate { args } => migrate::run(args),
         Bench::Sql { args } => sql_pg::run(args),
+    },
+        Bench::Memory { args } => memory::run(args),
     }
 }
 

@@ -967,7 +967,7 @@ fn ratios(r: &SizeReport) -> Vec<(usize, f64)> {
         .collect()
 }
 
-fn machine_note() -> String {
+pub(crate) fn machine_note() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()

@@ -52,6 +52,11 @@ pub(crate) enum MemoryCommand {
         /// A metadata filter (the filter language, as JSON).
         #[arg(long)]
         filter: Option<String>,
+        /// Also return up to k traces linked to graph nodes within this many
+        /// steps of the hits' nodes (`graph link`), each scored at the hit's
+        /// score × 0.5 ^ (steps + 1).
+        #[arg(long, value_name = "DEPTH")]
+        expand: Option<u32>,
     },
     /// Forget traces by id, or every trace whose metadata match --where.
     Forget {
@@ -159,6 +164,13 @@ pub(crate) enum GraphCommand {
         #[arg(long, default_value = "{}")]
         props: String,
     },
+    /// Link a trace to a node (recall --expand follows links).
+    Link {
+        /// Trace id.
+        trace: String,
+        /// Node id.
+        node: String,
+    },
     /// A node's neighbours, one step away.
     Neighbors {
         /// Node id.
@@ -262,6 +274,10 @@ pub(crate) struct EmbedderArgs {
     /// The vector length the --embedder openai model returns.
     #[arg(long, global = true, default_value_t = 1536)]
     openai_dimension: u32,
+    /// Retries after a 429, a 5xx or a transport error (Retry-After, else
+    /// full-jitter backoff), for --embedder openai.
+    #[arg(long, global = true, default_value_t = 4)]
+    openai_max_retries: u32,
 }
 
 impl EmbedderArgs {
@@ -282,6 +298,7 @@ impl EmbedderArgs {
             EmbedderKind::Openai => {
                 let mut config =
                     OpenAiConfig::new(&self.openai_url, &self.openai_model, self.openai_dimension);
+                config.max_retries = self.openai_max_retries;
                 config.api_key = std::env::var("OPENAI_API_KEY")
                     .ok()
                     .filter(|k| !k.is_empty());
@@ -317,8 +334,16 @@ pub(crate) async fn run(
             };
             print(json_out, json!({"id": id}), || println!("remembered {id}"));
         }
-        MemoryCommand::Recall { query, k, filter } => {
+        MemoryCommand::Recall {
+            query,
+            k,
+            filter,
+            expand,
+        } => {
             let mut options = RecallOptions::top(k);
+            if let Some(d) = expand {
+                options = options.expand_graph(d);
+            }
             if let Some(f) = filter {
                 options = options.filter(json_arg("--filter", &f)?);
             }
@@ -330,18 +355,22 @@ pub(crate) async fn run(
                         "id": h.trace.id, "score": h.score, "relevance": h.relevance,
                         "importance": h.trace.importance, "content": h.trace.content,
                         "metadata": h.trace.metadata, "access_count": h.trace.access_count,
+                        "via": h.via.as_ref().map(|v| json!({"hit": v.hit, "node": v.node, "steps": v.steps})),
                     })
                 })
                 .collect();
             print(json_out, Json::Array(rows), || {
                 let mut t = table();
-                t.set_header(["score", "importance", "content", "id"]);
+                t.set_header(["score", "importance", "content", "id", "via"]);
                 for h in &hits {
                     t.add_row([
                         format!("{:.4}", h.score),
                         format!("{:.2}", h.trace.importance),
                         clip(&h.trace.content),
                         h.trace.id.clone(),
+                        h.via.as_ref().map_or(String::new(), |v| {
+                            format!("{} → {} ({} steps)", v.hit, v.node, v.steps)
+                        }),
                     ]);
                 }
                 println!("{t}");
@@ -542,6 +571,12 @@ async fn graph(memory: &Memory, json_out: bool, what: GraphCommand) -> Result<()
                 json!({"src": src, "dst": dst, "kind": kind}),
                 || println!("edge {src} -{kind}-> {dst}"),
             );
+        }
+        GraphCommand::Link { trace, node } => {
+            memory.link(&trace, &node).await?;
+            print(json_out, json!({"trace": trace, "node": node}), || {
+                println!("linked trace {trace} to node {node}")
+            });
         }
         GraphCommand::Neighbors { id, direction } => {
             let n = g.neighbours(&id, direction.into()).await?;

@@ -1,13 +1,23 @@
 //! `strata quickstart`: the main job on the configured SQL backend (the
 //! embedded SQLite default): load the plugin, create an agent-memory schema,
 //! write memories in a transaction, read them back several ways, and show a
-//! failed transaction leaving nothing behind.
+//! failed transaction leaving nothing behind; then the same session through
+//! the memory layer (`strata_memory::Memory`), with the local all-MiniLM-L6-v2
+//! when it has been fetched and the hash demo embedder otherwise (saying
+//! which): remember, link to a graph, recall with a filter, recall expanded
+//! through the graph, and the tier advice.
 
-use std::{io::Write, time::Instant};
+use std::{io::Write, sync::Arc, time::Instant};
 
 use serde::Deserialize;
 
 use strata_host::{Dialect, Error, Result, Strata, named, params};
+
+use crate::error::Result as CliResult;
+use strata_memory::{
+    Advice, Embedder, HashEmbedder, Memory as Brain, MemoryError, MiniLmEmbedder, NewTrace,
+    RecallOptions,
+};
 
 /// One stored memory, as read back.
 #[derive(Debug, Deserialize)]
@@ -29,7 +39,7 @@ pub(crate) struct Summary {
     pub(crate) written: u64,
     /// Memories stored in total after the run.
     pub(crate) total: i64,
-    /// Results printed by the filtered and hybrid vector queries.
+    /// Traces printed by the memory layer's two recalls.
     pub(crate) hits: usize,
 }
 
@@ -63,7 +73,7 @@ fn w(out: &mut dyn Write, line: std::fmt::Arguments<'_>) -> Result<()> {
 }
 
 /// Runs the quickstart against `strata`'s SQL role, writing a report to `out`.
-pub(crate) async fn run(strata: &Strata, out: &mut dyn Write) -> Result<Summary> {
+pub(crate) async fn run(strata: &Strata, out: &mut dyn Write) -> CliResult<Summary> {
     let started = Instant::now();
     let backend_cfg = strata.config().backend_for_role("sql")?;
     let backend = strata.backend(&backend_cfg.name).await?;
@@ -225,10 +235,11 @@ pub(crate) async fn run(strata: &Strata, out: &mut dyn Write) -> Result<Summary>
             return Err(Error::Io {
                 context: "quickstart".into(),
                 source: std::io::Error::other("the CHECK constraint did not fire"),
-            });
+            }
+            .into());
         }
     }
-    let hits = memories_with_embeddings(strata, out).await?;
+    let hits = memory_layer(strata, out).await?;
     w(
         out,
         format_args!("done in {} ms", started.elapsed().as_millis()),
@@ -240,120 +251,178 @@ pub(crate) async fn run(strata: &Strata, out: &mut dyn Write) -> Result<Summary>
     })
 }
 
-/// A toy embedding so the quickstart needs no model: words and character
-/// trigrams hashed into 64 dimensions, L2-normalised. Texts that share words
-/// land close together; it is a stand-in for a real embedding model, which
-/// an application passes in the same way.
-pub(crate) fn toy_embedding(text: &str) -> Vec<f32> {
-    const DIM: usize = 64;
-    let mut v = vec![0f32; DIM];
-    let lower = text.to_lowercase();
-    let mut add = |token: &str, weight: f32| {
-        // FNV-1a: stable across runs and platforms.
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in token.bytes() {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-        let sign = if h & 1 == 0 { 1.0 } else { -1.0 };
-        v[(h >> 1) as usize % DIM] += sign * weight;
+/// The embedder the quickstart's memory uses: the local all-MiniLM-L6-v2
+/// when `scripts/models/minilm.sh` has fetched it, the hash demo otherwise,
+/// and the one a brain from an earlier run was built with when that differs
+/// (a memory refuses another embedder).
+fn pick_embedder(stored: Option<&str>) -> (Arc<dyn Embedder>, String) {
+    let dir = strata_memory::minilm::default_model_dir();
+    let model = dir
+        .as_ref()
+        .filter(|d| d.join("model.safetensors").is_file());
+    let want_minilm = match stored {
+        Some(name) => name != HashEmbedder::default().name(),
+        None => model.is_some(),
     };
-    for word in lower
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| w.len() > 2)
-    {
-        add(word, 1.0);
-        let chars: Vec<char> = word.chars().collect();
-        for tri in chars.windows(3) {
-            add(&tri.iter().collect::<String>(), 0.3);
+    if want_minilm && let Some(d) = model {
+        match MiniLmEmbedder::load(d) {
+            Ok(e) => {
+                let why = format!(
+                    "{} (local sentence-transformer, semantic; from {})",
+                    e.name(),
+                    d.display()
+                );
+                return (Arc::new(e), why);
+            }
+            Err(err) => {
+                let e = HashEmbedder::default();
+                let name = e.name().to_string();
+                return (
+                    Arc::new(e),
+                    format!(
+                        "{name} (demo: lexical, not semantic; the local model in {} did not load: {err})",
+                        d.display()
+                    ),
+                );
+            }
         }
     }
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if norm > 0.0 {
-        v.iter_mut().for_each(|x| *x /= norm);
-    }
-    v
+    let e = HashEmbedder::default();
+    let why = format!(
+        "{} (demo: lexical, not semantic; run scripts/models/minilm.sh for the local all-MiniLM-L6-v2)",
+        e.name()
+    );
+    (Arc::new(e), why)
 }
 
-async fn memories_with_embeddings(strata: &Strata, out: &mut dyn Write) -> Result<usize> {
-    use strata_host::{Hybrid, Include, Metric, Query, Record};
-    let backend_cfg = match strata.config().backend_for_role("vectors") {
-        Ok(b) => b.name.clone(),
-        Err(_) => {
-            w(
-                out,
-                format_args!("no `vectors` backend configured; skipping embeddings"),
-            )?;
-            return Ok(0);
+/// The memory layer (`strata_memory::Memory`) on the `sql` and `vectors`
+/// roles: remember the session, link it to a small graph, recall by
+/// meaning with a filter, expand through the graph, and the tier advice.
+async fn memory_layer(strata: &Strata, out: &mut dyn Write) -> CliResult<usize> {
+    if strata.config().backend_for_role("vectors").is_err() {
+        w(
+            out,
+            format_args!("no `vectors` backend configured; skipping the memory layer"),
+        )?;
+        return Ok(0);
+    }
+    let (embedder, why) = pick_embedder(None);
+    let memory = match Brain::open(strata, embedder).await {
+        Ok(m) => {
+            w(out, format_args!("memory layer: embedder {why}"))?;
+            m
         }
-    };
-    let backend = strata.backend(&backend_cfg).await?;
-    let vectors = match backend.vectors() {
-        Ok(v) => v,
-        Err(e) => {
-            w(out, format_args!("skipping embeddings: {e}"))?;
-            return Ok(0);
+        Err(MemoryError::EmbedderMismatch { stored, .. }) => {
+            let (embedder, why) = pick_embedder(Some(&stored));
+            match Brain::open(strata, embedder).await {
+                Ok(m) => {
+                    w(
+                        out,
+                        format_args!(
+                            "memory layer: embedder {why} (this brain was built with {stored})"
+                        ),
+                    )?;
+                    m
+                }
+                Err(e) => {
+                    w(out, format_args!("skipping the memory layer: {e}"))?;
+                    return Ok(0);
+                }
+            }
         }
+        Err(e) => return Err(e.into()),
     };
-    let collection = "quickstart_memories";
-    vectors
-        .create_collection(collection, 64, Metric::Cosine)
+    let traces: Vec<NewTrace> = SESSION
+        .iter()
+        .enumerate()
+        .map(|(i, (kind, content, importance))| {
+            NewTrace::new(*content)
+                .id(format!("quickstart-{i}"))
+                .metadata(serde_json::json!({"agent": "quickstart", "kind": kind}))
+                .importance(*importance)
+        })
+        .collect();
+    let n = memory.remember_many(&traces).await?.len();
+    let g = memory.graph();
+    let graph = async {
+        g.add_node("user", "person", "the user", serde_json::json!({}))
+            .await?;
+        g.add_node("strata", "project", "strata", serde_json::json!({}))
+            .await?;
+        g.add_node("postgres", "database", "Postgres", serde_json::json!({}))
+            .await?;
+        g.add_edge("user", "strata", "works_on", 1.0, serde_json::json!({}))
+            .await?;
+        g.add_edge(
+            "strata",
+            "postgres",
+            "next_tier",
+            1.0,
+            serde_json::json!({}),
+        )
         .await?;
-    let records = SESSION.iter().enumerate().map(|(i, (kind, content, importance))| {
-        Record::new(format!("quickstart-{i}"), toy_embedding(content))
-            .metadata(serde_json::json!({"agent": "quickstart", "kind": kind, "importance": importance}))
-            .text(*content)
-    });
-    let n = vectors.upsert(collection, records).await?;
-    let stats = vectors.stats(collection).await?;
+        for (trace, node) in [
+            ("quickstart-0", "user"),
+            ("quickstart-4", "user"),
+            ("quickstart-1", "strata"),
+            ("quickstart-2", "strata"),
+            ("quickstart-3", "postgres"),
+        ] {
+            memory.link(trace, node).await?;
+        }
+        Ok::<_, MemoryError>(())
+    };
+    graph.await?;
     w(
         out,
         format_args!(
-            "stored {n} memories with 64-d embeddings in collection `{collection}` ({} records, index: {})",
-            stats.as_ref().map_or(0, |s| s.count),
-            stats
-                .as_ref()
-                .and_then(|s| s.details.get("index").cloned())
-                .unwrap_or_default()
+            "remembered {n} traces (embedded, with metadata and importance), linked to a graph: user -works_on-> strata -next_tier-> postgres"
         ),
     )?;
 
-    let question = "how should answers be written for the user?";
-    let filtered = vectors
-        .query(
-            collection,
-            &Query::new(toy_embedding(question))
-                .top_k(2)
-                .filter(serde_json::json!({"kind": "preference", "importance": {"$gte": 0.8}}))
-                .include(Include::ALL),
+    let question = "how should I write replies for this person?";
+    let hits = memory
+        .recall(
+            question,
+            &RecallOptions::top(2).filter(serde_json::json!({"kind": "preference"})),
         )
         .await?;
     w(
         out,
-        format_args!("filtered query {question:?} (kind = preference, importance >= 0.8):"),
+        format_args!("recall {question:?} (kind = preference, top 2):"),
     )?;
-    for h in &filtered {
-        w(
-            out,
-            format_args!("  {:.3}  {}", h.score, h.text.as_deref().unwrap_or("")),
-        )?;
+    for h in &hits {
+        w(out, format_args!("  {:.3}  {}", h.score, h.trace.content))?;
     }
-    let hybrid = vectors
-        .hybrid_query(
-            collection,
-            &Hybrid::new(toy_embedding("deployment"), "staging")
-                .top_k(2)
-                .include(Include::ALL),
-        )
+    let question = "which language is the project written in?";
+    let expanded = memory
+        .recall(question, &RecallOptions::top(1).expand_graph(1))
         .await?;
     w(
         out,
-        format_args!("hybrid query (vector \"deployment\" + keyword \"staging\"):"),
+        format_args!("recall {question:?} (top 1, expanded one step through the graph):"),
     )?;
-    for h in &hybrid {
+    for h in &expanded {
+        let via = h.via.as_ref().map_or(String::new(), |v| match v.steps {
+            0 => format!("  (via node {}, which the hit is linked to)", v.node),
+            n => format!("  (via node {}, {n} step(s) from the hit's node)", v.node),
+        });
         w(
             out,
-            format_args!("  {:.4}  {}", h.score, h.text.as_deref().unwrap_or("")),
+            format_args!("  {:.3}  {}{via}", h.score, h.trace.content),
         )?;
     }
-    Ok(filtered.len() + hybrid.len())
+    let stats = memory.stats(5).await?;
+    let advice = match &stats.advice {
+        Advice::Stay(s) | Advice::Postgres(s) | Advice::Qdrant(s) => s.clone(),
+        other => format!("{other:?}"),
+    };
+    w(
+        out,
+        format_args!(
+            "memory: {} traces, recall p50 {:.2} ms (search, without embedding; embedding p50 {:.2} ms); tier advice: {advice}",
+            stats.traces, stats.recall_p50_ms, stats.embed_p50_ms
+        ),
+    )?;
+    Ok(hits.len() + expanded.len())
 }

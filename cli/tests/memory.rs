@@ -81,6 +81,18 @@ fn remember_recall_feedback_forget_graph_and_stats() {
         &["graph", "path", "china", "ana", "--direction", "in"],
     );
     assert_eq!(path, serde_json::json!(["china", "tea", "ana"]));
+    // Recall expanded through the graph: the deploys trace, linked to
+    // china, comes back two steps from the tea trace's node.
+    json(&cfg, &["graph", "link", &tea, "ana"]);
+    json(&cfg, &["graph", "link", "deploys", "china"]);
+    let plain = json(&cfg, &["recall", "green tea", "-k", "1"]);
+    assert_eq!(plain.as_array().unwrap().len(), 1, "{plain}");
+    let expanded = json(&cfg, &["recall", "green tea", "-k", "1", "--expand", "2"]);
+    assert_eq!(expanded[1]["id"], "deploys", "{expanded}");
+    assert_eq!(
+        expanded[1]["via"],
+        serde_json::json!({"hit": tea, "node": "china", "steps": 2})
+    );
 
     // Documents.
     let doc = dir.path().join("notes.txt");

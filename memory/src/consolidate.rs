@@ -148,6 +148,15 @@ impl Memory {
                         ],
                     )
                     .await?;
+                // The merged trace's graph links go to the survivor.
+                self.sql
+                    .run(
+                        "INSERT INTO memory_trace_links (trace_id, node_id)
+                         SELECT CAST(? AS TEXT), node_id FROM memory_trace_links WHERE trace_id = ?
+                         ON CONFLICT DO NOTHING",
+                        params![keep.id.as_str(), drop.id.as_str()],
+                    )
+                    .await?;
                 self.forget(std::slice::from_ref(&drop.id)).await?;
                 self.log(
                     now,

@@ -188,6 +188,11 @@ impl<'a> Graph<'a> {
                         params![&id, &id],
                     )
                     .await?;
+                    tx.run(
+                        "DELETE FROM memory_trace_links WHERE node_id = ?",
+                        params![&id],
+                    )
+                    .await?;
                     let n = tx
                         .run("DELETE FROM memory_nodes WHERE id = ?", params![&id])
                         .await?

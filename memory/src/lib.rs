@@ -25,8 +25,12 @@
 //! [`Memory::recall`] embeds the query and asks the vector backend for a
 //! hybrid ranking (dense + BM25, fused by reciprocal rank fusion; a
 //! backend without hybrid search answers densely), of `max(4k, 20)`
-//! candidates passing the metadata filter. The candidates are then
-//! re-ranked, and the best `k` returned:
+//! candidates passing the metadata filter. The lexical half gets the
+//! query without common English function words ("what", "does", "the",
+//! …; the whole query if nothing else is left): BM25 gives them next to
+//! no weight, but a full-text engine matching them scores nearly every
+//! trace, which at 100K traces costs a whole scan per recall. The
+//! candidates are then re-ranked, and the best `k` returned:
 //!
 //! ```text
 //! relevance = 0.7 × cosine / best cosine              (exact, query to trace)
@@ -82,9 +86,10 @@
 //!   ([`openai`]);
 //! - [`HashEmbedder`]: a model-free **demo**, lexical, not semantic.
 //!
-//! # Not yet here
-//!
-//! Recall expanded through the graph (issue 15).
+//! Traces can be linked to nodes ([`Memory::link`]), and a recall can
+//! be expanded through the graph ([`RecallOptions::expand_graph`]): the
+//! traces linked to nodes near the hits' nodes are added, their scores
+//! discounted per step ([`links`] says exactly how).
 
 #![deny(missing_docs)]
 
@@ -93,6 +98,7 @@ mod documents;
 pub mod embed;
 mod error;
 pub mod graph;
+pub mod links;
 pub mod minilm;
 pub mod openai;
 mod schema;
@@ -110,10 +116,11 @@ pub use consolidate::{ConsolidateOptions, ConsolidationReport};
 pub use documents::{ChunkHit, Document, IngestOptions, chunk_text};
 pub use embed::{EmbedError, Embedder, HashEmbedder};
 pub use error::{MemoryError, Result};
-pub use minilm::{MiniLmEmbedder, ModelError};
+pub use links::{GRAPH_DISCOUNT, Via};
+pub use minilm::{MiniLmEmbedder, ModelError, Pooling};
 pub use openai::{OpenAiConfig, OpenAiEmbedder};
 pub use stats::{Advice, MemoryStats};
-pub use traces::{RecallOptions, RecallWeights, Recalled, Trace};
+pub use traces::{NewTrace, RecallOptions, RecallWeights, Recalled, Trace};
 
 /// The vector collection holding the traces' embeddings.
 pub const TRACES: &str = "memory_traces";
@@ -234,7 +241,8 @@ impl Memory {
         filter: Option<&serde_json::Value>,
         include: strata_host::Include,
     ) -> Result<Vec<strata_host::Hit>> {
-        let mut hybrid = strata_host::Hybrid::new(vector.clone(), query)
+        let lexical = lexical_text(query);
+        let mut hybrid = strata_host::Hybrid::new(vector.clone(), lexical.as_str())
             .top_k(k)
             .include(include);
         if let Some(f) = filter {
@@ -259,6 +267,37 @@ impl Memory {
             s.close().await?;
         }
         Ok(())
+    }
+}
+
+/// Common English function words, left out of the lexical half of a
+/// hybrid search (see the crate docs).
+const STOP_WORDS: &[&str] = &[
+    "a", "about", "after", "all", "am", "an", "and", "any", "are", "as", "at", "be", "been",
+    "before", "being", "but", "by", "can", "could", "did", "do", "does", "doing", "for", "from",
+    "had", "has", "have", "having", "he", "her", "here", "hers", "him", "his", "how", "i", "if",
+    "in", "into", "is", "it", "its", "me", "my", "of", "on", "or", "our", "ours", "she", "should",
+    "so", "some", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this",
+    "those", "to", "too", "us", "was", "we", "were", "what", "when", "where", "which", "who",
+    "whom", "why", "will", "with", "would", "you", "your", "yours",
+];
+
+/// `query` without [`STOP_WORDS`] for the full-text half (the whole query
+/// when nothing else is left).
+pub(crate) fn lexical_text(query: &str) -> String {
+    let kept: Vec<&str> = query
+        .split_whitespace()
+        .filter(|w| {
+            let bare = w
+                .trim_matches(|c: char| !c.is_alphanumeric())
+                .to_lowercase();
+            !STOP_WORDS.contains(&bare.as_str())
+        })
+        .collect();
+    if kept.is_empty() {
+        query.to_string()
+    } else {
+        kept.join(" ")
     }
 }
 
@@ -300,4 +339,20 @@ pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_lexical_half_drops_function_words() {
+        assert_eq!(
+            super::lexical_text("What does Ana like to drink in the morning?"),
+            "Ana like drink morning?"
+        );
+        assert_eq!(super::lexical_text("what is it?"), "what is it?");
+        assert_eq!(
+            super::lexical_text("The rust 1.95 build"),
+            "rust 1.95 build"
+        );
+    }
 }

@@ -14,6 +14,19 @@
 //! HTTP error is reported with its status and the server's
 //! `error.message`. The API key is never printed (not in `Debug`, not in
 //! errors).
+//!
+//! # Retries
+//!
+//! A request answered with 429 (rate limited) or a 5xx status, or failing
+//! in transport (connection refused or reset, timeout), is sent again, up
+//! to [`OpenAiConfig::max_retries`] times (default 4; 0 never retries).
+//! Before retry `n` (1, 2, …) it waits the server's `Retry-After` (seconds;
+//! or OpenAI's `retry-after-ms`) when the answer has one, else a "full
+//! jitter" backoff: a uniformly random time between 0 and
+//! `min(retry_max, retry_base × 2^(n−1))` (defaults 500 ms and 30 s); a
+//! `Retry-After` is capped at `retry_max` too. Other statuses (400, 401,
+//! 404, …) fail at once. When the retries run out, the error is the last
+//! answer's, saying how many attempts were made.
 
 use std::time::Duration;
 
@@ -42,6 +55,13 @@ pub struct OpenAiConfig {
     pub batch_size: usize,
     /// The whole-request timeout (default 60 s).
     pub timeout: Duration,
+    /// Retries after a 429, a 5xx or a transport error (default 4; see the
+    /// [module docs](self#retries)).
+    pub max_retries: u32,
+    /// The first retry's backoff ceiling (default 500 ms; doubled per retry).
+    pub retry_base: Duration,
+    /// The longest wait before a retry, `Retry-After` included (default 30 s).
+    pub retry_max: Duration,
 }
 
 impl OpenAiConfig {
@@ -56,6 +76,9 @@ impl OpenAiConfig {
             request_dimensions: false,
             batch_size: 64,
             timeout: Duration::from_secs(60),
+            max_retries: 4,
+            retry_base: Duration::from_millis(500),
+            retry_max: Duration::from_secs(30),
         }
     }
 
@@ -76,6 +99,9 @@ impl std::fmt::Debug for OpenAiConfig {
             .field("request_dimensions", &self.request_dimensions)
             .field("batch_size", &self.batch_size)
             .field("timeout", &self.timeout)
+            .field("max_retries", &self.max_retries)
+            .field("retry_base", &self.retry_base)
+            .field("retry_max", &self.retry_max)
             .finish()
     }
 }
@@ -131,14 +157,53 @@ impl OpenAiEmbedder {
         &self.config
     }
 
+    /// One batch, with the retries of the [module docs](self#retries).
     async fn batch(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let failed = |message: String| EmbedError::Failed {
-            embedder: self.name.clone(),
-            message,
+        let mut retry = 0u32;
+        loop {
+            match self.attempt(texts).await {
+                Ok(v) => return Ok(v),
+                Err(Attempt::Final(e)) => return Err(e),
+                Err(Attempt::Retryable { message, wait }) => {
+                    if retry >= self.config.max_retries {
+                        return Err(EmbedError::Failed {
+                            embedder: self.name.clone(),
+                            message: format!(
+                                "{message} (gave up after {} attempt{})",
+                                retry + 1,
+                                if retry == 0 { "" } else { "s" }
+                            ),
+                        });
+                    }
+                    retry += 1;
+                    let ceiling = self
+                        .config
+                        .retry_base
+                        .saturating_mul(1u32 << (retry - 1).min(20))
+                        .min(self.config.retry_max);
+                    let wait = match wait {
+                        Some(w) => w.min(self.config.retry_max),
+                        None => ceiling.mul_f64(unit_random()),
+                    };
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    /// One request.
+    async fn attempt(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, Attempt> {
+        let failed = |message: String| {
+            Attempt::Final(EmbedError::Failed {
+                embedder: self.name.clone(),
+                message,
+            })
         };
-        let bad = |message: String| EmbedError::BadOutput {
-            embedder: self.name.clone(),
-            message,
+        let bad = |message: String| {
+            Attempt::Final(EmbedError::BadOutput {
+                embedder: self.name.clone(),
+                message,
+            })
         };
         let mut body = serde_json::json!({
             "model": self.config.model,
@@ -156,25 +221,25 @@ impl OpenAiEmbedder {
         if let Some(key) = &self.config.api_key {
             req = req.bearer_auth(key);
         }
-        let resp = req.send().await.map_err(|e| {
-            failed(format!(
-                "POST {}: {}",
+        let transport = |e: reqwest::Error, what: &str| Attempt::Retryable {
+            message: format!(
+                "POST {}: {what}{}",
                 self.url,
                 if e.is_timeout() {
                     format!("no answer within {:?}", self.config.timeout)
                 } else {
                     error_chain(&e)
                 }
-            ))
-        })?;
+            ),
+            wait: None,
+        };
+        let resp = req.send().await.map_err(|e| transport(e, ""))?;
         let status = resp.status();
-        let text = resp.text().await.map_err(|e| {
-            failed(format!(
-                "POST {}: reading the answer: {}",
-                self.url,
-                error_chain(&e)
-            ))
-        })?;
+        let wait = retry_after(resp.headers());
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| transport(e, "reading the answer: "))?;
         if !status.is_success() {
             let detail = serde_json::from_str::<serde_json::Value>(&text)
                 .ok()
@@ -186,10 +251,11 @@ impl OpenAiEmbedder {
                         .map(str::to_string)
                 })
                 .unwrap_or_else(|| text.chars().take(300).collect());
-            return Err(failed(format!(
-                "POST {}: HTTP {status}: {detail}",
-                self.url
-            )));
+            let message = format!("POST {}: HTTP {status}: {detail}", self.url);
+            if status.as_u16() == 429 || status.is_server_error() {
+                return Err(Attempt::Retryable { message, wait });
+            }
+            return Err(failed(message));
         }
         let j: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| bad(format!("the answer is not JSON ({e})")))?;
@@ -239,6 +305,48 @@ impl OpenAiEmbedder {
             .map(|v| v.expect("every index answered once"))
             .collect())
     }
+}
+
+/// How one request failed.
+enum Attempt {
+    /// Not worth repeating (bad request, bad key, bad answer).
+    Final(EmbedError),
+    /// 429, 5xx or transport: try again, after `wait` if the server said.
+    Retryable {
+        message: String,
+        wait: Option<Duration>,
+    },
+}
+
+/// The server's `retry-after-ms` (OpenAI) or `Retry-After` in seconds (an
+/// HTTP date is not read: the backoff applies then).
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let num = |name: &str| {
+        headers
+            .get(name)?
+            .to_str()
+            .ok()?
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v >= 0.0)
+    };
+    num("retry-after-ms")
+        .map(|ms| Duration::from_secs_f64(ms / 1e3))
+        .or_else(|| num("retry-after").map(Duration::from_secs_f64))
+}
+
+/// A uniform random number in [0, 1) for the jitter (std's randomly keyed
+/// SipHash, fresh keys per call: no RNG dependency for this).
+fn unit_random() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+    );
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// An error with its sources (reqwest's own message is terse).

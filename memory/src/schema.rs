@@ -70,7 +70,13 @@ pub(crate) async fn ensure(sql: &Sql, vectors: &Vectors, embedder: &dyn Embedder
             props TEXT NOT NULL,
             PRIMARY KEY (src, dst, kind)
         );
-        CREATE INDEX IF NOT EXISTS memory_edges_dst ON memory_edges (dst);"
+        CREATE INDEX IF NOT EXISTS memory_edges_dst ON memory_edges (dst);
+        CREATE TABLE IF NOT EXISTS memory_trace_links (
+            trace_id TEXT NOT NULL,
+            node_id TEXT NOT NULL,
+            PRIMARY KEY (trace_id, node_id)
+        );
+        CREATE INDEX IF NOT EXISTS memory_trace_links_node ON memory_trace_links (node_id);"
     ))
     .await?;
     let (name, dim) = (embedder.name().to_string(), embedder.dimension());

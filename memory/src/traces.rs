@@ -30,6 +30,49 @@ pub struct Trace {
     pub not_useful: i64,
 }
 
+/// A trace to remember with [`Memory::remember_many`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewTrace {
+    /// Its id (`None`: a new UUID).
+    pub id: Option<String>,
+    /// What to remember.
+    pub content: String,
+    /// The caller's metadata (a JSON object, or null).
+    pub metadata: Json,
+    /// 0 (trivia) to 1 (essential).
+    pub importance: f64,
+}
+
+impl NewTrace {
+    /// `content` with no metadata, importance 0.5 and a new id.
+    pub fn new(content: impl Into<String>) -> NewTrace {
+        NewTrace {
+            id: None,
+            content: content.into(),
+            metadata: Json::Null,
+            importance: 0.5,
+        }
+    }
+
+    /// Under this id.
+    pub fn id(mut self, id: impl Into<String>) -> NewTrace {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// With this metadata.
+    pub fn metadata(mut self, metadata: Json) -> NewTrace {
+        self.metadata = metadata;
+        self
+    }
+
+    /// With this importance.
+    pub fn importance(mut self, importance: f64) -> NewTrace {
+        self.importance = importance;
+        self
+    }
+}
+
 /// A recalled trace with its scores.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Recalled {
@@ -40,6 +83,9 @@ pub struct Recalled {
     /// The retrieval score relative to the best candidate (0..=1; see the
     /// crate docs).
     pub relevance: f64,
+    /// How it was reached through the knowledge graph, for a trace added
+    /// by [`RecallOptions::expand_graph`] (`None`: recalled directly).
+    pub via: Option<crate::Via>,
 }
 
 /// The re-rank's weights (see the crate docs for the formula).
@@ -76,12 +122,29 @@ pub struct RecallOptions {
     pub k: u32,
     /// A metadata filter (the host's filter language), if any.
     pub filter: Option<Json>,
+    /// Expand the hits through the knowledge graph, up to this many steps
+    /// from their linked nodes ([`links`](crate::links); `None`: no
+    /// expansion).
+    pub expand_graph: Option<u32>,
 }
 
 impl RecallOptions {
     /// The best `k` traces.
     pub fn top(k: u32) -> RecallOptions {
-        RecallOptions { k, filter: None }
+        RecallOptions {
+            k,
+            filter: None,
+            expand_graph: None,
+        }
+    }
+
+    /// Also return up to `k` traces linked to graph nodes within `depth`
+    /// steps of the hits' nodes (at most [`MAX_DEPTH`](crate::graph::MAX_DEPTH)),
+    /// scored down by [`GRAPH_DISCOUNT`](crate::GRAPH_DISCOUNT) per step
+    /// (see [`links`](crate::links)).
+    pub fn expand_graph(mut self, depth: u32) -> RecallOptions {
+        self.expand_graph = Some(depth);
+        self
     }
 
     /// Only traces whose metadata pass `filter`.
@@ -201,6 +264,120 @@ impl Memory {
         Ok(())
     }
 
+    /// Remembers many traces at once: embedded in one call to the embedder,
+    /// written in multi-row statements and one vector upsert (what a bulk
+    /// import wants; [`remember_as`](Self::remember_as) one by one does the
+    /// same, slower). A trace whose id exists replaces it. Returns the ids,
+    /// in order. If the vectors cannot be written, the rows this call
+    /// created are removed again.
+    pub async fn remember_many(&self, traces: &[NewTrace]) -> Result<Vec<String>> {
+        let mut rows = Vec::with_capacity(traces.len());
+        for t in traces {
+            let id = match &t.id {
+                Some(id) if id.is_empty() => {
+                    return Err(MemoryError::invalid("a trace id must not be empty"));
+                }
+                Some(id) => id.clone(),
+                None => uuid::Uuid::new_v4().to_string(),
+            };
+            if t.content.trim().is_empty() {
+                return Err(MemoryError::invalid(format!(
+                    "nothing to remember for trace {id}: the content is empty"
+                )));
+            }
+            if !(0.0..=1.0).contains(&t.importance) {
+                return Err(MemoryError::invalid(format!(
+                    "importance must be between 0 and 1, got {} for trace {id}",
+                    t.importance
+                )));
+            }
+            let metadata = crate::json_object("trace metadata", t.metadata.clone())?;
+            rows.push((id, metadata));
+        }
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let texts: Vec<String> = traces.iter().map(|t| t.content.clone()).collect();
+        let vectors = self.embed_many(&texts).await?;
+        let ids: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+        let mut existed = std::collections::HashSet::new();
+        for chunk in ids.chunks(500) {
+            let found = self
+                .sql
+                .all(
+                    &format!(
+                        "SELECT id FROM memory_traces WHERE id IN ({})",
+                        in_list(chunk.len())
+                    ),
+                    positional(chunk),
+                )
+                .await?;
+            for r in &found {
+                existed.insert(r.get::<String>("id")?);
+            }
+        }
+        let now = now_ms();
+        const ROWS_PER_INSERT: usize = 100;
+        for (chunk, tchunk) in rows
+            .chunks(ROWS_PER_INSERT)
+            .zip(traces.chunks(ROWS_PER_INSERT))
+        {
+            let mut values = Vec::with_capacity(chunk.len() * 6);
+            for ((id, metadata), t) in chunk.iter().zip(tchunk) {
+                values.extend([
+                    Value::from(id.as_str()),
+                    Value::from(t.content.as_str()),
+                    Value::from(metadata.to_string()),
+                    Value::from(t.importance),
+                    Value::from(now),
+                    Value::from(now),
+                ]);
+            }
+            self.sql
+                .run(
+                    &format!(
+                        "INSERT INTO memory_traces (id, content, metadata, importance, created_ms, accessed_ms, access_count)
+                         VALUES {}
+                         ON CONFLICT (id) DO UPDATE SET content = excluded.content, metadata = excluded.metadata,
+                             importance = excluded.importance, accessed_ms = excluded.accessed_ms",
+                        vec!["(?, ?, ?, ?, ?, ?, 0)"; chunk.len()].join(", ")
+                    ),
+                    Params::Positional(values),
+                )
+                .await?;
+        }
+        let records = rows
+            .iter()
+            .zip(traces)
+            .zip(vectors)
+            .map(|(((id, metadata), t), v)| {
+                Record::new(id.as_str(), v)
+                    .metadata(metadata.clone())
+                    .text(t.content.as_str())
+            });
+        if let Err(e) = self.vectors.upsert(TRACES, records).await {
+            let new: Vec<String> = ids
+                .iter()
+                .filter(|id| !existed.contains(*id))
+                .cloned()
+                .collect();
+            for chunk in new.chunks(500) {
+                let _ = self
+                    .sql
+                    .run(
+                        &format!(
+                            "DELETE FROM memory_traces WHERE id IN ({})",
+                            in_list(chunk.len())
+                        ),
+                        positional(chunk),
+                    )
+                    .await;
+            }
+            return Err(e.into());
+        }
+        Ok(ids)
+    }
+
     pub(crate) async fn embed_one(&self, text: &str) -> Result<Vec<f32>> {
         let mut out = self.embed_many(&[text.to_string()]).await?;
         Ok(out.pop().unwrap_or_default())
@@ -283,8 +460,29 @@ impl Memory {
     /// The traces most relevant to `query` (see the crate docs for the
     /// ranking); counts an access on each returned trace.
     pub async fn recall(&self, query: &str, options: &RecallOptions) -> Result<Vec<Recalled>> {
+        let vector = self.embed_one(query).await?;
+        self.recall_by_vector(query, vector, options).await
+    }
+
+    /// [`recall`](Self::recall) with the query's embedding computed by the
+    /// caller (with this memory's [`embedder`](Self::embedder), e.g. many
+    /// queries in one batch): the same ranking, without the embedding step.
+    /// Refuses a vector of another dimension than the embedder's.
+    pub async fn recall_by_vector(
+        &self,
+        query: &str,
+        vector_q: Vec<f32>,
+        options: &RecallOptions,
+    ) -> Result<Vec<Recalled>> {
         let k = if options.k == 0 { 5 } else { options.k };
-        let vector_q = self.embed_one(query).await?;
+        if vector_q.len() != self.embedder.dimension() as usize {
+            return Err(MemoryError::invalid(format!(
+                "the query vector has {} dimensions; the memory's embedder {} makes {}",
+                vector_q.len(),
+                self.embedder.name(),
+                self.embedder.dimension()
+            )));
+        }
         let hits = self.search_traces(query, vector_q.clone(), options).await?;
         // Relevance (see the crate docs): mostly the exact cosine of the
         // trace to the query, relative to the best candidate's, partly the
@@ -333,6 +531,7 @@ impl Memory {
                     trace: t,
                     score,
                     relevance,
+                    via: None,
                 }
             })
             .collect();
@@ -342,6 +541,23 @@ impl Memory {
                 .then_with(|| a.trace.id.cmp(&b.trace.id))
         });
         ranked.truncate(k as usize);
+        if let Some(depth) = options.expand_graph {
+            if depth > crate::graph::MAX_DEPTH {
+                return Err(MemoryError::invalid(format!(
+                    "expand_graph depth {depth} is over the limit of {}",
+                    crate::graph::MAX_DEPTH
+                )));
+            }
+            let more = self
+                .expand(&ranked, depth, k as usize, options.filter.as_ref())
+                .await?;
+            ranked.extend(more);
+            ranked.sort_by(|a, b| {
+                b.score
+                    .total_cmp(&a.score)
+                    .then_with(|| a.trace.id.cmp(&b.trace.id))
+            });
+        }
         if !ranked.is_empty() {
             let ids: Vec<String> = ranked.iter().map(|r| r.trace.id.clone()).collect();
             let mut values = vec![Value::from(now)];
@@ -391,6 +607,15 @@ impl Memory {
         self.vectors.delete_ids(TRACES, &refs).await?;
         let mut n = 0;
         for chunk in ids.chunks(500) {
+            self.sql
+                .run(
+                    &format!(
+                        "DELETE FROM memory_trace_links WHERE trace_id IN ({})",
+                        in_list(chunk.len())
+                    ),
+                    positional(chunk),
+                )
+                .await?;
             n += self
                 .sql
                 .run(

@@ -10,7 +10,7 @@ use std::{
 use serde_json::json;
 use strata_host::Strata;
 use strata_memory::{
-    HashEmbedder, Memory, MemoryError, RecallOptions,
+    GRAPH_DISCOUNT, HashEmbedder, Memory, MemoryError, NewTrace, RecallOptions, Via,
     graph::{Direction, Reached},
 };
 
@@ -387,6 +387,13 @@ async fn lifecycle_body(strata: &Strata) {
         .await
         .unwrap();
     m.recall("green tea", &RecallOptions::top(2)).await.unwrap(); // counts accesses
+    // The merged-away trace's graph links move to the survivor.
+    for n in ["tea", "user"] {
+        m.graph().add_node(n, "thing", n, json!({})).await.unwrap();
+    }
+    m.link(&weak, "tea").await.unwrap();
+    m.link(&weak, "user").await.unwrap();
+    m.link(&strong, "user").await.unwrap();
     let report = m
         .consolidate(&strata_memory::ConsolidateOptions::default().idle_ms(0))
         .await
@@ -398,6 +405,8 @@ async fn lifecycle_body(strata: &Strata) {
         .unwrap();
     let ids: Vec<&str> = left.iter().map(|t| t.id.as_str()).collect();
     assert_eq!(ids, [strong.as_str(), other.as_str()]);
+    assert_eq!(m.links(&strong).await.unwrap(), ["tea", "user"]);
+    assert!(m.links(&weak).await.unwrap().is_empty());
     assert!((left[0].importance - 0.72).abs() < 1e-9, "{left:?}");
     assert_eq!(
         left[0].access_count, 2,
@@ -483,6 +492,231 @@ fn feedback_consolidation_and_documents_on_postgres() {
     });
 }
 
+/// `remember_many` (one embed call, multi-row writes) and
+/// `recall_by_vector` (the caller's query embedding).
+async fn batch_body(strata: &Strata) {
+    let m = Memory::open(strata, embedder()).await.unwrap();
+    let mut batch: Vec<NewTrace> = (0..250)
+        .map(|i| {
+            NewTrace::new(format!("note {i}: the build cache lives in directory {i}"))
+                .metadata(json!({ "n": i }))
+        })
+        .collect();
+    batch.push(
+        NewTrace::new("the release train leaves on thursdays")
+            .id("train")
+            .importance(0.9),
+    );
+    let ids = m.remember_many(&batch).await.unwrap();
+    assert_eq!(ids.len(), 251);
+    assert_eq!(ids[250], "train");
+    assert_eq!(m.count().await.unwrap(), 251);
+    let t = &m.get(&["train".to_string()]).await.unwrap()[0];
+    assert_eq!((t.importance, t.metadata.clone()), (0.9, json!({})));
+
+    // Again under the same id: replaced, not added.
+    m.remember_many(&[NewTrace::new("the release train leaves on fridays").id("train")])
+        .await
+        .unwrap();
+    assert_eq!(m.count().await.unwrap(), 251);
+
+    let v = HashEmbedder::new(128).vector("when does the release train leave");
+    let hits = m
+        .recall_by_vector(
+            "when does the release train leave",
+            v,
+            &RecallOptions::top(3),
+        )
+        .await
+        .unwrap();
+    assert_eq!(hits[0].trace.id, "train");
+    assert!(hits[0].trace.content.contains("fridays"));
+    let err = m
+        .recall_by_vector("x", vec![0.0; 3], &RecallOptions::top(3))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("3 dimensions"), "{err}");
+    // A bad item refuses the whole batch before anything is written.
+    let err = m
+        .remember_many(&[NewTrace::new("fine"), NewTrace::new("bad").importance(2.0)])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MemoryError::InvalidInput { .. }), "{err}");
+    assert_eq!(m.count().await.unwrap(), 251);
+}
+
+#[test]
+fn batch_remember_and_recall_by_vector_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let s = sqlite(dir.path());
+        batch_body(&s).await;
+        s.close().await.unwrap();
+    });
+}
+
+#[test]
+fn batch_remember_and_recall_by_vector_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let s = postgres(dir.path(), "batch");
+        batch_body(&s).await;
+        s.close().await.unwrap();
+    });
+}
+
+/// Recall expanded through the knowledge graph: traces linked to the
+/// hits' nodes and their neighbours come back, discounted per step.
+async fn expand_body(strata: &Strata) {
+    let m = Memory::open(strata, embedder()).await.unwrap();
+    let g = m.graph();
+    g.add_node("ana", "person", "Ana", json!({})).await.unwrap();
+    g.add_node("tea", "topic", "oolong", json!({}))
+        .await
+        .unwrap();
+    g.add_node("kyoto", "place", "Kyoto", json!({}))
+        .await
+        .unwrap();
+    g.add_edge("ana", "tea", "likes", 1.0, json!({}))
+        .await
+        .unwrap();
+    g.add_edge("kyoto", "tea", "grows", 1.0, json!({}))
+        .await
+        .unwrap();
+    let note = |id: &str, text: &str, kind: &str| {
+        NewTrace::new(text).id(id).metadata(json!({ "kind": kind }))
+    };
+    m.remember_many(&[
+        note("drink", "ana likes to drink oolong tea", "pref"),
+        note("sister", "ana has a sister in osaka", "secret"),
+        note("steamed", "oolong is partly oxidised, then rolled", "fact"),
+        note("uji", "uji near kyoto is famous for matcha", "fact"),
+        note(
+            "printer",
+            "the printer on floor three is out of toner",
+            "fact",
+        ),
+    ])
+    .await
+    .unwrap();
+    for (t, n) in [
+        ("drink", "ana"),
+        ("sister", "ana"),
+        ("steamed", "tea"),
+        ("uji", "kyoto"),
+    ] {
+        m.link(t, n).await.unwrap();
+    }
+    m.link("drink", "ana").await.unwrap(); // twice is once
+    assert_eq!(m.links("drink").await.unwrap(), ["ana"]);
+    assert!(m.link("drink", "nowhere").await.is_err());
+    assert!(m.link("no-trace", "ana").await.is_err());
+
+    let q = "what does ana like to drink";
+    let plain = m.recall(q, &RecallOptions::top(1)).await.unwrap();
+    let ids = |r: &[strata_memory::Recalled]| -> Vec<String> {
+        r.iter().map(|h| h.trace.id.clone()).collect()
+    };
+    assert_eq!(ids(&plain), ["drink"]);
+    assert_eq!(plain[0].via, None);
+
+    // Depth 0: the traces on the hit's own node, at half its score.
+    let r = m
+        .recall(q, &RecallOptions::top(1).expand_graph(0))
+        .await
+        .unwrap();
+    assert_eq!(ids(&r), ["drink", "sister"]);
+    assert_eq!(r[1].score, r[0].score * GRAPH_DISCOUNT);
+    assert_eq!(
+        r[1].via,
+        Some(Via {
+            hit: "drink".into(),
+            node: "ana".into(),
+            steps: 0
+        })
+    );
+
+    // Depth 1 with a filter: the neighbour's trace (a quarter), the
+    // filtered-out one not.
+    let not_secret = json!({"kind": {"$ne": "secret"}});
+    let r = m
+        .recall(
+            q,
+            &RecallOptions::top(1)
+                .filter(not_secret.clone())
+                .expand_graph(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(&r), ["drink", "steamed"]);
+    assert_eq!(r[1].score, r[0].score * GRAPH_DISCOUNT * GRAPH_DISCOUNT);
+    assert_eq!(r[1].via.as_ref().map(|v| v.steps), Some(1));
+
+    // Depth 2 reaches kyoto (ana -> tea <- kyoto, edges walked both ways),
+    // but at most k (1) traces are added: the nearer one.
+    let r = m
+        .recall(
+            q,
+            &RecallOptions::top(1)
+                .filter(not_secret.clone())
+                .expand_graph(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(&r), ["drink", "steamed"]);
+    assert!(m.unlink("steamed", "tea").await.unwrap());
+    assert!(!m.unlink("steamed", "tea").await.unwrap());
+    let r = m
+        .recall(q, &RecallOptions::top(1).filter(not_secret).expand_graph(2))
+        .await
+        .unwrap();
+    assert_eq!(ids(&r), ["drink", "uji"]);
+    assert_eq!(r[1].score, r[0].score * GRAPH_DISCOUNT.powi(3));
+    assert_eq!(
+        r[1].via,
+        Some(Via {
+            hit: "drink".into(),
+            node: "kyoto".into(),
+            steps: 2
+        })
+    );
+
+    // Forgetting a trace or removing a node drops its links.
+    m.forget(&["sister".to_string()]).await.unwrap();
+    assert!(g.remove_node("kyoto").await.unwrap());
+    assert!(m.links("uji").await.unwrap().is_empty());
+    let r = m
+        .recall(q, &RecallOptions::top(1).expand_graph(3))
+        .await
+        .unwrap();
+    assert_eq!(ids(&r), ["drink"]);
+    let err = m
+        .recall(q, &RecallOptions::top(1).expand_graph(17))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("expand_graph depth 17"), "{err}");
+}
+
+#[test]
+fn recall_expanded_through_the_graph_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let s = sqlite(dir.path());
+        expand_body(&s).await;
+        s.close().await.unwrap();
+    });
+}
+
+#[test]
+fn recall_expanded_through_the_graph_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let s = postgres(dir.path(), "expand");
+        expand_body(&s).await;
+        s.close().await.unwrap();
+    });
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -557,6 +791,8 @@ struct BrainAnswers {
     /// Every chunk row, by id, and the document of the best chunk.
     chunks: (Vec<String>, String),
     graph: Vec<Reached>,
+    /// Each trace's graph links.
+    links: Vec<Vec<String>>,
     log: Vec<String>,
 }
 
@@ -606,11 +842,16 @@ async fn answers(m: &Memory, ids: &[String]) -> BrainAnswers {
             )
         })
         .collect();
+    let mut links = Vec::new();
+    for id in ids {
+        links.push(m.links(id).await.unwrap());
+    }
     BrainAnswers {
         traces,
         recall,
         chunks,
         graph,
+        links,
         log,
     }
 }
@@ -672,6 +913,9 @@ fn a_whole_brain_migrates_sqlite_to_postgres_and_back() {
                 .await
                 .unwrap();
         }
+        src.link(&ids[3], "bob").await.unwrap();
+        src.link(&ids[2], "china").await.unwrap();
+        src.link(&ids[2], "tea").await.unwrap();
         src.ingest(
             "notes",
             &"The moon makes the tides rise and fall. ".repeat(30),
@@ -681,6 +925,8 @@ fn a_whole_brain_migrates_sqlite_to_postgres_and_back() {
         .await
         .unwrap();
         let before = answers(&src, &ids).await;
+        assert_eq!(before.links[2], ["china", "tea"]);
+        assert_eq!(before.links[3], ["bob"]);
         assert!(
             !before.log.is_empty() && before.chunks.0.len() >= 5,
             "{before:?}"

@@ -179,3 +179,93 @@ fn a_config_disagreeing_with_the_weights_is_refused_naming_the_tensor() {
     let e = MiniLmEmbedder::load(dir.path()).unwrap_err().to_string();
     assert!(e.contains("model.safetensors is missing"), "{e}");
 }
+
+/// A copy of the model directory (weights linked, not copied) whose
+/// pipeline files say `modules` and `pooling`.
+fn variant(modules: &str, pooling: &str) -> Option<(tempfile::TempDir, std::path::PathBuf)> {
+    let src = strata_memory::minilm::default_model_dir()?;
+    if !src.join("model.safetensors").is_file() {
+        return None;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("minilm-variant");
+    std::fs::create_dir_all(dir.join("1_Pooling")).unwrap();
+    for f in [
+        "config.json",
+        "tokenizer.json",
+        "model.safetensors",
+        "sentence_bert_config.json",
+    ] {
+        std::os::unix::fs::symlink(src.join(f), dir.join(f)).unwrap();
+    }
+    std::fs::write(dir.join("modules.json"), modules).unwrap();
+    std::fs::write(dir.join("1_Pooling/config.json"), pooling).unwrap();
+    Some((tmp, dir))
+}
+
+const WITH_NORMALIZE: &str = r#"[{"idx":0,"name":"0","path":"","type":"sentence_transformers.models.Transformer"},
+ {"idx":1,"name":"1","path":"1_Pooling","type":"sentence_transformers.models.Pooling"},
+ {"idx":2,"name":"2","path":"2_Normalize","type":"sentence_transformers.models.Normalize"}]"#;
+const WITHOUT_NORMALIZE: &str = r#"[{"idx":0,"name":"0","path":"","type":"sentence_transformers.models.Transformer"},
+ {"idx":1,"name":"1","path":"1_Pooling","type":"sentence_transformers.models.Pooling"}]"#;
+const CLS: &str = r#"{"word_embedding_dimension":384,"pooling_mode_cls_token":true,"pooling_mode_mean_tokens":false}"#;
+
+#[test]
+fn the_pooling_the_directory_asks_for_is_the_one_used() {
+    let Some(mean) = load() else { return };
+    assert_eq!(mean.pooling(), (strata_memory::Pooling::Mean, true));
+    let (_t1, cls_dir) = variant(WITH_NORMALIZE, CLS).unwrap();
+    let cls = MiniLmEmbedder::load(&cls_dir).unwrap();
+    assert_eq!(cls.pooling(), (strata_memory::Pooling::Cls, true));
+    let (_t2, raw_dir) = variant(WITHOUT_NORMALIZE, CLS).unwrap();
+    let raw = MiniLmEmbedder::load(&raw_dir).unwrap();
+    assert_eq!(raw.pooling(), (strata_memory::Pooling::Cls, false));
+
+    let texts = vec![
+        "the user drinks green tea every morning".to_string(),
+        "deploys happen on fridays".to_string(),
+    ];
+    let m = mean.embed_blocking(&texts).unwrap();
+    let c = cls.embed_blocking(&texts).unwrap();
+    let r = raw.embed_blocking(&texts).unwrap();
+    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    for i in 0..texts.len() {
+        assert!(
+            (dot(&c[i], &c[i]) - 1.0).abs() < 1e-4,
+            "cls + Normalize is unit length"
+        );
+        assert!(
+            dot(&m[i], &c[i]) < 0.95,
+            "cls pooling must differ from mean pooling: cosine {}",
+            dot(&m[i], &c[i])
+        );
+        let norm = dot(&r[i], &r[i]).sqrt();
+        assert!(
+            (norm - 1.0).abs() > 0.01,
+            "no Normalize module: not unit length ({norm})"
+        );
+        for (x, y) in r[i].iter().zip(&c[i]) {
+            assert!(
+                (x / norm - y).abs() < 1e-5,
+                "the same direction, unnormalised"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_unknown_pooling_mode_is_a_clear_error() {
+    let Some((_t, dir)) = variant(
+        WITH_NORMALIZE,
+        r#"{"word_embedding_dimension":384,"pooling_mode_lasttoken":true}"#,
+    ) else {
+        return;
+    };
+    let e = MiniLmEmbedder::load(&dir).unwrap_err().to_string();
+    assert!(
+        e.contains("1_Pooling/config.json")
+            && e.contains("pooling mode lasttoken is not supported")
+            && e.contains("pooling_mode_cls_token"),
+        "{e}"
+    );
+}

@@ -10,16 +10,21 @@
 //! here talks to OpenAI.
 
 use std::{
+    collections::VecDeque,
     io::{BufRead, BufReader, Read, Write},
     net::{TcpListener, TcpStream},
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use strata_memory::{EmbedError, Embedder, OpenAiConfig, OpenAiEmbedder};
 
 const KEY: &str = "sk-test-0123456789abcdef";
 const MODEL: &str = "text-embedding-fake";
+
+/// A scripted answer: (status, `Retry-After` value); status 0 closes the
+/// connection unanswered.
+type Scripted = (u16, Option<&'static str>);
 
 /// What the fake answers with.
 #[derive(Clone)]
@@ -30,6 +35,11 @@ struct Fake {
     delay: Duration,
     /// Every request's body, in order.
     seen: Arc<Mutex<Vec<serde_json::Value>>>,
+    /// Answers given before the normal ones, first to last: (status,
+    /// `Retry-After` value); status 0 closes the connection unanswered.
+    script: Arc<Mutex<VecDeque<Scripted>>>,
+    /// When each request arrived.
+    arrivals: Arc<Mutex<Vec<Instant>>>,
 }
 
 impl Fake {
@@ -38,6 +48,8 @@ impl Fake {
             dimension,
             delay,
             seen: Arc::default(),
+            script: Arc::default(),
+            arrivals: Arc::default(),
         };
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/v1", listener.local_addr().unwrap());
@@ -82,16 +94,35 @@ impl Fake {
             let mut body = vec![0; length];
             reader.read_exact(&mut body).unwrap();
             std::thread::sleep(self.delay);
-            let (status, answer) = self.answer(&method, &path, auth.as_deref(), &body);
+            self.arrivals.lock().unwrap().push(Instant::now());
+            let scripted = self.script.lock().unwrap().pop_front();
+            let (status, answer, retry_after) = match scripted {
+                Some((0, _)) => return, // the connection drops unanswered
+                Some((status, retry_after)) => (
+                    status,
+                    serde_json::json!({"error": {"message": format!("scripted {status}"),
+                        "type": "server_error", "param": null, "code": null}}),
+                    retry_after,
+                ),
+                None => {
+                    let (s, a) = self.answer(&method, &path, auth.as_deref(), &body);
+                    (s, a, None)
+                }
+            };
             let reason = match status {
                 200 => "OK",
                 400 => "Bad Request",
                 401 => "Unauthorized",
+                429 => "Too Many Requests",
+                500 => "Internal Server Error",
+                503 => "Service Unavailable",
                 _ => "Not Found",
             };
             let answer = answer.to_string();
+            let retry_after =
+                retry_after.map_or(String::new(), |v| format!("retry-after: {v}\r\n"));
             let head = format!(
-                "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n{retry_after}content-length: {}\r\n\r\n",
                 answer.len()
             );
             if conn.write_all(head.as_bytes()).is_err()
@@ -242,6 +273,8 @@ async fn http_errors_carry_the_status_and_the_servers_message_but_never_the_key(
     );
     assert!(!msg.contains(wrong_key), "{msg}");
     assert!(!format!("{e:?} {:?}", e.config()).contains(wrong_key));
+    // A 401 is not retried.
+    assert_eq!(_fake.arrivals.lock().unwrap().len(), 1);
 
     let e = OpenAiEmbedder::new(OpenAiConfig::new(&url, "no-such-model", 8).api_key(KEY)).unwrap();
     let msg = e.embed(&texts(1)).await.unwrap_err().to_string();
@@ -266,15 +299,79 @@ async fn a_slow_server_times_out_and_a_bad_url_is_refused() {
     let (url, _fake) = Fake::start(8, Duration::from_secs(3));
     let mut config = OpenAiConfig::new(&url, MODEL, 8).api_key(KEY);
     config.timeout = Duration::from_millis(200);
+    config.max_retries = 1;
+    config.retry_base = Duration::from_millis(10);
     let msg = OpenAiEmbedder::new(config)
         .unwrap()
         .embed(&texts(1))
         .await
         .unwrap_err()
         .to_string();
-    assert!(msg.contains("no answer within 200ms"), "{msg}");
+    assert!(
+        msg.contains("no answer within 200ms") && msg.contains("gave up after 2 attempts"),
+        "{msg}"
+    );
     let msg = OpenAiEmbedder::new(OpenAiConfig::new("localhost:1/v1", MODEL, 8))
         .unwrap_err()
         .to_string();
     assert!(msg.contains("not an http:// or https:// URL"), "{msg}");
+}
+
+fn quick_retries(url: &str, max_retries: u32) -> OpenAiEmbedder {
+    let mut config = OpenAiConfig::new(url, MODEL, 8).api_key(KEY);
+    config.max_retries = max_retries;
+    config.retry_base = Duration::from_millis(20);
+    OpenAiEmbedder::new(config).unwrap()
+}
+
+#[tokio::test]
+async fn a_429_is_retried_after_its_retry_after() {
+    let (url, fake) = Fake::start(8, Duration::ZERO);
+    fake.script.lock().unwrap().push_back((429, Some("1")));
+    let v = quick_retries(&url, 4).embed(&texts(2)).await.unwrap();
+    assert_eq!(v.len(), 2);
+    let arrivals = fake.arrivals.lock().unwrap().clone();
+    assert_eq!(arrivals.len(), 2, "one 429, then the 200");
+    let waited = arrivals[1] - arrivals[0];
+    assert!(
+        waited >= Duration::from_millis(950),
+        "Retry-After: 1 was not honoured: retried after {waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn server_errors_and_dropped_connections_are_retried_with_backoff() {
+    let (url, fake) = Fake::start(8, Duration::ZERO);
+    fake.script
+        .lock()
+        .unwrap()
+        .extend([(503, None), (0, None), (500, None)]);
+    let v = quick_retries(&url, 3).embed(&texts(3)).await.unwrap();
+    assert_eq!(v[2][0], 3.0);
+    assert_eq!(fake.arrivals.lock().unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn retries_run_out_with_the_last_answer_and_the_attempts() {
+    let (url, fake) = Fake::start(8, Duration::ZERO);
+    fake.script.lock().unwrap().extend([(429, None); 5]);
+    let err = quick_retries(&url, 2)
+        .embed(&texts(1))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("HTTP 429")
+            && err.contains("scripted 429")
+            && err.contains("gave up after 3 attempts"),
+        "{err}"
+    );
+    assert_eq!(fake.arrivals.lock().unwrap().len(), 3);
+    // No retries at all when asked so.
+    let err = quick_retries(&url, 0)
+        .embed(&texts(1))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("gave up after 1 attempt)"), "{err}");
 }

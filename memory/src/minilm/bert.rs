@@ -141,10 +141,16 @@ impl Bert {
         self.cfg.max_positions
     }
 
-    /// Mean-pooled, L2-normalised embeddings of the token sequences `seqs`
-    /// (each `[CLS] … [SEP]`, within the position range), using up to
-    /// `threads` threads for the dense layers.
-    pub(crate) fn embed(&self, seqs: &[Vec<u32>], threads: usize) -> Vec<Vec<f32>> {
+    /// Pooled (and, if `normalize`, L2-normalised) embeddings of the token
+    /// sequences `seqs` (each `[CLS] … [SEP]`, within the position range),
+    /// using up to `threads` threads for the dense layers.
+    pub(crate) fn embed(
+        &self,
+        seqs: &[Vec<u32>],
+        pooling: super::Pooling,
+        normalize: bool,
+        threads: usize,
+    ) -> Vec<Vec<f32>> {
         let h = self.cfg.hidden;
         let total: usize = seqs.iter().map(Vec::len).sum();
         let mut x = vec![0f32; total * h];
@@ -184,15 +190,24 @@ impl Bert {
         let mut start = 0;
         for seq in seqs {
             let mut v = vec![0f64; h];
-            for r in start..start + seq.len() {
+            // Mean: every token ([CLS] and [SEP] included); CLS: the first.
+            let rows = match pooling {
+                super::Pooling::Mean => start..start + seq.len(),
+                super::Pooling::Cls => start..start + seq.len().min(1),
+            };
+            let n = rows.len().max(1) as f64;
+            for r in rows {
                 for (a, b) in v.iter_mut().zip(&x[r * h..(r + 1) * h]) {
                     *a += f64::from(*b);
                 }
             }
             start += seq.len();
-            let n = seq.len().max(1) as f64;
             v.iter_mut().for_each(|a| *a /= n);
-            let norm = v.iter().map(|a| a * a).sum::<f64>().sqrt().max(1e-12);
+            let norm = if normalize {
+                v.iter().map(|a| a * a).sum::<f64>().sqrt().max(1e-12)
+            } else {
+                1.0
+            };
             out.push(v.iter().map(|a| (a / norm) as f32).collect());
         }
         out

@@ -9,13 +9,23 @@
 //!   `layer_norm_eps`; `hidden_act` must be `gelu`);
 //! - `model.safetensors`: the F32 weights ([safetensors format](https://huggingface.co/docs/safetensors));
 //! - `tokenizer.json`: the WordPiece vocabulary and normaliser settings;
-//! - `1_Pooling/config.json`: must ask for mean pooling;
+//! - `modules.json` (optional): the sentence-transformers pipeline, read
+//!   instead of assumed: a `Transformer`, then a `Pooling` module (its
+//!   directory's `config.json` says the mode: `pooling_mode_mean_tokens`
+//!   or `pooling_mode_cls_token`, exactly one; other modes — max,
+//!   mean_sqrt_len, weightedmean, lasttoken — are refused by name), then
+//!   optionally `Normalize` (L2). Any other module (e.g. `Dense`) is
+//!   refused by name. Without `modules.json`: `1_Pooling/config.json`'s
+//!   mode if that file is there (mean otherwise), then L2 normalisation,
+//!   as all-MiniLM-L6-v2 is saved;
 //! - `sentence_bert_config.json` (optional): `max_seq_length` (256 for
 //!   all-MiniLM-L6-v2; longer texts are truncated, as
 //!   `sentence-transformers` does).
 //!
-//! A text's vector is the mean of the encoder's last hidden states over
-//! its tokens (`[CLS]` and `[SEP]` included), L2-normalised. The compute
+//! For all-MiniLM-L6-v2 a text's vector is the mean of the encoder's last
+//! hidden states over its tokens (`[CLS]` and `[SEP]` included),
+//! L2-normalised ([`MiniLmEmbedder::pooling`] says what a directory asked
+//! for). The compute
 //! runs on a blocking thread (tokio's blocking pool inside a runtime, a
 //! thread of its own otherwise), never on the async caller's thread, and
 //! uses up to [`MiniLmEmbedder::with_threads`] threads for the dense layers.
@@ -130,6 +140,112 @@ struct Model {
     tokenizer: tokenizer::Tokenizer,
     bert: bert::Bert,
     max_len: usize,
+    pooling: Pooling,
+    normalize: bool,
+}
+
+/// How token states become one vector (the directory's `Pooling` module).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Pooling {
+    /// The mean over every token (`pooling_mode_mean_tokens`).
+    Mean,
+    /// The `[CLS]` token's state (`pooling_mode_cls_token`).
+    Cls,
+}
+
+/// The pooling and normalisation a model directory asks for (see the
+/// [module docs](self)).
+fn read_pipeline(dir: &Path) -> Result<(Pooling, bool), ModelError> {
+    let read_json = |p: &Path| -> Result<serde_json::Value, ModelError> {
+        let text = std::fs::read_to_string(p).map_err(|e| ModelError::Io {
+            path: p.display().to_string(),
+            source: e,
+        })?;
+        serde_json::from_str(&text).map_err(|e| ModelError::BadConfig {
+            path: p.display().to_string(),
+            message: format!("not JSON: {e}"),
+        })
+    };
+    let modules_path = dir.join("modules.json");
+    let (pooling_dir, normalize) = if modules_path.is_file() {
+        let bad = |message: String| ModelError::BadConfig {
+            path: modules_path.display().to_string(),
+            message,
+        };
+        let modules = read_json(&modules_path)?;
+        let list = modules
+            .as_array()
+            .ok_or_else(|| bad("not a JSON array of modules".into()))?;
+        let mut pooling_dir = None;
+        let mut normalize = false;
+        for (i, m) in list.iter().enumerate() {
+            let ty = m["type"].as_str().unwrap_or_default();
+            let short = ty.rsplit('.').next().unwrap_or_default();
+            match (i, short) {
+                (0, "Transformer") => {}
+                (0, _) => {
+                    return Err(bad(format!(
+                        "the first module is {ty:?}; a Transformer is expected"
+                    )));
+                }
+                (_, "Pooling") if pooling_dir.is_none() => {
+                    pooling_dir = Some(m["path"].as_str().unwrap_or("1_Pooling").to_string());
+                }
+                (_, "Normalize") if pooling_dir.is_some() => normalize = true,
+                _ => {
+                    return Err(bad(format!(
+                        "module {i} is {ty:?}, which this embedder does not run (supported: Transformer, Pooling, Normalize)"
+                    )));
+                }
+            }
+        }
+        let dir = pooling_dir.ok_or_else(|| bad("there is no Pooling module".into()))?;
+        (Some(dir), normalize)
+    } else {
+        (None, true)
+    };
+    let pooling_path = dir
+        .join(pooling_dir.as_deref().unwrap_or("1_Pooling"))
+        .join("config.json");
+    if !pooling_path.is_file() {
+        if pooling_dir.is_some() {
+            return Err(ModelError::MissingFile {
+                path: pooling_path.display().to_string(),
+            });
+        }
+        return Ok((Pooling::Mean, normalize));
+    }
+    let pooling = read_json(&pooling_path)?;
+    let bad = |message: String| ModelError::BadConfig {
+        path: pooling_path.display().to_string(),
+        message,
+    };
+    let on: Vec<&str> = pooling
+        .as_object()
+        .ok_or_else(|| bad("not a JSON object".into()))?
+        .iter()
+        .filter(|(k, v)| k.starts_with("pooling_mode_") && v.as_bool() == Some(true))
+        .map(|(k, _)| k.as_str())
+        .collect();
+    let mode = match on.as_slice() {
+        ["pooling_mode_mean_tokens"] => Pooling::Mean,
+        ["pooling_mode_cls_token"] => Pooling::Cls,
+        [] => return Err(bad("no pooling_mode_* is true".into())),
+        [one] => {
+            return Err(bad(format!(
+                "pooling mode {} is not supported (supported: pooling_mode_mean_tokens, pooling_mode_cls_token)",
+                one.trim_start_matches("pooling_mode_")
+            )));
+        }
+        several => {
+            return Err(bad(format!(
+                "several pooling modes are on ({}), which sentence-transformers concatenates; only one, mean or cls, is supported",
+                several.join(", ")
+            )));
+        }
+    };
+    Ok((mode, normalize))
 }
 
 /// The local all-MiniLM-L6-v2 embedder (see the [module docs](self)):
@@ -226,23 +342,13 @@ impl MiniLmEmbedder {
             )));
         }
 
-        let pooling_path = file("1_Pooling/config.json")?;
-        let pooling = json(&pooling_path)?;
-        let mode = |k: &str| pooling[k].as_bool().unwrap_or(false);
-        if !mode("pooling_mode_mean_tokens")
-            || [
-                "pooling_mode_cls_token",
-                "pooling_mode_max_tokens",
-                "pooling_mode_mean_sqrt_len_tokens",
-            ]
-            .iter()
-            .any(|k| mode(k))
-        {
-            return Err(ModelError::BadConfig {
-                path: pooling_path.display().to_string(),
-                message: "only mean pooling (pooling_mode_mean_tokens alone) is supported".into(),
-            });
-        }
+        let (pooling_mode, normalize) = read_pipeline(dir)?;
+        let pooling_path = dir.join("1_Pooling/config.json");
+        let pooling = if pooling_path.is_file() {
+            json(&pooling_path)?
+        } else {
+            serde_json::Value::Null
+        };
         if pooling["word_embedding_dimension"]
             .as_u64()
             .is_some_and(|d| d as usize != cfg.hidden)
@@ -281,6 +387,8 @@ impl MiniLmEmbedder {
                 tokenizer,
                 bert,
                 max_len,
+                pooling: pooling_mode,
+                normalize,
             }),
             name,
             dimension,
@@ -300,6 +408,12 @@ impl MiniLmEmbedder {
     pub fn with_batch(mut self, batch: usize) -> MiniLmEmbedder {
         self.batch = batch.max(1);
         self
+    }
+
+    /// The pooling the model directory asked for, and whether vectors are
+    /// L2-normalised (see the [module docs](self)).
+    pub fn pooling(&self) -> (Pooling, bool) {
+        (self.model.pooling, self.model.normalize)
     }
 
     /// The longest token sequence (with `[CLS]` and `[SEP]`) a text is
@@ -337,7 +451,7 @@ impl MiniLmEmbedder {
                 });
             }
             debug_assert!(seqs.iter().all(|s| s.len() <= m.bert.max_positions()));
-            out.extend(m.bert.embed(&seqs, self.threads));
+            out.extend(m.bert.embed(&seqs, m.pooling, m.normalize, self.threads));
         }
         Ok(out)
     }
@@ -383,6 +497,66 @@ impl Embedder for MiniLmEmbedder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pipeline(modules: Option<&str>, pooling: Option<&str>) -> Result<(Pooling, bool), String> {
+        let d = tempfile::tempdir().unwrap();
+        if let Some(m) = modules {
+            std::fs::write(d.path().join("modules.json"), m).unwrap();
+        }
+        if let Some(p) = pooling {
+            std::fs::create_dir(d.path().join("1_Pooling")).unwrap();
+            std::fs::write(d.path().join("1_Pooling/config.json"), p).unwrap();
+        }
+        read_pipeline(d.path()).map_err(|e| e.to_string())
+    }
+
+    const MODULES: &str = r#"[{"idx":0,"name":"0","path":"","type":"sentence_transformers.models.Transformer"},
+        {"idx":1,"name":"1","path":"1_Pooling","type":"sentence_transformers.models.Pooling"},
+        {"idx":2,"name":"2","path":"2_Normalize","type":"sentence_transformers.models.Normalize"}]"#;
+    const MEAN: &str = r#"{"word_embedding_dimension":384,"pooling_mode_cls_token":false,"pooling_mode_mean_tokens":true}"#;
+    const CLS: &str = r#"{"word_embedding_dimension":384,"pooling_mode_cls_token":true,"pooling_mode_mean_tokens":false}"#;
+
+    #[test]
+    fn the_pipeline_is_read_not_assumed() {
+        assert_eq!(
+            pipeline(Some(MODULES), Some(MEAN)),
+            Ok((Pooling::Mean, true))
+        );
+        assert_eq!(pipeline(Some(MODULES), Some(CLS)), Ok((Pooling::Cls, true)));
+        // Without a Normalize module: not normalised.
+        let two = r#"[{"path":"","type":"sentence_transformers.models.Transformer"},
+            {"path":"1_Pooling","type":"sentence_transformers.models.Pooling"}]"#;
+        assert_eq!(pipeline(Some(two), Some(CLS)), Ok((Pooling::Cls, false)));
+        // Without modules.json: the pooling file's mode, normalised; mean without it.
+        assert_eq!(pipeline(None, Some(CLS)), Ok((Pooling::Cls, true)));
+        assert_eq!(pipeline(None, None), Ok((Pooling::Mean, true)));
+    }
+
+    #[test]
+    fn unknown_modes_and_modules_are_refused_by_name() {
+        let max = r#"{"pooling_mode_max_tokens":true}"#;
+        let e = pipeline(Some(MODULES), Some(max)).unwrap_err();
+        assert!(
+            e.contains("1_Pooling/config.json")
+                && e.contains("pooling mode max_tokens is not supported"),
+            "{e}"
+        );
+        let both = r#"{"pooling_mode_cls_token":true,"pooling_mode_mean_tokens":true}"#;
+        let e = pipeline(Some(MODULES), Some(both)).unwrap_err();
+        assert!(e.contains("several pooling modes"), "{e}");
+        let e = pipeline(Some(MODULES), Some("{}")).unwrap_err();
+        assert!(e.contains("no pooling_mode_* is true"), "{e}");
+        let dense = r#"[{"path":"","type":"sentence_transformers.models.Transformer"},
+            {"path":"1_Pooling","type":"sentence_transformers.models.Pooling"},
+            {"path":"2_Dense","type":"sentence_transformers.models.Dense"}]"#;
+        let e = pipeline(Some(dense), Some(MEAN)).unwrap_err();
+        assert!(
+            e.contains("modules.json") && e.contains("models.Dense"),
+            "{e}"
+        );
+        let e = pipeline(Some(MODULES), None).unwrap_err();
+        assert!(e.contains("1_Pooling/config.json is missing"), "{e}");
+    }
 
     #[test]
     fn a_missing_directory_names_the_file_and_the_script() {
