@@ -120,7 +120,6 @@ fn main() {
         Bench::Backup { args } => backup::run(args),
         Bench::Migrate { args } => migrate::run(args),
         Bench::Sql { args } => sql_pg::run(args),
-    },
         Bench::Memory { args } => memory::run(args),
     }
 }
