@@ -36,7 +36,7 @@ use sqlx::{
 };
 use strata_plugin::{Extensions, PluginResult};
 
-use crate::error::map;
+use crate::error::{Refused, map};
 
 /// Transaction-local settings: `(name, value)` pairs for `set_config(name, value, true)`.
 pub type LocalSettings = Vec<(String, String)>;
@@ -371,19 +371,6 @@ impl<'c> Executor<'c> for &'c Db {
         self.pool.prepare_with(sql, parameters)
     }
 }
-
-/// A request its [`RequestScope`] refused, carried through sqlx's error
-/// type by the executor and turned back by [`crate::error::map`].
-#[derive(Debug)]
-pub(crate) struct Refused(pub(crate) strata_plugin::PluginError);
-
-impl fmt::Display for Refused {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
-    }
-}
-
-impl std::error::Error for Refused {}
 
 /// Runs `fut` as the backend's own role, whatever user the request being
 /// served runs as (the catalog, index builds).

@@ -38,7 +38,7 @@ pub(crate) fn map(err: sqlx::Error) -> PluginError {
             PluginError::new(ErrorKind::Connection, format!("connection error: {e}"))
         }
         sqlx::Error::Tls(e) => PluginError::new(ErrorKind::Connection, format!("TLS error: {e}")),
-        sqlx::Error::Configuration(e) => match e.downcast::<crate::db::Refused>() {
+        sqlx::Error::Configuration(e) => match e.downcast::<Refused>() {
             Ok(refused) => refused.0,
             Err(e) => PluginError::new(ErrorKind::InvalidConfig, format!("{e}")),
         },
@@ -51,3 +51,16 @@ pub(crate) fn map(err: sqlx::Error) -> PluginError {
         other => PluginError::internal(other.to_string()),
     }
 }
+
+/// A request its `RequestScope` (`crate::db`) refused, carried through sqlx's error
+/// type by the executor and turned back by [`map`].
+#[derive(Debug)]
+pub(crate) struct Refused(pub(crate) strata_plugin::PluginError);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for Refused {}

@@ -146,7 +146,7 @@ pub(crate) fn is_one_statement_without_params(sql: &str) -> bool {
     // Every piece after the first `;` holds nothing but whitespace and comments.
     let mut from = first + 1;
     for &at in semicolons[1..].iter().chain(std::iter::once(&sql.len())) {
-        if crate::sql::lead_keyword(&sql[from..at]).is_some() {
+        if lead_keyword(&sql[from..at]).is_some() {
             return false;
         }
         from = at + 1;
@@ -269,6 +269,78 @@ mod tests {
             "SELECT 1;; SELECT 2;",
         ] {
             assert!(!is_one_statement_without_params(not), "{not:?}");
+        }
+    }
+}
+
+/// The statement's first keyword, lower-cased, after whitespace, `--` line
+/// comments and (nested, as Postgres nests them) `/* */` block comments;
+/// `None` when nothing else is there.
+pub(crate) fn lead_keyword(sql: &str) -> Option<String> {
+    let mut rest = sql;
+    loop {
+        rest = rest.trim_start();
+        if let Some(after) = rest.strip_prefix("--") {
+            rest = after.split_once('\n').map_or("", |(_, r)| r);
+        } else if rest.starts_with("/*") {
+            let bytes = rest.as_bytes();
+            let (mut depth, mut i) = (0usize, 0usize);
+            while i + 1 < bytes.len() {
+                match (bytes[i], bytes[i + 1]) {
+                    (b'/', b'*') => {
+                        depth += 1;
+                        i += 2;
+                    }
+                    (b'*', b'/') => {
+                        depth -= 1;
+                        i += 2;
+                        if depth == 0 {
+                            break;
+                        }
+                    }
+                    _ => i += 1,
+                }
+            }
+            if depth > 0 {
+                // Unterminated: the server names the error.
+                return Some(String::new());
+            }
+            rest = &rest[i..];
+        } else {
+            break;
+        }
+    }
+    let word: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect();
+    (!rest.is_empty()).then(|| word.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod lead_keyword_tests {
+    use super::lead_keyword;
+
+    #[test]
+    fn comments_and_whitespace_are_skipped() {
+        for (sql, want) in [
+            ("SELECT 1", Some("select")),
+            ("  \n\t select 1", Some("select")),
+            ("/* note */ SELECT 42", Some("select")),
+            ("-- note\nSELECT 42", Some("select")),
+            ("/* a /* nested */ comment */ VALUES (1)", Some("values")),
+            (
+                "-- one\n-- two\n/* three */ insert into t values (1)",
+                Some("insert"),
+            ),
+            ("(SELECT 1)", Some("")),
+            ("/* unterminated SELECT 1", Some("")),
+            ("", None),
+            ("   \n\t", None),
+            ("-- only a comment", None),
+            ("/* only a comment */", None),
+        ] {
+            assert_eq!(lead_keyword(sql).as_deref(), want, "{sql:?}");
         }
     }
 }
