@@ -23,12 +23,6 @@ pub(super) fn cases() -> Vec<Case> {
         ),
         case!(
             Suite::Vector,
-            many_copies_of_few_vectors_keep_recall,
-            "With `vector.ann`, a 5,044-record collection holding only 97 distinct vectors (52 copies each, as when an agent stores the same texts again and again) is indexed and every query's top 20, plain and filtered, scores exactly as the exact top 20 (rules: indexes; an index whose neighbour lists fill with zero-distance copies gets stuck in the first group of copies it meets).",
-            cap::VECTOR_ANN
-        ),
-        case!(
-            Suite::Vector,
             deletes_are_respected_by_the_index,
             "With `vector.ann`, records deleted (by id and by filter) from an indexed collection are never returned again and counts agree (plugin-api `VectorStore::delete`).",
             cap::VECTOR_ANN
@@ -192,65 +186,6 @@ async fn index_survives_reopen(ctx: Ctx) -> CaseResult {
         Some(json!({"i": "o2999"})),
         "metadata after reopening"
     );
-    Ok(())
-}
-
-/// Many exact copies of few vectors: the index must still find the nearest
-/// vector's copies, not stop in the first group of copies it reaches.
-async fn many_copies_of_few_vectors_keep_recall(ctx: Ctx) -> CaseResult {
-    let (distinct, copies, dim, k) = (97usize, 52usize, 32usize, 20usize);
-    let (v, c) = store_with(&ctx, "copies", dim as u32, Metric::Cosine).await?;
-    let mut points = clustered(97, distinct + 15, dim, 12);
-    let queries = points.split_off(distinct);
-    let data: Vec<(String, Vec<f32>, bool)> = (0..distinct * copies)
-        .map(|i| (format!("c{i}"), points[i % distinct].clone(), i % 7 == 0))
-        .collect();
-    for chunk in data.chunks(1_000) {
-        v.upsert(
-            &c,
-            chunk.iter().map(|(id, x, a)| {
-                let tags = if *a { json!(["a"]) } else { json!(["b"]) };
-                Record::new(id.clone(), x.clone()).metadata(json!({ "tags": tags }))
-            }),
-        )
-        .await?;
-    }
-    // Query once, then ask which index answers (one built lazily exists).
-    v.query(&c, &Query::new(queries[0].clone()).top_k(1))
-        .await?;
-    let stats = v.stats(&c).await?.ok_or_else(|| Failure::new("no stats"))?;
-    let Some(kind) = index_kind(&stats.details) else {
-        return Err(Failure::new(format!(
-            "{} vectors and no index: collection_info details say {} (a backend claiming `vector.ann` names its index under \"index\" once built; rules: indexes)",
-            data.len(),
-            stats.details
-        )));
-    };
-    let filter = json!({"$not": {"tags": "a"}});
-    for (qi, q) in queries.iter().enumerate() {
-        for filtered in [false, true] {
-            let pool: Vec<(String, Vec<f32>)> = data
-                .iter()
-                .filter(|(_, _, a)| !filtered || !*a)
-                .map(|(id, x, _)| (id.clone(), x.clone()))
-                .collect();
-            let want = exact(Metric::Cosine, &pool, q, k);
-            let mut query = Query::new(q.clone()).top_k(k as u32);
-            if filtered {
-                query = query.filter(filter.clone());
-            }
-            let got = v.query(&c, &query).await?;
-            ensure_eq!(got.len(), k, "results of query {qi} (filtered: {filtered})");
-            // Copies tie, so compare scores, not ids.
-            for (rank, (h, (_, s))) in got.iter().zip(&want).enumerate() {
-                ensure!(
-                    (h.score - s).abs() <= 1e-4,
-                    "query {qi} (filtered: {filtered}) with the {kind} index: rank {rank} scores {} where the exact top {k} has {s} (the index stopped among copies of a farther vector)",
-                    h.score
-                );
-            }
-        }
-    }
     Ok(())
 }
 
