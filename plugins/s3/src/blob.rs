@@ -3,7 +3,9 @@
 //! Every call runs as a task on the plugin's runtime ([`Runs::Task`], the
 //! answer of both `runs` methods): an upload keeps streaming while the host
 //! is busy elsewhere, and a call the host stops awaiting still finishes (a
-//! multipart upload is completed or aborted, never left half-done). Keys
+//! multipart upload is completed or aborted, never left half-done). Since
+//! an abandoned put still lands, writes to one key wait for the earlier
+//! ones (`order.rs`), so it cannot land after a newer write. Keys
 //! get the configured prefix in front
 //! and lose it again in listings. A key must survive object_store's path
 //! rules unchanged (no empty segments, no leading or trailing `/`, no
@@ -29,7 +31,7 @@ use strata_plugin::{
 };
 use tokio::sync::Mutex;
 
-use crate::{config::S3Config, error::S3Error};
+use crate::{config::S3Config, error::S3Error, order::KeyOrder};
 
 /// Longest key S3 accepts, in bytes (the configured prefix counts).
 const MAX_KEY_BYTES: usize = 1024;
@@ -39,6 +41,8 @@ const MAX_KEY_BYTES: usize = 1024;
 pub(crate) struct S3Blobs {
     store: Arc<AmazonS3>,
     uploads: Arc<crate::uploads::Uploads>,
+    /// Writes to one key go out one after another (see `order.rs`).
+    order: Arc<KeyOrder>,
     bucket: String,
     prefix: String,
     part_size: usize,
@@ -52,6 +56,7 @@ impl S3Blobs {
         Ok(S3Blobs {
             store: Arc::new(store),
             uploads: Arc::new(crate::uploads::Uploads::new(&cfg)?),
+            order: Arc::default(),
             part_size: cfg.part_size_mib as usize * 1024 * 1024,
             concurrency: cfg.upload_concurrency.max(1) as usize,
             bucket: cfg.bucket,
@@ -135,6 +140,7 @@ impl BlobBackend for S3Blobs {
             attributes: S3Blobs::attributes(&req.content_type),
             ..Default::default()
         };
+        let _turn = self.order.turn(path.as_ref()).await;
         let r = self
             .store
             .put_opts(&path, PutPayload::from(req.data), opts)
@@ -205,6 +211,7 @@ impl BlobBackend for S3Blobs {
 
     async fn delete(&self, key: String) -> PluginResult<()> {
         let path = self.path(&key)?;
+        let _turn = self.order.turn(path.as_ref()).await;
         match self.store.delete(&path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.store_err("delete", &key, e).into()),
@@ -301,6 +308,9 @@ impl BlobWriter for S3Writer {
             .upload
             .take()
             .ok_or_else(|| S3Error::WriterClosed(self.key.clone()))?;
+        // The full path: the same string `put` and `delete` order on.
+        let path = self.blobs.path(&self.key)?;
+        let _turn = self.blobs.order.turn(path.as_ref()).await;
         let r = upload.finish().await.map_err(|e| {
             self.blobs
                 .store_err("complete multipart upload of", &self.key, e)

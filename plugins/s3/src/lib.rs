@@ -23,6 +23,7 @@
 mod blob;
 pub mod config;
 mod error;
+mod order;
 mod uploads;
 
 use std::sync::Arc;
