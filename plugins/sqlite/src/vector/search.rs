@@ -238,7 +238,7 @@ pub(super) async fn hybrid(
         &QueryOptions::default(),
     )
     .await?;
-    let lexical = match store::fts_query(&request.text) {
+    let lexical = match store::fts_words(&request.text) {
         None => Vec::new(),
         Some(q) => {
             let (m, f) = (meta.clone(), filter.clone());

@@ -275,26 +275,77 @@ pub(super) fn scan(
     })
 }
 
-/// FTS5 query text: every word quoted, OR-ed (BM25 ranks by how well they
-/// match); `None` when the text has no word.
-pub(super) fn fts_query(text: &str) -> Option<String> {
-    let words: Vec<String> = text
+/// The words of a hybrid query's text, each quoted as an FTS5 phrase (so
+/// nothing in the text is read as query syntax), without repeats; `None`
+/// when the text has no word.
+pub(super) fn fts_words(text: &str) -> Option<Vec<String>> {
+    let mut words: Vec<String> = Vec::new();
+    for w in text
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
-        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
-        .collect();
-    (!words.is_empty()).then(|| words.join(" OR "))
+    {
+        let quoted = format!("\"{}\"", w.replace('"', "\"\""));
+        if !words.contains(&quoted) {
+            words.push(quoted);
+        }
+    }
+    (!words.is_empty()).then_some(words)
 }
 
-/// The `(pk, id)` of the best `limit` BM25 matches of FTS5 query `q` among the
-/// rows passing `filter`, best first.
+/// The words of `words` that carry weight in BM25 for this collection: the
+/// others are in at least half of its rows, where FTS5's BM25 gives a word
+/// no weight (its idf, `ln((N - n + 0.5) / (n + 0.5))`, is not positive and
+/// FTS5 clamps it to 10⁻⁶). Leaving them out of the `OR` query changes no
+/// score by more than ~2·10⁻⁶ per word, but spares ranking every row they
+/// match — at 100K notes a word such as a user's name or "lunch" matches
+/// most of them, and ranking those rows was almost all of a hybrid query's
+/// time. What changes: rows matching *only* such words are no longer
+/// lexical candidates (they would have ranked last), and rows whose scores
+/// differ only in those words tie. When every word is such a word, all are
+/// kept. Each word's row count stops at half the collection, so the check
+/// costs at most one pass over half of each word's posting list.
+fn weighty_words(c: &Connection, meta: &Meta, words: Vec<String>) -> PluginResult<Vec<String>> {
+    if words.len() < 2 {
+        return Ok(words);
+    }
+    let fts = fts_table(&meta.name);
+    let rows: i64 = c
+        .prepare_cached(&format!(
+            "SELECT count(*) FROM \"strata_fts_{}_docsize\"",
+            meta.name
+        ))
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
+        .map_err(map)?;
+    // n >= N / 2 is the same test as idf <= 0.
+    let half = (rows + 1) / 2;
+    let mut count = c
+        .prepare_cached(&format!(
+            "SELECT count(*) FROM (SELECT 1 FROM {fts} WHERE {fts} MATCH ?1 LIMIT ?2)"
+        ))
+        .map_err(map)?;
+    let mut weighty = Vec::with_capacity(words.len());
+    for w in &words {
+        let n: i64 = count
+            .query_row(rusqlite::params![w, half], |r| r.get(0))
+            .map_err(map)?;
+        if 2 * n < rows {
+            weighty.push(w.clone());
+        }
+    }
+    Ok(if weighty.is_empty() { words } else { weighty })
+}
+
+/// The `(pk, id)` of the best `limit` BM25 matches of `words` (OR-ed, less
+/// the words BM25 gives no weight: [`weighty_words`]) among the rows
+/// passing `filter`, best first.
 pub(super) fn lexical(
     c: &Connection,
     meta: &Meta,
-    q: String,
+    words: Vec<String>,
     filter: &Filter,
     limit: usize,
 ) -> PluginResult<Vec<(i64, String)>> {
+    let q = weighty_words(c, meta, words)?.join(" OR ");
     let mut params: Vec<Value> = vec![Value::Text(q)];
     let where_filter = if filter.is_all() {
         String::new()
