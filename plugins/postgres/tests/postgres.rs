@@ -948,3 +948,73 @@ async fn text_and_binary_results_read_to_the_same_values() {
         .unwrap();
     s.close().await.unwrap();
 }
+
+/// Lexical-only hybrid (dense weight 0) on 400 notes: "note" is in every
+/// row, "lunch" in 60%, "zebra" in five. Words in at least half of the rows
+/// leave the lexical ranking as on the SQLite tier, so only the five zebra
+/// rows get a lexical score for "note lunch zebra", in the order "zebra"
+/// alone gives them; before, every row matched and was ranked. A text of
+/// only such words still ranks by them.
+#[tokio::test]
+async fn words_in_half_the_rows_leave_the_lexical_ranking() {
+    use strata_host::{Hybrid, Metric, Record};
+    let dir = tempfile::tempdir().unwrap();
+    let url = url();
+    let schema = unique("lexhalf");
+    let s = strata(
+        dir.path(),
+        &[("pg", format!("{{ url = {url:?}, schema = {schema:?} }}"))],
+    );
+    let v = s.vectors().await.unwrap();
+    v.create_collection("notes", 2, Metric::Cosine)
+        .await
+        .unwrap();
+    let records = (0..400).map(|i| {
+        let mut text = format!("note {i}");
+        if i % 5 < 3 {
+            text.push_str(" lunch");
+        }
+        if i < 5 {
+            text.push_str(&" zebra".repeat(i + 1));
+            text.push_str(&" filler".repeat(10 - 2 * i));
+        }
+        let angle = i as f32 / 400.0;
+        Record::new(format!("r{i:03}"), vec![angle.cos(), angle.sin()]).text(text)
+    });
+    v.upsert("notes", records.collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let lexical = |text: &str| {
+        Hybrid::new(vec![0.0, 1.0], text)
+            .weights(0.0, 1.0)
+            .top_k(10)
+    };
+    let scored = |hits: Vec<strata_host::Hit>| {
+        hits.into_iter()
+            .filter(|h| h.score > 0.0)
+            .map(|h| h.id)
+            .collect::<Vec<_>>()
+    };
+    let zebra = scored(v.hybrid_query("notes", &lexical("zebra")).await.unwrap());
+    assert_eq!(zebra.len(), 5, "{zebra:?}");
+    let all = scored(
+        v.hybrid_query("notes", &lexical("Note, LUNCH and zebra?"))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        all, zebra,
+        "only the rows holding the one word with weight are ranked, as that word ranks them"
+    );
+    let common = scored(
+        v.hybrid_query("notes", &lexical("note lunch"))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        common.len(),
+        10,
+        "a text of only common words still ranks by them: {common:?}"
+    );
+    v.drop_collection("notes").await.unwrap();
+}
