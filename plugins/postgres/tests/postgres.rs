@@ -1018,3 +1018,65 @@ async fn words_in_half_the_rows_leave_the_lexical_ranking() {
     );
     v.drop_collection("notes").await.unwrap();
 }
+
+/// One-shot statements run on a connection kept out of the pool: they share
+/// it, a SQL error keeps it, a call abandoned mid-statement drops it (the
+/// next statement gets another at once instead of one still busy), and one
+/// the server closed while it sat idle is replaced before use.
+#[tokio::test]
+async fn the_kept_connection_survives_errors_cancels_and_server_kills() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = url();
+    let s = strata(
+        dir.path(),
+        &[
+            ("pg", format!("{{ url = {url:?} }}")),
+            ("admin", format!("{{ url = {url:?} }}")),
+        ],
+    );
+    let sql = s.sql_backend("pg").await.unwrap();
+    let admin = s.sql_backend("admin").await.unwrap();
+    let pid = async || -> i64 {
+        sql.get("SELECT pg_backend_pid()::bigint", ())
+            .await
+            .unwrap()
+            .unwrap()
+            .get_idx::<i64>(0)
+            .unwrap()
+    };
+    let first = pid().await;
+    assert_eq!(
+        pid().await,
+        first,
+        "one-shot statements share one connection"
+    );
+    let e = sql.get("SELEC 1", ()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Syntax, "{e}");
+    assert_eq!(pid().await, first, "a SQL error keeps the connection");
+
+    let started = Instant::now();
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(300),
+        sql.run("SELECT pg_sleep(5)", ()),
+    )
+    .await;
+    assert!(abandoned.is_err(), "pg_sleep(5) finished within 300 ms?");
+    let second = pid().await;
+    assert_ne!(
+        second, first,
+        "the abandoned statement's connection was reused"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the next statement waited for the abandoned one ({:?})",
+        started.elapsed()
+    );
+
+    admin
+        .run(&format!("SELECT pg_terminate_backend({second})"), ())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let third = pid().await;
+    assert_ne!(third, second, "a connection the server closed was reused");
+}

@@ -14,7 +14,8 @@ pub struct PostgresConfig {
     /// (where extensions such as pgvector live).
     #[serde(default)]
     pub schema: Option<String>,
-    /// Connections in the pool.
+    /// Connections in the pool. Outside pooler-safe mode one more is kept
+    /// out of the pool for one-shot statements (see `oneshot.rs`).
     #[serde(default = "default_pool_size")]
     #[schemars(range(min = 1, max = 1000))]
     pub pool_size: u32,

@@ -33,6 +33,7 @@ mod connect;
 pub mod db;
 mod error;
 mod filter_sql;
+mod oneshot;
 mod params;
 mod sql;
 pub mod types;

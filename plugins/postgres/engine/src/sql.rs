@@ -17,7 +17,9 @@
 //! expects, and types without a native encoding are sent as text with an
 //! explicit cast added to the SQL ([`crate::params`]).
 //! Streaming reads declare a server-side cursor in a transaction of their
-//! own and `FETCH` one batch per call.
+//! own and `FETCH` one batch per call. One-shot statements (outside a
+//! transaction) run on a connection kept out of the pool while it is free
+//! ([`crate::oneshot`]): no pool acquire, ping and release per statement.
 
 use std::{
     collections::HashMap,
@@ -42,6 +44,7 @@ use strata_plugin::{
 use crate::{
     db::{Db, LocalSettings},
     error::map,
+    oneshot::OneShot,
     params::{is_one_statement_without_params, lead_keyword, rewrite_params},
     types::{ColumnType, ParamKind, bind, read_value},
 };
@@ -411,6 +414,8 @@ where
 pub struct PgSql {
     shared: Arc<Shared>,
     closed: AtomicBool,
+    /// The connection one-shot statements run on while it is free.
+    oneshot: OneShot,
 }
 
 impl PgSql {
@@ -418,6 +423,7 @@ impl PgSql {
         PgSql {
             shared: Shared::new(db, isolation),
             closed: AtomicBool::new(false),
+            oneshot: OneShot::default(),
         }
     }
 
@@ -442,6 +448,7 @@ impl PgSql {
     /// (`connect::close_pool`).
     pub async fn shutdown(&self) -> PluginResult<()> {
         self.closed.store(true, Ordering::Release);
+        self.oneshot.close().await;
         let db = &self.shared.db;
         if db.has_direct() {
             let _ = crate::connect::close_pool(&db.ddl).await;
@@ -494,8 +501,11 @@ impl SqlBackend for PgSql {
                 .in_tx(&scoped, async |conn| shared.run_on(conn, &stmt).await)
                 .await;
         }
-        let mut conn = shared.db.pool.acquire().await.map_err(map)?;
-        shared.run_on(&mut conn, &stmt).await
+        self.oneshot
+            .run(&shared.db.pool, async |conn| {
+                shared.run_on(conn, &stmt).await
+            })
+            .await
     }
 
     async fn query(&self, stmt: Statement, max_rows: u64) -> PluginResult<Rows> {
@@ -509,8 +519,11 @@ impl SqlBackend for PgSql {
                 })
                 .await;
         }
-        let mut conn = shared.db.pool.acquire().await.map_err(map)?;
-        shared.query_on(&mut conn, &stmt, max_rows).await
+        self.oneshot
+            .run(&shared.db.pool, async |conn| {
+                shared.query_on(conn, &stmt, max_rows).await
+            })
+            .await
     }
 
     async fn stream(&self, stmt: Statement) -> PluginResult<Cursor> {
