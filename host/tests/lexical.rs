@@ -66,7 +66,7 @@ async fn common_words_leave_the_lexical_ranking(v: &Vectors, tier: &str) {
 fn common_words_leave_the_lexical_ranking_on_sqlite_and_postgres() {
     let dir = tempfile::tempdir().unwrap();
     let schema = pg_schema("lexical");
-    let strata = Strata::load(&config(dir.path(), &schema)).unwrap();
+    let strata = Strata::load(config(dir.path(), &schema)).unwrap();
     rt().block_on(async {
         for (backend, tier) in [("src", "sqlite"), ("pg", "postgres")] {
             let v = strata.vectors_backend(backend).await.unwrap();
