@@ -951,8 +951,9 @@ async fn text_and_binary_results_read_to_the_same_values() {
 
 /// One-shot statements run on a connection kept out of the pool: they share
 /// it, a SQL error keeps it, a call abandoned mid-statement drops it (the
-/// next statement gets another at once instead of one still busy), and one
-/// the server closed while it sat idle is replaced before use.
+/// next statement gets another at once instead of one still busy), one that
+/// ran a hand-written `BEGIN` is not kept, and one the server closed while
+/// it sat idle is replaced before use.
 #[tokio::test]
 async fn the_kept_connection_survives_errors_cancels_and_server_kills() {
     let dir = tempfile::tempdir().unwrap();
@@ -1001,6 +1002,27 @@ async fn the_kept_connection_survives_errors_cancels_and_server_kills() {
         "the next statement waited for the abandoned one ({:?})",
         started.elapsed()
     );
+
+    // A transaction opened by hand does not swallow later one-shot
+    // statements: the connection it was opened on is not kept.
+    sql.run("BEGIN", ()).await.unwrap();
+    for _ in 0..3 {
+        let own = sql
+            .get(
+                "SELECT xact_start = query_start FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+                (),
+            )
+            .await
+            .unwrap()
+            .unwrap()
+            .get_idx::<bool>(0)
+            .unwrap();
+        assert!(
+            own,
+            "a one-shot statement ran inside the transaction an earlier BEGIN opened"
+        );
+    }
+    let second = pid().await;
 
     admin
         .run(&format!("SELECT pg_terminate_backend({second})"), ())

@@ -19,7 +19,16 @@
 //!   detaches a new one;
 //! - after an error it is kept only when the server answered it (a SQL
 //!   error: the connection is ready for the next statement); a connection,
-//!   protocol or internal error drops it;
+//!   protocol or internal error drops it, and so does SQLSTATE 25P02 (the
+//!   connection sits in a failed transaction);
+//! - a statement that opens a transaction by hand (`BEGIN`, `START
+//!   TRANSACTION`: use the transaction API instead) leaves the connection
+//!   in it, so that connection goes back to no one: it is closed, and the
+//!   open transaction rolls back, rather than every later one-shot
+//!   statement landing inside it (a pooled connection would have taken one
+//!   of them in ten);
+//! - like the pool's connections (sqlx's `max_lifetime`), it is replaced
+//!   after 30 minutes, so a server process's caches do not grow forever;
 //! - `close` closes it with the pool.
 
 use std::time::{Duration, Instant};
@@ -28,13 +37,22 @@ use sqlx::{Connection, PgConnection, PgPool};
 use strata_plugin::{ErrorKind, PluginResult};
 use tokio::sync::Mutex;
 
-use crate::error::map;
+use crate::{error::map, params::lead_keyword};
+
+/// Whether `sql` opens a transaction by hand (`BEGIN`, `START TRANSACTION`).
+fn opens_transaction(sql: &str) -> bool {
+    matches!(lead_keyword(sql).as_deref(), Some("begin" | "start"))
+}
 
 /// Idle time after which the kept connection is pinged before use.
 const PING_AFTER: Duration = Duration::from_secs(1);
+/// Age after which the kept connection is replaced (sqlx's default
+/// `max_lifetime` for pooled ones).
+const MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
 
 struct Kept {
     conn: PgConnection,
+    born: Instant,
     last_used: Instant,
 }
 
@@ -45,38 +63,55 @@ pub(crate) struct OneShot {
 }
 
 impl OneShot {
-    /// Runs `body` on the kept connection when it is free, else on a
-    /// pooled one.
+    /// Runs `body`, which sends the one statement `sql`, on the kept
+    /// connection when it is free, else on a pooled one.
     pub(crate) async fn run<T>(
         &self,
         pool: &PgPool,
+        sql: &str,
         body: impl AsyncFnOnce(&mut PgConnection) -> PluginResult<T>,
     ) -> PluginResult<T> {
         let Ok(mut slot) = self.slot.try_lock() else {
             let mut conn = pool.acquire().await.map_err(map)?;
             return body(&mut conn).await;
         };
-        let mut conn = match slot.take() {
-            Some(k) if k.last_used.elapsed() < PING_AFTER => k.conn,
-            Some(mut k) => match k.conn.ping().await {
-                Ok(()) => k.conn,
-                Err(_) => pool.acquire().await.map_err(map)?.detach(),
-            },
-            None => pool.acquire().await.map_err(map)?.detach(),
+        let fresh = async || {
+            let conn = pool.acquire().await.map_err(map)?.detach();
+            let now = Instant::now();
+            PluginResult::Ok(Kept {
+                conn,
+                born: now,
+                last_used: now,
+            })
         };
-        let out = body(&mut conn).await;
-        let answered = match &out {
-            Ok(_) => true,
+        let mut kept = match slot.take() {
+            Some(k) if k.born.elapsed() >= MAX_LIFETIME => {
+                let _ = k.conn.close().await;
+                fresh().await?
+            }
+            Some(k) if k.last_used.elapsed() < PING_AFTER => k,
+            Some(mut k) => match k.conn.ping().await {
+                Ok(()) => k,
+                Err(_) => fresh().await?,
+            },
+            None => fresh().await?,
+        };
+        let out = body(&mut kept.conn).await;
+        let reusable = match &out {
+            Ok(_) => !opens_transaction(sql),
             Err(e) => {
-                e.backend_code().is_some_and(|c| !c.is_empty()) && e.kind() != ErrorKind::Connection
+                e.backend_code()
+                    .is_some_and(|c| !c.is_empty() && c != "25P02")
+                    && e.kind() != ErrorKind::Connection
             }
         };
-        if answered {
-            *slot = Some(Kept {
-                conn,
-                last_used: Instant::now(),
-            });
+        if reusable {
+            kept.last_used = Instant::now();
+            *slot = Some(kept);
         }
+        // Otherwise `kept` is dropped here: closed without waiting for the
+        // server's goodbye (an open transaction rolls back when the server
+        // sees the connection go).
         out
     }
 

@@ -502,7 +502,7 @@ impl SqlBackend for PgSql {
                 .await;
         }
         self.oneshot
-            .run(&shared.db.pool, async |conn| {
+            .run(&shared.db.pool, &stmt.sql, async |conn| {
                 shared.run_on(conn, &stmt).await
             })
             .await
@@ -520,7 +520,7 @@ impl SqlBackend for PgSql {
                 .await;
         }
         self.oneshot
-            .run(&shared.db.pool, async |conn| {
+            .run(&shared.db.pool, &stmt.sql, async |conn| {
                 shared.query_on(conn, &stmt, max_rows).await
             })
             .await
