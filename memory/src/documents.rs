@@ -8,7 +8,7 @@ use strata_host::{Include, Params, Record, Value, params};
 
 use crate::{
     CHUNKS, Memory, MemoryError, Result, now_ms,
-    traces::{in_list, positional},
+    traces::{all_in, in_list},
 };
 
 /// How [`Memory::ingest`] chunks a text (see the crate docs).
@@ -181,31 +181,18 @@ impl Memory {
     /// The documents of `ids` that exist, in the order asked.
     pub async fn documents(&self, ids: &[String]) -> Result<Vec<Document>> {
         let mut found = HashMap::new();
-        for chunk in ids.chunks(500) {
-            let rows = self
-                .sql
-                .all(
-                    &format!(
-                        "SELECT id, title, metadata, chunks FROM memory_documents WHERE id IN ({})",
-                        in_list(chunk.len())
-                    ),
-                    positional(chunk),
-                )
-                .await?;
-            for r in &rows {
-                let metadata: String = r.get("metadata")?;
-                let d = Document {
-                    id: r.get("id")?,
-                    title: r.get("title")?,
-                    metadata: serde_json::from_str(&metadata).map_err(|e| {
-                        MemoryError::Corrupt {
-                            message: format!("document metadata is not JSON: {e}"),
-                        }
-                    })?,
-                    chunks: r.get::<i64>("chunks")? as u64,
-                };
-                found.insert(d.id.clone(), d);
-            }
+        let head = "SELECT id, title, metadata, chunks FROM memory_documents WHERE id IN";
+        for r in &all_in(&self.sql, head, ids).await? {
+            let metadata: String = r.get("metadata")?;
+            let d = Document {
+                id: r.get("id")?,
+                title: r.get("title")?,
+                metadata: serde_json::from_str(&metadata).map_err(|e| MemoryError::Corrupt {
+                    message: format!("document metadata is not JSON: {e}"),
+                })?,
+                chunks: r.get::<i64>("chunks")? as u64,
+            };
+            found.insert(d.id.clone(), d);
         }
         Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
     }

@@ -30,11 +30,7 @@ use std::collections::{HashMap, HashSet};
 use serde_json::Value as Json;
 use strata_host::params;
 
-use crate::{
-    Memory, MemoryError, Recalled, Result,
-    graph::Direction,
-    traces::{in_list, positional},
-};
+use crate::{Memory, MemoryError, Recalled, Result, graph::Direction, traces::all_in};
 
 /// How much a trace reached through the graph keeps of the score of the
 /// hit it was reached from, per step (see the [module docs](self)).
@@ -107,22 +103,11 @@ impl Memory {
     /// The traces linked to each of `nodes`.
     async fn traces_on(&self, nodes: &[String]) -> Result<HashMap<String, Vec<String>>> {
         let mut out: HashMap<String, Vec<String>> = HashMap::new();
-        for chunk in nodes.chunks(500) {
-            let rows = self
-                .sql
-                .all(
-                    &format!(
-                        "SELECT trace_id, node_id FROM memory_trace_links WHERE node_id IN ({})",
-                        in_list(chunk.len())
-                    ),
-                    positional(chunk),
-                )
-                .await?;
-            for r in &rows {
-                out.entry(r.get("node_id")?)
-                    .or_default()
-                    .push(r.get("trace_id")?);
-            }
+        let head = "SELECT trace_id, node_id FROM memory_trace_links WHERE node_id IN";
+        for r in &all_in(&self.sql, head, nodes).await? {
+            out.entry(r.get("node_id")?)
+                .or_default()
+                .push(r.get("trace_id")?);
         }
         for v in out.values_mut() {
             v.sort();

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use serde_json::Value as Json;
-use strata_host::{Include, Params, Record, Row, Value, params};
+use strata_host::{Include, Params, Record, Row, Sql, Value, params};
 
 use crate::{Memory, MemoryError, Result, TRACES, now_ms};
 
@@ -201,6 +201,21 @@ pub(crate) fn positional<'a>(ids: impl IntoIterator<Item = &'a String>) -> Param
     Params::Positional(ids.into_iter().map(Value::from).collect())
 }
 
+/// Keys bound per `IN (…)` list: well under SQLite's parameter limit
+/// (999 in older builds).
+const IN_CHUNK: usize = 500;
+
+/// The rows of `head (?, ?, …)` for every key of `keys`, `head` being a
+/// query ending in `… IN`; sent `IN_CHUNK` keys at a time.
+pub(crate) async fn all_in(sql: &Sql, head: &str, keys: &[String]) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for chunk in keys.chunks(IN_CHUNK) {
+        let sql_text = format!("{head} ({})", in_list(chunk.len()));
+        rows.extend(sql.all(&sql_text, positional(chunk)).await?);
+    }
+    Ok(rows)
+}
+
 impl Memory {
     /// Remembers `content` with `metadata` (a JSON object, or null) and
     /// `importance` (0..=1); returns the new trace's id.
@@ -301,20 +316,8 @@ impl Memory {
         let vectors = self.embed_many(&texts).await?;
         let ids: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
         let mut existed = std::collections::HashSet::new();
-        for chunk in ids.chunks(500) {
-            let found = self
-                .sql
-                .all(
-                    &format!(
-                        "SELECT id FROM memory_traces WHERE id IN ({})",
-                        in_list(chunk.len())
-                    ),
-                    positional(chunk),
-                )
-                .await?;
-            for r in &found {
-                existed.insert(r.get::<String>("id")?);
-            }
+        for r in &all_in(&self.sql, "SELECT id FROM memory_traces WHERE id IN", &ids).await? {
+            existed.insert(r.get::<String>("id")?);
         }
         let now = now_ms();
         const ROWS_PER_INSERT: usize = 100;
@@ -438,21 +441,10 @@ impl Memory {
     /// The traces of `ids` that exist, in the order asked.
     pub async fn get(&self, ids: &[String]) -> Result<Vec<Trace>> {
         let mut found = HashMap::new();
-        for chunk in ids.chunks(500) {
-            let rows = self
-                .sql
-                .all(
-                    &format!(
-                        "SELECT {COLUMNS} FROM memory_traces WHERE id IN ({})",
-                        in_list(chunk.len())
-                    ),
-                    positional(chunk),
-                )
-                .await?;
-            for r in &rows {
-                let t = trace(r)?;
-                found.insert(t.id.clone(), t);
-            }
+        let head = format!("SELECT {COLUMNS} FROM memory_traces WHERE id IN");
+        for r in &all_in(&self.sql, &head, ids).await? {
+            let t = trace(r)?;
+            found.insert(t.id.clone(), t);
         }
         Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
     }
