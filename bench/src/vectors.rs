@@ -21,6 +21,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod hnswlib;
 mod pg;
 mod qdrant;
 
@@ -66,6 +67,18 @@ pub(crate) struct VectorsArgs {
     /// RNG seed for data and queries.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Real embeddings instead of generated clusters: a `.npy` matrix of
+    /// little-endian `f32` (rows × dim; `scripts/bench/wordnet-embeddings.sh`
+    /// makes one). Its last `--queries` rows are the queries, the first
+    /// `size` of the others the collection (`--dim` is read from the file).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// A Python interpreter with `hnswlib` installed: adds hnswlib (C++,
+    /// through its Python binding) as a third method, driven by
+    /// `benchmarks/hnswlib_reference.py` with passes alternating with the
+    /// others'.
+    #[arg(long)]
+    hnswlib: Option<PathBuf>,
     /// HNSW M (max connections per node per layer), both implementations.
     #[arg(long, default_value_t = 16)]
     hnsw_m: usize,
@@ -127,6 +140,7 @@ enum Method {
     Exact,
     PluginHnsw,
     Direct,
+    Hnswlib,
 }
 
 impl Method {
@@ -135,6 +149,7 @@ impl Method {
             Method::Exact => "exact (plugin)",
             Method::PluginHnsw => "HNSW plugin",
             Method::Direct => "hnsw_rs direct",
+            Method::Hnswlib => "hnswlib (Python binding)",
         }
     }
 }
@@ -819,24 +834,31 @@ fn build_direct(
     (hnsw, qs, build)
 }
 
-/// Phases 2 and 3 measured: for each round and ef, the plugin pass and the
-/// hnsw_rs pass back to back, in alternating order, so machine noise falls
-/// on both alike. A plugin query error ends the plugin side (returned).
+/// Phases 2 and 3 measured: for each round and ef, the plugin pass, the
+/// hnsw_rs pass and (when asked) the hnswlib pass back to back, in rotating
+/// order, so machine noise falls on all alike. A plugin or hnswlib error ends
+/// that side (returned).
 fn measure_ann(
     ctx: &Ctx,
     n: usize,
     plugin: Option<&PluginHnsw>,
     direct: (&Hnsw<f32, DistDot>, &[Vec<f32>]),
+    mut hnswlib: Option<&mut hnswlib::Hnswlib>,
     queries: &[Vec<f32>],
-) -> (Vec<Acc>, Vec<Acc>, Option<String>) {
+) -> Measured {
     let a = ctx.args;
-    let mut pacc: Vec<Acc> = a.ef.iter().map(|_| Acc::default()).collect();
-    let mut dacc: Vec<Acc> = a.ef.iter().map(|_| Acc::default()).collect();
+    let fresh = || a.ef.iter().map(|_| Acc::default()).collect::<Vec<_>>();
+    let mut m = Measured {
+        plugin: fresh(),
+        direct: fresh(),
+        hnswlib: fresh(),
+        plugin_error: None,
+        hnswlib_error: None,
+    };
     let mut plugin = plugin;
-    let mut error = None;
     for round in 0..a.rounds {
         progress(format!(
-            "n={n}: round {}/{}: querying ef={} ({}hnsw_rs direct)…",
+            "n={n}: round {}/{}: querying ef={} ({}hnsw_rs direct{})…",
             round + 1,
             a.rounds,
             a.ef.iter()
@@ -844,37 +866,67 @@ fn measure_ann(
                 .collect::<Vec<_>>()
                 .join(","),
             if plugin.is_some() {
-                "HNSW plugin and "
+                "HNSW plugin, "
             } else {
                 ""
-            }
+            },
+            if hnswlib.is_some() { ", hnswlib" } else { "" }
         ));
         for (i, &ef) in a.ef.iter().enumerate() {
-            for side in 0..2 {
-                if (side + round + i) % 2 == 0 {
-                    let Some(p) = plugin else { continue };
-                    match ctx
-                        .rt
-                        .block_on(plugin_pass(&p.v, queries, Some(ef), a.warmup))
-                    {
-                        Ok(((ids, lat, total), _)) => pacc[i].add(ids, lat, total),
-                        Err(e) => {
-                            progress(format!("n={n}: HNSW plugin query FAILED: {e}"));
-                            error = Some(format!("query with ef_search={ef} failed: {e}"));
-                            plugin = None;
+            for turn in 0..3 {
+                match (turn + round + i) % 3 {
+                    0 => {
+                        let Some(p) = plugin else { continue };
+                        match ctx
+                            .rt
+                            .block_on(plugin_pass(&p.v, queries, Some(ef), a.warmup))
+                        {
+                            Ok(((ids, lat, total), _)) => m.plugin[i].add(ids, lat, total),
+                            Err(e) => {
+                                progress(format!("n={n}: HNSW plugin query FAILED: {e}"));
+                                m.plugin_error =
+                                    Some(format!("query with ef_search={ef} failed: {e}"));
+                                plugin = None;
+                            }
                         }
                     }
-                } else {
-                    let (ids, lat, total) = direct_pass(direct.0, direct.1, ef, a.warmup);
-                    dacc[i].add(ids, lat, total);
+                    1 => {
+                        let (ids, lat, total) = direct_pass(direct.0, direct.1, ef, a.warmup);
+                        m.direct[i].add(ids, lat, total);
+                    }
+                    _ => {
+                        let Some(h) = hnswlib.as_deref_mut() else {
+                            continue;
+                        };
+                        match h.pass(ef, a.warmup) {
+                            Ok((ids, lat, total)) => m.hnswlib[i].add(ids, lat, total),
+                            Err(e) => {
+                                progress(format!("n={n}: hnswlib FAILED: {e}"));
+                                m.hnswlib_error = Some(e);
+                                hnswlib = None;
+                            }
+                        }
+                    }
                 }
             }
         }
     }
-    if error.is_some() {
-        pacc.clear();
+    if m.plugin_error.is_some() {
+        m.plugin.clear();
     }
-    (pacc, dacc, error)
+    if m.hnswlib_error.is_some() {
+        m.hnswlib.clear();
+    }
+    m
+}
+
+/// What [`measure_ann`] accumulated, per method and ef.
+struct Measured {
+    plugin: Vec<Acc>,
+    direct: Vec<Acc>,
+    hnswlib: Vec<Acc>,
+    plugin_error: Option<String>,
+    hnswlib_error: Option<String>,
 }
 
 fn ann_rows(
@@ -933,16 +985,48 @@ fn table(r: &SizeReport, dim: usize) -> String {
     if let Some(err) = &r.hnsw_error {
         let _ = writeln!(s, "\nHNSW plugin: **not run**: {err}");
     }
-    let ratios = ratios(r);
-    if !ratios.is_empty() {
+    for against in [Method::Direct, Method::Hnswlib] {
+        let ratios = ratios(r, against);
+        if !ratios.is_empty() {
+            let _ = writeln!(
+                s,
+                "\nPlugin HNSW QPS / {} QPS at equal ef: {}",
+                against.label(),
+                ratios
+                    .iter()
+                    .map(|(ef, x)| format!("ef={ef}: {x:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+    let methods = [Method::PluginHnsw, Method::Direct, Method::Hnswlib];
+    let mut equal = Vec::new();
+    for target in [0.90, 0.95, 0.98, 0.99] {
+        let qps: Vec<(Method, f64)> = methods
+            .iter()
+            .filter_map(|&m| qps_at_recall(r, m, target).map(|q| (m, q)))
+            .collect();
+        let Some(&(_, plugin)) = qps.iter().find(|(m, _)| *m == Method::PluginHnsw) else {
+            continue;
+        };
+        let others: Vec<String> = qps
+            .iter()
+            .filter(|(m, _)| *m != Method::PluginHnsw)
+            .map(|(m, q)| format!("{} {q:.0} (plugin {:.2}×)", m.label(), plugin / q))
+            .collect();
+        if !others.is_empty() {
+            equal.push(format!(
+                "recall {target:.2}: plugin {plugin:.0}, {}",
+                others.join(", ")
+            ));
+        }
+    }
+    if !equal.is_empty() {
         let _ = writeln!(
             s,
-            "\nPlugin HNSW QPS / hnsw_rs direct QPS: {}",
-            ratios
-                .iter()
-                .map(|(ef, x)| format!("ef={ef}: {x:.2}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            "\nQPS at equal recall@10 (interpolated linearly between the measured ef points of each method): {}",
+            equal.join("; ")
         );
     }
     if let Some(d) = &r.details {
@@ -954,17 +1038,37 @@ fn table(r: &SizeReport, dim: usize) -> String {
     s
 }
 
-fn ratios(r: &SizeReport) -> Vec<(usize, f64)> {
+fn ratios(r: &SizeReport, against: Method) -> Vec<(usize, f64)> {
     r.rows
         .iter()
         .filter(|p| p.method == Method::PluginHnsw)
         .filter_map(|p| {
             r.rows
                 .iter()
-                .find(|d| d.method == Method::Direct && d.ef == p.ef)
+                .find(|d| d.method == against && d.ef == p.ef)
                 .map(|d| (p.ef.unwrap_or(0), p.qps / d.qps))
         })
         .collect()
+}
+
+/// `method`'s QPS at recall `target`, interpolated linearly between the two
+/// measured ef points around it (none when no point reaches it, or the
+/// lowest ef is already above it).
+fn qps_at_recall(r: &SizeReport, method: Method, target: f64) -> Option<f64> {
+    let mut points: Vec<(f64, f64)> = r
+        .rows
+        .iter()
+        .filter(|x| x.method == method)
+        .map(|x| (x.recall, x.qps))
+        .collect();
+    points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let above = points.iter().position(|p| p.0 >= target)?;
+    if above == 0 {
+        return (points[0].0 == target).then_some(points[0].1);
+    }
+    let (lo, hi) = (points[above - 1], points[above]);
+    let t = (target - lo.0) / (hi.0 - lo.0);
+    Some(lo.1 + t * (hi.1 - lo.1))
 }
 
 pub(crate) fn machine_note() -> String {
@@ -1024,7 +1128,7 @@ fn today() -> String {
 }
 
 /// Runs the benchmark.
-pub(crate) fn run(args: VectorsArgs) {
+pub(crate) fn run(mut args: VectorsArgs) {
     if args.backend == "pg" {
         return pg::run(args);
     }
@@ -1060,6 +1164,31 @@ pub(crate) fn run(args: VectorsArgs) {
         .enable_all()
         .build()
         .expect("runtime");
+    let real = args.data.as_ref().map(|path| {
+        let (values, dim) = hnswlib::read_npy(path).unwrap_or_else(|e| panic!("--data: {e}"));
+        let rows = values.len() / dim.max(1);
+        assert!(
+            rows > args.queries,
+            "--data {} has {rows} rows: fewer than --queries {} + 1",
+            path.display(),
+            args.queries
+        );
+        progress(format!(
+            "real embeddings: {rows} × {dim} from {} (the last {} rows are the queries)",
+            path.display(),
+            args.queries
+        ));
+        (values, dim, rows)
+    });
+    if let Some((_, dim, rows)) = &real {
+        args.dim = *dim;
+        let most = rows - args.queries;
+        for n in &mut args.sizes {
+            *n = (*n).min(most);
+        }
+        args.sizes.dedup();
+    }
+    let args = args;
     let ctx = Ctx {
         args: &args,
         rt: &rt,
@@ -1068,18 +1197,29 @@ pub(crate) fn run(args: VectorsArgs) {
     };
     let mut reports = Vec::new();
     for &n in &args.sizes {
-        progress(format!(
-            "n={n}: generating {n} × {} vectors ({} clusters, spread {}) and {} queries…",
-            args.dim, args.clusters, args.spread, args.queries
-        ));
-        let (data, queries) = generate(
-            n,
-            args.queries,
-            args.dim,
-            args.clusters,
-            args.spread,
-            args.seed ^ n as u64,
-        );
+        let (data, queries) = match &real {
+            Some((values, dim, rows)) => {
+                let queries = values[(rows - args.queries) * dim..]
+                    .chunks_exact(*dim)
+                    .map(<[f32]>::to_vec)
+                    .collect();
+                (values[..n * dim].to_vec(), queries)
+            }
+            None => {
+                progress(format!(
+                    "n={n}: generating {n} × {} vectors ({} clusters, spread {}) and {} queries…",
+                    args.dim, args.clusters, args.spread, args.queries
+                ));
+                generate(
+                    n,
+                    args.queries,
+                    args.dim,
+                    args.clusters,
+                    args.spread,
+                    args.seed ^ n as u64,
+                )
+            }
+        };
         let mut notes = Vec::new();
         let (exact, truth) = run_exact(&ctx, n, &data, &queries, &mut notes);
         let mut rows = vec![exact];
@@ -1092,8 +1232,54 @@ pub(crate) fn run(args: VectorsArgs) {
             .ok();
         let details = plugin.as_ref().map(|p| p.details.clone());
         let (hnsw, qs, direct_build) = build_direct(&ctx, n, &data, &queries);
-        let (pacc, dacc, query_error) =
-            measure_ann(&ctx, n, plugin.as_ref(), (&hnsw, &qs), &queries);
+        let mut lib = args.hnswlib.as_ref().and_then(|python| {
+            progress(format!(
+                "n={n}: hnswlib: building (M={}, ef_construction={}, all threads)…",
+                args.hnsw_m, args.ef_construction
+            ));
+            hnswlib::Hnswlib::start(
+                python,
+                tmp.path(),
+                &data,
+                &queries,
+                &hnswlib::Params {
+                    dim: args.dim,
+                    m: args.hnsw_m,
+                    ef_construction: args.ef_construction,
+                    k: TOP_K,
+                },
+            )
+            .map_err(|e| {
+                progress(format!("n={n}: hnswlib FAILED: {e}"));
+                notes.push(format!("hnswlib did not run: {e}"));
+            })
+            .ok()
+        });
+        if let Some(h) = &lib {
+            progress(format!(
+                "n={n}: hnswlib {}: built in {:.2}s",
+                h.version,
+                h.build.as_secs_f64()
+            ));
+            notes.push(format!(
+                "hnswlib {} (PyPI, compiled from source by pip), space \"cosine\", built with `num_threads=-1`; queries one at a time through `knn_query` on one thread (the Python call is inside the timing).",
+                h.version
+            ));
+        }
+        let measured = measure_ann(
+            &ctx,
+            n,
+            plugin.as_ref(),
+            (&hnsw, &qs),
+            lib.as_mut(),
+            &queries,
+        );
+        let lib_build = lib.as_ref().map(|h| h.build);
+        drop(lib);
+        if let Some(e) = &measured.hnswlib_error {
+            notes.push(format!("hnswlib failed: {e}"));
+        }
+        let (pacc, dacc, query_error) = (measured.plugin, measured.direct, measured.plugin_error);
         drop(hnsw);
         if let Some(p) = plugin {
             let build = p.build;
@@ -1124,6 +1310,16 @@ pub(crate) fn run(args: VectorsArgs) {
             direct_build,
             None,
         ));
+        if let Some(build) = lib_build {
+            rows.extend(ann_rows(
+                Method::Hnswlib,
+                &args.ef,
+                measured.hnswlib,
+                &truth,
+                build,
+                None,
+            ));
+        }
         let report = SizeReport {
             n,
             rows,
@@ -1193,6 +1389,21 @@ fn reports_for_plot(reports: &[SizeReport]) -> Vec<crate::plot::Panel> {
 }
 
 fn markdown(args: &VectorsArgs, command: &str, reports: &[SizeReport], font: bool) -> String {
+    let data = match &args.data {
+        Some(path) => format!(
+            "real text embeddings from `{}` ({} dims; made by `scripts/bench/wordnet-embeddings.sh`: WordNet 3.0 glosses, \
+             shuffled with a fixed seed, embedded with all-MiniLM-L6-v2), the collection its first rows, the {} queries its last rows \
+             (texts not in the collection)",
+            path.display(),
+            args.dim,
+            args.queries
+        ),
+        None => format!(
+            "seeded (seed {} xor size) clustered vectors, {} random unit-norm centres in {} dims plus \
+             isotropic gaussian noise of norm ≈ {}; {} queries from the same distribution",
+            args.seed, args.clusters, args.dim, args.spread, args.queries
+        ),
+    };
     let mut s =
         String::from("# Vector search: SQLite plugin (exact, HNSW) vs hnsw_rs in-process\n\n");
     let _ = writeln!(
@@ -1202,8 +1413,7 @@ fn markdown(args: &VectorsArgs, command: &str, reports: &[SizeReport], font: boo
     let _ = writeln!(s, "Machine: {}\n", machine_note());
     let _ = writeln!(
         s,
-        "Data: seeded (seed {} xor size) clustered vectors, {} random unit-norm centres in {} dims plus \
-         isotropic gaussian noise of norm ≈ {}; {} queries from the same distribution; cosine; top {TOP_K}. \
+        "Data: {data}; cosine; top {TOP_K}. \
          Exact = host + libstrata_sqlite.so with `hnsw_threshold = 0`, loaded by `upsert` in batches of {}; \
          its results are the recall ground truth ({} of them checked against brute force in f64). \
          HNSW plugin = a second database with `hnsw_threshold = {}, hnsw_m = {}, hnsw_ef_construction = {}` \
@@ -1215,11 +1425,6 @@ fn markdown(args: &VectorsArgs, command: &str, reports: &[SizeReport], font: boo
          results carry ids and scores only): {} rounds of all queries per method and ef, the HNSW plugin and \
          hnsw_rs passes of each ef back to back in alternating order, each pass after {} untimed warm-up queries; \
          QPS = measured queries / their loop time, p50/p99 over all per-query latencies of all rounds.\n",
-        args.seed,
-        args.clusters,
-        args.dim,
-        args.spread,
-        args.queries,
         args.batch,
         args.verify.min(args.queries),
         args.hnsw_threshold,
