@@ -128,13 +128,42 @@ pub async fn blocking<T: Send + 'static>(
     }
 }
 
+thread_local! {
+    /// Set while the kit polls a call placed [`Runs::Inline`].
+    static INLINE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the code calling this is being polled as a [`Runs::Inline`]
+/// call, on the host's thread: a backend whose `runs` answer depended on
+/// state (an index loaded, say) checks here, inside the call, and moves
+/// work that turned out not to be short to [`blocking`]. `false` on the
+/// plugin's own threads and outside any call.
+pub fn is_inline() -> bool {
+    INLINE.with(std::cell::Cell::get)
+}
+
+/// A future polled with [`is_inline`] set (restored after each poll, so
+/// nested and later polls on the thread see their own placement).
+struct PolledInline<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for PolledInline<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let before = INLINE.with(|c| c.replace(true));
+        let out = self.0.as_mut().poll(cx);
+        INLINE.with(|c| c.set(before));
+        out
+    }
+}
+
 /// Places `fut` as `runs` says and hands back the FFI future the host awaits.
 pub(crate) fn place<T: Send + 'static>(
     runs: Runs,
     fut: impl Future<Output = PluginResult<T>> + Send + 'static,
 ) -> PluginFuture<T> {
     if runs == Runs::Inline {
-        return guard(fut);
+        return guard(PolledInline(Box::pin(fut)));
     }
     let rt = match runtime() {
         Ok(rt) => rt,
@@ -204,8 +233,36 @@ impl<F> Drop for InRuntime<F> {
 
 #[cfg(test)]
 mod tests {
-    use super::blocking;
+    use super::{Runs, blocking, is_inline, place};
     use crate::PluginError;
+
+    #[test]
+    fn is_inline_is_set_only_while_an_inline_call_is_polled() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let seen = |runs| {
+            rt.block_on(place(runs, async {
+                let first = is_inline();
+                tokio::task::yield_now().await; // a second poll
+                Ok((first, is_inline()))
+            }))
+            .into_result()
+            .unwrap()
+        };
+        assert_eq!(seen(Runs::Inline), (true, true));
+        assert!(!is_inline(), "cleared once the poll returned");
+        assert_eq!(seen(Runs::Blocking), (false, false));
+        assert_eq!(seen(Runs::Async), (false, false));
+        // Work an inline call hands to the pool does not see itself inline.
+        let handed = rt
+            .block_on(place(Runs::Inline, async {
+                blocking(async { Ok(is_inline()) }).await
+            }))
+            .into_result()
+            .unwrap();
+        assert!(!handed);
+    }
 
     #[test]
     fn blocking_runs_on_the_plugin_pool_and_raises_its_panic_in_the_caller() {

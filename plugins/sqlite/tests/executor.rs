@@ -1,8 +1,9 @@
 //! Long calls leave the caller's executor free, through the loaded `.so`.
 //!
 //! SQLite is synchronous: a call holds its thread until SQLite returns. So
-//! the plugin runs every call but a point read on its own blocking pool
-//! (`SqliteSql::runs` and `SqliteVectors::runs`), and a backup, a
+//! the plugin runs every call but a point read and a vector query answered
+//! from memory on its own blocking pool (`SqliteSql::runs` and
+//! `SqliteVectors::runs`), and a backup, a
 //! collection load or an index build cannot freeze an application on a
 //! one-thread runtime. Each case below runs one long call on a
 //! current-thread runtime while a ticker task on the same runtime wakes
@@ -199,5 +200,60 @@ async fn long_calls_leave_a_current_thread_runtime_free() {
     check("a get that counts 1M rows", took, gap);
     assert_eq!(row.unwrap().unwrap().get_idx::<i64>(0).unwrap(), 1_000_000);
 
+    s.close().await.unwrap();
+}
+
+/// A query on a collection whose cache is loaded with its index runs
+/// inline (no thread hop). When it finds, once running, that another
+/// backend on the same file wrote meanwhile (as another process would),
+/// the reload it needs moves to the blocking pool: the caller's runtime
+/// stays free, and the answer includes the other backend's write.
+#[tokio::test(flavor = "current_thread")]
+async fn an_inline_query_that_finds_its_cache_stale_reloads_on_the_pool() {
+    const N: usize = 100_000;
+    const DIM: usize = 32; // 3.2M values: quick to search only through the index
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let sql = s.sql_backend("inline").await.unwrap();
+    let v = s.vectors_backend("inline").await.unwrap();
+    v.create_collection("grown", DIM as u32, Metric::Cosine)
+        .await
+        .unwrap();
+    sql.exec(&insert_vectors("grown", N, DIM)).await.unwrap();
+    // Loads the collection and builds its index (inline build, on the pool).
+    assert_eq!(v.query("grown", &query(DIM)).await.unwrap().len(), 10);
+    let details = v.stats("grown").await.unwrap().unwrap().details;
+    assert_eq!(details["index"], "hnsw", "{details}");
+
+    // The same file through a second backend (its own cache), which writes.
+    let library = common::plugin();
+    let cfg = dir.path().join("other.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[backends.other]\nlibrary = {library:?}\nconfig = {{ path = {:?} }}\n",
+            dir.path().join("inline.sqlite"),
+        ),
+    )
+    .unwrap();
+    let other = Strata::load(&cfg).unwrap();
+    let w = other.vectors_backend("other").await.unwrap();
+    let opposite = vec![-1.0f32; DIM]; // every stored component is positive
+    w.upsert(
+        "grown",
+        vec![strata_host::vector::Record::new("new", opposite.clone())],
+    )
+    .await
+    .unwrap();
+
+    let (hits, took, gap) = beside_ticker(v.query(
+        "grown",
+        &Query::new(opposite).top_k(3).include(Include::default()),
+    ))
+    .await;
+    let hits = hits.unwrap();
+    assert_eq!(hits[0].id, "new", "the other backend's write is seen");
+    check("an inline-placed query that reloads its cache", took, gap);
+    other.close().await.unwrap();
     s.close().await.unwrap();
 }

@@ -38,7 +38,17 @@ pub(super) struct Loaded {
     pub(super) index: Option<AnnIndex>,
 }
 
+/// An exact scan of at most this many `f32` values (≈ 2,700 vectors of
+/// 384 dimensions, some 100 µs) counts as quick: see [`Loaded::is_quick`].
+const QUICK_SCAN_VALUES: usize = 1 << 20;
+
 impl Loaded {
+    /// A top-k search here is short and bounded: through the index, or an
+    /// exact scan of a small collection.
+    fn is_quick(&self) -> bool {
+        self.index.is_some() || self.flat.len() * self.flat.dimension() <= QUICK_SCAN_VALUES
+    }
+
     fn push(&mut self, pk: i64, id: String, vector: &[f32]) {
         self.flat.push(pk, vector);
         self.ids.push(id);
@@ -121,6 +131,35 @@ impl Cache {
         Ok(OwnedRwLockReadGuard::map(guard.downgrade(), |l| {
             l.as_ref().expect("loaded above")
         }))
+    }
+
+    /// Whether a query of `name` can be answered from memory at once (a
+    /// hint for [`Runs`](strata_plugin::Runs), read without waiting): the
+    /// cache is loaded and either has its index or is small enough to scan.
+    pub(super) fn is_quick(&self, name: &str) -> bool {
+        let slot = self.slots().get(name).cloned();
+        slot.is_some_and(|s| {
+            s.try_read()
+                .is_ok_and(|l| l.as_ref().is_some_and(Loaded::is_quick))
+        })
+    }
+
+    /// The collection's cache held for reading *now*, without waiting or
+    /// loading: current for `meta`, quick to search ([`Self::is_quick`]),
+    /// and no finished background build waiting to be attached. `None`:
+    /// [`loaded`](Self::loaded) has work to do (or a writer holds the slot).
+    pub(super) fn loaded_now(&self, meta: &Meta) -> Option<LoadedGuard> {
+        if self.indexer.build_finished(&meta.name) {
+            return None;
+        }
+        let slot = self.slots().get(&meta.name).cloned()?;
+        let read = slot.try_read_owned().ok()?;
+        let ready = read.as_ref().is_some_and(|l| {
+            l.generation == meta.generation
+                && l.flat.dimension() == meta.dimension as usize
+                && l.is_quick()
+        });
+        ready.then(|| OwnedRwLockReadGuard::map(read, |l| l.as_ref().expect("checked ready")))
     }
 
     /// Patches the cache (and index) after a committed write, under the

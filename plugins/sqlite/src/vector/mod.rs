@@ -72,16 +72,30 @@ use crate::{error::map, sql::Shared};
 /// A `fetch` of at most this many ids is a point read: it runs inline.
 const INLINE_MAX_IDS: usize = 16;
 
+/// A `query` for at most this many results may run inline (see
+/// [`SqliteVectors::runs`]).
+const INLINE_MAX_TOP_K: u32 = 256;
+
+/// Whether `request` may run inline when its collection is quick to search:
+/// no filter (selecting the matching rows is a statement of any size), not
+/// forced exact, not many results.
+fn inline_query(request: &QueryRequest) -> bool {
+    let filter = request.filter_json.trim();
+    request.top_k <= INLINE_MAX_TOP_K
+        && matches!(filter, "" | "{}" | "null")
+        && !request.options_json.contains("exact")
+}
+
 /// The vector store of one SQLite backend.
 pub(crate) struct SqliteVectors {
     shared: Arc<Shared>,
-    cache: Cache,
+    cache: Arc<Cache>,
 }
 
 impl SqliteVectors {
     pub(crate) fn new(shared: Arc<Shared>) -> SqliteVectors {
         SqliteVectors {
-            cache: Cache::new(shared.clone()),
+            cache: Arc::new(Cache::new(shared.clone())),
             shared,
         }
     }
@@ -137,13 +151,17 @@ impl VectorBackend for SqliteVectors {
     /// | call | runs | why |
     /// |---|---|---|
     /// | `fetch` of at most 16 ids | inline | a few lookups by the unique `id` index: a point read |
-    /// | `query`, `hybrid_query`, `collection_info` | blocking pool | the first one loads the whole collection into memory and may build its index (`hnsw_build = "inline"`), and an exact scan reads every vector |
+    /// | `query` without a filter, not forced exact, `top_k` ≤ 256, on a collection whose cache is loaded with its index (or small: ≤ 2^20 values to scan) | inline | an HNSW search (~0.1–0.6 ms at ef 16–256) or a small scan, and a catalog read: a thread hop would cost a large share of it. Should the cache turn out stale or the index not attached when the call runs, it moves to the blocking pool ([`strata_plugin::runs::blocking`]) |
+    /// | other `query`, `hybrid_query`, `collection_info` | blocking pool | the first one loads the whole collection into memory and may build its index (`hnsw_build = "inline"`), an exact scan reads every vector, a filter selects rows in SQL, full-text ranking reads postings |
     /// | `upsert`, `delete` | blocking pool | writes; patching the cache may insert into, reconcile or rebuild the index |
     /// | `create_collection`, `drop_collection` | blocking pool | schema writes; a drop waits for a load or build of the collection in flight and deletes its sidecar files |
     /// | `list_collections`, `count`, `scan`, `fetch` of more ids | blocking pool | they count or read rows by the thousand |
     fn runs(&self, call: VectorCall<'_>) -> Runs {
         match call {
             VectorCall::Fetch(_, ids) if ids.len() <= INLINE_MAX_IDS => Runs::Inline,
+            VectorCall::Query(r) if inline_query(r) && self.cache.is_quick(&r.collection) => {
+                Runs::Inline
+            }
             _ => Runs::Blocking,
         }
     }
@@ -205,7 +223,19 @@ impl VectorBackend for SqliteVectors {
 
     async fn query(&self, request: QueryRequest) -> PluginResult<Vec<Match>> {
         let meta = self.meta(&request.collection).await?;
-        search::query(&self.shared, &self.cache, &meta, &request).await
+        if !strata_plugin::runs::is_inline() {
+            return search::query(&self.shared, &self.cache, None, &meta, &request).await;
+        }
+        // Placed inline because the cache looked quick to search; it still
+        // must be, now that the catalog was read.
+        if let Some(ready) = self.cache.loaded_now(&meta) {
+            return search::query(&self.shared, &self.cache, Some(ready), &meta, &request).await;
+        }
+        let (shared, cache) = (self.shared.clone(), self.cache.clone());
+        strata_plugin::runs::blocking(async move {
+            search::query(&shared, &cache, None, &meta, &request).await
+        })
+        .await
     }
 
     async fn hybrid_query(&self, request: HybridRequest) -> PluginResult<Vec<Match>> {

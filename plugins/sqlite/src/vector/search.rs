@@ -16,7 +16,11 @@ use strata_plugin::{
     vector::{HybridRequest, Match, QueryRequest, validate_vector},
 };
 
-use super::{cache::Cache, catalog::Meta, store};
+use super::{
+    cache::{Cache, LoadedGuard},
+    catalog::Meta,
+    store,
+};
 use crate::sql::Shared;
 
 /// Per-query options (`QueryRequest::options_json`).
@@ -41,10 +45,13 @@ fn query_options(text: &str) -> PluginResult<QueryOptions> {
     })
 }
 
-/// The `k` best `(pk, id, score)` for `vector` among the rows passing `filter`.
+/// The `k` best `(pk, id, score)` for `vector` among the rows passing
+/// `filter`, searched in `ready` when given, else in the cache loaded now.
+#[allow(clippy::too_many_arguments)]
 async fn dense(
     shared: &Shared,
     cache: &Cache,
+    ready: Option<LoadedGuard>,
     meta: &Meta,
     vector: &[f32],
     k: usize,
@@ -59,7 +66,10 @@ async fn dense(
             .with_reader(move |c| store::filtered_pks(c, &m, &f))
             .await?
     };
-    let loaded = cache.loaded(meta).await?;
+    let loaded = match ready {
+        Some(loaded) => loaded,
+        None => cache.loaded(meta).await?,
+    };
     let q = loaded.flat.prepare_query(vector);
     let top = loaded.flat.search(
         loaded.index.as_ref(),
@@ -166,10 +176,12 @@ async fn materialise(
     Ok(out.into_iter().map(|(_, _, m)| m).collect())
 }
 
-/// A dense query.
+/// A dense query, searched in `ready` when given (see
+/// [`Cache::loaded_now`]), else in the cache loaded now.
 pub(super) async fn query(
     shared: &Shared,
     cache: &Cache,
+    ready: Option<LoadedGuard>,
     meta: &Meta,
     request: &QueryRequest,
 ) -> PluginResult<Vec<Match>> {
@@ -179,6 +191,7 @@ pub(super) async fn query(
     let top = dense(
         shared,
         cache,
+        ready,
         meta,
         &request.vector,
         request.top_k as usize,
@@ -231,6 +244,7 @@ pub(super) async fn hybrid(
     let dense = dense(
         shared,
         cache,
+        None,
         meta,
         &request.vector,
         candidates,
