@@ -661,6 +661,12 @@ impl Hnsw {
                 break;
             }
             self.links(c, level, &mut s.links);
+            // The likely next candidate's links, fetched while this one's
+            // neighbours are scored.
+            if let Some(Reverse((_, next))) = candidates.peek() {
+                let slots = self.slots(*next, level);
+                crate::kernels::prefetch_bytes(slots.as_ptr().cast(), std::mem::size_of_val(slots));
+            }
             s.fresh.clear();
             for &n in &s.links {
                 if s.visited.insert(n) {
@@ -668,7 +674,10 @@ impl Hnsw {
                     s.fresh.push(n);
                 }
             }
-            for &n in &s.fresh {
+            for (j, &n) in s.fresh.iter().enumerate() {
+                if let Some(&next) = s.fresh.get(j + 1) {
+                    crate::kernels::prefetch_all(self.vector(next));
+                }
                 let dn = self.dist(q, self.vector(n));
                 if key(dn, n) < bound {
                     candidates.push(Reverse((D(dn), n)));

@@ -1,0 +1,97 @@
+//! The engine alone, without the plugin around it: builds a [`Flat`] and
+//! its HNSW index from a `.npy` matrix of `f32` (the last `QUERIES` rows
+//! are the queries) and times one query at a time per ef, as
+//! `strata-bench vectors --data` does through the plugin. The difference
+//! between the two is the plugin's per-query cost.
+//!
+//! ```sh
+//! cargo run --release -p strata-ann --example search_npy -- DATA.npy [N] [QUERIES] [ROUNDS]
+//! ```
+
+use std::time::Instant;
+
+use strata_ann::{Flat, HnswParams, Metric, SearchOptions};
+
+fn read_npy(path: &str) -> (Vec<f32>, usize) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    assert_eq!(&bytes[..6], b"\x93NUMPY", "{path}: not .npy");
+    let len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = std::str::from_utf8(&bytes[10..10 + len]).unwrap();
+    assert!(header.contains("'<f4'"), "{path}: not f32");
+    let shape = header.split("'shape': (").nth(1).unwrap();
+    let cols: usize = shape
+        .split(',')
+        .nth(1)
+        .unwrap()
+        .trim()
+        .trim_end_matches(')')
+        .parse()
+        .unwrap();
+    let values = bytes[10 + len..]
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    (values, cols)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (values, d) = read_npy(&args[0]);
+    let rows = values.len() / d;
+    let nq: usize = args.get(2).map_or(200, |s| s.parse().unwrap());
+    let n: usize = args
+        .get(1)
+        .map_or(rows - nq, |s| s.parse().unwrap())
+        .min(rows - nq);
+    let rounds: usize = args.get(3).map_or(5, |s| s.parse().unwrap());
+    let mut flat = Flat::with_capacity(Metric::Cosine, d, n);
+    for (i, v) in values[..n * d].chunks_exact(d).enumerate() {
+        flat.push(i as i64, v);
+    }
+    flat.maintain();
+    let t = Instant::now();
+    let params = HnswParams {
+        m: 16,
+        ef_construction: 100,
+        ef_search: 64,
+    };
+    let index = flat.build_index(params, 0);
+    eprintln!(
+        "{n} × {d}: index built in {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+    let queries: Vec<Vec<f32>> = values[(rows - nq) * d..]
+        .chunks_exact(d)
+        .map(|q| flat.prepare_query(q))
+        .collect();
+    let truth: Vec<Vec<usize>> = queries
+        .iter()
+        .map(|q| {
+            flat.exact_top_k(q, 10, None)
+                .into_iter()
+                .map(|(i, _)| i)
+                .collect()
+        })
+        .collect();
+    for ef in [16, 32, 64, 128, 256] {
+        let options = SearchOptions::new(Some(ef), false);
+        let mut hits = 0;
+        let mut lat = Vec::new();
+        for _ in 0..rounds {
+            for (q, t) in queries.iter().zip(&truth) {
+                let s = Instant::now();
+                let found = flat.search(Some(&index), q, 10, options, None);
+                lat.push(s.elapsed());
+                hits += found.iter().filter(|(i, _)| t.contains(i)).count();
+            }
+        }
+        let total: f64 = lat.iter().map(|d| d.as_secs_f64()).sum();
+        lat.sort_unstable();
+        println!(
+            "ef {ef:>3}: recall {:.3}  {:>6.0} QPS  p50 {:.3} ms",
+            hits as f64 / (10 * queries.len() * rounds) as f64,
+            lat.len() as f64 / total,
+            lat[lat.len() / 2].as_secs_f64() * 1e3
+        );
+    }
+}
