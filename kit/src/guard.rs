@@ -45,6 +45,21 @@ where
 {
     CatchPanic {
         inner: Some(Box::pin(fut)),
+        inline: false,
+    }
+    .into_ffi()
+}
+
+/// [`guard`] for a call placed [`Runs::Inline`](crate::Runs::Inline): its
+/// polls run with [`crate::runs::is_inline`] set.
+pub(crate) fn guard_inline<T, F>(fut: F) -> PluginFuture<T>
+where
+    F: Future<Output = Result<T, PluginError>> + Send + 'static,
+    T: Send + 'static,
+{
+    CatchPanic {
+        inner: Some(Box::pin(fut)),
+        inline: true,
     }
     .into_ffi()
 }
@@ -53,6 +68,8 @@ struct CatchPanic<F> {
     // Boxed so the future can be taken out and dropped on its own, without
     // any pin projection.
     inner: Option<Pin<Box<F>>>,
+    /// Polled on the host's thread as an inline call.
+    inline: bool,
 }
 
 impl<T, F> Future for CatchPanic<F>
@@ -62,12 +79,20 @@ where
     type Output = RResult<T, PluginError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inline = self.inline;
         let Some(inner) = self.inner.as_mut() else {
             return Poll::Ready(RResult::RErr(PluginError::internal(
                 "future polled after completion",
             )));
         };
-        match catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx))) {
+        let polled = if inline {
+            crate::runs::polled_inline(|| {
+                catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx)))
+            })
+        } else {
+            catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx)))
+        };
+        match polled {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(r)) => {
                 let finished = self.inner.take();

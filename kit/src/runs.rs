@@ -25,7 +25,7 @@ use std::{
 
 use strata_plugin_api::{PluginError, PluginResult, sql::PluginFuture};
 
-use crate::guard::{guard, ready};
+use crate::guard::{guard, guard_inline, ready};
 
 /// Where the kit runs one call.
 ///
@@ -142,19 +142,14 @@ pub fn is_inline() -> bool {
     INLINE.with(std::cell::Cell::get)
 }
 
-/// A future polled with [`is_inline`] set (restored after each poll, so
-/// nested and later polls on the thread see their own placement).
-struct PolledInline<F>(Pin<Box<F>>);
-
-impl<F: Future> Future for PolledInline<F> {
-    type Output = F::Output;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let before = INLINE.with(|c| c.replace(true));
-        let out = self.0.as_mut().poll(cx);
-        INLINE.with(|c| c.set(before));
-        out
-    }
+/// Runs `f` (one poll of an inline call) with [`is_inline`] set, and
+/// restores it after, so nested and later polls on the thread see their
+/// own placement.
+pub(crate) fn polled_inline<R>(f: impl FnOnce() -> R) -> R {
+    let before = INLINE.with(|c| c.replace(true));
+    let out = f();
+    INLINE.with(|c| c.set(before));
+    out
 }
 
 /// Places `fut` as `runs` says and hands back the FFI future the host awaits.
@@ -163,7 +158,7 @@ pub(crate) fn place<T: Send + 'static>(
     fut: impl Future<Output = PluginResult<T>> + Send + 'static,
 ) -> PluginFuture<T> {
     if runs == Runs::Inline {
-        return guard(PolledInline(Box::pin(fut)));
+        return guard_inline(fut);
     }
     let rt = match runtime() {
         Ok(rt) => rt,
