@@ -14,6 +14,12 @@
 //! Queries run one after another on a current-thread runtime (plugin) or the
 //! calling thread (hnsw_rs); p50/p99 are per-query latencies. Writes a
 //! Markdown report and a recall-vs-QPS plot to `--out-dir`.
+//!
+//! `--data FILE.npy` replaces the generated clusters with real embeddings
+//! (`scripts/bench/wordnet-embeddings.sh` makes 60,200 MiniLM vectors of
+//! WordNet glosses); `--hnswlib PYTHON` adds hnswlib (C++, through its
+//! Python binding) and numpy's exact BLAS scan as further methods, driven
+//! over a pipe (`hnswlib.rs`) so their passes alternate with the others'.
 
 use std::{
     fmt::Write as _,
@@ -141,6 +147,7 @@ enum Method {
     PluginHnsw,
     Direct,
     Hnswlib,
+    NumpyExact,
 }
 
 impl Method {
@@ -150,6 +157,7 @@ impl Method {
             Method::PluginHnsw => "HNSW plugin",
             Method::Direct => "hnsw_rs direct",
             Method::Hnswlib => "hnswlib (Python binding)",
+            Method::NumpyExact => "exact (numpy BLAS)",
         }
     }
 }
@@ -1000,6 +1008,14 @@ fn table(r: &SizeReport, dim: usize) -> String {
             );
         }
     }
+    let exact = |m: Method| r.rows.iter().find(|x| x.method == m).map(|x| x.qps);
+    if let (Some(plugin), Some(numpy)) = (exact(Method::Exact), exact(Method::NumpyExact)) {
+        let _ = writeln!(
+            s,
+            "\nExact plugin QPS / exact numpy QPS: {:.2}",
+            plugin / numpy
+        );
+    }
     let methods = [Method::PluginHnsw, Method::Direct, Method::Hnswlib];
     let mut equal = Vec::new();
     for target in [0.90, 0.95, 0.98, 0.99] {
@@ -1262,7 +1278,7 @@ pub(crate) fn run(mut args: VectorsArgs) {
                 h.build.as_secs_f64()
             ));
             notes.push(format!(
-                "hnswlib {} (PyPI, compiled from source by pip), space \"cosine\", built with `num_threads=-1`; queries one at a time through `knn_query` on one thread (the Python call is inside the timing).",
+                "hnswlib {} (PyPI, compiled from source by pip), space \"cosine\", built with `num_threads=-1`; queries one at a time through `knn_query` on one thread (the Python call is inside the timing). Exact (numpy BLAS) runs in the same child after the ANN passes: the collection L2-normalised once, then per query one matrix-vector product (numpy's BLAS) and `argpartition` + sort of the best 10.",
                 h.version
             ));
         }
@@ -1275,7 +1291,35 @@ pub(crate) fn run(mut args: VectorsArgs) {
             &queries,
         );
         let lib_build = lib.as_ref().map(|h| h.build);
+        // The exact baseline: numpy in the same child, after the ANN passes.
+        let numpy = lib.as_mut().map(|h| {
+            progress(format!("n={n}: exact search with numpy…"));
+            let mut acc = Acc::default();
+            for _ in 0..args.rounds {
+                match h.pass(0, args.warmup) {
+                    Ok((ids, lat, total)) => acc.add(ids, lat, total),
+                    Err(e) => {
+                        notes.push(format!("numpy exact search failed: {e}"));
+                        return Acc::default();
+                    }
+                }
+            }
+            acc
+        });
         drop(lib);
+        if let Some(acc) = numpy.filter(|a| !a.lat.is_empty()) {
+            let (results, qps, p50, p99) = acc.finish();
+            rows.push(Row {
+                method: Method::NumpyExact,
+                ef: None,
+                recall: recall(&results, &truth),
+                qps,
+                p50,
+                p99,
+                build_s: 0.0,
+                index_mb: None,
+            });
+        }
         if let Some(e) = &measured.hnswlib_error {
             notes.push(format!("hnswlib failed: {e}"));
         }
