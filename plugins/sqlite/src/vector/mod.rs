@@ -76,16 +76,6 @@ const INLINE_MAX_IDS: usize = 16;
 /// [`SqliteVectors::runs`]).
 const INLINE_MAX_TOP_K: u32 = 256;
 
-/// Whether `request` may run inline when its collection is quick to search:
-/// no filter (selecting the matching rows is a statement of any size), not
-/// forced exact, not many results.
-fn inline_query(request: &QueryRequest) -> bool {
-    let filter = request.filter_json.trim();
-    request.top_k <= INLINE_MAX_TOP_K
-        && matches!(filter, "" | "{}" | "null")
-        && !request.options_json.contains("exact")
-}
-
 /// The vector store of one SQLite backend.
 pub(crate) struct SqliteVectors {
     shared: Arc<Shared>,
@@ -108,6 +98,19 @@ impl SqliteVectors {
     /// Stops every background build (at close).
     pub(crate) fn cancel_builds(&self) {
         self.cache.cancel_builds();
+    }
+
+    /// Whether `request` may run inline when its collection is quick to
+    /// search: no filter (selecting the matching rows is a statement of any
+    /// size), not forced exact, a bounded `ef_search`, not many results.
+    fn inline_query(&self, request: &QueryRequest) -> bool {
+        let filter = request.filter_json.trim();
+        request.top_k <= INLINE_MAX_TOP_K
+            && matches!(filter, "" | "{}" | "null")
+            && search::quick_options(
+                &request.options_json,
+                self.shared.config().hnsw_ef_search as usize,
+            )
     }
 
     async fn meta(&self, name: &str) -> PluginResult<Meta> {
@@ -151,7 +154,7 @@ impl VectorBackend for SqliteVectors {
     /// | call | runs | why |
     /// |---|---|---|
     /// | `fetch` of at most 16 ids | inline | a few lookups by the unique `id` index: a point read |
-    /// | `query` without a filter, not forced exact, `top_k` ≤ 256, on a collection whose cache is loaded with its index (or small: ≤ 2^20 values to scan) | inline | an HNSW search (~0.1–0.6 ms at ef 16–256) or a small scan, and a catalog read: a thread hop would cost a large share of it. Should the cache turn out stale or the index not attached when the call runs, it moves to the blocking pool ([`strata_plugin::runs::blocking`]) |
+    /// | `query` without a filter, not forced exact, `top_k` ≤ 256, `ef_search` ≤ 512, on a collection whose cache is loaded with its index (or small: ≤ 2^20 values to scan) | inline | an HNSW search (~0.1–0.6 ms at ef 16–256) or a small scan, and a catalog read: a thread hop would cost a large share of it. Should the cache turn out stale or the index not attached when the call runs, it moves to the blocking pool ([`strata_plugin::runs::blocking`]) |
     /// | other `query`, `hybrid_query`, `collection_info` | blocking pool | the first one loads the whole collection into memory and may build its index (`hnsw_build = "inline"`), an exact scan reads every vector, a filter selects rows in SQL, full-text ranking reads postings |
     /// | `upsert`, `delete` | blocking pool | writes; patching the cache may insert into, reconcile or rebuild the index |
     /// | `create_collection`, `drop_collection` | blocking pool | schema writes; a drop waits for a load or build of the collection in flight and deletes its sidecar files |
@@ -159,7 +162,7 @@ impl VectorBackend for SqliteVectors {
     fn runs(&self, call: VectorCall<'_>) -> Runs {
         match call {
             VectorCall::Fetch(_, ids) if ids.len() <= INLINE_MAX_IDS => Runs::Inline,
-            VectorCall::Query(r) if inline_query(r) && self.cache.is_quick(&r.collection) => {
+            VectorCall::Query(r) if self.inline_query(r) && self.cache.is_quick(&r.collection) => {
                 Runs::Inline
             }
             _ => Runs::Blocking,

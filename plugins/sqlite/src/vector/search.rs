@@ -45,6 +45,19 @@ fn query_options(text: &str) -> PluginResult<QueryOptions> {
     })
 }
 
+/// The largest `ef_search` a query may ask for and still run inline: an
+/// HNSW search of 512 candidates takes about 1 ms at 100K × 384.
+const INLINE_MAX_EF: usize = 512;
+
+/// Whether a query with these options is short enough to run inline on a
+/// collection quick to search: not forced exact, and its `ef_search` (or
+/// the backend's `default_ef`) at most [`INLINE_MAX_EF`]. Options that do
+/// not parse are not (the query then fails on the pool, naming them).
+pub(super) fn quick_options(text: &str, default_ef: usize) -> bool {
+    query_options(text)
+        .is_ok_and(|o| !o.exact && o.ef_search.unwrap_or(default_ef) <= INLINE_MAX_EF)
+}
+
 /// The `k` best `(pk, id, score)` for `vector` among the rows passing
 /// `filter`, searched in `ready` when given, else in the cache loaded now.
 #[allow(clippy::too_many_arguments)]
