@@ -43,11 +43,7 @@ where
     F: Future<Output = Result<T, PluginError>> + Send + 'static,
     T: Send + 'static,
 {
-    CatchPanic {
-        inner: Some(Box::pin(fut)),
-        inline: false,
-    }
-    .into_ffi()
+    guarded(fut, false)
 }
 
 /// [`guard`] for a call placed [`Runs::Inline`](crate::Runs::Inline): its
@@ -57,9 +53,17 @@ where
     F: Future<Output = Result<T, PluginError>> + Send + 'static,
     T: Send + 'static,
 {
+    guarded(fut, true)
+}
+
+fn guarded<T, F>(fut: F, inline: bool) -> PluginFuture<T>
+where
+    F: Future<Output = Result<T, PluginError>> + Send + 'static,
+    T: Send + 'static,
+{
     CatchPanic {
         inner: Some(Box::pin(fut)),
-        inline: true,
+        inline,
     }
     .into_ffi()
 }
