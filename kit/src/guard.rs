@@ -47,7 +47,7 @@ where
 }
 
 /// [`guard`] for a call placed [`Runs::Inline`](crate::Runs::Inline): its
-/// polls run with [`crate::runs::is_inline`] set.
+/// polls run with [`crate::inline::is_inline`] set.
 pub(crate) fn guard_inline<T, F>(fut: F) -> PluginFuture<T>
 where
     F: Future<Output = Result<T, PluginError>> + Send + 'static,
@@ -90,7 +90,7 @@ where
             )));
         };
         let polled = if inline {
-            crate::runs::polled_inline(|| {
+            crate::inline::polled_inline(|| {
                 catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx)))
             })
         } else {

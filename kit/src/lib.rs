@@ -106,6 +106,7 @@
 pub mod blob;
 mod ffi;
 mod guard;
+mod inline;
 mod plugin;
 pub mod request;
 pub mod runs;

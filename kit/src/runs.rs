@@ -26,6 +26,7 @@ use std::{
 use strata_plugin_api::{PluginError, PluginResult, sql::PluginFuture};
 
 use crate::guard::{guard, guard_inline, ready};
+pub use crate::inline::is_inline;
 
 /// Where the kit runs one call.
 ///
@@ -126,30 +127,6 @@ pub async fn blocking<T: Send + 'static>(
             ))),
         },
     }
-}
-
-thread_local! {
-    /// Set while the kit polls a call placed [`Runs::Inline`].
-    static INLINE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Whether the code calling this is being polled as a [`Runs::Inline`]
-/// call, on the host's thread: a backend whose `runs` answer depended on
-/// state (an index loaded, say) checks here, inside the call, and moves
-/// work that turned out not to be short to [`blocking`]. `false` on the
-/// plugin's own threads and outside any call.
-pub fn is_inline() -> bool {
-    INLINE.with(std::cell::Cell::get)
-}
-
-/// Runs `f` (one poll of an inline call) with [`is_inline`] set, and
-/// restores it after, so nested and later polls on the thread see their
-/// own placement.
-pub(crate) fn polled_inline<R>(f: impl FnOnce() -> R) -> R {
-    let before = INLINE.with(|c| c.replace(true));
-    let out = f();
-    INLINE.with(|c| c.set(before));
-    out
 }
 
 /// Places `fut` as `runs` says and hands back the FFI future the host awaits.
