@@ -365,8 +365,12 @@ async fn dot_product_collections_are_indexed() {
         agree += ids(&ann).iter().filter(|id| want.contains(id)).count();
     }
     // Low-dimensional inner product search with uneven norms is HNSW's
-    // hard case: 0.93-1.0 over ten parallel builds (the 32-d unit test
-    // reaches 0.99 at ef 32).
-    assert!(agree >= 270, "recall@5 of the index: {agree} of 300");
+    // hard case, and the parallel build's outcome depends on how its
+    // threads interleave: 282-300 of 300 over 60 runs on a quiet machine,
+    // 268 once under the whole suite's load (2026-12-06). An index built
+    // with the wrong metric or unreachable nodes falls far below the floor
+    // (the 32-d unit test reaches 0.99 at ef 32).
+    eprintln!("recall@5 of the index: {agree} of 300");
+    assert!(agree >= 255, "recall@5 of the index: {agree} of 300");
     s.close().await.unwrap();
 }
