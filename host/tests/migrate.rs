@@ -229,6 +229,32 @@ fn round_trip_sqlite_postgres_sqlite_keeps_every_row() {
             .get("type")
             .unwrap();
         assert_eq!(decl, "F32_BLOB(8)");
+
+        // Verification reads pgvector columns in their binary form: one
+        // float moved by one ulp on the Postgres side is caught and named.
+        let mut v = embedding(0, 8);
+        v[3] = f32::from_bits(v[3].to_bits() + 1);
+        let text = format!(
+            "[{}]",
+            v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",")
+        );
+        let changed = pg
+            .run("UPDATE kinds SET embedding = CAST(? AS vector) WHERE id = 1", params![text])
+            .await
+            .unwrap();
+        assert_eq!(changed.changes, 1);
+        let only_kinds = MigrateOptions::new()
+            .tables(["kinds"])
+            .collections(Vec::<String>::new())
+            .resume(true);
+        let err = migrate(&s, &p, &only_kinds).await.unwrap_err();
+        match &err {
+            MigrateError::Verify { name, detail, .. } => {
+                assert_eq!(name, "kinds");
+                assert!(detail.contains("columns that differ: embedding"), "{detail}");
+            }
+            other => panic!("expected a verification failure, got {other}"),
+        }
         drop_schema(&strata, &schema).await;
     });
 }

@@ -34,13 +34,18 @@
 //!    `resume` continues from: a `running` table restarts after its last
 //!    committed key, a `done` table is skipped. Because the checkpoint
 //!    commits with its page, a crash loses at most the page in flight.
-//! 5. Verification re-reads both sides and compares row counts and an
-//!    order-independent checksum of every row's normalised values
-//!    ([`values`] documents what is compared); a mismatch fails the
-//!    migration naming the table. It runs once every table and collection
-//!    is copied, finished ones of an earlier run included, so a resumed
-//!    run spends its time copying what is left first (a run interrupted
-//!    before verifying re-verifies nothing it has not copied).
+//! 5. Verification compares row counts and an order-independent checksum
+//!    of every row's normalised values ([`values`] documents what is
+//!    compared); a mismatch fails the migration naming the table and the
+//!    columns that differ. The source's checksum is taken from the rows as
+//!    the copy reads them when this run read the whole table; a table
+//!    resumed or already done is read again (concurrently with the
+//!    target). The target is always read again, after the copy — a
+//!    pgvector column in its binary form (`vector_send`), which costs no
+//!    float printing or parsing. Verification runs once every table and
+//!    collection is copied, finished ones of an earlier run included, so a
+//!    resumed run spends its time copying what is left first (a run
+//!    interrupted before verifying re-verifies nothing it has not copied).
 //!
 //! An existing target table must have a primary key or unique index on
 //! the source's key columns, else the table is refused before anything is
@@ -127,14 +132,14 @@ pub async fn migrate(
             }
             let ctx = table::Context::new(&src, &dst, &source_id, options).await?;
             for name in &names {
-                let (item, t) = table::migrate_table(&ctx, name, &mut report.warnings).await?;
-                report.tables.push(item);
-                copied_tables.push(t);
+                let copied = table::migrate_table(&ctx, name, &mut report.warnings).await?;
+                report.tables.push(copied.report);
+                copied_tables.push((copied.table, copied.source));
             }
             // Foreign keys once every table exists (a key may reference a
             // table copied after its own); Postgres targets only.
             if !options.dry_run {
-                for t in &copied_tables {
+                for (t, _) in &copied_tables {
                     for stmt in schema::foreign_key_sql(&dst, t).await? {
                         dst.exec(&stmt)
                             .await
@@ -203,8 +208,8 @@ pub async fn migrate(
     // instead of re-reading finished tables every time.
     if options.verify && !options.dry_run {
         if let Some((src, dst)) = &table_sides {
-            for (item, t) in report.tables.iter_mut().zip(&copied_tables) {
-                table::verify_table(src, dst, t, options, item).await?;
+            for (item, (t, source)) in report.tables.iter_mut().zip(&copied_tables) {
+                table::verify_table(src, dst, t, *source, options, item).await?;
             }
         }
         if let Some((src, dst)) = &collection_sides {
@@ -233,11 +238,6 @@ pub async fn table_checksum(sql: &Sql, table: &str) -> Result<values::Checksum, 
     table::checksum(sql, &t, 2000, false)
         .await
         .map(|(sum, _)| sum)
-        .map_err(|source| MigrateError::Table {
-            table: table.to_string(),
-            backend: sql.backend().to_string(),
-            source: Box::new(source),
-        })
 }
 
 /// The record count and checksum of a vector collection, as verification computes them.

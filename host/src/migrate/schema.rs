@@ -192,6 +192,17 @@ pub struct Column {
     pub generated: Option<Generated>,
 }
 
+impl Column {
+    /// How the column is read: its name, or for a PostgreSQL type without
+    /// a portable kind, its text form.
+    pub fn select_expr(&self) -> String {
+        match self.kind {
+            Kind::PgText => format!("CAST({0} AS text) AS {0}", quote(&self.name)),
+            _ => quote(&self.name),
+        }
+    }
+}
+
 /// A generated column's definition ([`Column::generated`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Generated {
@@ -259,10 +270,7 @@ impl TableSchema {
     pub fn select_list(&self) -> String {
         self.columns
             .iter()
-            .map(|c| match c.kind {
-                Kind::PgText => format!("CAST({0} AS text) AS {0}", quote(&c.name)),
-                _ => quote(&c.name),
-            })
+            .map(Column::select_expr)
             .collect::<Vec<_>>()
             .join(", ")
     }

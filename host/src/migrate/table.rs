@@ -97,13 +97,23 @@ pub(crate) struct Pager {
 
 impl Pager {
     pub(crate) fn new(t: &TableSchema, page: usize, dialect: Dialect) -> Pager {
-        let base = format!("SELECT {} FROM {}", t.select_list(), quote(&t.name));
+        Pager::with_select(t, &t.select_list(), page, dialect)
+    }
+
+    /// [`Pager::new`] reading the columns of `t` as `select` (one
+    /// expression per column, in order).
+    pub(crate) fn with_select(
+        t: &TableSchema,
+        select: &str,
+        page: usize,
+        dialect: Dialect,
+    ) -> Pager {
+        let base = format!("SELECT {select} FROM {}", quote(&t.name));
         if t.primary_key.is_empty()
             && let Some((locator, after)) = schema::row_locator(dialect)
         {
             let base = format!(
-                "SELECT {}, {locator} AS \"strata_row_locator\" FROM {}",
-                t.select_list(),
+                "SELECT {select}, {locator} AS \"strata_row_locator\" FROM {}",
                 quote(&t.name)
             );
             let order = after.split_once(" ORDER BY ").map_or("", |(_, o)| o);
@@ -382,13 +392,24 @@ async fn count(sql: &Sql, table: &str) -> Result<u64, MigrateError> {
     Ok(row.and_then(|r| r.get::<i64>("n").ok()).unwrap_or(0).max(0) as u64)
 }
 
+/// One table a migration copied.
+pub(crate) struct Copied {
+    pub(crate) report: ItemReport,
+    /// Its shape, as read from the source.
+    pub(crate) table: TableSchema,
+    /// The checksum of the source's rows, when this run read all of them
+    /// (not a table resumed or already done): verification then re-reads
+    /// the target only.
+    pub(crate) source: Option<Checksum>,
+}
+
 /// Copies one table (verification is the caller's, once every item is
-/// copied: see [`verify_table`]); returns its report and shape.
+/// copied: see [`verify_table`]).
 pub(crate) async fn migrate_table(
     ctx: &Context<'_>,
     name: &str,
     warnings: &mut Vec<String>,
-) -> Result<(ItemReport, TableSchema), MigrateError> {
+) -> Result<Copied, MigrateError> {
     let started = Instant::now();
     let opts = ctx.options;
     let t = schema::read_table(ctx.src, name, opts.detect_vectors, warnings).await?;
@@ -399,6 +420,7 @@ pub(crate) async fn migrate_table(
         schema::require_unique_key(ctx.dst, name, &t.primary_key).await?;
     }
     let mut rep = ItemReport::new(ItemKind::Table, name);
+    let mut source = None;
     let total = count(ctx.src, name).await?;
     let progress = |phase, done| {
         opts.report(ItemProgress::new(
@@ -414,7 +436,11 @@ pub(crate) async fn migrate_table(
         rep.read = total;
         rep.duration = started.elapsed();
         progress(Phase::Done, total);
-        return Ok((rep, t));
+        return Ok(Copied {
+            report: rep,
+            table: t,
+            source,
+        });
     }
     let item = format!("table:{name}");
     let dst_err = on(ctx.dst, name);
@@ -449,7 +475,11 @@ pub(crate) async fn migrate_table(
         // Generated columns are computed by a Postgres target: neither
         // read nor written.
         let writable = t.writable(ctx.dst.dialect());
-        copy(
+        // The rows read are the source's whole table (and its checksum the
+        // one verification needs) when the copy starts at the first row and
+        // reads every column.
+        let whole = after.is_none() && writable.is_none();
+        let read = copy(
             ctx,
             writable.as_ref().unwrap_or(&t),
             &item,
@@ -458,6 +488,7 @@ pub(crate) async fn migrate_table(
             &progress,
         )
         .await?;
+        source = whole.then_some(read);
         finish(ctx, &t).await?;
         ctx.dst
             .run(
@@ -477,7 +508,11 @@ pub(crate) async fn migrate_table(
     if !opts.verify {
         progress(Phase::Done, rep.resumed + rep.read);
     }
-    Ok((rep, t))
+    Ok(Copied {
+        report: rep,
+        table: t,
+        source,
+    })
 }
 
 /// Verifies a copied table (both sides re-read: counts and checksums),
@@ -487,6 +522,7 @@ pub(crate) async fn verify_table(
     src: &Sql,
     dst: &Sql,
     t: &TableSchema,
+    source: Option<Checksum>,
     options: &MigrateOptions,
     rep: &mut ItemReport,
 ) -> Result<(), MigrateError> {
@@ -501,12 +537,14 @@ pub(crate) async fn verify_table(
         ))
     };
     progress(Phase::Verify, 0);
-    rep.verification = verify(src, dst, t, options.batch_size).await?;
+    rep.verification = verify(src, dst, t, source, options.batch_size).await?;
     rep.duration += started.elapsed();
     progress(Phase::Done, rep.resumed + rep.read);
     Ok(())
 }
 
+/// Copies the rows of `t` after `after`; returns the checksum of the rows
+/// it read (see [`checksum`]).
 async fn copy(
     ctx: &Context<'_>,
     t: &TableSchema,
@@ -514,7 +552,7 @@ async fn copy(
     mut after: Option<Vec<Value>>,
     rep: &mut ItemReport,
     progress: &impl Fn(Phase, u64),
-) -> Result<(), MigrateError> {
+) -> Result<Checksum, MigrateError> {
     let batch = ctx.options.batch_size;
     let pager = Pager::new(t, batch, ctx.src.dialect());
     let kinds: Vec<Kind> = t.columns.iter().map(|c| c.kind).collect();
@@ -534,6 +572,12 @@ async fn copy(
                 return Ok(None);
             };
             let n = page.len() as u64;
+            // The source's checksum, taken from the rows as they are read
+            // (what verification would compute reading them again).
+            let mut sum = Checksum::default();
+            for row in &page {
+                sum.add(row_hash(kinds, row.values()));
+            }
             // Vectors stay little-endian bytes for the bulk path; the INSERT
             // path converts them for the target if bulk is unavailable.
             let mut values = Vec::with_capacity(page.len() * kinds.len());
@@ -545,11 +589,14 @@ async fn copy(
                     );
                 }
             }
-            Ok::<_, MigrateError>(Some((values, n, last)))
+            Ok::<_, MigrateError>(Some((values, n, last, sum)))
         }
     };
+    let mut source = Checksum::default();
     let mut current = fetch(after.take()).await?;
-    while let Some((values, n, last)) = current {
+    while let Some((values, n, last, sum)) = current {
+        source.rows += sum.rows;
+        source.sum = source.sum.wrapping_add(sum.sum);
         let done = rep.resumed + rep.read + n;
         let checkpoint = crate::params![
             ctx.source_id,
@@ -571,7 +618,16 @@ async fn copy(
         progress(Phase::Copy, done);
         current = next?;
     }
-    Ok(())
+    Ok(source)
+}
+
+/// The hash of one row's values, normalised by the source's kinds.
+fn row_hash(kinds: &[Kind], values: &[Value]) -> u128 {
+    let mut h = Hasher128::default();
+    for (k, v) in kinds.iter().zip(values) {
+        values::hash_value(&mut h, *k, v);
+    }
+    h.finish()
 }
 
 fn value_err(t: &TableSchema, i: usize, message: String) -> MigrateError {
@@ -698,49 +754,115 @@ async fn finish(ctx: &Context<'_>, t: &TableSchema) -> Result<(), MigrateError> 
 /// normalised by the source's kinds; with `by_column`, also one checksum
 /// per column, to name the columns that differ when the rows do (a second
 /// hash of every value: only asked for once the rows are known to differ).
+///
+/// On PostgreSQL, a column that is a pgvector `vector` on `sql` is read
+/// through `vector_send` (its binary form: big-endian `f32`s) instead of as
+/// `[…]` text: printing and parsing 384 shortest-form floats per row was
+/// most of a verification's time. The bytes are hashed as the
+/// little-endian `f32`s the text would have parsed to, bit for bit.
 pub(crate) async fn checksum(
     sql: &Sql,
     t: &TableSchema,
     page: usize,
     by_column: bool,
-) -> Result<(Checksum, Vec<Checksum>)> {
-    let pager = Pager::new(t, page, sql.dialect());
+) -> Result<(Checksum, Vec<Checksum>), MigrateError> {
+    let binary = binary_vector_columns(sql, t).await?;
+    let select = t
+        .columns
+        .iter()
+        .zip(&binary)
+        .map(|(c, &b)| {
+            if b {
+                format!("vector_send({0}) AS {0}", quote(&c.name))
+            } else {
+                c.select_expr()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let pager = Pager::with_select(t, &select, page, sql.dialect());
     let kinds: Vec<Kind> = t.columns.iter().map(|c| c.kind).collect();
     let mut sum = Checksum::default();
     let mut per_column = vec![Checksum::default(); if by_column { kinds.len() } else { 0 }];
-    let mut after = None;
-    loop {
-        let rows = pager.page(sql, after.take()).await?;
-        let Some(last) = rows.last() else { break };
-        after = Some(pager.key(last));
-        for row in &rows {
-            let mut h = Hasher128::default();
-            for (i, (k, v)) in kinds.iter().zip(row.values()).enumerate() {
-                values::hash_value(&mut h, *k, v);
-                if by_column {
-                    let mut c = Hasher128::default();
-                    values::hash_value(&mut c, *k, v);
-                    per_column[i].add(c.finish());
+    let mut le = Vec::new();
+    let err = on(sql, &t.name);
+    let mut rows = pager.page(sql, None).await.map_err(&err)?;
+    // Each page is hashed while the next one is read (the read is polled
+    // first, so the backend works on it during the hashing).
+    while let Some(last) = rows.last() {
+        let next = pager.page(sql, Some(pager.key(last)));
+        let mut hash_page = || {
+            for row in &rows {
+                let mut h = Hasher128::default();
+                for (i, (k, v)) in kinds.iter().zip(row.values()).enumerate() {
+                    let mut hash = |h: &mut Hasher128| match v {
+                        Value::Blob(b) if binary[i] => {
+                            match values::pgvector_binary_to_le(b, &mut le) {
+                                true => h.field(7, &le),
+                                false => values::hash_value(h, *k, v),
+                            }
+                        }
+                        _ => values::hash_value(h, *k, v),
+                    };
+                    hash(&mut h);
+                    if by_column {
+                        let mut c = Hasher128::default();
+                        hash(&mut c);
+                        per_column[i].add(c.finish());
+                    }
                 }
+                sum.add(h.finish());
             }
-            sum.add(h.finish());
-        }
+        };
+        let (next, ()) = futures_util::future::join(next, async { hash_page() }).await;
+        rows = next.map_err(&err)?;
     }
     Ok((sum, per_column))
 }
 
+/// Which columns of `t` to read in pgvector's binary form on `sql`: those
+/// compared as vectors that are `vector` columns there (a Postgres side's
+/// own catalogue says; a vector stored as `bytea` is read as it is).
+async fn binary_vector_columns(sql: &Sql, t: &TableSchema) -> Result<Vec<bool>, MigrateError> {
+    if sql.dialect() != Dialect::Postgres
+        || !t.columns.iter().any(|c| matches!(c.kind, Kind::Vector(_)))
+    {
+        return Ok(vec![false; t.columns.len()]);
+    }
+    let here = schema::read_table_keyless(sql, &t.name, false, &mut Vec::new()).await?;
+    Ok(t.columns
+        .iter()
+        .map(|c| {
+            matches!(c.kind, Kind::Vector(_))
+                && here
+                    .columns
+                    .iter()
+                    .any(|h| h.name == c.name && matches!(h.kind, Kind::Vector(_)))
+        })
+        .collect())
+}
+
+/// Compares both sides' checksums (`source`: the source's, taken while
+/// copying, else the source is read again, concurrently with the target).
 async fn verify(
     src: &Sql,
     dst: &Sql,
     t: &TableSchema,
+    source: Option<Checksum>,
     batch_size: usize,
 ) -> Result<Verification, MigrateError> {
     let page = batch_size.max(1000);
-    let (a, b) =
-        futures_util::future::join(checksum(src, t, page, false), checksum(dst, t, page, false))
+    let (a, b) = match source {
+        Some(a) => (a, checksum(dst, t, page, false).await?.0),
+        None => {
+            let (a, b) = futures_util::future::join(
+                checksum(src, t, page, false),
+                checksum(dst, t, page, false),
+            )
             .await;
-    let (a, _) = a.map_err(on(src, &t.name))?;
-    let (b, _) = b.map_err(on(dst, &t.name))?;
+            (a?.0, b?.0)
+        }
+    };
     if a != b {
         // Read both sides again, hashing each column apart, to name the
         // columns that differ (the common case, equal rows, pays for one
@@ -748,8 +870,8 @@ async fn verify(
         let (ca, cb) =
             futures_util::future::join(checksum(src, t, page, true), checksum(dst, t, page, true))
                 .await;
-        let (_, ca) = ca.map_err(on(src, &t.name))?;
-        let (_, cb) = cb.map_err(on(dst, &t.name))?;
+        let (_, ca) = ca?;
+        let (_, cb) = cb?;
         let differing: Vec<&str> = t
             .columns
             .iter()

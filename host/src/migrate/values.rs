@@ -192,6 +192,26 @@ pub fn f32_to_blob(v: &[f32]) -> Vec<u8> {
     out
 }
 
+/// pgvector's binary form (`vector_send`: a big-endian `u16` dimension, a
+/// `u16` left 0, then the `f32`s big-endian) → the little-endian `f32`
+/// bytes of [`f32_to_blob`], into `out`. `false` (and `out` unspecified)
+/// when `b` is not that form.
+pub fn pgvector_binary_to_le(b: &[u8], out: &mut Vec<u8>) -> bool {
+    let Some((head, floats)) = b.split_first_chunk::<4>() else {
+        return false;
+    };
+    let dim = usize::from(u16::from_be_bytes([head[0], head[1]]));
+    if floats.len() != dim * 4 {
+        return false;
+    }
+    out.clear();
+    out.extend(floats.chunks_exact(4).flat_map(|c| {
+        let be: [u8; 4] = c.try_into().expect("4 bytes");
+        u32::from_be_bytes(be).to_le_bytes()
+    }));
+    true
+}
+
 /// Floats → pgvector text (shortest round-trip form of each `f32`).
 pub fn f32_to_text(v: &[f32]) -> String {
     let mut s = String::with_capacity(v.len() * 11 + 2);
@@ -451,6 +471,22 @@ pub fn decode_key(s: &str) -> Option<Vec<Value>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pgvector_binary_form_becomes_little_endian_floats() {
+        let v = [1.5f32, -0.0, f32::MIN_POSITIVE, 3.25e-7];
+        let mut send = vec![0, 4, 0, 0];
+        for x in v {
+            send.extend_from_slice(&x.to_be_bytes());
+        }
+        let mut out = vec![9; 3];
+        assert!(pgvector_binary_to_le(&send, &mut out));
+        assert_eq!(out, f32_to_blob(&v));
+        // A length that disagrees with the dimension, or no header: refused.
+        assert!(!pgvector_binary_to_le(&send[..send.len() - 1], &mut out));
+        assert!(!pgvector_binary_to_le(&[0, 1], &mut out));
+        assert!(pgvector_binary_to_le(&[0, 0, 0, 0], &mut out) && out.is_empty());
+    }
 
     #[test]
     fn base64_round_trips() {
