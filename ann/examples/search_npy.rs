@@ -13,31 +13,11 @@ use std::time::Instant;
 
 use strata_ann::{Flat, HnswParams, Metric, SearchOptions};
 
-fn read_npy(path: &str) -> (Vec<f32>, usize) {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    assert_eq!(&bytes[..6], b"\x93NUMPY", "{path}: not .npy");
-    let len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-    let header = std::str::from_utf8(&bytes[10..10 + len]).unwrap();
-    assert!(header.contains("'<f4'"), "{path}: not f32");
-    let shape = header.split("'shape': (").nth(1).unwrap();
-    let cols: usize = shape
-        .split(',')
-        .nth(1)
-        .unwrap()
-        .trim()
-        .trim_end_matches(')')
-        .parse()
-        .unwrap();
-    let values = bytes[10 + len..]
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    (values, cols)
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (values, d) = read_npy(&args[0]);
+    let strata_ann::npy::Matrix {
+        values, cols: d, ..
+    } = strata_ann::npy::read_f32_matrix(args[0].as_ref()).unwrap_or_else(|e| panic!("{e}"));
     let rows = values.len() / d;
     let nq: usize = args.get(2).map_or(200, |s| s.parse().unwrap());
     let n: usize = args

@@ -18,6 +18,7 @@
 //! | [`flat`] | [`Flat`]: a collection in one contiguous array; exact top-k, index-assisted top-k |
 //! | [`hnsw`] | [`Hnsw`]: a flat-layout HNSW graph built on all cores, and its binary file |
 //! | [`index`] | [`AnnIndex`]: a graph over keys with tombstones and reconciliation, saved as two files |
+//! | [`npy`] | `.npy` `f32` matrices read and written (benchmark datasets) |
 //!
 //! # Exact search: an int8 prefilter, then exact rescoring
 //!
@@ -98,6 +99,7 @@ pub mod index;
 #[allow(unsafe_code)]
 pub mod kernels;
 pub mod metric;
+pub mod npy;
 pub mod quant;
 pub mod topk;
 

@@ -1181,7 +1181,9 @@ pub(crate) fn run(mut args: VectorsArgs) {
         .build()
         .expect("runtime");
     let real = args.data.as_ref().map(|path| {
-        let (values, dim) = hnswlib::read_npy(path).unwrap_or_else(|e| panic!("--data: {e}"));
+        let strata_ann::npy::Matrix {
+            values, cols: dim, ..
+        } = strata_ann::npy::read_f32_matrix(path).unwrap_or_else(|e| panic!("--data: {e}"));
         let rows = values.len() / dim.max(1);
         assert!(
             rows > args.queries,

@@ -44,7 +44,8 @@ fn main() {
     let mut out = BufWriter::new(
         std::fs::File::create(&partial).unwrap_or_else(|e| panic!("cannot create {partial}: {e}")),
     );
-    out.write_all(&npy_header(texts.len(), dim)).unwrap();
+    out.write_all(&strata_ann::npy::f32_matrix_header(texts.len(), dim))
+        .unwrap();
     let started = Instant::now();
     for (i, chunk) in texts.chunks(512).enumerate() {
         for v in model
@@ -68,18 +69,4 @@ fn main() {
     }
     out.into_inner().unwrap().sync_all().unwrap();
     std::fs::rename(&partial, output).unwrap();
-}
-
-/// A version 1.0 `.npy` header for a C-order little-endian `f32` matrix.
-fn npy_header(rows: usize, cols: usize) -> Vec<u8> {
-    let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
-    // magic (6) + version (2) + length (2) + dict + padding + '\n', a multiple of 64.
-    let unpadded = 10 + dict.len() + 1;
-    let pad = unpadded.div_ceil(64) * 64 - unpadded;
-    let mut h = b"\x93NUMPY\x01\x00".to_vec();
-    h.extend_from_slice(&((dict.len() + pad + 1) as u16).to_le_bytes());
-    h.extend_from_slice(dict.as_bytes());
-    h.extend(std::iter::repeat_n(b' ', pad));
-    h.push(b'\n');
-    h
 }
