@@ -210,3 +210,51 @@ async fn a_failed_verification_names_the_columns_that_differ() {
     assert!(msg.contains("columns that differ: body"), "{msg}");
     assert!(!msg.contains("score") && !msg.contains(" id"), "{msg}");
 }
+
+#[tokio::test]
+async fn a_vector_of_the_wrong_dimension_fails_the_copy_naming_its_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let a = s.sql_backend("a").await.unwrap();
+    a.exec("CREATE TABLE docs (id INTEGER PRIMARY KEY, title TEXT, embedding F32_BLOB(3))")
+        .await
+        .unwrap();
+    // 3 000 good rows (more than one page), then one of 2 floats.
+    let three: Vec<u8> = [0.5f32, -1.0, 2.0]
+        .iter()
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
+    let tx = a.begin().await.unwrap();
+    for i in 0..3000 {
+        tx.run(
+            "INSERT INTO docs (id, title, embedding) VALUES (?, ?, ?)",
+            strata_host::params![i, format!("doc {i}"), three.clone()],
+        )
+        .await
+        .unwrap();
+    }
+    tx.run(
+        "INSERT INTO docs (id, title, embedding) VALUES (?, ?, ?)",
+        strata_host::params![5000, "short", three[..8].to_vec()],
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let (from, to) = (s.backend("a").await.unwrap(), s.backend("b").await.unwrap());
+    let err = migrate(&from, &to, &MigrateOptions::new().batch_size(1000))
+        .await
+        .unwrap_err();
+    match &err {
+        MigrateError::Value {
+            table,
+            column,
+            message,
+        } => {
+            assert_eq!((table.as_str(), column.as_str()), ("docs", "embedding"));
+            assert_eq!(message, "vector has 2 dimensions, the column has 3");
+        }
+        other => panic!("expected a value error, got {other}"),
+    }
+    // The pages before the bad one were copied and checkpointed.
+    assert_eq!(count(&s, "b", "docs").await, 3000);
+}

@@ -572,23 +572,8 @@ async fn copy(
                 return Ok(None);
             };
             let n = page.len() as u64;
-            // The source's checksum, taken from the rows as they are read
-            // (what verification would compute reading them again).
-            let mut sum = Checksum::default();
-            for row in &page {
-                sum.add(row_hash(kinds, row.values()));
-            }
-            // Vectors stay little-endian bytes for the bulk path; the INSERT
-            // path converts them for the target if bulk is unavailable.
-            let mut values = Vec::with_capacity(page.len() * kinds.len());
-            for row in page {
-                for (i, v) in row.into_values().into_iter().enumerate() {
-                    values.push(
-                        values::to_target(v, kinds[i], VectorStorage::Blob)
-                            .map_err(|message| value_err(t, i, message))?,
-                    );
-                }
-            }
+            let (values, sum) =
+                convert_page(page, kinds).map_err(|(i, message)| value_err(t, i, message))?;
             Ok::<_, MigrateError>(Some((values, n, last, sum)))
         }
     };
@@ -619,6 +604,22 @@ async fn copy(
         current = next?;
     }
     Ok(source)
+}
+
+/// A page's values converted for the bulk path (vectors stay little-endian
+/// bytes; the INSERT path converts them for the target if bulk is
+/// unavailable), with the checksum of the rows as read (what verification
+/// would compute reading them again). The error: the column and why.
+fn convert_page(page: Vec<Row>, kinds: &[Kind]) -> Result<(Vec<Value>, Checksum), (usize, String)> {
+    let mut sum = Checksum::default();
+    let mut values = Vec::with_capacity(page.len() * kinds.len());
+    for row in page {
+        sum.add(row_hash(kinds, row.values()));
+        for (i, v) in row.into_values().into_iter().enumerate() {
+            values.push(values::to_target(v, kinds[i], VectorStorage::Blob).map_err(|m| (i, m))?);
+        }
+    }
+    Ok((values, sum))
 }
 
 /// The hash of one row's values, normalised by the source's kinds.

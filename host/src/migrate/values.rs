@@ -241,6 +241,19 @@ pub fn vector_of(v: &Value) -> Option<Vec<f32>> {
 pub fn to_target(v: Value, kind: Kind, storage: VectorStorage) -> Result<Value, String> {
     match (kind, v) {
         (_, Value::Null) => Ok(Value::Null),
+        // Little-endian bytes kept as they are: only their length is checked
+        // (no floats decoded on the copy's hot path).
+        (Kind::Vector(dim), Value::Blob(b))
+            if matches!(storage, VectorStorage::Blob) && b.len().is_multiple_of(4) =>
+        {
+            if b.len() / 4 != dim as usize {
+                return Err(format!(
+                    "vector has {} dimensions, the column has {dim}",
+                    b.len() / 4
+                ));
+            }
+            Ok(Value::Blob(b))
+        }
         (Kind::Vector(dim), v) => {
             let floats = vector_of(&v)
                 .ok_or_else(|| format!("a {} value is not a vector", v.kind_name()))?;
