@@ -43,6 +43,11 @@ impl Row {
         &self.values
     }
 
+    /// The values, to change in place (the engines' own conversions).
+    pub(crate) fn values_mut(&mut self) -> &mut [Value] {
+        &mut self.values
+    }
+
     /// Takes the values.
     pub fn into_values(self) -> Vec<Value> {
         self.values.into_vec()

@@ -89,25 +89,56 @@ fn on(sql: &Sql, table: &str) -> impl Fn(Error) -> MigrateError {
 /// Keyset-paged reads of one table in primary-key order (a table without
 /// a primary key: in [`schema::row_locator`] order, the locator read as an
 /// extra last column).
+///
+/// On PostgreSQL, pgvector columns are read through `vector_send` (their
+/// binary form) and handed back as little-endian `f32` blobs, the form a
+/// SQLite side stores and every consumer (checksums, conversions, JSON
+/// Lines) takes: printing and parsing 384 shortest-form floats per row was
+/// most of the time of reading such a table.
 pub(crate) struct Pager {
     first: String,
     next: String,
     keys: Vec<usize>,
+    /// Columns read in pgvector's binary form.
+    binary: Vec<usize>,
 }
 
 impl Pager {
+    /// Pages of `t` on the side whose catalogue `t` was read from (its
+    /// vector columns on PostgreSQL are pgvector columns).
     pub(crate) fn new(t: &TableSchema, page: usize, dialect: Dialect) -> Pager {
-        Pager::with_select(t, &t.select_list(), page, dialect)
+        let binary: Vec<bool> = t
+            .columns
+            .iter()
+            .map(|c| dialect == Dialect::Postgres && matches!(c.kind, Kind::Vector(_)))
+            .collect();
+        Pager::reading(t, page, dialect, &binary)
     }
 
-    /// [`Pager::new`] reading the columns of `t` as `select` (one
-    /// expression per column, in order).
-    pub(crate) fn with_select(
+    /// Pages of `t` reading the columns flagged in `binary` (pgvector
+    /// columns on a PostgreSQL side) in their binary form.
+    pub(crate) fn reading(
         t: &TableSchema,
-        select: &str,
         page: usize,
         dialect: Dialect,
+        binary: &[bool],
     ) -> Pager {
+        let select = t
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if binary.get(i) == Some(&true) {
+                    format!("vector_send({0}) AS {0}", quote(&c.name))
+                } else {
+                    c.select_expr()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let binary = (0..t.columns.len())
+            .filter(|&i| binary.get(i) == Some(&true))
+            .collect();
         let base = format!("SELECT {select} FROM {}", quote(&t.name));
         if t.primary_key.is_empty()
             && let Some((locator, after)) = schema::row_locator(dialect)
@@ -121,6 +152,7 @@ impl Pager {
                 first: format!("{base} ORDER BY {order} LIMIT {page}"),
                 next: format!("{base} WHERE {after} LIMIT {page}"),
                 keys: vec![t.columns.len()],
+                binary,
             };
         }
         let key_list = t
@@ -140,6 +172,7 @@ impl Pager {
             first: format!("{base}{tail}"),
             next: format!("{base} WHERE {cond}{tail}"),
             keys: t.key_positions(),
+            binary,
         }
     }
 
@@ -150,10 +183,25 @@ impl Pager {
         sql: &impl SqlRead,
         after: Option<Vec<Value>>,
     ) -> Result<Vec<Row>> {
-        match after {
-            None => sql.all(&self.first, ()).await,
-            Some(k) => sql.all(&self.next, Params::Positional(k)).await,
+        let mut rows = match after {
+            None => sql.all(&self.first, ()).await?,
+            Some(k) => sql.all(&self.next, Params::Positional(k)).await?,
+        };
+        if !self.binary.is_empty() {
+            let mut le = Vec::new();
+            for row in &mut rows {
+                let values = row.values_mut();
+                for &i in &self.binary {
+                    if let Some(Value::Blob(b)) = values.get_mut(i)
+                        && values::pgvector_binary_to_le(b, &mut le)
+                    {
+                        b.clear();
+                        b.extend_from_slice(&le);
+                    }
+                }
+            }
         }
+        Ok(rows)
     }
 
     /// The key of a row.
@@ -756,11 +804,9 @@ async fn finish(ctx: &Context<'_>, t: &TableSchema) -> Result<(), MigrateError> 
 /// per column, to name the columns that differ when the rows do (a second
 /// hash of every value: only asked for once the rows are known to differ).
 ///
-/// On PostgreSQL, a column that is a pgvector `vector` on `sql` is read
-/// through `vector_send` (its binary form: big-endian `f32`s) instead of as
-/// `[…]` text: printing and parsing 384 shortest-form floats per row was
-/// most of a verification's time. The bytes are hashed as the
-/// little-endian `f32`s the text would have parsed to, bit for bit.
+/// A column that is a pgvector `vector` on `sql` is read in its binary
+/// form ([`Pager`]) and hashed as the little-endian `f32`s its text would
+/// have parsed to, bit for bit (a `bytea` target column holds those bytes).
 pub(crate) async fn checksum(
     sql: &Sql,
     t: &TableSchema,
@@ -768,24 +814,10 @@ pub(crate) async fn checksum(
     by_column: bool,
 ) -> Result<(Checksum, Vec<Checksum>), MigrateError> {
     let binary = binary_vector_columns(sql, t).await?;
-    let select = t
-        .columns
-        .iter()
-        .zip(&binary)
-        .map(|(c, &b)| {
-            if b {
-                format!("vector_send({0}) AS {0}", quote(&c.name))
-            } else {
-                c.select_expr()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    let pager = Pager::with_select(t, &select, page, sql.dialect());
+    let pager = Pager::reading(t, page, sql.dialect(), &binary);
     let kinds: Vec<Kind> = t.columns.iter().map(|c| c.kind).collect();
     let mut sum = Checksum::default();
     let mut per_column = vec![Checksum::default(); if by_column { kinds.len() } else { 0 }];
-    let mut le = Vec::new();
     let err = on(sql, &t.name);
     let mut rows = pager.page(sql, None).await.map_err(&err)?;
     // Each page is hashed while the next one is read (the read is polled
@@ -796,19 +828,10 @@ pub(crate) async fn checksum(
             for row in &rows {
                 let mut h = Hasher128::default();
                 for (i, (k, v)) in kinds.iter().zip(row.values()).enumerate() {
-                    let mut hash = |h: &mut Hasher128| match v {
-                        Value::Blob(b) if binary[i] => {
-                            match values::pgvector_binary_to_le(b, &mut le) {
-                                true => h.field(7, &le),
-                                false => values::hash_value(h, *k, v),
-                            }
-                        }
-                        _ => values::hash_value(h, *k, v),
-                    };
-                    hash(&mut h);
+                    values::hash_value(&mut h, *k, v);
                     if by_column {
                         let mut c = Hasher128::default();
-                        hash(&mut c);
+                        values::hash_value(&mut c, *k, v);
                         per_column[i].add(c.finish());
                     }
                 }

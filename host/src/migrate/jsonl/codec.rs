@@ -36,6 +36,8 @@ pub(super) fn row_line(buf: &mut Vec<u8>, values: &[Value], columns: &[Column]) 
             buf.push(b',');
         }
         match (c.kind, v) {
+            // Little-endian `f32`s already: written as they are.
+            (Kind::Vector(_), Value::Blob(b)) if b.len().is_multiple_of(4) => write_value(buf, v),
             (Kind::Vector(_), Value::Blob(_) | Value::Text(_)) => match values::vector_of(v) {
                 Some(f) => write_value(buf, &Value::from(values::f32_to_blob(&f))),
                 None => write_value(buf, v),
