@@ -563,7 +563,8 @@ pub(crate) async fn migrate_table(
     })
 }
 
-/// Verifies a copied table (both sides re-read: counts and checksums),
+/// Verifies a copied table (counts and checksums: the target re-read, the
+/// source too unless `source` is its checksum taken while copying),
 /// reporting [`Phase::Verify`] then [`Phase::Done`]; the time is added to
 /// the item's duration.
 pub(crate) async fn verify_table(
@@ -628,8 +629,7 @@ async fn copy(
     let mut source = Checksum::default();
     let mut current = fetch(after.take()).await?;
     while let Some((values, n, last, sum)) = current {
-        source.rows += sum.rows;
-        source.sum = source.sum.wrapping_add(sum.sum);
+        source.merge(sum);
         let done = rep.resumed + rep.read + n;
         let checkpoint = crate::params![
             ctx.source_id,

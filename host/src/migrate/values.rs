@@ -156,6 +156,12 @@ impl Checksum {
         self.sum = self.sum.wrapping_add(h);
     }
 
+    /// Adds every row of `other` (the checksum of both multisets together).
+    pub fn merge(&mut self, other: Checksum) {
+        self.rows += other.rows;
+        self.sum = self.sum.wrapping_add(other.sum);
+    }
+
     /// Hex of the sum.
     pub fn hex(&self) -> String {
         format!("{:032x}", self.sum)
