@@ -66,7 +66,7 @@ use strata_plugin::{
     },
 };
 
-use self::{cache::Cache, catalog::Meta, store::Written};
+use self::{cache::Cache, catalog::Meta, search::Vectors, store::Written};
 use crate::{error::map, sql::Shared};
 
 /// A `fetch` of at most this many ids is a point read: it runs inline.
@@ -226,17 +226,18 @@ impl VectorBackend for SqliteVectors {
 
     async fn query(&self, request: QueryRequest) -> PluginResult<Vec<Match>> {
         let meta = self.meta(&request.collection).await?;
+        let load = Vectors::Load(&self.cache);
         if !strata_plugin::runs::is_inline() {
-            return search::query(&self.shared, &self.cache, None, &meta, &request).await;
+            return search::query(&self.shared, load, &meta, &request).await;
         }
         // Placed inline because the cache looked quick to search; it still
         // must be, now that the catalog was read.
         if let Some(ready) = self.cache.loaded_now(&meta) {
-            return search::query(&self.shared, &self.cache, Some(ready), &meta, &request).await;
+            return search::query(&self.shared, Vectors::Held(ready), &meta, &request).await;
         }
         let (shared, cache) = (self.shared.clone(), self.cache.clone());
         strata_plugin::runs::blocking(async move {
-            search::query(&shared, &cache, None, &meta, &request).await
+            search::query(&shared, Vectors::Load(&cache), &meta, &request).await
         })
         .await
     }

@@ -58,13 +58,29 @@ pub(super) fn quick_options(text: &str, default_ef: usize) -> bool {
         .is_ok_and(|o| !o.exact && o.ef_search.unwrap_or(default_ef) <= INLINE_MAX_EF)
 }
 
+/// Where a search reads the collection's vectors.
+pub(super) enum Vectors<'a> {
+    /// A read guard on a cache already found loaded and current (an
+    /// inline query, see [`Cache::loaded_now`]).
+    Held(LoadedGuard),
+    /// The cache, loaded (or reloaded) now if it must be.
+    Load(&'a Cache),
+}
+
+impl Vectors<'_> {
+    async fn guard(self, meta: &Meta) -> PluginResult<LoadedGuard> {
+        match self {
+            Vectors::Held(guard) => Ok(guard),
+            Vectors::Load(cache) => cache.loaded(meta).await,
+        }
+    }
+}
+
 /// The `k` best `(pk, id, score)` for `vector` among the rows passing
-/// `filter`, searched in `ready` when given, else in the cache loaded now.
-#[allow(clippy::too_many_arguments)]
+/// `filter`.
 async fn dense(
     shared: &Shared,
-    cache: &Cache,
-    ready: Option<LoadedGuard>,
+    vectors: Vectors<'_>,
     meta: &Meta,
     vector: &[f32],
     k: usize,
@@ -79,10 +95,7 @@ async fn dense(
             .with_reader(move |c| store::filtered_pks(c, &m, &f))
             .await?
     };
-    let loaded = match ready {
-        Some(loaded) => loaded,
-        None => cache.loaded(meta).await?,
-    };
+    let loaded = vectors.guard(meta).await?;
     let q = loaded.flat.prepare_query(vector);
     let top = loaded.flat.search(
         loaded.index.as_ref(),
@@ -193,8 +206,7 @@ async fn materialise(
 /// [`Cache::loaded_now`]), else in the cache loaded now.
 pub(super) async fn query(
     shared: &Shared,
-    cache: &Cache,
-    ready: Option<LoadedGuard>,
+    vectors: Vectors<'_>,
     meta: &Meta,
     request: &QueryRequest,
 ) -> PluginResult<Vec<Match>> {
@@ -203,8 +215,7 @@ pub(super) async fn query(
     let options = query_options(&request.options_json)?;
     let top = dense(
         shared,
-        cache,
-        ready,
+        vectors,
         meta,
         &request.vector,
         request.top_k as usize,
@@ -256,8 +267,7 @@ pub(super) async fn hybrid(
     let candidates = request.candidates_or_default();
     let dense = dense(
         shared,
-        cache,
-        None,
+        Vectors::Load(cache),
         meta,
         &request.vector,
         candidates,
