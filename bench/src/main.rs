@@ -23,6 +23,7 @@ mod memory;
 mod migrate;
 mod plot;
 mod sql_pg;
+mod sql_sqlite;
 mod vectors;
 
 use std::{
@@ -86,6 +87,11 @@ enum Bench {
         #[command(flatten)]
         args: sql_pg::SqlArgs,
     },
+    /// Ad-hoc SQL on SQLite: host + SQLite plugin vs rusqlite direct.
+    SqlSqlite {
+        #[command(flatten)]
+        args: sql_sqlite::SqlSqliteArgs,
+    },
     /// Agent memory: recall p50/p99 through `strata_memory::Memory` on SQLite or Postgres,
     /// embedding timed apart from search.
     Memory {
@@ -120,6 +126,7 @@ fn main() {
         Bench::Backup { args } => backup::run(args),
         Bench::Migrate { args } => migrate::run(args),
         Bench::Sql { args } => sql_pg::run(args),
+        Bench::SqlSqlite { args } => sql_sqlite::run(args),
         Bench::Memory { args } => memory::run(args),
     }
 }

@@ -116,12 +116,12 @@ impl Side {
 }
 
 /// A statement of the distinct workload: its text with `{t}` for the table.
-struct Record {
-    read: bool,
-    text: String,
+pub(crate) struct Record {
+    pub(crate) read: bool,
+    pub(crate) text: String,
 }
 
-fn distinct_records(n: usize) -> Vec<Record> {
+pub(crate) fn distinct_records(n: usize) -> Vec<Record> {
     let mut rng = StdRng::seed_from_u64(7);
     (0..n)
         .map(|i| {
@@ -164,13 +164,13 @@ fn distinct_records(n: usize) -> Vec<Record> {
 
 /// A statement of the repeated workload.
 #[derive(Clone)]
-enum Op {
+pub(crate) enum Op {
     Get(i32),
     Update(i32, i32),
     Insert(i32, i32, i32, i32, String),
 }
 
-fn repeated_ops(n: usize, prefilled: i32) -> Vec<Op> {
+pub(crate) fn repeated_ops(n: usize, prefilled: i32) -> Vec<Op> {
     let mut rng = StdRng::seed_from_u64(11);
     let mut next = 1_000_000;
     (0..n)
@@ -191,11 +191,11 @@ fn repeated_ops(n: usize, prefilled: i32) -> Vec<Op> {
         .collect()
 }
 
-const GET: &str = "SELECT a, b, c, e FROM {t} WHERE a = $1";
-const UPDATE: &str = "UPDATE {t} SET c = c + $1 WHERE a = $2";
-const INSERT: &str = "INSERT INTO {t}(a, b, c, d, e) VALUES ($1, $2, $3, $4, $5)";
+pub(crate) const GET: &str = "SELECT a, b, c, e FROM {t} WHERE a = $1";
+pub(crate) const UPDATE: &str = "UPDATE {t} SET c = c + $1 WHERE a = $2";
+pub(crate) const INSERT: &str = "INSERT INTO {t}(a, b, c, d, e) VALUES ($1, $2, $3, $4, $5)";
 
-fn host_form(sql: &str) -> String {
+pub(crate) fn host_form(sql: &str) -> String {
     sql.replace("$1", "?")
         .replace("$2", "?")
         .replace("$3", "?")
