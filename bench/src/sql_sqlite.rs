@@ -199,6 +199,9 @@ pub(crate) fn run(args: SqlSqliteArgs) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (plugin_db, direct_db) = (dir.path().join("plugin.db"), dir.path().join("direct.db"));
     let plugin_dir = args.plugin_dir.clone().unwrap_or_else(super::exe_dir);
+    // The config lives in a temporary directory: a relative path would
+    // resolve against it.
+    let plugin_dir = std::fs::canonicalize(&plugin_dir).unwrap_or(plugin_dir);
     let config = dir.path().join("plugins.toml");
     std::fs::write(
         &config,

@@ -7,18 +7,24 @@
 //! out not to be short and finish it on the plugin's blocking pool
 //! ([`strata_plugin::runs::blocking`]) instead:
 //!
-//! - a statement that writes (`INSERT … RETURNING` read with `get`) is
-//!   seen when it is prepared, before it runs;
-//! - a read still running [`INLINE_LIMIT`] after SQLite's first progress
-//!   callback (a `get` of `count(*)` over a big table, a scan of an
-//!   unindexed column) is interrupted by the progress handler every
-//!   connection has ([`install`]) and run again from the start on the pool.
-//!   Only read-only statements are ever interrupted, so running one again
-//!   changes nothing but the time it takes.
+//! - a query that writes (`INSERT … RETURNING` read with `get`) is seen
+//!   when it is prepared, before it runs;
+//! - a statement still running [`INLINE_LIMIT`] after SQLite's first
+//!   progress callback (a `count(*)` over a big table, a scan of an
+//!   unindexed column, an `UPDATE` of many rows) is interrupted by the
+//!   progress handler every connection has ([`install`]) and run again from
+//!   the start on the pool. Reads are read-only; an inline `run` is one
+//!   statement in autocommit mode, which SQLite rolls back whole when
+//!   interrupted. So running one again changes nothing but the time it
+//!   takes;
+//! - an inline `run` never waits for a lock: it fails fast when another
+//!   process holds the database (nothing written) and waits on the pool;
+//! - an inline commit never checkpoints the WAL: the writer's [`wal_hook`]
+//!   replaces SQLite's automatic checkpoint and leaves it to the pool.
 
-use std::{cell::Cell, time::Duration, time::Instant};
+use std::{cell::Cell, ffi::c_int, time::Duration, time::Instant};
 
-use rusqlite::Connection;
+use rusqlite::{Connection, hooks::Wal};
 use strata_plugin::PluginResult;
 
 use crate::error::map;
@@ -78,6 +84,14 @@ fn over_limit() -> bool {
 /// interrupt, is discarded; run it again with
 /// [`strata_plugin::runs::blocking`]).
 pub(crate) fn bounded<T>(f: impl FnOnce() -> T) -> Option<T> {
+    let (out, tripped) = bounded_outcome(f);
+    (!tripped).then_some(out)
+}
+
+/// [`bounded`] that hands back what `f` returned and whether the limit
+/// tripped (a write judges its outcome itself: one that returned `Ok`
+/// committed, one interrupted was rolled back).
+pub(crate) fn bounded_outcome<T>(f: impl FnOnce() -> T) -> (T, bool) {
     /// Disarms the deadline however `f` ends, so a panic (caught by the
     /// kit) leaves no armed deadline behind on the caller's thread.
     struct Disarm;
@@ -90,7 +104,41 @@ pub(crate) fn bounded<T>(f: impl FnOnce() -> T) -> Option<T> {
     let _disarm = Disarm;
     let out = f();
     let tripped = DEADLINE.with(|d| matches!(d.get(), Deadline::Tripped));
-    (!tripped).then_some(out)
+    (out, tripped)
+}
+
+/// WAL pages past which a commit checkpoints (SQLite's own default).
+const AUTO_CHECKPOINT_PAGES: c_int = 1000;
+
+thread_local! {
+    /// An inline write's commit left the WAL past [`AUTO_CHECKPOINT_PAGES`].
+    static CHECKPOINT_DUE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The writer's WAL hook, in place of SQLite's automatic checkpoint: after
+/// a commit that leaves [`AUTO_CHECKPOINT_PAGES`] or more in the WAL, a
+/// passive checkpoint, as SQLite's would run. Except inside [`bounded`]
+/// (an inline write on the caller's thread): a checkpoint copies and syncs
+/// megabytes, so it is only noted ([`take_checkpoint_due`]) for the
+/// blocking pool to run.
+pub(crate) fn wal_hook(wal: &Wal, pages: c_int) -> rusqlite::Result<()> {
+    if pages < AUTO_CHECKPOINT_PAGES {
+        return Ok(());
+    }
+    if DEADLINE.with(|d| matches!(d.get(), Deadline::Off)) {
+        // As SQLite's own hook: a checkpoint that cannot finish now (a
+        // reader holds an old snapshot) is not the commit's error.
+        let _ = wal.checkpoint();
+    } else {
+        CHECKPOINT_DUE.with(|c| c.set(true));
+    }
+    Ok(())
+}
+
+/// Whether an inline write on this thread left a checkpoint to run (and
+/// forgets it).
+pub(crate) fn take_checkpoint_due() -> bool {
+    CHECKPOINT_DUE.with(|c| c.replace(false))
 }
 
 #[cfg(test)]

@@ -372,6 +372,11 @@ fn open_connection(
         }
         conn.pragma_update(None, "synchronous", cfg.synchronous.pragma())
             .map_err(map)?;
+        if file.is_some() {
+            // Checkpoints as SQLite's automatic ones, but never on the
+            // caller's thread of an inline write (`crate::inline`).
+            conn.wal_hook(Some(inline::wal_hook));
+        }
     }
     conn.pragma_update(None, "foreign_keys", cfg.foreign_keys)
         .map_err(map)?;
@@ -517,10 +522,6 @@ fn is_readonly(conn: &Connection, sql: &str) -> PluginResult<bool> {
     Ok(prepared.readonly())
 }
 
-/// Queries with at most this many rows asked for (`get` asks for 1) are
-/// point reads: they run inline.
-const INLINE_MAX_ROWS: u64 = 16;
-
 /// The SQL handle of one backend.
 pub(crate) struct SqliteSql {
     pub(crate) shared: Arc<Shared>,
@@ -557,6 +558,49 @@ impl SqliteSql {
         let outcome = inline::bounded(|| read_on(&reader, stmt, max_rows));
         shared.return_reader(reader);
         outcome.transpose().map(Option::flatten)
+    }
+
+    /// One statement on the writer, on the caller's thread, when that is
+    /// short: the writer is free right now, outside a transaction
+    /// (autocommit, so an interrupted statement leaves nothing behind), the
+    /// database not locked by another process (no busy wait here), and the
+    /// statement done within [`inline::INLINE_LIMIT`]. `None`: none of it
+    /// was written; run it on the pool, where it may wait.
+    fn run_inline(&self, stmt: &Statement) -> Option<PluginResult<RunResult>> {
+        let shared = &self.shared;
+        if let Err(e) = shared.check_open() {
+            return Some(Err(e));
+        }
+        let guard = shared.writer.clone().try_lock_owned().ok()?;
+        let conn = guard.as_ref()?;
+        if !conn.is_autocommit() {
+            return None;
+        }
+        conn.busy_timeout(Duration::ZERO).ok()?;
+        let (outcome, tripped) = inline::bounded_outcome(|| run_on(conn, stmt));
+        // (`sqlite3_busy_timeout` fails only on a closed handle.)
+        let _ = conn.busy_timeout(Duration::from_millis(shared.cfg.busy_timeout_ms.into()));
+        if inline::take_checkpoint_due() {
+            let shared = shared.clone();
+            strata_plugin::runs::detach(async move {
+                let _ = strata_plugin::runs::blocking(async move {
+                    shared
+                        .with_writer(|c| {
+                            c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                                .map_err(map)
+                        })
+                        .await
+                })
+                .await;
+            });
+        }
+        match outcome {
+            Ok(result) => Some(Ok(result)),
+            // Interrupted (rolled back) or locked before writing: nothing
+            // was written.
+            Err(e) if tripped || e.kind() == ErrorKind::Busy => None,
+            Err(e) => Some(Err(e)),
+        }
     }
 
     /// [`read_inline`](Self::read_inline) in memory, on the one connection:
@@ -597,9 +641,9 @@ impl SqlBackend for SqliteSql {
     ///
     /// | call | runs | why |
     /// |---|---|---|
-    /// | `query` of at most 16 rows (`get`) | inline | a point read takes microseconds, less than a thread hop; a statement that writes, or a read past 1 ms, moves to the pool ([`crate::inline`]) |
-    /// | `query` of all rows (`all`) | blocking pool | the result may be any size |
-    /// | `exec`, `run`, `bulk_write` | blocking pool | writes: they wait for fsync, for the database lock (`busy_timeout_ms`), and may be long (`VACUUM INTO`, a migration) |
+    /// | `query` (`get`, `all`) | inline | a read of a few rows takes microseconds, less than a thread hop (~50 µs here); a statement that writes, or a read past 1 ms, moves to the pool ([`crate::inline`]) |
+    /// | `run` | inline, when the writer is free, outside a transaction and the file not locked by another process | one short write: a thread hop would cost several times the statement. One past 1 ms is interrupted (rolled back: autocommit) and run again on the pool; a lock held elsewhere sends it to the pool to wait there; a commit that would checkpoint leaves the checkpoint to the pool ([`crate::inline`]) |
+    /// | `exec`, `bulk_write` | blocking pool | scripts and batches: they may be long (`VACUUM INTO`, a migration), and a script interrupted half-way could not be run again |
     /// | `begin` | blocking pool | `BEGIN IMMEDIATE` waits for other processes' writers |
     /// | `stream` | blocking pool | prepares the statement; its batches are read by the cursor's own thread |
     /// | `close` | blocking pool | waits for the writer, closes the files |
@@ -608,7 +652,7 @@ impl SqlBackend for SqliteSql {
     /// cursor's `next` runs inline, since its cursor thread does the work.
     fn runs(&self, call: SqlCall<'_>) -> Runs {
         match call {
-            SqlCall::Query(_, 1..=INLINE_MAX_ROWS) => Runs::Inline,
+            SqlCall::Query(..) | SqlCall::Run(_) => Runs::Inline,
             _ => Runs::Blocking,
         }
     }
@@ -620,6 +664,16 @@ impl SqlBackend for SqliteSql {
     }
 
     async fn run(&self, stmt: Statement) -> PluginResult<RunResult> {
+        if strata_plugin::runs::is_inline() {
+            if let Some(result) = self.run_inline(&stmt) {
+                return result;
+            }
+            let shared = self.shared.clone();
+            return Box::pin(strata_plugin::runs::blocking(async move {
+                shared.with_writer(|c| run_on(c, &stmt)).await
+            }))
+            .await;
+        }
         self.shared.with_writer(|c| run_on(c, &stmt)).await
     }
 
