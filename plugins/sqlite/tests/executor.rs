@@ -1,9 +1,10 @@
 //! Long calls leave the caller's executor free, through the loaded `.so`.
 //!
 //! SQLite is synchronous: a call holds its thread until SQLite returns. So
-//! the plugin runs every call but a point read and a vector query answered
-//! from memory on its own blocking pool (`SqliteSql::runs` and
-//! `SqliteVectors::runs`), and a backup, a
+//! the plugin runs on its own blocking pool every call but the short ones
+//! (reads and single writes that finish within 1 ms, a vector query
+//! answered from memory; `SqliteSql::runs` and `SqliteVectors::runs`),
+//! which move there when they turn out long, and a backup, a
 //! collection load or an index build cannot freeze an application on a
 //! one-thread runtime. Each case below runs one long call on a
 //! current-thread runtime while a ticker task on the same runtime wakes
