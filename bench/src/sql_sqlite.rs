@@ -160,7 +160,7 @@ fn row(side: &str, records: usize, total: Duration, plugin: Duration) -> String 
 
 fn table(title: &str, records: usize, plugin: Duration, direct: Duration) -> String {
     format!(
-        "#### {title}\n\n| side | records | seconds | records/s | mean µs | throughput ÷ plugin's |\n|---|---|---|---|---|---|\n{}{}\nplugin ÷ rusqlite throughput: **{:.2}×** ({:+.2} µs per record)\n",
+        "#### {title}\n\n| side | records | seconds | records/s | mean µs | time ÷ plugin's |\n|---|---|---|---|---|---|\n{}{}\nplugin ÷ rusqlite throughput: **{:.2}×** ({:+.2} µs per record)\n",
         row("strata host + libstrata_sqlite.so", records, plugin, plugin),
         row("rusqlite direct", records, direct, plugin),
         direct.as_secs_f64() / plugin.as_secs_f64(),

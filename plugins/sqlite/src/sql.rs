@@ -548,12 +548,25 @@ impl SqliteSql {
         }
     }
 
-    /// A point read on a reader, on the caller's thread: `None` when it
-    /// turned out to write or to be long (see `crate::inline`), for the pool
-    /// to run.
+    /// A read on the caller's thread: `None` when it turned out to write or
+    /// to be long (see `crate::inline`), for the pool to run.
+    ///
+    /// On the writer connection when it is free and outside a transaction
+    /// (held at most the 1 ms an inline read may take), else on a reader.
+    /// The writer's page cache is current after its own writes, while a
+    /// reader's must read again every page a write changed: in a loop of
+    /// writes and reads that cost ~1.5 µs a read (`strata-bench
+    /// sql-sqlite`, repeated texts 0.65–0.71× → 0.83–0.84× of rusqlite).
     fn read_inline(&self, stmt: &Statement, max_rows: u64) -> PluginResult<Option<Rows>> {
         let shared = &self.shared;
         shared.check_open()?;
+        if let Ok(guard) = shared.writer.clone().try_lock_owned()
+            && let Some(conn) = guard.as_ref().filter(|c| c.is_autocommit())
+        {
+            return inline::bounded(|| read_on(conn, stmt, max_rows))
+                .transpose()
+                .map(Option::flatten);
+        }
         let reader = shared.take_reader()?;
         let outcome = inline::bounded(|| read_on(&reader, stmt, max_rows));
         shared.return_reader(reader);
