@@ -222,6 +222,9 @@ fn sql_get(
 
     // Plugin path: host front end -> loaded libstrata_sqlite.so.
     let plugin_dir = plugin_dir.unwrap_or_else(exe_dir);
+    // The config lives in a temporary directory: a relative path would
+    // resolve against it.
+    let plugin_dir = std::fs::canonicalize(&plugin_dir).unwrap_or(plugin_dir);
     let lib = plugin_dir.join(library_file_name("sqlite"));
     let config = dir.path().join("plugins.toml");
     std::fs::write(
