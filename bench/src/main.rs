@@ -131,6 +131,19 @@ fn main() {
     }
 }
 
+/// Appends `report` to the Markdown file `out` (the `--out` of every
+/// benchmark), after a blank line.
+fn append_report(out: &std::path::Path, report: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(out)
+        .unwrap_or_else(|e| panic!("opening {}: {e}", out.display()));
+    writeln!(f, "\n{report}").unwrap_or_else(|e| panic!("writing {}: {e}", out.display()));
+    println!("appended to {}", out.display());
+}
+
 fn exe_dir() -> PathBuf {
     std::env::current_exe()
         .ok()
@@ -314,18 +327,10 @@ fn sql_get(
     );
     println!("{table}");
     if let Some(out) = out {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&out)
-            .expect("open output");
-        writeln!(
-            f,
-            "\n### sql-get ({rows} rows, {reads} reads × {rounds} rounds)\n\n{table}"
-        )
-        .expect("write output");
-        println!("appended to {}", out.display());
+        append_report(
+            &out,
+            &format!("### sql-get ({rows} rows, {reads} reads × {rounds} rounds)\n\n{table}"),
+        );
     }
     rt.block_on(strata.close()).expect("close");
 }

@@ -545,13 +545,6 @@ pub(crate) fn run(args: MemoryArgs) {
     }
     println!("{report}");
     if let Some(out) = &args.out {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(out)
-            .expect("open output");
-        f.write_all(report.as_bytes()).expect("write output");
-        println!("appended to {}", out.display());
+        super::append_report(out, &report);
     }
 }

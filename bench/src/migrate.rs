@@ -353,13 +353,7 @@ pub(crate) fn run(args: MigrateArgs) {
     );
     println!("{table}");
     if let Some(out) = args.out {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&out)
-            .expect("open output");
-        writeln!(f, "{table}").expect("write");
+        super::append_report(&out, &table);
     }
 }
 

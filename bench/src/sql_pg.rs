@@ -684,14 +684,7 @@ pub(crate) fn run(args: SqlArgs) {
         );
         println!("{report}");
         if let Some(out) = &args.out {
-            use std::io::Write;
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(out)
-                .expect("open --out");
-            writeln!(f, "\n{report}").expect("write --out");
-            println!("appended to {}", out.display());
+            super::append_report(out, &report);
         }
         cl.tpg
             .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))

@@ -303,14 +303,7 @@ pub(crate) fn run(args: SqlSqliteArgs) {
         );
         println!("{report}");
         if let Some(out) = &args.out {
-            use std::io::Write;
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(out)
-                .expect("open --out");
-            writeln!(f, "\n{report}").expect("write --out");
-            println!("appended to {}", out.display());
+            super::append_report(out, &report);
         }
         sql.close().await.expect("close");
     });
