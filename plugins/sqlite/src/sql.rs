@@ -633,8 +633,15 @@ impl SqliteSql {
         match outcome {
             Ok(result) => Some(Ok(result)),
             // Interrupted (rolled back) or locked before writing: nothing
-            // was written.
-            Err(e) if tripped || e.kind() == ErrorKind::Busy => None,
+            // was written. (SQLite ends the statement's own transaction;
+            // should one be left open all the same, it is rolled back here,
+            // so the pool's run starts clean.)
+            Err(e) if tripped || e.kind() == ErrorKind::Busy => {
+                if !conn.is_autocommit() {
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
+                None
+            }
             Err(e) => Some(Err(e)),
         }
     }
