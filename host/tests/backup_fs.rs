@@ -1,0 +1,210 @@
+//! Backups of a real SQLite database (the loaded SQLite plugin) to a
+//! directory through the loaded fs plugin: no server, the same backup
+//! manager as S3. The files on disk are checked as a user would see them.
+
+use std::path::{Path, PathBuf};
+
+use strata_host::{
+    Backend, ErrorKind, Plugin, Strata,
+    backup::{BackupManager, Which},
+    loader::built_plugin,
+};
+
+struct Env {
+    dir: tempfile::TempDir,
+    strata: Strata,
+}
+
+/// A `plugins.toml` with a SQLite backend `local` (the `sql` role) and an
+/// fs backend `disk` (the `backup` role) on `DIR/backups` (given relative:
+/// it resolves against the directory of `plugins.toml`).
+fn env(backup_table: &str) -> Env {
+    let plugin_dir = built_plugin("fs")
+        .expect("build the plugins first: cargo build --release --workspace")
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    built_plugin("sqlite").expect("libstrata_sqlite.so is built");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plugins.toml");
+    let text = format!(
+        r#"plugin_dirs = ["{plugins}"]
+[backends.local]
+plugin = "sqlite"
+config = {{ path = "brain.sqlite" }}
+[backends.disk]
+plugin = "fs"
+config = {{ root = "backups" }}
+[roles]
+sql = "local"
+backup = "disk"
+[backup]
+{backup_table}
+"#,
+        plugins = plugin_dir.display(),
+    );
+    std::fs::write(&file, text).unwrap();
+    let strata = Strata::load(&file).unwrap();
+    Env { dir, strata }
+}
+
+impl Env {
+    /// Where backup `ts` of backend `local` is on disk, with extension `ext`.
+    fn file(&self, ts: &str, ext: &str) -> PathBuf {
+        self.dir
+            .path()
+            .join(format!("backups/backups%/local%/{ts}.{ext}"))
+    }
+}
+
+/// Opens `path` read-only through the SQLite plugin: `(integrity_check, rows of t)`.
+async fn inspect(path: &Path) -> (String, i64) {
+    let plugin = Plugin::load(built_plugin("sqlite").unwrap()).unwrap();
+    let cfg = serde_json::json!({ "path": path.display().to_string(), "read_only": true });
+    let b = Backend::open("inspect", plugin, Path::new("inspect.toml"), &cfg)
+        .await
+        .unwrap();
+    let sql = b.sql().unwrap();
+    let row = sql
+        .get("SELECT (SELECT integrity_check FROM pragma_integrity_check) AS c, count(*) AS n FROM t", ())
+        .await
+        .unwrap()
+        .unwrap();
+    let out = (row.get("c").unwrap(), row.get("n").unwrap());
+    b.close().await.unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_to_a_directory_keep_verify_and_restore_their_moment() {
+    let env = env("keep = 2");
+    let sql = env.strata.sql().await.unwrap();
+    sql.exec(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+         INSERT INTO t SELECT i, hex(randomblob(64)) FROM n;",
+    )
+    .await
+    .unwrap();
+    let manager = BackupManager::new(&env.strata).unwrap();
+    let mut made = Vec::new();
+    for extra in [0, 500, 700] {
+        sql.run(
+            "INSERT INTO t (body) SELECT hex(randomblob(64)) FROM t LIMIT ?",
+            [extra],
+        )
+        .await
+        .unwrap();
+        let report = manager.backup_now().await.unwrap();
+        let ts = report.manifest.timestamp.clone();
+        // The object and its manifest are plain files under the root,
+        // named like their keys, of the size the manifest records.
+        let object = env.file(&ts, "sqlite.zst");
+        assert_eq!(
+            std::fs::metadata(&object).unwrap().len(),
+            report.manifest.object_size,
+            "{}",
+            object.display()
+        );
+        assert!(env.file(&ts, "manifest.json").is_file());
+        made.push(ts);
+    }
+    // keep = 2: the oldest is gone from the listing and from the disk.
+    let kept: Vec<String> = manager
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| b.timestamp)
+        .collect();
+    assert_eq!(kept, made[1..].to_vec());
+    assert!(!env.file(&made[0], "sqlite.zst").exists());
+    assert!(!env.file(&made[0], "manifest.json").exists());
+    assert!(
+        manager
+            .verify()
+            .await
+            .unwrap()
+            .iter()
+            .all(|v| v.problems.is_empty())
+    );
+
+    // One flipped byte on disk: verify names the backup, its restore
+    // fails and writes nothing.
+    let newest = env.file(&made[2], "sqlite.zst");
+    let mut bytes = std::fs::read(&newest).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    std::fs::write(&newest, bytes).unwrap();
+    let bad: Vec<_> = manager
+        .verify()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|v| !v.problems.is_empty())
+        .collect();
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert_eq!(bad[0].timestamp, made[2]);
+    assert!(bad[0].problems.join(" ").contains("sha256"), "{bad:?}");
+    let target = env.dir.path().join("restored.sqlite");
+    let e = manager
+        .restore(&Which::Timestamp(made[2].clone()), Some(&target), false)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(!target.exists());
+
+    // The middle backup restores its own moment: 2000 + 500 rows.
+    manager
+        .restore(&Which::Timestamp(made[1].clone()), Some(&target), false)
+        .await
+        .unwrap();
+    assert_eq!(inspect(&target).await, ("ok".to_string(), 2500));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_a_killed_process_left_is_listed_and_aborted_by_the_next_backup() {
+    let env = env("keep = 3\nstale_upload_age = \"0s\"");
+    let blobs = env.strata.blobs().await.unwrap();
+    let key = "backups/local/20990101T000000.000Z.sqlite.zst";
+    let mut w = blobs.writer(key).await.unwrap();
+    w.write(vec![7u8; 3 << 20]).await.unwrap();
+    // Never completed, aborted or dropped: what a killed process leaves.
+    std::mem::forget(w);
+    let open = blobs
+        .pending_uploads("")
+        .await
+        .unwrap()
+        .expect("fs lists uploads");
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0].key, key);
+    assert!(open[0].initiated_ms.is_some());
+    let staged = env.dir.path().join("backups/.strata/uploads");
+    assert_eq!(
+        std::fs::read_dir(&staged).unwrap().count(),
+        2,
+        "bytes and key"
+    );
+    // Not an object: no listing shows it.
+    assert!(blobs.list("").await.unwrap().is_empty());
+
+    let sql = env.strata.sql().await.unwrap();
+    sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY); INSERT INTO t VALUES (1);")
+        .await
+        .unwrap();
+    let report = BackupManager::new(&env.strata)
+        .unwrap()
+        .backup_now()
+        .await
+        .unwrap();
+    let aborted: Vec<&str> = report
+        .stale_uploads
+        .aborted
+        .iter()
+        .map(|u| u.key.as_str())
+        .collect();
+    assert_eq!(aborted, [key]);
+    assert!(blobs.pending_uploads("").await.unwrap().unwrap().is_empty());
+    assert_eq!(std::fs::read_dir(&staged).unwrap().count(), 0);
+    assert!(!blobs.exists(key).await.unwrap());
+}
