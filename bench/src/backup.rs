@@ -15,6 +15,12 @@
 //! - **restore (baseline)**: the same download + zstd into a file, nothing
 //!   checked, no fsync.
 //!
+//! With `--store fs` the backup store is a directory on the same disk
+//! through the fs plugin (`libstrata_fs.so`): no S3 server in the way, so
+//! the time is strata's own. That run adds a second baseline, the
+//! command-line tools: `cp` + `zstd -3 -T1` to back up, `zstd -d` +
+//! `sync` to restore (no hashes, no checks).
+//!
 //! MB/s is database-file megabytes (10^6 bytes) per second of wall time.
 
 use std::{path::PathBuf, time::Instant};
@@ -39,6 +45,10 @@ pub(crate) struct BackupArgs {
     /// Rows of the table (pg).
     #[arg(long, default_value_t = 1_000_000)]
     rows: u64,
+    /// Where backups go: `s3` (the S3 plugin; needs an endpoint) or `fs` (a
+    /// directory under --dir through the fs plugin, no server).
+    #[arg(long, default_value = "s3")]
+    store: String,
     /// S3 endpoint (default: $S3_ENDPOINT, e.g. moto from scripts/servers/moto.sh).
     #[arg(long)]
     endpoint: Option<String>,
@@ -116,11 +126,21 @@ pub(crate) fn run(args: BackupArgs) {
 }
 
 async fn run_async(args: BackupArgs) {
+    let local = match args.store.as_str() {
+        "s3" => false,
+        "fs" => true,
+        other => panic!("--store {other}: expected s3 or fs"),
+    };
     let endpoint = args
         .endpoint
         .clone()
         .or_else(|| std::env::var("S3_ENDPOINT").ok())
-        .expect("set --endpoint or S3_ENDPOINT (scripts/servers/moto.sh start; eval \"$(scripts/servers/moto.sh env)\")");
+        .unwrap_or_default();
+    if !local && endpoint.is_empty() {
+        panic!(
+            "set --endpoint or S3_ENDPOINT (scripts/servers/moto.sh start; eval \"$(scripts/servers/moto.sh env)\"), or use --store fs"
+        );
+    }
     let bucket = args
         .bucket
         .clone()
@@ -146,14 +166,25 @@ async fn run_async(args: BackupArgs) {
             .unwrap_or_default()
             .as_millis()
     );
+    let store_dir = dir.join("bench-backup-store");
+    let archive = if local {
+        let _ = std::fs::remove_dir_all(&store_dir);
+        format!(
+            "plugin = \"fs\"\nconfig = {{ root = \"{}\" }}",
+            store_dir.display()
+        )
+    } else {
+        format!(
+            "plugin = \"s3\"\nconfig = {{ bucket = \"{bucket}\", endpoint = \"{endpoint}\", region = \"us-east-1\", prefix = \"{prefix}\" }}"
+        )
+    };
     let toml = format!(
         r#"plugin_dirs = ["{plugins}"]
 [backends.local]
 plugin = "sqlite"
 config = {{ path = "{db}" }}
 [backends.archive]
-plugin = "s3"
-config = {{ bucket = "{bucket}", endpoint = "{endpoint}", region = "us-east-1", prefix = "{prefix}" }}
+{archive}
 [roles]
 sql = "local"
 backup = "archive"
@@ -179,7 +210,8 @@ compression = "zstd"
 
     let strata = Strata::load(&config).expect("load the config");
     let manager = BackupManager::new(&strata).expect("backup manager");
-    let blobs = strata.blobs().await.expect("the S3 backend");
+    let blobs = strata.blobs().await.expect("the backup store");
+    let tools_backup = local.then(|| tools_backup(&db, &dir)).flatten();
 
     // Baseline backup: plain file copy + the same zstd + upload.
     eprintln!("baseline backup (file copy + zstd + upload) …");
@@ -199,7 +231,6 @@ compression = "zstd"
     let t = Instant::now();
     let report = manager.backup_now().await.expect("backup");
     let ours_backup = t.elapsed().as_secs_f64();
-    strata.close().await.expect("close");
 
     // Baseline restore: download + zstd into a file.
     eprintln!("baseline restore (download + zstd) …");
@@ -211,9 +242,12 @@ compression = "zstd"
         .expect("baseline download");
     let base_restore = t.elapsed().as_secs_f64();
 
+    let tools_restore = tools_backup.as_ref().and_then(|_| tools_restore(&dir));
+
     // strata restore.
     eprintln!("strata restore (download + sha256 + zstd + fsync + integrity_check + rename) …");
     let target = dir.join("restored.sqlite");
+    let _ = std::fs::remove_file(&target);
     let t = Instant::now();
     let restored = manager
         .restore(
@@ -234,6 +268,7 @@ compression = "zstd"
         }
     }
 
+    strata.close().await.expect("close");
     let m = &report.manifest;
     let backup_ratio = base_backup / ours_backup;
     let restore_ratio = base_restore / ours_restore;
@@ -267,9 +302,66 @@ compression = "zstd"
         restored.download_secs,
         restored.check_secs,
     );
+    let mut table = table;
+    if let (Some(b), Some(r)) = (tools_backup, tools_restore) {
+        table.push_str(&format!(
+            "\nAgainst the command-line tools (no hashes, no checks; same disk):\n\n\
+             | | strata | tools | strata / tools throughput |\n\
+             |---|---|---|---|\n\
+             | backup | {ours_backup:.2} s | `cp` + `zstd -3 -T1` {b:.2} s | {:.2}× |\n\
+             | restore | {ours_restore:.2} s | `zstd -d` + `sync` {r:.2} s | {:.2}× |\n",
+            b / ours_backup,
+            r / ours_restore,
+        ));
+    }
     println!("{table}");
     if let Some(out) = args.out {
-        std::fs::write(&out, table).expect("write --out");
-        eprintln!("wrote {}", out.display());
+        super::append_report(&out, &format!("{} store:\n\n{table}", args.store));
     }
+}
+
+/// Runs `cmd` through `sh -c` in `dir`; its wall time, or `None` (with a
+/// note) when it fails, e.g. without a `zstd` binary.
+fn timed_shell(dir: &std::path::Path, cmd: &str) -> Option<f64> {
+    let t = Instant::now();
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .current_dir(dir)
+        .status();
+    match status {
+        Ok(s) if s.success() => Some(t.elapsed().as_secs_f64()),
+        other => {
+            eprintln!("skipping the tools baseline: `{cmd}` gave {other:?}");
+            None
+        }
+    }
+}
+
+/// The tools' backup: `cp` of the database, then `zstd -3` on one thread
+/// (what strata's compression uses), into `dir`.
+fn tools_backup(db: &std::path::Path, dir: &std::path::Path) -> Option<f64> {
+    eprintln!("tools backup (cp + zstd -3 -T1) …");
+    let secs = timed_shell(
+        dir,
+        &format!(
+            "cp '{}' tools.sqlite && zstd -q -f -3 -T1 tools.sqlite -o tools.sqlite.zst",
+            db.display()
+        ),
+    );
+    let _ = std::fs::remove_file(dir.join("tools.sqlite"));
+    secs
+}
+
+/// The tools' restore: `zstd -d` of the tools' object, then `sync` of the file.
+fn tools_restore(dir: &std::path::Path) -> Option<f64> {
+    eprintln!("tools restore (zstd -d + sync) …");
+    let secs = timed_shell(
+        dir,
+        "zstd -q -f -d tools.sqlite.zst -o tools-restored.sqlite && sync tools-restored.sqlite",
+    );
+    for f in ["tools.sqlite.zst", "tools-restored.sqlite"] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+    secs
 }

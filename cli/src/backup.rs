@@ -254,8 +254,13 @@ pub(crate) async fn run(strata: &Strata, args: BackupArgs) -> Result<ExitCode> {
             let r = manager
                 .restore(&Which::parse(&which), to.as_deref(), force)
                 .await?;
+            let check = if r.checked_at_backup {
+                "integrity_check ok when the backup was taken, same SHA-256".to_string()
+            } else {
+                format!("integrity_check ok ({:.2} s)", r.check_secs)
+            };
             println!(
-                "restored backup {} ({}) to {}{}: integrity_check ok, download {:.2} s, check {:.2} s",
+                "restored backup {} ({}) to {}{}: {check}, download {:.2} s",
                 r.manifest.timestamp,
                 mb(r.manifest.snapshot_size),
                 r.path.display(),
@@ -265,7 +270,6 @@ pub(crate) async fn run(strata: &Strata, args: BackupArgs) -> Result<ExitCode> {
                     ""
                 },
                 r.download_secs,
-                r.check_secs
             );
         }
         BackupCommand::Prune => {

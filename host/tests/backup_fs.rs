@@ -4,9 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest, Sha256};
 use strata_host::{
     Backend, ErrorKind, Plugin, Strata,
-    backup::{BackupManager, Which},
+    backup::{BackupError, BackupManager, Manifest, Which},
     loader::built_plugin,
 };
 
@@ -97,6 +98,8 @@ async fn backups_to_a_directory_keep_verify_and_restore_their_moment() {
         .unwrap();
         let report = manager.backup_now().await.unwrap();
         let ts = report.manifest.timestamp.clone();
+        // Checked while it was compressed.
+        assert_eq!(report.manifest.integrity_check.as_deref(), Some("ok"));
         // The object and its manifest are plain files under the root,
         // named like their keys, of the size the manifest records.
         let object = env.file(&ts, "sqlite.zst");
@@ -154,12 +157,117 @@ async fn backups_to_a_directory_keep_verify_and_restore_their_moment() {
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
     assert!(!target.exists());
 
-    // The middle backup restores its own moment: 2000 + 500 rows.
-    manager
+    // The middle backup restores its own moment: 2000 + 500 rows, with
+    // no second integrity check (the bytes are the checked snapshot's).
+    let restored = manager
         .restore(&Which::Timestamp(made[1].clone()), Some(&target), false)
         .await
         .unwrap();
+    assert!(restored.checked_at_backup);
+    assert_eq!(restored.check_secs, 0.0);
     assert_eq!(inspect(&target).await, ("ok".to_string(), 2500));
+}
+
+/// `t` with an index `ti` that SQLite believes is on `b` but holds the
+/// values of `a`: readable, copied as is by `VACUUM INTO`, and reported by
+/// `PRAGMA integrity_check` ("row 1 missing from index ti").
+const DAMAGE: &str = "CREATE TABLE t (a INTEGER, b INTEGER);
+     CREATE INDEX ti ON t (a);
+     WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100)
+     INSERT INTO t SELECT i, 1000 - i FROM n;
+     PRAGMA writable_schema = ON;
+     UPDATE sqlite_schema SET sql = 'CREATE INDEX ti ON t (b)' WHERE name = 'ti';
+     PRAGMA writable_schema = OFF;";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_database_is_refused_at_backup_and_nothing_is_stored() {
+    let env = env("keep = 3");
+    let sql = env.strata.sql().await.unwrap();
+    sql.exec(DAMAGE).await.unwrap();
+    let manager = BackupManager::new(&env.strata).unwrap();
+    let e = manager.backup_now().await.unwrap_err();
+    assert!(
+        matches!(&e, BackupError::SourceDamaged { backend, result }
+            if backend == "local" && result.contains("missing from index ti")),
+        "{e}"
+    );
+    assert!(e.to_string().contains("no backup was stored"), "{e}");
+    // Neither object nor manifest: nothing to list, nothing on disk.
+    assert!(manager.list().await.unwrap().is_empty());
+    let blobs = env.strata.blobs().await.unwrap();
+    assert!(blobs.list("").await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_whose_manifest_records_no_check_is_checked_at_restore() {
+    // What an earlier strata wrote: a manifest without `integrity_check`,
+    // here of a damaged database. The restore's own check refuses it.
+    let env = env("keep = 3");
+    let sql = env.strata.sql().await.unwrap();
+    sql.exec("CREATE TABLE ok (id INTEGER PRIMARY KEY)")
+        .await
+        .unwrap();
+    let manager = BackupManager::new(&env.strata).unwrap();
+    let good = manager.backup_now().await.unwrap().manifest;
+
+    let damaged = env.dir.path().join("damaged.sqlite");
+    {
+        let plugin = Plugin::load(built_plugin("sqlite").unwrap()).unwrap();
+        let cfg = serde_json::json!({ "path": damaged.display().to_string() });
+        let b = Backend::open("damaged", plugin, Path::new("x.toml"), &cfg)
+            .await
+            .unwrap();
+        b.sql().unwrap().exec(DAMAGE).await.unwrap();
+        b.sql()
+            .unwrap()
+            .exec("PRAGMA wal_checkpoint(TRUNCATE)")
+            .await
+            .unwrap();
+        b.close().await.unwrap();
+    }
+    let snapshot = std::fs::read(&damaged).unwrap();
+    let object = zstd::encode_all(&snapshot[..], 3).unwrap();
+    let ts = "20300101T000000.000Z";
+    let mut m: Manifest = good.clone();
+    m.timestamp = ts.into();
+    m.object_key = format!("backups/local/{ts}.sqlite.zst");
+    m.object_size = object.len() as u64;
+    m.object_sha256 = hex::encode(Sha256::digest(&object));
+    m.snapshot_size = snapshot.len() as u64;
+    m.snapshot_sha256 = hex::encode(Sha256::digest(&snapshot));
+    m.integrity_check = None;
+    m.manifest_sha256.clear();
+    m.manifest_sha256 = hex::encode(Sha256::digest(serde_json::to_vec(&m).unwrap()));
+    let blobs = env.strata.blobs().await.unwrap();
+    blobs.put(&m.object_key, object).await.unwrap();
+    blobs
+        .put(
+            &format!("backups/local/{ts}.manifest.json"),
+            serde_json::to_vec_pretty(&m).unwrap(),
+        )
+        .await
+        .unwrap();
+
+    let target = env.dir.path().join("restored.sqlite");
+    let e = manager
+        .restore(&Which::Timestamp(ts.into()), Some(&target), false)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, BackupError::IntegrityCheck { result, .. } if result.contains("missing from index ti")),
+        "{e}"
+    );
+    assert!(!target.exists());
+    // The checked one restores without a second check.
+    let r = manager
+        .restore(
+            &Which::Timestamp(good.timestamp.clone()),
+            Some(&target),
+            false,
+        )
+        .await
+        .unwrap();
+    assert!(r.checked_at_backup);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -87,6 +87,18 @@ pub enum BackupError {
         /// What the check said.
         result: String,
     },
+    /// The source's snapshot failed SQLite's integrity check, so no backup
+    /// was stored: the database itself is damaged (restoring an earlier
+    /// backup, or `.recover` in the sqlite3 shell, are the ways back).
+    #[error(
+        "backup of `{backend}`: its snapshot fails PRAGMA integrity_check, so no backup was stored: {result}"
+    )]
+    SourceDamaged {
+        /// The source backend.
+        backend: String,
+        /// What the check said.
+        result: String,
+    },
     /// A trial restore ([`BackupManager::trial_restore`](super::BackupManager::trial_restore))
     /// cannot run as asked: a logical backup without a scratch backend, or
     /// a scratch backend that is the backed-up source itself.
@@ -116,6 +128,7 @@ impl BackupError {
             }
             BackupError::WrongKind { .. } | BackupError::Scratch { .. } => ErrorKind::InvalidInput,
             BackupError::TargetBusy { .. } => ErrorKind::Busy,
+            BackupError::SourceDamaged { .. } => ErrorKind::Internal,
             BackupError::Logical { source, .. } => migrate_kind(source),
             BackupError::Unsupported { .. } => ErrorKind::Unsupported,
             BackupError::Host(e) => e.kind(),

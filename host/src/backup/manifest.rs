@@ -42,6 +42,14 @@ pub struct Manifest {
     pub snapshot_size: u64,
     /// SHA-256 of the snapshot, hex.
     pub snapshot_sha256: String,
+    /// `"ok"`: the snapshot passed SQLite's `PRAGMA integrity_check` before
+    /// it was stored. A restore whose bytes match `snapshot_sha256` is
+    /// then that same checked file, and skips a check of its own. Omitted
+    /// when nothing was checked (logical backups, and SQLite backups of
+    /// strata versions that checked at restore only), so those manifests
+    /// keep their exact bytes and self-checksum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integrity_check: Option<String>,
     /// Milliseconds the backup took.
     pub duration_ms: u64,
     /// SHA-256 of this manifest's compact JSON with this field empty, hex.
@@ -184,6 +192,7 @@ mod tests {
             object_sha256: "ab".into(),
             snapshot_size: 20,
             snapshot_sha256: "cd".into(),
+            integrity_check: None,
             duration_ms: 5,
             manifest_sha256: String::new(),
         };
@@ -247,6 +256,24 @@ mod tests {
         let odd = text.replace("\"jsonl\"", "\"tarball\"");
         assert!(Manifest::parse(&m.timestamp, odd.as_bytes()).is_err());
     }
+
+    #[test]
+    fn a_check_at_backup_is_recorded_under_the_checksum() {
+        let mut m =
+            Manifest::parse("20261128T073000.123Z", OLD_SQLITE_MANIFEST.as_bytes()).unwrap();
+        assert_eq!(m.integrity_check, None, "old manifests record no check");
+        m.integrity_check = Some("ok".into());
+        let text = String::from_utf8(m.to_bytes()).unwrap();
+        assert!(text.contains("\"integrity_check\": \"ok\""), "{text}");
+        assert_eq!(Manifest::parse(&m.timestamp, text.as_bytes()).unwrap(), m);
+        // Claiming a check that was not recorded breaks the checksum.
+        let forged = OLD_SQLITE_MANIFEST.replace(
+            "  \"duration_ms\"",
+            "  \"integrity_check\": \"ok\",\n  \"duration_ms\"",
+        );
+        let e = Manifest::parse(&m.timestamp, forged.as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("checksum"), "{e}");
+    }
 }
 
 /// Property tests of the manifest reader: it never panics, reads back what
@@ -271,13 +298,13 @@ mod props {
         (
             (any::<u32>(), "[0-9TZ.]{0,20}", "\\PC{0,10}", "\\PC{0,10}"),
             (any::<bool>(), "\\PC{0,16}", any::<u64>(), "[0-9a-f]{0,64}"),
-            (any::<u64>(), "[0-9a-f]{0,64}", any::<u64>()),
+            (any::<u64>(), "[0-9a-f]{0,64}", any::<u64>(), any::<bool>()),
         )
             .prop_map(
                 |(
                     (format, timestamp, backend, plugin),
                     (jsonl, object_key, object_size, object_sha256),
-                    (snapshot_size, snapshot_sha256, duration_ms),
+                    (snapshot_size, snapshot_sha256, duration_ms, checked),
                 )| Manifest {
                     format,
                     timestamp,
@@ -295,6 +322,7 @@ mod props {
                     object_sha256,
                     snapshot_size,
                     snapshot_sha256,
+                    integrity_check: checked.then(|| "ok".into()),
                     duration_ms,
                     manifest_sha256: String::new(),
                 },

@@ -42,8 +42,13 @@ pub struct RestoreReport {
     pub replaced: bool,
     /// Seconds spent downloading, checking and decompressing.
     pub download_secs: f64,
-    /// Seconds spent in `PRAGMA integrity_check`.
+    /// Seconds spent in `PRAGMA integrity_check` (`0` when it was
+    /// [`checked_at_backup`](Self::checked_at_backup)).
     pub check_secs: f64,
+    /// The snapshot passed `PRAGMA integrity_check` when the backup was
+    /// taken (its manifest says so), and the restored bytes are that file
+    /// (its SHA-256), so the restore did not check it again.
+    pub checked_at_backup: bool,
 }
 
 /// What a restore of a logical backup into a backend did.
@@ -83,11 +88,29 @@ impl BackupManager<'_> {
     /// Restores backup `which` to `to` (default: the source's database
     /// file). An existing file is replaced only with `force`; on any error
     /// the target is left as it was.
+    ///
+    /// The restored file must be `PRAGMA integrity_check` = `ok`: checked
+    /// here, unless the manifest records that the snapshot passed the
+    /// check when the backup was taken (then the SHA-256 match proves the
+    /// file is that snapshot, and checking it again would only repeat the
+    /// answer; [`trial_restore`](Self::trial_restore) checks anyway).
     pub async fn restore(
         &self,
         which: &Which,
         to: Option<&Path>,
         force: bool,
+    ) -> Result<RestoreReport, BackupError> {
+        self.restore_file(which, to, force, false).await
+    }
+
+    /// [`restore`](Self::restore); `recheck` runs the integrity check even
+    /// when the backup was checked when taken.
+    pub(super) async fn restore_file(
+        &self,
+        which: &Which,
+        to: Option<&Path>,
+        force: bool,
+        recheck: bool,
     ) -> Result<RestoreReport, BackupError> {
         let manifest = self.find(which).await?;
         if manifest.snapshot != SnapshotKind::Sqlite {
@@ -157,11 +180,18 @@ impl BackupManager<'_> {
             .map_err(io(format!("fsync of {}", tmp.path().display())))?;
         let download_secs = t0.elapsed().as_secs_f64();
 
-        // PRAGMA integrity_check through the source's plugin, read-only.
+        // PRAGMA integrity_check through the source's plugin, read-only,
+        // unless the snapshot these bytes are (SHA-256) was checked when
+        // the backup was taken.
         let t1 = Instant::now();
-        self.integrity_check(tmp.path(), &manifest.timestamp)
-            .await?;
-        let check_secs = t1.elapsed().as_secs_f64();
+        let checked_at_backup = manifest.integrity_check.as_deref() == Some("ok") && !recheck;
+        let check_secs = if checked_at_backup {
+            0.0
+        } else {
+            self.integrity_check(tmp.path(), &manifest.timestamp)
+                .await?;
+            t1.elapsed().as_secs_f64()
+        };
 
         // The swap. Every step leaves the target the old database as
         // committed or the new one: the old WAL is first checkpointed into
@@ -215,6 +245,7 @@ impl BackupManager<'_> {
             replaced: exists,
             download_secs,
             check_secs,
+            checked_at_backup,
         })
     }
 
@@ -401,8 +432,16 @@ impl BackupManager<'_> {
         .await
     }
 
-    async fn integrity_check(&self, file: &Path, timestamp: &str) -> Result<(), BackupError> {
-        let check = self.open_file(file, "restore-check").await?;
+    /// `PRAGMA integrity_check` of the SQLite file `file`, opened read-only
+    /// through the source's plugin: `Ok(Ok(()))` when it says `ok`,
+    /// `Ok(Err(what it said))` otherwise (a file that is not a database
+    /// fails to run the pragma), `Err` when the file cannot be opened.
+    pub(super) async fn sqlite_integrity(
+        &self,
+        file: &Path,
+        role: &str,
+    ) -> Result<std::result::Result<(), String>, BackupError> {
+        let check = self.open_file(file, role).await?;
         let result = async {
             let rows = check.sql()?.all("PRAGMA integrity_check", ()).await?;
             let lines: Vec<String> = rows
@@ -418,18 +457,21 @@ impl BackupManager<'_> {
         }
         .await;
         let _ = check.close().await;
-        // A file that is not a database at all fails to run the pragma.
-        let lines = result.map_err(|e| BackupError::IntegrityCheck {
-            timestamp: timestamp.to_string(),
-            result: e.to_string(),
-        })?;
-        if lines != ["ok"] {
-            return Err(BackupError::IntegrityCheck {
+        Ok(match result {
+            Err(e) => Err(e.to_string()),
+            Ok(lines) if lines == ["ok"] => Ok(()),
+            Ok(lines) => Err(lines.join("; ")),
+        })
+    }
+
+    /// The restore's integrity check of the restored file `file`.
+    async fn integrity_check(&self, file: &Path, timestamp: &str) -> Result<(), BackupError> {
+        self.sqlite_integrity(file, "restore-check")
+            .await?
+            .map_err(|result| BackupError::IntegrityCheck {
                 timestamp: timestamp.to_string(),
-                result: lines.join("; "),
-            });
-        }
-        Ok(())
+                result,
+            })
     }
 }
 

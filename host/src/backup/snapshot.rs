@@ -50,8 +50,15 @@ pub(super) async fn sqlite_file(
             // pager flags of the source connection, so without this it
             // would fsync the whole copy (the object's sha256 is what
             // makes it trustworthy, not the local file's durability).
+            // Memory-mapped reads of the source (read-only: safe with
+            // writers in other connections, which SQLite keeps coherent)
+            // spare a copy per page: VACUUM INTO of a 414 MB file took
+            // 0.36–0.42 s instead of 0.40–0.70 s (sqlite3 shell, same file).
             let sql = twin.sql()?;
-            let r = match sql.exec("PRAGMA synchronous = OFF").await {
+            let r = match sql
+                .exec("PRAGMA synchronous = OFF; PRAGMA mmap_size = 4294967296")
+                .await
+            {
                 Ok(()) => sql.run("VACUUM INTO ?", [target]).await,
                 Err(e) => Err(e),
             };

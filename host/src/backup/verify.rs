@@ -119,7 +119,8 @@ impl BackupManager<'_> {
     ///
     /// - A **SQLite file** backup is restored into a temporary directory
     ///   beside the source database (same download, checks and `PRAGMA
-    ///   integrity_check` as [`restore`](Self::restore)), every table is
+    ///   integrity_check` as [`restore`](Self::restore); the check runs
+    ///   even when the backup was checked when taken), every table is
     ///   counted, and the copy is removed. `scratch` is not used.
     /// - A **logical** backup is restored into `scratch`, a backend of
     ///   `plugins.toml` that holds nothing you need (same code as
@@ -154,7 +155,7 @@ impl BackupManager<'_> {
                     .tempdir_in(dir)
                     .map_err(io(format!("creating a directory in {}", dir.display())))?;
                 let file = tmp.path().join("trial.sqlite");
-                match self.restore(which, Some(&file), false).await {
+                match self.restore_file(which, Some(&file), false, true).await {
                     Ok(_) => items = self.sqlite_counts(&file).await?,
                     Err(e) if restore_problem(&e) => problems.push(e.to_string()),
                     Err(e) => return Err(e),
