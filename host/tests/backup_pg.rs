@@ -556,19 +556,34 @@ async fn each_kind_of_backup_names_the_right_restore_flag() {
     env.cleanup().await;
 }
 
-/// What strata wrote as a manifest before logical backups existed: the
-/// same 13 fields in the same order, checksum over the compact JSON with
-/// `manifest_sha256` empty. Written here independently of the library.
-fn old_format_manifest(m: &strata_host::backup::Manifest) -> Vec<u8> {
+/// A SQLite backup's manifest written here independently of the library:
+/// the 13 fields strata wrote before logical backups existed, in the same
+/// order, checksum over the compact JSON with `manifest_sha256` empty;
+/// with `checked`, the `"integrity_check": "ok"` that strata has written
+/// since it checks snapshots at backup time, after `snapshot_sha256`.
+fn sqlite_manifest(m: &strata_host::backup::Manifest, checked: bool) -> Vec<u8> {
     let fields = |sha: &str| {
-        json!({
-            "format": m.format, "timestamp": m.timestamp, "backend": m.backend, "plugin": m.plugin,
-            "strata_version": m.strata_version, "compression": m.compression,
-            "object_key": m.object_key, "object_size": m.object_size,
-            "object_sha256": m.object_sha256, "snapshot_size": m.snapshot_size,
-            "snapshot_sha256": m.snapshot_sha256, "duration_ms": m.duration_ms,
-            "manifest_sha256": sha,
-        })
+        let mut o = serde_json::Map::new();
+        let mut put = |k: &str, v: serde_json::Value| {
+            o.insert(k.into(), v);
+        };
+        put("format", json!(m.format));
+        put("timestamp", json!(m.timestamp));
+        put("backend", json!(m.backend));
+        put("plugin", json!(m.plugin));
+        put("strata_version", json!(m.strata_version));
+        put("compression", json!(m.compression));
+        put("object_key", json!(m.object_key));
+        put("object_size", json!(m.object_size));
+        put("object_sha256", json!(m.object_sha256));
+        put("snapshot_size", json!(m.snapshot_size));
+        put("snapshot_sha256", json!(m.snapshot_sha256));
+        if checked {
+            put("integrity_check", json!("ok"));
+        }
+        put("duration_ms", json!(m.duration_ms));
+        put("manifest_sha256", json!(sha));
+        serde_json::Value::Object(o)
     };
     let sha = hex::encode(Sha256::digest(serde_json::to_vec(&fields("")).unwrap()));
     let mut out = serde_json::to_vec_pretty(&fields(&sha)).unwrap();
@@ -576,8 +591,9 @@ fn old_format_manifest(m: &strata_host::backup::Manifest) -> Vec<u8> {
     out
 }
 
-/// (f) SQLite backups keep the old manifest format byte for byte, and a
-/// manifest written by the old format verifies and restores.
+/// (f) SQLite backups keep the old manifest format plus the record of the
+/// backup-time check, and a manifest in the old format (no record)
+/// verifies and restores, checked at restore.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn old_sqlite_manifests_still_verify_and_restore() {
     let env = env("oldmanifest", "keep = 5\nsource = \"lite\"");
@@ -592,11 +608,11 @@ async fn old_sqlite_manifests_still_verify_and_restore() {
     let stored = blobs.get(&key).await.unwrap();
     assert_eq!(
         String::from_utf8(stored.clone()).unwrap(),
-        String::from_utf8(old_format_manifest(&m)).unwrap(),
-        "a SQLite manifest is no longer written in the old format"
+        String::from_utf8(sqlite_manifest(&m, true)).unwrap(),
+        "a SQLite manifest is no longer the old format plus `integrity_check`"
     );
     // Replace it by an independently written old-format manifest.
-    blobs.put(&key, old_format_manifest(&m)).await.unwrap();
+    blobs.put(&key, sqlite_manifest(&m, false)).await.unwrap();
     let verified = manager.verify().await.unwrap();
     assert!(verified[0].problems.is_empty(), "{verified:?}");
     let to = env.dir.path().join("back.sqlite");
@@ -605,6 +621,7 @@ async fn old_sqlite_manifests_still_verify_and_restore() {
         .await
         .unwrap();
     assert_eq!(r.manifest.snapshot, SnapshotKind::Sqlite);
+    assert!(!r.checked_at_backup, "no record: checked at restore");
     assert!(to.exists());
     drop(lite);
     env.cleanup().await;
