@@ -5,13 +5,15 @@
 //!
 //! - **backup (strata)**: `BackupManager::backup_now` — `VACUUM INTO` on a
 //!   read-only twin, zstd, sha256 of snapshot and object, multipart upload
-//!   through the S3 plugin, manifest.
+//!   through the S3 plugin, `PRAGMA integrity_check` of the snapshot
+//!   meanwhile, manifest.
 //! - **backup (baseline)**: `std::fs::copy` of the database file (not a
 //!   consistent snapshot, which is why strata does not do it), then the
 //!   same zstd + multipart upload code.
 //! - **restore (strata)**: `BackupManager::restore` — ranged parallel
-//!   download, sha256 checks, zstd, fsync, `PRAGMA integrity_check` through
-//!   the plugin, rename, directory fsync.
+//!   download, sha256 checks, zstd, fsync, rename, directory fsync (no
+//!   second `PRAGMA integrity_check`: the manifest records the one made at
+//!   backup time).
 //! - **restore (baseline)**: the same download + zstd into a file, nothing
 //!   checked, no fsync.
 //!
@@ -215,6 +217,7 @@ compression = "zstd"
 
     // Baseline backup: plain file copy + the same zstd + upload.
     eprintln!("baseline backup (file copy + zstd + upload) …");
+    settle();
     let t = Instant::now();
     let copy = dir.join("bench-backup.copy.sqlite");
     std::fs::copy(&db, &copy).expect("copy");
@@ -227,7 +230,10 @@ compression = "zstd"
     std::fs::remove_file(&copy).expect("remove the copy");
 
     // strata backup (the SQLite backend is opened by the manager).
-    eprintln!("strata backup (VACUUM INTO + zstd + sha256 + upload + manifest) …");
+    eprintln!(
+        "strata backup (VACUUM INTO + zstd + sha256 + upload + integrity_check + manifest) …"
+    );
+    settle();
     let t = Instant::now();
     let report = manager.backup_now().await.expect("backup");
     let ours_backup = t.elapsed().as_secs_f64();
@@ -235,6 +241,7 @@ compression = "zstd"
     // Baseline restore: download + zstd into a file.
     eprintln!("baseline restore (download + zstd) …");
     let target_base = dir.join("restored-baseline.sqlite");
+    settle();
     let t = Instant::now();
     let file = std::fs::File::create(&target_base).expect("create");
     download_file_decompressed(&blobs, baseline_key, Compression::Zstd, file)
@@ -245,9 +252,10 @@ compression = "zstd"
     let tools_restore = tools_backup.as_ref().and_then(|_| tools_restore(&dir));
 
     // strata restore.
-    eprintln!("strata restore (download + sha256 + zstd + fsync + integrity_check + rename) …");
+    eprintln!("strata restore (download + sha256 + zstd + fsync + rename) …");
     let target = dir.join("restored.sqlite");
     let _ = std::fs::remove_file(&target);
+    settle();
     let t = Instant::now();
     let restored = manager
         .restore(
@@ -320,9 +328,16 @@ compression = "zstd"
     }
 }
 
+/// Writes every dirty page back (`sync`) before a timed phase, so one
+/// phase's writeback is not charged to the next.
+fn settle() {
+    let _ = std::process::Command::new("sync").status();
+}
+
 /// Runs `cmd` through `sh -c` in `dir`; its wall time, or `None` (with a
 /// note) when it fails, e.g. without a `zstd` binary.
 fn timed_shell(dir: &std::path::Path, cmd: &str) -> Option<f64> {
+    settle();
     let t = Instant::now();
     let status = std::process::Command::new("sh")
         .arg("-c")
