@@ -168,26 +168,28 @@ fn table(title: &str, records: usize, plugin: Duration, direct: Duration) -> Str
     )
 }
 
-/// Runs `chunks` turns of `plugin_chunk` and `direct_chunk` alternately
-/// (which goes first alternates too); the total time of each side.
-async fn alternate<P, D>(
-    chunks: usize,
-    mut plugin_chunk: impl FnMut(usize) -> P,
-    mut direct_chunk: D,
-) -> (Duration, Duration)
-where
-    P: std::future::Future<Output = ()>,
-    D: FnMut(usize),
-{
+/// Runs `items` through both sides in chunks of `chunk`, the sides taking
+/// turns (which goes first alternates too): `plugin_one` and `direct_one`
+/// per item. The total time of each side.
+async fn alternate<T>(
+    items: &[T],
+    chunk: usize,
+    plugin_one: impl AsyncFn(&T),
+    direct_one: impl Fn(&T),
+) -> (Duration, Duration) {
     let (mut p, mut d) = (Duration::ZERO, Duration::ZERO);
-    for c in 0..chunks {
+    for (c, part) in items.chunks(chunk.max(1)).enumerate() {
         for turn in 0..2 {
             let start = Instant::now();
             if (c + turn) % 2 == 0 {
-                plugin_chunk(c).await;
+                for item in part {
+                    plugin_one(item).await;
+                }
                 p += start.elapsed();
             } else {
-                direct_chunk(c);
+                for item in part {
+                    direct_one(item);
+                }
                 d += start.elapsed();
             }
         }
@@ -237,49 +239,23 @@ pub(crate) fn run(args: SqlSqliteArgs) {
                 text: r.text.replace("{t}", "d"),
             })
             .collect();
-        let chunks = args.distinct.div_ceil(args.chunk);
-        let range = |c: usize| c * args.chunk..((c + 1) * args.chunk).min(args.distinct);
         eprintln!("distinct: {} records per side …", args.distinct);
         let (dp, dd) = alternate(
-            chunks,
-            |c| {
-                let (sql, records) = (&sql, &records);
-                let r = range(c);
-                async move {
-                    for rec in &records[r] {
-                        distinct_plugin(sql, rec).await;
-                    }
-                }
-            },
-            |c| {
-                for rec in &records[range(c)] {
-                    distinct_direct(&dc, rec);
-                }
-            },
+            &records,
+            args.chunk,
+            async |rec| distinct_plugin(&sql, rec).await,
+            |rec| distinct_direct(&dc, rec),
         )
         .await;
 
         let ops = repeated_ops(args.repeated, PREFILLED);
         let texts = [GET, UPDATE, INSERT].map(|q| host_form(&q.replace("{t}", "r")));
-        let chunks = args.repeated.div_ceil(args.chunk);
-        let range = |c: usize| c * args.chunk..((c + 1) * args.chunk).min(args.repeated);
         eprintln!("repeated: {} statements per side …", args.repeated);
         let (rp, rd) = alternate(
-            chunks,
-            |c| {
-                let (sql, ops, texts) = (&sql, &ops, &texts);
-                let r = range(c);
-                async move {
-                    for op in &ops[r] {
-                        repeated_plugin(sql, texts, op).await;
-                    }
-                }
-            },
-            |c| {
-                for op in &ops[range(c)] {
-                    repeated_direct(&dc, &texts, op);
-                }
-            },
+            &ops,
+            args.chunk,
+            async |op| repeated_plugin(&sql, &texts, op).await,
+            |op| repeated_direct(&dc, &texts, op),
         )
         .await;
 

@@ -19,6 +19,9 @@
 //! - **Uploads left open** by a killed process are files under
 //!   `root/.strata/uploads/`: listed and aborted through
 //!   `strata.blob.uploads.v1`, which backup prune uses.
+//! - **Listings** read the directories under the prefix and sort the keys
+//!   on every page: right for backup directories (thousands of objects),
+//!   not meant for millions of keys.
 //! - `close` closes the store: every later call (an open writer's too) is
 //!   `closed`, and an upload cut by it never becomes an object.
 

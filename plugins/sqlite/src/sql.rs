@@ -586,14 +586,12 @@ impl SqliteSql {
         if let Ok(guard) = shared.writer.clone().try_lock_owned()
             && let Some(conn) = guard.as_ref().filter(|c| c.is_autocommit())
         {
-            return inline::bounded(|| read_on(conn, stmt, max_rows))
-                .transpose()
-                .map(Option::flatten);
+            return read_bounded(conn, stmt, max_rows);
         }
         let reader = shared.take_reader()?;
-        let outcome = inline::bounded(|| read_on(&reader, stmt, max_rows));
+        let outcome = read_bounded(&reader, stmt, max_rows);
         shared.return_reader(reader);
-        outcome.transpose().map(Option::flatten)
+        outcome
     }
 
     /// One statement on the writer, on the caller's thread, when that is
@@ -658,10 +656,16 @@ impl SqliteSql {
         let conn = guard
             .as_ref()
             .ok_or_else(|| PluginError::closed("sqlite connection"))?;
-        inline::bounded(|| read_on(conn, stmt, max_rows))
-            .transpose()
-            .map(Option::flatten)
+        read_bounded(conn, stmt, max_rows)
     }
+}
+
+/// [`read_on`] within [`inline::INLINE_LIMIT`]: `Ok(None)` when `stmt`
+/// writes or was cut off at the limit (the caller then runs it on the pool).
+fn read_bounded(conn: &Connection, stmt: &Statement, max_rows: u64) -> PluginResult<Option<Rows>> {
+    inline::bounded(|| read_on(conn, stmt, max_rows))
+        .transpose()
+        .map(Option::flatten)
 }
 
 /// Runs `stmt` on `conn` if it is read-only; `None` if it writes. One

@@ -29,7 +29,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use strata_host::{Include, Metric, Query, Strata};
+use strata_host::{Include, Metric, Query, Sql, Strata};
 
 const TICK: Duration = Duration::from_millis(5);
 /// The shortest call that tells a held runtime from a free one.
@@ -62,6 +62,20 @@ fn open(dir: &Path) -> Strata {
     )
     .unwrap();
     Strata::load(&cfg).unwrap()
+}
+
+/// A fresh directory, its [`open`]ed config, and backend `plain` holding
+/// `t (id INTEGER PRIMARY KEY, v <v_type>)`.
+async fn plain_with_table(v_type: &str) -> (tempfile::TempDir, Strata, Sql) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let sql = s.sql_backend("plain").await.unwrap();
+    sql.exec(&format!(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, v {v_type})"
+    ))
+    .await
+    .unwrap();
+    (dir, s, sql)
 }
 
 /// Runs `call` to completion while a ticker task on the same runtime ticks
@@ -267,12 +281,7 @@ async fn an_inline_query_that_finds_its_cache_stale_reloads_on_the_pool() {
 /// the rows are written exactly once.
 #[tokio::test(flavor = "current_thread")]
 async fn a_long_run_or_all_moves_to_the_pool_and_writes_exactly_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(dir.path());
-    let sql = s.sql_backend("plain").await.unwrap();
-    sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)")
-        .await
-        .unwrap();
+    let (_dir, s, sql) = plain_with_table("BLOB").await;
     let (written, took, gap) = beside_ticker(sql.run(
         "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 600000) \
          INSERT INTO t SELECT x, randomblob(32) FROM c",
@@ -308,12 +317,7 @@ async fn a_long_run_or_all_moves_to_the_pool_and_writes_exactly_once() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_run_that_meets_another_writers_lock_waits_on_the_pool() {
     use std::io::BufRead;
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(dir.path());
-    let sql = s.sql_backend("plain").await.unwrap();
-    sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
-        .await
-        .unwrap();
+    let (dir, s, sql) = plain_with_table("TEXT").await;
     let mut other = std::process::Command::new("python3")
         .arg("-c")
         .arg(
@@ -350,12 +354,7 @@ async fn a_run_that_meets_another_writers_lock_waits_on_the_pool() {
 /// at a time leaves a WAL file far smaller than what was written.
 #[tokio::test(flavor = "current_thread")]
 async fn inline_writes_leave_their_checkpoints_to_the_pool() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(dir.path());
-    let sql = s.sql_backend("plain").await.unwrap();
-    sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)")
-        .await
-        .unwrap();
+    let (dir, s, sql) = plain_with_table("BLOB").await;
     let blob = vec![7u8; 8 * 1024];
     for _ in 0..5_000 {
         sql.run("INSERT INTO t (v) VALUES (?)", [blob.clone()])
