@@ -779,7 +779,12 @@ fn grow_plugin_hnsw(
 
 /// Closes the HNSW plugin backend; the sidecar index size in bytes (the
 /// larger of while open and after close).
-fn close_plugin_hnsw(ctx: &Ctx, p: PluginHnsw, notes: &mut Vec<String>) -> Result<u64, String> {
+fn close_plugin_hnsw(
+    ctx: &Ctx,
+    p: PluginHnsw,
+    query: &[f32],
+    notes: &mut Vec<String>,
+) -> Result<u64, String> {
     let dir = sidecar(&p.db);
     let open_size = dir_size(&dir);
     ctx.rt
@@ -801,7 +806,50 @@ fn close_plugin_hnsw(ctx: &Ctx, p: PluginHnsw, notes: &mut Vec<String>) -> Resul
             closed_size as f64 / 1e6
         ));
     }
+    match reopen_plugin_hnsw(ctx, &p.db, query) {
+        Ok(note) => notes.push(note),
+        Err(e) => notes.push(format!("Reopening the HNSW backend failed: {e}")),
+    }
     Ok(size)
+}
+
+/// Phase 2c: the closed HNSW backend opened again (what a restarted agent
+/// does): time to open, to answer its first query, and until the index is
+/// in use again (loaded from the sidecar, not rebuilt); the result is a note.
+fn reopen_plugin_hnsw(ctx: &Ctx, db: &Path, query: &[f32]) -> Result<String, String> {
+    let a = ctx.args;
+    let config = hnsw_config(a, db);
+    let start = Instant::now();
+    ctx.rt.block_on(async {
+        let (strata, v) = open_backend(&ctx.dir, "hnswreopen", &ctx.lib, &config).await?;
+        let opened = start.elapsed();
+        let q = plugin_query(query, a.ef.first().copied());
+        v.query(COLLECTION, &q).await.map_err(|e| e.to_string())?;
+        let first = start.elapsed();
+        let details = loop {
+            let stats = v
+                .stats(COLLECTION)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("collection vanished")?;
+            if stats.details["index"] == "hnsw" || start.elapsed() > Duration::from_secs(600) {
+                break stats.details;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let ready = start.elapsed();
+        strata.close().await.map_err(|e| e.to_string())?;
+        let note = format!(
+            "Reopen of the closed HNSW backend: open {:.3}s, first query answered after {:.2}s, index in use after {:.2}s (origin {}, memory {:.1} MB).",
+            opened.as_secs_f64(),
+            first.as_secs_f64(),
+            ready.as_secs_f64(),
+            details["hnsw"]["origin"],
+            details["hnsw"]["memory_bytes"].as_f64().unwrap_or(0.0) / 1e6,
+        );
+        progress(&note);
+        Ok(note)
+    })
 }
 
 /// Phase 3: hnsw_rs in-process: the graph, the normalised queries, build time.
@@ -1329,7 +1377,7 @@ pub(crate) fn run(mut args: VectorsArgs) {
         drop(hnsw);
         if let Some(p) = plugin {
             let build = p.build;
-            match close_plugin_hnsw(&ctx, p, &mut notes) {
+            match close_plugin_hnsw(&ctx, p, &queries[0], &mut notes) {
                 Ok(size) => rows.extend(ann_rows(
                     Method::PluginHnsw,
                     &args.ef,

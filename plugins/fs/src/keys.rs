@@ -16,11 +16,16 @@
 //!   emoji …) is stored as is, so a backup directory reads like its keys:
 //!   `backups%/main%/20261207T030000.000Z.sqlite.zst`.
 //!
+//! - **A segment longer than a file name** (255 bytes on most Linux file
+//!   systems) is split into pieces of at most 253 encoded bytes; every
+//!   piece but the last is a directory ending in `%+` ("the segment goes
+//!   on"), so a 1,024-byte key of one segment is four nested names. Each
+//!   piece is encoded on its own (a `.` starting a piece is `%2E`).
+//!
 //! Keys the store cannot keep verbatim are refused with `invalid_input`,
 //! never normalised: empty keys, keys over 1,024 bytes, a leading or
 //! trailing `/`, empty (`a//b`), `.` or `..` segments, and control
-//! characters. A segment whose encoded name passes the file system's 255
-//! bytes is refused too (a 1,024-byte key needs at least four segments).
+//! characters.
 
 use std::path::{Path, PathBuf};
 
@@ -30,6 +35,9 @@ use strata_plugin::PluginError;
 pub(crate) const MAX_KEY_BYTES: usize = 1024;
 /// Longest file name most Linux file systems take (`NAME_MAX`).
 const MAX_NAME_BYTES: usize = 255;
+/// Encoded bytes of one piece of a segment: with its mark (`%+` or `%`)
+/// a name stays within [`MAX_NAME_BYTES`].
+const PIECE_BYTES: usize = MAX_NAME_BYTES - 2;
 
 /// Why `key` is refused, as the `invalid_input` error the contract wants.
 fn refused(key: &str, reason: &str) -> PluginError {
@@ -45,19 +53,50 @@ fn refused(key: &str, reason: &str) -> PluginError {
     PluginError::invalid_input(format!("fs: key {shown}: {reason}"))
 }
 
-/// One segment, encoded (see the module docs).
-fn encode_segment(seg: &str, out: &mut String) {
-    for (i, c) in seg.char_indices() {
-        match c {
-            '%' => out.push_str("%25"),
-            '.' if i == 0 => out.push_str("%2E"),
-            c => out.push(c),
-        }
+/// One character of a piece, encoded (see the module docs): `at_start`
+/// says whether it starts the piece.
+fn encode_char(c: char, at_start: bool, out: &mut String) {
+    match c {
+        '%' => out.push_str("%25"),
+        '.' if at_start => out.push_str("%2E"),
+        c => out.push(c),
     }
 }
 
-/// The inverse of [`encode_segment`]; `None` for a name no key makes.
-fn decode_segment(name: &str) -> Option<String> {
+/// Pushes the names of segment `seg` onto `path`: its pieces (see the
+/// module docs), the last one marked as a directory (`%`) unless `last`.
+fn push_segment(path: &mut PathBuf, seg: &str, last: bool) {
+    let mut name = String::new();
+    let mut one = String::with_capacity(4);
+    for c in seg.chars() {
+        one.clear();
+        encode_char(c, name.is_empty(), &mut one);
+        if name.len() + one.len() > PIECE_BYTES {
+            name.push_str("%+");
+            path.push(&name);
+            name.clear();
+            one.clear();
+            encode_char(c, true, &mut one);
+        }
+        name.push_str(&one);
+    }
+    if !last {
+        name.push('%');
+    }
+    path.push(name);
+}
+
+#[cfg(test)]
+fn encode_segment(seg: &str, out: &mut String) {
+    for (i, c) in seg.chars().enumerate() {
+        encode_char(c, i == 0, out);
+    }
+}
+
+/// The inverse of [`encode_char`] over one piece; `None` for a name no
+/// key makes. `whole`: the piece is a whole segment, which cannot be `.`
+/// or `..`.
+fn decode_piece(name: &str, whole: bool) -> Option<String> {
     let mut out = String::with_capacity(name.len());
     let mut rest = name;
     while let Some(at) = rest.find('%') {
@@ -70,7 +109,8 @@ fn decode_segment(name: &str) -> Option<String> {
         rest = &rest[at + 3..];
     }
     out.push_str(rest);
-    let canonical = !name.starts_with('.') && !matches!(out.as_str(), "" | "." | "..");
+    let canonical =
+        !name.starts_with('.') && !out.is_empty() && !(whole && matches!(out.as_str(), "." | ".."));
     canonical.then_some(out)
 }
 
@@ -87,7 +127,6 @@ pub(crate) fn path_of(root: &Path, key: &str) -> Result<PathBuf, PluginError> {
     }
     let mut path = root.to_path_buf();
     let mut segments = key.split('/').peekable();
-    let mut name = String::new();
     while let Some(seg) = segments.next() {
         match seg {
             "" => {
@@ -99,35 +138,34 @@ pub(crate) fn path_of(root: &Path, key: &str) -> Result<PathBuf, PluginError> {
             "." | ".." => return Err(refused(key, "`.` and `..` segments are not kept verbatim")),
             _ => {}
         }
-        name.clear();
-        encode_segment(seg, &mut name);
-        let last = segments.peek().is_none();
-        if !last {
-            name.push('%');
-        }
-        if name.len() > MAX_NAME_BYTES {
-            return Err(refused(
-                key,
-                &format!(
-                    "the segment starting {:?} is {} bytes as a file name, over the file system's {MAX_NAME_BYTES}",
-                    seg.chars().take(16).collect::<String>(),
-                    name.len()
-                ),
-            ));
-        }
-        path.push(&name);
+        push_segment(&mut path, seg, segments.peek().is_none());
     }
     Ok(path)
 }
 
-/// A directory entry as a key part: `Some((segment, is_directory))` for a
-/// name this store wrote, `None` for anything else (ignored by listings).
-pub(crate) fn entry_segment(name: &str) -> Option<(String, bool)> {
-    // An encoded name never ends in `%` (a literal `%` is `%25`), so a
-    // trailing one is always the directory mark.
+/// What a directory entry of the store is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Entry {
+    /// An object's file: the key's last piece.
+    Object,
+    /// The directory of a prefix: its segment is complete, `/` follows.
+    Directory,
+    /// A piece of a long segment that goes on below.
+    Continued,
+}
+
+/// A directory entry as a key part: `Some((piece, kind))` for a name this
+/// store wrote, `None` for anything else (ignored by listings). `whole`:
+/// the entry starts a segment (its parent is not [`Entry::Continued`]).
+pub(crate) fn entry_piece(name: &str, whole_segment: bool) -> Option<(String, Entry)> {
+    // An encoded piece never ends in `%` (a literal `%` is `%25`) nor in
+    // `%+`, so these endings are always marks.
+    if let Some(piece) = name.strip_suffix("%+") {
+        return decode_piece(piece, false).map(|s| (s, Entry::Continued));
+    }
     match name.strip_suffix('%') {
-        Some(dir) => decode_segment(dir).map(|s| (s, true)),
-        None => decode_segment(name).map(|s| (s, false)),
+        Some(dir) => decode_piece(dir, whole_segment).map(|s| (s, Entry::Directory)),
+        None => decode_piece(name, whole_segment).map(|s| (s, Entry::Object)),
     }
 }
 
@@ -138,17 +176,12 @@ pub(crate) fn listing_start(root: &Path, prefix: &str) -> (PathBuf, String) {
     let mut dir = root.to_path_buf();
     let mut covered = String::new();
     if let Some(cut) = prefix.rfind('/') {
-        let whole = &prefix[..cut];
-        let mut name = String::new();
-        for seg in whole.split('/') {
+        for seg in prefix[..cut].split('/') {
             if seg.is_empty() || seg == "." || seg == ".." {
                 // No stored key has such a segment: an empty listing.
                 return (root.join(".strata").join("none"), String::new());
             }
-            name.clear();
-            encode_segment(seg, &mut name);
-            name.push('%');
-            dir.push(&name);
+            push_segment(&mut dir, seg, false);
         }
         covered = prefix[..=cut].to_string();
     }
@@ -181,25 +214,68 @@ mod tests {
     #[test]
     fn every_name_decodes_back_to_its_segment() {
         for seg in [
-            "a", "100%", "%", "%25", ".x", "..y", "a.", "x%2", "%2E", "tail%",
+            "a", "100%", "%", "%25", ".x", "..y", "a.", "x%2", "%2E", "tail%", "+", "%+",
         ] {
             let mut file = String::new();
             encode_segment(seg, &mut file);
             assert_eq!(
-                entry_segment(&file),
-                Some((seg.to_string(), false)),
+                entry_piece(&file, true),
+                Some((seg.to_string(), Entry::Object)),
                 "{seg}"
             );
             let dir = format!("{file}%");
-            assert_eq!(entry_segment(&dir), Some((seg.to_string(), true)), "{seg}");
+            assert_eq!(
+                entry_piece(&dir, true),
+                Some((seg.to_string(), Entry::Directory)),
+                "{seg}"
+            );
         }
         // Names no key makes are not keys: the store's own `.strata`,
         // broken escapes, a `.` escaped past the start, `.` itself.
         for foreign in [
-            ".strata", "%zz", "%2Ex%2E", "", "%", "%2E", "%2E%2E%", "x%2",
+            ".strata", "%zz", "%2Ex%2E", "", "%", "%2E", "%2E%2E%", "x%2", "%+",
         ] {
-            assert_eq!(entry_segment(foreign), None, "{foreign:?}");
+            assert_eq!(entry_piece(foreign, true), None, "{foreign:?}");
         }
+    }
+
+    #[test]
+    fn a_segment_longer_than_a_name_is_split_into_pieces_that_list_back() {
+        // 1,024 bytes, one segment, multi-byte characters, a `.` and a `%`
+        // where pieces may start.
+        let mut seg = String::from("long-");
+        while seg.len() < 1000 {
+            seg.push_str("é.%");
+        }
+        let key = format!("p/{seg}");
+        let path = path_of(Path::new("/r"), &key).unwrap();
+        let names: Vec<String> = path
+            .strip_prefix("/r")
+            .unwrap()
+            .iter()
+            .map(|n| n.to_str().unwrap().to_string())
+            .collect();
+        assert!(names.len() >= 5, "{names:?}");
+        assert!(names.iter().all(|n| n.len() <= MAX_NAME_BYTES), "{names:?}");
+        // Walk the names back the way a listing does.
+        let (first, kind) = entry_piece(&names[0], true).unwrap();
+        assert_eq!((first.as_str(), kind), ("p", Entry::Directory));
+        let mut got = String::new();
+        let mut whole = true;
+        for n in &names[1..] {
+            let (piece, kind) = entry_piece(n, whole).unwrap();
+            got.push_str(&piece);
+            whole = kind != Entry::Continued;
+            assert_eq!(kind == Entry::Object, n == names.last().unwrap(), "{n}");
+        }
+        assert_eq!(got, seg);
+        // The same segment as a prefix's directory: the listing starts there.
+        let (dir, covered) = listing_start(Path::new("/r"), &format!("{key}/x"));
+        assert_eq!(covered, format!("{key}/"));
+        assert_eq!(
+            dir.file_name().unwrap().to_str().unwrap(),
+            format!("{}%", names.last().unwrap())
+        );
     }
 
     #[test]
@@ -220,9 +296,6 @@ mod tests {
             let e = path_of(Path::new("/r"), bad).unwrap_err();
             assert_eq!(e.kind(), strata_plugin::ErrorKind::InvalidInput, "{bad:?}");
         }
-        let long = "x".repeat(256);
-        let e = path_of(Path::new("/r"), &long).unwrap_err();
-        assert!(e.message().contains("255"), "{}", e.message());
         let too_long = "abc/".repeat(256) + "x";
         let e = path_of(Path::new("/r"), &too_long).unwrap_err();
         assert!(e.message().contains("1,024"), "{}", e.message());

@@ -8,7 +8,8 @@
 //!   key), contains panics, and runs every call on the plugin's blocking
 //!   pool (the kit's default: file I/O is synchronous).
 //! - **Keys are paths** under `root`, readable as they are (see `keys.rs`
-//!   for the two escapes that make every key map to exactly one path).
+//!   for the marks and escapes that make every key map to exactly one
+//!   path, long segments included).
 //! - **Writes are atomic.** A put or a multipart upload writes a file under
 //!   `root/.strata/` and renames it over the object's path once complete
 //!   (and `fsync`ed, with `sync = true`): a reader sees the old object or

@@ -21,7 +21,7 @@ use strata_plugin::{
     },
 };
 
-use crate::keys::{self, path_of};
+use crate::keys::{self, Entry, path_of};
 
 /// Objects per listing page when the caller asks for `0`, and the most a
 /// page holds (S3's numbers).
@@ -221,8 +221,10 @@ impl FsStore {
     fn keys_after(&self, prefix: &str, cursor: Option<&str>) -> io::Result<Vec<(String, PathBuf)>> {
         let (dir, covered) = keys::listing_start(&self.root, prefix);
         let mut out = Vec::new();
-        let mut stack = vec![(dir, covered)];
-        while let Some((dir, at)) = stack.pop() {
+        // (directory, the key text it stands for, whether its entries
+        // start a segment: not so below a piece of a long one).
+        let mut stack = vec![(dir, covered, true)];
+        while let Some((dir, at, whole)) = stack.pop() {
             let entries = match fs::read_dir(&dir) {
                 Ok(e) => e,
                 // A prefix nothing was stored under, or a directory a
@@ -232,19 +234,33 @@ impl FsStore {
             };
             for entry in entries {
                 let entry = entry?;
-                let Some((segment, is_dir)) =
-                    entry.file_name().to_str().and_then(keys::entry_segment)
+                let Some((piece, kind)) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| keys::entry_piece(n, whole))
                 else {
                     continue;
                 };
-                let key = format!("{at}{segment}");
-                if is_dir {
-                    let below = key + "/";
-                    if below.starts_with(prefix) || prefix.starts_with(&below) {
-                        stack.push((entry.path(), below));
+                let key = format!("{at}{piece}");
+                // Descend only where keys under `prefix` can be.
+                let may_hold = |below: &str| below.starts_with(prefix) || prefix.starts_with(below);
+                match kind {
+                    Entry::Directory => {
+                        let below = key + "/";
+                        if may_hold(&below) {
+                            stack.push((entry.path(), below, true));
+                        }
                     }
-                } else if key.starts_with(prefix) && cursor.is_none_or(|c| key.as_str() > c) {
-                    out.push((key, entry.path()));
+                    Entry::Continued => {
+                        if may_hold(&key) {
+                            stack.push((entry.path(), key, false));
+                        }
+                    }
+                    Entry::Object => {
+                        if key.starts_with(prefix) && cursor.is_none_or(|c| key.as_str() > c) {
+                            out.push((key, entry.path()));
+                        }
+                    }
                 }
             }
         }
