@@ -109,9 +109,9 @@ fn decode_piece(name: &str, whole: bool) -> Option<String> {
         rest = &rest[at + 3..];
     }
     out.push_str(rest);
-    let canonical =
-        !name.starts_with('.') && !out.is_empty() && !(whole && matches!(out.as_str(), "." | ".."));
-    canonical.then_some(out)
+    let foreign =
+        name.starts_with('.') || out.is_empty() || (whole && matches!(out.as_str(), "." | ".."));
+    (!foreign).then_some(out)
 }
 
 /// The path of `key`'s file under `root`, or the refusal.
