@@ -85,6 +85,10 @@ pub(crate) struct VectorsArgs {
     /// others'.
     #[arg(long)]
     hnswlib: Option<PathBuf>,
+    /// Leave hnsw_rs out (its build is the longest part of a run at 1M
+    /// vectors; hnswlib, with `--hnswlib`, is the reference then).
+    #[arg(long)]
+    skip_hnsw_rs: bool,
     /// HNSW M (max connections per node per layer), both implementations.
     #[arg(long, default_value_t = 16)]
     hnsw_m: usize,
@@ -898,7 +902,7 @@ fn measure_ann(
     ctx: &Ctx,
     n: usize,
     plugin: Option<&PluginHnsw>,
-    direct: (&Hnsw<f32, DistDot>, &[Vec<f32>]),
+    direct: Option<(&Hnsw<f32, DistDot>, &[Vec<f32>])>,
     mut hnswlib: Option<&mut hnswlib::Hnswlib>,
     queries: &[Vec<f32>],
 ) -> Measured {
@@ -947,7 +951,8 @@ fn measure_ann(
                         }
                     }
                     1 => {
-                        let (ids, lat, total) = direct_pass(direct.0, direct.1, ef, a.warmup);
+                        let Some((hnsw, qs)) = direct else { continue };
+                        let (ids, lat, total) = direct_pass(hnsw, qs, ef, a.warmup);
                         m.direct[i].add(ids, lat, total);
                     }
                     _ => {
@@ -1297,7 +1302,7 @@ pub(crate) fn run(mut args: VectorsArgs) {
             })
             .ok();
         let details = plugin.as_ref().map(|p| p.details.clone());
-        let (hnsw, qs, direct_build) = build_direct(&ctx, n, &data, &queries);
+        let direct = (!args.skip_hnsw_rs).then(|| build_direct(&ctx, n, &data, &queries));
         let mut lib = args.hnswlib.as_ref().and_then(|python| {
             progress(format!(
                 "n={n}: hnswlib: building (M={}, ef_construction={}, all threads)…",
@@ -1336,7 +1341,7 @@ pub(crate) fn run(mut args: VectorsArgs) {
             &ctx,
             n,
             plugin.as_ref(),
-            (&hnsw, &qs),
+            direct.as_ref().map(|(h, qs, _)| (h, qs.as_slice())),
             lib.as_mut(),
             &queries,
         );
@@ -1374,7 +1379,7 @@ pub(crate) fn run(mut args: VectorsArgs) {
             notes.push(format!("hnswlib failed: {e}"));
         }
         let (pacc, dacc, query_error) = (measured.plugin, measured.direct, measured.plugin_error);
-        drop(hnsw);
+        let direct_build = direct.map(|(_, _, build)| build);
         if let Some(p) = plugin {
             let build = p.build;
             match close_plugin_hnsw(&ctx, p, &queries[0], &mut notes) {
@@ -1396,14 +1401,16 @@ pub(crate) fn run(mut args: VectorsArgs) {
             progress(format!("n={n}: growing collection FAILED: {e}"));
             notes.push(format!("Growing collection failed: {e}"));
         }
-        rows.extend(ann_rows(
-            Method::Direct,
-            &args.ef,
-            dacc,
-            &truth,
-            direct_build,
-            None,
-        ));
+        if let Some(build) = direct_build {
+            rows.extend(ann_rows(
+                Method::Direct,
+                &args.ef,
+                dacc,
+                &truth,
+                build,
+                None,
+            ));
+        }
         if let Some(build) = lib_build {
             rows.extend(ann_rows(
                 Method::Hnswlib,
