@@ -49,8 +49,7 @@ pub(crate) async fn run_pg(
     rows: u64,
     dir: Option<PathBuf>,
     out: Option<PathBuf>,
-    endpoint: String,
-    bucket: String,
+    store: &super::backup::Store,
 ) {
     let url = std::env::var("DATABASE_URL").expect(
         "set DATABASE_URL (scripts/servers/postgres.sh start; eval \"$(scripts/servers/postgres.sh env)\")",
@@ -99,6 +98,7 @@ pub(crate) async fn run_pg(
     let dir = dir.unwrap_or_else(|| tmp.path().to_path_buf());
     std::fs::create_dir_all(&dir).expect("create --dir");
     let prefix = format!("bench-backup-pg/{stamp}/");
+    let archive = store.backend(&dir, &prefix);
     let toml = format!(
         r#"plugin_dirs = ["{plugins}"]
 [backends.pg]
@@ -108,8 +108,7 @@ config = {{ url = "${{DATABASE_URL}}", schema = "{src}" }}
 plugin = "postgres"
 config = {{ url = "${{DATABASE_URL}}", schema = "{dst}" }}
 [backends.archive]
-plugin = "s3"
-config = {{ bucket = "{bucket}", endpoint = "{endpoint}", region = "us-east-1", prefix = "{prefix}" }}
+{archive}
 [roles]
 sql = "pg"
 backup = "archive"
