@@ -894,6 +894,9 @@ fn build_direct(
     (hnsw, qs, build)
 }
 
+/// hnsw_rs's graph and its (normalised) queries.
+type Direct<'a> = (&'a Hnsw<'static, f32, DistDot>, &'a [Vec<f32>]);
+
 /// Phases 2 and 3 measured: for each round and ef, the plugin pass, the
 /// hnsw_rs pass and (when asked) the hnswlib pass back to back, in rotating
 /// order, so machine noise falls on all alike. A plugin or hnswlib error ends
@@ -902,7 +905,7 @@ fn measure_ann(
     ctx: &Ctx,
     n: usize,
     plugin: Option<&PluginHnsw>,
-    direct: Option<(&Hnsw<f32, DistDot>, &[Vec<f32>])>,
+    direct: Option<Direct<'_>>,
     mut hnswlib: Option<&mut hnswlib::Hnswlib>,
     queries: &[Vec<f32>],
 ) -> Measured {
