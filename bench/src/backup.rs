@@ -118,33 +118,6 @@ fn make_db(path: &std::path::Path, size_mb: u64) -> u64 {
     rows
 }
 
-/// Where the benchmark's backups go (`--store`).
-pub(crate) struct Store {
-    local: bool,
-    endpoint: String,
-    bucket: String,
-}
-
-impl Store {
-    /// The `[backends.archive]` body: an fs store in a fresh
-    /// `DIR/bench-backup-store`, or the S3 bucket under `prefix`.
-    pub(crate) fn backend(&self, dir: &std::path::Path, prefix: &str) -> String {
-        if self.local {
-            let root = dir.join("bench-backup-store");
-            let _ = std::fs::remove_dir_all(&root);
-            format!(
-                "plugin = \"fs\"\nconfig = {{ root = \"{}\" }}",
-                root.display()
-            )
-        } else {
-            format!(
-                "plugin = \"s3\"\nconfig = {{ bucket = \"{}\", endpoint = \"{}\", region = \"us-east-1\", prefix = \"{prefix}\" }}",
-                self.bucket, self.endpoint
-            )
-        }
-    }
-}
-
 /// Runs the benchmark.
 pub(crate) fn run(args: BackupArgs) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -175,7 +148,7 @@ async fn run_async(args: BackupArgs) {
         .clone()
         .or_else(|| std::env::var("S3_BUCKET").ok())
         .unwrap_or_else(|| "strata-test".into());
-    let store = Store {
+    let store = super::blob_store::Store {
         local,
         endpoint,
         bucket,

@@ -49,7 +49,7 @@ pub(crate) async fn run_pg(
     rows: u64,
     dir: Option<PathBuf>,
     out: Option<PathBuf>,
-    store: &super::backup::Store,
+    store: &super::blob_store::Store,
 ) {
     let url = std::env::var("DATABASE_URL").expect(
         "set DATABASE_URL (scripts/servers/postgres.sh start; eval \"$(scripts/servers/postgres.sh env)\")",

@@ -19,6 +19,7 @@
 
 mod backup;
 mod backup_pg;
+mod blob_store;
 mod memory;
 mod migrate;
 mod plot;
