@@ -52,7 +52,13 @@ fn search(c: &mut Criterion) {
     let mut quantized = Flat::with_capacity(Metric::Cosine, d, n);
     fill(&mut quantized);
     assert!(quantized.quant().is_fitted() || n < strata_ann::quant::DEFAULT_MIN_FIT);
+    // Attached, as in the SQLite plugin: the graph holds the vectors and
+    // the int8 path rescores from it.
     let index = quantized.build_index(HnswParams::default(), 0);
+    quantized
+        .attach(index, 0)
+        .map_err(|e| e.reason())
+        .expect("built from these rows");
     let prepared: Vec<Vec<f32>> = queries.iter().map(|q| plain.prepare_query(q)).collect();
 
     let mut group = c.benchmark_group(format!("top{k} of {n}x{d} cosine"));
@@ -74,7 +80,7 @@ fn search(c: &mut Criterion) {
         let options = SearchOptions::new(Some(64), false);
         b.iter(|| {
             i += 1;
-            black_box(quantized.search(Some(&index), &prepared[i % 64], k, options, None))
+            black_box(quantized.search(&prepared[i % 64], k, options, None))
         })
     });
     group.finish();

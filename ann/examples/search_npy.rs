@@ -37,6 +37,9 @@ fn main() {
         ef_search: 64,
     };
     let index = flat.build_index(params, 0);
+    flat.attach(index, 0)
+        .map_err(|e| e.reason())
+        .expect("built from these rows");
     eprintln!(
         "{n} × {d}: index built in {:.2} s",
         t.elapsed().as_secs_f64()
@@ -82,7 +85,7 @@ fn main() {
         for _ in 0..rounds {
             for (q, t) in queries.iter().zip(&truth) {
                 let s = Instant::now();
-                let found = flat.search(Some(&index), q, 10, options, None);
+                let found = flat.search(q, 10, options, None);
                 lat.push(s.elapsed());
                 hits += found.iter().filter(|(i, _)| t.contains(i)).count();
             }

@@ -7,6 +7,11 @@
 //! per-row data beside (the SQLite plugin keeps record ids) mirrors each
 //! [`remove`](Flat::remove) with a `swap_remove` of the row it returns.
 //!
+//! The vectors live in an array of the store's own until an HNSW index is
+//! [attached](Flat::attach); from then on they live in the index's graph
+//! (row `i` is a node of it) and the array is freed (see the crate docs,
+//! "One copy of the vectors").
+//!
 //! From [`QUANT_MIN_SCAN`] rows on, an exact scan reads the int8 copy
 //! ([`crate::quant`]) and rescores with `f32` only what its error bound
 //! cannot rule out; the answer is the `f32` scan's, row for row and bit for
@@ -16,6 +21,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::{
     codec,
+    hnsw::bits_eq,
     index::{AnnIndex, HnswParams},
     kernels::{self, Kernels},
     metric::Metric,
@@ -49,11 +55,87 @@ pub struct Flat {
     metric: Metric,
     dimension: usize,
     keys: Vec<i64>,
-    data: Vec<f32>,
+    store: Store,
     rows: HashMap<i64, usize>,
-    /// The int8 copy of `data` (row for row).
+    /// The int8 copy of the vectors (row for row).
     quant: Quant,
 }
+
+/// Where a [`Flat`]'s vectors are.
+enum Store {
+    /// In one array of its own, row after row.
+    Own(Vec<f32>),
+    /// In its index's graph: row `i` is node `nodes[i]`.
+    Index {
+        index: Box<AnnIndex>,
+        nodes: Vec<u32>,
+    },
+}
+
+impl Store {
+    #[inline]
+    fn vector(&self, row: usize, d: usize) -> &[f32] {
+        match self {
+            Store::Own(data) => &data[row * d..(row + 1) * d],
+            Store::Index { index, nodes } => index.node_vector(nodes[row]),
+        }
+    }
+}
+
+/// Why [`Flat::attach`] refused an index (handed back with the error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AttachError {
+    /// It was built for another metric or dimension.
+    Shape,
+    /// It holds another vector than this store under this key: it was made
+    /// from other data (a sidecar beside a database restored from elsewhere).
+    Mismatch {
+        /// The first key found whose vectors differ.
+        key: i64,
+    },
+}
+
+impl std::fmt::Display for AttachError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AttachError::Shape => f.write_str("the index is for another metric or dimension"),
+            AttachError::Mismatch { key } => write!(
+                f,
+                "the index holds another vector than the data under key {key}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for AttachError {}
+
+/// An index [`Flat::attach`] refused, handed back with the reason.
+#[derive(Debug)]
+pub struct Refused {
+    index: Box<AnnIndex>,
+    reason: AttachError,
+}
+
+impl Refused {
+    /// Why it was refused.
+    pub fn reason(&self) -> AttachError {
+        self.reason
+    }
+
+    /// The index, back.
+    pub fn into_index(self) -> AnnIndex {
+        *self.index
+    }
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.reason.fmt(f)
+    }
+}
+
+impl std::error::Error for Refused {}
 
 impl Flat {
     /// An empty store of `dimension`-dimensional vectors, with room for
@@ -63,7 +145,7 @@ impl Flat {
             metric,
             dimension,
             keys: Vec::with_capacity(capacity),
-            data: Vec::with_capacity(capacity * dimension),
+            store: Store::Own(Vec::with_capacity(capacity * dimension)),
             rows: HashMap::with_capacity(capacity),
             quant: Quant::new(dimension),
         }
@@ -105,13 +187,9 @@ impl Flat {
     }
 
     /// Row `row`'s vector, as stored (normalised for cosine).
+    #[inline]
     pub fn vector(&self, row: usize) -> &[f32] {
-        &self.data[row * self.dimension..(row + 1) * self.dimension]
-    }
-
-    /// Every vector, row after row.
-    pub fn data(&self) -> &[f32] {
-        &self.data
+        self.store.vector(row, self.dimension)
     }
 
     /// `(key, vector)` of every row, in row order.
@@ -132,52 +210,126 @@ impl Flat {
         &mut self.quant
     }
 
-    /// Bytes of the `f32` array (its capacity).
+    /// Bytes of the store's own `f32` array (its capacity): 0 while an
+    /// index is attached, whose graph then holds the only copy.
     pub fn data_bytes(&self) -> usize {
-        self.data.capacity() * 4
+        match &self.store {
+            Store::Own(data) => data.capacity() * 4,
+            Store::Index { .. } => 0,
+        }
+    }
+
+    /// The attached index (see [`attach`](Self::attach)).
+    pub fn index(&self) -> Option<&AnnIndex> {
+        match &self.store {
+            Store::Own(_) => None,
+            Store::Index { index, .. } => Some(index),
+        }
+    }
+
+    /// The attached index, mutably (to label, tune or save it; its keys
+    /// follow the store through [`push`](Self::push) and
+    /// [`remove`](Self::remove)).
+    pub fn index_mut(&mut self) -> Option<&mut AnnIndex> {
+        match &mut self.store {
+            Store::Own(_) => None,
+            Store::Index { index, .. } => Some(index),
+        }
     }
 
     /// Appends `vector` under `key` (normalised for cosine); returns its
     /// row. The caller keeps keys unique and the dimension right.
+    ///
+    /// With an index attached the vector goes into the graph as a new node,
+    /// linked at the next [`maintain`](Self::maintain) (until then, searches
+    /// are exact). A key the index holds as a tombstone with the same
+    /// vector is revived; with another vector, the index no longer
+    /// describes the data and is dropped (see [`index`](Self::index)).
     pub fn push(&mut self, key: i64, vector: &[f32]) -> usize {
         let row = self.keys.len();
+        let d = self.dimension;
+        let normalized;
+        let v: &[f32] = if self.metric == Metric::Cosine {
+            normalized = codec::normalized(vector);
+            &normalized
+        } else {
+            vector
+        };
+        if let Store::Index { index, .. } = &self.store
+            && index
+                .node_of(key)
+                .is_some_and(|node| !bits_eq(index.node_vector(node), v))
+        {
+            self.detach_index();
+        }
         self.rows.insert(key, row);
         self.keys.push(key);
-        let start = self.data.len();
-        if self.metric == Metric::Cosine {
-            self.data.extend(codec::normalized(vector));
-        } else {
-            self.data.extend_from_slice(vector);
+        match &mut self.store {
+            Store::Own(data) => data.extend_from_slice(v),
+            Store::Index { index, nodes } => {
+                let node = match index.node_of(key) {
+                    Some(node) => {
+                        index.revive(key);
+                        node
+                    }
+                    None => index.append(key, v),
+                };
+                nodes.push(node);
+            }
         }
-        self.quant.push(&self.data[start..]);
+        self.quant.push(self.store.vector(row, d));
         row
     }
 
     /// Removes `key`'s row by swap-remove (the last row takes its place);
-    /// returns the row it had, `None` when the key is not held.
+    /// returns the row it had, `None` when the key is not held. An attached
+    /// index tombstones the key (its node keeps the vector: searches still
+    /// pass through it).
     pub fn remove(&mut self, key: i64) -> Option<usize> {
         let i = self.rows.remove(&key)?;
         let last = self.keys.len() - 1;
         let d = self.dimension;
         if i != last {
             self.keys.swap(i, last);
-            let (head, tail) = self.data.split_at_mut(last * d);
-            head[i * d..(i + 1) * d].copy_from_slice(&tail[..d]);
             self.rows.insert(self.keys[i], i);
+        }
+        match &mut self.store {
+            Store::Own(data) => {
+                if i != last {
+                    let (head, tail) = data.split_at_mut(last * d);
+                    head[i * d..(i + 1) * d].copy_from_slice(&tail[..d]);
+                }
+                data.truncate(last * d);
+            }
+            Store::Index { index, nodes } => {
+                nodes.swap_remove(i);
+                index.remove(&[key]);
+            }
         }
         self.quant.swap_remove(i, last);
         self.keys.pop();
-        self.data.truncate(last * d);
         Some(i)
     }
 
-    /// Fits or refits the int8 copy when due (after a batch of pushes and
-    /// removes; cheap when nothing is due).
+    /// After a batch of pushes and removes: links the new nodes of an
+    /// attached index (on all cores), and fits or refits the int8 copy when
+    /// due (cheap when nothing is due).
     pub fn maintain(&mut self) {
-        self.quant.maintain(&self.data);
+        if let Store::Index { index, .. } = &mut self.store {
+            index.link_pending();
+        }
+        let Flat {
+            quant,
+            store,
+            dimension,
+            keys,
+            ..
+        } = self;
+        quant.maintain_rows(keys.len(), |i| store.vector(i, *dimension));
     }
 
-    /// Builds an HNSW index over every row, here and now.
+    /// Builds an HNSW index over every row, here and now (not attached:
+    /// see [`attach`](Self::attach)).
     pub fn build_index(&self, params: HnswParams, generation: i64) -> AnnIndex {
         AnnIndex::build(
             self.metric,
@@ -186,6 +338,87 @@ impl Flat {
             generation,
             self.points(),
         )
+    }
+
+    /// Attaches `index`, labelled `generation`, after bringing it in line
+    /// with the rows held (the store stays the source of truth): keys it
+    /// lacks are appended and linked, keys gone are tombstoned. From then
+    /// on the index's graph holds the only copy of the vectors (this
+    /// store's own array is freed) and [`search`](Self::search) uses it.
+    /// An index attached before is dropped first.
+    ///
+    /// Refused, and handed back, when it is for another metric or
+    /// dimension, or holds any key with other vector bits than this store
+    /// (it was made from other data: a sidecar that does not belong to
+    /// this database). Returns whether reconciling changed the index.
+    pub fn attach(&mut self, mut index: AnnIndex, generation: i64) -> Result<bool, Refused> {
+        let refuse = |index: AnnIndex, reason| Refused {
+            index: Box::new(index),
+            reason,
+        };
+        if index.metric() != self.metric || index.dimension() != self.dimension {
+            return Err(refuse(index, AttachError::Shape));
+        }
+        self.detach_index();
+        let mut nodes = Vec::with_capacity(self.len());
+        let mut missing = Vec::new();
+        for (row, (key, v)) in self.points().enumerate() {
+            match index.node_of(key) {
+                Some(node) if bits_eq(index.node_vector(node), v) => nodes.push(node),
+                Some(_) => return Err(refuse(index, AttachError::Mismatch { key })),
+                None => {
+                    nodes.push(u32::MAX);
+                    missing.push(row);
+                }
+            }
+        }
+        let mut changed = !missing.is_empty();
+        for (row, &key) in self.keys.iter().enumerate() {
+            if nodes[row] != u32::MAX && index.revive(key) {
+                changed = true;
+            }
+        }
+        let gone: Vec<i64> = index
+            .keys()
+            .filter(|key| !self.rows.contains_key(key) && !index.is_tombstone(*key))
+            .collect();
+        changed |= !gone.is_empty();
+        index.remove(&gone);
+        for row in missing {
+            nodes[row] = index.append(self.keys[row], self.vector(row));
+        }
+        index.link_pending();
+        index.mark_reconciled(generation);
+        self.store = Store::Index {
+            index: Box::new(index),
+            nodes,
+        };
+        Ok(changed)
+    }
+
+    /// Detaches the index, copying the vectors back into an array of the
+    /// store's own; `None` when none is attached.
+    pub fn detach_index(&mut self) -> Option<AnnIndex> {
+        if matches!(self.store, Store::Own(_)) {
+            return None;
+        }
+        let mut data = Vec::with_capacity(self.len() * self.dimension);
+        for row in 0..self.len() {
+            data.extend_from_slice(self.vector(row));
+        }
+        match std::mem::replace(&mut self.store, Store::Own(data)) {
+            Store::Index { index, .. } => Some(*index),
+            Store::Own(_) => unreachable!("checked above"),
+        }
+    }
+
+    /// The attached index, consuming the store (no copy of the vectors is
+    /// made: for a caller about to drop the store and reuse the index).
+    pub fn into_index(self) -> Option<AnnIndex> {
+        match self.store {
+            Store::Own(_) => None,
+            Store::Index { index, .. } => Some(*index),
+        }
     }
 
     /// The query in the stored form (normalised for cosine).
@@ -206,8 +439,8 @@ impl Flat {
     }
 
     /// The `k` best rows for a prepared query as `(row, score)`, best first
-    /// (ties: lower key first): through `index` when one is given and the
-    /// query allows, exactly otherwise. `allowed` restricts the rows to
+    /// (ties: lower key first): through the attached index when there is
+    /// one and the query allows, exactly otherwise. `allowed` restricts the rows to
     /// those keys.
     ///
     /// The index answers unless `options.exact`, or the filter is selective
@@ -217,7 +450,6 @@ impl Flat {
     /// rescored exactly, so scores never depend on the index.
     pub fn search(
         &self,
-        index: Option<&AnnIndex>,
         q: &[f32],
         k: usize,
         options: SearchOptions,
@@ -226,7 +458,7 @@ impl Flat {
         // `k` is a caller's `top_k`: no more rows than exist are returned,
         // so nothing below is sized by more.
         let k = k.min(self.len());
-        let found = match (index, options.exact) {
+        let found = match (self.index(), options.exact) {
             (Some(ix), false) => self.ann_top_k(ix, q, k, options, allowed),
             _ => None,
         };
@@ -336,6 +568,11 @@ impl Flat {
     ) -> Option<Vec<(usize, f64)>> {
         if k == 0 {
             return Some(Vec::new());
+        }
+        if index.pending() > 0 {
+            // Rows not linked yet (no `maintain` since they were pushed):
+            // the graph cannot reach them.
+            return None;
         }
         let matching = allowed.map_or(self.len(), HashSet::len);
         if allowed.is_some() && matching <= (self.len() / 20).max(2_000) {
@@ -616,25 +853,14 @@ mod tests {
             // Through an index, filtered or not, and with a huge ef.
             let mut rng = Rng(1);
             let vecs: Vec<Vec<f32>> = (0..3000).map(|_| rng.vector(8, 1.0)).collect();
-            let l = cache(metric, 8, &vecs);
+            let mut l = cache(metric, 8, &vecs);
             let index = l.build_index(crate::HnswParams::default(), 0);
+            l.attach(index, 0).map_err(|e| e.reason()).unwrap();
             let q = l.prepare_query(&vecs[0]);
-            let all = l.search(
-                Some(&index),
-                &q,
-                huge,
-                SearchOptions::new(Some(huge), false),
-                None,
-            );
+            let all = l.search(&q, huge, SearchOptions::new(Some(huge), false), None);
             assert_eq!(all.len(), 3000);
             let half: HashSet<i64> = (0..3000).step_by(2).map(pk_of).collect();
-            let some = l.search(
-                Some(&index),
-                &q,
-                huge,
-                SearchOptions::default(),
-                Some(&half),
-            );
+            let some = l.search(&q, huge, SearchOptions::default(), Some(&half));
             assert_eq!(some.len(), 1500);
             // The int8 path's own entry point.
             let (found, _) = l
@@ -830,5 +1056,176 @@ mod tests {
                 .is_none()
         );
         assert_eq!(l.exact_top_k(&q, 10, None), l.f32_top_k(&q, 10, None));
+    }
+
+    /// Every row's `(key, vector bits)`, sorted by key.
+    fn snapshot(l: &Flat) -> Vec<(i64, Vec<u32>)> {
+        let mut v: Vec<(i64, Vec<u32>)> = l
+            .points()
+            .map(|(k, v)| (k, v.iter().map(|x| x.to_bits()).collect()))
+            .collect();
+        v.sort_by_key(|(k, _)| *k);
+        v
+    }
+
+    fn with_index(metric: Metric, vecs: &[Vec<f32>]) -> Flat {
+        let mut l = cache(metric, vecs[0].len(), vecs);
+        let ix = l.build_index(crate::HnswParams::default(), 1);
+        assert_eq!(l.attach(ix, 1).map_err(|e| e.reason()), Ok(false));
+        l
+    }
+
+    #[test]
+    fn an_attached_index_holds_the_only_copy_and_answers_the_same() {
+        for metric in METRICS {
+            let mut rng = Rng(5);
+            let vecs = clustered(&mut rng, 3000, 16, 20, 0.3);
+            let plain = cache(metric, 16, &vecs);
+            let l = with_index(metric, &vecs);
+            assert!(plain.data_bytes() >= 3000 * 16 * 4);
+            assert_eq!(l.data_bytes(), 0, "{metric:?}: the graph holds the vectors");
+            assert_eq!(snapshot(&l), snapshot(&plain), "{metric:?}");
+            for q in vecs.iter().step_by(301) {
+                let q = l.prepare_query(q);
+                let bits = |v: Vec<(usize, f64)>, f: &Flat| -> Vec<(i64, u64)> {
+                    v.iter().map(|(i, s)| (f.key(*i), s.to_bits())).collect()
+                };
+                assert_eq!(
+                    bits(l.exact_top_k(&q, 10, None), &l),
+                    bits(plain.exact_top_k(&q, 10, None), &plain),
+                    "{metric:?}: exact search reads the graph's vectors"
+                );
+                let found = l.search(&q, 10, SearchOptions::new(Some(200), false), None);
+                let exact = plain.exact_top_k(&q, 10, None);
+                let hits = found
+                    .iter()
+                    .filter(|(i, _)| exact.iter().any(|(j, _)| plain.key(*j) == l.key(*i)))
+                    .count();
+                assert!(hits >= 9, "{metric:?}: recall {hits}/10");
+            }
+        }
+    }
+
+    #[test]
+    fn pushes_and_removes_follow_the_attached_index() {
+        let mut rng = Rng(6);
+        let vecs = clustered(&mut rng, 2100, 12, 10, 0.3);
+        let mut l = with_index(Metric::Cosine, &vecs[..2000]);
+        let gone: Vec<i64> = (0..2000).step_by(7).map(pk_of).collect();
+        for key in &gone {
+            assert!(l.remove(*key).is_some());
+        }
+        for (i, v) in vecs.iter().enumerate().skip(2000) {
+            l.push(pk_of(i), v);
+        }
+        let ix = l.index().expect("still attached");
+        assert_eq!(
+            (ix.points(), ix.tombstones(), ix.pending()),
+            (2100, gone.len(), 100)
+        );
+        // Before `maintain` the new rows are not linked: search is exact.
+        let q = l.prepare_query(&vecs[2050]);
+        let top = l.search(&q, 1, SearchOptions::default(), None);
+        assert_eq!(l.key(top[0].0), pk_of(2050));
+        l.maintain();
+        assert_eq!(l.index().unwrap().pending(), 0);
+        assert_eq!(l.data_bytes(), 0);
+        let removed: HashSet<i64> = gone.iter().copied().collect();
+        for i in (0..2100).step_by(13) {
+            let q = l.prepare_query(&vecs[i]);
+            let top = l.search(&q, 5, SearchOptions::new(Some(64), false), None);
+            assert!(top.iter().all(|(r, _)| !removed.contains(&l.key(*r))));
+            if !removed.contains(&pk_of(i)) {
+                assert_eq!(l.key(top[0].0), pk_of(i), "row {i} finds itself");
+            }
+            // Every row's vector is still its own (rows moved by swap-remove).
+            if let Some(row) = l.row_of(pk_of(i)) {
+                assert_eq!(l.vector(row), &crate::codec::normalized(&vecs[i])[..]);
+            }
+        }
+        // A removed key pushed again with its vector is revived, not a new node.
+        l.push(gone[0], &vecs[0]);
+        l.maintain();
+        let ix = l.index().unwrap();
+        assert_eq!((ix.points(), ix.tombstones()), (2100, gone.len() - 1));
+        // ... with another vector (gone[1] held vecs[7]), the index no
+        // longer describes the data: dropped, the vectors copied back.
+        l.push(gone[1], &vecs[1]);
+        assert!(l.index().is_none(), "dropped");
+        assert!(l.data_bytes() > 0);
+        assert_eq!(
+            l.vector(l.row_of(gone[1]).unwrap()),
+            &crate::codec::normalized(&vecs[1])[..]
+        );
+        assert_eq!(
+            l.vector(l.row_of(gone[0]).unwrap()),
+            &crate::codec::normalized(&vecs[0])[..]
+        );
+    }
+
+    #[test]
+    fn detach_copies_the_vectors_back() {
+        let mut rng = Rng(7);
+        let vecs = clustered(&mut rng, 1500, 8, 5, 0.3);
+        let mut l = with_index(Metric::Euclidean, &vecs);
+        let before = snapshot(&l);
+        let ix = l.detach_index().expect("attached");
+        assert_eq!(ix.points(), 1500);
+        assert!(l.index().is_none() && l.data_bytes() >= 1500 * 8 * 4);
+        assert_eq!(snapshot(&l), before);
+        assert!(l.detach_index().is_none());
+        // And back again, unchanged.
+        assert_eq!(l.attach(ix, 2).map_err(|e| e.reason()), Ok(false));
+        assert_eq!(l.index().unwrap().generation(), 2);
+        assert_eq!(snapshot(&l), before);
+        let ix = l.into_index().expect("the index, without a copy");
+        assert_eq!(ix.points(), 1500);
+    }
+
+    #[test]
+    fn attach_reconciles_and_refuses_an_index_of_other_data() {
+        let mut rng = Rng(8);
+        let vecs = clustered(&mut rng, 1200, 8, 5, 0.3);
+        // An index over rows 0..1100; the store holds rows 100..1200.
+        let older = cache(Metric::Cosine, 8, &vecs[..1100]);
+        let ix = older.build_index(crate::HnswParams::default(), 1);
+        let mut l = Flat::with_capacity(Metric::Cosine, 8, 0);
+        for (i, v) in vecs.iter().enumerate().skip(100) {
+            l.push(pk_of(i), v);
+        }
+        l.maintain();
+        assert_eq!(l.attach(ix, 9).map_err(|e| e.reason()), Ok(true));
+        let ix = l.index().unwrap();
+        assert_eq!(
+            (ix.points(), ix.tombstones(), ix.generation()),
+            (1200, 100, 9)
+        );
+        let q = l.prepare_query(&vecs[1150]);
+        assert_eq!(
+            l.key(l.search(&q, 1, SearchOptions::default(), None)[0].0),
+            pk_of(1150)
+        );
+        // Other vector bits under one key: refused, naming the key.
+        let ix = l.detach_index().unwrap();
+        let mut other = Flat::with_capacity(Metric::Cosine, 8, 0);
+        for (i, v) in vecs.iter().enumerate().skip(100) {
+            let mut v = v.clone();
+            if i == 500 {
+                v[3] += 0.25;
+            }
+            other.push(pk_of(i), &v);
+        }
+        let refused = other.attach(ix, 9).unwrap_err();
+        assert_eq!(refused.reason(), AttachError::Mismatch { key: pk_of(500) });
+        assert!(refused.to_string().contains(&pk_of(500).to_string()));
+        let ix = refused.into_index();
+        assert!(other.index().is_none() && other.data_bytes() > 0);
+        // Another metric or dimension.
+        let mut dot = cache(Metric::Dot, 8, &vecs);
+        let refused = dot.attach(ix, 9).unwrap_err();
+        assert_eq!(refused.reason(), AttachError::Shape);
+        let ix = refused.into_index();
+        let mut wide = Flat::with_capacity(Metric::Cosine, 9, 0);
+        assert_eq!(wide.attach(ix, 9).unwrap_err().reason(), AttachError::Shape);
     }
 }

@@ -208,7 +208,7 @@ fn splitmix(x: u64) -> u64 {
 }
 
 /// Bit-for-bit equal vectors (what makes a copy: `-0.0` and `0.0` differ).
-fn bits_eq(a: &[f32], b: &[f32]) -> bool {
+pub(crate) fn bits_eq(a: &[f32], b: &[f32]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
 }
 
@@ -308,8 +308,9 @@ impl Hnsw {
         }
     }
 
+    /// Node `i`'s vector.
     #[inline]
-    fn vector(&self, i: u32) -> &[f32] {
+    pub fn vector(&self, i: u32) -> &[f32] {
         let s = i as usize * self.dim;
         &self.data[s..s + self.dim]
     }

@@ -56,7 +56,7 @@
 //! `&self` and run concurrently; inserts, removals and saves take `&mut self`.
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     io::IsTerminal,
     path::{Path, PathBuf},
     sync::atomic::{AtomicBool, AtomicUsize, Ordering},
@@ -179,14 +179,32 @@ pub struct AnnIndex {
     metric: Metric,
     dimension: usize,
     params: HnswParams,
-    /// Every key in the graph (live or tombstoned).
-    keys: HashSet<i64>,
+    /// Every key in the graph (live or tombstoned), and its node.
+    keys: HashMap<i64, u32>,
     tombstones: HashSet<i64>,
+    /// The first node appended by [`append`](Self::append) and not linked
+    /// yet (`None`: every node is linked).
+    pending: Option<u32>,
     generation: i64,
     unsaved: usize,
     origin: Origin,
     /// Label of terminal announcements of big batches (`None`: silent).
     announce: Option<&'static str>,
+}
+
+impl std::fmt::Debug for AnnIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnnIndex")
+            .field("metric", &self.metric)
+            .field("dimension", &self.dimension)
+            .field("params", &self.params)
+            .field("points", &self.keys.len())
+            .field("tombstones", &self.tombstones.len())
+            .field("pending", &self.pending())
+            .field("generation", &self.generation)
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
 }
 
 fn new_graph(metric: Metric, dimension: usize, params: HnswParams) -> Hnsw {
@@ -233,8 +251,59 @@ impl AnnIndex {
     ) -> Option<AnnIndex> {
         let mut graph = new_graph(metric, dimension, params);
         let items: Vec<(i64, &[f32])> = points.collect();
-        let keys = items.iter().map(|(key, _)| *key).collect();
+        let keys: Vec<i64> = items.iter().map(|(key, _)| *key).collect();
         graph.push(&items);
+        drop(items);
+        Self::link_built(
+            graph, metric, dimension, params, generation, &keys, ctl, announce,
+        )
+    }
+
+    /// [`build_with`](Self::build_with) from vectors in one array (`keys[i]`
+    /// names `data[i·dimension..]`), which is dropped as soon as the graph
+    /// holds its copy, before the long part of the build: a background
+    /// build from a snapshot then holds one extra copy only briefly.
+    #[allow(clippy::too_many_arguments)]
+    pub fn build_from(
+        metric: Metric,
+        dimension: usize,
+        params: HnswParams,
+        generation: i64,
+        keys: Vec<i64>,
+        data: Vec<f32>,
+        ctl: &BuildCtl,
+        announce: Option<&'static str>,
+    ) -> Option<AnnIndex> {
+        assert_eq!(
+            keys.len() * dimension,
+            data.len(),
+            "one vector of {dimension} per key"
+        );
+        let mut graph = new_graph(metric, dimension, params);
+        let items: Vec<(i64, &[f32])> = keys
+            .iter()
+            .copied()
+            .zip(data.chunks_exact(dimension.max(1)))
+            .collect();
+        graph.push(&items);
+        drop(items);
+        drop(data);
+        Self::link_built(
+            graph, metric, dimension, params, generation, &keys, ctl, announce,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn link_built(
+        graph: Hnsw,
+        metric: Metric,
+        dimension: usize,
+        params: HnswParams,
+        generation: i64,
+        keys: &[i64],
+        ctl: &BuildCtl,
+        announce: Option<&'static str>,
+    ) -> Option<AnnIndex> {
         if !insert_all(&graph, 0, "building HNSW index", Some(ctl), announce) {
             return None;
         }
@@ -243,8 +312,13 @@ impl AnnIndex {
             metric,
             dimension,
             params,
-            keys,
+            keys: keys
+                .iter()
+                .enumerate()
+                .map(|(node, key)| (*key, node as u32))
+                .collect(),
             tombstones: HashSet::new(),
+            pending: None,
             generation,
             unsaved: usize::MAX / 2,
             origin: Origin::Built,
@@ -306,7 +380,68 @@ impl AnnIndex {
 
     /// Whether `key` is in the graph (live or tombstoned).
     pub fn contains(&self, key: i64) -> bool {
-        self.keys.contains(&key)
+        self.keys.contains_key(&key)
+    }
+
+    /// The node holding `key` (live or tombstoned).
+    pub fn node_of(&self, key: i64) -> Option<u32> {
+        self.keys.get(&key).copied()
+    }
+
+    /// Node `node`'s vector (as stored: normalised for cosine).
+    pub fn node_vector(&self, node: u32) -> &[f32] {
+        self.graph.vector(node)
+    }
+
+    /// Whether `key` is tombstoned.
+    pub fn is_tombstone(&self, key: i64) -> bool {
+        self.tombstones.contains(&key)
+    }
+
+    /// Every key in the graph (live or tombstoned), in no order.
+    pub fn keys(&self) -> impl Iterator<Item = i64> + '_ {
+        self.keys.keys().copied()
+    }
+
+    /// Appends `key` as a new node holding `vector` (normalised for cosine
+    /// by the caller), not linked yet: searches do not reach it until
+    /// [`link_pending`](Self::link_pending) (one parallel batch for many
+    /// appends). Returns its node. The key must not be in the graph.
+    pub fn append(&mut self, key: i64, vector: &[f32]) -> u32 {
+        assert!(
+            !self.keys.contains_key(&key),
+            "key {key} is already in the graph"
+        );
+        let node = self.graph.push(&[(key, vector)]);
+        self.keys.insert(key, node);
+        self.pending.get_or_insert(node);
+        node
+    }
+
+    /// Nodes appended and not linked yet.
+    pub fn pending(&self) -> usize {
+        self.pending
+            .map_or(0, |first| self.graph.len() - first as usize)
+    }
+
+    /// Links every node [`append`](Self::append)ed since the last call, on
+    /// all cores.
+    pub fn link_pending(&mut self) {
+        if let Some(first) = self.pending.take() {
+            let count = self.graph.len() - first as usize;
+            insert_all(&self.graph, first, "indexing vectors", None, self.announce);
+            self.unsaved += count;
+        }
+    }
+
+    /// Takes `key` out of the tombstones (a row that is live again with the
+    /// same vector); whether it was one.
+    pub fn revive(&mut self, key: i64) -> bool {
+        let revived = self.tombstones.remove(&key);
+        if revived {
+            self.unsaved += 1;
+        }
+        revived
     }
 
     /// Points that searches skip.
@@ -324,22 +459,28 @@ impl AnnIndex {
     pub fn insert(&mut self, points: &[(i64, &[f32])]) {
         let items: Vec<(i64, &[f32])> = points
             .iter()
-            .filter(|(key, _)| !self.keys.contains(key))
+            .filter(|(key, _)| !self.keys.contains_key(key))
             .copied()
             .collect();
         if items.is_empty() {
             return;
         }
+        self.link_pending();
         let first = self.graph.push(&items);
         insert_all(&self.graph, first, "indexing vectors", None, self.announce);
-        self.keys.extend(items.iter().map(|(key, _)| *key));
+        self.keys.extend(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, (key, _))| (*key, first + i as u32)),
+        );
         self.unsaved += items.len();
     }
 
     /// Marks keys as gone.
     pub fn remove(&mut self, keys: &[i64]) {
         for key in keys {
-            if self.keys.contains(key) && self.tombstones.insert(*key) {
+            if self.keys.contains_key(key) && self.tombstones.insert(*key) {
                 self.unsaved += 1;
             }
         }
@@ -358,7 +499,7 @@ impl AnnIndex {
         let mut seen = HashSet::with_capacity(live_count);
         for (key, v) in live {
             seen.insert(key);
-            if !self.keys.contains(&key) {
+            if !self.keys.contains_key(&key) {
                 missing.push((key, v));
             } else if self.tombstones.contains(&key) {
                 // Cannot happen (keys are never reused), but never hide a live row.
@@ -367,7 +508,7 @@ impl AnnIndex {
         }
         let gone: Vec<i64> = self
             .keys
-            .iter()
+            .keys()
             .filter(|key| !seen.contains(key))
             .copied()
             .collect();
@@ -379,6 +520,15 @@ impl AnnIndex {
             self.origin = Origin::LoadedReconciled;
         }
         changed
+    }
+
+    /// Labels the index `generation` after its caller brought it in line
+    /// with its data (as [`reconcile`](Self::reconcile) does).
+    pub fn mark_reconciled(&mut self, generation: i64) {
+        if generation != self.generation && self.origin == Origin::Loaded {
+            self.origin = Origin::LoadedReconciled;
+        }
+        self.generation = generation;
     }
 
     /// Candidate keys for `query` (in the stored form: normalised for
@@ -415,6 +565,8 @@ impl AnnIndex {
     /// then the meta file (the commit point). See the module docs.
     pub fn save(&mut self, dir: &Path, name: &str) -> Result<(), IndexError> {
         check_name(name)?;
+        // A node in the file is a linked node to whoever loads it.
+        self.link_pending();
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| IndexError::Io { path, source }
@@ -508,7 +660,13 @@ impl AnnIndex {
             ));
         }
         Ok(Some(AnnIndex {
-            keys: graph.pks().iter().copied().collect(),
+            keys: graph
+                .pks()
+                .iter()
+                .enumerate()
+                .map(|(node, key)| (*key, node as u32))
+                .collect(),
+            pending: None,
             graph,
             metric,
             dimension,

@@ -40,12 +40,25 @@
 //! caller's keys. Parameters ([`HnswParams`]): `m` links per node (16;
 //! level 0 holds `2m`), `ef_construction` candidates per insert (100),
 //! `ef_search` candidates per query (128, overridable per query with
-//! [`SearchOptions`]). [`Flat::search`] asks the index for candidates,
+//! [`SearchOptions`]). [`Flat::search`] asks its attached index for candidates,
 //! rescores them exactly, and answers by exact search instead when a filter
 //! is selective or the graph found fewer than `k` allowed rows, so a
 //! filtered query never returns fewer results than exist. Levels are drawn
 //! from a hash of the key, so the same keys give the same levels; parallel
 //! builds of the same data differ slightly in their links.
+//!
+//! # One copy of the vectors
+//!
+//! An HNSW graph keeps each node's vector beside its links (searches read
+//! them in the graph's order). A [`Flat`] with an index
+//! [attached](Flat::attach) therefore keeps no array of its own: row `i`'s
+//! vector is read from its node in the graph, and pushes and removes go
+//! through to the index (a push becomes a node, linked at the next
+//! [`Flat::maintain`]; a remove a tombstone, whose vector stays for the
+//! searches that pass through it). At 1M × 384 that is 1.5 GB held once,
+//! not twice. Attaching reconciles the index with the rows and compares
+//! every vector bit for bit: an index made from other data is refused,
+//! never trusted.
 //!
 //! Scores are higher-is-better for every [`Metric`]: cosine similarity,
 //! dot product, and *negative* euclidean distance.
@@ -86,7 +99,8 @@
 //! assert_eq!(exact.iter().map(|&(row, _)| flat.key(row)).collect::<Vec<_>>(), [10, 30]);
 //!
 //! let index = flat.build_index(HnswParams::default(), 0);
-//! let found = flat.search(Some(&index), &q, 2, SearchOptions::default(), None);
+//! flat.attach(index, 0).expect("built from these rows");
+//! let found = flat.search(&q, 2, SearchOptions::default(), None);
 //! assert_eq!(found, exact);
 //! ```
 
@@ -103,7 +117,7 @@ pub mod npy;
 pub mod quant;
 pub mod topk;
 
-pub use flat::{Flat, SearchOptions};
+pub use flat::{AttachError, Flat, Refused, SearchOptions};
 pub use hnsw::Hnsw;
 pub use index::{AnnIndex, BuildCtl, HnswParams, IndexError, Origin};
 pub use kernels::{Kernels, kernels};

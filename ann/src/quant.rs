@@ -199,7 +199,13 @@ impl Quant {
 
     /// Fits, refits or drops the quantizer for the cache `data` (`n × dim`).
     pub fn maintain(&mut self, data: &[f32]) {
-        let n = data.len() / self.dim.max(1);
+        let d = self.dim.max(1);
+        self.maintain_rows(data.len() / d, |i| &data[i * d..(i + 1) * d]);
+    }
+
+    /// [`maintain`](Self::maintain) for a cache of `n` vectors wherever
+    /// they are: `row(i)` is vector `i`.
+    pub fn maintain_rows<'a>(&mut self, n: usize, row: impl Fn(usize) -> &'a [f32]) {
         if n < self.min_fit {
             if self.fitted && n < self.min_fit / 2 {
                 *self = Quant {
@@ -216,17 +222,23 @@ impl Quant {
             || self.clamped > (n / 16).max(16)
             || self.len() != n;
         if stale {
-            self.fit(data);
+            self.fit_rows(n, row);
         }
     }
 
     /// Recomputes offsets and steps from `data`, then encodes every vector.
     pub fn fit(&mut self, data: &[f32]) {
+        let d = self.dim.max(1);
+        self.fit_rows(data.len() / d, |i| &data[i * d..(i + 1) * d]);
+    }
+
+    /// [`fit`](Self::fit) for `n` vectors wherever they are: `row(i)` is
+    /// vector `i`.
+    pub fn fit_rows<'a>(&mut self, n: usize, row: impl Fn(usize) -> &'a [f32]) {
         let d = self.dim;
-        let n = data.len() / d.max(1);
         let mut lo = vec![f32::INFINITY; d];
         let mut hi = vec![f32::NEG_INFINITY; d];
-        for v in data.chunks_exact(d) {
+        for v in (0..n).map(&row) {
             for j in 0..d {
                 lo[j] = lo[j].min(v[j]);
                 hi[j] = hi[j].max(v[j]);
@@ -265,7 +277,7 @@ impl Quant {
         self.vec_norm_max = 0.0;
         self.hat_sq_max = 0.0;
         self.fitted = true;
-        for v in data.chunks_exact(d) {
+        for v in (0..n).map(&row) {
             self.encode(v);
         }
         self.fitted_len = n;

@@ -23,6 +23,7 @@ mod blob_store;
 mod memory;
 mod migrate;
 mod plot;
+mod rss;
 mod sql_pg;
 mod sql_sqlite;
 mod vectors;

@@ -14,14 +14,13 @@
 
 use std::{
     path::{Path, PathBuf},
-    sync::{
-        Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
-    },
-    time::{Duration, Instant},
+    sync::Arc,
+    time::Instant,
 };
 
 use clap::Args;
+
+use crate::rss::Sampler;
 use sqlx::{Connection, PgConnection};
 use strata_host::{
     Strata,
@@ -63,57 +62,6 @@ pub(crate) struct MigrateArgs {
     /// Append the result table to this Markdown file.
     #[arg(long)]
     out: Option<PathBuf>,
-}
-
-fn rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// Peak RSS above the starting RSS while `f` runs.
-struct Sampler {
-    peak: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    start: u64,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Sampler {
-    fn start() -> Sampler {
-        let start = rss_kb();
-        let peak = Arc::new(AtomicU64::new(start));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (p, s) = (peak.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                p.fetch_max(rss_kb(), Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        });
-        Sampler {
-            peak,
-            stop,
-            start,
-            thread: Some(thread),
-        }
-    }
-
-    /// Peak growth in MiB.
-    fn finish(mut self) -> f64 {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        self.peak.fetch_max(rss_kb(), Ordering::Relaxed);
-        (self.peak.load(Ordering::Relaxed).saturating_sub(self.start)) as f64 / 1024.0
-    }
 }
 
 fn embedding(i: u64, dim: usize) -> Vec<u8> {

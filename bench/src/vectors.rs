@@ -823,6 +823,7 @@ fn close_plugin_hnsw(
 fn reopen_plugin_hnsw(ctx: &Ctx, db: &Path, query: &[f32]) -> Result<String, String> {
     let a = ctx.args;
     let config = hnsw_config(a, db);
+    let memory = crate::rss::Sampler::start();
     let start = Instant::now();
     ctx.rt.block_on(async {
         let (strata, v) = open_backend(&ctx.dir, "hnswreopen", &ctx.lib, &config).await?;
@@ -842,14 +843,22 @@ fn reopen_plugin_hnsw(ctx: &Ctx, db: &Path, query: &[f32]) -> Result<String, Str
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
         let ready = start.elapsed();
+        let resident = memory.growth_now();
         strata.close().await.map_err(|e| e.to_string())?;
+        let peak = memory.finish();
+        let mb = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0) / 1e6;
         let note = format!(
-            "Reopen of the closed HNSW backend: open {:.3}s, first query answered after {:.2}s, index in use after {:.2}s (origin {}, memory {:.1} MB).",
+            "Reopen of the closed HNSW backend: open {:.3}s, first query answered after {:.2}s, index in use after {:.2}s (origin {}, index memory {:.1} MB, f32 cache {:.1} MB held by {}, int8 copy {:.1} MB); process RSS {:.0} MiB above the start with the index in use, peak {:.0} MiB while opening.",
             opened.as_secs_f64(),
             first.as_secs_f64(),
             ready.as_secs_f64(),
             details["hnsw"]["origin"],
-            details["hnsw"]["memory_bytes"].as_f64().unwrap_or(0.0) / 1e6,
+            mb(&details["hnsw"]["memory_bytes"]),
+            mb(&details["exact_scan"]["f32_cache_bytes"]),
+            details["exact_scan"]["f32_held_by"].as_str().unwrap_or("cache"),
+            mb(&details["exact_scan"]["int8_copy_bytes"]),
+            resident,
+            peak,
         );
         progress(&note);
         Ok(note)

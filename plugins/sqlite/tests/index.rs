@@ -374,3 +374,110 @@ async fn dot_product_collections_are_indexed() {
     assert!(agree >= 255, "recall@5 of the index: {agree} of 300");
     s.close().await.unwrap();
 }
+
+/// Once the index is in use its graph holds the cache's vectors (one copy
+/// in memory, not two), through writes, a reopen from the sidecar, and
+/// back when the collection shrinks below the threshold.
+#[tokio::test]
+async fn the_index_holds_the_only_copy_of_the_vectors() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let v = s.vectors().await.unwrap();
+    v.create_collection("mem", 4, Metric::Cosine).await.unwrap();
+    v.upsert("mem", records(0..150)).await.unwrap();
+    let d = details(&v).await;
+    assert_eq!(d["exact_scan"]["f32_held_by"], "cache", "{d}");
+    assert!(d["exact_scan"]["f32_cache_bytes"].as_u64().unwrap() >= 150 * 16);
+    v.upsert("mem", records(150..400)).await.unwrap();
+    let held = |d: &Value| {
+        (
+            d["index"].clone(),
+            d["exact_scan"]["f32_held_by"].clone(),
+            d["exact_scan"]["f32_cache_bytes"].clone(),
+        )
+    };
+    let in_index = (json!("hnsw"), json!("hnsw"), json!(0));
+    assert_eq!(held(&details(&v).await), in_index);
+    // Writes go through to the graph: an overwrite, new rows, deletes.
+    v.upsert(
+        "mem",
+        vec![
+            Record::new("p10", vector(5_000)),
+            Record::new("p400", vector(400)),
+        ],
+    )
+    .await
+    .unwrap();
+    v.delete_ids("mem", &["p20", "p21"]).await.unwrap();
+    let d = details(&v).await;
+    assert_eq!(held(&d), in_index, "{d}");
+    assert_eq!(top(&v, 400).await[0], "p400");
+    assert_eq!(top(&v, 5_000).await[0], "p10");
+    assert!(!top(&v, 20).await.contains(&"p20".to_string()));
+    s.close().await.unwrap();
+
+    let s = open(dir.path());
+    let v = s.vectors().await.unwrap();
+    let d = details(&v).await;
+    assert_eq!(d["hnsw"]["origin"], "sidecar", "{d}");
+    assert_eq!(held(&d), in_index, "{d}");
+    assert_eq!(top(&v, 123).await[0], "p123");
+    let hits = v
+        .query("mem", &Query::new(vector(5_000)).top_k(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        (hits[0].id.as_str(), hits[0].score > 0.999_99),
+        ("p10", true)
+    );
+    // Below the threshold again: the cache takes its vectors back.
+    let ids: Vec<String> = (30..400).map(|i| format!("p{i}")).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    v.delete_ids("mem", &ids).await.unwrap();
+    let d = details(&v).await;
+    assert_eq!(d["index"], "exact", "{d}");
+    assert_eq!(d["exact_scan"]["f32_held_by"], "cache", "{d}");
+    // p0..p29 less p20 and p21, and p400.
+    assert_eq!(v.count("mem", None).await.unwrap(), 29);
+    assert_eq!(top(&v, 7).await[0], "p7");
+    s.close().await.unwrap();
+}
+
+/// A sidecar beside a database it was not made from, under the same row
+/// keys (a database restored from elsewhere over an old sidecar): the
+/// index's vectors would be the cache's, so it is compared bit for bit,
+/// found to differ and rebuilt from the table.
+#[tokio::test]
+async fn a_sidecar_of_other_data_under_the_same_keys_is_rebuilt() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    for (dir, shift) in [(&a, 0), (&b, 7_000)] {
+        let s = open(dir.path());
+        let v = s.vectors().await.unwrap();
+        v.create_collection("mem", 4, Metric::Cosine).await.unwrap();
+        let recs: Vec<Record> = (0..300)
+            .map(|i| Record::new(format!("p{i}"), vector(i + shift)))
+            .collect();
+        v.upsert("mem", recs).await.unwrap();
+        assert_eq!(details(&v).await["index"], "hnsw");
+        drop(v);
+        s.close().await.unwrap();
+    }
+    for f in std::fs::read_dir(sidecar(a.path())).unwrap().flatten() {
+        std::fs::copy(f.path(), sidecar(b.path()).join(f.file_name())).unwrap();
+    }
+    let s = open(b.path());
+    let v = s.vectors().await.unwrap();
+    let d = details(&v).await;
+    assert_eq!(d["hnsw"]["origin"], "built", "{d}");
+    for i in [0, 150, 299] {
+        let hits = v
+            .query("mem", &Query::new(vector(i + 7_000)).top_k(1))
+            .await
+            .unwrap();
+        assert_eq!(hits[0].id, format!("p{i}"));
+        assert!(hits[0].score > 0.999_99, "scored from the table's vector");
+    }
+    drop(v);
+    s.close().await.unwrap();
+}

@@ -7,8 +7,12 @@
 //! [`SAVE_EVERY`] changes and at close. On load it is reconciled with the
 //! table (rows it lacks inserted, rows gone tombstoned), so a crash never
 //! loses or resurrects data; a missing, corrupt or mostly-tombstoned one is
-//! rebuilt. Its candidates are rescored exactly from the cache, so scores
-//! never depend on the index.
+//! rebuilt. An index in use is attached to the collection's cache
+//! ([`Flat::attach`]) and its graph holds the cache's vectors: one copy in
+//! memory. Attaching compares every vector bit for bit with the table's,
+//! so a sidecar made from other data (a database restored from elsewhere
+//! beside an old sidecar) is rebuilt, never trusted; candidates are
+//! rescored exactly, so scores never depend on the graph.
 
 use std::{
     collections::HashMap,
@@ -184,8 +188,13 @@ impl Indexer {
             metric: flat.metric(),
             dimension: flat.dimension(),
         });
+        // A copy: the cache goes on serving (and changing) meanwhile. The
+        // build drops it once the graph holds the vectors.
         let keys = flat.keys().to_vec();
-        let data = flat.data().to_vec();
+        let mut data = Vec::with_capacity(flat.len() * flat.dimension());
+        for (_, v) in flat.points() {
+            data.extend_from_slice(v);
+        }
         let (metric, dim) = (flat.metric(), flat.dimension());
         let dir = (!self.shared.config().read_only)
             .then(|| self.index_dir())
@@ -202,9 +211,8 @@ impl Indexer {
                     std::thread::Builder::new()
                         .name(format!("strata-hnsw-{collection}"))
                         .spawn_scoped(s, || {
-                            let points = keys.iter().copied().zip(data.chunks_exact(dim.max(1)));
-                            AnnIndex::build_with(
-                                metric, dim, params, generation, points, &job.ctl, None,
+                            AnnIndex::build_from(
+                                metric, dim, params, generation, keys, data, &job.ctl, None,
                             )
                         })
                         .map_err(|e| format!("no thread for the build: {e}"))?
@@ -284,32 +292,38 @@ impl Indexer {
         }
     }
 
-    /// The index `flat` (at `generation`) should have now: `previous`, a
-    /// finished background build or the sidecar, reconciled by pk; rebuilt
-    /// when missing, corrupt or mostly tombstones (in the background unless
-    /// `hnsw_build = "inline"`: queries stay exact meanwhile, and this
-    /// returns `None`); none below the threshold.
+    /// Gives `flat` (at `generation`) the index it should have now:
+    /// `previous`, a finished background build or the sidecar, reconciled
+    /// by pk and attached ([`Flat::attach`]: the graph then holds the
+    /// vectors); rebuilt when missing, corrupt, made from other data or
+    /// mostly tombstones (in the background unless `hnsw_build =
+    /// "inline"`: queries stay exact meanwhile and `flat` stays without
+    /// one); none below the threshold (an attached one is detached).
     pub(super) fn attach(
         &self,
         name: &str,
-        flat: &Flat,
+        flat: &mut Flat,
         generation: i64,
         previous: Option<AnnIndex>,
-    ) -> Option<AnnIndex> {
+    ) {
         let threshold = self.shared.config().hnsw_threshold as usize;
         if threshold == 0 || flat.len() < threshold {
             let building = self.cancel_build(name);
-            if previous.is_some() || building {
+            let had = flat.detach_index().is_some();
+            if previous.is_some() || building || had {
                 self.delete_files(name);
             }
-            return None;
+            return;
+        }
+        if flat.index().is_some() && previous.is_none() {
+            return;
         }
         let params = self.params();
         let mut index = previous;
         if index.is_none() {
             match self.take_built(name, flat) {
                 Ok(built) => index = built,
-                Err(()) => return None, // still building: exact search meanwhile
+                Err(()) => return, // still building: exact search meanwhile
             }
         }
         let index = index.or_else(|| {
@@ -339,36 +353,29 @@ impl Indexer {
         {
             return self.rebuild(name, flat, generation, params);
         }
-        let mut index = index;
-        if let Some(ix) = index.as_mut() {
+        if let Some(mut ix) = index {
             ix.set_announce(Some(ANNOUNCE));
-            if ix.generation() != generation {
-                ix.reconcile(flat.points(), flat.len(), generation);
+            match flat.attach(ix, generation) {
+                Ok(_) if flat.index().is_some_and(AnnIndex::needs_rebuild) => {
+                    flat.detach_index();
+                }
+                Ok(_) => return self.install(name, flat, params),
+                Err(refused) => {
+                    eprintln!("strata-sqlite: rebuilding the index of {name:?}: {refused}");
+                }
             }
         }
-        if index.as_ref().is_some_and(AnnIndex::needs_rebuild) {
-            index = None;
-        }
-        match index {
-            Some(ix) => Some(self.install(name, ix, params)),
-            None => self.rebuild(name, flat, generation, params),
-        }
+        self.rebuild(name, flat, generation, params)
     }
 
     /// Builds `flat`'s index from scratch: on a thread (installed later by
-    /// [`attach`](Self::attach); `None` now) or, with `hnsw_build =
-    /// "inline"` or no thread to be had, here.
-    fn rebuild(
-        &self,
-        name: &str,
-        flat: &Flat,
-        generation: i64,
-        params: HnswParams,
-    ) -> Option<AnnIndex> {
+    /// [`attach`](Self::attach)) or, with `hnsw_build = "inline"` or no
+    /// thread to be had, here (attached to `flat` on return).
+    fn rebuild(&self, name: &str, flat: &mut Flat, generation: i64, params: HnswParams) {
         if self.shared.config().hnsw_build == HnswBuild::Background
             && self.start_build(name, flat, generation, params)
         {
-            return None;
+            return;
         }
         let ix = AnnIndex::build_with(
             flat.metric(),
@@ -380,49 +387,41 @@ impl Indexer {
             Some(ANNOUNCE),
         )
         .expect("a build nobody can cancel finishes");
-        Some(self.install(name, ix, params))
+        if let Err(e) = flat.attach(ix, generation) {
+            unreachable!("an index built from the rows fits them: {e}");
+        }
+        self.install(name, flat, params);
     }
 
-    fn install(&self, name: &str, mut ix: AnnIndex, params: HnswParams) -> AnnIndex {
+    fn install(&self, name: &str, flat: &mut Flat, params: HnswParams) {
+        let Some(ix) = flat.index_mut() else { return };
         ix.set_ef_search(params.ef_search);
         ix.set_announce(Some(ANNOUNCE));
         // A fresh inline build is saved now; a reconciled index only once it
         // has gathered `SAVE_EVERY` changes (or at close): the sidecar is
         // derived data, and a full save under the writer would stall writes.
         if ix.unsaved() >= SAVE_EVERY {
-            self.save_index(name, &mut ix);
+            self.save_index(name, ix);
         }
-        ix
     }
 
-    /// Applies a committed write to `index` (`removed` pks tombstoned, the
-    /// rows of `flat` from `first_new` on inserted); the index `flat` should
-    /// have afterwards (rebuilt when mostly tombstones).
-    pub(super) fn patch(
-        &self,
-        name: &str,
-        flat: &Flat,
-        generation: i64,
-        index: Option<AnnIndex>,
-        removed: &[i64],
-        first_new: usize,
-    ) -> Option<AnnIndex> {
-        let Some(mut ix) = index else {
+    /// After a committed write was applied to `flat` (its attached index
+    /// follows pushes and removes, and `maintain` linked the new rows):
+    /// labels the index `generation`, rebuilds it when mostly tombstones,
+    /// saves it every [`SAVE_EVERY`] changes; without one, gives `flat`
+    /// the index it should have now (see [`attach`](Self::attach)).
+    pub(super) fn patch(&self, name: &str, flat: &mut Flat, generation: i64) {
+        let Some(ix) = flat.index_mut() else {
             return self.attach(name, flat, generation, None);
         };
-        ix.remove(removed);
-        let fresh: Vec<(i64, &[f32])> = (first_new..flat.len())
-            .map(|i| (flat.key(i), flat.vector(i)))
-            .collect();
-        ix.insert(&fresh);
         ix.set_generation(generation);
         if ix.needs_rebuild() {
+            flat.detach_index();
             return self.attach(name, flat, generation, None);
         }
         if ix.unsaved() >= SAVE_EVERY {
-            self.save_index(name, &mut ix);
+            self.save_index(name, ix);
         }
-        Some(ix)
     }
 
     /// Adds the index state of `name` to its `details_json`: the background

@@ -98,7 +98,6 @@ async fn dense(
     let loaded = vectors.guard(meta).await?;
     let q = loaded.flat.prepare_query(vector);
     let top = loaded.flat.search(
-        loaded.index.as_ref(),
         &q,
         k,
         SearchOptions::new(options.ef_search, options.exact),
