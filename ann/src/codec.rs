@@ -13,6 +13,16 @@ pub fn encode(v: &[f32]) -> Vec<u8> {
     out
 }
 
+/// [`decode`] into `out` (cleared first): one buffer for many vectors.
+pub fn decode_into(bytes: &[u8], out: &mut Vec<f32>) {
+    out.clear();
+    out.extend(
+        bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+    );
+}
+
 /// The `f32`s of little-endian bytes written by [`encode`]. A trailing
 /// partial value (`bytes.len() % 4 != 0`) is ignored: check the length
 /// against the expected dimension first where it matters.
@@ -21,6 +31,21 @@ pub fn decode(bytes: &[u8]) -> Vec<f32> {
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect()
+}
+
+/// Appends [`normalized`]`(v)` to `out` (the same bits, without a vector
+/// of its own).
+pub fn normalize_into(v: &[f32], out: &mut Vec<f32>) {
+    let norm = v
+        .iter()
+        .map(|&x| f64::from(x) * f64::from(x))
+        .sum::<f64>()
+        .sqrt();
+    if norm == 0.0 {
+        out.extend_from_slice(v);
+    } else {
+        out.extend(v.iter().map(|&x| (f64::from(x) / norm) as f32));
+    }
 }
 
 /// `v / ‖v‖`; the zero vector is returned unchanged (its cosine score
@@ -85,5 +110,10 @@ mod tests {
         assert_eq!(normalized(&[0.0, -1e-30, 0.0]), vec![0.0, -1.0, 0.0]);
         let tiny = normalized(&[f32::from_bits(1), f32::from_bits(1)]);
         assert_eq!(tiny, vec![0.70710677, 0.70710677], "subnormals");
+        for v in [&[3.0f32, 4.0][..], &[0.0, 0.0], &[1e-30, -2.5, 7.0]] {
+            let mut out = vec![9.0];
+            normalize_into(v, &mut out);
+            assert_eq!(out[1..], normalized(v)[..]);
+        }
     }
 }

@@ -248,6 +248,18 @@ impl Flat {
     pub fn push(&mut self, key: i64, vector: &[f32]) -> usize {
         let row = self.keys.len();
         let d = self.dimension;
+        if let Store::Own(data) = &mut self.store {
+            // The common case (loading a collection): straight into the array.
+            if self.metric == Metric::Cosine {
+                codec::normalize_into(vector, data);
+            } else {
+                data.extend_from_slice(vector);
+            }
+            self.rows.insert(key, row);
+            self.keys.push(key);
+            self.quant.push(self.store.vector(row, d));
+            return row;
+        }
         let normalized;
         let v: &[f32] = if self.metric == Metric::Cosine {
             normalized = codec::normalized(vector);

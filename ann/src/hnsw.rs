@@ -208,6 +208,31 @@ fn splitmix(x: u64) -> u64 {
 }
 
 /// Bit-for-bit equal vectors (what makes a copy: `-0.0` and `0.0` differ).
+/// A hash of a vector's bits (for finding copies; only ever compared
+/// within one process). Four independent lanes, so the multiplications
+/// overlap: it runs over every vector when a graph is read.
+fn bits_hash(v: &[f32]) -> u64 {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut h = [
+        0x243F_6A88_85A3_08D3u64,
+        0x1319_8A2E_0370_7344,
+        0xA409_3822_299F_31D0,
+        0x082E_FA98_EC4E_6C89,
+    ];
+    let mut chunks = v.chunks_exact(4);
+    for c in &mut chunks {
+        for (h, x) in h.iter_mut().zip(c) {
+            *h = (h.rotate_left(5) ^ u64::from(x.to_bits())).wrapping_mul(K);
+        }
+    }
+    for (h, x) in h.iter_mut().zip(chunks.remainder()) {
+        *h = (h.rotate_left(5) ^ u64::from(x.to_bits())).wrapping_mul(K);
+    }
+    h.iter().fold(v.len() as u64, |acc, &x| {
+        (acc.rotate_left(23) ^ x).wrapping_mul(K)
+    })
+}
+
 pub(crate) fn bits_eq(a: &[f32], b: &[f32]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
 }
@@ -291,10 +316,7 @@ impl Hnsw {
     /// node with bit-for-bit the same vector, if there is one.
     fn note_copy(&mut self, i: u32) {
         let v = self.vector(i);
-        let mut h = 0x243F_6A88_85A3_08D3u64;
-        for x in v {
-            h = (h.rotate_left(5) ^ x.to_bits() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
+        let h = bits_hash(v);
         match self.firsts.get(&h) {
             Some(&f) if bits_eq(self.vector(f), v) => {
                 self.copy_of[i as usize] = f;
@@ -917,39 +939,53 @@ impl Hnsw {
         m: usize,
         ef_construction: usize,
     ) -> Result<Hnsw, FormatError> {
-        Self::read_inner(bytes, space, dim, m, ef_construction).map_err(FormatError)
+        Self::read_from(bytes, bytes.len() as u64, space, dim, m, ef_construction)
     }
 
-    fn read_inner(
-        bytes: &[u8],
+    /// [`read`](Self::read) from a stream of `len` bytes (a file), parsed as
+    /// it is read: no copy of the whole file is held besides the graph.
+    /// Nothing is allocated beyond what `len` bytes can describe, and the
+    /// checksum is checked before any field is trusted.
+    pub fn read_from(
+        input: impl Read,
+        len: u64,
+        space: Space,
+        dim: usize,
+        m: usize,
+        ef_construction: usize,
+    ) -> Result<Hnsw, FormatError> {
+        let mut r = HashingReader {
+            inner: io::BufReader::with_capacity(1 << 16, input),
+            hash: Hashing::new(io::sink()),
+        };
+        Self::read_inner(&mut r, len, space, dim, m, ef_construction).map_err(FormatError)
+    }
+
+    fn read_inner<R: Read>(
+        r: &mut HashingReader<R>,
+        len: u64,
         space: Space,
         dim: usize,
         m: usize,
         ef_construction: usize,
     ) -> Result<Hnsw, String> {
         let mut g = Hnsw::new(space, dim, m, ef_construction);
-        if bytes.len() < MAGIC.len() + 8 || &bytes[..MAGIC.len()] != MAGIC {
+        let mut magic = [0u8; MAGIC.len()];
+        if len < MAGIC.len() as u64 + 8 || r.read_exact(&mut magic).is_err() || &magic != MAGIC {
             return Err("not a strata HNSW file".into());
         }
-        let (body, tail) = bytes.split_at(bytes.len() - 8);
-        let mut h = Hashing::new(io::sink());
-        h.update(body);
-        if h.sum() != u64::from_le_bytes(tail.try_into().expect("8 bytes")) {
-            return Err("checksum mismatch (the file is corrupt or truncated)".into());
-        }
-        let mut r = &body[MAGIC.len()..];
-        let u32_ = |r: &mut &[u8]| -> io::Result<u32> {
+        let u32_ = |r: &mut HashingReader<R>| -> io::Result<u32> {
             let mut b = [0; 4];
             r.read_exact(&mut b)?;
             Ok(u32::from_le_bytes(b))
         };
-        let u64_ = |r: &mut &[u8]| -> io::Result<u64> {
+        let u64_ = |r: &mut HashingReader<R>| -> io::Result<u64> {
             let mut b = [0; 8];
             r.read_exact(&mut b)?;
             Ok(u64::from_le_bytes(b))
         };
         let short = |e: io::Error| format!("truncated: {e}");
-        let format = u32_(&mut r).map_err(short)?;
+        let format = u32_(r).map_err(short)?;
         if format != FORMAT {
             return Err(format!("format {format}, this build reads {FORMAT}"));
         }
@@ -963,7 +999,7 @@ impl Hnsw {
         };
         let mut hdr = [0u64; 5];
         for x in &mut hdr {
-            *x = u64_(&mut r).map_err(short)?;
+            *x = u64_(r).map_err(short)?;
         }
         let [fdim, fm, efc, n, upper_len] = hdr.map(|x| x as usize);
         if file_space != space || fdim != dim || fm != g.m || efc != g.ef_construction {
@@ -977,42 +1013,47 @@ impl Hnsw {
         if n >= u32::MAX as usize {
             return Err(format!("implausible header: {n} nodes"));
         }
-        let ep = u32_(&mut r).map_err(short)?;
+        let ep = u32_(r).map_err(short)?;
         r.read_exact(&mut b).map_err(short)?;
         let top = b[0];
+        // Magic, format, space, five header words, entry point, top level;
+        // then the body; then the checksum.
+        let head = MAGIC.len() + 4 + 1 + 5 * 8 + 4 + 1;
         let need = n
             .checked_mul(8 + 1 + 4 * dim + 4 * (2 * m + 1))
-            .and_then(|x| x.checked_add(upper_len.checked_mul(4)?));
-        if need != Some(r.len()) {
+            .and_then(|x| x.checked_add(upper_len.checked_mul(4)?))
+            .and_then(|x| x.checked_add(head + 8));
+        if need.map(|x| x as u64) != Some(len) {
             return Err(format!(
-                "{} bytes of body for {n} nodes of {dim} dims, expected {need:?}",
-                r.len()
+                "truncated or corrupt: {len} bytes, where its header describes {} for {n} nodes of {dim} dims",
+                need.map_or_else(|| "more than can be".to_string(), |x| x.to_string()),
             ));
         }
-        let (pks, rest) = r.split_at(n * 8);
-        g.pks = pks
-            .chunks_exact(8)
-            .map(|c| i64::from_le_bytes(c.try_into().expect("8")))
-            .collect();
+        read_le(r, n, &mut g.pks, |c| {
+            i64::from_le_bytes(c.try_into().expect("8"))
+        })
+        .map_err(short)?;
+        g.levels = vec![0; n];
+        r.read_exact(&mut g.levels).map_err(short)?;
+        read_le(r, n * dim, &mut g.data, |c| {
+            f32::from_le_bytes(c.try_into().expect("4"))
+        })
+        .map_err(short)?;
+        let word = |c: &[u8]| AtomicU32::new(u32::from_le_bytes(c.try_into().expect("4")));
+        read_le(r, n * (g.m0 + 1), &mut g.links0, word).map_err(short)?;
+        read_le(r, upper_len, &mut g.upper, word).map_err(short)?;
+        let sum = r.hash.sum();
+        let mut tail = [0u8; 8];
+        r.inner.read_exact(&mut tail).map_err(short)?;
+        if sum != u64::from_le_bytes(tail) {
+            return Err("checksum mismatch (the file is corrupt or truncated)".into());
+        }
         let mut sorted = g.pks.clone();
         sorted.sort_unstable();
         if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
             return Err(format!("pk {} appears twice", w[0]));
         }
-        let (levels, rest) = rest.split_at(n);
-        g.levels = levels.to_vec();
-        let (data, rest) = rest.split_at(n * dim * 4);
-        g.data = data
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().expect("4")))
-            .collect();
-        let words: Vec<u32> = rest
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes(c.try_into().expect("4")))
-            .collect();
-        let (l0, up) = words.split_at(n * (g.m0 + 1));
-        g.links0 = l0.iter().map(|&x| AtomicU32::new(x)).collect();
-        g.upper = up.iter().map(|&x| AtomicU32::new(x)).collect();
+        drop(sorted);
         let mut start = 0usize;
         for &level in &g.levels {
             if level > MAX_LEVEL {
@@ -1070,6 +1111,41 @@ impl Hnsw {
         };
         Ok(g)
     }
+}
+
+/// A reader that hashes what it reads (the checksum of a graph file).
+struct HashingReader<R> {
+    inner: io::BufReader<R>,
+    hash: Hashing<io::Sink>,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Appends `count` little-endian values of `size_of::<T>()` bytes from `r`,
+/// decoded by `decode`, to `out`, 64 KiB at a time.
+fn read_le<T>(
+    r: &mut impl Read,
+    count: usize,
+    out: &mut Vec<T>,
+    decode: impl Fn(&[u8]) -> T,
+) -> io::Result<()> {
+    let size = std::mem::size_of::<T>();
+    let mut buf = vec![0u8; (1 << 16) / size * size];
+    let mut left = count * size;
+    out.reserve_exact(count);
+    while left > 0 {
+        let take = left.min(buf.len());
+        r.read_exact(&mut buf[..take])?;
+        out.extend(buf[..take].chunks_exact(size).map(&decode));
+        left -= take;
+    }
+    Ok(())
 }
 
 /// Why a graph file could not be read ([`Hnsw::read`]): a wrong checksum, a

@@ -93,6 +93,8 @@ pub struct Quant {
     fitted: bool,
     offset: Vec<f32>,
     scale: Vec<f32>,
+    /// `1 / scale` (0 where the scale is 0): encoding multiplies.
+    inv_scale: Vec<f64>,
     /// `‖o‖`.
     offset_norm: f64,
     codes: Vec<i8>,
@@ -129,6 +131,7 @@ impl Quant {
             fitted: false,
             offset: Vec::new(),
             scale: Vec::new(),
+            inv_scale: Vec::new(),
             offset_norm: 0.0,
             codes: Vec::new(),
             resid: Vec::new(),
@@ -263,6 +266,11 @@ impl Quant {
                 if s.is_finite() && s > 0.0 { s } else { 0.0 }
             })
             .collect();
+        self.inv_scale = self
+            .scale
+            .iter()
+            .map(|&s| if s > 0.0 { 1.0 / f64::from(s) } else { 0.0 })
+            .collect();
         self.offset_norm = self
             .offset
             .iter()
@@ -286,28 +294,55 @@ impl Quant {
 
     /// Appends the codes of `v`; true when a component was clamped.
     fn encode(&mut self, v: &[f32]) -> bool {
+        // Which code a component gets only has to be near its value: the
+        // bound is computed from the code chosen (`r = x − x̂`), so a
+        // multiplication by `1/s` and rounding half away from zero through
+        // a truncating conversion (no libm call, no division: this runs
+        // for every component of every vector when a collection loads)
+        // keep every bound exact.
+        let base = self.codes.len();
+        self.codes.resize(base + v.len(), 0);
+        let codes = &mut self.codes[base..];
         let mut clamped = false;
-        let (mut r2, mut h2, mut c2, mut x2) = (0f64, 0f64, 0f64, 0f64);
-        for (j, &x) in v.iter().enumerate() {
-            let (o, s) = (self.offset[j], self.scale[j]);
-            let c = if s > 0.0 {
-                let t = ((f64::from(x) - f64::from(o)) / f64::from(s)).round();
-                if t.abs() > 127.0 {
-                    clamped = true;
-                }
-                t.clamp(-127.0, 127.0) as i8
-            } else {
-                0
-            };
-            self.codes.push(c);
-            let sc = f64::from(s) * f64::from(c);
-            let hat = f64::from(o) + sc;
-            let r = f64::from(x) - hat;
-            r2 += r * r;
-            h2 += hat * hat;
-            c2 += sc * sc;
-            x2 += f64::from(x) * f64::from(x);
+        for (((code, &x), &o), &inv) in codes
+            .iter_mut()
+            .zip(v)
+            .zip(&self.offset)
+            .zip(&self.inv_scale)
+        {
+            let t = (f64::from(x) - f64::from(o)) * inv;
+            clamped |= t.abs() >= 127.5;
+            let t = t.clamp(-127.0, 127.0);
+            *code = (t + 0.5f64.copysign(t)) as i32 as i8;
         }
+        // The sums in four lanes (any order of summation has the error
+        // bound allowed for below), so the additions overlap.
+        let mut acc = [[0f64; 4]; 4];
+        let mut add = |lane: usize, x: f32, o: f32, s: f32, c: i8| {
+            let (x, o) = (f64::from(x), f64::from(o));
+            let sc = f64::from(s) * f64::from(c);
+            let hat = o + sc;
+            let r = x - hat;
+            acc[0][lane] += r * r;
+            acc[1][lane] += hat * hat;
+            acc[2][lane] += sc * sc;
+            acc[3][lane] += x * x;
+        };
+        let quads = v
+            .chunks_exact(4)
+            .zip(self.offset.chunks_exact(4))
+            .zip(self.scale.chunks_exact(4))
+            .zip(codes.chunks_exact(4));
+        for (((x, o), s), c) in quads {
+            for lane in 0..4 {
+                add(lane, x[lane], o[lane], s[lane], c[lane]);
+            }
+        }
+        let tail = v.len() / 4 * 4;
+        for j in tail..v.len() {
+            add(0, v[j], self.offset[j], self.scale[j], codes[j]);
+        }
+        let [r2, h2, c2, x2] = acc.map(|a| (a[0] + a[1]) + (a[2] + a[3]));
         // f64 sums of d squares are within ~d·2⁻⁵³ relative: 1e-9 covers it.
         self.resid.push(round_up(r2.sqrt() * (1.0 + 1e-9)));
         self.hat_sq.push(h2 as f32);

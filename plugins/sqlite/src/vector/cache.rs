@@ -17,7 +17,7 @@ use std::{
 };
 
 use rusqlite::Connection;
-use strata_ann::{Flat, codec::decode};
+use strata_ann::{Flat, codec::decode_into};
 use strata_plugin::{PluginError, PluginResult};
 use tokio::sync::{OwnedRwLockReadGuard, RwLock};
 
@@ -277,6 +277,7 @@ fn load(c: &Connection, meta: &Meta) -> PluginResult<Loaded> {
         ids: Vec::with_capacity(count),
         flat: Flat::with_capacity(meta.ann_metric(), d, count),
     };
+    let mut v = Vec::with_capacity(d);
     store::each_vector(c, meta, |pk, id, blob| {
         if blob.len() != d * 4 {
             return Err(PluginError::internal(format!(
@@ -286,7 +287,8 @@ fn load(c: &Connection, meta: &Meta) -> PluginResult<Loaded> {
                 d * 4
             )));
         }
-        loaded.push(pk, id, &decode(blob));
+        decode_into(blob, &mut v);
+        loaded.push(pk, id, &v);
         Ok(())
     })?;
     loaded.flat.maintain();
