@@ -330,6 +330,13 @@ impl Flat {
         if let Store::Index { index, .. } = &mut self.store {
             index.link_pending();
         }
+        self.fit_quant();
+    }
+
+    /// The int8 half of [`maintain`](Self::maintain): nodes appended to an
+    /// attached index stay unlinked (for a loader that decides what to do
+    /// with them, see [`with_index`](Self::with_index)).
+    pub fn fit_quant(&mut self) {
         let Flat {
             quant,
             store,
@@ -406,6 +413,48 @@ impl Flat {
             nodes,
         };
         Ok(changed)
+    }
+
+    /// An empty store that takes its vectors into `index` from the start
+    /// (for loading a collection whose index is at hand: the rows are then
+    /// never held twice, not even while loading). Each [`push`](Self::push)
+    /// finds its key's node (comparing the vector bit for bit) or appends
+    /// one; [`finish_attach`](Self::finish_attach) then tombstones the keys
+    /// no row named. A row whose vector differs from its node's detaches
+    /// the index (the store goes on with its own array, and an
+    /// [`attach`](Self::attach) of that index is refused).
+    pub fn with_index(index: AnnIndex, capacity: usize) -> Flat {
+        let (metric, dimension) = (index.metric(), index.dimension());
+        Flat {
+            metric,
+            dimension,
+            keys: Vec::with_capacity(capacity),
+            store: Store::Index {
+                index: Box::new(index),
+                nodes: Vec::with_capacity(capacity),
+            },
+            rows: HashMap::with_capacity(capacity),
+            quant: Quant::new(dimension),
+        }
+    }
+
+    /// Ends a load begun by [`with_index`](Self::with_index): keys of the
+    /// index that no row named are tombstoned, nodes appended are linked,
+    /// and the index is labelled `generation`. Returns whether the index
+    /// changed (`false` as well when the index was detached meanwhile).
+    pub fn finish_attach(&mut self, generation: i64) -> bool {
+        let Store::Index { index, .. } = &mut self.store else {
+            return false;
+        };
+        let gone: Vec<i64> = index
+            .keys()
+            .filter(|key| !self.rows.contains_key(key) && !index.is_tombstone(*key))
+            .collect();
+        let changed = !gone.is_empty() || index.pending() > 0;
+        index.remove(&gone);
+        index.link_pending();
+        index.mark_reconciled(generation);
+        changed
     }
 
     /// Detaches the index, copying the vectors back into an array of the
@@ -1239,5 +1288,61 @@ mod tests {
         let ix = refused.into_index();
         let mut wide = Flat::with_capacity(Metric::Cosine, 9, 0);
         assert_eq!(wide.attach(ix, 9).unwrap_err().reason(), AttachError::Shape);
+    }
+
+    #[test]
+    fn a_store_loaded_into_its_index_matches_one_attached_after() {
+        let mut rng = Rng(9);
+        let vecs = clustered(&mut rng, 1300, 8, 5, 0.3);
+        // Index over rows 0..1200 with 0 and 1 removed; rows now 2..1300.
+        let mut old = with_index(Metric::Cosine, &vecs[..1200]);
+        old.remove(pk_of(0));
+        old.remove(pk_of(1));
+        old.maintain();
+        let ix = old.into_index().unwrap();
+        let (points, tombstones) = (ix.points(), ix.tombstones());
+        assert_eq!((points, tombstones), (1200, 2));
+        let mut l = Flat::with_index(ix, 1298);
+        l.quant_mut().set_min_fit(0);
+        for (i, v) in vecs.iter().enumerate().skip(2) {
+            if i == 5 {
+                continue; // deleted since the save
+            }
+            l.push(pk_of(i), v);
+        }
+        assert!(l.finish_attach(42));
+        l.maintain();
+        let ix = l.index().expect("kept");
+        assert_eq!(
+            (ix.points(), ix.tombstones(), ix.pending(), ix.generation()),
+            (1300, 3, 0, 42)
+        );
+        assert_eq!(l.data_bytes(), 0);
+        let mut plain = Flat::with_capacity(Metric::Cosine, 8, 0);
+        plain.quant_mut().set_min_fit(0);
+        for (i, v) in vecs.iter().enumerate().skip(2).filter(|(i, _)| *i != 5) {
+            plain.push(pk_of(i), v);
+        }
+        plain.maintain();
+        assert_eq!(snapshot(&l), snapshot(&plain));
+        for i in [2, 600, 1250] {
+            let q = l.prepare_query(&vecs[i]);
+            assert_eq!(
+                l.key(l.search(&q, 1, SearchOptions::default(), None)[0].0),
+                pk_of(i)
+            );
+        }
+        // A row with other bits than its node: the index is let go, the
+        // rows are all still there.
+        let ix = l.into_index().unwrap();
+        let mut other = Flat::with_index(ix, 10);
+        other.push(pk_of(2), &vecs[2]);
+        other.push(pk_of(3), &vecs[4]);
+        other.push(pk_of(4), &vecs[4]);
+        assert!(other.index().is_none());
+        assert!(!other.finish_attach(43));
+        assert_eq!(other.len(), 3);
+        assert_eq!(other.vector(1), &crate::codec::normalized(&vecs[4])[..]);
+        assert_eq!(other.vector(0), &crate::codec::normalized(&vecs[2])[..]);
     }
 }

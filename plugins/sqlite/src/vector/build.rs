@@ -152,7 +152,12 @@ impl Indexer {
     /// leftover of a collection dropped and made again); `Err(())` while one
     /// is still running (or failed: a failed build is not retried until the
     /// backend is reopened).
-    fn take_built(&self, name: &str, flat: &Flat) -> Result<Option<AnnIndex>, ()> {
+    fn take_built(
+        &self,
+        name: &str,
+        metric: Metric,
+        dimension: usize,
+    ) -> Result<Option<AnnIndex>, ()> {
         let Some(build) = self.build_of(name) else {
             return Ok(None);
         };
@@ -160,9 +165,9 @@ impl Indexer {
             return Err(()); // saving the sidecar
         };
         let taken = match std::mem::replace(&mut *state, BuildState::Cancelled) {
-            BuildState::Done(ix) => (build.metric == flat.metric()
-                && build.dimension == flat.dimension())
-            .then_some(*ix),
+            BuildState::Done(ix) => {
+                (build.metric == metric && build.dimension == dimension).then_some(*ix)
+            }
             BuildState::Cancelled => None,
             other => {
                 *state = other;
@@ -315,27 +320,14 @@ impl Indexer {
             }
             return;
         }
-        if flat.index().is_some() && previous.is_none() {
-            return;
-        }
         let params = self.params();
-        let mut index = previous;
-        if index.is_none() {
-            match self.take_built(name, flat) {
-                Ok(built) => index = built,
-                Err(()) => return, // still building: exact search meanwhile
-            }
+        if flat.index().is_some() && previous.is_none() {
+            return self.finish_seeded(name, flat, generation, params);
         }
-        let index = index.or_else(|| {
-            let dir = self.index_dir()?;
-            match AnnIndex::load(&dir, name, flat.metric(), flat.dimension(), params) {
-                Ok(found) => found,
-                Err(e) => {
-                    eprintln!("strata-sqlite: rebuilding the index of {name:?}: {e}");
-                    None
-                }
-            }
-        });
+        let (metric, dimension) = (flat.metric(), flat.dimension());
+        let Ok(index) = self.find(name, metric, dimension, previous) else {
+            return; // still building: exact search meanwhile
+        };
         // An index that lacks many rows (a build started at the threshold
         // during a bulk load, a sidecar from long ago) is rebuilt in the
         // background rather than brought up to date here, vector by vector,
@@ -366,6 +358,77 @@ impl Indexer {
             }
         }
         self.rebuild(name, flat, generation, params)
+    }
+
+    /// The index to load a collection into ([`Flat::with_index`], so its
+    /// vectors are never held twice): `previous`, a finished background
+    /// build, or the sidecar; `None` when there is none (or a build is still
+    /// running, or indexes are off). [`attach`](Self::attach) then finishes
+    /// the job: reconciles it, or rebuilds.
+    pub(super) fn seed(
+        &self,
+        name: &str,
+        metric: Metric,
+        dimension: usize,
+        previous: Option<AnnIndex>,
+    ) -> Option<AnnIndex> {
+        if self.shared.config().hnsw_threshold == 0 {
+            return None;
+        }
+        let previous = previous.filter(|ix| ix.metric() == metric && ix.dimension() == dimension);
+        self.find(name, metric, dimension, previous).ok().flatten()
+    }
+
+    /// `previous`, else a finished background build, else the sidecar;
+    /// `Err(())` while a background build is still running.
+    fn find(
+        &self,
+        name: &str,
+        metric: Metric,
+        dimension: usize,
+        previous: Option<AnnIndex>,
+    ) -> Result<Option<AnnIndex>, ()> {
+        if previous.is_some() {
+            return Ok(previous);
+        }
+        if let Some(built) = self.take_built(name, metric, dimension)? {
+            return Ok(Some(built));
+        }
+        let Some(dir) = self.index_dir() else {
+            return Ok(None);
+        };
+        Ok(
+            match AnnIndex::load(&dir, name, metric, dimension, self.params()) {
+                Ok(found) => found,
+                Err(e) => {
+                    eprintln!("strata-sqlite: rebuilding the index of {name:?}: {e}");
+                    None
+                }
+            },
+        )
+    }
+
+    /// [`attach`](Self::attach) for a collection loaded into its index
+    /// ([`seed`](Self::seed)): rows the index lacked were appended while
+    /// loading; too many of them is a background rebuild (as in `attach`),
+    /// else they are linked and gone keys tombstoned.
+    fn finish_seeded(&self, name: &str, flat: &mut Flat, generation: i64, params: HnswParams) {
+        let many = flat
+            .index()
+            .is_some_and(|ix| ix.pending() > ((ix.points() - ix.pending()) / 10).max(5_000));
+        if many && self.shared.config().hnsw_build == HnswBuild::Background {
+            flat.detach_index();
+            return self.rebuild(name, flat, generation, params);
+        }
+        if let Some(ix) = flat.index_mut() {
+            ix.set_announce(Some(ANNOUNCE));
+        }
+        flat.finish_attach(generation);
+        if flat.index().is_some_and(AnnIndex::needs_rebuild) {
+            flat.detach_index();
+            return self.rebuild(name, flat, generation, params);
+        }
+        self.install(name, flat, params);
     }
 
     /// Builds `flat`'s index from scratch: on a thread (installed later by

@@ -17,7 +17,7 @@ use std::{
 };
 
 use rusqlite::Connection;
-use strata_ann::{Flat, codec::decode_into};
+use strata_ann::{AnnIndex, Flat, codec::decode_into};
 use strata_plugin::{PluginError, PluginResult};
 use tokio::sync::{OwnedRwLockReadGuard, RwLock};
 
@@ -117,18 +117,26 @@ impl Cache {
                 .attach(&meta.name, &mut l.flat, l.generation, None);
         }
         if !is_fresh(&guard) {
-            // The old cache's index is kept (reconciled below), its
-            // vectors are not: the table is read again.
+            // The old cache's index is kept (the table is read into it and
+            // it is reconciled), its own copy of the vectors is not.
             let previous = guard.take().and_then(|l| {
                 (l.flat.dimension() == meta.dimension as usize
                     && l.flat.metric() == meta.ann_metric())
                 .then(|| l.flat.into_index())
                 .flatten()
             });
+            // Loaded straight into the index when there is one at hand, so
+            // the vectors are never held twice, not even while loading.
+            let seed = self.indexer.seed(
+                &meta.name,
+                meta.ann_metric(),
+                meta.dimension as usize,
+                previous,
+            );
             let m = meta.clone();
-            let mut loaded = self.shared.with_reader(move |c| load(c, &m)).await?;
+            let mut loaded = self.shared.with_reader(move |c| load(c, &m, seed)).await?;
             self.indexer
-                .attach(&meta.name, &mut loaded.flat, loaded.generation, previous);
+                .attach(&meta.name, &mut loaded.flat, loaded.generation, None);
             *guard = Some(loaded);
         }
         Ok(OwnedRwLockReadGuard::map(guard.downgrade(), |l| {
@@ -256,8 +264,9 @@ impl Cache {
     }
 }
 
-/// Reads collection `meta` into a new cache.
-fn load(c: &Connection, meta: &Meta) -> PluginResult<Loaded> {
+/// Reads collection `meta` into a new cache; into `seed`'s graph when
+/// given (see [`Flat::with_index`]).
+fn load(c: &Connection, meta: &Meta, seed: Option<AnnIndex>) -> PluginResult<Loaded> {
     // One read snapshot for the generation and the rows, so the cache is
     // labelled with the generation of exactly what it holds (a write
     // committed after `meta` was read would otherwise be loaded under the
@@ -275,7 +284,10 @@ fn load(c: &Connection, meta: &Meta) -> PluginResult<Loaded> {
     let mut loaded = Loaded {
         generation,
         ids: Vec::with_capacity(count),
-        flat: Flat::with_capacity(meta.ann_metric(), d, count),
+        flat: match seed {
+            Some(ix) => Flat::with_index(ix, count),
+            None => Flat::with_capacity(meta.ann_metric(), d, count),
+        },
     };
     let mut v = Vec::with_capacity(d);
     store::each_vector(c, meta, |pk, id, blob| {
@@ -291,6 +303,8 @@ fn load(c: &Connection, meta: &Meta) -> PluginResult<Loaded> {
         loaded.push(pk, id, &v);
         Ok(())
     })?;
-    loaded.flat.maintain();
+    // Not `maintain`: rows appended to a seed index stay unlinked, for
+    // `Indexer::attach` to link or to rebuild instead.
+    loaded.flat.fit_quant();
     Ok(loaded)
 }
