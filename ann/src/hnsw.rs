@@ -207,10 +207,10 @@ fn splitmix(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Bit-for-bit equal vectors (what makes a copy: `-0.0` and `0.0` differ).
-/// A hash of a vector's bits (for finding copies; only ever compared
-/// within one process). Four independent lanes, so the multiplications
-/// overlap: it runs over every vector when a graph is read.
+/// A hash of a vector's bits, for finding copies (not stored: a reader
+/// finds the copies again with its own hash, and a collision only leaves a
+/// copy linked as an ordinary node). Four independent lanes, so the
+/// multiplications overlap: it runs over every vector when a graph is read.
 fn bits_hash(v: &[f32]) -> u64 {
     const K: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut h = [
@@ -233,6 +233,7 @@ fn bits_hash(v: &[f32]) -> u64 {
     })
 }
 
+/// Bit-for-bit equal vectors (what makes a copy: `-0.0` and `0.0` differ).
 pub(crate) fn bits_eq(a: &[f32], b: &[f32]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
 }
@@ -944,8 +945,10 @@ impl Hnsw {
 
     /// [`read`](Self::read) from a stream of `len` bytes (a file), parsed as
     /// it is read: no copy of the whole file is held besides the graph.
-    /// Nothing is allocated beyond what `len` bytes can describe, and the
-    /// checksum is checked before any field is trusted.
+    /// The header is checked first (magic, format, parameters, and that
+    /// `len` is exactly the size it describes, so nothing is allocated
+    /// beyond what the file holds); the checksum is checked before any
+    /// other field is trusted.
     pub fn read_from(
         input: impl Read,
         len: u64,
@@ -1655,6 +1658,42 @@ mod tests {
         let sum = h.sum();
         b.extend_from_slice(&sum.to_le_bytes());
         b
+    }
+
+    #[test]
+    fn a_stream_of_another_length_than_given_is_refused() {
+        // d = 5: the four-lane hash's remainder path, with copies.
+        let mut points = data(200, 5, 3);
+        points.extend(points[..20].to_vec());
+        let g = build(Space::Cosine, &points);
+        assert_eq!(g.copies(), 20);
+        let mut bytes = Vec::new();
+        g.write(&mut bytes).unwrap();
+        let len = bytes.len() as u64;
+        let read = |b: &[u8], len: u64| Hnsw::read_from(b, len, Space::Cosine, 5, 16, 100);
+        let back = read(&bytes, len).unwrap();
+        assert_eq!((back.copies(), &back.copy_of), (20, &g.copy_of));
+        // Told the right length, but the stream ends early.
+        let e = read(&bytes[..bytes.len() - 1], len)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("truncated"), "{e}");
+        // Told another length than the header describes.
+        for wrong in [len - 8, len + 8] {
+            let e = read(&bytes, wrong).err().unwrap().to_string();
+            assert!(
+                e.contains(&format!("{wrong} bytes, where its header describes {len}")),
+                "{e}"
+            );
+        }
+        // A header whose node count describes more than any file can hold.
+        let mut huge = bytes.clone();
+        let at = 12 + 4 + 1 + 24;
+        huge[at..at + 8].copy_from_slice(&(u32::MAX as u64 - 2).to_le_bytes());
+        huge[at + 8..at + 16].copy_from_slice(&u64::MAX.to_le_bytes());
+        let e = read(&huge, len).err().unwrap().to_string();
+        assert!(e.contains("more than can be"), "{e}");
     }
 
     #[test]

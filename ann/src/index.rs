@@ -123,6 +123,10 @@ pub enum IndexError {
     /// An index name that is not a plain file stem.
     #[error("index name {0:?} is not a plain file name (empty, or holds a path separator)")]
     Name(String),
+    /// A batch of nodes was being linked when that stopped (a panic): the
+    /// graph is not whole and is not written; rebuild it.
+    #[error("the index's last batch insert did not finish: rebuild it instead of saving it")]
+    Incomplete,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -185,6 +189,9 @@ pub struct AnnIndex {
     /// The first node appended by [`append`](Self::append) and not linked
     /// yet (`None`: every node is linked).
     pending: Option<u32>,
+    /// Set while a batch is being linked: still set afterwards means the
+    /// linking stopped part way (a panic), and the graph is not whole.
+    linking: bool,
     generation: i64,
     unsaved: usize,
     origin: Origin,
@@ -201,6 +208,7 @@ impl std::fmt::Debug for AnnIndex {
             .field("points", &self.keys.len())
             .field("tombstones", &self.tombstones.len())
             .field("pending", &self.pending())
+            .field("whole", &self.is_whole())
             .field("generation", &self.generation)
             .field("origin", &self.origin)
             .finish_non_exhaustive()
@@ -319,6 +327,7 @@ impl AnnIndex {
                 .collect(),
             tombstones: HashSet::new(),
             pending: None,
+            linking: false,
             generation,
             unsaved: usize::MAX / 2,
             origin: Origin::Built,
@@ -427,11 +436,25 @@ impl AnnIndex {
     /// Links every node [`append`](Self::append)ed since the last call, on
     /// all cores.
     pub fn link_pending(&mut self) {
-        if let Some(first) = self.pending.take() {
+        if self.linking {
+            return; // an earlier batch stopped part way: see `is_whole`
+        }
+        if let Some(first) = self.pending {
             let count = self.graph.len() - first as usize;
+            self.linking = true;
             insert_all(&self.graph, first, "indexing vectors", None, self.announce);
+            self.linking = false;
+            self.pending = None;
             self.unsaved += count;
         }
+    }
+
+    /// False when a batch insert stopped part way (a panic while linking):
+    /// the graph may not reach every node. Searches through
+    /// [`Flat`](crate::Flat) are then exact, [`needs_rebuild`](Self::needs_rebuild)
+    /// says so and [`save`](Self::save) refuses.
+    pub fn is_whole(&self) -> bool {
+        !self.linking
     }
 
     /// Takes `key` out of the tombstones (a row that is live again with the
@@ -451,7 +474,7 @@ impl AnnIndex {
 
     /// Whether so much is tombstoned that a rebuild is cheaper than skipping.
     pub fn needs_rebuild(&self) -> bool {
-        self.tombstones.len() * 3 > self.keys.len()
+        self.linking || self.tombstones.len() * 3 > self.keys.len()
     }
 
     /// Adds new points (several at once are inserted in parallel); keys
@@ -567,6 +590,9 @@ impl AnnIndex {
         check_name(name)?;
         // A node in the file is a linked node to whoever loads it.
         self.link_pending();
+        if !self.is_whole() {
+            return Err(IndexError::Incomplete);
+        }
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| IndexError::Io { path, source }
@@ -671,6 +697,7 @@ impl AnnIndex {
                 .map(|(node, key)| (*key, node as u32))
                 .collect(),
             pending: None,
+            linking: false,
             graph,
             metric,
             dimension,
@@ -949,5 +976,31 @@ mod tests {
         assert_eq!(ix.search(&vs[350], 1, 64, None), vec![3500]);
         // Nothing to do the second time.
         assert!(!ix.reconcile(live.iter().copied(), live.len(), 100));
+    }
+
+    #[test]
+    fn appended_nodes_are_linked_before_a_save_and_found_after_a_load() {
+        let vs = points(700, 5);
+        let mut ix = built(&vs[..600]);
+        for (i, v) in vs.iter().enumerate().skip(600) {
+            ix.append(i as i64 * 10, v);
+        }
+        assert_eq!((ix.pending(), ix.points()), (100, 700));
+        assert!(ix.is_whole());
+        let dir = tempfile::tempdir().unwrap();
+        ix.save(dir.path(), "c").unwrap();
+        assert_eq!(ix.pending(), 0, "linked by the save");
+        let back = AnnIndex::load(dir.path(), "c", Metric::Cosine, 5, HnswParams::default())
+            .unwrap()
+            .expect("an index");
+        for i in [600, 650, 699] {
+            assert_eq!(back.search(&vs[i], 1, 64, None), vec![i as i64 * 10]);
+        }
+        // `insert` links what was appended before it, too.
+        let mut ix = built(&vs[..600]);
+        ix.append(6000, &vs[600]);
+        ix.insert(&[(6010, vs[601].as_slice())]);
+        assert_eq!(ix.pending(), 0);
+        assert_eq!(ix.search(&vs[600], 1, 64, None), vec![6000]);
     }
 }

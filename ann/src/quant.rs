@@ -14,7 +14,9 @@
 //!
 //! Per dimension `j`: an offset `o_j` (midpoint of the values seen) and a
 //! step `s_j` (range / 254). Vector `x` is stored as codes
-//! `c_j = clamp(round((x_j − o_j) / s_j), −127, 127)`, standing for
+//! `c_j = clamp(round((x_j − o_j) · (1/s_j)), −127, 127)` (rounded half
+//! away from zero; the bound below holds for any code, so the rounding
+//! need not be exact), standing for
 //! `x̂_j = o_j + s_j·c_j` (evaluated exactly, in `f64`). Per vector we keep
 //! `e = ‖x − x̂‖` (computed in `f64`, rounded *up* to `f32`) and `‖x̂‖²`
 //! (euclidean only needs it). Whatever the codes are — a value outside the
@@ -173,6 +175,7 @@ impl Quant {
                 + self.hat_sq.capacity()
                 + self.offset.capacity()
                 + self.scale.capacity())
+            + 8 * self.inv_scale.capacity()
     }
 
     /// Appends one cached vector (a no-op until fitted).

@@ -481,3 +481,48 @@ async fn a_sidecar_of_other_data_under_the_same_keys_is_rebuilt() {
     drop(v);
     s.close().await.unwrap();
 }
+
+/// A process with a higher threshold (or a read-only one) that opens a
+/// collection below it answers exactly and leaves the writer's sidecar
+/// alone: it only read it.
+#[tokio::test]
+async fn a_sidecar_read_below_this_process_threshold_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let v = s.vectors().await.unwrap();
+    v.create_collection("mem", 4, Metric::Cosine).await.unwrap();
+    v.upsert("mem", records(0..300)).await.unwrap();
+    assert_eq!(details(&v).await["index"], "hnsw");
+    drop(v);
+    s.close().await.unwrap();
+    let graph = sidecar(dir.path()).join("mem.hnsw");
+    assert!(graph.exists());
+
+    for extra in ["", ", read_only = true"] {
+        let cfg = dir.path().join("other.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[backends.local]\nlibrary = {:?}\nconfig = {{ path = {:?}, hnsw_threshold = 1000{extra} }}\n",
+                plugin(),
+                dir.path().join("db.sqlite")
+            ),
+        )
+        .unwrap();
+        let o = Strata::load(&cfg).unwrap();
+        let v = o.vectors().await.unwrap();
+        let d = details(&v).await;
+        assert_eq!(d["index"], "exact", "{extra}: {d}");
+        assert_eq!(d["exact_scan"]["f32_held_by"], "cache", "{d}");
+        assert_eq!(top(&v, 123).await[0], "p123");
+        drop(v);
+        o.close().await.unwrap();
+        assert!(graph.exists(), "{extra}: the sidecar was deleted");
+    }
+
+    let s = open(dir.path());
+    let v = s.vectors().await.unwrap();
+    assert_eq!(details(&v).await["hnsw"]["origin"], "sidecar");
+    drop(v);
+    s.close().await.unwrap();
+}

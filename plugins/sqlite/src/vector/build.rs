@@ -95,6 +95,18 @@ impl Build {
     }
 }
 
+/// Where the index a collection was loaded into came from
+/// ([`Indexer::seed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Seed {
+    /// Loaded without one.
+    None,
+    /// This process's: the previous cache's, or a finished background build.
+    Memory,
+    /// Read from the sidecar.
+    Sidecar,
+}
+
 /// The index policy of one backend: its config, and the background builds
 /// in flight or finished, by collection.
 pub(super) struct Indexer {
@@ -290,8 +302,12 @@ impl Indexer {
         }
     }
 
-    /// Deletes `name`'s sidecar files.
+    /// Deletes `name`'s sidecar files (not when read-only: they are the
+    /// writer's).
     pub(super) fn delete_files(&self, name: &str) {
+        if self.shared.config().read_only {
+            return;
+        }
         if let Some(dir) = self.index_dir() {
             AnnIndex::delete_files(&dir, name);
         }
@@ -304,25 +320,39 @@ impl Indexer {
     /// mostly tombstones (in the background unless `hnsw_build =
     /// "inline"`: queries stay exact meanwhile and `flat` stays without
     /// one); none below the threshold (an attached one is detached).
+    ///
+    /// `seed` says where the index `flat` was loaded into came from, if it
+    /// was ([`seed`](Self::seed)): it is then finished here, or, when a row
+    /// did not match it (the load let it go), rebuilt at once.
     pub(super) fn attach(
         &self,
         name: &str,
         flat: &mut Flat,
         generation: i64,
         previous: Option<AnnIndex>,
+        seed: Seed,
     ) {
         let threshold = self.shared.config().hnsw_threshold as usize;
         if threshold == 0 || flat.len() < threshold {
             let building = self.cancel_build(name);
-            let had = flat.detach_index().is_some();
+            // An index of this process's is gone with its files; a sidecar
+            // that was only read is left alone (this process may just have
+            // another threshold than the one that wrote it).
+            let had = flat.detach_index().is_some() && seed == Seed::Memory;
             if previous.is_some() || building || had {
                 self.delete_files(name);
             }
             return;
         }
         let params = self.params();
-        if flat.index().is_some() && previous.is_none() {
-            return self.finish_seeded(name, flat, generation, params);
+        if seed != Seed::None {
+            if flat.index().is_some() {
+                return self.finish_seeded(name, flat, generation, params);
+            }
+            eprintln!(
+                "strata-sqlite: rebuilding the index of {name:?}: it holds other vectors than the table"
+            );
+            return self.rebuild(name, flat, generation, params);
         }
         let (metric, dimension) = (flat.metric(), flat.dimension());
         let Ok(index) = self.find(name, metric, dimension, previous) else {
@@ -371,12 +401,23 @@ impl Indexer {
         metric: Metric,
         dimension: usize,
         previous: Option<AnnIndex>,
-    ) -> Option<AnnIndex> {
+    ) -> (Option<AnnIndex>, Seed) {
         if self.shared.config().hnsw_threshold == 0 {
-            return None;
+            return (None, Seed::None);
         }
         let previous = previous.filter(|ix| ix.metric() == metric && ix.dimension() == dimension);
-        self.find(name, metric, dimension, previous).ok().flatten()
+        if previous.is_some() {
+            return (previous, Seed::Memory);
+        }
+        match self.take_built(name, metric, dimension) {
+            Ok(Some(built)) => return (Some(built), Seed::Memory),
+            Ok(None) => {}
+            Err(()) => return (None, Seed::None), // still building
+        }
+        match self.find(name, metric, dimension, None) {
+            Ok(Some(ix)) => (Some(ix), Seed::Sidecar),
+            _ => (None, Seed::None),
+        }
     }
 
     /// `previous`, else a finished background build, else the sidecar;
@@ -475,12 +516,12 @@ impl Indexer {
     /// the index it should have now (see [`attach`](Self::attach)).
     pub(super) fn patch(&self, name: &str, flat: &mut Flat, generation: i64) {
         let Some(ix) = flat.index_mut() else {
-            return self.attach(name, flat, generation, None);
+            return self.attach(name, flat, generation, None, Seed::None);
         };
         ix.set_generation(generation);
         if ix.needs_rebuild() {
             flat.detach_index();
-            return self.attach(name, flat, generation, None);
+            return self.attach(name, flat, generation, None, Seed::None);
         }
         if ix.unsaved() >= SAVE_EVERY {
             self.save_index(name, ix);

@@ -22,7 +22,7 @@ use strata_plugin::{PluginError, PluginResult};
 use tokio::sync::{OwnedRwLockReadGuard, RwLock};
 
 use super::{
-    build::Indexer,
+    build::{Indexer, Seed},
     catalog::{self, Meta},
     store,
 };
@@ -114,7 +114,7 @@ impl Cache {
             && let Some(l) = guard.as_mut().filter(|l| l.flat.index().is_none())
         {
             self.indexer
-                .attach(&meta.name, &mut l.flat, l.generation, None);
+                .attach(&meta.name, &mut l.flat, l.generation, None, Seed::None);
         }
         if !is_fresh(&guard) {
             // The old cache's index is kept (the table is read into it and
@@ -127,7 +127,7 @@ impl Cache {
             });
             // Loaded straight into the index when there is one at hand, so
             // the vectors are never held twice, not even while loading.
-            let seed = self.indexer.seed(
+            let (seed, from) = self.indexer.seed(
                 &meta.name,
                 meta.ann_metric(),
                 meta.dimension as usize,
@@ -136,7 +136,7 @@ impl Cache {
             let m = meta.clone();
             let mut loaded = self.shared.with_reader(move |c| load(c, &m, seed)).await?;
             self.indexer
-                .attach(&meta.name, &mut loaded.flat, loaded.generation, None);
+                .attach(&meta.name, &mut loaded.flat, loaded.generation, None, from);
             *guard = Some(loaded);
         }
         Ok(OwnedRwLockReadGuard::map(guard.downgrade(), |l| {
