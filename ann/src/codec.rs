@@ -57,16 +57,9 @@ pub fn normalize_into(v: &[f32], out: &mut Vec<f32>) {
 /// (`[0, 0, 0, -1e-30]` was left unnormalised). In `f64` neither happens
 /// for any finite `f32` vector of up to 2^40 dimensions.
 pub fn normalized(v: &[f32]) -> Vec<f32> {
-    let norm = v
-        .iter()
-        .map(|&x| f64::from(x) * f64::from(x))
-        .sum::<f64>()
-        .sqrt();
-    if norm == 0.0 {
-        v.to_vec()
-    } else {
-        v.iter().map(|&x| (f64::from(x) / norm) as f32).collect()
-    }
+    let mut out = Vec::with_capacity(v.len());
+    normalize_into(v, &mut out);
+    out
 }
 
 #[cfg(test)]
