@@ -391,28 +391,22 @@ impl Flat {
                 }
             }
         }
-        let mut changed = !missing.is_empty();
+        let mut revived = false;
         for (row, &key) in self.keys.iter().enumerate() {
-            if nodes[row] != u32::MAX && index.revive(key) {
-                changed = true;
+            if nodes[row] != u32::MAX {
+                revived |= index.revive(key);
             }
         }
-        let gone: Vec<i64> = index
-            .keys()
-            .filter(|key| !self.rows.contains_key(key) && !index.is_tombstone(*key))
-            .collect();
-        changed |= !gone.is_empty();
-        index.remove(&gone);
         for row in missing {
             nodes[row] = index.append(self.keys[row], self.vector(row));
         }
-        index.link_pending();
-        index.mark_reconciled(generation);
         self.store = Store::Index {
             index: Box::new(index),
             nodes,
         };
-        Ok(changed)
+        // Gone keys tombstoned, appended rows linked, the label set.
+        let changed = self.finish_attach(generation);
+        Ok(revived || changed)
     }
 
     /// An empty store that takes its vectors into `index` from the start

@@ -355,9 +355,10 @@ impl Indexer {
             return self.rebuild(name, flat, generation, params);
         }
         let (metric, dimension) = (flat.metric(), flat.dimension());
-        let Ok(index) = self.find(name, metric, dimension, previous) else {
+        let Ok(found) = self.find(name, metric, dimension, previous) else {
             return; // still building: exact search meanwhile
         };
+        let index = found.map(|(ix, _)| ix);
         // An index that lacks many rows (a build started at the threshold
         // during a bulk load, a sidecar from long ago) is rebuilt in the
         // background rather than brought up to date here, vector by vector,
@@ -406,41 +407,35 @@ impl Indexer {
             return (None, Seed::None);
         }
         let previous = previous.filter(|ix| ix.metric() == metric && ix.dimension() == dimension);
-        if previous.is_some() {
-            return (previous, Seed::Memory);
-        }
-        match self.take_built(name, metric, dimension) {
-            Ok(Some(built)) => return (Some(built), Seed::Memory),
-            Ok(None) => {}
-            Err(()) => return (None, Seed::None), // still building
-        }
-        match self.find(name, metric, dimension, None) {
-            Ok(Some(ix)) => (Some(ix), Seed::Sidecar),
-            _ => (None, Seed::None),
+        match self.find(name, metric, dimension, previous) {
+            Ok(Some((ix, from))) => (Some(ix), from),
+            // None at hand, or still building.
+            Ok(None) | Err(()) => (None, Seed::None),
         }
     }
 
-    /// `previous`, else a finished background build, else the sidecar;
-    /// `Err(())` while a background build is still running.
+    /// `previous`, else a finished background build, else the sidecar,
+    /// with where it came from; `Err(())` while a background build is
+    /// still running.
     fn find(
         &self,
         name: &str,
         metric: Metric,
         dimension: usize,
         previous: Option<AnnIndex>,
-    ) -> Result<Option<AnnIndex>, ()> {
-        if previous.is_some() {
-            return Ok(previous);
+    ) -> Result<Option<(AnnIndex, Seed)>, ()> {
+        if let Some(ix) = previous {
+            return Ok(Some((ix, Seed::Memory)));
         }
         if let Some(built) = self.take_built(name, metric, dimension)? {
-            return Ok(Some(built));
+            return Ok(Some((built, Seed::Memory)));
         }
         let Some(dir) = self.index_dir() else {
             return Ok(None);
         };
         Ok(
             match AnnIndex::load(&dir, name, metric, dimension, self.params()) {
-                Ok(found) => found,
+                Ok(found) => found.map(|ix| (ix, Seed::Sidecar)),
                 Err(e) => {
                     eprintln!("strata-sqlite: rebuilding the index of {name:?}: {e}");
                     None
