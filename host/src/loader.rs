@@ -562,12 +562,16 @@ impl Backend {
             .map_err(Error::Plugin)?
             .into_option()
             .ok_or_else(no_contract)?;
+        let transaction_bulk = self.interface::<strata_plugin_api::sql::SqlTransactionBulkBox>(
+            strata_plugin_api::sql::SQL_TRANSACTION_BULK_V1,
+        )?;
         Ok(Sql::new(
             conn,
             dialect,
             self.name.clone(),
             self.has_capability(strata_plugin_api::capabilities::SQL_AS_USER),
-        ))
+        )
+        .with_transaction_bulk(transaction_bulk))
     }
 
     /// The VectorStore front end, when the plugin implements the vector contract.

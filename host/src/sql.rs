@@ -29,7 +29,8 @@ use strata_plugin_api::{
     ext::keys,
     placeholders::{Dialect, Rewritten, rewrite},
     sql::{
-        BulkWrite, Rows, RunResult, SqlConnectionBox, SqlCursorBox, SqlTransactionBox, Statement,
+        BulkWrite, Rows, RunResult, SqlConnectionBox, SqlCursorBox, SqlTransactionBox,
+        SqlTransactionBulkBox, Statement, TransactionBulkBox,
     },
 };
 
@@ -62,6 +63,9 @@ struct Inner {
     conn: SqlConnectionBox,
     /// Whether the plugin claims `sql.as_user` ([`Sql::as_user`]).
     as_user: bool,
+    /// Interface `strata.sql.transaction_bulk.v1`, when the plugin has it:
+    /// transactions begin through it and take [`Transaction::bulk_write`].
+    transaction_bulk: Option<SqlTransactionBulkBox>,
 }
 
 /// A SQL backend, shared cheaply between tasks (`Clone` is an `Arc` clone).
@@ -110,6 +114,36 @@ struct Prepared {
 }
 
 impl Statements {
+    /// The request of a bulk write (refused on a handle that runs as a user:
+    /// no statement would carry the user).
+    fn bulk_request(
+        &self,
+        table: &str,
+        columns: &[String],
+        key_columns: &[String],
+        values: Vec<Value>,
+        then: Option<(&str, Params)>,
+    ) -> Result<BulkWrite> {
+        self.unscoped("bulk_write")?;
+        let width = columns.len().max(1);
+        let then = match then {
+            Some((sql, params)) => Some(self.prepare(sql, params)?.0),
+            None => None,
+        };
+        Ok(BulkWrite {
+            table: table.into(),
+            columns: columns.iter().map(|c| RString::from(c.as_str())).collect(),
+            key_columns: key_columns
+                .iter()
+                .map(|c| RString::from(c.as_str()))
+                .collect(),
+            row_count: (values.len() / width) as u64,
+            values: values.into(),
+            then: then.into(),
+            ext: Default::default(),
+        })
+    }
+
     fn new(dialect: Dialect, backend: String) -> Statements {
         Statements {
             dialect,
@@ -218,9 +252,31 @@ impl Sql {
         as_user: bool,
     ) -> Sql {
         Sql {
-            inner: Arc::new(Inner { conn, as_user }),
+            inner: Arc::new(Inner {
+                conn,
+                as_user,
+                transaction_bulk: None,
+            }),
             statements: Arc::new(Statements::new(dialect, backend)),
         }
+    }
+
+    /// Transactions begun through `bulk` (the plugin's interface
+    /// `strata.sql.transaction_bulk.v1`), so they take bulk writes.
+    pub(crate) fn with_transaction_bulk(self, bulk: Option<SqlTransactionBulkBox>) -> Sql {
+        let Ok(mut inner) = Arc::try_unwrap(self.inner) else {
+            unreachable!("called on a handle just made")
+        };
+        inner.transaction_bulk = bulk;
+        Sql {
+            inner: Arc::new(inner),
+            statements: self.statements,
+        }
+    }
+
+    /// Whether this backend's transactions take [`Transaction::bulk_write`].
+    pub fn has_transaction_bulk(&self) -> bool {
+        self.inner.transaction_bulk.is_some() && self.statements.ext.is_empty()
     }
 
     /// A handle on the same backend whose every statement runs as the user
@@ -338,10 +394,17 @@ impl Sql {
 
     /// Starts a transaction; drop it or call [`Transaction::rollback`] to undo.
     pub async fn begin(&self) -> Result<Transaction<'static>> {
-        let tx = call(self.inner.conn.begin()).await?;
+        let (tx, bulk) = match &self.inner.transaction_bulk {
+            Some(b) => {
+                let t = call(b.begin()).await?;
+                (t.transaction, Some(t.bulk))
+            }
+            None => (call(self.inner.conn.begin()).await?, None),
+        };
         Ok(Transaction {
             shared: Arc::new(TxShared {
                 tx,
+                bulk,
                 pending_rollback: Mutex::new(None),
             }),
             statements: self.statements.clone(),
@@ -392,24 +455,9 @@ impl Sql {
         values: Vec<Value>,
         then: Option<(&str, Params)>,
     ) -> Result<u64> {
-        self.statements.unscoped("bulk_write")?;
-        let width = columns.len().max(1);
-        let then = match then {
-            Some((sql, params)) => Some(self.statements.prepare(sql, params)?.0),
-            None => None,
-        };
-        let request = BulkWrite {
-            table: table.into(),
-            columns: columns.iter().map(|c| RString::from(c.as_str())).collect(),
-            key_columns: key_columns
-                .iter()
-                .map(|c| RString::from(c.as_str()))
-                .collect(),
-            row_count: (values.len() / width) as u64,
-            values: values.into(),
-            then: then.into(),
-            ext: Default::default(),
-        };
+        let request = self
+            .statements
+            .bulk_request(table, columns, key_columns, values, then)?;
         call(self.inner.conn.bulk_write(request)).await
     }
 
@@ -490,6 +538,8 @@ impl SqlRead for Transaction<'_> {
 
 struct TxShared {
     tx: SqlTransactionBox,
+    /// Bulk writes inside `tx`, when the plugin has them.
+    bulk: Option<TransactionBulkBox>,
     /// The shallowest savepoint dropped without commit, rolled back before the next call.
     pending_rollback: Mutex<Option<u32>>,
 }
@@ -524,6 +574,12 @@ impl Transaction<'_> {
             return Err(Error::Plugin(PluginError::closed("transaction")));
         }
         Ok(())
+    }
+
+    /// Whether the transaction takes [`Transaction::bulk_write`] (the
+    /// plugin has the interface `strata.sql.transaction_bulk.v1`).
+    pub fn has_bulk_write(&self) -> bool {
+        self.shared.bulk.is_some() && self.statements.ext.is_empty()
     }
 
     /// The nesting depth: 0 for the transaction, 1.. for savepoints.
@@ -563,6 +619,34 @@ impl Transaction<'_> {
         self.flush().await?;
         let rows = call(self.shared.tx.query(stmt, 0)).await?;
         Ok(prepared.rows(rows))
+    }
+
+    /// As [`Sql::bulk_write`], inside the transaction: the rows (and
+    /// `then`) are committed or rolled back with it. A failure takes back
+    /// only this call's rows and leaves the transaction usable, so the
+    /// caller can write them another way. [`ErrorKind::Unsupported`] when
+    /// the plugin has no bulk path inside transactions (see
+    /// [`Sql::has_transaction_bulk`]) or none for these column types.
+    pub async fn bulk_write(
+        &self,
+        table: &str,
+        columns: &[String],
+        key_columns: &[String],
+        values: Vec<Value>,
+        then: Option<(&str, Params)>,
+    ) -> Result<u64> {
+        self.check()?;
+        let Some(bulk) = &self.shared.bulk else {
+            return Err(Error::Plugin(PluginError::unsupported(format!(
+                "backend `{}` has no bulk write inside transactions",
+                self.statements.backend
+            ))));
+        };
+        let request = self
+            .statements
+            .bulk_request(table, columns, key_columns, values, then)?;
+        self.flush().await?;
+        call(bulk.bulk_write(request)).await
     }
 
     /// Opens a nested savepoint; the parent is borrowed until it ends.

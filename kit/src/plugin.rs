@@ -152,12 +152,26 @@ pub trait Plugin: Send + Sync + Sized + 'static {
 }
 
 /// A SQL handle given to the host ([`Plugin::sql`]).
-pub struct SqlHandle(pub(crate) strata_plugin_api::sql::SqlConnectionBox);
+pub struct SqlHandle {
+    pub(crate) conn: strata_plugin_api::sql::SqlConnectionBox,
+    /// Makes the `strata.sql.transaction_bulk.v1` interface, when the
+    /// backend's transactions implement it ([`SqlBackend::TRANSACTION_BULK`]).
+    pub(crate) transaction_bulk: Option<Box<dyn FnOnce() -> strata_plugin_api::InterfaceBox>>,
+}
 
 impl SqlHandle {
     /// Wraps a backend; every handle of one backend shares its `Arc`.
     pub fn new<B: SqlBackend>(backend: Arc<B>) -> SqlHandle {
-        SqlHandle(crate::ffi::sql::connection(backend))
+        let transaction_bulk = B::TRANSACTION_BULK.then(|| {
+            let b = backend.clone();
+            Box::new(move || {
+                strata_plugin_api::InterfaceBox::new(crate::ffi::sql::transaction_bulk(b))
+            }) as Box<dyn FnOnce() -> strata_plugin_api::InterfaceBox>
+        });
+        SqlHandle {
+            conn: crate::ffi::sql::connection(backend),
+            transaction_bulk,
+        }
     }
 }
 

@@ -146,6 +146,13 @@ pub trait SqlBackend: Send + Sync + 'static {
         async { Err(PluginError::unsupported("this plugin has no bulk write")) }
     }
 
+    /// Whether the transactions implement
+    /// [`SqlTransaction::bulk_write`]: then the kit offers the interface
+    /// `strata.sql.transaction_bulk.v1`
+    /// (`strata_plugin_api::sql::SQL_TRANSACTION_BULK_V1`), and the host
+    /// loads a restore's rows through it. Off by default.
+    const TRANSACTION_BULK: bool = false;
+
     /// Where `call` runs (see [`Runs`]); the blocking pool by default.
     fn runs(&self, call: SqlCall<'_>) -> Runs {
         let _ = call;
@@ -182,6 +189,22 @@ pub trait SqlTransaction: Send + Sync + 'static {
     fn commit(&self) -> impl Future<Output = PluginResult<()>> + Send;
     /// Rolls back; later calls return `closed`.
     fn rollback(&self) -> impl Future<Output = PluginResult<()>> + Send;
+
+    /// As [`SqlBackend::bulk_write`], inside the transaction: the rows
+    /// (and `then`) are committed or rolled back with it. A failure must
+    /// take back this call's rows and leave the transaction usable (write
+    /// under a savepoint), and `unsupported` must be answered before any
+    /// row is written: the host then writes the same rows with `INSERT`s.
+    /// Offered to the host only with [`SqlBackend::TRANSACTION_BULK`]; the
+    /// default answers `unsupported`.
+    fn bulk_write(&self, request: BulkWrite) -> impl Future<Output = PluginResult<u64>> + Send {
+        drop(request);
+        async {
+            Err(PluginError::unsupported(
+                "this plugin has no bulk write inside transactions",
+            ))
+        }
+    }
 
     /// Where `call` runs (see [`Runs`]); the blocking pool by default.
     fn runs(&self, call: SqlCall<'_>) -> Runs {

@@ -178,3 +178,63 @@ pub trait SqlCursor: Send + Sync {
 
 /// An open cursor; dropping it releases the connection it holds.
 pub type SqlCursorBox = SqlCursor_TO<'static, RBox<()>>;
+
+/// The name of the [`SqlTransactionBulk`] interface (1.1), found with
+/// [`Backend::interface`](crate::Backend::interface). A plugin built before
+/// it, or one without a bulk path inside transactions, answers "none", and
+/// the host writes a transaction's rows with `INSERT`s as 1.0 did.
+pub const SQL_TRANSACTION_BULK_V1: &str = "strata.sql.transaction_bulk.v1";
+
+/// Interface [`SQL_TRANSACTION_BULK_V1`]: transactions that can take
+/// [`BulkWrite`]s. [`SqlConnection::bulk_write`] (1.0) commits in a
+/// transaction of its own; a restore that creates tables, loads them and
+/// fixes their sequences and indexes all-or-nothing needs the rows inside
+/// *its* transaction, and neither [`SqlConnection`] nor [`SqlTransaction`]
+/// can grow within 1.x.
+#[sabi_trait]
+pub trait SqlTransactionBulk: Send + Sync {
+    /// Starts a transaction exactly as [`SqlConnection::begin`] does, and
+    /// hands out, with it, a handle for bulk writes inside it.
+    #[sabi(last_prefix_field)]
+    fn begin(&self) -> PluginFuture<BulkTransaction>;
+}
+
+/// The [`SqlTransactionBulk`] interface as a boxed trait object.
+pub type SqlTransactionBulkBox = SqlTransactionBulk_TO<'static, RBox<()>>;
+
+/// A transaction and its bulk handle ([`SqlTransactionBulk::begin`]).
+///
+/// The two share the transaction: it ends (committed, rolled back, or
+/// rolled back when dropped) through `transaction`, and the plugin keeps it
+/// alive until both are dropped; `bulk` answers `closed` once it ended.
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct BulkTransaction {
+    /// The transaction, as [`SqlConnection::begin`] returns it.
+    pub transaction: SqlTransactionBox,
+    /// Bulk writes inside it.
+    pub bulk: TransactionBulkBox,
+    /// Further fields of later 1.x releases.
+    pub ext: Extensions,
+}
+
+/// Bulk writes inside one transaction ([`BulkTransaction::bulk`]).
+#[sabi_trait]
+pub trait TransactionBulk: Send + Sync {
+    /// As [`SqlConnection::bulk_write`] (same request, same upsert and
+    /// counting rules, `then` run after the rows), but inside the
+    /// transaction: its rows are visible to the transaction's later
+    /// statements and committed or rolled back with it; durability is the
+    /// transaction's own.
+    ///
+    /// A failed bulk write takes back its own rows and leaves the
+    /// transaction usable (the Postgres plugin writes under a savepoint),
+    /// so the caller can write the same rows another way. `Unsupported`
+    /// (a column type the bulk path cannot encode) is answered before any
+    /// row is written.
+    #[sabi(last_prefix_field)]
+    fn bulk_write(&self, request: BulkWrite) -> PluginFuture<u64>;
+}
+
+/// A [`TransactionBulk`] handle as a boxed trait object.
+pub type TransactionBulkBox = TransactionBulk_TO<'static, RBox<()>>;

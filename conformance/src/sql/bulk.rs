@@ -5,7 +5,7 @@
 
 use strata_host::{ErrorKind, Sql, Value};
 
-use super::support::{count_rows, types};
+use super::support::{count_rows, tx_count_rows, types};
 use crate::{
     case::{Case, Suite, case},
     ctx::Ctx,
@@ -28,6 +28,11 @@ pub(super) fn cases() -> Vec<Case> {
             Suite::Sql,
             bulk_write_is_atomic_with_then,
             "`bulk_write` is atomic: rows and the `then` statement commit together, and a row violating a constraint writes nothing and skips `then` (SqlConnection::bulk_write: \"The write is atomic (rows and then together)\")."
+        ),
+        case!(
+            Suite::Sql,
+            bulk_write_inside_a_transaction,
+            "Through interface `strata.sql.transaction_bulk.v1`, a bulk write joins the transaction: its rows and `then` are seen by the transaction's later statements, rolled back or committed with it; a refused bulk write takes back only its own rows and leaves the transaction usable (TransactionBulk::bulk_write; a plugin without the interface: skipped)."
         ),
     ]
 }
@@ -210,6 +215,126 @@ async fn bulk_write_is_atomic_with_then(ctx: Ctx) -> CaseResult {
             .await?
             .is_none(),
         "a row before the bad one was kept"
+    );
+    Ok(())
+}
+
+/// A bulk write inside a transaction ends with it; a refused one leaves it usable.
+async fn bulk_write_inside_a_transaction(ctx: Ctx) -> CaseResult {
+    let sql = ctx.sql().await?;
+    if !sql.has_transaction_bulk() {
+        return Err(Failure::skip(
+            "the plugin does not offer interface strata.sql.transaction_bulk.v1",
+        ));
+    }
+    let t = create(&ctx, &sql, "bulk_tx").await?;
+    let marks = ctx.table("bulk_tx_marks");
+    sql.exec(&format!(
+        "CREATE TABLE {marks} (k {text})",
+        text = types(&ctx).text
+    ))
+    .await?;
+    let cols = columns(&["id", "name", "score", "data"]);
+    let then_sql = format!("INSERT INTO {marks} (k) VALUES (?)");
+    // Rolled back with its transaction, a statement before it included.
+    let tx = sql.begin().await?;
+    tx.run(
+        &format!("INSERT INTO {t} (id, name) VALUES (?, ?)"),
+        strata_host::params![100, "before"],
+    )
+    .await?;
+    let values: Vec<Value> = (0..5).flat_map(|i| row(i, "tx")).collect();
+    let n = tx
+        .bulk_write(
+            &t,
+            &cols,
+            &[],
+            values,
+            Some((then_sql.as_str(), strata_host::params!["first"])),
+        )
+        .await?;
+    ensure_eq!(n, 5, "rows a bulk write in a transaction reports");
+    ensure_eq!(
+        tx_count_rows(&tx, &t).await?,
+        6,
+        "rows the transaction sees after its bulk write"
+    );
+    ensure_eq!(
+        tx_count_rows(&tx, &marks).await?,
+        1,
+        "`then` rows the transaction sees"
+    );
+    // A duplicate key (row 3 repeats id 2): refused, only its own rows taken back.
+    let bad: Vec<Value> = [10, 11, 2, 12]
+        .iter()
+        .flat_map(|i| row(*i, "bad"))
+        .collect();
+    match tx
+        .bulk_write(
+            &t,
+            &cols,
+            &[],
+            bad,
+            Some((then_sql.as_str(), strata_host::params!["second"])),
+        )
+        .await
+    {
+        Err(e) if e.kind() == ErrorKind::Constraint => {}
+        Err(e) => {
+            return Err(Failure::new(format!(
+                "a duplicate key in a bulk write inside a transaction: expected a `constraint` error, got `{}`: {e}",
+                e.kind()
+            )));
+        }
+        Ok(n) => {
+            return Err(Failure::new(format!(
+                "a bulk write with a duplicate key succeeded inside a transaction, reporting {n} rows"
+            )));
+        }
+    }
+    tx.run(
+        &format!("INSERT INTO {t} (id, name) VALUES (?, ?)"),
+        strata_host::params![200, "after"],
+    )
+    .await
+    .map_err(|e| {
+        Failure::new(format!(
+            "the transaction is not usable after a refused bulk write: {e}"
+        ))
+    })?;
+    ensure_eq!(
+        tx_count_rows(&tx, &t).await?,
+        7,
+        "rows after a refused bulk write and one more INSERT (5 bulk + 2 inserted; none of the refused write's)"
+    );
+    ensure_eq!(
+        tx_count_rows(&tx, &marks).await?,
+        1,
+        "`then` of a refused bulk write must not run"
+    );
+    tx.rollback().await?;
+    ensure_eq!(
+        count_rows(&sql, &t).await?,
+        0,
+        "rows after the transaction rolled back (its bulk write's included)"
+    );
+    ensure_eq!(
+        count_rows(&sql, &marks).await?,
+        0,
+        "`then` rows after the transaction rolled back"
+    );
+
+    // Committed with its transaction, values intact.
+    let tx = sql.begin().await?;
+    let values: Vec<Value> = (0..50).flat_map(|i| row(i, &format!("c{i}"))).collect();
+    let n = tx.bulk_write(&t, &cols, &[], values.clone(), None).await?;
+    ensure_eq!(n, 50, "rows reported");
+    tx.commit().await?;
+    let want: Vec<Vec<Value>> = values.chunks(4).map(|c| c.to_vec()).collect();
+    ensure_eq!(
+        rows_of(&sql, &t).await?,
+        want,
+        "rows read back after the commit"
     );
     Ok(())
 }

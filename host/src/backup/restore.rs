@@ -29,7 +29,7 @@ use super::{
 /// Rows per statement of a logical restore (fewer for wide rows: a
 /// statement also stops at 16 MB of input, and at the parameter limit of
 /// multi-row `VALUES`).
-const LOGICAL_RESTORE_BATCH: usize = 10_000;
+const LOGICAL_RESTORE_BATCH: usize = 50_000;
 
 /// What a restore did.
 #[derive(Clone, Debug)]

@@ -131,7 +131,7 @@ struct BackendAdapter<P>(Guarded<Arc<P>>);
 
 impl<P: Plugin> Backend for BackendAdapter<P> {
     fn sql(&self) -> RResult<ROption<SqlConnectionBox>, PluginError> {
-        catch(|| Ok(self.0.get().sql().map(|h| h.0).into())).into()
+        catch(|| Ok(self.0.get().sql().map(|h| h.conn).into())).into()
     }
 
     fn vectors(&self) -> RResult<ROption<VectorStoreBox>, PluginError> {
@@ -164,6 +164,13 @@ impl<P: Plugin> Backend for BackendAdapter<P> {
                     .get()
                     .blobs()
                     .and_then(|h| h.uploads)
+                    .map(|make| make())
+                    .into(),
+                strata_plugin_api::sql::SQL_TRANSACTION_BULK_V1 => self
+                    .0
+                    .get()
+                    .sql()
+                    .and_then(|h| h.transaction_bulk)
                     .map(|make| make())
                     .into(),
                 _ => ROption::RNone,

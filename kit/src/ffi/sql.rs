@@ -9,8 +9,9 @@ use abi_stable::{
 use strata_plugin_api::{
     Extensions, Value as AbiValue,
     sql::{
-        self as abi, PluginFuture, SqlConnection_TO, SqlConnectionBox, SqlCursor_TO, SqlCursorBox,
-        SqlTransaction_TO, SqlTransactionBox,
+        self as abi, BulkTransaction, PluginFuture, SqlConnection_TO, SqlConnectionBox,
+        SqlCursor_TO, SqlCursorBox, SqlTransaction_TO, SqlTransactionBox, SqlTransactionBulk_TO,
+        SqlTransactionBulkBox, TransactionBulk_TO,
     },
 };
 
@@ -160,6 +161,51 @@ impl<B: SqlBackend> abi::SqlConnection for Connection<B> {
 
 fn transaction<T: SqlTransaction>(tx: T) -> SqlTransactionBox {
     SqlTransaction_TO::from_value(Transaction(Guarded::new(Arc::new(tx))), TD_Opaque)
+}
+
+/// A backend as the ABI's `strata.sql.transaction_bulk.v1` interface.
+pub(crate) fn transaction_bulk<B: SqlBackend>(backend: Arc<B>) -> SqlTransactionBulkBox {
+    SqlTransactionBulk_TO::from_value(TransactionBulkBegin(Guarded::new(backend)), TD_Opaque)
+}
+
+struct TransactionBulkBegin<B>(Guarded<Arc<B>>);
+
+impl<B: SqlBackend> abi::SqlTransactionBulk for TransactionBulkBegin<B> {
+    fn begin(&self) -> PluginFuture<BulkTransaction> {
+        let b = self.0.get().clone();
+        call(move || {
+            (b.runs(SqlCall::Begin), async move {
+                // One transaction behind both handles: it is dropped (and
+                // rolled back, unless it ended) when the host drops both.
+                let tx = Arc::new(b.begin().await?);
+                Ok(BulkTransaction {
+                    bulk: TransactionBulk_TO::from_value(
+                        TransactionBulk(Guarded::new(tx.clone())),
+                        TD_Opaque,
+                    ),
+                    transaction: SqlTransaction_TO::from_value(
+                        Transaction(Guarded::new(tx)),
+                        TD_Opaque,
+                    ),
+                    ext: Extensions::new(),
+                })
+            })
+        })
+    }
+}
+
+struct TransactionBulk<T>(Guarded<Arc<T>>);
+
+impl<T: SqlTransaction> abi::TransactionBulk for TransactionBulk<T> {
+    fn bulk_write(&self, request: abi::BulkWrite) -> PluginFuture<u64> {
+        let t = self.0.get().clone();
+        call(move || {
+            let request = bulk_in(request);
+            (t.runs(SqlCall::BulkWrite(&request)), async move {
+                t.bulk_write(request).await
+            })
+        })
+    }
 }
 
 struct Transaction<T>(Guarded<Arc<T>>);

@@ -772,17 +772,54 @@ impl SqlBackend for SqliteSql {
     async fn bulk_write(&self, request: BulkWrite) -> PluginResult<u64> {
         self.shared.with_writer(|c| bulk_on(c, &request)).await
     }
+
+    /// Transactions take bulk writes too (under a savepoint).
+    const TRANSACTION_BULK: bool = true;
 }
 
 fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// [`SqlBackend::bulk_write`] on SQLite: one `BEGIN IMMEDIATE`
-/// transaction, one cached `INSERT … ON CONFLICT DO UPDATE … WHERE <row
-/// differs>` statement stepped per row (SQLite has no faster load path),
-/// then the `then` statement.
+/// [`SqlBackend::bulk_write`] on SQLite: [`bulk_rows`] in one `BEGIN
+/// IMMEDIATE` transaction.
 fn bulk_on(conn: &Connection, req: &BulkWrite) -> PluginResult<u64> {
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(map)?;
+    match bulk_rows(conn, req) {
+        Ok(n) => {
+            conn.execute_batch("COMMIT").map_err(map)?;
+            Ok(n)
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+/// [`SqlTransaction::bulk_write`] on SQLite: [`bulk_rows`] under a
+/// savepoint of the open transaction, so a failure takes back only this
+/// call's rows and leaves the transaction usable.
+fn bulk_in_tx(conn: &Connection, req: &BulkWrite) -> PluginResult<u64> {
+    conn.execute_batch("SAVEPOINT strata_bulk_tx")
+        .map_err(map)?;
+    match bulk_rows(conn, req) {
+        Ok(n) => {
+            conn.execute_batch("RELEASE strata_bulk_tx").map_err(map)?;
+            Ok(n)
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK TO strata_bulk_tx; RELEASE strata_bulk_tx");
+            Err(e)
+        }
+    }
+}
+
+/// The rows of a bulk write, in the caller's transaction: one cached
+/// `INSERT … ON CONFLICT DO UPDATE … WHERE <row differs>` statement
+/// stepped per row (SQLite has no faster load path), then the `then`
+/// statement.
+fn bulk_rows(conn: &Connection, req: &BulkWrite) -> PluginResult<u64> {
     let width = req.columns.len();
     if width == 0 || req.values.len() as u64 != req.row_count * width as u64 {
         return Err(PluginError::invalid_input(format!(
@@ -826,32 +863,19 @@ fn bulk_on(conn: &Connection, req: &BulkWrite) -> PluginResult<u64> {
             ));
         }
     }
-    conn.execute_batch("BEGIN IMMEDIATE").map_err(map)?;
-    let result = (|| {
-        let mut stmt = conn.prepare_cached(&sql).map_err(map)?;
-        let mut written = 0u64;
-        for row in req.values.chunks(width) {
-            for (i, v) in row.iter().enumerate() {
-                stmt.raw_bind_parameter(i + 1, Bind(v)).map_err(map)?;
-            }
-            written += stmt.raw_execute().map_err(map)? as u64;
+    let mut stmt = conn.prepare_cached(&sql).map_err(map)?;
+    let mut written = 0u64;
+    for row in req.values.chunks(width) {
+        for (i, v) in row.iter().enumerate() {
+            stmt.raw_bind_parameter(i + 1, Bind(v)).map_err(map)?;
         }
-        drop(stmt);
-        if let Some(then) = &req.then {
-            run_on(conn, then)?;
-        }
-        Ok(written)
-    })();
-    match result {
-        Ok(n) => {
-            conn.execute_batch("COMMIT").map_err(map)?;
-            Ok(n)
-        }
-        Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            Err(e)
-        }
+        written += stmt.raw_execute().map_err(map)? as u64;
     }
+    drop(stmt);
+    if let Some(then) = &req.then {
+        run_on(conn, then)?;
+    }
+    Ok(written)
 }
 
 struct TxState {
@@ -961,6 +985,10 @@ impl SqlTransaction for Tx {
             st.guard = None;
             result
         })
+    }
+
+    async fn bulk_write(&self, request: BulkWrite) -> PluginResult<u64> {
+        self.with(|st| bulk_in_tx(st.conn()?, &request))
     }
 }
 

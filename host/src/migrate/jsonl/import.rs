@@ -7,7 +7,7 @@ use std::{
 };
 
 use serde_json::Value as Json;
-use strata_plugin_api::{Value, placeholders::Dialect};
+use strata_plugin_api::{ErrorKind, Value, placeholders::Dialect};
 
 use crate::{
     error::Error,
@@ -378,7 +378,12 @@ async fn restore_table(
     // (Generated columns are computed by a Postgres target, not written.)
     let writable = t.writable(dialect);
     let tw = writable.as_ref().unwrap_or(t);
-    let mut writer = if dialect == Dialect::Postgres {
+    let mut writer = if dialect == Dialect::Postgres && tx.has_bulk_write() {
+        RowWriter::Bulk {
+            columns: tw.columns.iter().map(|c| c.name.clone()).collect(),
+            fallback: UnnestInsert::new(tw, storage),
+        }
+    } else if dialect == Dialect::Postgres {
         RowWriter::Unnest(UnnestInsert::new(tw, storage))
     } else {
         RowWriter::Values(Upserts::insert_only(tw))
@@ -397,6 +402,28 @@ enum RowWriter {
     Values(Upserts),
     /// PostgreSQL `INSERT … SELECT * FROM unnest(arrays)`.
     Unnest(UnnestInsert),
+    /// The plugin's bulk write inside the transaction (binary `COPY` on
+    /// PostgreSQL, ~3× the rows per second of `unnest`, whose array
+    /// literals the server parses element by element). A batch it refuses
+    /// (`unsupported`: a column type it cannot encode; `invalid_input`: a
+    /// value its binary form cannot take) is written by `fallback`, and so
+    /// is the rest of the table: the plugin took back that batch's rows.
+    Bulk {
+        columns: Vec<String>,
+        fallback: UnnestInsert,
+    },
+}
+
+/// One batch of rows read from the file.
+struct Batch {
+    /// Row-major values of the written columns, converted for the target
+    /// (vectors as little-endian `f32` bytes when `for_bulk`).
+    values: Vec<Value>,
+    for_bulk: bool,
+    /// The batch's lines, kept while a bulk write may refuse them.
+    raw: Vec<(usize, String)>,
+    /// `Some(expected rows)` once the table's end line is read.
+    end: Option<u64>,
 }
 
 /// Loads the rows of one table inside `tx` (rolled back by the caller on
@@ -433,15 +460,61 @@ async fn load_rows(
     let width = written.iter().filter(|w| **w).count();
     let per_stmt = match writer {
         RowWriter::Values(_) => (max_params(dialect) / width.max(1)).clamp(1, options.batch_size),
-        RowWriter::Unnest(_) => options.batch_size.max(1),
+        RowWriter::Unnest(_) | RowWriter::Bulk { .. } => options.batch_size.max(1),
     };
-    // Up to `per_stmt` rows converted for the target; `Some(expected rows)`
-    // once the table's end line is read.
-    let read_batch = |lines: &mut Lines<'_>| -> Result<(Vec<Value>, Option<u64>), MigrateError> {
-        let mut pending = Vec::with_capacity(per_stmt * width);
+    // One row's values, converted for the target (vectors as bytes for a
+    // bulk write, which encodes them itself, else as `storage` takes them).
+    let convert = |n: usize, row: &[Json], for_bulk: bool, out: &mut Vec<Value>| {
+        if row.len() != row_width {
+            return Err(bad(
+                n,
+                format!(
+                    "row has {} values, the table {} columns",
+                    row.len(),
+                    row_width
+                ),
+            ));
+        }
+        let storage = if for_bulk {
+            VectorStorage::Blob
+        } else {
+            storage
+        };
+        for (i, v) in row.iter().enumerate() {
+            if !written[i] {
+                continue;
+            }
+            let v = json_value(v).ok_or_else(|| bad(n, format!("unreadable value {v}")))?;
+            let v = values::to_target(v, kinds[i], storage)
+                .map_err(|m| bad(n, format!("column `{}`: {m}", t.columns[i].name)))?;
+            out.push(v);
+        }
+        Ok(())
+    };
+    // A batch read again from its kept lines, for the `INSERT` path.
+    let reconvert = |batch: &mut Batch| -> Result<(), MigrateError> {
+        let mut values = Vec::with_capacity(batch.values.len());
+        for (n, l) in &batch.raw {
+            let doc: Json = serde_json::from_str(l).map_err(|e| bad(*n, e.to_string()))?;
+            if let Some(row) = doc.get("row").and_then(Json::as_array) {
+                convert(*n, row, false, &mut values)?;
+            }
+        }
+        batch.values = values;
+        batch.for_bulk = false;
+        Ok(())
+    };
+    // Up to `per_stmt` rows; ends early at the table's end line.
+    let read_batch = |lines: &mut Lines<'_>, for_bulk: bool| -> Result<Batch, MigrateError> {
+        let mut batch = Batch {
+            values: Vec::with_capacity(per_stmt * width),
+            for_bulk,
+            raw: Vec::new(),
+            end: None,
+        };
         // Also bounded in bytes, so wide rows (embeddings) keep statements small.
         let mut bytes = 0usize;
-        while pending.len() < per_stmt * width && bytes < BATCH_BYTES {
+        while batch.values.len() < per_stmt * width && bytes < BATCH_BYTES {
             let Some((n, l)) = lines.next() else {
                 return Err(bad(0, "the file ends before the table's end line".into()));
             };
@@ -449,63 +522,108 @@ async fn load_rows(
             bytes += l.len();
             let doc: Json = serde_json::from_str(&l).map_err(|e| bad(n, e.to_string()))?;
             if let Some(row) = doc.get("row").and_then(Json::as_array) {
-                if row.len() != row_width {
-                    return Err(bad(
-                        n,
-                        format!(
-                            "row has {} values, the table {} columns",
-                            row.len(),
-                            row_width
-                        ),
-                    ));
-                }
-                for (i, v) in row.iter().enumerate() {
-                    if !written[i] {
-                        continue;
-                    }
-                    let v = json_value(v).ok_or_else(|| bad(n, format!("unreadable value {v}")))?;
-                    let v = values::to_target(v, kinds[i], storage)
-                        .map_err(|m| bad(n, format!("column `{}`: {m}", t.columns[i].name)))?;
-                    pending.push(v);
+                convert(n, row, for_bulk, &mut batch.values)?;
+                if for_bulk {
+                    batch.raw.push((n, l));
                 }
             } else if let Some(end) = doc.get("end") {
-                let expected = end.get("rows").and_then(Json::as_u64).unwrap_or(u64::MAX);
-                return Ok((pending, Some(expected)));
+                batch.end = Some(end.get("rows").and_then(Json::as_u64).unwrap_or(u64::MAX));
+                return Ok(batch);
             } else {
                 return Err(bad(n, "expected a row or the table's end line".into()));
             }
         }
-        Ok((pending, None))
+        Ok(batch)
     };
-    // Each statement runs while the next batch is parsed (the plugin works
-    // on its own runtime once the statement is sent).
-    let (mut pending, mut end) = read_batch(lines)?;
+    // Each write runs while the next batch is parsed (the plugin works on
+    // its own runtime once the write is sent).
+    let mut batch = read_batch(lines, matches!(writer, RowWriter::Bulk { .. }))?;
     let expected = loop {
-        let rows = pending.len() / width.max(1);
+        let rows = batch.values.len() / width.max(1);
         rep.read += rows as u64;
         if rows == 0 {
-            match end {
+            match batch.end {
                 Some(e) => break e,
                 // (A batch without rows always ends the table; read on regardless.)
                 None => {
-                    (pending, end) = read_batch(lines)?;
+                    batch = read_batch(lines, matches!(writer, RowWriter::Bulk { .. }))?;
                     continue;
                 }
             }
         }
-        let (sql_text, params) = match writer {
-            RowWriter::Values(u) => (u.sql(rows).to_string(), std::mem::take(&mut pending)),
-            RowWriter::Unnest(u) => (u.sql().to_string(), u.params(&pending, width)),
-        };
-        let run = tx.run(&sql_text, Params::Positional(params));
-        if let Some(e) = end {
-            rep.written += run.await.map_err(on)?.changes;
-            break e;
+        let bulk = matches!(writer, RowWriter::Bulk { .. });
+        if batch.for_bulk && !bulk {
+            // Read while the bulk path was still in use.
+            reconvert(&mut batch)?;
         }
-        let (out, next) = futures_util::future::join(run, async { read_batch(&mut *lines) }).await;
-        rep.written += out.map_err(on)?.changes;
-        options.copied(ItemKind::Table, &t.name, rep.read);
-        (pending, end) = next?;
+        let values = std::mem::take(&mut batch.values);
+        let write = async {
+            match &mut *writer {
+                RowWriter::Values(u) => {
+                    let sql_text = u.sql(rows).to_string();
+                    tx.run(&sql_text, Params::Positional(values))
+                        .await
+                        .map(|r| Ok(r.changes))
+                }
+                RowWriter::Unnest(u) => tx
+                    .run(u.sql(), Params::Positional(u.params(&values, width)))
+                    .await
+                    .map(|r| Ok(r.changes)),
+                RowWriter::Bulk { columns, .. } => {
+                    match tx.bulk_write(&t.name, columns, &[], values, None).await {
+                        Ok(n) => Ok(Ok(n)),
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                ErrorKind::Unsupported | ErrorKind::InvalidInput
+                            ) =>
+                        {
+                            Ok(Err(e))
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+            }
+        };
+        let (out, next) = match batch.end {
+            Some(_) => (write.await, None),
+            None => {
+                let (out, next) =
+                    futures_util::future::join(write, async { read_batch(&mut *lines, bulk) })
+                        .await;
+                (out, Some(next))
+            }
+        };
+        match out.map_err(on)? {
+            Ok(n) => rep.written += n,
+            Err(refused) => {
+                // The bulk path took back this batch: it and the rest of
+                // the table go through `INSERT … SELECT … unnest`.
+                let RowWriter::Bulk { fallback, .. } =
+                    std::mem::replace(writer, RowWriter::Values(Upserts::insert_only(t)))
+                else {
+                    unreachable!("only a bulk write is refused")
+                };
+                tracing::info!(table = %t.name, "bulk write refused, loading with INSERTs: {refused}");
+                reconvert(&mut batch)?;
+                rep.written += tx
+                    .run(
+                        fallback.sql(),
+                        Params::Positional(fallback.params(&batch.values, width)),
+                    )
+                    .await
+                    .map_err(on)?
+                    .changes;
+                *writer = RowWriter::Unnest(fallback);
+            }
+        }
+        match next {
+            None => break batch.end.unwrap_or(u64::MAX),
+            Some(next) => {
+                options.copied(ItemKind::Table, &t.name, rep.read);
+                batch = next?;
+            }
+        }
     };
     if expected != rep.read {
         return Err(bad(

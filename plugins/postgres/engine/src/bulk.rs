@@ -1,7 +1,9 @@
 //! Bulk writes ([`SqlBackend::bulk_write`](strata_plugin::SqlBackend::bulk_write)):
 //! binary `COPY`, the fastest way into PostgreSQL.
 //!
-//! One transaction per call:
+//! One transaction per call ([`write`]), or a savepoint inside the
+//! caller's transaction ([`write_in`], the interface
+//! `strata.sql.transaction_bulk.v1` that a restore loads its rows through):
 //!
 //! 1. The target's column types are read from the catalogue (`to_regclass`
 //!    on the quoted name, so the backend's `search_path` applies) and each
@@ -81,6 +83,57 @@ fn quote(name: &str) -> String {
 
 /// Writes `req` (see the module docs); returns rows inserted or changed.
 pub(crate) async fn write(db: &Db, req: BulkWrite) -> PluginResult<u64> {
+    check_shape(&req)?;
+    let mut tx = db.begin_with(None, &Vec::new()).await.map_err(map)?;
+    // Rows and checkpoint commit together, so an asynchronous commit is safe
+    // for a migration: a server crash loses whole batches with their
+    // checkpoint, and the caller's next synchronous commit flushes them all.
+    sqlx::raw_sql("SET LOCAL synchronous_commit = off")
+        .execute(&mut *tx)
+        .await
+        .map_err(map)?;
+    let written = write_rows(db, &mut tx, req).await?;
+    tx.commit().await.map_err(map)?;
+    Ok(written)
+}
+
+/// A bulk write inside the caller's transaction `tx`
+/// ([`SqlTransaction::bulk_write`](strata_plugin::SqlTransaction::bulk_write)):
+/// under a savepoint, so a failure (a value the column's binary form
+/// refuses, a key conflict the rows cannot resolve) takes back only this
+/// call's rows and leaves `tx` usable. Durability is the transaction's.
+pub(crate) async fn write_in(
+    db: &Db,
+    tx: &mut sqlx::Transaction<'static, Postgres>,
+    req: BulkWrite,
+) -> PluginResult<u64> {
+    check_shape(&req)?;
+    sqlx::raw_sql("SAVEPOINT strata_bulk_tx")
+        .execute(&mut **tx)
+        .await
+        .map_err(map)?;
+    match write_rows(db, tx, req).await {
+        Ok(n) => {
+            sqlx::raw_sql("RELEASE SAVEPOINT strata_bulk_tx")
+                .execute(&mut **tx)
+                .await
+                .map_err(map)?;
+            Ok(n)
+        }
+        Err(e) => {
+            // Back to before this call; the transaction's own error, if
+            // this fails too, is the one the caller meets next.
+            let _ = sqlx::raw_sql(
+                "ROLLBACK TO SAVEPOINT strata_bulk_tx; RELEASE SAVEPOINT strata_bulk_tx",
+            )
+            .execute(&mut **tx)
+            .await;
+            Err(e)
+        }
+    }
+}
+
+fn check_shape(req: &BulkWrite) -> PluginResult<()> {
     let width = req.columns.len();
     if width == 0 || req.values.len() as u64 != req.row_count * width as u64 {
         return Err(PluginError::invalid_input(format!(
@@ -91,22 +144,24 @@ pub(crate) async fn write(db: &Db, req: BulkWrite) -> PluginResult<u64> {
             width
         )));
     }
+    Ok(())
+}
+
+/// Steps 1–3 of the module docs on `tx`, which the caller commits.
+async fn write_rows(
+    db: &Db,
+    tx: &mut sqlx::Transaction<'static, Postgres>,
+    req: BulkWrite,
+) -> PluginResult<u64> {
+    let width = req.columns.len();
     let table = quote(&req.table);
-    let mut tx = db.begin_with(None, &Vec::new()).await.map_err(map)?;
-    // Rows and checkpoint commit together, so an asynchronous commit is safe
-    // for a migration: a server crash loses whole batches with their
-    // checkpoint, and the caller's next synchronous commit flushes them all.
-    sqlx::raw_sql("SET LOCAL synchronous_commit = off")
-        .execute(&mut *tx)
-        .await
-        .map_err(map)?;
     let types = sqlx::query(
         "SELECT a.attname::text, t.typname::text FROM pg_attribute a \
          JOIN pg_type t ON t.oid = a.atttypid \
          WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped",
     )
     .bind(&table)
-    .fetch_all(db.on(&mut tx))
+    .fetch_all(db.on(tx))
     .await
     .map_err(map)?;
     if types.is_empty() {
@@ -146,34 +201,34 @@ pub(crate) async fn write(db: &Db, req: BulkWrite) -> PluginResult<u64> {
         .join(", ");
     let copy_into = |target: &str| format!("COPY {target} ({cols}) FROM STDIN (FORMAT binary)");
     let written = if req.key_columns.is_empty() {
-        copy(&mut tx, &copy_into(&table), &req, &encs, &mut data).await?
+        copy(tx, &copy_into(&table), &req, &encs, &mut data).await?
     } else {
         sqlx::raw_sql("SAVEPOINT strata_bulk")
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .map_err(map)?;
-        match copy(&mut tx, &copy_into(&table), &req, &encs, &mut data).await {
+        match copy(tx, &copy_into(&table), &req, &encs, &mut data).await {
             Ok(n) => {
                 sqlx::raw_sql("RELEASE SAVEPOINT strata_bulk")
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await
                     .map_err(map)?;
                 n
             }
             Err(e) if e.backend_code() == Some("23505") => {
                 sqlx::raw_sql("ROLLBACK TO SAVEPOINT strata_bulk; RELEASE SAVEPOINT strata_bulk")
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await
                     .map_err(map)?;
                 sqlx::raw_sql(AssertSqlSafe(format!(
                     "DROP TABLE IF EXISTS pg_temp.strata_bulk; \
                      CREATE TEMP TABLE strata_bulk ON COMMIT DROP AS SELECT {cols} FROM {table} WITH NO DATA"
                 )))
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await
                 .map_err(map)?;
                 copy(
-                    &mut tx,
+                    tx,
                     &copy_into("pg_temp.strata_bulk"),
                     &req,
                     &encs,
@@ -230,7 +285,7 @@ pub(crate) async fn write(db: &Db, req: BulkWrite) -> PluginResult<u64> {
                     "INSERT INTO {table} ({cols}) SELECT {cols} FROM pg_temp.strata_bulk \
                      ON CONFLICT ({keys}) {action}"
                 )))
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await
                 .map_err(map)?;
                 done.rows_affected()
@@ -251,11 +306,10 @@ pub(crate) async fn write(db: &Db, req: BulkWrite) -> PluginResult<u64> {
             .map_err(|e| PluginError::invalid_input(e.to_string()))?;
         }
         sqlx::query_with::<Postgres, _>(AssertSqlSafe(stmt.sql), args)
-            .execute(db.on(&mut tx))
+            .execute(db.on(tx))
             .await
             .map_err(map)?;
     }
-    tx.commit().await.map_err(map)?;
     Ok(written)
 }
 
@@ -529,9 +583,11 @@ fn parse_timestamp(s: &str, tz: bool) -> Option<i64> {
         Some(rest) => (rest, " BC"),
         None => (s, ""),
     };
-    let days = parse_date(&format!("{}{era}", s.get(..10)?))?;
-    let rest = s.get(10..)?;
-    let rest = rest.strip_prefix([' ', 'T'])?;
+    // The date ends at the first space or `T` (a year past 9999 has more
+    // than four digits: `10000-01-01 00:00:00+00`).
+    let split = s.find([' ', 'T'])?;
+    let days = parse_date(&format!("{}{era}", &s[..split]))?;
+    let rest = &s[split + 1..];
     let (clock, offset) = match rest.find(['+', '-', 'Z']) {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, ""),
@@ -595,6 +651,12 @@ mod tests {
             Some(parse_date("0001-01-01").unwrap() - 1)
         );
         assert_eq!(parse_date("0000-01-01 BC"), None);
+        // Years past 9999 (Postgres takes timestamps up to 294276 AD).
+        assert_eq!(
+            parse_timestamp("10000-01-01 00:00:00+00", true),
+            parse_timestamp("9999-12-31 00:00:00+00", true).map(|t| t + 86_400_000_000)
+        );
+        assert_eq!(parse_timestamp("2000-01-01", false), None);
         assert_eq!(parse_timestamp("infinity", true), Some(i64::MAX));
         assert_eq!(parse_timestamp("-infinity", false), Some(i64::MIN));
         assert_eq!(

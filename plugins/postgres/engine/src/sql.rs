@@ -579,9 +579,19 @@ impl SqlBackend for PgSql {
         crate::bulk::write(&self.shared.db, request).await
     }
 
+    /// Transactions take bulk writes too (a restore's rows, under a savepoint).
+    const TRANSACTION_BULK: bool = true;
+
     /// Every call is async network I/O: polled in the plugin's runtime.
-    fn runs(&self, _call: SqlCall<'_>) -> Runs {
-        Runs::Async
+    /// A bulk write is a task there: it encodes its rows and streams the
+    /// `COPY` while the host reads the next batch (polled by the host, it
+    /// stood still while the host parsed: a restore's load took 4.1 s
+    /// with both sides idle half the time).
+    fn runs(&self, call: SqlCall<'_>) -> Runs {
+        match call {
+            SqlCall::BulkWrite(_) => Runs::Task,
+            _ => Runs::Async,
+        }
     }
 }
 
@@ -708,9 +718,21 @@ impl SqlTransaction for Tx {
         tx.rollback().await.map_err(map)
     }
 
+    async fn bulk_write(&self, request: BulkWrite) -> PluginResult<u64> {
+        let mut st = self.state.lock().await;
+        crate::bulk::write_in(&self.shared.db, st.tx()?, request).await
+    }
+
     /// Every call is async network I/O: polled in the plugin's runtime.
-    fn runs(&self, _call: SqlCall<'_>) -> Runs {
-        Runs::Async
+    /// A bulk write is a task there: it encodes its rows and streams the
+    /// `COPY` while the host reads the next batch (polled by the host, it
+    /// stood still while the host parsed: a restore's load took 4.1 s
+    /// with both sides idle half the time).
+    fn runs(&self, call: SqlCall<'_>) -> Runs {
+        match call {
+            SqlCall::BulkWrite(_) => Runs::Task,
+            _ => Runs::Async,
+        }
     }
 }
 
