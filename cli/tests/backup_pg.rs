@@ -73,7 +73,8 @@ async fn the_cli_backs_up_and_restores_and_a_killed_run_changes_nothing() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    wait_for_statement(&src, &format!("SELECT % FROM \"{table}\"%")).await;
+    // (`COPY (SELECT …) TO STDOUT` through the plugin's bulk read.)
+    wait_for_statement(&src, &format!("%SELECT % FROM \"{table}\"%")).await;
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(
@@ -135,7 +136,8 @@ async fn the_cli_backs_up_and_restores_and_a_killed_run_changes_nothing() {
     .stderr(std::process::Stdio::null())
     .spawn()
     .unwrap();
-    wait_for_statement(&src, &format!("INSERT INTO \"{table}\"%")).await;
+    // (`COPY … FROM STDIN` through the plugin's bulk write.)
+    wait_for_statement(&src, &format!("COPY \"{table}\"%")).await;
     child.kill().unwrap();
     child.wait().unwrap();
     let rows = |sql: Sql| {

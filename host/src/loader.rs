@@ -562,9 +562,16 @@ impl Backend {
             .map_err(Error::Plugin)?
             .into_option()
             .ok_or_else(no_contract)?;
-        let transaction_bulk = self.interface::<strata_plugin_api::sql::SqlTransactionBulkBox>(
-            strata_plugin_api::sql::SQL_TRANSACTION_BULK_V1,
-        )?;
+        // An optional fast path: a plugin serving it with another layout
+        // keeps its SQL contract, without the fast path.
+        let transaction_bulk = self
+            .interface::<strata_plugin_api::sql::SqlTransactionBulkBox>(
+                strata_plugin_api::sql::SQL_TRANSACTION_BULK_V1,
+            )
+            .unwrap_or_else(|e| {
+                tracing::warn!(backend = %self.name, "{e}; transactions take no bulk writes or reads");
+                None
+            });
         Ok(Sql::new(
             conn,
             dialect,

@@ -488,6 +488,14 @@ pub trait SqlRead: Sync {
         sql: &str,
         params: impl IntoParams + Send,
     ) -> impl Future<Output = Result<Option<Row>>> + Send;
+    /// The whole result of query `sql` (no parameters) through the
+    /// plugin's bulk read ([`Transaction::bulk_read`]), or `None` where
+    /// there is none (on the backend, or a plugin without it): page with
+    /// [`all`](SqlRead::all) then.
+    fn bulk_read(&self, sql: &str) -> impl Future<Output = Result<Option<RowStream>>> + Send {
+        let _ = sql;
+        async { Ok(None) }
+    }
 }
 
 impl SqlRead for Sql {
@@ -533,6 +541,19 @@ impl SqlRead for Transaction<'_> {
         params: impl IntoParams + Send,
     ) -> impl Future<Output = Result<Option<Row>>> + Send {
         Transaction::get(self, sql, params)
+    }
+    async fn bulk_read(&self, sql: &str) -> Result<Option<RowStream>> {
+        if !self.has_bulk_write() {
+            return Ok(None);
+        }
+        match Transaction::bulk_read(self, sql).await {
+            Ok(s) => Ok(Some(s)),
+            Err(e) if e.kind() == ErrorKind::Unsupported => {
+                tracing::debug!(backend = %self.statements.backend, "bulk read unavailable, paging: {e}");
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -647,6 +668,29 @@ impl Transaction<'_> {
             .bulk_request(table, columns, key_columns, values, then)?;
         self.flush().await?;
         call(bulk.bulk_write(request)).await
+    }
+
+    /// Streams the whole result of query `sql` (no parameters) the
+    /// plugin's fastest way, inside the transaction's snapshot (Postgres:
+    /// binary `COPY (sql) TO STDOUT`, decoded by the plugin while the
+    /// caller works on earlier rows); the values are those
+    /// [`all`](Transaction::all) returns. The transaction runs nothing
+    /// else until the stream is read to its end or dropped.
+    /// [`ErrorKind::Unsupported`] when the plugin has no bulk read (see
+    /// [`Sql::has_transaction_bulk`]) or none for a column's type; nothing
+    /// was read then, and the transaction is usable.
+    pub async fn bulk_read(&self, sql: &str) -> Result<RowStream> {
+        self.check()?;
+        let Some(bulk) = &self.shared.bulk else {
+            return Err(Error::Plugin(PluginError::unsupported(format!(
+                "backend `{}` has no bulk read inside transactions",
+                self.statements.backend
+            ))));
+        };
+        let (stmt, _) = self.statements.prepare(sql, ())?;
+        self.flush().await?;
+        let cursor = call(bulk.bulk_read(stmt)).await?;
+        Ok(RowStream::new(cursor))
     }
 
     /// Opens a nested savepoint; the parent is borrowed until it ends.

@@ -121,7 +121,7 @@ pub use plugin::{
     parse_config,
 };
 pub use runs::Runs;
-pub use sql::{SqlBackend, SqlCursor, SqlTransaction};
+pub use sql::{CursorHandle, SqlBackend, SqlCursor, SqlTransaction};
 /// The documented extension keys (`strata.*`) a request may carry, e.g.
 /// [`ext_keys::AUTH_CLAIMS`] on a [`sql::Statement`]: run it as this user.
 pub use strata_plugin_api::ext::keys as ext_keys;

@@ -93,6 +93,8 @@ pub enum SqlCall<'a> {
     Begin,
     /// `bulk_write`.
     BulkWrite(&'a BulkWrite),
+    /// A transaction's `bulk_read`.
+    BulkRead(&'a Statement),
     /// A cursor's `next`, with its batch size.
     Next(u32),
     /// A transaction's `savepoint`, `release` or `rollback_to`.
@@ -206,10 +208,39 @@ pub trait SqlTransaction: Send + Sync + 'static {
         }
     }
 
+    /// Streams the whole result of query `stmt` (no parameters) inside
+    /// the transaction, the backend's fastest way (Postgres: binary
+    /// `COPY (query) TO STDOUT`), with the values and column names
+    /// [`query`](SqlTransaction::query) returns; wrap the cursor with
+    /// [`CursorHandle::new`]. `unsupported` must come before any row: the
+    /// host then pages with `query`. Offered to the host only with
+    /// [`SqlBackend::TRANSACTION_BULK`]; the default answers `unsupported`.
+    fn bulk_read(
+        &self,
+        stmt: Statement,
+    ) -> impl Future<Output = PluginResult<CursorHandle>> + Send {
+        drop(stmt);
+        async {
+            Err(PluginError::unsupported(
+                "this plugin has no bulk read inside transactions",
+            ))
+        }
+    }
+
     /// Where `call` runs (see [`Runs`]); the blocking pool by default.
     fn runs(&self, call: SqlCall<'_>) -> Runs {
         let _ = call;
         Runs::Blocking
+    }
+}
+
+/// A cursor of any type, as [`SqlTransaction::bulk_read`] returns it.
+pub struct CursorHandle(pub(crate) strata_plugin_api::sql::SqlCursorBox);
+
+impl CursorHandle {
+    /// Wraps a cursor for the host.
+    pub fn new<C: SqlCursor>(cursor: C) -> CursorHandle {
+        CursorHandle(crate::ffi::sql::cursor(cursor))
     }
 }
 

@@ -186,7 +186,7 @@ pub type SqlCursorBox = SqlCursor_TO<'static, RBox<()>>;
 pub const SQL_TRANSACTION_BULK_V1: &str = "strata.sql.transaction_bulk.v1";
 
 /// Interface [`SQL_TRANSACTION_BULK_V1`]: transactions that can take
-/// [`BulkWrite`]s. [`SqlConnection::bulk_write`] (1.0) commits in a
+/// [`BulkWrite`]s and stream whole results out. [`SqlConnection::bulk_write`] (1.0) commits in a
 /// transaction of its own; a restore that creates tables, loads them and
 /// fixes their sequences and indexes all-or-nothing needs the rows inside
 /// *its* transaction, and neither [`SqlConnection`] nor [`SqlTransaction`]
@@ -218,9 +218,19 @@ pub struct BulkTransaction {
     pub ext: Extensions,
 }
 
-/// Bulk writes inside one transaction ([`BulkTransaction::bulk`]).
+/// Bulk writes and reads inside one transaction ([`BulkTransaction::bulk`]).
 #[sabi_trait]
 pub trait TransactionBulk: Send + Sync {
+    /// Runs query `stmt` (no parameters) inside the transaction and
+    /// streams its whole result the fastest way the backend has (Postgres:
+    /// binary `COPY (query) TO STDOUT`, decoded by the plugin), with the
+    /// values and column names [`SqlTransaction::query`] would return. It
+    /// reads the transaction's snapshot, as its other statements do; the
+    /// transaction runs nothing else until the cursor is read to its end
+    /// or dropped. `Unsupported` (no fast path, or a column type it cannot
+    /// decode) comes before any row: the caller then pages with `query`.
+    fn bulk_read(&self, stmt: Statement) -> PluginFuture<SqlCursorBox>;
+
     /// As [`SqlConnection::bulk_write`] (same request, same upsert and
     /// counting rules, `then` run after the rows), but inside the
     /// transaction: its rows are visible to the transaction's later

@@ -31,6 +31,11 @@ pub(super) fn cases() -> Vec<Case> {
         ),
         case!(
             Suite::Sql,
+            bulk_read_inside_a_transaction,
+            "Through interface `strata.sql.transaction_bulk.v1`, `bulk_read` streams a query's whole result inside the transaction's snapshot (its own uncommitted rows included) with the values and columns `query` returns, and leaves the transaction usable, also when the stream is dropped part way (TransactionBulk::bulk_read; `unsupported` or no interface: skipped)."
+        ),
+        case!(
+            Suite::Sql,
             bulk_write_inside_a_transaction,
             "Through interface `strata.sql.transaction_bulk.v1`, a bulk write joins the transaction: its rows and `then` are seen by the transaction's later statements, rolled back or committed with it; a refused bulk write takes back only its own rows and leaves the transaction usable (TransactionBulk::bulk_write; a plugin without the interface: skipped)."
         ),
@@ -336,5 +341,98 @@ async fn bulk_write_inside_a_transaction(ctx: Ctx) -> CaseResult {
         want,
         "rows read back after the commit"
     );
+    Ok(())
+}
+
+/// `bulk_read` streams what `query` returns, inside the transaction.
+async fn bulk_read_inside_a_transaction(ctx: Ctx) -> CaseResult {
+    let sql = ctx.sql().await?;
+    if !sql.has_transaction_bulk() {
+        return Err(Failure::skip(
+            "the plugin does not offer interface strata.sql.transaction_bulk.v1",
+        ));
+    }
+    let t = create(&ctx, &sql, "bulk_read").await?;
+    let insert = format!("INSERT INTO {t} (id, name, score, data) VALUES (?, ?, ?, ?)");
+    for i in 0..3000 {
+        let [a, b, c, d] = row(i, &format!("r{i} ünï \"q\""));
+        sql.run(&insert, strata_host::params![a, b, c, d]).await?;
+    }
+    let tx = sql.begin().await?;
+    // A row of its own, not committed: the stream must see it.
+    let [a, b, _, d] = row(5000, "mine");
+    tx.run(&insert, strata_host::params![a, b, Value::Null, d])
+        .await?;
+    let query = format!("SELECT id, name, score, data FROM {t} ORDER BY id");
+    let want: Vec<Vec<Value>> = tx
+        .all(&query, ())
+        .await?
+        .into_iter()
+        .map(|r| r.into_values())
+        .collect();
+    let mut stream = match tx.bulk_read(&query).await {
+        Ok(s) => s,
+        Err(e) if e.kind() == ErrorKind::Unsupported => {
+            return Err(Failure::skip(format!(
+                "the plugin has no bulk read (`bulk_read` answered `unsupported`: {e})"
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    ensure_eq!(
+        stream.columns().to_vec(),
+        columns(&["id", "name", "score", "data"]),
+        "the stream's columns"
+    );
+    let mut got = Vec::new();
+    loop {
+        let batch = stream.next_batch().await?;
+        if batch.is_empty() {
+            break;
+        }
+        got.extend(batch.into_iter().map(|r| r.into_values()));
+    }
+    drop(stream);
+    ensure_eq!(
+        got.len(),
+        3001,
+        "rows streamed (3,000 committed + 1 of the transaction's own)"
+    );
+    ensure!(
+        got == want,
+        "the streamed rows differ from what `query` returns for the same statement"
+    );
+    // Usable after the stream, and after one dropped part way.
+    let mut stream = tx.bulk_read(&query).await?.with_batch_size(100);
+    ensure_eq!(
+        stream.next_batch().await?.len(),
+        100,
+        "the first batch of 100"
+    );
+    drop(stream);
+    let n = tx
+        .run(
+            &format!("DELETE FROM {t} WHERE id >= ?"),
+            strata_host::params![2990],
+        )
+        .await
+        .map_err(|e| {
+            Failure::new(format!(
+                "the transaction is not usable after a bulk read dropped part way: {e}"
+            ))
+        })?
+        .changes;
+    ensure_eq!(
+        n,
+        11,
+        "rows the transaction deletes after the dropped stream"
+    );
+    ensure_eq!(
+        tx_count_rows(&tx, &t).await?,
+        2990,
+        "rows the transaction sees"
+    );
+    tx.rollback().await?;
+    ensure_eq!(count_rows(&sql, &t).await?, 3000, "rows after the rollback");
     Ok(())
 }

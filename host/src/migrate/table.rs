@@ -96,6 +96,8 @@ fn on(sql: &Sql, table: &str) -> impl Fn(Error) -> MigrateError {
 /// Lines) takes: printing and parsing 384 shortest-form floats per row was
 /// most of the time of reading such a table.
 pub(crate) struct Pager {
+    /// Every row in page order, in one query ([`SqlRead::bulk_read`]).
+    whole: String,
     first: String,
     next: String,
     keys: Vec<usize>,
@@ -149,6 +151,7 @@ impl Pager {
             );
             let order = after.split_once(" ORDER BY ").map_or("", |(_, o)| o);
             return Pager {
+                whole: format!("{base} ORDER BY {order}"),
                 first: format!("{base} ORDER BY {order} LIMIT {page}"),
                 next: format!("{base} WHERE {after} LIMIT {page}"),
                 keys: vec![t.columns.len()],
@@ -169,6 +172,7 @@ impl Pager {
             format!("({key_list}) > ({marks})")
         };
         Pager {
+            whole: format!("{base} ORDER BY {key_list}"),
             first: format!("{base}{tail}"),
             next: format!("{base} WHERE {cond}{tail}"),
             keys: t.key_positions(),
@@ -187,9 +191,22 @@ impl Pager {
             None => sql.all(&self.first, ()).await?,
             Some(k) => sql.all(&self.next, Params::Positional(k)).await?,
         };
+        self.convert(&mut rows);
+        Ok(rows)
+    }
+
+    /// Every row of the table in page order as one stream, when `sql`
+    /// has a bulk read (rows then need [`Pager::convert`]).
+    pub(crate) async fn whole(&self, sql: &impl SqlRead) -> Result<Option<crate::sql::RowStream>> {
+        sql.bulk_read(&self.whole).await
+    }
+
+    /// Rows as read by the query into what a page holds (pgvector's
+    /// binary form as little-endian `f32` bytes).
+    pub(crate) fn convert(&self, rows: &mut [Row]) {
         if !self.binary.is_empty() {
             let mut le = Vec::new();
-            for row in &mut rows {
+            for row in rows {
                 let values = row.values_mut();
                 for &i in &self.binary {
                     if let Some(Value::Blob(b)) = values.get_mut(i)
@@ -201,7 +218,6 @@ impl Pager {
                 }
             }
         }
-        Ok(rows)
     }
 
     /// The key of a row.

@@ -197,6 +197,16 @@ impl<B: SqlBackend> abi::SqlTransactionBulk for TransactionBulkBegin<B> {
 struct TransactionBulk<T>(Guarded<Arc<T>>);
 
 impl<T: SqlTransaction> abi::TransactionBulk for TransactionBulk<T> {
+    fn bulk_read(&self, stmt: abi::Statement) -> PluginFuture<SqlCursorBox> {
+        let t = self.0.get().clone();
+        call(move || {
+            let stmt = statement_in(stmt);
+            (t.runs(SqlCall::BulkRead(&stmt)), async move {
+                t.bulk_read(stmt).await.map(|c| c.0)
+            })
+        })
+    }
+
     fn bulk_write(&self, request: abi::BulkWrite) -> PluginFuture<u64> {
         let t = self.0.get().clone();
         call(move || {
@@ -281,7 +291,7 @@ impl<T: SqlTransaction> abi::SqlTransaction for Transaction<T> {
     }
 }
 
-fn cursor<C: SqlCursor>(c: C) -> SqlCursorBox {
+pub(crate) fn cursor<C: SqlCursor>(c: C) -> SqlCursorBox {
     SqlCursor_TO::from_value(Cursor(Guarded::new(Arc::new(c))), TD_Opaque)
 }
 

@@ -186,6 +186,40 @@ pub(crate) async fn export_tables(
             backend: sql.backend().into(),
             source: Box::new(source),
         };
+        // Inside a snapshot transaction whose plugin has a bulk read
+        // (Postgres: binary `COPY` of the pager's query, decoded by the
+        // plugin two pages ahead while this thread writes), one stream.
+        if let Some(stream) = pager.whole(sql).await.map_err(err)? {
+            let mut stream =
+                stream.with_batch_size(u32::try_from(options.batch_size).unwrap_or(u32::MAX));
+            let mut buf = Vec::with_capacity(64 * 1024);
+            loop {
+                let mut rows = stream.next_batch().await.map_err(err)?;
+                if rows.is_empty() {
+                    break;
+                }
+                pager.convert(&mut rows);
+                for row in &rows {
+                    row_line(&mut buf, row.values(), &t.columns);
+                    if buf.len() >= 60 * 1024 {
+                        out.write_all(&buf).map_err(io_err(file))?;
+                        buf.clear();
+                    }
+                }
+                rep.read += rows.len() as u64;
+                options.copied(ItemKind::Table, name, rep.read);
+            }
+            out.write_all(&buf).map_err(io_err(file))?;
+            line(
+                out,
+                file,
+                &json!({ "end": { "table": name, "rows": rep.read } }),
+            )?;
+            rep.written = rep.read;
+            rep.duration = t0.elapsed();
+            report.tables.push(rep);
+            continue;
+        }
         // Each page is written while the next one is read.
         let mut rows = pager.page(sql, None).await.map_err(err)?;
         while let Some(last) = rows.last() {

@@ -30,6 +30,7 @@
 mod bulk;
 pub mod config;
 mod connect;
+mod copy_out;
 pub mod db;
 mod error;
 mod filter_sql;

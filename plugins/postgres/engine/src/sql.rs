@@ -38,7 +38,7 @@ use sqlx::{
 use strata_plugin::{
     PluginError, PluginResult, Runs, SqlBackend, SqlCursor, SqlTransaction,
     runs::detach,
-    sql::{BulkWrite, Rows, RunResult, SqlCall, Statement, check_savepoint},
+    sql::{BulkWrite, CursorHandle, Rows, RunResult, SqlCall, Statement, check_savepoint},
 };
 
 use crate::{
@@ -46,7 +46,7 @@ use crate::{
     error::map,
     oneshot::OneShot,
     params::{is_one_statement_without_params, lead_keyword, rewrite_params},
-    types::{ColumnType, ParamKind, bind, read_value},
+    types::{ColumnType, ParamKind, bind, read_binary, read_value},
 };
 
 /// A statement as the server wants it: parameter kinds and the SQL with casts added.
@@ -146,24 +146,53 @@ impl Shared {
         }
         Ok((d, args))
     }
-    /// The readers of `row`'s columns. Types sqlx has not resolved (seen
-    /// first in a simple-protocol result: pgvector's, enums, domains) are
-    /// looked up once per backend by OID, named as sqlx names them
-    /// (`oid::regtype::text`), so both protocols read them alike.
+    /// The column names and readers of query `sql`'s result, from the
+    /// server's description of it (on `conn`, so inside a transaction it
+    /// sees what the transaction created).
+    async fn result_types(
+        &self,
+        conn: &mut PgConnection,
+        sql: &str,
+    ) -> PluginResult<(Vec<String>, Vec<ColumnType>)> {
+        let text = AssertSqlSafe(sql.to_string()).into_sql_str();
+        let described = self.db.describe(conn, text).await?;
+        let columns = described.columns();
+        let names = columns.iter().map(|c| c.name().to_string()).collect();
+        let infos: Vec<sqlx::postgres::PgTypeInfo> =
+            columns.iter().map(|c| c.type_info().clone()).collect();
+        let types = self.resolve_types(conn, &infos).await?;
+        Ok((names, types))
+    }
+
+    /// The readers of `row`'s columns (see [`Shared::resolve_types`]).
     async fn column_types(
         &self,
         conn: &mut PgConnection,
         row: &PgRow,
     ) -> PluginResult<Vec<ColumnType>> {
-        let mut types: Vec<Option<ColumnType>> = row
+        let infos: Vec<sqlx::postgres::PgTypeInfo> = row
             .columns()
             .iter()
-            .map(|c| ColumnType::of(c.type_info()))
+            .map(|c| c.type_info().clone())
             .collect();
+        self.resolve_types(conn, &infos).await
+    }
+
+    /// The readers of columns of types `infos`. Types sqlx has not
+    /// resolved (seen first in a simple-protocol result: pgvector's,
+    /// enums, domains) are looked up once per backend by OID, named as
+    /// sqlx names them (`oid::regtype::text`), so both protocols read
+    /// them alike.
+    async fn resolve_types(
+        &self,
+        conn: &mut PgConnection,
+        infos: &[sqlx::postgres::PgTypeInfo],
+    ) -> PluginResult<Vec<ColumnType>> {
+        let mut types: Vec<Option<ColumnType>> = infos.iter().map(ColumnType::of).collect();
         if types.iter().all(Option::is_some) {
             return Ok(types.into_iter().flatten().collect());
         }
-        let oid_of = |i: usize| row.columns()[i].type_info().oid().map_or(0, |o| o.0);
+        let oid_of = |i: usize| infos[i].oid().map_or(0, |o| o.0);
         let missing: Vec<u32> = {
             let known = self.custom_types.lock().unwrap_or_else(|p| p.into_inner());
             (0..types.len())
@@ -562,11 +591,11 @@ impl SqlBackend for PgSql {
             .map_err(map)?;
         Ok(Tx {
             shared: self.shared.clone(),
-            state: tokio::sync::Mutex::new(TxState {
+            state: Arc::new(tokio::sync::Mutex::new(TxState {
                 tx: Some(tx),
                 depth: 0,
                 scoped: Vec::new(),
-            }),
+            })),
         })
     }
 
@@ -639,7 +668,9 @@ impl TxState {
 /// connection is handed back through the plugin's runtime).
 pub struct Tx {
     shared: Arc<Shared>,
-    state: tokio::sync::Mutex<TxState>,
+    /// Shared with a bulk read's producer task, which holds it while the
+    /// `COPY` streams.
+    state: Arc<tokio::sync::Mutex<TxState>>,
 }
 
 fn sp(depth: u32) -> String {
@@ -723,6 +754,80 @@ impl SqlTransaction for Tx {
         crate::bulk::write_in(&self.shared.db, st.tx()?, request).await
     }
 
+    /// `COPY (query) TO STDOUT (FORMAT binary)` on the transaction's
+    /// connection, decoded by a task on the plugin's runtime into pages
+    /// the cursor hands out (two pages ahead at most), while the host
+    /// works on the previous ones. The columns' readers are those of
+    /// `query`, from describing the query first, so the values are the
+    /// same; a column no reader takes is `unsupported` before the `COPY`.
+    async fn bulk_read(&self, stmt: Statement) -> PluginResult<CursorHandle> {
+        check_not_empty(&stmt.sql)?;
+        if !stmt.params.is_empty() {
+            return Err(PluginError::invalid_input(
+                "bulk read: the query takes no parameters (COPY cannot bind them)",
+            ));
+        }
+        let mut st = self.state.clone().lock_owned().await;
+        let (columns, types) = self.shared.result_types(st.tx()?, &stmt.sql).await?;
+        for (t, c) in types.iter().zip(&columns) {
+            crate::types::refuse_unsupported(t, c)?;
+        }
+        let (pages, receiver) = tokio::sync::mpsc::channel::<PluginResult<Rows>>(2);
+        let copy = format!(
+            "COPY ({}) TO STDOUT (FORMAT binary)",
+            stmt.sql.trim().trim_end_matches(';')
+        );
+        let names = columns.clone();
+        detach(async move {
+            // Every page the cursor was sent; an error ends the stream.
+            let produce = async {
+                let conn = &mut **st.tx()?;
+                let mut stream = conn.copy_out_raw(&copy).await.map_err(map)?;
+                let mut decoder = crate::copy_out::CopyDecoder::new(names.len());
+                let page_of = || Rows {
+                    columns: names.clone(),
+                    values: Vec::with_capacity(BULK_READ_PAGE * names.len()),
+                    row_count: 0,
+                };
+                let mut page = page_of();
+                while let Some(chunk) = stream.try_next().await.map_err(map)? {
+                    decoder.feed(&chunk, |fields| {
+                        for ((f, t), c) in fields.iter().zip(&types).zip(&names) {
+                            page.values.push(match f {
+                                None => strata_plugin::Value::Null,
+                                Some(b) => read_binary(b, t, c)?,
+                            });
+                        }
+                        page.row_count += 1;
+                        Ok(())
+                    })?;
+                    if page.row_count as usize >= BULK_READ_PAGE {
+                        let full = std::mem::replace(&mut page, page_of());
+                        if pages.send(Ok(full)).await.is_err() {
+                            // The cursor was dropped: stop reading (the
+                            // connection discards the rest before its next
+                            // statement).
+                            return Ok(());
+                        }
+                    }
+                }
+                decoder.finish()?;
+                if page.row_count > 0 {
+                    let _ = pages.send(Ok(page)).await;
+                }
+                Ok::<(), PluginError>(())
+            };
+            if let Err(e) = produce.await {
+                let _ = pages.send(Err(e)).await;
+            }
+            drop(st);
+        });
+        Ok(CursorHandle::new(CopyCursor {
+            columns,
+            state: tokio::sync::Mutex::new((receiver, None)),
+        }))
+    }
+
     /// Every call is async network I/O: polled in the plugin's runtime.
     /// A bulk write is a task there: it encodes its rows and streams the
     /// `COPY` while the host reads the next batch (polled by the host, it
@@ -741,11 +846,77 @@ impl Drop for Tx {
         // Roll back and return the connection on the plugin's runtime: sqlx
         // needs a tokio context to hand a connection back to its pool, and
         // the host may drop the transaction on any thread.
-        if let Some(tx) = self.state.get_mut().tx.take() {
+        // A bulk read still streaming holds the state: its task drops the
+        // transaction (rolling it back) when it ends.
+        let Ok(mut st) = self.state.try_lock() else {
+            return;
+        };
+        if let Some(tx) = st.tx.take() {
             detach(async move {
                 let _ = tx.rollback().await;
             });
         }
+    }
+}
+
+/// Rows a bulk read's task sends at a time.
+const BULK_READ_PAGE: usize = 4096;
+
+/// The cursor of [`Tx::bulk_read`]: pages from the task streaming the
+/// `COPY`, and what is left of the last one when `next` asked for fewer
+/// rows than it held.
+struct CopyCursor {
+    columns: Vec<String>,
+    state: tokio::sync::Mutex<(
+        tokio::sync::mpsc::Receiver<PluginResult<Rows>>,
+        Option<Rows>,
+    )>,
+}
+
+impl SqlCursor for CopyCursor {
+    fn columns(&self) -> Vec<String> {
+        self.columns.clone()
+    }
+
+    /// `max_rows` rows, fewer only at the end (the host reads a short
+    /// block as the end).
+    async fn next(&self, max_rows: u32) -> PluginResult<Rows> {
+        let mut st = self.state.lock().await;
+        let (receiver, rest) = &mut *st;
+        let width = self.columns.len();
+        let want = max_rows.max(1) as u64;
+        let mut out = Rows {
+            columns: self.columns.clone(),
+            values: Vec::new(),
+            row_count: 0,
+        };
+        while out.row_count < want {
+            let mut page = match rest.take() {
+                Some(p) => p,
+                None => match receiver.recv().await {
+                    None => break,
+                    Some(p) => p?,
+                },
+            };
+            let take = (want - out.row_count).min(page.row_count);
+            if out.row_count == 0 && take == page.row_count {
+                out.values = page.values;
+            } else {
+                out.values
+                    .extend(page.values.drain(..take as usize * width));
+                page.row_count -= take;
+                if page.row_count > 0 {
+                    *rest = Some(page);
+                }
+            }
+            out.row_count += take;
+        }
+        Ok(out)
+    }
+
+    /// Waiting for the next page is all it does.
+    fn runs(&self, _call: SqlCall<'_>) -> Runs {
+        Runs::Async
     }
 }
 

@@ -251,22 +251,36 @@ pub(crate) fn read_value(
     if raw.is_null() {
         return Ok(Value::Null);
     }
-    let ty = col.ty.as_str();
     let bytes = raw
         .as_bytes()
         .map_err(|e| PluginError::internal(format!("column {column}: {e}")))?;
+    if raw.format() == PgValueFormat::Text {
+        refuse_unsupported(col, column)?;
+        let bad = || PluginError::internal(format!("column {column}: malformed {} value", col.ty));
+        return read_text(bytes, col.read, &col.ty).ok_or_else(bad)?;
+    }
+    read_binary(bytes, col, column)
+}
+
+pub(crate) fn refuse_unsupported(col: &ColumnType, column: &str) -> PluginResult<()> {
     if col.read == ReadAs::Unsupported {
         return Err(PluginError::new(
             ErrorKind::Unsupported,
             format!(
-                "column {column} has type {ty}, which strata does not read yet; select it as text (`::text`)"
+                "column {column} has type {}, which strata does not read yet; select it as text (`::text`)",
+                col.ty
             ),
         ));
     }
+    Ok(())
+}
+
+/// A non-null value in its binary form (an extended-protocol result
+/// column, or a field of binary `COPY` output) as strata's value.
+pub(crate) fn read_binary(bytes: &[u8], col: &ColumnType, column: &str) -> PluginResult<Value> {
+    refuse_unsupported(col, column)?;
+    let ty = col.ty.as_str();
     let bad = || PluginError::internal(format!("column {column}: malformed {ty} value"));
-    if raw.format() == PgValueFormat::Text {
-        return read_text(bytes, col.read, ty).ok_or_else(bad)?;
-    }
     let be = |n: usize| -> PluginResult<&[u8]> {
         if bytes.len() == n {
             Ok(bytes)
