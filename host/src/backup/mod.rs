@@ -27,8 +27,10 @@
 //!      read inside *one* transaction whose first statement is `SET
 //!      TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY` (on
 //!      Postgres; whatever the plugin's `isolation` setting began it with —
-//!      see `snapshot_statement`): the catalogue and every keyset page of
-//!      every table see the snapshot of the first read, so a writer
+//!      see `snapshot_statement`): the catalogue and every table see the
+//!      snapshot of the first read (each table one binary `COPY (SELECT …
+//!      ORDER BY pk) TO STDOUT` through the plugin's bulk read when it has
+//!      one, `strata.sql.transaction_bulk.v1`; keyset pages otherwise), so a writer
 //!      committing multi-table transactions during the backup is either
 //!      wholly in it or wholly out, and read only never blocks or aborts
 //!      a writer. Internal tables (`strata_*`) are skipped. **Vector
@@ -102,8 +104,11 @@
 //! backend — Postgres, or SQLite (types are translated as by `strata
 //! migrate`): the tables and collections the backup holds that already
 //! exist there are refused by name unless `force`; every table is then
-//! dropped (with `force`), created and loaded by multi-row `INSERT`s in
-//! **one transaction** (Postgres and SQLite both have transactional DDL),
+//! dropped (with `force`), created and loaded in **one transaction**
+//! (Postgres and SQLite both have transactional DDL) — through the
+//! plugin's bulk write inside that transaction when it has one (binary
+//! `COPY` on Postgres; a table the bulk path refuses goes on with
+//! `INSERT … SELECT … unnest`), by multi-row `INSERT`s on SQLite —
 //! so a failure or an interruption leaves the target's tables as they were.
 //! Collections are restored after that transaction commits, each dropped
 //! (with `force`), created and upserted in batches: a failure there leaves

@@ -66,6 +66,9 @@ fn write_value(buf: &mut Vec<u8>, v: &Value) {
     }
 }
 
+/// A value from its JSON form (the reference [`parse_table_line`] is
+/// tested against).
+#[cfg(test)]
 pub(super) fn json_value(j: &Json) -> Option<Value> {
     Some(match j {
         Json::Null => Value::Null,
@@ -83,6 +86,133 @@ pub(super) fn json_value(j: &Json) -> Option<Value> {
         }
         _ => return None,
     })
+}
+
+/// A line inside a table's rows: `{"row":[…]}` or the table's end line.
+pub(super) enum TableLine {
+    /// The row's values.
+    Row(Vec<Value>),
+    /// The end line's object (`{"end": {…}}`).
+    End(Json),
+}
+
+/// Parses a line inside a table's rows straight into values: the same
+/// values as `serde_json::from_str` then [`json_value`] on each element,
+/// without the JSON tree (the hot loop of imports and logical restores:
+/// an ordered map per line and each string copied twice were most of the
+/// parse).
+pub(super) fn parse_table_line(line: &str) -> Result<TableLine, String> {
+    use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
+    use std::fmt;
+
+    struct Cell;
+    impl<'de> DeserializeSeed<'de> for Cell {
+        type Value = Value;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+            d.deserialize_any(CellVisitor)
+        }
+    }
+    struct CellVisitor;
+    impl<'de> Visitor<'de> for CellVisitor {
+        type Value = Value;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("null, a number, a string, {\"b64\": …} or {\"f\": …}")
+        }
+        fn visit_unit<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_none<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+            Ok(Value::Integer(v))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+            Ok(match i64::try_from(v) {
+                Ok(i) => Value::Integer(i),
+                Err(_) => Value::Real(v as f64),
+            })
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+            Ok(Value::Real(v))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? else {
+                return Err(A::Error::custom("an empty object is not a value"));
+            };
+            let text: std::borrow::Cow<'de, str> = map.next_value()?;
+            let v = match &*key {
+                "b64" => Value::Blob(
+                    base64_decode(&text)
+                        .ok_or_else(|| A::Error::custom("unreadable base64"))?
+                        .into(),
+                ),
+                "f" => Value::Real(
+                    text.parse()
+                        .map_err(|_| A::Error::custom(format!("unreadable float {text:?}")))?,
+                ),
+                other => return Err(A::Error::custom(format!("unknown value object {other:?}"))),
+            };
+            if map.next_key::<serde::de::IgnoredAny>()?.is_some() {
+                return Err(A::Error::custom("a value object has one key"));
+            }
+            Ok(v)
+        }
+    }
+
+    struct Cells;
+    impl<'de> DeserializeSeed<'de> for Cells {
+        type Value = Vec<Value>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<Value>, D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Cells {
+        type Value = Vec<Value>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an array of values")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Value>, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(8));
+            while let Some(v) = seq.next_element_seed(Cell)? {
+                out.push(v);
+            }
+            Ok(out)
+        }
+    }
+
+    struct LineVisitor;
+    impl<'de> Visitor<'de> for LineVisitor {
+        type Value = Option<TableLine>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a row or the table's end line")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut found = None;
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                match &*key {
+                    "row" if found.is_none() => {
+                        found = Some(TableLine::Row(map.next_value_seed(Cells)?));
+                    }
+                    "end" if found.is_none() => {
+                        found = Some(TableLine::End(map.next_value()?));
+                    }
+                    _ => {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(found)
+        }
+    }
+
+    let mut de = serde_json::Deserializer::from_str(line);
+    let parsed = de.deserialize_map(LineVisitor).map_err(|e| e.to_string())?;
+    de.end().map_err(|e| e.to_string())?;
+    parsed.ok_or_else(|| "expected a row or the table's end line".to_string())
 }
 
 /// The table header. `pg_type` and `default` (per column), `checks` and
@@ -238,6 +368,63 @@ pub(super) fn line(out: &mut dyn Write, file: &str, doc: &Json) -> Result<(), Mi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn table_lines_parse_as_the_json_tree_reads_them() {
+        let values = vec![
+            Value::Null,
+            Value::Integer(-7),
+            Value::Integer(i64::MAX),
+            Value::Real(0.1),
+            Value::Real(-2.5e300),
+            Value::Real(f64::INFINITY),
+            Value::Real(f64::NEG_INFINITY),
+            Value::from("tab\t \"q\" ünï \\ {\"a\": 1}"),
+            Value::from(""),
+            Value::Blob(vec![0, 1, 255].into()),
+            Value::Blob(Vec::new().into()),
+        ];
+        let line = serde_json::to_string(
+            &json!({ "row": values.iter().map(value_json).collect::<Vec<_>>() }),
+        )
+        .unwrap();
+        let TableLine::Row(got) = parse_table_line(&line).unwrap() else {
+            panic!("not a row")
+        };
+        let tree: Json = serde_json::from_str(&line).unwrap();
+        let want: Vec<Value> = tree["row"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| json_value(j).unwrap())
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(got, values);
+        // A number past i64 reads as a float, as `json_value` reads it.
+        let TableLine::Row(big) =
+            parse_table_line(r#"{"row":[18446744073709551615, 1.0]}"#).unwrap()
+        else {
+            panic!("not a row")
+        };
+        assert_eq!(
+            big,
+            vec![Value::Real(18446744073709551615.0), Value::Real(1.0)]
+        );
+        match parse_table_line(r#"{"end":{"table":"t","rows":3}}"#).unwrap() {
+            TableLine::End(e) => assert_eq!(e["rows"], 3),
+            TableLine::Row(_) => panic!("not the end"),
+        }
+        for bad in [
+            r#"{"row":[1,"#,
+            r#"{"row":[{"b64":"!!"}]}"#,
+            r#"{"row":[{"x":"1"}]}"#,
+            r#"{"row":[[1]]}"#,
+            r#"{"other":1}"#,
+            r#"{"row":[1]} x"#,
+        ] {
+            assert!(parse_table_line(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn row_lines_are_what_the_json_tree_writes() {

@@ -27,7 +27,7 @@ use crate::{
 };
 
 use super::{
-    codec::{io_err, json_value, schema_from_json},
+    codec::{TableLine, io_err, parse_table_line, schema_from_json},
     lines::{
         BoundedLines, LineReader, Lines, Listed, TRAILER_PREFIX, Trailer, contents, format_of,
         missing_trailer,
@@ -464,7 +464,7 @@ async fn load_rows(
     };
     // One row's values, converted for the target (vectors as bytes for a
     // bulk write, which encodes them itself, else as `storage` takes them).
-    let convert = |n: usize, row: &[Json], for_bulk: bool, out: &mut Vec<Value>| {
+    let convert = |n: usize, row: Vec<Value>, for_bulk: bool, out: &mut Vec<Value>| {
         if row.len() != row_width {
             return Err(bad(
                 n,
@@ -480,11 +480,10 @@ async fn load_rows(
         } else {
             storage
         };
-        for (i, v) in row.iter().enumerate() {
+        for (i, v) in row.into_iter().enumerate() {
             if !written[i] {
                 continue;
             }
-            let v = json_value(v).ok_or_else(|| bad(n, format!("unreadable value {v}")))?;
             let v = values::to_target(v, kinds[i], storage)
                 .map_err(|m| bad(n, format!("column `{}`: {m}", t.columns[i].name)))?;
             out.push(v);
@@ -495,8 +494,7 @@ async fn load_rows(
     let reconvert = |batch: &mut Batch| -> Result<(), MigrateError> {
         let mut values = Vec::with_capacity(batch.values.len());
         for (n, l) in &batch.raw {
-            let doc: Json = serde_json::from_str(l).map_err(|e| bad(*n, e.to_string()))?;
-            if let Some(row) = doc.get("row").and_then(Json::as_array) {
+            if let TableLine::Row(row) = parse_table_line(l).map_err(|e| bad(*n, e))? {
                 convert(*n, row, false, &mut values)?;
             }
         }
@@ -520,17 +518,17 @@ async fn load_rows(
             };
             let l = l.map_err(io_err(file))?;
             bytes += l.len();
-            let doc: Json = serde_json::from_str(&l).map_err(|e| bad(n, e.to_string()))?;
-            if let Some(row) = doc.get("row").and_then(Json::as_array) {
-                convert(n, row, for_bulk, &mut batch.values)?;
-                if for_bulk {
-                    batch.raw.push((n, l));
+            match parse_table_line(&l).map_err(|e| bad(n, e))? {
+                TableLine::Row(row) => {
+                    convert(n, row, for_bulk, &mut batch.values)?;
+                    if for_bulk {
+                        batch.raw.push((n, l));
+                    }
                 }
-            } else if let Some(end) = doc.get("end") {
-                batch.end = Some(end.get("rows").and_then(Json::as_u64).unwrap_or(u64::MAX));
-                return Ok(batch);
-            } else {
-                return Err(bad(n, "expected a row or the table's end line".into()));
+                TableLine::End(end) => {
+                    batch.end = Some(end.get("rows").and_then(Json::as_u64).unwrap_or(u64::MAX));
+                    return Ok(batch);
+                }
             }
         }
         Ok(batch)

@@ -431,11 +431,12 @@ fn float(v: &Value) -> Result<f64, String> {
     }
 }
 
-fn text_of(v: &Value) -> Result<String, String> {
+/// A value's text, borrowed when it is text (no copy per field).
+fn text_of(v: &Value) -> Result<std::borrow::Cow<'_, str>, String> {
     match v {
-        Value::Text(t) => Ok(t.to_string()),
-        Value::Integer(i) => Ok(i.to_string()),
-        Value::Real(r) => Ok(r.to_string()),
+        Value::Text(t) => Ok(std::borrow::Cow::Borrowed(t.as_str())),
+        Value::Integer(i) => Ok(i.to_string().into()),
+        Value::Real(r) => Ok(r.to_string().into()),
         other => Err(format!("a {} value is not text", other.kind_name())),
     }
 }
@@ -543,10 +544,14 @@ fn field(out: &mut Vec<u8>, enc: Enc, v: &Value) -> Result<(), String> {
 /// `YYYY-MM-DD` → days since 1970-01-01 (Howard Hinnant's algorithm).
 fn parse_date(s: &str) -> Option<i64> {
     let s = s.trim();
-    let (s, bc) = match s.strip_suffix(" BC") {
-        Some(rest) => (rest, true),
-        None => (s, false),
-    };
+    match s.strip_suffix(" BC") {
+        Some(rest) => parse_date_in(rest, true),
+        None => parse_date_in(s, false),
+    }
+}
+
+/// `YYYY-MM-DD` of era BC when `bc`.
+fn parse_date_in(s: &str, bc: bool) -> Option<i64> {
     let mut it = s.splitn(3, '-');
     let y: i64 = it.next()?.parse().ok()?;
     // 1 BC is proleptic year 0 (there is no year 0 written).
@@ -579,14 +584,14 @@ fn parse_timestamp(s: &str, tz: bool) -> Option<i64> {
         _ => {}
     }
     // `… BC` (Postgres' text form before year 1): the era goes with the date.
-    let (s, era) = match s.strip_suffix(" BC") {
-        Some(rest) => (rest, " BC"),
-        None => (s, ""),
+    let (s, bc) = match s.strip_suffix(" BC") {
+        Some(rest) => (rest, true),
+        None => (s, false),
     };
     // The date ends at the first space or `T` (a year past 9999 has more
     // than four digits: `10000-01-01 00:00:00+00`).
     let split = s.find([' ', 'T'])?;
-    let days = parse_date(&format!("{}{era}", &s[..split]))?;
+    let days = parse_date_in(&s[..split], bc)?;
     let rest = &s[split + 1..];
     let (clock, offset) = match rest.find(['+', '-', 'Z']) {
         Some(i) => (&rest[..i], &rest[i..]),
@@ -601,11 +606,11 @@ fn parse_timestamp(s: &str, tz: bool) -> Option<i64> {
     if frac.len() > 6 || !frac.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let micros_frac: i64 = if frac.is_empty() {
-        0
-    } else {
-        format!("{frac:0<6}").parse().ok()?
-    };
+    // Digits checked above, at most six: scaled to microseconds.
+    let micros_frac = frac
+        .bytes()
+        .fold(0i64, |acc, b| acc * 10 + i64::from(b - b'0'))
+        * 10i64.pow(6 - frac.len() as u32);
     let off_secs = match offset {
         "" => 0,
         "Z" => 0,
