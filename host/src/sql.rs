@@ -597,6 +597,18 @@ impl Transaction<'_> {
         Ok(())
     }
 
+    /// The bulk handle of an open transaction, or `Unsupported` naming
+    /// what (`what`: "write" or "read") the backend cannot do in one.
+    fn bulk(&self, what: &str) -> Result<&TransactionBulkBox> {
+        self.check()?;
+        self.shared.bulk.as_ref().ok_or_else(|| {
+            Error::Plugin(PluginError::unsupported(format!(
+                "backend `{}` has no bulk {what} inside transactions",
+                self.statements.backend
+            )))
+        })
+    }
+
     /// Whether the transaction takes [`Transaction::bulk_write`] (the
     /// plugin has the interface `strata.sql.transaction_bulk.v1`).
     pub fn has_bulk_write(&self) -> bool {
@@ -656,13 +668,7 @@ impl Transaction<'_> {
         values: Vec<Value>,
         then: Option<(&str, Params)>,
     ) -> Result<u64> {
-        self.check()?;
-        let Some(bulk) = &self.shared.bulk else {
-            return Err(Error::Plugin(PluginError::unsupported(format!(
-                "backend `{}` has no bulk write inside transactions",
-                self.statements.backend
-            ))));
-        };
+        let bulk = self.bulk("write")?;
         let request = self
             .statements
             .bulk_request(table, columns, key_columns, values, then)?;
@@ -680,13 +686,7 @@ impl Transaction<'_> {
     /// [`Sql::has_transaction_bulk`]) or none for a column's type; nothing
     /// was read then, and the transaction is usable.
     pub async fn bulk_read(&self, sql: &str) -> Result<RowStream> {
-        self.check()?;
-        let Some(bulk) = &self.shared.bulk else {
-            return Err(Error::Plugin(PluginError::unsupported(format!(
-                "backend `{}` has no bulk read inside transactions",
-                self.statements.backend
-            ))));
-        };
+        let bulk = self.bulk("read")?;
         let (stmt, _) = self.statements.prepare(sql, ())?;
         self.flush().await?;
         let cursor = call(bulk.bulk_read(stmt)).await?;

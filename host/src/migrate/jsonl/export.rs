@@ -192,56 +192,31 @@ pub(crate) async fn export_tables(
         if let Some(stream) = pager.whole(sql).await.map_err(err)? {
             let mut stream =
                 stream.with_batch_size(u32::try_from(options.batch_size).unwrap_or(u32::MAX));
-            let mut buf = Vec::with_capacity(64 * 1024);
             loop {
                 let mut rows = stream.next_batch().await.map_err(err)?;
                 if rows.is_empty() {
                     break;
                 }
                 pager.convert(&mut rows);
-                for row in &rows {
-                    row_line(&mut buf, row.values(), &t.columns);
-                    if buf.len() >= 60 * 1024 {
-                        out.write_all(&buf).map_err(io_err(file))?;
-                        buf.clear();
-                    }
-                }
+                write_rows(&mut *out, &rows, &t.columns, file)?;
                 rep.read += rows.len() as u64;
                 options.copied(ItemKind::Table, name, rep.read);
             }
-            out.write_all(&buf).map_err(io_err(file))?;
-            line(
-                out,
-                file,
-                &json!({ "end": { "table": name, "rows": rep.read } }),
-            )?;
-            rep.written = rep.read;
-            rep.duration = t0.elapsed();
-            report.tables.push(rep);
-            continue;
-        }
-        // Each page is written while the next one is read.
-        let mut rows = pager.page(sql, None).await.map_err(err)?;
-        while let Some(last) = rows.last() {
-            let key = pager.key(last);
-            let write = |out: &mut dyn Write| -> Result<(), MigrateError> {
-                let mut buf = Vec::with_capacity(64 * 1024);
-                for row in &rows {
-                    row_line(&mut buf, row.values(), &t.columns);
-                    if buf.len() >= 60 * 1024 {
-                        out.write_all(&buf).map_err(io_err(file))?;
-                        buf.clear();
-                    }
-                }
-                out.write_all(&buf).map_err(io_err(file))
-            };
-            let (next, written) =
-                futures_util::future::join(pager.page(sql, Some(key)), async { write(&mut *out) })
+        } else {
+            // Keyset pages, each written while the next one is read.
+            let mut rows = pager.page(sql, None).await.map_err(err)?;
+            while let Some(last) = rows.last() {
+                let key = pager.key(last);
+                let (next, written) =
+                    futures_util::future::join(pager.page(sql, Some(key)), async {
+                        write_rows(&mut *out, &rows, &t.columns, file)
+                    })
                     .await;
-            written?;
-            rep.read += rows.len() as u64;
-            options.copied(ItemKind::Table, name, rep.read);
-            rows = next.map_err(err)?;
+                written?;
+                rep.read += rows.len() as u64;
+                options.copied(ItemKind::Table, name, rep.read);
+                rows = next.map_err(err)?;
+            }
         }
         line(
             out,
@@ -253,6 +228,24 @@ pub(crate) async fn export_tables(
         report.tables.push(rep);
     }
     Ok(())
+}
+
+/// Writes `rows` as row lines, in writes of about 60 KiB.
+fn write_rows(
+    out: &mut dyn Write,
+    rows: &[crate::row::Row],
+    columns: &[schema::Column],
+    file: &str,
+) -> Result<(), MigrateError> {
+    let mut buf = Vec::with_capacity(64 * 1024);
+    for row in rows {
+        row_line(&mut buf, row.values(), columns);
+        if buf.len() >= 60 * 1024 {
+            out.write_all(&buf).map_err(io_err(file))?;
+            buf.clear();
+        }
+    }
+    out.write_all(&buf).map_err(io_err(file))
 }
 
 /// Writes the selected collections (`options.collections`, else every
