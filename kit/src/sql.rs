@@ -234,13 +234,47 @@ pub trait SqlTransaction: Send + Sync + 'static {
     }
 }
 
-/// A cursor of any type, as [`SqlTransaction::bulk_read`] returns it.
-pub struct CursorHandle(pub(crate) strata_plugin_api::sql::SqlCursorBox);
+/// A cursor of any type, as [`SqlTransaction::bulk_read`] returns it
+/// (the transaction's own cursor type may differ from the backend's).
+pub struct CursorHandle(pub(crate) Box<dyn AnyCursor>);
 
 impl CursorHandle {
     /// Wraps a cursor for the host.
     pub fn new<C: SqlCursor>(cursor: C) -> CursorHandle {
-        CursorHandle(crate::ffi::sql::cursor(cursor))
+        CursorHandle(Box::new(cursor))
+    }
+}
+
+type BoxedRows<'a> = std::pin::Pin<Box<dyn Future<Output = PluginResult<Rows>> + Send + 'a>>;
+
+/// [`SqlCursor`] as a trait object (its `next` future boxed).
+pub(crate) trait AnyCursor: Send + Sync + 'static {
+    fn columns(&self) -> Vec<String>;
+    fn next(&self, max_rows: u32) -> BoxedRows<'_>;
+    fn runs(&self, call: SqlCall<'_>) -> Runs;
+}
+
+impl<C: SqlCursor> AnyCursor for C {
+    fn columns(&self) -> Vec<String> {
+        SqlCursor::columns(self)
+    }
+    fn next(&self, max_rows: u32) -> BoxedRows<'_> {
+        Box::pin(SqlCursor::next(self, max_rows))
+    }
+    fn runs(&self, call: SqlCall<'_>) -> Runs {
+        SqlCursor::runs(self, call)
+    }
+}
+
+impl SqlCursor for Box<dyn AnyCursor> {
+    fn columns(&self) -> Vec<String> {
+        (**self).columns()
+    }
+    fn next(&self, max_rows: u32) -> impl Future<Output = PluginResult<Rows>> + Send {
+        (**self).next(max_rows)
+    }
+    fn runs(&self, call: SqlCall<'_>) -> Runs {
+        (**self).runs(call)
     }
 }
 

@@ -202,7 +202,7 @@ impl<T: SqlTransaction> abi::TransactionBulk for TransactionBulk<T> {
         call(move || {
             let stmt = statement_in(stmt);
             (t.runs(SqlCall::BulkRead(&stmt)), async move {
-                t.bulk_read(stmt).await.map(|c| c.0)
+                t.bulk_read(stmt).await.map(|c| cursor(c.0))
             })
         })
     }
@@ -291,7 +291,7 @@ impl<T: SqlTransaction> abi::SqlTransaction for Transaction<T> {
     }
 }
 
-pub(crate) fn cursor<C: SqlCursor>(c: C) -> SqlCursorBox {
+fn cursor<C: SqlCursor>(c: C) -> SqlCursorBox {
     SqlCursor_TO::from_value(Cursor(Guarded::new(Arc::new(c))), TD_Opaque)
 }
 
