@@ -18,7 +18,12 @@
 //! - The contracts it implements, as plain `async` traits over ordinary
 //!   types: [`SqlBackend`] (+ [`SqlTransaction`], [`SqlCursor`]),
 //!   [`VectorBackend`], [`BlobBackend`] (+ [`BlobWriter`]). Required
-//!   methods are few; the rest have defaults.
+//!   methods are few; the rest have defaults. Interfaces added to the ABI
+//!   after 1.0 are offered by a flag beside the methods they need:
+//!   [`SqlBackend::TRANSACTION_BULK`] (bulk writes and reads inside a
+//!   transaction, `strata.sql.transaction_bulk.v1`: what a restore loads
+//!   through and a backup reads with), [`BlobBackend::LISTS_UPLOADS`]
+//!   (`strata.blob.uploads.v1`).
 //! - A [`Plugin`] impl: the manifest data as associated constants, `open`,
 //!   the capabilities of an opened backend (which may depend on its config
 //!   or server), and the handles it hands out. Then one line,
