@@ -453,6 +453,20 @@ async fn interfaces_are_found_by_name_and_their_layout_is_checked() {
     // A plugin built without the interface answers none.
     let kit = strata.backend("kit").await.unwrap();
     assert!(kit.interface::<EchoBox>(ECHO).unwrap().is_none());
+    // An optional fast path served with another layout (the raw fixture
+    // hands out `Echo` as `strata.sql.transaction_bulk.v1`) is left out;
+    // the SQL contract it would have sped up still works.
+    let sql = raw
+        .sql()
+        .expect("the SQL contract survives a bad interface");
+    assert!(!sql.has_transaction_bulk());
+    sql.exec("SELECT 1").await.unwrap();
+    // `begin` goes to the contract's own `begin` (this fixture has no
+    // transactions), not through the refused interface.
+    let Err(err) = sql.begin().await else {
+        panic!("the raw fixture has no transactions");
+    };
+    assert!(err.to_string().contains("no transactions"), "{err}");
 }
 
 /// The fixtures built from pinned plugin-api releases (scripts/test builds

@@ -76,6 +76,28 @@ pub struct BulkWrite {
     pub then: Option<Statement>,
 }
 
+impl BulkWrite {
+    /// Checks the request's shape: at least one column and exactly
+    /// `row_count × columns.len()` values. Returns the row width.
+    ///
+    /// Call it before touching the backend, so a malformed request is
+    /// refused the same way (`invalid_input`, naming the table and the
+    /// counts) whichever plugin receives it.
+    pub fn check_shape(&self) -> PluginResult<usize> {
+        let width = self.columns.len();
+        if width == 0 || self.values.len() as u64 != self.row_count.saturating_mul(width as u64) {
+            return Err(PluginError::invalid_input(format!(
+                "bulk write to {}: {} values for {} rows of {} columns",
+                self.table,
+                self.values.len(),
+                self.row_count,
+                width
+            )));
+        }
+        Ok(width)
+    }
+}
+
 /// Which SQL call the kit is about to run, with its request, for the
 /// `runs` methods to decide where it runs.
 #[non_exhaustive]
@@ -301,4 +323,35 @@ pub fn check_savepoint(current: u32, depth: u32) -> PluginResult<()> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(columns: &[&str], values: usize, row_count: u64) -> BulkWrite {
+        BulkWrite {
+            table: "t".into(),
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            key_columns: Vec::new(),
+            values: vec![Value::Null; values],
+            row_count,
+            then: None,
+        }
+    }
+
+    #[test]
+    fn bulk_shape_needs_columns_and_a_full_grid() {
+        assert_eq!(write(&["a", "b"], 6, 3).check_shape().unwrap(), 2);
+        assert_eq!(write(&["a"], 0, 0).check_shape().unwrap(), 1);
+        for bad in [
+            write(&["a", "b"], 5, 3),
+            write(&[], 0, 0),
+            write(&["a"], 1, u64::MAX),
+        ] {
+            let e = bad.check_shape().unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::InvalidInput, "{e}");
+            assert!(e.message().contains("bulk write to t"), "{e}");
+        }
+    }
 }

@@ -784,32 +784,39 @@ fn quote_ident(name: &str) -> String {
 /// [`SqlBackend::bulk_write`] on SQLite: [`bulk_rows`] in one `BEGIN
 /// IMMEDIATE` transaction.
 fn bulk_on(conn: &Connection, req: &BulkWrite) -> PluginResult<u64> {
-    conn.execute_batch("BEGIN IMMEDIATE").map_err(map)?;
-    match bulk_rows(conn, req) {
-        Ok(n) => {
-            conn.execute_batch("COMMIT").map_err(map)?;
-            Ok(n)
-        }
-        Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            Err(e)
-        }
-    }
+    bulk_within(conn, ["BEGIN IMMEDIATE", "COMMIT", "ROLLBACK"], req)
 }
 
 /// [`SqlTransaction::bulk_write`] on SQLite: [`bulk_rows`] under a
 /// savepoint of the open transaction, so a failure takes back only this
 /// call's rows and leaves the transaction usable.
 fn bulk_in_tx(conn: &Connection, req: &BulkWrite) -> PluginResult<u64> {
-    conn.execute_batch("SAVEPOINT strata_bulk_tx")
-        .map_err(map)?;
+    bulk_within(
+        conn,
+        [
+            "SAVEPOINT strata_bulk_tx",
+            "RELEASE strata_bulk_tx",
+            "ROLLBACK TO strata_bulk_tx; RELEASE strata_bulk_tx",
+        ],
+        req,
+    )
+}
+
+/// [`bulk_rows`] between `open` and `keep`; on failure `undo` runs (its
+/// own error ignored: the write's error is the one to report).
+fn bulk_within(
+    conn: &Connection,
+    [open, keep, undo]: [&str; 3],
+    req: &BulkWrite,
+) -> PluginResult<u64> {
+    conn.execute_batch(open).map_err(map)?;
     match bulk_rows(conn, req) {
         Ok(n) => {
-            conn.execute_batch("RELEASE strata_bulk_tx").map_err(map)?;
+            conn.execute_batch(keep).map_err(map)?;
             Ok(n)
         }
         Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK TO strata_bulk_tx; RELEASE strata_bulk_tx");
+            let _ = conn.execute_batch(undo);
             Err(e)
         }
     }
@@ -820,16 +827,7 @@ fn bulk_in_tx(conn: &Connection, req: &BulkWrite) -> PluginResult<u64> {
 /// stepped per row (SQLite has no faster load path), then the `then`
 /// statement.
 fn bulk_rows(conn: &Connection, req: &BulkWrite) -> PluginResult<u64> {
-    let width = req.columns.len();
-    if width == 0 || req.values.len() as u64 != req.row_count * width as u64 {
-        return Err(PluginError::invalid_input(format!(
-            "bulk write to {}: {} values for {} rows of {} columns",
-            req.table,
-            req.values.len(),
-            req.row_count,
-            width
-        )));
-    }
+    let width = req.check_shape()?;
     let table = quote_ident(&req.table);
     let cols: Vec<String> = req.columns.iter().map(|c| quote_ident(c)).collect();
     let mut sql = format!(

@@ -83,7 +83,7 @@ fn quote(name: &str) -> String {
 
 /// Writes `req` (see the module docs); returns rows inserted or changed.
 pub(crate) async fn write(db: &Db, req: BulkWrite) -> PluginResult<u64> {
-    check_shape(&req)?;
+    req.check_shape()?;
     let mut tx = db.begin_with(None, &Vec::new()).await.map_err(map)?;
     // Rows and checkpoint commit together, so an asynchronous commit is safe
     // for a migration: a server crash loses whole batches with their
@@ -107,7 +107,7 @@ pub(crate) async fn write_in(
     tx: &mut sqlx::Transaction<'static, Postgres>,
     req: BulkWrite,
 ) -> PluginResult<u64> {
-    check_shape(&req)?;
+    req.check_shape()?;
     sqlx::raw_sql("SAVEPOINT strata_bulk_tx")
         .execute(&mut **tx)
         .await
@@ -131,20 +131,6 @@ pub(crate) async fn write_in(
             Err(e)
         }
     }
-}
-
-fn check_shape(req: &BulkWrite) -> PluginResult<()> {
-    let width = req.columns.len();
-    if width == 0 || req.values.len() as u64 != req.row_count * width as u64 {
-        return Err(PluginError::invalid_input(format!(
-            "bulk write to {}: {} values for {} rows of {} columns",
-            req.table,
-            req.values.len(),
-            req.row_count,
-            width
-        )));
-    }
-    Ok(())
 }
 
 /// Steps 1–3 of the module docs on `tx`, which the caller commits.
