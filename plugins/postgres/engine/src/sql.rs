@@ -784,12 +784,14 @@ impl SqlTransaction for Tx {
                 let conn = &mut **st.tx()?;
                 let mut stream = conn.copy_out_raw(&copy).await.map_err(map)?;
                 let mut decoder = crate::copy_out::CopyDecoder::new(names.len());
-                let page_of = || Rows {
+                // Sized for as many rows as the last page held.
+                let page_of = |rows: usize| Rows {
                     columns: names.clone(),
-                    values: Vec::with_capacity(BULK_READ_PAGE * names.len()),
+                    values: Vec::with_capacity(rows * names.len()),
                     row_count: 0,
                 };
-                let mut page = page_of();
+                let mut page = page_of(BULK_READ_PAGE);
+                let mut page_bytes = 0;
                 while let Some(chunk) = stream.try_next().await.map_err(map)? {
                     decoder.feed(&chunk, |fields| {
                         for ((f, t), c) in fields.iter().zip(&types).zip(&names) {
@@ -801,8 +803,13 @@ impl SqlTransaction for Tx {
                         page.row_count += 1;
                         Ok(())
                     })?;
-                    if page.row_count as usize >= BULK_READ_PAGE {
-                        let full = std::mem::replace(&mut page, page_of());
+                    page_bytes += chunk.len();
+                    if page.row_count as usize >= BULK_READ_PAGE
+                        || page_bytes >= BULK_READ_PAGE_BYTES
+                    {
+                        page_bytes = 0;
+                        let rows = page.row_count as usize;
+                        let full = std::mem::replace(&mut page, page_of(rows));
                         if pages.send(Ok(full)).await.is_err() {
                             // The cursor was dropped: stop reading (the
                             // connection discards the rest before its next
@@ -859,8 +866,14 @@ impl Drop for Tx {
     }
 }
 
-/// Rows a bulk read's task sends at a time.
+/// Rows a bulk read's task sends at a time, at most.
 const BULK_READ_PAGE: usize = 4096;
+
+/// `COPY` bytes a bulk read's task decodes into one page, at most (about:
+/// the page is sent after the chunk that crosses it). With the two pages
+/// the channel holds, this bounds the memory of a stream of wide rows
+/// (a 384-d vector is 1.5 KB a row: 4096 rows would be 7 MB a page).
+const BULK_READ_PAGE_BYTES: usize = 1 << 20;
 
 /// The cursor of [`Tx::bulk_read`]: pages from the task streaming the
 /// `COPY`, and what is left of the last one when `next` asked for fewer
