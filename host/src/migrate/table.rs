@@ -210,15 +210,13 @@ impl Pager {
     /// binary form as little-endian `f32` bytes).
     pub(crate) fn convert(&self, rows: &mut [Row]) {
         if !self.binary.is_empty() {
-            let mut le = Vec::new();
             for row in rows {
                 let values = row.values_mut();
                 for &i in &self.binary {
                     if let Some(Value::Blob(b)) = values.get_mut(i)
-                        && values::pgvector_binary_to_le(b, &mut le)
+                        && let Some(n) = values::pgvector_binary_into_le(b)
                     {
-                        b.clear();
-                        b.extend_from_slice(&le);
+                        b.truncate(n);
                     }
                 }
             }
@@ -862,7 +860,10 @@ pub(crate) async fn checksum(
     // of one transaction: no sort or index walk, no query per page.
     if sql.has_transaction_bulk() {
         let tx = sql.begin().await.map_err(&err)?;
-        if let Some(stream) = SqlRead::bulk_read(&tx, &pager.unordered).await.map_err(&err)? {
+        if let Some(stream) = SqlRead::bulk_read(&tx, &pager.unordered)
+            .await
+            .map_err(&err)?
+        {
             let mut stream = stream.with_batch_size(u32::try_from(page).unwrap_or(u32::MAX));
             loop {
                 let mut rows = stream.next_batch().await.map_err(&err)?;

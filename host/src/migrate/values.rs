@@ -200,22 +200,21 @@ pub fn f32_to_blob(v: &[f32]) -> Vec<u8> {
 
 /// pgvector's binary form (`vector_send`: a big-endian `u16` dimension, a
 /// `u16` left 0, then the `f32`s big-endian) → the little-endian `f32`
-/// bytes of [`f32_to_blob`], into `out`. `false` (and `out` unspecified)
-/// when `b` is not that form.
-pub fn pgvector_binary_to_le(b: &[u8], out: &mut Vec<u8>) -> bool {
-    let Some((head, floats)) = b.split_first_chunk::<4>() else {
-        return false;
-    };
+/// bytes of [`f32_to_blob`], in place (no allocation: the floats move
+/// over the header, each one's bytes swapped): returns their length, the
+/// prefix of `b` to keep. `None`, and `b` unchanged, when `b` is not that
+/// form.
+pub fn pgvector_binary_into_le(b: &mut [u8]) -> Option<usize> {
+    let head = b.first_chunk::<4>()?;
     let dim = usize::from(u16::from_be_bytes([head[0], head[1]]));
-    if floats.len() != dim * 4 {
-        return false;
+    if b.len() - 4 != dim * 4 {
+        return None;
     }
-    out.clear();
-    out.extend(floats.chunks_exact(4).flat_map(|c| {
-        let be: [u8; 4] = c.try_into().expect("4 bytes");
-        u32::from_be_bytes(be).to_le_bytes()
-    }));
-    true
+    b.copy_within(4.., 0);
+    for c in b[..dim * 4].chunks_exact_mut(4) {
+        c.reverse();
+    }
+    Some(dim * 4)
 }
 
 /// Floats → pgvector text (shortest round-trip form of each `f32`).
@@ -498,13 +497,16 @@ mod tests {
         for x in v {
             send.extend_from_slice(&x.to_be_bytes());
         }
-        let mut out = vec![9; 3];
-        assert!(pgvector_binary_to_le(&send, &mut out));
-        assert_eq!(out, f32_to_blob(&v));
-        // A length that disagrees with the dimension, or no header: refused.
-        assert!(!pgvector_binary_to_le(&send[..send.len() - 1], &mut out));
-        assert!(!pgvector_binary_to_le(&[0, 1], &mut out));
-        assert!(pgvector_binary_to_le(&[0, 0, 0, 0], &mut out) && out.is_empty());
+        let mut le = send.clone();
+        let n = pgvector_binary_into_le(&mut le).unwrap();
+        assert_eq!(le[..n], f32_to_blob(&v));
+        // A length that disagrees with the dimension, or no header: refused
+        // and left as it was.
+        let mut short = send[..send.len() - 1].to_vec();
+        assert_eq!(pgvector_binary_into_le(&mut short), None);
+        assert_eq!(short, send[..send.len() - 1]);
+        assert_eq!(pgvector_binary_into_le(&mut [0, 1]), None);
+        assert_eq!(pgvector_binary_into_le(&mut [0, 0, 0, 0]), Some(0));
     }
 
     #[test]
