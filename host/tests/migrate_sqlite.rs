@@ -258,3 +258,50 @@ async fn a_vector_of_the_wrong_dimension_fails_the_copy_naming_its_column() {
     // The pages before the bad one were copied and checkpointed.
     assert_eq!(count(&s, "b", "docs").await, 3000);
 }
+
+/// Verification re-reads a finished table on both sides; a source opened
+/// `read_only` must be readable for it (no write transaction asked of it).
+#[tokio::test]
+async fn verification_reads_a_read_only_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let a = s.sql_backend("a").await.unwrap();
+    a.exec(
+        "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);
+         INSERT INTO notes (body) VALUES ('x'), ('y'), ('z');",
+    )
+    .await
+    .unwrap();
+    s.close().await.unwrap();
+    let cfg = dir.path().join("ro.toml");
+    let lib = strata_host::loader::built_plugin("sqlite").unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "[backends.ro]\nlibrary = {lib:?}\nconfig = {{ path = {:?}, read_only = true }}\n\
+             [backends.b]\nlibrary = {lib:?}\nconfig = {{ path = {:?} }}\n",
+            dir.path().join("a.sqlite"),
+            dir.path().join("b.sqlite")
+        ),
+    )
+    .unwrap();
+    let s = Strata::load(&cfg).unwrap();
+    let (from, to) = (
+        s.backend("ro").await.unwrap(),
+        s.backend("b").await.unwrap(),
+    );
+    migrate(&from, &to, &MigrateOptions::new().verify(false))
+        .await
+        .unwrap();
+    // Done by the first run: this one only verifies, reading both sides.
+    let r = migrate(&from, &to, &MigrateOptions::new().resume(true))
+        .await
+        .unwrap();
+    assert!(r.tables[0].already_done, "{r:?}");
+    assert!(
+        r.tables[0].verification.to_string().starts_with("ok"),
+        "{:?}",
+        r.tables[0]
+    );
+    s.close().await.unwrap();
+}

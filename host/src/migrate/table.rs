@@ -857,8 +857,11 @@ pub(crate) async fn checksum(
     // The checksum is order-independent, so where the plugin has a bulk
     // read (Postgres: binary `COPY` of a sequential scan, decoded by the
     // plugin ahead of this thread) the whole table is read in one query
-    // of one transaction: no sort or index walk, no query per page.
-    if sql.has_transaction_bulk() {
+    // of one transaction: no sort or index walk, no query per page. Only
+    // on a Postgres dialect: SQLite has no bulk read, and its `begin`
+    // takes the write lock (`BEGIN IMMEDIATE`), which a read must not
+    // wait for.
+    if sql.dialect() == Dialect::Postgres && sql.has_transaction_bulk() {
         let tx = sql.begin().await.map_err(&err)?;
         if let Some(stream) = SqlRead::bulk_read(&tx, &pager.unordered)
             .await
