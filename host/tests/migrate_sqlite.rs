@@ -10,14 +10,21 @@ use strata_host::{
     progress::Progress,
 };
 
+/// Backends `a` and `b` over `a.sqlite` and `b.sqlite` in `dir`.
 fn open(dir: &std::path::Path) -> Strata {
-    let cfg = dir.join("plugins.toml");
+    open_with(dir, "a", "")
+}
+
+/// Backend `name` over `a.sqlite` (with more config `options`, e.g.
+/// `, read_only = true`) and `b` over `b.sqlite`.
+fn open_with(dir: &std::path::Path, name: &str, options: &str) -> Strata {
+    let cfg = dir.join(format!("plugins-{name}.toml"));
     let lib = strata_host::loader::built_plugin("sqlite")
         .expect("run `cargo build --release --workspace` first");
     std::fs::write(
         &cfg,
         format!(
-            "[backends.a]\nlibrary = {lib:?}\nconfig = {{ path = {:?} }}\n\
+            "[backends.{name}]\nlibrary = {lib:?}\nconfig = {{ path = {:?}{options} }}\n\
              [backends.b]\nlibrary = {lib:?}\nconfig = {{ path = {:?} }}\n",
             dir.join("a.sqlite"),
             dir.join("b.sqlite")
@@ -273,19 +280,7 @@ async fn verification_reads_a_read_only_source() {
     .await
     .unwrap();
     s.close().await.unwrap();
-    let cfg = dir.path().join("ro.toml");
-    let lib = strata_host::loader::built_plugin("sqlite").unwrap();
-    std::fs::write(
-        &cfg,
-        format!(
-            "[backends.ro]\nlibrary = {lib:?}\nconfig = {{ path = {:?}, read_only = true }}\n\
-             [backends.b]\nlibrary = {lib:?}\nconfig = {{ path = {:?} }}\n",
-            dir.path().join("a.sqlite"),
-            dir.path().join("b.sqlite")
-        ),
-    )
-    .unwrap();
-    let s = Strata::load(&cfg).unwrap();
+    let s = open_with(dir.path(), "ro", ", read_only = true");
     let (from, to) = (
         s.backend("ro").await.unwrap(),
         s.backend("b").await.unwrap(),
