@@ -363,6 +363,18 @@ async fn bulk_read_inside_a_transaction(ctx: Ctx) -> CaseResult {
     let [a, b, _, d] = row(5000, "mine");
     tx.run(&insert, strata_host::params![a, b, Value::Null, d])
         .await?;
+    // Six wide rows (2 MiB each, bytes that differ along the value):
+    // larger than any page or chunk a plugin is likely to stream in, and
+    // more than it can have read ahead when the stream below is dropped
+    // after its first batch.
+    for id in 6000i64..6006 {
+        let wide: Vec<u8> = (0..2 << 20)
+            .map(|i: u32| (i * 7 + id as u32) as u8)
+            .collect();
+        let [a, b, c, _] = row(id, "wide");
+        tx.run(&insert, strata_host::params![a, b, c, Value::from(wide)])
+            .await?;
+    }
     let query = format!("SELECT id, name, score, data FROM {t} ORDER BY id");
     let want: Vec<Vec<Value>> = tx
         .all(&query, ())
@@ -395,8 +407,8 @@ async fn bulk_read_inside_a_transaction(ctx: Ctx) -> CaseResult {
     drop(stream);
     ensure_eq!(
         got.len(),
-        3001,
-        "rows streamed (3,000 committed + 1 of the transaction's own)"
+        3007,
+        "rows streamed (3,000 committed + 7 of the transaction's own)"
     );
     ensure!(
         got == want,
@@ -424,7 +436,7 @@ async fn bulk_read_inside_a_transaction(ctx: Ctx) -> CaseResult {
         .changes;
     ensure_eq!(
         n,
-        11,
+        17,
         "rows the transaction deletes after the dropped stream"
     );
     ensure_eq!(

@@ -783,46 +783,61 @@ impl SqlTransaction for Tx {
             let produce = async {
                 let conn = &mut **st.tx()?;
                 let mut stream = conn.copy_out_raw(&copy).await.map_err(map)?;
-                let mut decoder = crate::copy_out::CopyDecoder::new(names.len());
-                // Sized for as many rows as the last page held.
-                let page_of = |rows: usize| Rows {
-                    columns: names.clone(),
-                    values: Vec::with_capacity(rows * names.len()),
-                    row_count: 0,
-                };
-                let mut page = page_of(BULK_READ_PAGE);
-                let mut page_bytes = 0;
-                while let Some(chunk) = stream.try_next().await.map_err(map)? {
-                    decoder.feed(&chunk, |fields| {
-                        for ((f, t), c) in fields.iter().zip(&types).zip(&names) {
-                            page.values.push(match f {
-                                None => strata_plugin::Value::Null,
-                                Some(b) => read_binary(b, t, c)?,
-                            });
-                        }
-                        page.row_count += 1;
-                        Ok(())
-                    })?;
-                    page_bytes += chunk.len();
-                    if page.row_count as usize >= BULK_READ_PAGE
-                        || page_bytes >= BULK_READ_PAGE_BYTES
-                    {
-                        page_bytes = 0;
-                        let rows = page.row_count as usize;
-                        let full = std::mem::replace(&mut page, page_of(rows));
-                        if pages.send(Ok(full)).await.is_err() {
-                            // The cursor was dropped: stop reading (the
-                            // connection discards the rest before its next
-                            // statement).
-                            return Ok(());
+                // `Ok(true)`: every row was read and sent; `Ok(false)`: the
+                // cursor was dropped first.
+                let read = async {
+                    let mut decoder = crate::copy_out::CopyDecoder::new(names.len());
+                    // Sized for as many rows as the last page held.
+                    let page_of = |rows: usize| Rows {
+                        columns: names.clone(),
+                        values: Vec::with_capacity(rows * names.len()),
+                        row_count: 0,
+                    };
+                    let mut page = page_of(BULK_READ_PAGE);
+                    let mut page_bytes = 0;
+                    while let Some(chunk) = stream.try_next().await.map_err(map)? {
+                        decoder.feed(&chunk, |fields| {
+                            for ((f, t), c) in fields.iter().zip(&types).zip(&names) {
+                                page.values.push(match f {
+                                    None => strata_plugin::Value::Null,
+                                    Some(b) => read_binary(b, t, c)?,
+                                });
+                            }
+                            page.row_count += 1;
+                            Ok(())
+                        })?;
+                        page_bytes += chunk.len();
+                        // (A row longer than the byte bound spans chunks:
+                        // the page waits for at least one whole row.)
+                        if page.row_count as usize >= BULK_READ_PAGE
+                            || (page_bytes >= BULK_READ_PAGE_BYTES && page.row_count > 0)
+                        {
+                            page_bytes = 0;
+                            let rows = page.row_count as usize;
+                            let full = std::mem::replace(&mut page, page_of(rows));
+                            if pages.send(Ok(full)).await.is_err() {
+                                return Ok(false);
+                            }
                         }
                     }
+                    decoder.finish()?;
+                    if page.row_count > 0 {
+                        let _ = pages.send(Ok(page)).await;
+                    }
+                    Ok::<bool, PluginError>(true)
                 }
-                decoder.finish()?;
-                if page.row_count > 0 {
-                    let _ = pages.send(Ok(page)).await;
+                .await;
+                // Stopped early (the cursor dropped, a value refused): the
+                // rest of the `COPY` is read and discarded, since the
+                // connection takes the transaction's next statement only
+                // after the server's last `CopyData` (sqlx does not skip
+                // them: the next statement would fail with a protocol
+                // error). Dropping a stream part way costs the rest of
+                // the result's transfer, not its decoding.
+                if !matches!(read, Ok(true)) {
+                    while let Ok(Some(_)) = stream.try_next().await {}
                 }
-                Ok::<(), PluginError>(())
+                read.map(drop)
             };
             if let Err(e) = produce.await {
                 let _ = pages.send(Err(e)).await;
