@@ -330,25 +330,41 @@ async fn a_stale_sidecar_never_serves_a_recreated_collection() {
 /// index agrees with exact search on vectors of uneven norms.
 #[tokio::test]
 async fn dot_product_collections_are_indexed() {
+    // 16-d directions with norms from 0.5 to 2.0: the best inner product is
+    // not simply the nearest point (a cosine ranking agrees on 114 of the
+    // 300 results below). Not the spiral of the other tests: a 1-d curve
+    // searched by inner product is HNSW's pathological case, where about
+    // one parallel build in 100 left whole stretches of the curve out of
+    // reach of ef 128 (recall@5 236 of 300 in CI on 2026-12-07, 211 in one
+    // of 400 builds of the graph alone); the 16-d data gave 298-300 over
+    // 1,500 builds, 500 of them with both cores busy elsewhere.
+    fn mix(mut x: u64) -> u64 {
+        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        x ^ (x >> 31)
+    }
+    let uniform = |i: usize| (mix(i as u64) >> 40) as f32 / (1u64 << 24) as f32;
+    let direction =
+        |i: usize| -> Vec<f32> { (0..16).map(|j| uniform(i * 16 + j) * 2.0 - 1.0).collect() };
+    let point = |i: usize| -> Vec<f32> {
+        let norm = 0.5 + 1.5 * uniform(1_000_000 + i);
+        direction(i).into_iter().map(|x| x * norm).collect()
+    };
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
     let v = s.vectors().await.unwrap();
-    v.create_collection("mem", 4, Metric::Dot).await.unwrap();
-    // The spiral scaled by 0.5 .. 2.0: the best inner product is not simply
-    // the nearest point.
-    let scaled = |i: usize| -> Vec<f32> {
-        let f = 0.5 + (i % 16) as f32 * 0.1;
-        vector(i).into_iter().map(|x| x * f).collect()
-    };
+    v.create_collection("mem", 16, Metric::Dot).await.unwrap();
     let recs: Vec<Record> = (0..600)
-        .map(|i| Record::new(format!("p{i}"), scaled(i)))
+        .map(|i| Record::new(format!("p{i}"), point(i)))
         .collect();
     v.upsert("mem", recs).await.unwrap();
     let d = details(&v).await;
     assert_eq!(d["index"], "hnsw", "{d}");
     let mut agree = 0;
-    for i in (0..600).step_by(10) {
-        let q = Query::new(vector(i)).top_k(5);
+    for i in 0..60 {
+        let query = direction(10_000 + i);
+        let q = Query::new(query.clone()).top_k(5);
         let ann = v.query("mem", &q).await.unwrap();
         let exact = v
             .query("mem", &q.clone().options(json!({"exact": true})))
@@ -358,20 +374,14 @@ async fn dot_product_collections_are_indexed() {
         // Scores are exact either way (the candidates are rescored).
         for h in &ann {
             let j: usize = h.id.trim_start_matches('p').parse().unwrap();
-            let dot: f32 = scaled(j).iter().zip(vector(i)).map(|(a, b)| a * b).sum();
+            let dot: f32 = point(j).iter().zip(&query).map(|(a, b)| a * b).sum();
             assert!((h.score - dot as f64).abs() < 1e-4, "{} vs {dot}", h.score);
         }
         let want = ids(&exact);
         agree += ids(&ann).iter().filter(|id| want.contains(id)).count();
     }
-    // Low-dimensional inner product search with uneven norms is HNSW's
-    // hard case, and the parallel build's outcome depends on how its
-    // threads interleave: 282-300 of 300 over 60 runs on a quiet machine,
-    // 268 once under the whole suite's load (2026-12-06). An index ranking
-    // by cosine instead would agree on 29 of 300 (computed from these
-    // vectors); the 32-d unit test reaches 0.99 at ef 32.
     eprintln!("recall@5 of the index: {agree} of 300");
-    assert!(agree >= 255, "recall@5 of the index: {agree} of 300");
+    assert!(agree >= 285, "recall@5 of the index: {agree} of 300");
     s.close().await.unwrap();
 }
 
