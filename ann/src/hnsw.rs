@@ -36,6 +36,13 @@
 //! `Dot` is `−a·b` (inner product search, see [`Space::Dot`]). All come
 //! from the crate's SIMD kernels ([`crate::kernels`](mod@crate::kernels)). Smaller is closer.
 //!
+//! `Dot` is HNSW's weak case when the data lie on a low-dimensional curve
+//! (600 points of a spiral in 4-d, norms 0.5–2): about one parallel build
+//! in a hundred then leaves stretches of the curve out of reach of an
+//! `ef` of 128 (recall@5 down to 0.7–0.85 where the others give 0.95–1).
+//! Spread data (16-d random directions, same norms) gave 0.99–1.0 over
+//! 1,500 builds; real text embeddings are spread data.
+//!
 //! # Copies
 //!
 //! Exact copies of one vector (the same text remembered many times) are
