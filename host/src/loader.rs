@@ -578,7 +578,10 @@ impl Backend {
             self.name.clone(),
             self.has_capability(strata_plugin_api::capabilities::SQL_AS_USER),
         )
-        .with_transaction_bulk(transaction_bulk))
+        .with_transaction_bulk(
+            transaction_bulk,
+            self.has_capability(strata_plugin_api::capabilities::SQL_BULK_READ),
+        ))
     }
 
     /// The VectorStore front end, when the plugin implements the vector contract.

@@ -63,6 +63,8 @@ struct Inner {
     conn: SqlConnectionBox,
     /// Whether the plugin claims `sql.as_user` ([`Sql::as_user`]).
     as_user: bool,
+    /// Whether the plugin claims `sql.bulk_read` ([`Sql::has_bulk_read`]).
+    bulk_read: bool,
     /// Interface `strata.sql.transaction_bulk.v1`, when the plugin has it:
     /// transactions begin through it and take [`Transaction::bulk_write`].
     transaction_bulk: Option<SqlTransactionBulkBox>,
@@ -255,6 +257,7 @@ impl Sql {
             inner: Arc::new(Inner {
                 conn,
                 as_user,
+                bulk_read: false,
                 transaction_bulk: None,
             }),
             statements: Arc::new(Statements::new(dialect, backend)),
@@ -262,11 +265,17 @@ impl Sql {
     }
 
     /// Transactions begun through `bulk` (the plugin's interface
-    /// `strata.sql.transaction_bulk.v1`), so they take bulk writes.
-    pub(crate) fn with_transaction_bulk(self, bulk: Option<SqlTransactionBulkBox>) -> Sql {
+    /// `strata.sql.transaction_bulk.v1`), so they take bulk writes, and
+    /// bulk reads when `read` (the plugin claims `sql.bulk_read`).
+    pub(crate) fn with_transaction_bulk(
+        self,
+        bulk: Option<SqlTransactionBulkBox>,
+        read: bool,
+    ) -> Sql {
         let Ok(mut inner) = Arc::try_unwrap(self.inner) else {
             unreachable!("called on a handle just made")
         };
+        inner.bulk_read = read && bulk.is_some();
         inner.transaction_bulk = bulk;
         Sql {
             inner: Arc::new(inner),
@@ -277,6 +286,14 @@ impl Sql {
     /// Whether this backend's transactions take [`Transaction::bulk_write`].
     pub fn has_transaction_bulk(&self) -> bool {
         self.inner.transaction_bulk.is_some() && self.statements.ext.is_empty()
+    }
+
+    /// Whether this backend's transactions serve [`Transaction::bulk_read`]
+    /// (the plugin claims `sql.bulk_read` and has the interface): a reader
+    /// of a whole table can then begin a transaction for one stream, and
+    /// otherwise pages with [`Sql::all`] without asking.
+    pub fn has_bulk_read(&self) -> bool {
+        self.inner.bulk_read && self.has_transaction_bulk()
     }
 
     /// A handle on the same backend whose every statement runs as the user
@@ -404,6 +421,7 @@ impl Sql {
         Ok(Transaction {
             shared: Arc::new(TxShared {
                 tx,
+                bulk_read: self.inner.bulk_read && bulk.is_some(),
                 bulk,
                 pending_rollback: Mutex::new(None),
             }),
@@ -543,7 +561,7 @@ impl SqlRead for Transaction<'_> {
         Transaction::get(self, sql, params)
     }
     async fn bulk_read(&self, sql: &str) -> Result<Option<RowStream>> {
-        if !self.has_bulk_write() {
+        if !self.has_bulk_read() {
             return Ok(None);
         }
         match Transaction::bulk_read(self, sql).await {
@@ -561,6 +579,8 @@ struct TxShared {
     tx: SqlTransactionBox,
     /// Bulk writes inside `tx`, when the plugin has them.
     bulk: Option<TransactionBulkBox>,
+    /// Whether `bulk` serves reads too (the plugin claims `sql.bulk_read`).
+    bulk_read: bool,
     /// The shallowest savepoint dropped without commit, rolled back before the next call.
     pending_rollback: Mutex<Option<u32>>,
 }
@@ -613,6 +633,12 @@ impl Transaction<'_> {
     /// plugin has the interface `strata.sql.transaction_bulk.v1`).
     pub fn has_bulk_write(&self) -> bool {
         self.shared.bulk.is_some() && self.statements.ext.is_empty()
+    }
+
+    /// Whether the transaction serves [`Transaction::bulk_read`] (see
+    /// [`Sql::has_bulk_read`]).
+    pub fn has_bulk_read(&self) -> bool {
+        self.shared.bulk_read && self.has_bulk_write()
     }
 
     /// The nesting depth: 0 for the transaction, 1.. for savepoints.

@@ -237,6 +237,8 @@ pub trait SqlTransaction: Send + Sync + 'static {
     /// [`CursorHandle::new`]. `unsupported` must come before any row: the
     /// host then pages with `query`. Offered to the host only with
     /// [`SqlBackend::TRANSACTION_BULK`]; the default answers `unsupported`.
+    /// Overriding it, claim [`crate::capabilities::SQL_BULK_READ`]: hosts
+    /// only call it for plugins that do (the conformance case then runs).
     fn bulk_read(
         &self,
         stmt: Statement,

@@ -45,6 +45,13 @@ pub mod capabilities {
     pub const SQL_CONCURRENT: &str = "sql.concurrent";
     /// The backend keeps what was written after the handle is closed and reopened.
     pub const SQL_DURABLE: &str = "sql.durable";
+    /// Transactions of interface
+    /// [`SQL_TRANSACTION_BULK_V1`](crate::sql::SQL_TRANSACTION_BULK_V1)
+    /// serve `bulk_read` (a query's whole result as one stream, e.g. a
+    /// binary `COPY`). Without it a host pages with `query` and never
+    /// begins a transaction just to find out (a SQLite `begin` takes the
+    /// write lock).
+    pub const SQL_BULK_READ: &str = "sql.bulk_read";
     /// `hybrid_query` (dense + full-text, fused by RRF).
     pub const VECTOR_HYBRID: &str = "vector.hybrid";
     /// `scan` with cursors.

@@ -229,6 +229,11 @@ pub trait TransactionBulk: Send + Sync {
     /// transaction runs nothing else until the cursor is read to its end
     /// or dropped. `Unsupported` (no fast path, or a column type it cannot
     /// decode) comes before any row: the caller then pages with `query`.
+    /// A plugin whose transactions serve this claims
+    /// [`SQL_BULK_READ`](crate::capabilities::SQL_BULK_READ), so a host
+    /// knows before it begins a transaction for it; without the claim
+    /// strata's backups, migrations and verifications page with `query`
+    /// and never call it.
     fn bulk_read(&self, stmt: Statement) -> PluginFuture<SqlCursorBox>;
 
     /// As [`SqlConnection::bulk_write`] (same request, same upsert and

@@ -4,6 +4,7 @@
 //! falls back to INSERTs): these cases then skip at run time, saying so.
 
 use strata_host::{ErrorKind, Sql, Value};
+use strata_plugin_api::capabilities as cap;
 
 use super::support::{count_rows, tx_count_rows, types};
 use crate::{
@@ -32,7 +33,8 @@ pub(super) fn cases() -> Vec<Case> {
         case!(
             Suite::Sql,
             bulk_read_inside_a_transaction,
-            "Through interface `strata.sql.transaction_bulk.v1`, `bulk_read` streams a query's whole result inside the transaction's snapshot (its own uncommitted rows included) with the values and columns `query` returns, and leaves the transaction usable, also when the stream is dropped part way (TransactionBulk::bulk_read; `unsupported` or no interface: skipped)."
+            "With `sql.bulk_read`, through interface `strata.sql.transaction_bulk.v1`, `bulk_read` streams a query's whole result inside the transaction's snapshot (its own uncommitted rows included) with the values and columns `query` returns, and leaves the transaction usable, also when the stream is dropped part way (TransactionBulk::bulk_read; plugin-api `capabilities::SQL_BULK_READ`: a plugin claiming it must have the interface and must not answer `unsupported`).",
+            cap::SQL_BULK_READ
         ),
         case!(
             Suite::Sql,
@@ -347,11 +349,10 @@ async fn bulk_write_inside_a_transaction(ctx: Ctx) -> CaseResult {
 /// `bulk_read` streams what `query` returns, inside the transaction.
 async fn bulk_read_inside_a_transaction(ctx: Ctx) -> CaseResult {
     let sql = ctx.sql().await?;
-    if !sql.has_transaction_bulk() {
-        return Err(Failure::skip(
-            "the plugin does not offer interface strata.sql.transaction_bulk.v1",
-        ));
-    }
+    ensure!(
+        sql.has_transaction_bulk(),
+        "the plugin claims sql.bulk_read but does not offer interface strata.sql.transaction_bulk.v1"
+    );
     let t = create(&ctx, &sql, "bulk_read").await?;
     let insert = format!("INSERT INTO {t} (id, name, score, data) VALUES (?, ?, ?, ?)");
     for i in 0..3000 {
@@ -382,15 +383,11 @@ async fn bulk_read_inside_a_transaction(ctx: Ctx) -> CaseResult {
         .into_iter()
         .map(|r| r.into_values())
         .collect();
-    let mut stream = match tx.bulk_read(&query).await {
-        Ok(s) => s,
-        Err(e) if e.kind() == ErrorKind::Unsupported => {
-            return Err(Failure::skip(format!(
-                "the plugin has no bulk read (`bulk_read` answered `unsupported`: {e})"
-            )));
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let mut stream = tx.bulk_read(&query).await.map_err(|e| {
+        Failure::new(format!(
+            "the plugin claims sql.bulk_read, but `bulk_read` answered: {e}"
+        ))
+    })?;
     ensure_eq!(
         stream.columns().to_vec(),
         columns(&["id", "name", "score", "data"]),

@@ -200,10 +200,36 @@ impl Pager {
         Ok(rows)
     }
 
-    /// Every row of the table in page order as one stream, when `sql`
-    /// has a bulk read (rows then need [`Pager::convert`]).
-    pub(crate) async fn whole(&self, sql: &impl SqlRead) -> Result<Option<crate::sql::RowStream>> {
-        sql.bulk_read(&self.whole).await
+    /// Reads every row of the table in one query through `sql`'s bulk
+    /// read (in page order when `ordered`), handing `each` batches of
+    /// `batch` rows as a page holds them ([`Pager::convert`]); `Ok(false)`
+    /// when `sql` has no bulk read, nothing read: page instead. Errors of
+    /// the read become `E` through `read_err`; one of `each` ends it.
+    pub(crate) async fn read_whole<E>(
+        &self,
+        sql: &impl SqlRead,
+        ordered: bool,
+        batch: usize,
+        read_err: impl Fn(crate::Error) -> E,
+        mut each: impl FnMut(&[Row]) -> Result<(), E>,
+    ) -> Result<bool, E> {
+        let query = if ordered {
+            &self.whole
+        } else {
+            &self.unordered
+        };
+        let Some(stream) = sql.bulk_read(query).await.map_err(&read_err)? else {
+            return Ok(false);
+        };
+        let mut stream = stream.with_batch_size(u32::try_from(batch).unwrap_or(u32::MAX));
+        loop {
+            let mut rows = stream.next_batch().await.map_err(&read_err)?;
+            if rows.is_empty() {
+                return Ok(true);
+            }
+            self.convert(&mut rows);
+            each(&rows)?;
+        }
     }
 
     /// Rows as read by the query into what a page holds (pgvector's
@@ -854,33 +880,24 @@ pub(crate) async fn checksum(
             sum.add(h.finish());
         }
     };
-    // The checksum is order-independent, so where the plugin has a bulk
-    // read (Postgres: binary `COPY` of a sequential scan, decoded by the
-    // plugin ahead of this thread) the whole table is read in one query
-    // of one transaction: no sort or index walk, no query per page. Only
-    // on a Postgres dialect: SQLite has no bulk read, and its `begin`
-    // takes the write lock (`BEGIN IMMEDIATE`), which a read must not
-    // wait for.
-    if sql.dialect() == Dialect::Postgres && sql.has_transaction_bulk() {
+    // The checksum is order-independent, so where the plugin claims a
+    // bulk read (Postgres: binary `COPY` of a sequential scan, decoded by
+    // the plugin ahead of this thread) the whole table is read in one
+    // query of one transaction: no sort or index walk, no query per page.
+    // Only then is a transaction begun: SQLite's `begin` takes the write
+    // lock (`BEGIN IMMEDIATE`), which a read must not wait for.
+    if sql.has_bulk_read() {
         let tx = sql.begin().await.map_err(&err)?;
-        if let Some(stream) = SqlRead::bulk_read(&tx, &pager.unordered)
-            .await
-            .map_err(&err)?
-        {
-            let mut stream = stream.with_batch_size(u32::try_from(page).unwrap_or(u32::MAX));
-            loop {
-                let mut rows = stream.next_batch().await.map_err(&err)?;
-                if rows.is_empty() {
-                    break;
-                }
-                pager.convert(&mut rows);
-                hash_page(&rows);
-            }
-            drop(stream);
-            tx.rollback().await.map_err(&err)?;
+        let read = pager
+            .read_whole(&tx, false, page, &err, |rows| {
+                hash_page(rows);
+                Ok(())
+            })
+            .await?;
+        tx.rollback().await.map_err(&err)?;
+        if read {
             return Ok((sum, per_column));
         }
-        tx.rollback().await.map_err(&err)?;
     }
     let mut rows = pager.page(sql, None).await.map_err(&err)?;
     // Each page is hashed while the next one is read (the read is polled

@@ -30,6 +30,7 @@ impl Plugin for PostgresPlugin {
         cap::SQL_CONCURRENT,
         cap::SQL_DURABLE,
         cap::SQL_LAST_INSERT_ROWID_RETURNING,
+        cap::SQL_BULK_READ,
         cap::VECTOR_HYBRID,
         cap::VECTOR_SCAN,
         cap::VECTOR_ANN,

@@ -57,6 +57,7 @@ impl Plugin for SupabasePlugin {
         cap::SQL_CONCURRENT,
         cap::SQL_DURABLE,
         cap::SQL_LAST_INSERT_ROWID_RETURNING,
+        cap::SQL_BULK_READ,
         cap::SQL_AS_USER,
         cap::VECTOR_HYBRID,
         cap::VECTOR_SCAN,

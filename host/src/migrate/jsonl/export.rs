@@ -189,20 +189,15 @@ pub(crate) async fn export_tables(
         // Inside a snapshot transaction whose plugin has a bulk read
         // (Postgres: binary `COPY` of the pager's query, decoded by the
         // plugin two pages ahead while this thread writes), one stream.
-        if let Some(stream) = pager.whole(sql).await.map_err(err)? {
-            let mut stream =
-                stream.with_batch_size(u32::try_from(options.batch_size).unwrap_or(u32::MAX));
-            loop {
-                let mut rows = stream.next_batch().await.map_err(err)?;
-                if rows.is_empty() {
-                    break;
-                }
-                pager.convert(&mut rows);
-                write_rows(&mut *out, &rows, &t.columns, file)?;
+        let streamed = pager
+            .read_whole(sql, true, options.batch_size, err, |rows| {
+                write_rows(&mut *out, rows, &t.columns, file)?;
                 rep.read += rows.len() as u64;
                 options.copied(ItemKind::Table, name, rep.read);
-            }
-        } else {
+                Ok(())
+            })
+            .await?;
+        if !streamed {
             // Keyset pages, each written while the next one is read.
             let mut rows = pager.page(sql, None).await.map_err(err)?;
             while let Some(last) = rows.last() {
