@@ -19,7 +19,12 @@
 //!      checkpointed) and the online backup API restarts whenever a writer
 //!      commits on another connection, so neither fits "while writers keep
 //!      writing". `VACUUM INTO` also writes a compact file, which makes the
-//!      compressed object smaller.
+//!      compressed object smaller, and one of live content only: SQLite
+//!      leaves deleted rows' bytes in free pages and in free space inside
+//!      pages in use (without `secure_delete`), and a page-for-page copy
+//!      (a file copy, the backup API, `sqlite_dbpage`; ~3× faster) would
+//!      carry a forgotten memory into every later backup
+//!      (`deleted_rows_are_not_in_a_later_backup` in `tests/backup_fs.rs`).
 //!    - **Logical (JSON Lines)**, for every other backend with the SQL or
 //!      vector contract (Postgres today). The file is the export format of
 //!      [`crate::migrate::jsonl`] (the same one `strata export` writes and
