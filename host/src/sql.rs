@@ -421,7 +421,7 @@ impl Sql {
         Ok(Transaction {
             shared: Arc::new(TxShared {
                 tx,
-                bulk_read: self.inner.bulk_read && bulk.is_some(),
+                bulk_read: self.inner.bulk_read,
                 bulk,
                 pending_rollback: Mutex::new(None),
             }),
@@ -579,7 +579,8 @@ struct TxShared {
     tx: SqlTransactionBox,
     /// Bulk writes inside `tx`, when the plugin has them.
     bulk: Option<TransactionBulkBox>,
-    /// Whether `bulk` serves reads too (the plugin claims `sql.bulk_read`).
+    /// Whether `bulk` serves reads too (the plugin claims `sql.bulk_read`;
+    /// set only with the interface, so `bulk` is there).
     bulk_read: bool,
     /// The shallowest savepoint dropped without commit, rolled back before the next call.
     pending_rollback: Mutex<Option<u32>>,
