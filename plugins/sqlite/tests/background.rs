@@ -33,13 +33,9 @@ fn open(dir: &Path) -> Strata {
     Strata::load(&cfg).unwrap()
 }
 
-/// SplitMix64 of `x` as a uniform value in [-0.5, 0.5).
+/// A uniform value in [-0.5, 0.5) ([`common::uniform`], centred).
 fn uniform(x: u64) -> f32 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    (z >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    common::uniform(x) - 0.5
 }
 
 /// Deterministic clustered vectors: 50 centres, uniform noise around them.

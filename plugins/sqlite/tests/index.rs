@@ -338,13 +338,7 @@ async fn dot_product_collections_are_indexed() {
     // reach of ef 128 (recall@5 236 of 300 in CI on 2026-12-07, 211 in one
     // of 400 builds of the graph alone); the 16-d data gave 298-300 over
     // 1,500 builds, 500 of them with both cores busy elsewhere.
-    fn mix(mut x: u64) -> u64 {
-        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        x ^ (x >> 31)
-    }
-    let uniform = |i: usize| (mix(i as u64) >> 40) as f32 / (1u64 << 24) as f32;
+    let uniform = |i: usize| common::uniform(i as u64);
     let direction =
         |i: usize| -> Vec<f32> { (0..16).map(|j| uniform(i * 16 + j) * 2.0 - 1.0).collect() };
     let point = |i: usize| -> Vec<f32> {

@@ -14,3 +14,14 @@ pub(crate) fn plugin() -> PathBuf {
     assert!(so.is_file(), "{} not built", so.display());
     so
 }
+
+/// SplitMix64 of `x` as a uniform value in [0, 1): deterministic test data
+/// without a random-number crate.
+#[allow(dead_code)] // not every test file draws vectors
+pub(crate) fn uniform(x: u64) -> f32 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 40) as f32 / (1u64 << 24) as f32
+}
