@@ -18,6 +18,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+mod commits;
 pub mod config;
 mod error;
 mod filter_sql;

@@ -64,6 +64,9 @@ pub(crate) struct Shared {
     file: Option<PathBuf>,
     /// Opened `immutable=1` (see [`open_read_only`]).
     immutable: bool,
+    /// The writer put the file in WAL mode: commits show in the wal-index
+    /// header ([`Shared::commit_token`]).
+    wal: bool,
     writer: Arc<AsyncMutex<Option<Connection>>>,
     readers: Mutex<Vec<Connection>>,
     closed: AtomicBool,
@@ -97,10 +100,18 @@ impl Shared {
             (Some(path), true) => open_read_only(&cfg, path)?,
             _ => (open_connection(&cfg, file.as_ref(), true, false)?, false),
         };
+        // Read-only opens are left out: they cannot make the file WAL, and
+        // one may meet a rollback-journal database.
+        let wal = file.is_some()
+            && !cfg.read_only
+            && writer
+                .query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))
+                .is_ok_and(|mode| mode.eq_ignore_ascii_case("wal"));
         Ok(Arc::new(Shared {
             cfg,
             file,
             immutable,
+            wal,
             writer: Arc::new(AsyncMutex::new(Some(writer))),
             readers: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
@@ -130,6 +141,19 @@ impl Shared {
         let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
         if pool.len() < self.cfg.max_readers as usize {
             pool.push(conn);
+        }
+    }
+
+    /// The database's commit token, read through `c` (a connection of
+    /// this backend) without a statement: equal tokens mean no commit in
+    /// between, by anyone (see [`crate::commits`]). `None` when that cannot
+    /// be known this way: in memory, read-only, not WAL, or a commit is
+    /// writing the header right now.
+    pub(crate) fn commit_token(&self, c: &Connection) -> Option<crate::commits::CommitToken> {
+        if self.wal {
+            crate::commits::token(c)
+        } else {
+            None
         }
     }
 

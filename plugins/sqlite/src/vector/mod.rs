@@ -24,7 +24,10 @@
 //! has them. Every write bumps the collection's `generation` (a random
 //! token) in the same transaction; a query whose cached generation differs
 //! — another process wrote — reloads. Writes through this plugin patch the
-//! cache in place.
+//! cache in place. The catalog row a query compares against is itself kept
+//! in memory until anything commits (the wal-index header changes, see
+//! `crate::commits`), so a query on an unchanged database runs no
+//! statement at all.
 //!
 //! From 1,024 vectors on, the cache also holds an int8 copy: exact top-k
 //! scans that (a quarter of the bytes), then rescores with `f32` only the
@@ -54,7 +57,10 @@ mod catalog;
 mod search;
 mod store;
 
-use std::sync::Arc;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
 
 use strata_plugin::{
     ErrorKind, PluginError, PluginResult, Runs, VectorBackend,
@@ -67,7 +73,7 @@ use strata_plugin::{
 };
 
 use self::{cache::Cache, catalog::Meta, search::Vectors, store::Written};
-use crate::{error::map, sql::Shared};
+use crate::{commits::CommitToken, error::map, sql::Shared};
 
 /// A `fetch` of at most this many ids is a point read: it runs inline.
 const INLINE_MAX_IDS: usize = 16;
@@ -80,6 +86,15 @@ const INLINE_MAX_TOP_K: u32 = 256;
 pub(crate) struct SqliteVectors {
     shared: Arc<Shared>,
     cache: Arc<Cache>,
+    known: Mutex<Known>,
+}
+
+/// Catalog rows read while the database was at one commit (see
+/// [`SqliteVectors::meta`]).
+#[derive(Default)]
+struct Known {
+    at: Option<CommitToken>,
+    metas: HashMap<String, Meta>,
 }
 
 impl SqliteVectors {
@@ -87,6 +102,7 @@ impl SqliteVectors {
         SqliteVectors {
             cache: Arc::new(Cache::new(shared.clone())),
             shared,
+            known: Mutex::default(),
         }
     }
 
@@ -113,11 +129,41 @@ impl SqliteVectors {
             )
     }
 
+    /// The catalog row of `name` as committed now (`not_found` without one).
+    ///
+    /// Read from memory while no transaction has committed since it was
+    /// read from the table: the commit token (the wal-index header,
+    /// [`Shared::commit_token`]) is compared instead of running a
+    /// statement. The statement and its read locks (two `fcntl` system
+    /// calls) cost an HNSW query at ef 16–64 a fifth to a quarter of its
+    /// throughput (`benchmarks/vectors-sqlite.md`, session 16).
+    /// A row read from the table is kept only when the token was the same
+    /// before and after the read, so it is the row of that commit exactly.
     async fn meta(&self, name: &str) -> PluginResult<Meta> {
         validate_collection_name(name)?;
-        let name = name.to_string();
         self.shared
-            .with_reader(move |c| catalog::require_meta(c, &name))
+            .with_reader(|c| {
+                let before = self.shared.commit_token(c);
+                let known = || self.known.lock().unwrap_or_else(|p| p.into_inner());
+                if before.is_some() {
+                    let known = known();
+                    if known.at == before
+                        && let Some(meta) = known.metas.get(name)
+                    {
+                        return Ok(meta.clone());
+                    }
+                }
+                let meta = catalog::require_meta(c, name)?;
+                if before.is_some() && self.shared.commit_token(c) == before {
+                    let mut known = known();
+                    if known.at != before {
+                        known.at = before;
+                        known.metas.clear();
+                    }
+                    known.metas.insert(meta.name.clone(), meta.clone());
+                }
+                Ok(meta)
+            })
             .await
     }
 
@@ -154,7 +200,7 @@ impl VectorBackend for SqliteVectors {
     /// | call | runs | why |
     /// |---|---|---|
     /// | `fetch` of at most 16 ids | inline | a few lookups by the unique `id` index: a point read |
-    /// | `query` without a filter, not forced exact, `top_k` ≤ 256, `ef_search` ≤ 512, on a collection whose cache is loaded with its index (or small: ≤ 2^20 values to scan) | inline | an HNSW search (~0.1–0.6 ms at ef 16–256) or a small scan, and a catalog read: a thread hop would cost a large share of it. Should the cache turn out stale or the index not attached when the call runs, it moves to the blocking pool ([`strata_plugin::runs::blocking`]) |
+    /// | `query` without a filter, not forced exact, `top_k` ≤ 256, `ef_search` ≤ 512, on a collection whose cache is loaded with its index (or small: ≤ 2^20 values to scan) | inline | an HNSW search (~0.1–0.6 ms at ef 16–256) or a small scan; the catalog row comes from memory unless something committed since it was read (`SqliteVectors::meta`): a thread hop would cost a large share of it. Should the cache turn out stale or the index not attached when the call runs, it moves to the blocking pool ([`strata_plugin::runs::blocking`]) |
     /// | other `query`, `hybrid_query`, `collection_info` | blocking pool | the first one loads the whole collection into memory and may build its index (`hnsw_build = "inline"`), an exact scan reads every vector, a filter selects rows in SQL, full-text ranking reads postings |
     /// | `upsert`, `delete` | blocking pool | writes; patching the cache may insert into, reconcile or rebuild the index |
     /// | `create_collection`, `drop_collection` | blocking pool | schema writes; a drop waits for a load or build of the collection in flight and deletes its sidecar files |
