@@ -169,7 +169,9 @@ impl SqliteVectors {
 
     /// Runs `write` in a `BEGIN IMMEDIATE` transaction on the writer, bumps
     /// the collection's generation, commits, and patches the cache (still
-    /// holding the writer, so patches apply in commit order).
+    /// holding the writer, so patches apply in commit order). A collection
+    /// made before the metadata index existed gets it here
+    /// ([`catalog::ensure_metadata_index`]).
     async fn write(
         &self,
         name: String,
@@ -183,6 +185,7 @@ impl SqliteVectors {
                 )
                 .map_err(map)?;
                 let before = catalog::require_meta(&tx, &name)?.generation;
+                catalog::ensure_metadata_index(&tx, &name)?;
                 let written = write(&tx, &name)?;
                 let after = catalog::bump_generation(&tx, &name)?;
                 tx.commit().map_err(map)?;

@@ -72,6 +72,18 @@ pub(super) fn each_vector(
 }
 
 /// The pks matching `filter` (`None`: no restriction).
+/// `SELECT {what}` over the rows passing filter `f`: read from the
+/// collection's metadata index, not its table
+/// ([`ensure_metadata_index`](super::catalog::ensure_metadata_index)),
+/// when `what` needs nothing else.
+fn matching(meta: &Meta, what: &str, f: &filter_sql::SqlFilter) -> String {
+    format!(
+        "SELECT {what} FROM {} WHERE {}",
+        vec_table(&meta.name),
+        f.sql
+    )
+}
+
 pub(super) fn filtered_pks(
     c: &Connection,
     meta: &Meta,
@@ -81,13 +93,7 @@ pub(super) fn filtered_pks(
         return Ok(None);
     }
     let f = filter_sql::translate(filter, "metadata")?;
-    let mut stmt = c
-        .prepare_cached(&format!(
-            "SELECT pk FROM {} WHERE {}",
-            vec_table(&meta.name),
-            f.sql
-        ))
-        .map_err(map)?;
+    let mut stmt = c.prepare_cached(&matching(meta, "pk", &f)).map_err(map)?;
     let pks = stmt
         .query_map(params_from_iter(f.params.iter().map(Bind)), |r| {
             r.get::<_, i64>(0)
@@ -217,11 +223,7 @@ pub(super) fn fetch(
 pub(super) fn count(c: &Connection, meta: &Meta, filter: &Filter) -> PluginResult<u64> {
     let f = filter_sql::translate(filter, "metadata")?;
     let n: i64 = c
-        .prepare_cached(&format!(
-            "SELECT count(*) FROM {} WHERE {}",
-            vec_table(&meta.name),
-            f.sql
-        ))
+        .prepare_cached(&matching(meta, "count(*)", &f))
         .map_err(map)?
         .query_row(params_from_iter(f.params.iter().map(Bind)), |r| r.get(0))
         .map_err(map)?;
@@ -474,4 +476,54 @@ pub(super) fn delete(c: &Connection, name: &str, doomed: Doomed<'_>) -> PluginRe
         removed,
         added: Vec::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use strata_plugin::vector::{CollectionSpec, Metric};
+
+    use super::*;
+
+    /// The plan SQLite makes for `what` over the rows passing `filter`.
+    fn plan(c: &Connection, meta: &Meta, what: &str, filter: &str) -> String {
+        let f = filter_sql::translate(&Filter::parse_str(filter).unwrap(), "metadata").unwrap();
+        let mut stmt = c
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", matching(meta, what, &f)))
+            .unwrap();
+        let rows = stmt
+            .query_map(params_from_iter(f.params.iter().map(Bind)), |r| {
+                r.get::<_, String>(3)
+            })
+            .unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+    }
+
+    #[test]
+    fn filters_read_the_metadata_index_not_the_table() {
+        let c = Connection::open_in_memory().unwrap();
+        let spec = CollectionSpec {
+            name: "notes".into(),
+            dimension: 384,
+            metric: Metric::Cosine,
+            options_json: String::new(),
+        };
+        super::super::catalog::create(&c, &spec).unwrap();
+        let meta = super::super::catalog::require_meta(&c, "notes").unwrap();
+        for filter in [
+            r#"{"bucket": 7}"#,
+            r#"{"bucket": {"$lt": 50}}"#,
+            r#"{"$or": [{"kind": "fact"}, {"tags": {"$in": ["rust", "sql"]}}]}"#,
+            r#"{"$not": {"source.app": {"$exists": true}}}"#,
+        ] {
+            for what in ["pk", "count(*)"] {
+                let plan = plan(&c, &meta, what, filter);
+                assert!(
+                    plan.contains(
+                        "SCAN strata_vec_notes USING COVERING INDEX strata_vec_notes_metadata"
+                    ),
+                    "SELECT {what} with {filter}: {plan}"
+                );
+            }
+        }
+    }
 }
