@@ -27,6 +27,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod filtered;
 mod hnswlib;
 mod pg;
 mod qdrant;
@@ -89,6 +90,10 @@ pub(crate) struct VectorsArgs {
     /// vectors; hnswlib, with `--hnswlib`, is the reference then).
     #[arg(long)]
     skip_hnsw_rs: bool,
+    /// Leave out the filtered and hybrid queries (a third backend loaded
+    /// with metadata and texts, and its index built again).
+    #[arg(long)]
+    skip_filtered: bool,
     /// Leave out the growing-collection phase (a query after every batch
     /// as the collection is loaded again: another whole build, ~8 minutes
     /// at 1M vectors).
@@ -1276,6 +1281,12 @@ pub(crate) fn run(mut args: VectorsArgs) {
         }
         args.sizes.dedup();
     }
+    let texts = match (&args.data, &real) {
+        (Some(path), Some((_, _, rows))) => {
+            filtered::texts(path, *rows).unwrap_or_else(|e| panic!("--data texts: {e}"))
+        }
+        _ => None,
+    };
     let args = args;
     let ctx = Ctx {
         args: &args,
@@ -1419,6 +1430,21 @@ pub(crate) fn run(mut args: VectorsArgs) {
         } else if let Err(e) = grow_plugin_hnsw(&ctx, n, &data, &queries, &mut notes) {
             progress(format!("n={n}: growing collection FAILED: {e}"));
             notes.push(format!("Growing collection failed: {e}"));
+        }
+        if args.skip_filtered {
+            notes.push("Filtered and hybrid queries: not run (`--skip-filtered`).".to_string());
+        } else {
+            let (texts, query_texts) = match &texts {
+                Some(t) => (Some(&t[..n]), Some(&t[t.len() - args.queries..])),
+                None => (None, None),
+            };
+            match filtered::measure(&ctx, n, &data, texts, &queries, query_texts) {
+                Ok(md) => notes.push(md),
+                Err(e) => {
+                    progress(format!("n={n}: filtered/hybrid queries FAILED: {e}"));
+                    hnsw_error = Some(format!("filtered/hybrid queries: {e}"));
+                }
+            }
         }
         if let Some(build) = direct_build {
             rows.extend(ann_rows(
