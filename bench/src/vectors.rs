@@ -627,6 +627,31 @@ struct PluginHnsw {
     details: Json,
 }
 
+/// The collection's stats once its index is installed (at once when it
+/// will have none: `hnsw_threshold` 0 or fewer vectors); an error when
+/// the background build failed.
+fn wait_for_index(
+    ctx: &Ctx,
+    v: &Vectors,
+    n: usize,
+) -> Result<strata_host::CollectionStats, String> {
+    let a = ctx.args;
+    loop {
+        let stats = ctx
+            .rt
+            .block_on(v.stats(COLLECTION))
+            .map_err(|e| e.to_string())?
+            .ok_or("collection vanished")?;
+        if stats.details["index"] == "hnsw" || a.hnsw_threshold == 0 || n < a.hnsw_threshold {
+            return Ok(stats);
+        }
+        if let Some(e) = stats.details["hnsw_build"]["error"].as_str() {
+            return Err(format!("the index build failed: {e}"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Phase 2: HNSW through the plugin: load, build (first query), details.
 fn open_plugin_hnsw(
     ctx: &Ctx,
@@ -663,20 +688,7 @@ fn open_plugin_hnsw(
             .map_err(|e| e.to_string())?;
         let first = first.elapsed();
         let wait = Instant::now();
-        let stats = loop {
-            let stats = ctx
-                .rt
-                .block_on(v.stats(COLLECTION))
-                .map_err(|e| e.to_string())?
-                .ok_or("collection vanished")?;
-            if stats.details["index"] == "hnsw" || a.hnsw_threshold == 0 || n < a.hnsw_threshold {
-                break stats;
-            }
-            if let Some(e) = stats.details["hnsw_build"]["error"].as_str() {
-                return Err(format!("the index build failed: {e}"));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let stats = wait_for_index(ctx, &v, n)?;
         let wait = wait.elapsed();
         let build = load_time + first + wait;
         progress(format!(

@@ -167,17 +167,7 @@ pub(super) fn measure(
         ctx.rt
             .block_on(v.query(COLLECTION, &plugin_query(&queries[0], None)))
             .map_err(|e| e.to_string())?;
-        loop {
-            let stats = ctx
-                .rt
-                .block_on(v.stats(COLLECTION))
-                .map_err(|e| e.to_string())?
-                .ok_or("collection vanished")?;
-            if stats.details["index"] == "hnsw" || n < a.hnsw_threshold {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_index(ctx, &v, n)?;
         let build = wait.elapsed();
         let mut lines = Vec::new();
         let top = |q: &[f32]| Query::new(q.to_vec()).top_k(TOP_K as u32);

@@ -10,17 +10,7 @@ use std::path::Path;
 use strata_host::{ErrorKind, Strata};
 
 fn open(dir: &Path) -> Strata {
-    let cfg = dir.join("plugins.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[backends.local]\nlibrary = {:?}\nconfig = {{ path = {:?} }}\n",
-            common::plugin(),
-            dir.join("db.sqlite")
-        ),
-    )
-    .unwrap();
-    Strata::load(&cfg).unwrap()
+    common::open_default(dir)
 }
 
 #[tokio::test]

@@ -6,17 +6,7 @@ use serde_json::json;
 use strata_host::{Include, Metric, Query, Record, Strata, Vectors};
 
 fn open(dir: &std::path::Path) -> Strata {
-    let cfg = dir.join("plugins.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[backends.local]\nlibrary = {:?}\nconfig = {{ path = {:?} }}\n",
-            common::plugin(),
-            dir.join("db.sqlite")
-        ),
-    )
-    .unwrap();
-    Strata::load(&cfg).unwrap()
+    common::open_default(dir)
 }
 
 async fn metadata_index(strata: &Strata) -> bool {

@@ -1,6 +1,8 @@
 //! What every test of this directory shares.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use strata_host::Strata;
 
 /// The plugin `.so` cargo built for this test run. Cargo compiles the
 /// crate's `cdylib` before its integration tests, into `target/<profile>/deps/`
@@ -13,6 +15,22 @@ pub(crate) fn plugin() -> PathBuf {
     let so = exe.with_file_name(strata_host::loader::library_file_name("sqlite"));
     assert!(so.is_file(), "{} not built", so.display());
     so
+}
+
+/// The plugin on `dir/db.sqlite`, defaults otherwise, as backend `local`.
+#[allow(dead_code)] // not every test file opens this way
+pub(crate) fn open_default(dir: &Path) -> Strata {
+    let cfg = dir.join("plugins.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[backends.local]\nlibrary = {:?}\nconfig = {{ path = {:?} }}\n",
+            plugin(),
+            dir.join("db.sqlite")
+        ),
+    )
+    .unwrap();
+    Strata::load(&cfg).unwrap()
 }
 
 /// SplitMix64 of `x` as a uniform value in [0, 1): deterministic test data
