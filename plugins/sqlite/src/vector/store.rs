@@ -71,7 +71,6 @@ pub(super) fn each_vector(
     Ok(())
 }
 
-/// The pks matching `filter` (`None`: no restriction).
 /// `SELECT {what}` over the rows passing filter `f`: read from the
 /// collection's metadata index, not its table
 /// ([`ensure_metadata_index`](super::catalog::ensure_metadata_index)),
@@ -84,6 +83,7 @@ fn matching(meta: &Meta, what: &str, f: &filter_sql::SqlFilter) -> String {
     )
 }
 
+/// The pks matching `filter` (`None`: no restriction).
 pub(super) fn filtered_pks(
     c: &Connection,
     meta: &Meta,
