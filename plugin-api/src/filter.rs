@@ -280,6 +280,289 @@ impl FieldOp {
     }
 }
 
+/// A [`Filter`] evaluated on metadata kept as JSON *text*, without
+/// building the document: for backends that hold records' metadata in
+/// memory as text and must test many rows per query.
+///
+/// Parsing a row into a [`Json`] value allocates every key and string of
+/// it; the matcher instead walks the text once, keeps only the values at
+/// the paths the filter names (a small trie of them) and skips the rest
+/// without allocating. The answer is [`Filter::matches`]'s on the parsed
+/// document in every case, duplicate keys included (the last one counts,
+/// as when parsing into a [`Json`] value).
+///
+/// ```
+/// # use strata_plugin_api::filter::Filter;
+/// let filter = Filter::parse_str(r#"{"kind": "fact", "src.app": {"$ne": "cli"}}"#).unwrap();
+/// let mut m = filter.text_matcher();
+/// assert!(m.matches(r#"{"kind": "fact", "body": "long text, skipped", "src": {"app": "web"}}"#).unwrap());
+/// assert!(!m.matches(r#"{"kind": "event"}"#).unwrap());
+/// ```
+#[derive(Debug)]
+pub struct TextMatcher<'f> {
+    expr: Expr<'f>,
+    /// The paths' trie; `nodes[0]` is the document.
+    nodes: Vec<PathNode<'f>>,
+    /// Per node: the value read at it, for nodes that keep theirs.
+    slots: Vec<Option<Json>>,
+}
+
+/// A filter with each field condition pointed at the trie node holding
+/// its value.
+#[derive(Debug)]
+enum Expr<'f> {
+    All,
+    And(Vec<Expr<'f>>),
+    Or(Vec<Expr<'f>>),
+    Not(Box<Expr<'f>>),
+    Field {
+        /// The shallowest node on the path that keeps its whole value.
+        node: usize,
+        /// The path below that node (empty unless another condition
+        /// needs a prefix of this path whole).
+        rest: &'f [String],
+        op: &'f FieldOp,
+    },
+}
+
+#[derive(Debug)]
+struct PathNode<'f> {
+    key: &'f str,
+    children: Vec<usize>,
+    /// A condition's path ends here: the whole value is kept, nothing
+    /// below it is walked.
+    keep: bool,
+}
+
+impl Filter {
+    /// This filter as a [`TextMatcher`].
+    pub fn text_matcher(&self) -> TextMatcher<'_> {
+        let mut nodes = vec![PathNode {
+            key: "",
+            children: Vec::new(),
+            keep: false,
+        }];
+        self.add_paths(&mut nodes);
+        let expr = self.compile(&nodes);
+        let slots = vec![None; nodes.len()];
+        TextMatcher { expr, nodes, slots }
+    }
+
+    fn add_paths<'f>(&'f self, nodes: &mut Vec<PathNode<'f>>) {
+        match self {
+            Filter::All => {}
+            Filter::And(fs) | Filter::Or(fs) => fs.iter().for_each(|f| f.add_paths(nodes)),
+            Filter::Not(f) => f.add_paths(nodes),
+            Filter::Field { path, .. } => {
+                let mut at = 0;
+                for seg in path {
+                    let found = nodes[at]
+                        .children
+                        .iter()
+                        .copied()
+                        .find(|&c| nodes[c].key == seg.as_str());
+                    at = found.unwrap_or_else(|| {
+                        nodes.push(PathNode {
+                            key: seg,
+                            children: Vec::new(),
+                            keep: false,
+                        });
+                        let new = nodes.len() - 1;
+                        nodes[at].children.push(new);
+                        new
+                    });
+                }
+                nodes[at].keep = true;
+            }
+        }
+    }
+
+    fn compile<'f>(&'f self, nodes: &[PathNode<'f>]) -> Expr<'f> {
+        match self {
+            Filter::All => Expr::All,
+            Filter::And(fs) => Expr::And(fs.iter().map(|f| f.compile(nodes)).collect()),
+            Filter::Or(fs) => Expr::Or(fs.iter().map(|f| f.compile(nodes)).collect()),
+            Filter::Not(f) => Expr::Not(Box::new(f.compile(nodes))),
+            Filter::Field { path, op } => {
+                let mut at = 0;
+                for (depth, seg) in path.iter().enumerate() {
+                    at = nodes[at]
+                        .children
+                        .iter()
+                        .copied()
+                        .find(|&c| nodes[c].key == seg.as_str())
+                        .expect("every path was added");
+                    if nodes[at].keep {
+                        return Expr::Field {
+                            node: at,
+                            rest: &path[depth + 1..],
+                            op,
+                        };
+                    }
+                }
+                unreachable!("the node at a path's end keeps its value")
+            }
+        }
+    }
+}
+
+impl TextMatcher<'_> {
+    /// Whether the metadata `text` (a JSON document; normally an object)
+    /// matches. `Err` when `text` is not JSON.
+    pub fn matches(&mut self, text: &str) -> Result<bool, serde_json::Error> {
+        self.slots.iter_mut().for_each(|s| *s = None);
+        let mut de = serde_json::Deserializer::from_str(text);
+        serde::de::DeserializeSeed::deserialize(
+            Walk {
+                nodes: &self.nodes,
+                slots: &mut self.slots,
+                node: 0,
+            },
+            &mut de,
+        )?;
+        de.end()?;
+        Ok(self.expr.eval(&self.slots))
+    }
+}
+
+impl Expr<'_> {
+    fn eval(&self, slots: &[Option<Json>]) -> bool {
+        match self {
+            Expr::All => true,
+            Expr::And(es) => es.iter().all(|e| e.eval(slots)),
+            Expr::Or(es) => es.iter().any(|e| e.eval(slots)),
+            Expr::Not(e) => !e.eval(slots),
+            Expr::Field { node, rest, op } => {
+                let mut v = slots[*node].as_ref();
+                for seg in *rest {
+                    v = v.and_then(|x| x.get(seg.as_str()));
+                }
+                op.matches(v)
+            }
+        }
+    }
+}
+
+/// Forgets what was read under `node` (a key met again: the last one
+/// counts).
+fn clear_under(nodes: &[PathNode<'_>], slots: &mut [Option<Json>], node: usize) {
+    slots[node] = None;
+    for &c in &nodes[node].children {
+        clear_under(nodes, slots, c);
+    }
+}
+
+/// Walks one JSON value at trie node `node`: an object's keys that are
+/// children of the node are read (kept whole, or walked further), the
+/// rest skipped; any other value is skipped (a path does not go through
+/// it, as [`Json::get`] does not).
+struct Walk<'a, 'f> {
+    nodes: &'a [PathNode<'f>],
+    slots: &'a mut [Option<Json>],
+    node: usize,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Walk<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Walk<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(child) = map.next_key_seed(Key {
+            nodes: self.nodes,
+            node: self.node,
+        })? {
+            match child {
+                Some(c) => {
+                    clear_under(self.nodes, self.slots, c);
+                    if self.nodes[c].keep {
+                        self.slots[c] = Some(map.next_value::<Json>()?);
+                    } else {
+                        map.next_value_seed(Walk {
+                            nodes: self.nodes,
+                            slots: &mut *self.slots,
+                            node: c,
+                        })?;
+                    }
+                }
+                None => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
+
+/// An object key: the index of the trie child it names, if any.
+struct Key<'a, 'f> {
+    nodes: &'a [PathNode<'f>],
+    node: usize,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Key<'_, '_> {
+    type Value = Option<usize>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Key<'_, '_> {
+    type Value = Option<usize>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<Option<usize>, E> {
+        Ok(self.nodes[self.node]
+            .children
+            .iter()
+            .copied()
+            .find(|&c| self.nodes[c].key == key))
+    }
+}
+
 fn parse_doc(json: &Json, at: &str) -> Result<Filter, PluginError> {
     let Json::Object(map) = json else {
         return Err(err(

@@ -1,5 +1,7 @@
 //! Property tests of the filter parser, which reads caller input: it never
-//! panics, and parse → [`Filter::to_json`] → parse is the identity.
+//! panics, and parse → [`Filter::to_json`] → parse is the identity; and of
+//! [`TextMatcher`](strata_plugin_api::filter::TextMatcher), which must
+//! answer as [`Filter::matches`] on the parsed document.
 //!
 //! Bounded (`PROPTEST_CASES` raises the count for a longer run); a failure
 //! found here is kept below as a plain regression test.
@@ -155,6 +157,142 @@ proptest! {
             let _ = f.operators();
         }
     }
+}
+
+/// Metadata as raw JSON text over a small alphabet of keys (so filters
+/// meet their paths), duplicate keys and escaped keys included: the
+/// cases a text matcher could get wrong and a parsed [`Json`] hides.
+#[derive(Clone, Debug)]
+enum Raw {
+    Leaf(Json),
+    Array(Vec<Raw>),
+    Object(Vec<(String, bool, Raw)>),
+}
+
+impl Raw {
+    fn text(&self) -> String {
+        match self {
+            Raw::Leaf(v) => v.to_string(),
+            Raw::Array(items) => format!(
+                "[{}]",
+                items.iter().map(Raw::text).collect::<Vec<_>>().join(",")
+            ),
+            Raw::Object(entries) => format!(
+                "{{{}}}",
+                entries
+                    .iter()
+                    .map(|(k, escaped, v)| {
+                        let key = if *escaped {
+                            // Every character as a \\u escape: the parser
+                            // hands such a key over decoded, not borrowed.
+                            let mut out = String::from("\"");
+                            for unit in k.encode_utf16() {
+                                out.push_str(&format!("\\u{unit:04x}"));
+                            }
+                            out + "\""
+                        } else {
+                            Json::String(k.clone()).to_string()
+                        };
+                        format!("{key} : {}", v.text())
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+}
+
+fn small_key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("a".to_string()),
+        Just("b".to_string()),
+        Just("é".to_string()),
+        Just("a b".to_string()),
+    ]
+}
+
+fn raw() -> impl Strategy<Value = Raw> {
+    let leaf = prop_oneof![
+        Just(Json::Null),
+        any::<bool>().prop_map(Json::Bool),
+        (-3i64..4).prop_map(|n| json!(n)),
+        prop_oneof![Just(0.5), Just(-0.0), Just(1e300)].prop_map(|n| json!(n)),
+        prop_oneof![Just("a"), Just("b"), Just(""), Just("x\"y")].prop_map(|s| json!(s)),
+    ]
+    .prop_map(Raw::Leaf);
+    leaf.prop_recursive(4, 48, 5, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Raw::Array),
+            prop::collection::vec((small_key(), any::<bool>(), inner), 0..5).prop_map(Raw::Object),
+        ]
+    })
+}
+
+fn small_scalar() -> impl Strategy<Value = Scalar> {
+    prop_oneof![
+        Just(Scalar::Null),
+        any::<bool>().prop_map(Scalar::Bool),
+        (-3i32..4).prop_map(|n| Scalar::Number(f64::from(n))),
+        prop_oneof![Just("a"), Just("b"), Just("")].prop_map(|s| Scalar::String(s.into())),
+    ]
+}
+
+fn small_filter() -> impl Strategy<Value = Filter> {
+    let path = prop::collection::vec(small_key(), 1..4);
+    let op = prop_oneof![
+        small_scalar().prop_map(FieldOp::Eq),
+        small_scalar().prop_map(FieldOp::Ne),
+        (-3i32..4).prop_map(|n| FieldOp::Gt(Scalar::Number(f64::from(n)))),
+        prop_oneof![Just("a"), Just("b")].prop_map(|s| FieldOp::Lte(Scalar::String(s.into()))),
+        prop::collection::vec(small_scalar(), 0..3).prop_map(FieldOp::In),
+        prop::collection::vec(small_scalar(), 0..3).prop_map(FieldOp::Nin),
+        any::<bool>().prop_map(FieldOp::Exists),
+    ];
+    let leaf = prop_oneof![
+        1 => Just(Filter::All),
+        6 => (path, op).prop_map(|(path, op)| Filter::Field { path, op }),
+    ];
+    leaf.prop_recursive(4, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 1..4).prop_map(Filter::And),
+            prop::collection::vec(inner.clone(), 1..4).prop_map(Filter::Or),
+            inner.prop_map(|f| Filter::Not(Box::new(f))),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn the_text_matcher_answers_as_matches(f in small_filter(), doc in raw()) {
+        let text = doc.text();
+        let parsed: Json = serde_json::from_str(&text)
+            .map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+        let mut m = f.text_matcher();
+        prop_assert_eq!(m.matches(&text).unwrap(), f.matches(&parsed), "{:?} on {}", f, text);
+        // The matcher is reused row after row: nothing of this row may
+        // leak into the next.
+        prop_assert_eq!(m.matches("{}").unwrap(), f.matches(&json!({})));
+    }
+}
+
+#[test]
+fn the_text_matcher_reads_the_last_of_duplicate_keys_and_rejects_non_json() {
+    let f = Filter::parse_str(r#"{"a.b": 1, "c": {"$exists": false}}"#).unwrap();
+    let mut m = f.text_matcher();
+    assert!(m.matches(r#"{"a": {"b": 1}}"#).unwrap());
+    // The second "a" replaces the first whole, so a.b is missing.
+    assert!(!m.matches(r#"{"a": {"b": 1}, "a": {"x": 2}}"#).unwrap());
+    assert!(m.matches(r#"{"a": {"b": 2}, "a": {"b": 1}}"#).unwrap());
+    assert!(!m.matches(r#"{"a": {"b": 1}, "c": 0}"#).unwrap());
+    assert!(m.matches(r#"{"\u0061": {"b": 1}}"#).unwrap(), "escaped key");
+    assert!(
+        !m.matches("[1, 2]").unwrap(),
+        "not an object: nothing is there"
+    );
+    assert!(m.matches(r#"{"a": {"b": 1}"#).is_err(), "unterminated");
+    assert!(m.matches(r#"{"a": {"b": 1}} x"#).is_err(), "trailing text");
 }
 
 /// Serialised, a float reads back as the same float: serde_json parses

@@ -53,6 +53,11 @@ pub(super) fn cases() -> Vec<Case> {
         ),
         case!(
             Suite::Vector,
+            filtered_queries_follow_writes,
+            "Filtered queries answer from the records as written now: after a filtered query, overwrites that change metadata, deletes by id and by filter, and new records are all seen by the next filtered query and count (rules: filters; a backend that keeps metadata in memory must patch or reload it)."
+        ),
+        case!(
+            Suite::Vector,
             filter_with_a_large_in_list,
             "A filter with 2,000 values in $in or $nin, or 1,000 clauses in $or, is answered exactly (plugin-api `filter` module: translate the filter exactly, never drop a clause)."
         ),
@@ -182,6 +187,130 @@ async fn every_filter_operator(ctx: Ctx) -> CaseResult {
         0,
         "nothing matches the filter after the delete"
     );
+    Ok(())
+}
+
+/// Filtered queries after writes: a backend that answers filters from
+/// metadata held in memory (read at the first filtered query) must see
+/// every later overwrite, delete and insert.
+async fn filtered_queries_follow_writes(ctx: Ctx) -> CaseResult {
+    let (v, c) = store_with(&ctx, "filterwrites", 4, Metric::Cosine).await?;
+    let kinds = ["fact", "event", "preference"];
+    let mut state: std::collections::BTreeMap<String, Json> = (0..40)
+        .map(|i| (format!("w{i:02}"), json!({"kind": kinds[i % 3], "n": i})))
+        .collect();
+    let upsert = |ids: Vec<(String, Json)>, seed: u64| {
+        let vectors = random_vectors(seed, ids.len(), 4);
+        let records: Vec<Record> = ids
+            .into_iter()
+            .zip(vectors)
+            .map(|((id, m), x)| Record::new(id, x).metadata(m))
+            .collect();
+        let (v, c) = (&v, &c);
+        async move { v.upsert(c, records).await }
+    };
+    upsert(state.clone().into_iter().collect(), 1).await?;
+    let filters = [
+        json!({"kind": "fact"}),
+        json!({"n": {"$gte": 20}}),
+        json!({"$or": [{"kind": "event"}, {"n": {"$lt": 5}}]}),
+        json!({"moved": true}),
+    ];
+    let check = |state: std::collections::BTreeMap<String, Json>, round: usize| {
+        let (v, c, filters) = (&v, &c, &filters);
+        async move {
+            for f in filters {
+                let parsed = Filter::parse(f).map_err(|e| Failure::new(e.to_string()))?;
+                let want: HashSet<String> = state
+                    .iter()
+                    .filter(|(_, m)| parsed.matches(m))
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                let hits = v
+                    .query(
+                        c,
+                        &Query::new(vec![0.5, -1.0, 0.25, 1.0])
+                            .top_k(100)
+                            .filter(f.clone()),
+                    )
+                    .await?;
+                let got: HashSet<String> = hits.into_iter().map(|h| h.id).collect();
+                if got != want {
+                    let extra: Vec<_> = got.difference(&want).collect();
+                    let missing: Vec<_> = want.difference(&got).collect();
+                    return Err(Failure::new(format!(
+                        "after round {round} of writes, query with {f}: unexpected {extra:?}, missing {missing:?}"
+                    )));
+                }
+                let n = v.count(c, Some(f)).await?;
+                ensure_eq!(n as usize, want.len(), "after round {round}: count for {f}");
+            }
+            Ok::<(), Failure>(())
+        }
+    };
+    check(state.clone(), 0).await?;
+    for round in 1..=3usize {
+        // Overwrites that move records into and out of every filter.
+        let moved: Vec<(String, Json)> = state
+            .keys()
+            .skip(round)
+            .step_by(7)
+            .take(5)
+            .map(|id| {
+                let n = state[id]["n"].as_u64().unwrap_or(0) as usize;
+                (
+                    id.clone(),
+                    json!({"kind": kinds[(n + round) % 3], "n": (n + 17 * round) % 45, "moved": true}),
+                )
+            })
+            .collect();
+        upsert(moved.clone(), 10 + round as u64).await?;
+        state.extend(moved);
+        // Deletes by id and by filter.
+        let doomed: Vec<String> = state
+            .keys()
+            .skip(2 * round)
+            .step_by(9)
+            .take(3)
+            .cloned()
+            .collect();
+        let refs: Vec<&str> = doomed.iter().map(String::as_str).collect();
+        ensure_eq!(
+            v.delete_ids(&c, &refs).await?,
+            3,
+            "round {round}: deleted by id"
+        );
+        doomed.iter().for_each(|id| {
+            state.remove(id);
+        });
+        let by_filter = json!({"n": 10 + round});
+        let parsed = Filter::parse(&by_filter).map_err(|e| Failure::new(e.to_string()))?;
+        let gone: Vec<String> = state
+            .iter()
+            .filter(|(_, m)| parsed.matches(m))
+            .map(|(id, _)| id.clone())
+            .collect();
+        ensure_eq!(
+            v.delete_where(&c, &by_filter).await? as usize,
+            gone.len(),
+            "round {round}: deleted by {by_filter}"
+        );
+        gone.iter().for_each(|id| {
+            state.remove(id);
+        });
+        // New records.
+        let added: Vec<(String, Json)> = (0..4)
+            .map(|i| {
+                (
+                    format!("new{round}-{i}"),
+                    json!({"kind": kinds[i % 3], "n": 3 * i + round, "moved": i % 2 == 0}),
+                )
+            })
+            .collect();
+        upsert(added.clone(), 20 + round as u64).await?;
+        state.extend(added);
+        check(state.clone(), round).await?;
+    }
     Ok(())
 }
 

@@ -14,6 +14,7 @@ mod common;
 use std::{path::Path, process::Command};
 
 use common::plugin;
+use serde_json::json;
 use strata_host::{Include, Metric, Query, Record, Strata};
 
 const COLLECTION: &str = "shared";
@@ -48,16 +49,22 @@ fn probe() -> Vec<f32> {
 }
 
 async fn ids(strata: &Strata) -> Vec<String> {
+    filtered(strata, None).await
+}
+
+/// The query's top 5 among the records passing `filter`.
+async fn filtered(strata: &Strata, filter: Option<serde_json::Value>) -> Vec<String> {
     let v = strata.vectors_backend("local").await.unwrap();
-    v.query(
-        COLLECTION,
-        &Query::new(probe()).top_k(5).include(Include::default()),
-    )
-    .await
-    .unwrap()
-    .into_iter()
-    .map(|h| h.id)
-    .collect()
+    let mut q = Query::new(probe()).top_k(5).include(Include::default());
+    if let Some(f) = filter {
+        q = q.filter(f);
+    }
+    v.query(COLLECTION, &q)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.id)
+        .collect()
 }
 
 /// Run only as the other process (see the module docs): deletes one
@@ -76,7 +83,7 @@ async fn other_process_writes() {
     );
     v.upsert(
         COLLECTION,
-        vec![Record::new("from-the-other-process", probe())],
+        vec![Record::new("from-the-other-process", probe()).metadata(json!({"side": "child"}))],
     )
     .await
     .unwrap();
@@ -93,12 +100,22 @@ async fn commits_of_another_process_are_seen_by_the_next_query() {
         .await
         .unwrap();
     let records: Vec<Record> = (0..50)
-        .map(|i| Record::new(format!("r{i}"), vector(i)))
+        .map(|i| Record::new(format!("r{i}"), vector(i)).metadata(json!({"side": "parent"})))
         .collect();
     v.upsert(COLLECTION, records).await.unwrap();
     // Loads the cache; the second query is answered from memory alone.
     let before = ids(&strata).await;
     assert_eq!(ids(&strata).await, before);
+    // A filtered query: the cache now holds the metadata, too.
+    assert_eq!(
+        filtered(&strata, Some(json!({"side": "parent"}))).await,
+        before
+    );
+    assert!(
+        filtered(&strata, Some(json!({"side": "child"})))
+            .await
+            .is_empty()
+    );
     let doomed = before[0].clone();
 
     let out = Command::new(std::env::current_exe().unwrap())
@@ -125,6 +142,20 @@ async fn commits_of_another_process_are_seen_by_the_next_query() {
         "the other process's delete is not seen: {doomed} still in {after:?}"
     );
     assert_eq!(v.count(COLLECTION, None).await.unwrap(), 50);
+    // Filtered queries see the other process's writes as well (its
+    // metadata, the row it deleted).
+    assert_eq!(
+        filtered(&strata, Some(json!({"side": "child"}))).await,
+        ["from-the-other-process"]
+    );
+    let parents = filtered(&strata, Some(json!({"side": "parent"}))).await;
+    assert!(
+        !parents.contains(&doomed) && !parents.contains(&"from-the-other-process".to_string()),
+        "{parents:?}"
+    );
+    // The parents' top 5 begins with the unfiltered top 5 after the
+    // child's record.
+    assert_eq!(parents[..4], after[1..5]);
     // And again, now from memory.
     assert_eq!(ids(&strata).await, after);
     strata.close().await.unwrap();

@@ -12,19 +12,19 @@
 //! differs — another process wrote — reloads, and the index is reconciled.
 
 use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex, OnceLock},
 };
 
 use rusqlite::Connection;
 use strata_ann::{AnnIndex, Flat, codec::decode_into};
-use strata_plugin::{PluginError, PluginResult};
+use strata_plugin::{PluginError, PluginResult, filter::Filter};
 use tokio::sync::{OwnedRwLockReadGuard, RwLock};
 
 use super::{
     build::{Indexer, Seed},
     catalog::{self, Meta},
-    store,
+    store::{self, Added},
 };
 use crate::{error::map, sql::Shared};
 
@@ -37,6 +37,11 @@ pub(super) struct Loaded {
     /// The vectors, keyed by pk, and the HNSW index once the collection
     /// passed the threshold ([`Flat::index`]).
     pub(super) flat: Flat,
+    /// Each row's metadata text, row for row with `flat`: read at the
+    /// collection's first filtered query ([`Loaded::offer_metadata`]), then
+    /// patched by writes like the rest. A collection never filtered does
+    /// not hold it.
+    metadata: OnceLock<Vec<Box<str>>>,
 }
 
 /// An exact scan of at most this many `f32` values (≈ 2,700 vectors of
@@ -58,7 +63,65 @@ impl Loaded {
     fn remove(&mut self, pk: i64) {
         if let Some(row) = self.flat.remove(pk) {
             self.ids.swap_remove(row);
+            if let Some(metadata) = self.metadata.get_mut() {
+                metadata.swap_remove(row);
+            }
         }
+    }
+
+    fn add(&mut self, a: &Added) {
+        self.push(a.pk, a.id.clone(), &a.vector);
+        if let Some(metadata) = self.metadata.get_mut() {
+            metadata.push(a.metadata.as_str().into());
+        }
+    }
+
+    /// The pks of the rows passing `filter`, evaluated on the metadata held
+    /// in memory ([`TextMatcher`](strata_plugin::filter::TextMatcher): no
+    /// SQL, no document built per row). `None` when the metadata is not
+    /// held (see [`offer_metadata`](Self::offer_metadata)) or a row's text
+    /// is not JSON (the caller then asks SQL, which names the row's fault).
+    pub(super) fn matching(&self, filter: &Filter) -> Option<HashSet<i64>> {
+        let metadata = self.metadata.get()?;
+        let mut m = filter.text_matcher();
+        let mut pks = HashSet::new();
+        for (row, text) in metadata.iter().enumerate() {
+            if m.matches(text).ok()? {
+                pks.insert(self.flat.key(row));
+            }
+        }
+        Some(pks)
+    }
+
+    /// Keeps `rows` (every row's `(pk, metadata)`, read at `generation`)
+    /// as this cache's metadata if they are exactly its rows; otherwise
+    /// (another write committed in between) leaves it unset for a later
+    /// query to offer again.
+    pub(super) fn offer_metadata(&self, generation: i64, rows: store::MetadataRows) {
+        if generation != self.generation
+            || rows.len() != self.flat.len()
+            || self.metadata.get().is_some()
+        {
+            return;
+        }
+        let mut aligned: Vec<Option<Box<str>>> = vec![None; rows.len()];
+        for (pk, text) in rows {
+            match self.flat.row_of(pk) {
+                Some(row) if aligned[row].is_none() => aligned[row] = Some(text),
+                _ => return,
+            }
+        }
+        // Equal lengths and no row met twice: every row is there.
+        let _ = self
+            .metadata
+            .set(aligned.into_iter().map(|t| t.expect("every row")).collect());
+    }
+
+    /// Bytes of metadata text held (0 when not held).
+    fn metadata_bytes(&self) -> usize {
+        self.metadata
+            .get()
+            .map_or(0, |m| m.iter().map(|t| t.len()).sum())
     }
 }
 
@@ -183,7 +246,7 @@ impl Cache {
         before: i64,
         after: i64,
         removed: &[i64],
-        added: &[(i64, String, Vec<f32>)],
+        added: &[Added],
     ) {
         let slot = self.slots().get(name).cloned();
         let Some(slot) = slot else { return };
@@ -197,8 +260,8 @@ impl Cache {
         for pk in removed {
             l.remove(*pk);
         }
-        for (pk, id, v) in added {
-            l.push(*pk, id.clone(), v);
+        for a in added {
+            l.add(a);
         }
         // Links the new rows into an attached index, too.
         l.flat.maintain();
@@ -259,6 +322,8 @@ impl Cache {
             "f32_held_by": if loaded.flat.index().is_some() { "hnsw" } else { "cache" },
             "int8_copy_bytes": quant.bytes(),
         });
+        // Read at the first filtered query (0 until then).
+        d["metadata_cache_bytes"] = serde_json::json!(loaded.metadata_bytes());
         self.indexer.describe(name, loaded.flat.index(), &mut d);
         d
     }
@@ -288,6 +353,7 @@ fn load(c: &Connection, meta: &Meta, seed: Option<AnnIndex>) -> PluginResult<Loa
             Some(ix) => Flat::with_index(ix, count),
             None => Flat::with_capacity(meta.ann_metric(), d, count),
         },
+        metadata: OnceLock::new(),
     };
     let mut v = Vec::with_capacity(d);
     store::each_vector(c, meta, |pk, id, blob| {

@@ -1,8 +1,12 @@
 //! Ranking: dense queries (exact or through the index) and hybrid queries.
 //!
-//! A filtered query first selects the matching pks in SQL (the shared
-//! filter language translated by `crate::filter_sql`), then ranks exactly
-//! those in the cache ([`Flat::search`](strata_ann::Flat::search): the
+//! A filtered query first selects the matching pks: on the metadata the
+//! cache holds (read at the collection's first filtered query, patched by
+//! writes after it), the filter evaluated on each row's JSON text by a
+//! [`TextMatcher`](strata_plugin::filter::TextMatcher) — no SQL, no
+//! document built per row; in SQL (the shared filter language translated
+//! by `crate::filter_sql`) when the cache cannot answer. Then it ranks
+//! exactly those in the cache ([`Flat::search`](strata_ann::Flat::search): the
 //! index unless the filter is selective, rescored exactly). Hybrid: BM25
 //! over FTS5 (query terms OR-ed, each quoted) and the dense ranking, each
 //! cut to `candidates`, fused by reciprocal rank fusion.
@@ -87,15 +91,34 @@ async fn dense(
     filter: &Filter,
     options: &QueryOptions,
 ) -> PluginResult<Vec<(i64, String, f64)>> {
+    let cache = match &vectors {
+        Vectors::Load(cache) => Some(*cache),
+        Vectors::Held(_) => None,
+    };
+    let mut loaded = vectors.guard(meta).await?;
     let allowed = if filter.is_all() {
         None
+    } else if let Some(pks) = loaded.matching(filter) {
+        Some(pks)
+    } else if let Some(cache) = cache {
+        // The first filtered query of this cache: every row's metadata is
+        // read (from the metadata index, not the table) and offered to the
+        // cache for the next ones. The cache is not held meanwhile, so a
+        // write can patch it.
+        drop(loaded);
+        let m = meta.clone();
+        let (generation, rows) = shared
+            .with_reader(move |c| store::all_metadata(c, &m))
+            .await?;
+        loaded = cache.loaded(meta).await?;
+        loaded.offer_metadata(generation, rows);
+        match loaded.matching(filter) {
+            Some(pks) => Some(pks),
+            None => sql_matching(shared, meta, filter).await?,
+        }
     } else {
-        let (m, f) = (meta.clone(), filter.clone());
-        shared
-            .with_reader(move |c| store::filtered_pks(c, &m, &f))
-            .await?
+        sql_matching(shared, meta, filter).await?
     };
-    let loaded = vectors.guard(meta).await?;
     let q = loaded.flat.prepare_query(vector);
     let top = loaded.flat.search(
         &q,
@@ -107,6 +130,19 @@ async fn dense(
         .into_iter()
         .map(|(i, s)| (loaded.flat.key(i), loaded.ids[i].clone(), s))
         .collect())
+}
+
+/// The pks passing `filter`, selected in SQL (the cache's metadata could
+/// not answer: a write raced its first read, or a row's text is not JSON).
+async fn sql_matching(
+    shared: &Shared,
+    meta: &Meta,
+    filter: &Filter,
+) -> PluginResult<Option<std::collections::HashSet<i64>>> {
+    let (m, f) = (meta.clone(), filter.clone());
+    shared
+        .with_reader(move |c| store::filtered_pks(c, &m, &f))
+        .await
 }
 
 /// How [`materialise`] treats a ranked record whose row is gone.

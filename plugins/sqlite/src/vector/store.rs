@@ -71,6 +71,38 @@ pub(super) fn each_vector(
     Ok(())
 }
 
+/// Every row's metadata text, as `(pk, text)`.
+pub(super) type MetadataRows = Vec<(i64, Box<str>)>;
+
+/// Every row's metadata of `meta`'s collection and the generation they
+/// belong to, read in one snapshot (scanned from the metadata index: the
+/// vectors are not read).
+pub(super) fn all_metadata(c: &Connection, meta: &Meta) -> PluginResult<(i64, MetadataRows)> {
+    let _snapshot = if c.is_autocommit() {
+        Some(c.unchecked_transaction().map_err(map)?)
+    } else {
+        None
+    };
+    let generation = super::catalog::generation(c, &meta.name)?;
+    let mut stmt = c.prepare(&all_metadata_sql(meta)).map_err(map)?;
+    let rows = stmt
+        .query_map([], |r| {
+            let text = r.get_ref(1)?;
+            let text = text.as_str().map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(1, text.data_type(), Box::new(e))
+            })?;
+            Ok((r.get::<_, i64>(0)?, Box::<str>::from(text)))
+        })
+        .map_err(map)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(map)?;
+    Ok((generation, rows))
+}
+
+fn all_metadata_sql(meta: &Meta) -> String {
+    format!("SELECT pk, metadata FROM {}", vec_table(&meta.name))
+}
+
 /// `SELECT {what}` over the rows passing filter `f`: read from the
 /// collection's metadata index, not its table
 /// ([`ensure_metadata_index`](super::catalog::ensure_metadata_index)),
@@ -377,11 +409,20 @@ pub(super) fn lexical(
     .map_err(map)
 }
 
-/// What a write changed: pks deleted, and rows inserted as (pk, id, vector).
+/// What a write changed: pks deleted, rows inserted.
 #[derive(Default)]
 pub(super) struct Written {
     pub(super) removed: Vec<i64>,
-    pub(super) added: Vec<(i64, String, Vec<f32>)>,
+    pub(super) added: Vec<Added>,
+}
+
+/// A row a write inserted, as the cache keeps it.
+pub(super) struct Added {
+    pub(super) pk: i64,
+    pub(super) id: String,
+    pub(super) vector: Vec<f32>,
+    /// The metadata text as stored (`{}` for none).
+    pub(super) metadata: String,
 }
 
 /// Writes `records` into collection `name` (inside the caller's
@@ -424,9 +465,12 @@ pub(super) fn upsert(
             r.text.as_deref()
         ])
         .map_err(map)?;
-        written
-            .added
-            .push((c.last_insert_rowid(), r.id.clone(), r.vector.clone()));
+        written.added.push(Added {
+            pk: c.last_insert_rowid(),
+            id: r.id.clone(),
+            vector: r.vector.clone(),
+            metadata: metadata.to_string(),
+        });
     }
     Ok(written)
 }
@@ -531,5 +575,16 @@ mod tests {
                 );
             }
         }
+        let plan: String = c
+            .query_row(
+                &format!("EXPLAIN QUERY PLAN {}", all_metadata_sql(&meta)),
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(
+            plan.contains("USING COVERING INDEX strata_vec_notes_metadata"),
+            "every row's metadata: {plan}"
+        );
     }
 }
