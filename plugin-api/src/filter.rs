@@ -443,6 +443,71 @@ impl Expr<'_> {
     }
 }
 
+/// Reads the value at one dotted path of metadata kept as JSON text, the
+/// way [`Filter::matches`] resolves a field's path on the parsed document
+/// (object keys only, the last of duplicate keys), without building the
+/// document: for backends that keep one column of values per path a
+/// filter names.
+///
+/// ```
+/// # use strata_plugin_api::filter::PathReader;
+/// let path = ["src".to_string(), "app".to_string()];
+/// let mut r = PathReader::new(&path);
+/// assert_eq!(r.read(r#"{"src": {"app": "cli"}, "n": 1}"#).unwrap(), Some("cli".into()));
+/// assert_eq!(r.read(r#"{"src": ["app"]}"#).unwrap(), None);
+/// ```
+#[derive(Debug)]
+pub struct PathReader<'p> {
+    nodes: Vec<PathNode<'p>>,
+    slots: Vec<Option<Json>>,
+}
+
+impl<'p> PathReader<'p> {
+    /// A reader of `path` (segments, as in [`Filter::Field`]).
+    pub fn new(path: &'p [String]) -> PathReader<'p> {
+        let mut nodes = vec![PathNode {
+            key: "",
+            children: Vec::new(),
+            keep: path.is_empty(),
+        }];
+        for seg in path {
+            let parent = nodes.len() - 1;
+            nodes.push(PathNode {
+                key: seg,
+                children: Vec::new(),
+                keep: false,
+            });
+            nodes[parent].children.push(parent + 1);
+        }
+        let last = nodes.len() - 1;
+        nodes[last].keep = true;
+        let slots = vec![None; nodes.len()];
+        PathReader { nodes, slots }
+    }
+
+    /// The value at the path in `text` (`None`: missing). `Err` when
+    /// `text` is not JSON.
+    pub fn read(&mut self, text: &str) -> Result<Option<Json>, serde_json::Error> {
+        self.slots.iter_mut().for_each(|s| *s = None);
+        let mut de = serde_json::Deserializer::from_str(text);
+        if self.nodes.len() == 1 {
+            let whole = <Json as serde::Deserialize>::deserialize(&mut de)?;
+            de.end()?;
+            return Ok(Some(whole));
+        }
+        serde::de::DeserializeSeed::deserialize(
+            Walk {
+                nodes: &self.nodes,
+                slots: &mut self.slots,
+                node: 0,
+            },
+            &mut de,
+        )?;
+        de.end()?;
+        Ok(self.slots.last_mut().and_then(Option::take))
+    }
+}
+
 /// Forgets what was read under `node` (a key met again: the last one
 /// counts).
 fn clear_under(nodes: &[PathNode<'_>], slots: &mut [Option<Json>], node: usize) {

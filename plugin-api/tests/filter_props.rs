@@ -8,7 +8,7 @@
 
 use proptest::prelude::*;
 use serde_json::{Value as Json, json};
-use strata_plugin_api::filter::{FieldOp, Filter, Scalar};
+use strata_plugin_api::filter::{FieldOp, Filter, PathReader, Scalar};
 
 fn config() -> ProptestConfig {
     ProptestConfig {
@@ -274,6 +274,20 @@ proptest! {
         // The matcher is reused row after row: nothing of this row may
         // leak into the next.
         prop_assert_eq!(m.matches("{}").unwrap(), f.matches(&json!({})));
+    }
+
+    #[test]
+    fn the_path_reader_reads_what_matches_resolves(path in prop::collection::vec(small_key(), 1..4), doc in raw()) {
+        let text = doc.text();
+        let parsed: Json = serde_json::from_str(&text).unwrap();
+        let mut want = Some(&parsed);
+        for seg in &path {
+            want = want.and_then(|v| v.get(seg.as_str()));
+        }
+        let mut r = PathReader::new(&path);
+        let got = r.read(&text).unwrap();
+        prop_assert_eq!(got.as_ref(), want, "{:?} in {}", path, text);
+        prop_assert_eq!(r.read("{}").unwrap(), None);
     }
 }
 

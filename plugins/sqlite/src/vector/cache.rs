@@ -24,6 +24,7 @@ use tokio::sync::{OwnedRwLockReadGuard, RwLock};
 use super::{
     build::{Indexer, Seed},
     catalog::{self, Meta},
+    columns::Metadata,
     store::{self, Added},
 };
 use crate::{error::map, sql::Shared};
@@ -41,7 +42,7 @@ pub(super) struct Loaded {
     /// collection's first filtered query ([`Loaded::offer_metadata`]), then
     /// patched by writes like the rest. A collection never filtered does
     /// not hold it.
-    metadata: OnceLock<Vec<Box<str>>>,
+    metadata: OnceLock<Metadata>,
 }
 
 /// An exact scan of at most this many `f32` values (≈ 2,700 vectors of
@@ -72,25 +73,18 @@ impl Loaded {
     fn add(&mut self, a: &Added) {
         self.push(a.pk, a.id.clone(), &a.vector);
         if let Some(metadata) = self.metadata.get_mut() {
-            metadata.push(a.metadata.as_str().into());
+            metadata.push(&a.metadata);
         }
     }
 
     /// The pks of the rows passing `filter`, evaluated on the metadata held
-    /// in memory ([`TextMatcher`](strata_plugin::filter::TextMatcher): no
-    /// SQL, no document built per row). `None` when the metadata is not
-    /// held (see [`offer_metadata`](Self::offer_metadata)) or a row's text
-    /// is not JSON (the caller then asks SQL, which names the row's fault).
+    /// in memory (see [`Metadata`]: no SQL). `None` when the metadata is
+    /// not held (see [`offer_metadata`](Self::offer_metadata)) or a row's
+    /// text is not JSON (the caller then asks SQL, which names the fault).
     pub(super) fn matching(&self, filter: &Filter) -> Option<HashSet<i64>> {
-        let metadata = self.metadata.get()?;
-        let mut m = filter.text_matcher();
-        let mut pks = HashSet::new();
-        for (row, text) in metadata.iter().enumerate() {
-            if m.matches(text).ok()? {
-                pks.insert(self.flat.key(row));
-            }
-        }
-        Some(pks)
+        self.metadata
+            .get()?
+            .matching(filter, |row| self.flat.key(row))
     }
 
     /// Keeps `rows` (every row's `(pk, metadata)`, read at `generation`)
@@ -112,16 +106,13 @@ impl Loaded {
             }
         }
         // Equal lengths and no row met twice: every row is there.
-        let _ = self
-            .metadata
-            .set(aligned.into_iter().map(|t| t.expect("every row")).collect());
+        let texts = aligned.into_iter().map(|t| t.expect("every row")).collect();
+        let _ = self.metadata.set(Metadata::new(texts));
     }
 
-    /// Bytes of metadata text held (0 when not held).
+    /// Bytes of metadata held (0 when not held).
     fn metadata_bytes(&self) -> usize {
-        self.metadata
-            .get()
-            .map_or(0, |m| m.iter().map(|t| t.len()).sum())
+        self.metadata.get().map_or(0, Metadata::bytes)
     }
 }
 

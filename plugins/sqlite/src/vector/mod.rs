@@ -10,12 +10,13 @@
 //! | `catalog` | the `strata_collections` catalog, a collection's tables (DDL), generations |
 //! | `store` | row reads and writes, the FTS5 lexical ranking |
 //! | `cache` | the in-memory copy of each collection: loading, patching after writes, reloading when another process wrote |
+//! | `columns` | a collection's metadata in memory for filters: the rows' texts and a column of values per filtered path |
 //! | `build` | the HNSW index: background and inline builds, sidecar files, reconciliation |
 //! | `search` | dense (exact or through the index) and hybrid ranking |
 //! | this file | the `VectorBackend` impl: validation, transactions, where each call runs |
 //!
 //! Imports run one way: `mod.rs` → `search` → `cache` → `build`,
-//! `store` → `catalog`.
+//! `columns`, `store` → `catalog`.
 //!
 //! # Exact search
 //!
@@ -54,6 +55,7 @@
 mod build;
 mod cache;
 mod catalog;
+mod columns;
 mod search;
 mod store;
 
