@@ -410,17 +410,7 @@ impl TextMatcher<'_> {
     /// Whether the metadata `text` (a JSON document; normally an object)
     /// matches. `Err` when `text` is not JSON.
     pub fn matches(&mut self, text: &str) -> Result<bool, serde_json::Error> {
-        self.slots.iter_mut().for_each(|s| *s = None);
-        let mut de = serde_json::Deserializer::from_str(text);
-        serde::de::DeserializeSeed::deserialize(
-            Walk {
-                nodes: &self.nodes,
-                slots: &mut self.slots,
-                node: 0,
-            },
-            &mut de,
-        )?;
-        de.end()?;
+        walk(&self.nodes, &mut self.slots, text)?;
         Ok(self.expr.eval(&self.slots))
     }
 }
@@ -488,24 +478,33 @@ impl<'p> PathReader<'p> {
     /// The value at the path in `text` (`None`: missing). `Err` when
     /// `text` is not JSON.
     pub fn read(&mut self, text: &str) -> Result<Option<Json>, serde_json::Error> {
-        self.slots.iter_mut().for_each(|s| *s = None);
-        let mut de = serde_json::Deserializer::from_str(text);
         if self.nodes.len() == 1 {
-            let whole = <Json as serde::Deserialize>::deserialize(&mut de)?;
-            de.end()?;
-            return Ok(Some(whole));
+            // The empty path: the whole document.
+            return serde_json::from_str(text).map(Some);
         }
-        serde::de::DeserializeSeed::deserialize(
-            Walk {
-                nodes: &self.nodes,
-                slots: &mut self.slots,
-                node: 0,
-            },
-            &mut de,
-        )?;
-        de.end()?;
+        walk(&self.nodes, &mut self.slots, text)?;
         Ok(self.slots.last_mut().and_then(Option::take))
     }
+}
+
+/// Reads `text` through the trie `nodes` into `slots` (cleared first),
+/// the whole text checked to be one JSON value.
+fn walk(
+    nodes: &[PathNode<'_>],
+    slots: &mut [Option<Json>],
+    text: &str,
+) -> Result<(), serde_json::Error> {
+    slots.iter_mut().for_each(|s| *s = None);
+    let mut de = serde_json::Deserializer::from_str(text);
+    serde::de::DeserializeSeed::deserialize(
+        Walk {
+            nodes,
+            slots,
+            node: 0,
+        },
+        &mut de,
+    )?;
+    de.end()
 }
 
 /// Forgets what was read under `node` (a key met again: the last one

@@ -307,6 +307,9 @@ fn the_text_matcher_reads_the_last_of_duplicate_keys_and_rejects_non_json() {
     );
     assert!(m.matches(r#"{"a": {"b": 1}"#).is_err(), "unterminated");
     assert!(m.matches(r#"{"a": {"b": 1}} x"#).is_err(), "trailing text");
+    // The empty path reads the whole document.
+    assert_eq!(PathReader::new(&[]).read("[1]").unwrap(), Some(json!([1])));
+    assert!(PathReader::new(&[]).read("[1] x").is_err());
 }
 
 /// Serialised, a float reads back as the same float: serde_json parses
