@@ -17,13 +17,12 @@
 //! cannot rule out; the answer is the `f32` scan's, row for row and bit for
 //! bit (ties broken by key on both paths).
 
-use std::collections::{HashMap, HashSet};
-
 use crate::{
     codec,
     hnsw::bits_eq,
     index::{AnnIndex, HnswParams},
     kernels::{self, Kernels},
+    keys::{KeyMap, KeySet},
     metric::Metric,
     quant::Quant,
     topk::{TopK, rank},
@@ -56,7 +55,7 @@ pub struct Flat {
     dimension: usize,
     keys: Vec<i64>,
     store: Store,
-    rows: HashMap<i64, usize>,
+    rows: KeyMap<usize>,
     /// The int8 copy of the vectors (row for row).
     quant: Quant,
 }
@@ -146,7 +145,7 @@ impl Flat {
             dimension,
             keys: Vec::with_capacity(capacity),
             store: Store::Own(Vec::with_capacity(capacity * dimension)),
-            rows: HashMap::with_capacity(capacity),
+            rows: KeyMap::with_capacity_and_hasher(capacity, Default::default()),
             quant: Quant::new(dimension),
         }
     }
@@ -427,7 +426,7 @@ impl Flat {
                 index: Box::new(index),
                 nodes: Vec::with_capacity(capacity),
             },
-            rows: HashMap::with_capacity(capacity),
+            rows: KeyMap::with_capacity_and_hasher(capacity, Default::default()),
             quant: Quant::new(dimension),
         }
     }
@@ -509,7 +508,7 @@ impl Flat {
         q: &[f32],
         k: usize,
         options: SearchOptions,
-        allowed: Option<&HashSet<i64>>,
+        allowed: Option<&KeySet>,
     ) -> Vec<(usize, f64)> {
         // `k` is a caller's `top_k`: no more rows than exist are returned,
         // so nothing below is sized by more.
@@ -525,12 +524,7 @@ impl Flat {
     /// keys: through the int8 copy when the scan is large enough (same
     /// answer, fewer bytes read), else by scanning the `f32` rows. `k`
     /// may exceed the rows (a caller's `top_k`): memory follows the rows.
-    pub fn exact_top_k(
-        &self,
-        q: &[f32],
-        k: usize,
-        allowed: Option<&HashSet<i64>>,
-    ) -> Vec<(usize, f64)> {
+    pub fn exact_top_k(&self, q: &[f32], k: usize, allowed: Option<&KeySet>) -> Vec<(usize, f64)> {
         let k = k.min(self.len());
         if k == 0 {
             return Vec::new();
@@ -547,7 +541,7 @@ impl Flat {
     }
 
     /// The rows of the `allowed` keys, ascending (`None`: all rows).
-    pub(crate) fn candidate_rows(&self, allowed: Option<&HashSet<i64>>) -> Option<Vec<usize>> {
+    pub(crate) fn candidate_rows(&self, allowed: Option<&KeySet>) -> Option<Vec<usize>> {
         match allowed {
             None => None,
             Some(set) if set.len() < self.len() / 4 => {
@@ -620,7 +614,7 @@ impl Flat {
         q: &[f32],
         k: usize,
         options: SearchOptions,
-        allowed: Option<&HashSet<i64>>,
+        allowed: Option<&KeySet>,
     ) -> Option<Vec<(usize, f64)>> {
         if k == 0 {
             return Some(Vec::new());
@@ -630,7 +624,7 @@ impl Flat {
             // the graph cannot reach them.
             return None;
         }
-        let matching = allowed.map_or(self.len(), HashSet::len);
+        let matching = allowed.map_or(self.len(), KeySet::len);
         if allowed.is_some() && matching <= (self.len() / 20).max(2_000) {
             return None;
         }
@@ -694,6 +688,8 @@ fn score_with(metric: Metric, kern: Kernels, q: &[f32], v: &[f32]) -> f64 {
 mod tests {
     //! The int8 path against the `f32` scan (identical answers) and against
     //! brute force in `f64` (same top-k up to ties within `f32` rounding).
+
+    use std::collections::HashMap;
 
     use super::*;
     use crate::quant::SearchStats;
@@ -781,7 +777,7 @@ mod tests {
         raw: &HashMap<i64, Vec<f32>>,
         query: &[f32],
         k: usize,
-        allowed: Option<&HashSet<i64>>,
+        allowed: Option<&KeySet>,
     ) -> SearchStats {
         let q = l.prepare_query(query);
         let rows = l.candidate_rows(allowed);
@@ -912,7 +908,7 @@ mod tests {
             let q = one.prepare_query(&[1.0, 0.0, 0.0]);
             assert_eq!(one.exact_top_k(&q, huge, None).len(), 1);
             assert_eq!(one.exact_top_k(&q, usize::MAX, None).len(), 1);
-            let allowed: HashSet<i64> = [5].into();
+            let allowed = KeySet::from_iter([5]);
             assert_eq!(one.exact_top_k(&q, huge, Some(&allowed)).len(), 1);
             // Through an index, filtered or not, and with a huge ef.
             let mut rng = Rng(1);
@@ -923,7 +919,7 @@ mod tests {
             let q = l.prepare_query(&vecs[0]);
             let all = l.search(&q, huge, SearchOptions::new(Some(huge), false), None);
             assert_eq!(all.len(), 3000);
-            let half: HashSet<i64> = (0..3000).step_by(2).map(pk_of).collect();
+            let half: KeySet = (0..3000).step_by(2).map(pk_of).collect();
             let some = l.search(&q, huge, SearchOptions::default(), Some(&half));
             assert_eq!(some.len(), 1500);
             // The int8 path's own entry point.
@@ -1020,9 +1016,9 @@ mod tests {
         for metric in METRICS {
             let l = cache(metric, d, &vecs);
             let raw = raw_of(&vecs);
-            let small: HashSet<i64> = (0..5000).step_by(97).map(pk_of).collect();
-            let large: HashSet<i64> = (0..5000).filter(|i| i % 3 != 0).map(pk_of).collect();
-            let none: HashSet<i64> = HashSet::new();
+            let small: KeySet = (0..5000).step_by(97).map(pk_of).collect();
+            let large: KeySet = (0..5000).filter(|i| i % 3 != 0).map(pk_of).collect();
+            let none = KeySet::default();
             for q in &queries {
                 for k in [1, 10, 40] {
                     check(&l, &raw, q, k, Some(&small));
@@ -1194,7 +1190,7 @@ mod tests {
         l.maintain();
         assert_eq!(l.index().unwrap().pending(), 0);
         assert_eq!(l.data_bytes(), 0);
-        let removed: HashSet<i64> = gone.iter().copied().collect();
+        let removed: KeySet = gone.iter().copied().collect();
         for i in (0..2100).step_by(13) {
             let q = l.prepare_query(&vecs[i]);
             let top = l.search(&q, 5, SearchOptions::new(Some(64), false), None);

@@ -56,7 +56,7 @@
 //! `&self` and run concurrently; inserts, removals and saves take `&mut self`.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashSet,
     io::IsTerminal,
     path::{Path, PathBuf},
     sync::atomic::{AtomicBool, AtomicUsize, Ordering},
@@ -66,6 +66,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     hnsw::{Hnsw, Progress, Space},
+    keys::{KeyMap, KeySet},
     metric::Metric,
 };
 
@@ -184,8 +185,8 @@ pub struct AnnIndex {
     dimension: usize,
     params: HnswParams,
     /// Every key in the graph (live or tombstoned), and its node.
-    keys: HashMap<i64, u32>,
-    tombstones: HashSet<i64>,
+    keys: KeyMap<u32>,
+    tombstones: KeySet,
     /// The first node appended by [`append`](Self::append) and not linked
     /// yet (`None`: every node is linked).
     pending: Option<u32>,
@@ -325,7 +326,7 @@ impl AnnIndex {
                 .enumerate()
                 .map(|(node, key)| (*key, node as u32))
                 .collect(),
-            tombstones: HashSet::new(),
+            tombstones: KeySet::default(),
             pending: None,
             linking: false,
             generation,
@@ -558,13 +559,7 @@ impl AnnIndex {
     /// cosine), nearest first, skipping tombstones and keys outside
     /// `allowed`, exploring `ef` candidates (at least `k`). The graph's
     /// distances are approximate: rescore the candidates exactly.
-    pub fn search(
-        &self,
-        query: &[f32],
-        k: usize,
-        ef: usize,
-        allowed: Option<&HashSet<i64>>,
-    ) -> Vec<i64> {
+    pub fn search(&self, query: &[f32], k: usize, ef: usize, allowed: Option<&KeySet>) -> Vec<i64> {
         let keep = |node: u32| {
             let key = self.graph.pk(node);
             !self.tombstones.contains(&key) && allowed.is_none_or(|a| a.contains(&key))

@@ -112,6 +112,7 @@ pub mod hnsw;
 pub mod index;
 #[allow(unsafe_code)]
 pub mod kernels;
+pub mod keys;
 pub mod metric;
 pub mod npy;
 pub mod quant;
@@ -121,5 +122,6 @@ pub use flat::{AttachError, Flat, Refused, SearchOptions};
 pub use hnsw::Hnsw;
 pub use index::{AnnIndex, BuildCtl, HnswParams, IndexError, Origin};
 pub use kernels::{Kernels, kernels};
+pub use keys::{KeyMap, KeySet};
 pub use metric::Metric;
 pub use topk::TopK;

@@ -12,12 +12,12 @@
 //! differs — another process wrote — reloads, and the index is reconciled.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     sync::{Arc, Mutex, OnceLock},
 };
 
 use rusqlite::Connection;
-use strata_ann::{AnnIndex, Flat, codec::decode_into};
+use strata_ann::{AnnIndex, Flat, KeySet, codec::decode_into};
 use strata_plugin::{PluginError, PluginResult, filter::Filter};
 use tokio::sync::{OwnedRwLockReadGuard, RwLock};
 
@@ -81,7 +81,7 @@ impl Loaded {
     /// in memory (see [`Metadata`]: no SQL). `None` when the metadata is
     /// not held (see [`offer_metadata`](Self::offer_metadata)) or a row's
     /// text is not JSON (the caller then asks SQL, which names the fault).
-    pub(super) fn matching(&self, filter: &Filter) -> Option<HashSet<i64>> {
+    pub(super) fn matching(&self, filter: &Filter) -> Option<KeySet> {
         self.metadata
             .get()?
             .matching(filter, |row| self.flat.key(row))

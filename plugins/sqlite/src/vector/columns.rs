@@ -22,12 +22,10 @@
 //!
 //! [`TextMatcher`]: strata_plugin::filter::TextMatcher
 
-use std::{
-    collections::{HashMap, HashSet},
-    sync::RwLock,
-};
+use std::{collections::HashMap, sync::RwLock};
 
 use serde_json::Value as Json;
+use strata_ann::KeySet;
 use strata_plugin::filter::{FieldOp, Filter, PathReader};
 
 /// Columns kept per collection.
@@ -138,16 +136,12 @@ impl Metadata {
 
     /// The keys (`key(row)`) of the rows passing `filter`. `None` when a
     /// row's text is not JSON: the caller asks SQL instead.
-    pub(super) fn matching(
-        &self,
-        filter: &Filter,
-        key: impl Fn(usize) -> i64,
-    ) -> Option<HashSet<i64>> {
+    pub(super) fn matching(&self, filter: &Filter, key: impl Fn(usize) -> i64) -> Option<KeySet> {
         let mut wanted = Vec::new();
         paths(filter, &mut wanted);
         if wanted.len() > MAX_COLUMNS {
             let mut m = filter.text_matcher();
-            let mut pks = HashSet::new();
+            let mut pks = KeySet::default();
             for (row, text) in self.texts.iter().enumerate() {
                 if m.matches(text).ok()? {
                     pks.insert(key(row));
@@ -160,7 +154,7 @@ impl Metadata {
             (0..self.texts.len())
                 .filter(|&row| expr.eval(row))
                 .map(&key)
-                .collect::<HashSet<i64>>()
+                .collect::<KeySet>()
         };
         {
             let columns = self.columns.read().unwrap_or_else(|p| p.into_inner());
@@ -198,7 +192,7 @@ mod tests {
 
     use super::*;
 
-    fn keys(set: Option<HashSet<i64>>) -> Vec<i64> {
+    fn keys(set: Option<KeySet>) -> Vec<i64> {
         let mut v: Vec<i64> = set.expect("answered").into_iter().collect();
         v.sort_unstable();
         v

@@ -138,7 +138,7 @@ async fn sql_matching(
     shared: &Shared,
     meta: &Meta,
     filter: &Filter,
-) -> PluginResult<Option<std::collections::HashSet<i64>>> {
+) -> PluginResult<Option<strata_ann::KeySet>> {
     let (m, f) = (meta.clone(), filter.clone());
     shared
         .with_reader(move |c| store::filtered_pks(c, &m, &f))

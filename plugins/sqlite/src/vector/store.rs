@@ -5,10 +5,13 @@
 //! An overwrite deletes the old row and inserts a new one, so every stored
 //! vector has its own `pk` forever (which keeps derived indexes simple).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
-use strata_ann::codec::{decode, encode};
+use strata_ann::{
+    KeySet,
+    codec::{decode, encode},
+};
 use strata_plugin::{
     PluginError, PluginResult, Value,
     filter::Filter,
@@ -120,7 +123,7 @@ pub(super) fn filtered_pks(
     c: &Connection,
     meta: &Meta,
     filter: &Filter,
-) -> PluginResult<Option<HashSet<i64>>> {
+) -> PluginResult<Option<KeySet>> {
     if filter.is_all() {
         return Ok(None);
     }
@@ -131,7 +134,7 @@ pub(super) fn filtered_pks(
             r.get::<_, i64>(0)
         })
         .map_err(map)?
-        .collect::<Result<HashSet<i64>, _>>()
+        .collect::<Result<KeySet, _>>()
         .map_err(map)?;
     Ok(Some(pks))
 }
