@@ -530,3 +530,59 @@ async fn a_sidecar_read_below_this_process_threshold_is_left_alone() {
     drop(v);
     s.close().await.unwrap();
 }
+
+/// A collection's metadata is held in memory only once a filter asks for
+/// it: the texts at the first filtered query, a column per path filtered
+/// on after that (each a word or more a row), and it follows writes.
+#[tokio::test]
+async fn metadata_is_held_once_a_filter_asks_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let v = s.vectors().await.unwrap();
+    v.create_collection("mem", 4, Metric::Cosine).await.unwrap();
+    v.upsert("mem", records(0..100)).await.unwrap();
+    let held = |d: &Value| d["metadata_cache_bytes"].as_u64().unwrap();
+    assert_eq!(held(&details(&v).await), 0, "no filter yet");
+    let q = |f: Value| Query::new(vector(7)).top_k(100).filter(f);
+    let hits = v.query("mem", &q(json!({"i": {"$lt": 10}}))).await.unwrap();
+    assert_eq!(hits.len(), 10);
+    let texts: u64 = (0..100)
+        .map(|i| json!({"i": i}).to_string().len() as u64)
+        .sum();
+    let one_column = held(&details(&v).await);
+    assert!(
+        one_column >= texts + 100 * 8,
+        "{one_column} bytes for {texts} of text"
+    );
+    // A second path: a second column.
+    let hits = v
+        .query("mem", &q(json!({"j": {"$exists": false}})))
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 100);
+    assert!(held(&details(&v).await) >= one_column + 100 * 8);
+    // Writes patch it: an overwrite moves p3 out, new rows come in.
+    v.upsert(
+        "mem",
+        vec![
+            Record::new("p3", vector(3)).metadata(json!({"i": 50})),
+            Record::new("p100", vector(100)).metadata(json!({"i": 1})),
+        ],
+    )
+    .await
+    .unwrap();
+    v.delete_ids("mem", &["p5"]).await.unwrap();
+    let mut got: Vec<String> = v
+        .query("mem", &q(json!({"i": {"$lt": 10}})))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.id)
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        ["p0", "p1", "p100", "p2", "p4", "p6", "p7", "p8", "p9"]
+    );
+    s.close().await.unwrap();
+}
