@@ -89,25 +89,34 @@ impl Loaded {
 
     /// Keeps `rows` (every row's `(pk, metadata)`, read at `generation`)
     /// as this cache's metadata if they are exactly its rows; otherwise
-    /// (another write committed in between) leaves it unset for a later
-    /// query to offer again.
-    pub(super) fn offer_metadata(&self, generation: i64, rows: store::MetadataRows) {
+    /// (another write committed in between, or it is held already) hands
+    /// them back.
+    pub(super) fn offer_metadata(
+        &self,
+        generation: i64,
+        rows: store::MetadataRows,
+    ) -> Option<store::MetadataRows> {
         if generation != self.generation
             || rows.len() != self.flat.len()
             || self.metadata.get().is_some()
         {
-            return;
+            return Some(rows);
         }
-        let mut aligned: Vec<Option<Box<str>>> = vec![None; rows.len()];
-        for (pk, text) in rows {
-            match self.flat.row_of(pk) {
-                Some(row) if aligned[row].is_none() => aligned[row] = Some(text),
-                _ => return,
+        let mut aligned: Vec<Option<usize>> = vec![None; rows.len()];
+        for (i, (pk, _)) in rows.iter().enumerate() {
+            match self.flat.row_of(*pk) {
+                Some(row) if aligned[row].is_none() => aligned[row] = Some(i),
+                _ => return Some(rows),
             }
         }
         // Equal lengths and no row met twice: every row is there.
-        let texts = aligned.into_iter().map(|t| t.expect("every row")).collect();
+        let mut texts: Vec<Option<Box<str>>> = rows.into_iter().map(|(_, t)| Some(t)).collect();
+        let texts = aligned
+            .into_iter()
+            .map(|i| texts[i.expect("every row")].take().expect("each once"))
+            .collect();
         let _ = self.metadata.set(Metadata::new(texts));
+        None
     }
 
     /// Bytes of metadata held (0 when not held).

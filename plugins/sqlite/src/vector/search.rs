@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 
-use strata_ann::{Flat, SearchOptions};
+use strata_ann::{Flat, KeySet, SearchOptions};
 use strata_plugin::{
     PluginError, PluginResult,
     filter::Filter,
@@ -111,8 +111,20 @@ async fn dense(
             .with_reader(move |c| store::all_metadata(c, &m))
             .await?;
         loaded = cache.loaded(meta).await?;
-        loaded.offer_metadata(generation, rows);
-        match loaded.matching(filter) {
+        let answer = match loaded.offer_metadata(generation, rows) {
+            None => loaded.matching(filter),
+            // Not kept (a write committed in between): the rows read are
+            // one snapshot all the same, as SQL's answer would be.
+            Some(rows) => {
+                let mut m = filter.text_matcher();
+                rows.iter()
+                    .map(|(pk, text)| Ok(m.matches(text)?.then_some(*pk)))
+                    .filter_map(Result::transpose)
+                    .collect::<Result<KeySet, serde_json::Error>>()
+                    .ok()
+            }
+        };
+        match answer {
             Some(pks) => Some(pks),
             None => sql_matching(shared, meta, filter).await?,
         }
@@ -138,7 +150,7 @@ async fn sql_matching(
     shared: &Shared,
     meta: &Meta,
     filter: &Filter,
-) -> PluginResult<Option<strata_ann::KeySet>> {
+) -> PluginResult<Option<KeySet>> {
     let (m, f) = (meta.clone(), filter.clone());
     shared
         .with_reader(move |c| store::filtered_pks(c, &m, &f))
