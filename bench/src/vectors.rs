@@ -627,6 +627,14 @@ struct PluginHnsw {
     details: Json,
 }
 
+/// The bench collection's stats (an error when it is gone).
+fn collection_stats(ctx: &Ctx, v: &Vectors) -> Result<strata_host::CollectionStats, String> {
+    ctx.rt
+        .block_on(v.stats(COLLECTION))
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| "collection vanished".to_string())
+}
+
 /// The collection's stats once its index is installed (at once when it
 /// will have none: `hnsw_threshold` 0 or fewer vectors); an error when
 /// the background build failed.
@@ -637,11 +645,7 @@ fn wait_for_index(
 ) -> Result<strata_host::CollectionStats, String> {
     let a = ctx.args;
     loop {
-        let stats = ctx
-            .rt
-            .block_on(v.stats(COLLECTION))
-            .map_err(|e| e.to_string())?
-            .ok_or("collection vanished")?;
+        let stats = collection_stats(ctx, v)?;
         if stats.details["index"] == "hnsw" || a.hnsw_threshold == 0 || n < a.hnsw_threshold {
             return Ok(stats);
         }
@@ -767,11 +771,7 @@ fn grow_plugin_hnsw(
         }
         let wait = Instant::now();
         loop {
-            let stats = ctx
-                .rt
-                .block_on(v.stats(COLLECTION))
-                .map_err(|e| e.to_string())?
-                .ok_or("collection vanished")?;
+            let stats = collection_stats(ctx, &v)?;
             let d = &stats.details;
             if a.hnsw_threshold == 0
                 || n < a.hnsw_threshold
