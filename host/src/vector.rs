@@ -235,6 +235,12 @@ impl Hybrid {
         self.lexical_weight = lexical;
         self
     }
+    /// Sets the candidates taken from each ranking before fusion (0: the
+    /// backend's default, `max(4 · top_k, 50)`).
+    pub fn candidates(mut self, n: u32) -> Hybrid {
+        self.candidates = n;
+        self
+    }
     /// Sets the RRF constant.
     pub fn rrf_k(mut self, k: u32) -> Hybrid {
         self.rrf_k = k;

@@ -15,7 +15,8 @@
 //! to) and through the index at the backend's default `ef_search`, and
 //! every hit is checked against the filter. Hybrid: each query vector with
 //! its own text (BM25 over FTS5 fused with the dense ranking by RRF),
-//! timed beside a dense query of the same vectors on the same backend.
+//! timed beside a dense query of the same vectors on the same backend,
+//! then with each filter (every hit checked against it).
 
 use std::time::{Duration, Instant};
 
@@ -268,6 +269,46 @@ pub(super) fn measure(
                 p50: hybrid.2,
                 p99: hybrid.3,
             });
+            for (label, filter, passes_filter) in filters() {
+                progress(format!("n={n}: hybrid queries, {label}…"));
+                let got = ctx
+                    .rt
+                    .block_on(passes(queries.len(), a.rounds, a.warmup, |i| {
+                        let h = Hybrid::new(queries[i].clone(), qt[i].clone())
+                            .top_k(TOP_K as u32)
+                            .filter(filter.clone());
+                        let v = &v;
+                        async move {
+                            v.hybrid_query(COLLECTION, &h)
+                                .await
+                                .map_err(|e| e.to_string())
+                        }
+                    }))?;
+                if let Some(bad) = got
+                    .0
+                    .iter()
+                    .flatten()
+                    .find(|&&id| !passes_filter(id % BUCKETS))
+                {
+                    return Err(format!(
+                        "hybrid query with filter {filter} returned row {bad}"
+                    ));
+                }
+                let matching = (0..n).filter(|row| passes_filter(row % BUCKETS)).count();
+                if let Some(q) = got.0.iter().position(|r| r.len() < TOP_K.min(matching)) {
+                    return Err(format!(
+                        "hybrid query {q} with filter {filter} returned {} hits",
+                        got.0[q].len()
+                    ));
+                }
+                lines.push(Line {
+                    what: format!("hybrid, {label}"),
+                    recall: None,
+                    qps: got.1,
+                    p50: got.2,
+                    p99: got.3,
+                });
+            }
         }
         Ok::<_, String>((loaded, build, lines))
     })();

@@ -29,6 +29,12 @@ pub(super) fn cases() -> Vec<Case> {
         ),
         case!(
             Suite::Vector,
+            hybrid_filter_applies_before_the_cut,
+            "A filtered hybrid query ranks full-text matches among the records passing the filter: a weak keyword match that passes is found behind more than `candidates` stronger ones that do not, and the filter follows overwrites, inserts and deletes (plugin-api `HybridRequest`: the filter applies to both rankings).",
+            cap::VECTOR_HYBRID
+        ),
+        case!(
+            Suite::Vector,
             hybrid_with_punctuation_only_text,
             "Hybrid text with no words (punctuation only, or empty) is not an error: the lexical ranking is empty and the results are the dense ranking (rules: hybrid).",
             cap::VECTOR_HYBRID
@@ -136,6 +142,111 @@ async fn hybrid_respects_filters_and_weights(ctx: Ctx) -> CaseResult {
     ensure!(
         lexical_heavy[0].id == "d" || lexical_heavy[0].id == "c",
         "dense weight 0 = lexical order: {lexical_heavy:?}"
+    );
+    Ok(())
+}
+
+/// The filter is applied before each ranking is cut to `candidates`, not
+/// after: the only full-text match passing it is found behind stronger
+/// ones that do not, and writes move records in and out of it.
+async fn hybrid_filter_applies_before_the_cut(ctx: Ctx) -> CaseResult {
+    let (v, c) = store_with(&ctx, "hybridcut", 4, Metric::Cosine).await?;
+    let mut recs: Vec<Record> = random_vectors(31, 20, 4)
+        .into_iter()
+        .enumerate()
+        .map(|(i, x)| {
+            Record::new(format!("blue{i}"), x)
+                .metadata(json!({"team": "blue"}))
+                .text("keyword keyword keyword")
+        })
+        .collect();
+    recs.extend(
+        random_vectors(32, 10, 4)
+            .into_iter()
+            .enumerate()
+            .map(|(i, x)| {
+                Record::new(format!("red{i}"), x)
+                    .metadata(json!({"team": "red"}))
+                    .text("plain words only")
+            }),
+    );
+    // Written last: a tie on fused score would not put it first.
+    recs.push(
+        Record::new("target", vec![0.5, 0.5, 0.5, 0.5])
+            .metadata(json!({"team": "red"}))
+            .text("one keyword among several other plain words in a longer note"),
+    );
+    v.upsert(&c, recs).await?;
+    let q = vec![1.0, 0.0, 0.0, 0.0];
+    // Lexical order only, five candidates per ranking: without the filter
+    // the five best full-text matches are all blue.
+    let lexical = || {
+        Hybrid::new(q.clone(), "keyword")
+            .filter(json!({"team": "red"}))
+            .weights(0.0, 1.0)
+            .candidates(5)
+            .top_k(20)
+    };
+    let unfiltered = v
+        .hybrid_query(
+            &c,
+            &Hybrid::new(q.clone(), "keyword")
+                .weights(0.0, 1.0)
+                .candidates(5)
+                .top_k(5),
+        )
+        .await?;
+    ensure!(
+        unfiltered.iter().all(|h| h.id.starts_with("blue")),
+        "fixture: the five best full-text matches are blue: {:?}",
+        unfiltered.iter().map(|h| &h.id).collect::<Vec<_>>()
+    );
+    let ids =
+        |hits: &[strata_host::Hit]| -> Vec<String> { hits.iter().map(|h| h.id.clone()).collect() };
+    let hits = v.hybrid_query(&c, &lexical()).await?;
+    ensure!(
+        hits.first()
+            .is_some_and(|h| h.id == "target" && h.score > 0.0),
+        "the only red full-text match leads the filtered lexical ranking: {:?}",
+        hits.iter().map(|h| (&h.id, h.score)).collect::<Vec<_>>()
+    );
+    ensure!(
+        hits.iter()
+            .all(|h| h.id == "target" || h.id.starts_with("red")),
+        "filtered hybrid returned a record failing the filter: {:?}",
+        ids(&hits)
+    );
+    // Moved out of the filter by an overwrite; a new match moved in.
+    v.upsert(
+        &c,
+        [
+            Record::new("target", vec![0.5, 0.5, 0.5, 0.5])
+                .metadata(json!({"team": "blue"}))
+                .text("one keyword among several other plain words in a longer note"),
+            Record::new("late", vec![0.0, 0.0, 0.0, 1.0])
+                .metadata(json!({"team": "red"}))
+                .text("a late keyword"),
+        ],
+    )
+    .await?;
+    let hits = v.hybrid_query(&c, &lexical()).await?;
+    ensure!(
+        hits.first()
+            .is_some_and(|h| h.id == "late" && h.score > 0.0),
+        "after the writes, the new red match leads: {:?}",
+        ids(&hits)
+    );
+    ensure!(
+        hits.iter().all(|h| h.id != "target"),
+        "a record overwritten out of the filter is still returned: {:?}",
+        ids(&hits)
+    );
+    v.delete_ids(&c, &["late"]).await?;
+    let hits = v.hybrid_query(&c, &lexical()).await?;
+    ensure!(
+        hits.iter().all(|h| h.id.starts_with("red")),
+        "after deleting the only red full-text match, only red records without the keyword remain: {:?}",
+        hits.iter().map(|h| (&h.id, h.score)).collect::<Vec<_>>()
     );
     Ok(())
 }

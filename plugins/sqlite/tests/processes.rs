@@ -116,6 +116,13 @@ async fn commits_of_another_process_are_seen_by_the_next_query() {
             .await
             .is_empty()
     );
+    // Counts: from memory now (current, metadata held).
+    let side = |s: &str| json!({ "side": s });
+    assert_eq!(
+        v.count(COLLECTION, Some(&side("parent"))).await.unwrap(),
+        50
+    );
+    assert_eq!(v.count(COLLECTION, Some(&side("child"))).await.unwrap(), 0);
     let doomed = before[0].clone();
 
     let out = Command::new(std::env::current_exe().unwrap())
@@ -132,6 +139,13 @@ async fn commits_of_another_process_are_seen_by_the_next_query() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // Counts see the other process's writes before any query reloads the
+    // cache (a stale cache holding the metadata would answer 50 and 0).
+    assert_eq!(
+        v.count(COLLECTION, Some(&side("parent"))).await.unwrap(),
+        49
+    );
+    assert_eq!(v.count(COLLECTION, Some(&side("child"))).await.unwrap(), 1);
     let after = ids(&strata).await;
     assert_eq!(
         after[0], "from-the-other-process",

@@ -226,14 +226,20 @@ impl Cache {
         if self.indexer.build_finished(&meta.name) {
             return None;
         }
+        self.current(meta).filter(|l| l.is_quick())
+    }
+
+    /// The collection's cache held for reading *now*, without waiting or
+    /// loading, if it is loaded and holds exactly the rows of `meta`'s
+    /// generation (what a read of the table would see). `None` when not
+    /// loaded, stale, or a writer holds the slot.
+    pub(super) fn current(&self, meta: &Meta) -> Option<LoadedGuard> {
         let slot = self.slots().get(&meta.name).cloned()?;
         let read = slot.try_read_owned().ok()?;
-        let ready = read.as_ref().is_some_and(|l| {
-            l.generation == meta.generation
-                && l.flat.dimension() == meta.dimension as usize
-                && l.is_quick()
+        let current = read.as_ref().is_some_and(|l| {
+            l.generation == meta.generation && l.flat.dimension() == meta.dimension as usize
         });
-        ready.then(|| OwnedRwLockReadGuard::map(read, |l| l.as_ref().expect("checked ready")))
+        current.then(|| OwnedRwLockReadGuard::map(read, |l| l.as_ref().expect("checked current")))
     }
 
     /// Patches the cache (and index) after a committed write, under the

@@ -209,7 +209,7 @@ impl VectorBackend for SqliteVectors {
     /// | other `query`, `hybrid_query`, `collection_info` | blocking pool | the first one loads the whole collection into memory and may build its index (`hnsw_build = "inline"`), an exact scan reads every vector, a filter selects rows in SQL, full-text ranking reads postings |
     /// | `upsert`, `delete` | blocking pool | writes; patching the cache may insert into, reconcile or rebuild the index |
     /// | `create_collection`, `drop_collection` | blocking pool | schema writes; a drop waits for a load or build of the collection in flight and deletes its sidecar files |
-    /// | `list_collections`, `count`, `scan`, `fetch` of more ids | blocking pool | they count or read rows by the thousand |
+    /// | `list_collections`, `count`, `scan`, `fetch` of more ids | blocking pool | they count or read rows by the thousand (a `count` is answered from memory when the cache is current and holds what its filter reads, but that is known only once the call runs) |
     fn runs(&self, call: VectorCall<'_>) -> Runs {
         match call {
             VectorCall::Fetch(_, ids) if ids.len() <= INLINE_MAX_IDS => Runs::Inline,
@@ -342,6 +342,17 @@ impl VectorBackend for SqliteVectors {
     async fn count(&self, collection: String, filter_json: String) -> PluginResult<u64> {
         let meta = self.meta(&collection).await?;
         let filter = Filter::parse_str(&filter_json)?;
+        // Answered from memory when the cache is current (its rows are the
+        // table's) and, for a filter, holds the metadata: no row is read.
+        // Never loads the cache: a count alone does not warrant it.
+        if let Some(loaded) = self.cache.current(&meta) {
+            if filter.is_all() {
+                return Ok(loaded.flat.len() as u64);
+            }
+            if let Some(pks) = loaded.matching(&filter) {
+                return Ok(pks.len() as u64);
+            }
+        }
         self.shared
             .with_reader(move |c| store::count(c, &meta, &filter))
             .await

@@ -9,7 +9,10 @@
 //! exactly those in the cache ([`Flat::search`](strata_ann::Flat::search): the
 //! index unless the filter is selective, rescored exactly). Hybrid: BM25
 //! over FTS5 (query terms OR-ed, each quoted) and the dense ranking, each
-//! cut to `candidates`, fused by reciprocal rank fusion.
+//! cut to `candidates`, fused by reciprocal rank fusion. A filtered
+//! hybrid query selects the rows passing its filter once, for both halves:
+//! the full-text matches are read in BM25 order and kept while among them
+//! (`store::lexical_among`), so no match reads its row to be filtered.
 
 use std::collections::HashMap;
 
@@ -91,6 +94,39 @@ async fn dense(
     filter: &Filter,
     options: &QueryOptions,
 ) -> PluginResult<Vec<(i64, String, f64)>> {
+    let (loaded, allowed) = selection(shared, vectors, meta, filter).await?;
+    Ok(rank(&loaded, vector, k, allowed.as_ref(), options))
+}
+
+/// The `k` best `(pk, id, score)` for `vector` in `loaded`, among the
+/// `allowed` pks when given.
+fn rank(
+    loaded: &LoadedGuard,
+    vector: &[f32],
+    k: usize,
+    allowed: Option<&KeySet>,
+    options: &QueryOptions,
+) -> Vec<(i64, String, f64)> {
+    let q = loaded.flat.prepare_query(vector);
+    let top = loaded.flat.search(
+        &q,
+        k,
+        SearchOptions::new(options.ef_search, options.exact),
+        allowed,
+    );
+    top.into_iter()
+        .map(|(i, s)| (loaded.flat.key(i), loaded.ids[i].clone(), s))
+        .collect()
+}
+
+/// The collection in memory and, unless `filter` passes everything, the
+/// pks passing it: from the metadata the cache holds, else in SQL.
+async fn selection(
+    shared: &Shared,
+    vectors: Vectors<'_>,
+    meta: &Meta,
+    filter: &Filter,
+) -> PluginResult<(LoadedGuard, Option<KeySet>)> {
     let cache = match &vectors {
         Vectors::Load(cache) => Some(*cache),
         Vectors::Held(_) => None,
@@ -131,17 +167,7 @@ async fn dense(
     } else {
         sql_matching(shared, meta, filter).await?
     };
-    let q = loaded.flat.prepare_query(vector);
-    let top = loaded.flat.search(
-        &q,
-        k,
-        SearchOptions::new(options.ef_search, options.exact),
-        allowed.as_ref(),
-    );
-    Ok(top
-        .into_iter()
-        .map(|(i, s)| (loaded.flat.key(i), loaded.ids[i].clone(), s))
-        .collect())
+    Ok((loaded, allowed))
 }
 
 /// The pks passing `filter`, selected in SQL (the cache's metadata could
@@ -312,23 +338,36 @@ pub(super) async fn hybrid(
     let filter = Filter::parse_str(&request.filter_json)?;
     let k = request.top_k as usize;
     let candidates = request.candidates_or_default();
-    let dense = dense(
-        shared,
-        Vectors::Load(cache),
-        meta,
+    let (loaded, allowed) = selection(shared, Vectors::Load(cache), meta, &filter).await?;
+    let dense = rank(
+        &loaded,
         &request.vector,
         candidates,
-        &filter,
+        allowed.as_ref(),
         &QueryOptions::default(),
-    )
-    .await?;
+    );
+    // Not held while the full-text half reads: a write can patch the cache.
+    drop(loaded);
     let lexical = match store::fts_words(&request.text) {
         None => Vec::new(),
         Some(q) => {
-            let (m, f) = (meta.clone(), filter.clone());
-            shared
-                .with_reader(move |c| store::lexical(c, &m, q, &f, candidates))
-                .await?
+            let m = meta.clone();
+            match allowed {
+                // The rows passing the filter are known: the full-text
+                // matches are read in BM25 order and kept if among them,
+                // without reading any row's metadata.
+                Some(allowed) => {
+                    shared
+                        .with_reader(move |c| store::lexical_among(c, &m, q, &allowed, candidates))
+                        .await?
+                }
+                None => {
+                    let f = filter.clone();
+                    shared
+                        .with_reader(move |c| store::lexical(c, &m, q, &f, candidates))
+                        .await?
+                }
+            }
         }
     };
     let rrf_k = f64::from(request.rrf_k);

@@ -412,6 +412,53 @@ pub(super) fn lexical(
     .map_err(map)
 }
 
+/// The `(pk, id)` of the best `limit` BM25 matches of `words` (as
+/// [`lexical`] picks them) among the `allowed` pks, best first.
+///
+/// The rows passing a filter are already known (the dense half of a
+/// hybrid query selected them): matches are read in BM25 order, rowids
+/// only, and kept while among them; only the kept ones read their row, for
+/// the id. Filtering in SQL instead joined every match to its row and
+/// evaluated the filter on its JSON before the cut.
+pub(super) fn lexical_among(
+    c: &Connection,
+    meta: &Meta,
+    words: Vec<String>,
+    allowed: &KeySet,
+    limit: usize,
+) -> PluginResult<Vec<(i64, String)>> {
+    let q = weighty_words(c, meta, words)?.join(" OR ");
+    let (fts, vt) = (fts_table(&meta.name), vec_table(&meta.name));
+    let mut ranked = c
+        .prepare_cached(&format!(
+            "SELECT rowid FROM {fts} WHERE {fts} MATCH ?1 ORDER BY bm25({fts}), rowid"
+        ))
+        .map_err(map)?;
+    let mut id = c
+        .prepare_cached(&format!("SELECT id FROM {vt} WHERE pk = ?1"))
+        .map_err(map)?;
+    let mut out = Vec::with_capacity(limit.min(allowed.len()));
+    let mut rows = ranked.query([q]).map_err(map)?;
+    while out.len() < limit {
+        let Some(row) = rows.next().map_err(map)? else {
+            break;
+        };
+        let pk: i64 = row.get(0).map_err(map)?;
+        if !allowed.contains(&pk) {
+            continue;
+        }
+        // A row deleted since the selection is not a match.
+        if let Some(id) = id
+            .query_row([pk], |r| r.get::<_, String>(0))
+            .optional()
+            .map_err(map)?
+        {
+            out.push((pk, id));
+        }
+    }
+    Ok(out)
+}
+
 /// What a write changed: pks deleted, rows inserted.
 #[derive(Default)]
 pub(super) struct Written {
