@@ -22,6 +22,8 @@
 //! - **recall**: `Memory::recall_by_vector` (hybrid search, then reading
 //!   the traces, the re-rank and the access-count update): a whole recall
 //!   without the embedding;
+//! - **filtered recall**: the same recall among the memories whose
+//!   metadata has `"n": 3` (a tenth of them), every trace returned checked;
 //! - **question**: the same words asked as a question, `what do we know
 //!   about the … ?` ("the" is in most memories): the hybrid search with that text as typed (function words
 //!   included), and the recall, which leaves function words out of the
@@ -225,6 +227,7 @@ struct SizeResult {
     search: Vec<Duration>,
     recall: Vec<Duration>,
     recall_total: Duration,
+    filtered: Vec<Duration>,
     question_raw: Vec<Duration>,
     question: Vec<Duration>,
 }
@@ -362,6 +365,7 @@ async fn run_size(args: &MemoryArgs, size: usize) -> SizeResult {
         search: Vec::new(),
         recall: Vec::new(),
         recall_total: Duration::ZERO,
+        filtered: Vec::new(),
         question_raw: Vec::new(),
         question: Vec::new(),
     };
@@ -405,6 +409,21 @@ async fn run_size(args: &MemoryArgs, size: usize) -> SizeResult {
             .unwrap_or_else(|e| fail(e));
         let recall = t.elapsed();
         assert!(!got.is_empty(), "no trace recalled for {q:?}");
+        // The same recall among a tenth of the memories (`{"n": 3}`).
+        let t = Instant::now();
+        let got = m
+            .recall_by_vector(
+                q,
+                vector.clone(),
+                &RecallOptions::top(args.k).filter(serde_json::json!({ "n": 3 })),
+            )
+            .await
+            .unwrap_or_else(|e| fail(e));
+        let filtered = t.elapsed();
+        assert!(!got.is_empty(), "no trace recalled for {q:?} with a filter");
+        if let Some(bad) = got.iter().find(|r| r.trace.metadata["n"] != 3) {
+            fail(format!("the filtered recall returned {}", bad.trace.id));
+        }
         // The same words asked as a question: the full-text half as typed
         // (function words and all), then the recall (which drops them).
         let question = format!("what do we know about the {q}?");
@@ -434,6 +453,7 @@ async fn run_size(args: &MemoryArgs, size: usize) -> SizeResult {
             res.search.push(search);
             res.recall.push(recall);
             res.recall_total += recall;
+            res.filtered.push(filtered);
             res.question_raw.push(question_raw);
             res.question.push(question_t);
         }
@@ -500,6 +520,7 @@ pub(crate) fn run(args: MemoryArgs) {
             &mut r.dense,
             &mut r.search,
             &mut r.recall,
+            &mut r.filtered,
             &mut r.question_raw,
             &mut r.question,
         ] {
@@ -507,7 +528,7 @@ pub(crate) fn run(args: MemoryArgs) {
         }
         let p = |v: &[Duration]| format!("{:.3} / {:.3}", ms(pct(v, 0.5)), ms(pct(v, 0.99)));
         let row = format!(
-            "| {} | {} | {:.1} s ({:.0}/s) | {:.1} s | {} | {} | {} | {} | {:.0} | {} | {} |\n",
+            "| {} | {} | {:.1} s ({:.0}/s) | {:.1} s | {} | {} | {} | {} | {:.0} | {} | {} | {} |\n",
             args.backend,
             r.size,
             r.load.as_secs_f64(),
@@ -518,6 +539,7 @@ pub(crate) fn run(args: MemoryArgs) {
             p(&r.search),
             p(&r.recall),
             r.recall.len() as f64 / r.recall_total.as_secs_f64(),
+            p(&r.filtered),
             p(&r.question_raw),
             p(&r.question),
         );
@@ -530,8 +552,8 @@ pub(crate) fn run(args: MemoryArgs) {
         .unwrap_or_default();
     let mut report = format!(
         "\n### memory, {} ({}; load average at the end {load}; k = {}, {} timed queries per size)\n\n\
-         | backend | memories | load (remember_many, hash embedder) | index build | embed p50 / p99 ms (hash) | dense search p50 / p99 ms | hybrid search p50 / p99 ms | recall without embedding p50 / p99 ms | recalls/s | question: hybrid search with the text as typed p50 / p99 ms | question: recall p50 / p99 ms |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n{rows}",
+         | backend | memories | load (remember_many, hash embedder) | index build | embed p50 / p99 ms (hash) | dense search p50 / p99 ms | hybrid search p50 / p99 ms | recall without embedding p50 / p99 ms | recalls/s | recall with a filter (`{{\"n\": 3}}`, a tenth of the memories) p50 / p99 ms | question: hybrid search with the text as typed p50 / p99 ms | question: recall p50 / p99 ms |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n{rows}",
         args.backend,
         crate::vectors::machine_note(),
         args.k,

@@ -151,7 +151,10 @@ async fn hybrid_respects_filters_and_weights(ctx: Ctx) -> CaseResult {
 /// ones that do not, and writes move records in and out of it.
 async fn hybrid_filter_applies_before_the_cut(ctx: Ctx) -> CaseResult {
     let (v, c) = store_with(&ctx, "hybridcut", 4, Metric::Cosine).await?;
-    let mut recs: Vec<Record> = random_vectors(31, 20, 4)
+    // Sixty strong matches failing the filter, two hundred rows passing it
+    // without the keyword: a backend reading the full-text order only as
+    // deep as the filter's share suggests must read it again, deeper.
+    let mut recs: Vec<Record> = random_vectors(31, 60, 4)
         .into_iter()
         .enumerate()
         .map(|(i, x)| {
@@ -161,7 +164,7 @@ async fn hybrid_filter_applies_before_the_cut(ctx: Ctx) -> CaseResult {
         })
         .collect();
     recs.extend(
-        random_vectors(32, 10, 4)
+        random_vectors(32, 200, 4)
             .into_iter()
             .enumerate()
             .map(|(i, x)| {
@@ -185,7 +188,7 @@ async fn hybrid_filter_applies_before_the_cut(ctx: Ctx) -> CaseResult {
             .filter(json!({"team": "red"}))
             .weights(0.0, 1.0)
             .candidates(5)
-            .top_k(20)
+            .top_k(5)
     };
     let unfiltered = v
         .hybrid_query(

@@ -339,6 +339,7 @@ pub(super) async fn hybrid(
     let k = request.top_k as usize;
     let candidates = request.candidates_or_default();
     let (loaded, allowed) = selection(shared, Vectors::Load(cache), meta, &filter).await?;
+    let total = loaded.flat.len();
     let dense = rank(
         &loaded,
         &request.vector,
@@ -358,7 +359,9 @@ pub(super) async fn hybrid(
                 // without reading any row's metadata.
                 Some(allowed) => {
                     shared
-                        .with_reader(move |c| store::lexical_among(c, &m, q, &allowed, candidates))
+                        .with_reader(move |c| {
+                            store::lexical_among(c, &m, q, &allowed, total, candidates)
+                        })
                         .await?
                 }
                 None => {

@@ -412,51 +412,88 @@ pub(super) fn lexical(
     .map_err(map)
 }
 
+/// The deepest first read of the full-text order in [`lexical_among`].
+const MAX_LEXICAL_DEPTH: usize = 1024;
+
 /// The `(pk, id)` of the best `limit` BM25 matches of `words` (as
-/// [`lexical`] picks them) among the `allowed` pks, best first.
+/// [`lexical`] picks them) among the `allowed` pks (of a collection of
+/// `total` rows), best first.
 ///
 /// The rows passing a filter are already known (the dense half of a
 /// hybrid query selected them): matches are read in BM25 order, rowids
 /// only, and kept while among them; only the kept ones read their row, for
 /// the id. Filtering in SQL instead joined every match to its row and
 /// evaluated the filter on its JSON before the cut.
+///
+/// A full sort of every match costs ~40 % more than keeping the best few
+/// (FTS5 scores them all either way), so the order is first read only as
+/// deep as the filter's share of rows suggests — twice the depth at which
+/// `limit` allowed rows are expected — and read again in full only if
+/// that was not deep enough. Past [`MAX_LEXICAL_DEPTH`] the cut saves
+/// nothing (SQLite's top-N sorter keeping 10,000 rows was slower than a
+/// full sort: `benchmarks/vectors-sqlite.md`, session 18) and the order is
+/// read in full at once.
 pub(super) fn lexical_among(
     c: &Connection,
     meta: &Meta,
     words: Vec<String>,
     allowed: &KeySet,
+    total: usize,
     limit: usize,
 ) -> PluginResult<Vec<(i64, String)>> {
+    if allowed.is_empty() || limit == 0 {
+        return Ok(Vec::new());
+    }
     let q = weighty_words(c, meta, words)?.join(" OR ");
     let (fts, vt) = (fts_table(&meta.name), vec_table(&meta.name));
-    let mut ranked = c
-        .prepare_cached(&format!(
-            "SELECT rowid FROM {fts} WHERE {fts} MATCH ?1 ORDER BY bm25({fts}), rowid"
-        ))
-        .map_err(map)?;
     let mut id = c
         .prepare_cached(&format!("SELECT id FROM {vt} WHERE pk = ?1"))
         .map_err(map)?;
-    let mut out = Vec::with_capacity(limit.min(allowed.len()));
-    let mut rows = ranked.query([q]).map_err(map)?;
-    while out.len() < limit {
-        let Some(row) = rows.next().map_err(map)? else {
-            break;
-        };
-        let pk: i64 = row.get(0).map_err(map)?;
-        if !allowed.contains(&pk) {
-            continue;
+    let expected = limit.saturating_mul(total).div_ceil(allowed.len());
+    let mut depth = Some(expected.saturating_mul(2).saturating_add(16))
+        .filter(|&d| d < total && d <= MAX_LEXICAL_DEPTH);
+    loop {
+        let mut ranked = c
+            .prepare_cached(&match depth {
+                Some(_) => format!(
+                    "SELECT rowid FROM {fts} WHERE {fts} MATCH ?1 ORDER BY bm25({fts}), rowid LIMIT ?2"
+                ),
+                None => format!(
+                    "SELECT rowid FROM {fts} WHERE {fts} MATCH ?1 ORDER BY bm25({fts}), rowid"
+                ),
+            })
+            .map_err(map)?;
+        let mut rows = match depth {
+            Some(d) => ranked.query(rusqlite::params![q, d as i64]),
+            None => ranked.query(rusqlite::params![q]),
         }
-        // A row deleted since the selection is not a match.
-        if let Some(id) = id
-            .query_row([pk], |r| r.get::<_, String>(0))
-            .optional()
-            .map_err(map)?
-        {
-            out.push((pk, id));
+        .map_err(map)?;
+        let mut out = Vec::with_capacity(limit.min(allowed.len()));
+        let mut seen = 0usize;
+        while out.len() < limit {
+            let Some(row) = rows.next().map_err(map)? else {
+                break;
+            };
+            seen += 1;
+            let pk: i64 = row.get(0).map_err(map)?;
+            if !allowed.contains(&pk) {
+                continue;
+            }
+            // A row deleted since the selection is not a match.
+            if let Some(id) = id
+                .query_row([pk], |r| r.get::<_, String>(0))
+                .optional()
+                .map_err(map)?
+            {
+                out.push((pk, id));
+            }
+        }
+        match depth {
+            // Not deep enough: more matches exist past the cut.
+            Some(d) if out.len() < limit && seen >= d => depth = None,
+            _ => return Ok(out),
         }
     }
-    Ok(out)
 }
 
 /// What a write changed: pks deleted, rows inserted.
