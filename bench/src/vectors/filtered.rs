@@ -67,6 +67,34 @@ fn filters() -> [Case; 2] {
     ]
 }
 
+/// Every hit of each query (`got`, rows of `n`) passes the filter, and
+/// each query has a full top `TOP_K` (or every matching row).
+fn check(
+    n: usize,
+    what: &str,
+    got: &[Vec<usize>],
+    filter: &Json,
+    passes_filter: fn(usize) -> bool,
+) -> Result<(), String> {
+    if let Some(bad) = got
+        .iter()
+        .flatten()
+        .find(|&&id| !passes_filter(id % BUCKETS))
+    {
+        return Err(format!(
+            "{what} query with filter {filter} returned row {bad}"
+        ));
+    }
+    let matching = (0..n).filter(|row| passes_filter(row % BUCKETS)).count();
+    if let Some(q) = got.iter().position(|r| r.len() < TOP_K.min(matching)) {
+        return Err(format!(
+            "{what} query {q} with filter {filter} returned {} hits",
+            got[q].len()
+        ));
+    }
+    Ok(())
+}
+
 /// One row of the phase's table.
 struct Line {
     what: String,
@@ -190,24 +218,8 @@ pub(super) fn measure(
                     let v = &v;
                     async move { v.query(COLLECTION, &q).await.map_err(|e| e.to_string()) }
                 }))?;
-            for (what, got) in [("exact", &exact.0), ("index", &index.0)] {
-                if let Some(bad) = got
-                    .iter()
-                    .flatten()
-                    .find(|&&id| !passes_filter(id % BUCKETS))
-                {
-                    return Err(format!(
-                        "{what} query with filter {filter} returned row {bad}"
-                    ));
-                }
-                let matching = (0..n).filter(|row| passes_filter(row % BUCKETS)).count();
-                if let Some(q) = got.iter().position(|r| r.len() < TOP_K.min(matching)) {
-                    return Err(format!(
-                        "{what} query {q} with filter {filter} returned {} hits",
-                        got[q].len()
-                    ));
-                }
-            }
+            check(n, "exact", &exact.0, &filter, passes_filter)?;
+            check(n, "index", &index.0, &filter, passes_filter)?;
             lines.push(Line {
                 what: format!("{label}, exact"),
                 recall: Some(1.0),
@@ -284,23 +296,7 @@ pub(super) fn measure(
                                 .map_err(|e| e.to_string())
                         }
                     }))?;
-                if let Some(bad) = got
-                    .0
-                    .iter()
-                    .flatten()
-                    .find(|&&id| !passes_filter(id % BUCKETS))
-                {
-                    return Err(format!(
-                        "hybrid query with filter {filter} returned row {bad}"
-                    ));
-                }
-                let matching = (0..n).filter(|row| passes_filter(row % BUCKETS)).count();
-                if let Some(q) = got.0.iter().position(|r| r.len() < TOP_K.min(matching)) {
-                    return Err(format!(
-                        "hybrid query {q} with filter {filter} returned {} hits",
-                        got.0[q].len()
-                    ));
-                }
+                check(n, "hybrid", &got.0, &filter, passes_filter)?;
                 lines.push(Line {
                     what: format!("hybrid, {label}"),
                     recall: None,
