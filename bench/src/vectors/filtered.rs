@@ -251,18 +251,25 @@ pub(super) fn measure(
             p99: dense.3,
         });
         if let Some(qt) = query_texts {
+            // Each query's vector with its own text, and the filter if any.
+            let hybrid_passes = |filter: Option<&Json>| {
+                ctx.rt
+                    .block_on(passes(queries.len(), a.rounds, a.warmup, |i| {
+                        let h = Hybrid::new(queries[i].clone(), qt[i].clone()).top_k(TOP_K as u32);
+                        let h = match filter {
+                            Some(f) => h.filter(f.clone()),
+                            None => h,
+                        };
+                        let v = &v;
+                        async move {
+                            v.hybrid_query(COLLECTION, &h)
+                                .await
+                                .map_err(|e| e.to_string())
+                        }
+                    }))
+            };
             progress(format!("n={n}: hybrid queries…"));
-            let hybrid = ctx
-                .rt
-                .block_on(passes(queries.len(), a.rounds, a.warmup, |i| {
-                    let h = Hybrid::new(queries[i].clone(), qt[i].clone()).top_k(TOP_K as u32);
-                    let v = &v;
-                    async move {
-                        v.hybrid_query(COLLECTION, &h)
-                            .await
-                            .map_err(|e| e.to_string())
-                    }
-                }))?;
+            let hybrid = hybrid_passes(None)?;
             if let Some(q) = hybrid.0.iter().position(|r| r.len() < TOP_K.min(n)) {
                 return Err(format!(
                     "hybrid query {q} returned {} hits",
@@ -283,19 +290,7 @@ pub(super) fn measure(
             });
             for (label, filter, passes_filter) in filters() {
                 progress(format!("n={n}: hybrid queries, {label}…"));
-                let got = ctx
-                    .rt
-                    .block_on(passes(queries.len(), a.rounds, a.warmup, |i| {
-                        let h = Hybrid::new(queries[i].clone(), qt[i].clone())
-                            .top_k(TOP_K as u32)
-                            .filter(filter.clone());
-                        let v = &v;
-                        async move {
-                            v.hybrid_query(COLLECTION, &h)
-                                .await
-                                .map_err(|e| e.to_string())
-                        }
-                    }))?;
+                let got = hybrid_passes(Some(&filter))?;
                 check(n, "hybrid", &got.0, &filter, passes_filter)?;
                 lines.push(Line {
                     what: format!("hybrid, {label}"),

@@ -354,9 +354,9 @@ pub(super) async fn hybrid(
         Some(q) => {
             let m = meta.clone();
             match allowed {
-                // The rows passing the filter are known: the full-text
-                // matches are read in BM25 order and kept if among them,
-                // without reading any row's metadata.
+                // A filter: the rows passing it are known, and the
+                // full-text matches are read in BM25 order and kept if
+                // among them, without reading any row's metadata.
                 Some(allowed) => {
                     shared
                         .with_reader(move |c| {
@@ -364,10 +364,10 @@ pub(super) async fn hybrid(
                         })
                         .await?
                 }
+                // No filter (`selection` answers every other with a set).
                 None => {
-                    let f = filter.clone();
                     shared
-                        .with_reader(move |c| store::lexical(c, &m, q, &f, candidates))
+                        .with_reader(move |c| store::lexical(c, &m, q, candidates))
                         .await?
                 }
             }

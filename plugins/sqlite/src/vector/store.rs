@@ -373,38 +373,27 @@ fn weighty_words(c: &Connection, meta: &Meta, words: Vec<String>) -> PluginResul
 }
 
 /// The `(pk, id)` of the best `limit` BM25 matches of `words` (OR-ed, less
-/// the words BM25 gives no weight: [`weighty_words`]) among the rows
-/// passing `filter`, best first.
+/// the words BM25 gives no weight: [`weighty_words`]), best first. A
+/// filtered query ranks among the rows its filter selected:
+/// [`lexical_among`].
 pub(super) fn lexical(
     c: &Connection,
     meta: &Meta,
     words: Vec<String>,
-    filter: &Filter,
     limit: usize,
 ) -> PluginResult<Vec<(i64, String)>> {
     let q = weighty_words(c, meta, words)?.join(" OR ");
-    let mut params: Vec<Value> = vec![Value::Text(q)];
     let (fts, vt) = (fts_table(&meta.name), vec_table(&meta.name));
-    let sql = if filter.is_all() {
-        // Ranked first, joined after: only the best `limit` matches read
-        // their row for the id. Joined before the ORDER BY, every match
-        // read its row — with its vector, ~1.6 KB at 384 dimensions — and
-        // those reads were most of a hybrid query.
-        format!(
-            "SELECT v.pk, v.id FROM (SELECT rowid AS pk, bm25({fts}) AS score FROM {fts} WHERE {fts} MATCH ? ORDER BY score, rowid LIMIT ?) AS top JOIN {vt} AS v ON v.pk = top.pk ORDER BY top.score, top.pk"
-        )
-    } else {
-        // The filter reads the row's metadata: it must pass before the cut.
-        let sf = filter_sql::translate(filter, "v.metadata")?;
-        params.extend(sf.params);
-        format!(
-            "SELECT v.pk, v.id FROM {fts} JOIN {vt} AS v ON v.pk = {fts}.rowid WHERE {fts} MATCH ? AND {} ORDER BY bm25({fts}), v.pk LIMIT ?",
-            sf.sql
-        )
-    };
-    params.push(Value::Integer(limit as i64));
-    let mut stmt = c.prepare_cached(&sql).map_err(map)?;
-    stmt.query_map(params_from_iter(params.iter().map(Bind)), |r| {
+    // Ranked first, joined after: only the best `limit` matches read their
+    // row for the id. Joined before the ORDER BY, every match read its row
+    // — with its vector, ~1.6 KB at 384 dimensions — and those reads were
+    // most of a hybrid query.
+    let mut stmt = c
+        .prepare_cached(&format!(
+            "SELECT v.pk, v.id FROM (SELECT rowid AS pk, bm25({fts}) AS score FROM {fts} WHERE {fts} MATCH ?1 ORDER BY score, rowid LIMIT ?2) AS top JOIN {vt} AS v ON v.pk = top.pk ORDER BY top.score, top.pk"
+        ))
+        .map_err(map)?;
+    stmt.query_map(rusqlite::params![q, limit as i64], |r| {
         Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
     })
     .map_err(map)?
